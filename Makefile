@@ -1,0 +1,66 @@
+# Beacon: `make run` runs the whole stack on this machine, `make test` runs every test.
+# Both install what is missing first (Debian 12 / Ubuntu 24.04, as root or with sudo).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Servers and tools the development stack and the tests use.
+APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-venv python3-dev \
+                build-essential ca-certificates curl
+# The deployment test boots a fresh systemd host.
+APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
+
+.PHONY: help run test lint typecheck unit integration e2e deploy-test bench system-deps venv clean
+
+help:
+	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it)"
+	@echo "make test   - lint, type-check and run the whole test suite against real servers"
+	@echo "make bench  - run the benchmarks in tests/benchmarks (prints figures)"
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: system-deps venv
+	$(BIN)/python -m app.devstack run
+
+lint: venv
+	$(BIN)/ruff check app services workers tests
+	$(BIN)/mypy
+
+test: system-deps venv lint
+	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+e2e: venv
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+bench: system-deps venv
+	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Beacon: cookieless, self-hosted web and product analytics."""

@@ -1,0 +1,222 @@
+"""The ``beacon`` command: operations on an installation (migrate, users, sites, checks, processes)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from app.core.errors import AppError, ConfigError, Conflict
+from app.core.settings import Settings, get_settings
+
+
+class CliError(Exception):
+    """Reported as one line on stderr with exit status 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def _run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from app.migrate import migrate
+
+    result = migrate(settings)
+    if result.seeded:
+        print(f"seeded the new database from {len(result.seeded)} file(s): {', '.join(result.seeded)}")
+    if result.revision_before == result.revision_after:
+        print(f"database schema is up to date (revision {result.revision_after})")
+    else:
+        print(f"database schema migrated from {result.revision_before or 'empty'} to {result.revision_after}")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password (again): ") != password:
+            raise CliError("passwords do not match")
+    else:
+        raise CliError("no password given: use --password-stdin or run interactively")
+    return password
+
+
+def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
+    from app.domain.accounts.services import create_user, get_user_by_email, normalize_email
+
+    email = normalize_email(args.email)
+    password = _read_password(args)
+
+    async def run() -> str:
+        from app.core.resources import Resources
+
+        resources = Resources.open(settings, "cli")
+        try:
+            async with resources.sessions.begin() as session:
+                if args.exists_ok and await get_user_by_email(session, email) is not None:
+                    return f"user {email} already exists"
+                user = await create_user(session, email, password, is_admin=args.admin)
+                return f"created {'admin ' if user.is_admin else ''}user {user.email} (id {user.id})"
+        finally:
+            await resources.close()
+
+    print(_run_async(run()))
+    return 0
+
+
+def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
+    from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain
+
+    domain = normalize_domain(args.domain)
+
+    async def run() -> str:
+        from app.core.resources import Resources
+
+        resources = Resources.open(settings, "cli")
+        try:
+            async with resources.sessions.begin() as session:
+                if args.exists_ok and await get_site_by_domain(session, domain) is not None:
+                    return f"site {domain} already exists"
+                site = await create_site(session, domain, args.timezone)
+                return f"created site {site.domain} (id {site.id}, time zone {site.timezone})"
+        finally:
+            await resources.close()
+
+    print(_run_async(run()))
+    return 0
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    from app.checks import check_installation
+
+    rows = _run_async(check_installation(settings))
+    width = max(len(name) for name, _ in rows)
+    for name, result in rows:
+        mark = "ok  " if result == "ok" else "FAIL"
+        print(f"{mark}  {name.ljust(width)}  {'' if result == 'ok' else result}".rstrip())
+    failed = [name for name, result in rows if result != "ok"]
+    if failed:
+        print(f"\n{len(failed)} of {len(rows)} checks failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"\nall {len(rows)} checks passed")
+    return 0
+
+
+def _merge_stderr() -> None:
+    """Long-running processes: send stderr where stdout goes, so a crash lands in the watcher's one log."""
+    if not os.isatty(1):
+        os.dup2(1, 2)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from app.core.serve import serve
+
+    _merge_stderr()
+    serve(args.process, settings)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.worker import run
+
+    _merge_stderr()
+    run()
+    return 0
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.scheduler import run
+
+    _merge_stderr()
+    run()
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------------
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.core.serve import PROCESS_NAMES
+
+    parser = Parser(prog="beacon", description="Operate a Beacon installation.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
+
+    p = sub.add_parser("migrate", help="seed a new database (once) and apply schema migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("createuser", help="create a user account")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--admin", action="store_true", help="make the user an instance admin")
+    p.add_argument("--exists-ok", action="store_true", help="succeed without change if the user exists")
+    p.set_defaults(func=cmd_createuser)
+
+    site = sub.add_parser("site", help="manage sites").add_subparsers(
+        dest="site_command", metavar="ACTION", parser_class=Parser, required=True)
+    p = site.add_parser("add", help="add a site")
+    p.add_argument("domain")
+    p.add_argument("--timezone", default="UTC", help="IANA time zone of the site's reports (default UTC)")
+    p.add_argument("--exists-ok", action="store_true", help="succeed without change if the site exists")
+    p.set_defaults(func=cmd_site_add)
+
+    p = sub.add_parser("check", help="check every component and print a table; non-zero exit on failure")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
+    p.add_argument("process", choices=PROCESS_NAMES)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run a background-job worker (as Circus does)")
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("scheduler", help="run the periodic-job scheduler (as Circus does)")
+    p.set_defaults(func=cmd_scheduler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+        func: Command = args.func
+        return func(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, ConfigError) as exc:
+        print(f"beacon: error: {exc}", file=sys.stderr)
+        return 1
+    except Conflict as exc:
+        print(f"beacon: error: {exc.detail}", file=sys.stderr)
+        return 3
+    except AppError as exc:
+        print(f"beacon: error: {exc.detail}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            print(f"beacon: error: database unavailable: {str(exc.orig).strip().splitlines()[0]}",
+                  file=sys.stderr)
+        else:
+            print(f"beacon: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

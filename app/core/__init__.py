@@ -1,0 +1,1 @@
+"""Plumbing shared by every Beacon process: settings, database, Redis, logging, errors, HTTP, health."""

@@ -1,0 +1,148 @@
+"""One error hierarchy for every Beacon process, and the mapper that turns it into HTTP answers.
+
+API routes answer ``application/problem+json`` (RFC 9457); UI routes (``text/html`` requests) get a Beacon
+error page. Anything unexpected becomes a 500 without a traceback in the response (it is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+logger = logging.getLogger("beacon.errors")
+
+
+class ConfigError(Exception):
+    """Configuration is missing or invalid; the process cannot start."""
+
+
+class AppError(Exception):
+    """Base of every error Beacon raises on purpose."""
+
+    status_code = 500
+    title = "Internal server error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class ClientError(AppError):
+    status_code = 400
+    title = "Bad request"
+
+
+class Unauthorized(ClientError):
+    status_code = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ClientError):
+    status_code = 403
+    title = "Forbidden"
+
+
+class NotFound(ClientError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(ClientError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(ClientError):
+    status_code = 413
+    title = "Payload too large"
+
+
+class TooManyRequests(ClientError):
+    status_code = 429
+    title = "Too many requests"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    title = "Service unavailable"
+
+
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    """An ``application/problem+json`` response."""
+    return Response(
+        content={"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _wants_html(request: Request[Any, Any, Any]) -> bool:
+    if request.url.path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _describe_validation(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for item in extra:
+        if isinstance(item, dict):
+            key = item.get("key")
+            message = item.get("message", "invalid")
+            parts.append(f"{key}: {message}" if key else str(message))
+    return "; ".join(parts) or exc.detail
+
+
+def _render(request: Request[Any, Any, Any], status: int, title: str, detail: str,
+            headers: dict[str, str] | None = None) -> Response[Any]:
+    if _wants_html(request):
+        from app.core.pages import error_page
+
+        return error_page(status, title, detail, headers)
+    return problem(status, title, detail, headers)
+
+
+def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
+    return _render(request, exc.status_code, exc.title, exc.detail, exc.headers)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    detail = _describe_validation(exc) if isinstance(exc, ValidationException) else exc.detail
+    title = "Bad request" if exc.status_code == 400 else exc.detail
+    return _render(request, exc.status_code, title, detail, dict(exc.headers or {}))
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _render(request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error",
+                   "Something went wrong on our side; it has been logged.")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    AppError: app_error_handler,
+    HTTPException: http_exception_handler,
+    HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,
+    Exception: internal_error_handler,
+}
+"""Pass to ``Litestar(exception_handlers=...)`` in every process."""
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "AppError",
+    "ClientError",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "problem",
+]

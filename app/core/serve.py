@@ -1,0 +1,87 @@
+"""Run one Beacon HTTP process: Granian embedded in this very process.
+
+Why embedded: Granian's own process model forks workers, and measured under Circus a SIGKILL of its main
+process leaves the workers serving the port as orphans, while a SIGKILL of one worker takes the whole
+server down. Embedded, one OS process is one server; Circus runs as many as configured, each binding the
+port with SO_REUSEPORT, and a killed process takes nothing with it but itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+
+from granian.constants import HTTPModes, Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server
+from litestar import Litestar
+
+from app.core.logging import configure_logging
+from app.core.settings import Settings, get_settings
+
+logger = logging.getLogger("beacon.serve")
+
+
+def _factory(name: str) -> Callable[[Settings], Litestar]:
+    if name == "api":
+        from app.main import create_app
+    elif name == "realtime":
+        from app.realtime.app import create_app
+    elif name == "ingest":
+        from services.ingest.app import create_app
+    elif name == "analytics":
+        from services.analytics.app import create_app
+    elif name == "integrations":
+        from services.integrations.app import create_app
+    elif name == "compute":
+        from services.compute.app import create_app
+    else:
+        raise ValueError(f"unknown process {name!r}")
+    return create_app
+
+
+PROCESS_NAMES = ("api", "realtime", "ingest", "analytics", "integrations", "compute")
+
+
+async def _serve(server: Server) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        loop.add_signal_handler(sig, server.stop)
+    await server.serve()
+
+
+def serve(name: str, settings: Settings | None = None) -> None:
+    """Serve process ``name`` on its configured port until SIGTERM."""
+    settings = settings or get_settings()
+    configure_logging(name, settings.log_level)
+    app = _factory(name)(settings)
+    port = settings.server.ports[name]
+    server = Server(
+        app,
+        address=settings.server.bind_host,
+        port=port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        websockets=name == "realtime",
+        backlog=2048,
+        log_enabled=True,
+        log_level=LogLevels.warning,
+        # Route Granian's records through our JSON handler on the root logger.
+        log_dictconfig={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {},
+            "handlers": {},
+            "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}},
+        },
+    )
+    logger.info("serving", extra={"port": port, "host": settings.server.bind_host, "pid": os.getpid()})
+    try:
+        import uvloop
+
+        uvloop.run(_serve(server))
+    except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps odd platforms working
+        asyncio.run(_serve(server))

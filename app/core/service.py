@@ -1,0 +1,35 @@
+"""The Litestar application every Beacon HTTP process is built on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Litestar
+from litestar.types import ControllerRouterHandler
+
+from app.core.errors import EXCEPTION_HANDLERS
+from app.core.health import service_health
+from app.core.resources import resources_lifespan
+from app.core.settings import Settings
+
+
+def create_service_app(
+    name: str,
+    settings: Settings,
+    route_handlers: Sequence[ControllerRouterHandler],
+    *,
+    health_route: bool = True,
+    **kwargs: Any,
+) -> Litestar:
+    """A Litestar app with Beacon's resources, error mapping and (unless told otherwise) ``GET /health``."""
+    handlers = [*route_handlers, service_health] if health_route else list(route_handlers)
+    return Litestar(
+        route_handlers=handlers,
+        lifespan=[resources_lifespan(settings, name), *kwargs.pop("lifespan", [])],
+        exception_handlers=EXCEPTION_HANDLERS,
+        debug=False,
+        logging_config=None,  # configure_logging() owns the root logger
+        openapi_config=kwargs.pop("openapi_config", None),
+        **kwargs,
+    )

@@ -1,0 +1,264 @@
+"""Beacon's one settings module: every process reads its configuration from here.
+
+Values come from ``BEACON_*`` environment variables; a ``.env``-style file named by ``BEACON_ENV_FILE``
+fills in what the real environment does not set (real variables always win). Nothing is read at import
+time: call :func:`get_settings` (cached) or :func:`load_settings` (fresh, for tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from app.core.errors import ConfigError
+
+CODE_DIR = Path(__file__).resolve().parents[2]
+"""The source tree Beacon runs from (holds circus.ini, nginx/, backups/)."""
+
+SERVICE_NAMES = ("ingest", "analytics", "integrations", "compute")
+"""The four internal HTTP services the api talks to."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+    """SQLAlchemy URL of the PostgreSQL database, always with the psycopg 3 driver."""
+    pool_size: int = 10
+    """Connections each process keeps open."""
+    max_overflow: int = 10
+    """Extra connections a process may open under load."""
+    statement_timeout_ms: int = 30_000
+    """Server-side limit for one statement, so a runaway query cannot hold a connection forever."""
+
+    @property
+    def libpq_url(self) -> str:
+        """The same URL in the form libpq tools (psql, pg_dump) understand."""
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str
+    """Redis URL (``redis://:password@host:port/db``)."""
+    key_prefix: str = "beacon:"
+    """Prefix of every key and channel Beacon uses, so one Redis can host several instances."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    bind_host: str = "127.0.0.1"
+    """Address every Beacon HTTP process binds to; loopback unless the host is part of a private network."""
+    ports: Mapping[str, int] = field(default_factory=dict)
+    """Port of each HTTP process (api, realtime, ingest, analytics, integrations, compute)."""
+    service_urls: Mapping[str, str] = field(default_factory=dict)
+    """Base URL at which each HTTP process is reached by the others (and by ``beacon check``)."""
+    base_url: str = "https://localhost:8443"
+    """Public URL of this Beacon instance, as browsers see it."""
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    secret_key: str
+    """Key for signed tokens and visitor-id hashing; long and random."""
+    internal_token: str
+    """Shared secret that every service-to-service call carries."""
+
+
+@dataclass(frozen=True)
+class HttpClientSettings:
+    timeout: float = 5.0
+    """Seconds before a call to an internal service gives up."""
+    retries: int = 2
+    """Retries of an idempotent call after a connection error or a 502/503/504."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    threads: int = 4
+    """Dramatiq worker threads per worker process."""
+    heartbeat_interval: float = 15.0
+    """Seconds between two heartbeat jobs enqueued by the scheduler."""
+    heartbeat_max_age: float = 90.0
+    """A worker or scheduler heartbeat older than this makes /api/health fail."""
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    home: Path
+    """The code directory (Circus working_dir)."""
+    log_dir: Path
+    """Where Circus writes one log file per watcher."""
+    run_dir: Path
+    """Runtime files: Circus control sockets."""
+    state_dir: Path
+    """Persistent state that is not in PostgreSQL."""
+    backup_dir: Path
+    """Where ``beacon backup`` writes database dumps."""
+    init_sql_dir: Path
+    """``*.sql`` files applied in order to an empty database on its first initialisation."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    """``production`` or ``development``."""
+    database: DatabaseSettings
+    redis: RedisSettings
+    server: ServerSettings
+    security: SecuritySettings
+    http_client: HttpClientSettings
+    workers: WorkerSettings
+    paths: PathSettings
+    log_level: str = "INFO"
+    """Minimum level of log records."""
+
+    @property
+    def debug(self) -> bool:
+        return self.env == "development"
+
+
+DEFAULT_PORTS = {
+    "api": 9001,
+    "realtime": 6001,
+    "ingest": 8001,
+    "analytics": 8002,
+    "integrations": 8003,
+    "compute": 8004,
+}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a systemd/.env style file: ``KEY=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read BEACON_ENV_FILE {path}: {exc.strerror}") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip().removeprefix("export ").strip()] = value
+    return values
+
+
+def _database_url(raw: str) -> str:
+    try:
+        url = make_url(raw)
+    except Exception as exc:
+        raise ConfigError(f"BEACON_DATABASE_URL is not a valid URL: {exc}") from exc
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError("BEACON_DATABASE_URL must be a postgresql:// URL")
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default: the process environment plus ``BEACON_ENV_FILE``)."""
+    env: dict[str, str] = {}
+    source = dict(os.environ if environ is None else environ)
+    if source.get("BEACON_ENV_FILE"):
+        env.update(read_env_file(Path(source["BEACON_ENV_FILE"])))
+    env.update(source)
+
+    def required(name: str) -> str:
+        value = env.get(name, "").strip()
+        if not value:
+            raise ConfigError(f"missing required setting {name}")
+        return value
+
+    def integer(name: str, default: int) -> int:
+        raw = env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+    def number(name: str, default: float) -> float:
+        raw = env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+    app_env = env.get("BEACON_ENV", "production")
+    if app_env not in ("production", "development"):
+        raise ConfigError(f"BEACON_ENV must be production or development, got {app_env!r}")
+
+    secret_key = required("BEACON_SECRET_KEY")
+    if app_env == "production" and len(secret_key) < 32:
+        raise ConfigError("BEACON_SECRET_KEY must be at least 32 characters in production")
+
+    bind_host = env.get("BEACON_BIND_HOST", "127.0.0.1")
+    ports = {name: integer(f"BEACON_{name.upper()}_PORT", port) for name, port in DEFAULT_PORTS.items()}
+    for name, port in ports.items():
+        if not 0 < port < 65536:
+            raise ConfigError(f"BEACON_{name.upper()}_PORT must be between 1 and 65535, got {port}")
+    service_urls = {
+        name: env.get(f"BEACON_{name.upper()}_URL") or f"http://{bind_host}:{ports[name]}"
+        for name in DEFAULT_PORTS
+    }
+
+    home = Path(env.get("BEACON_HOME") or CODE_DIR)
+    state_dir = Path(env.get("BEACON_STATE_DIR") or home / "var")
+    return Settings(
+        env=app_env,
+        database=DatabaseSettings(
+            url=_database_url(required("BEACON_DATABASE_URL")),
+            pool_size=integer("BEACON_DATABASE_POOL_SIZE", 10),
+            max_overflow=integer("BEACON_DATABASE_MAX_OVERFLOW", 10),
+            statement_timeout_ms=integer("BEACON_DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
+        ),
+        redis=RedisSettings(
+            url=required("BEACON_REDIS_URL"),
+            key_prefix=env.get("BEACON_REDIS_PREFIX", "beacon:"),
+        ),
+        server=ServerSettings(
+            bind_host=bind_host,
+            ports=ports,
+            service_urls=service_urls,
+            base_url=env.get("BEACON_BASE_URL", "https://localhost:8443").rstrip("/"),
+        ),
+        security=SecuritySettings(
+            secret_key=secret_key,
+            internal_token=required("BEACON_INTERNAL_TOKEN"),
+        ),
+        http_client=HttpClientSettings(
+            timeout=number("BEACON_HTTP_TIMEOUT", 5.0),
+            retries=integer("BEACON_HTTP_RETRIES", 2),
+        ),
+        workers=WorkerSettings(
+            threads=integer("BEACON_WORKER_THREADS", 4),
+            heartbeat_interval=number("BEACON_HEARTBEAT_INTERVAL", 15.0),
+            heartbeat_max_age=number("BEACON_HEARTBEAT_MAX_AGE", 90.0),
+        ),
+        paths=PathSettings(
+            home=home,
+            log_dir=Path(env.get("BEACON_LOG_DIR") or state_dir / "log"),
+            run_dir=Path(env.get("BEACON_RUN_DIR") or state_dir / "run"),
+            state_dir=state_dir,
+            backup_dir=Path(env.get("BEACON_BACKUP_DIR") or state_dir / "backups"),
+            init_sql_dir=Path(env.get("BEACON_INIT_SQL_DIR") or home / "backups"),
+        ),
+        log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return load_settings()

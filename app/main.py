@@ -1,0 +1,53 @@
+"""The api process (port 9001): REST API, server-rendered UI, auth; talks to the four services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.stores.redis import RedisStore
+from litestar.template import TemplateConfig
+
+from app.core.service import create_service_app
+from app.core.settings import Settings, get_settings
+from app.domain.accounts.controllers import AccountController
+from app.domain.dashboard.controllers import DashboardController
+from app.domain.system.controllers import SystemController
+
+TEMPLATES = Path(__file__).parent / "templates"
+SESSION_MAX_AGE = 14 * 24 * 3600
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    secure_cookies = settings.server.base_url.startswith("https://")
+    session_store = RedisStore.with_client(
+        url=settings.redis.url, namespace=f"{settings.redis.key_prefix}sessions"
+    )
+    return create_service_app(
+        "api",
+        settings,
+        [SystemController, AccountController, DashboardController],
+        health_route=False,
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        stores={"sessions": session_store},
+        middleware=[
+            ServerSideSessionConfig(
+                key="beacon_session", secure=secure_cookies, httponly=True, samesite="lax",
+                max_age=SESSION_MAX_AGE, exclude=["^/api/"],
+            ).middleware
+        ],
+        csrf_config=CSRFConfig(
+            secret=settings.security.secret_key, cookie_name="beacon_csrf", cookie_secure=secure_cookies,
+            cookie_httponly=True, cookie_samesite="lax", exclude=["^/api/"],
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Beacon API", version="1", path="/api/docs", render_plugins=[SwaggerRenderPlugin()],
+        ),
+        request_max_body_size=1024 * 1024,
+    )

@@ -1,0 +1,120 @@
+"""Database initialisation and migrations, behind ``beacon migrate``.
+
+On the first initialisation of an empty database the ``*.sql`` files of the init directory (``backups/``)
+are applied in alphabetical order, all in one transaction; a marker table records that this happened,
+so they are never applied again. Alembic migrations run after that.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+from app.core.db import make_engine
+from app.core.errors import AppError
+from app.core.settings import Settings
+
+logger = logging.getLogger("beacon.migrate")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+MARKER = "beacon_init"
+LOCK_ID = 7_201_003  # pg_advisory_lock key that serialises concurrent `beacon migrate` runs
+
+
+class MigrationError(AppError):
+    status_code = 500
+    title = "Migration failed"
+
+
+@dataclass
+class MigrateResult:
+    seeded: list[str]
+    """Init SQL files applied by this run (empty unless the database was new)."""
+    revision_before: str | None
+    revision_after: str | None
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _is_empty(conn: Connection) -> bool:
+    count = conn.execute(text(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
+        "AND c.relkind IN ('r', 'p', 'v', 'm', 'S')"
+    )).scalar_one()
+    return int(count) == 0
+
+
+def _has_marker(conn: Connection) -> bool:
+    return conn.execute(text("SELECT to_regclass(:name)"), {"name": f"public.{MARKER}"}).scalar() is not None
+
+
+def _apply_sql_files(settings: Settings, files: list[Path]) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        raise MigrationError("psql is not installed; it is needed to apply the init SQL files")
+    args = [psql, "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1",
+            "--dbname", settings.database.libpq_url]
+    for path in files:
+        args += ["--file", str(path)]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        message = (result.stderr.strip().splitlines() or ["psql failed"])[-1]
+        raise MigrationError(f"init SQL failed, nothing was applied: {message}")
+
+
+def migrate(settings: Settings) -> MigrateResult:
+    """Seed a new database from the init SQL files (once), then upgrade to the newest schema."""
+    engine = make_engine(settings.database, application_name="beacon-migrate")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": LOCK_ID})
+            conn.commit()
+            try:
+                seeded: list[str] = []
+                if not _has_marker(conn):
+                    if _is_empty(conn):
+                        files = sorted(settings.paths.init_sql_dir.glob("*.sql"))
+                        if files:
+                            logger.info("seeding a new database", extra={"files": [f.name for f in files]})
+                            _apply_sql_files(settings, files)
+                            seeded = [f.name for f in files]
+                    conn.execute(text(
+                        f"CREATE TABLE {MARKER} (initialised_at timestamptz NOT NULL DEFAULT now(), "
+                        "applied_files text[] NOT NULL)"
+                    ))
+                    conn.execute(text(f"INSERT INTO {MARKER} (applied_files) VALUES (:files)"), {"files": seeded})
+                    conn.commit()
+                before = current_revision(conn)
+                config = alembic_config()
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+                after = current_revision(conn)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": LOCK_ID})
+                conn.commit()
+    finally:
+        engine.dispose()
+    return MigrateResult(seeded=seeded, revision_before=before, revision_after=after)

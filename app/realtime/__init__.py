@@ -1,0 +1,1 @@
+"""The realtime service: WebSocket connections fed by Redis pub/sub."""

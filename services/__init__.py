@@ -1,0 +1,1 @@
+"""Beacon's internal HTTP services, one process each."""

@@ -1,0 +1,61 @@
+"""Queries over events, in the site's time zone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import ClientError, NotFound
+
+MAX_RANGE_DAYS = 3660
+
+
+def check_range(date_from: date, date_to: date) -> None:
+    if date_to < date_from:
+        raise ClientError("date_to must not be before date_from")
+    if (date_to - date_from).days > MAX_RANGE_DAYS:
+        raise ClientError(f"a date range spans at most {MAX_RANGE_DAYS} days")
+
+
+def bounds(date_from: date, date_to: date, tz: str) -> tuple[datetime, datetime]:
+    """The half-open UTC interval covering whole local days ``date_from``..``date_to``."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(date_from, time.min, zone)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, zone)
+    return start, end
+
+
+async def site_timezone(session: AsyncSession, site_id: int) -> str:
+    tz = (await session.execute(text("SELECT timezone FROM sites WHERE id = :id"), {"id": site_id})).scalar()
+    if tz is None:
+        raise NotFound(f"no site with id {site_id}")
+    return str(tz)
+
+
+async def pageviews(session: AsyncSession, site_id: int, start: datetime, end: datetime) -> int:
+    count = await session.execute(
+        text("SELECT count(*) FROM events WHERE site_id = :site AND name = 'pageview' "
+             "AND timestamp >= :start AND timestamp < :end"),
+        {"site": site_id, "start": start, "end": end},
+    )
+    return int(count.scalar_one())
+
+
+async def daily_pageviews(
+    session: AsyncSession, site_id: int, date_from: date, date_to: date, tz: str
+) -> list[tuple[date, int]]:
+    """Pageviews per local day, every day of the range present (zero where none)."""
+    start, end = bounds(date_from, date_to, tz)
+    rows = await session.execute(
+        text(
+            "SELECT d::date, count(e.id) FROM generate_series(CAST(:from AS date), CAST(:to AS date), "
+            "interval '1 day') AS d LEFT JOIN events e ON e.site_id = :site AND e.name = 'pageview' "
+            "AND e.timestamp >= :start AND e.timestamp < :end "
+            "AND (e.timestamp AT TIME ZONE :tz)::date = d::date GROUP BY d ORDER BY d"
+        ),
+        {"from": date_from, "to": date_to, "site": site_id, "start": start, "end": end, "tz": tz},
+    )
+    return [(day, int(n)) for day, n in rows.tuples()]

@@ -1,0 +1,125 @@
+"""Session fixtures: real PostgreSQL and Redis servers started on free ports in a temporary directory."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
+from app.devstack import Postgres, Redis, beacon_environment, free_port
+from app.migrate import migrate
+
+REQUIRED_BINARIES = ("redis-server", "nginx", "psql", "openssl")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A missing server is a failure, never a silent skip (above all under CI)."""
+    missing = [name for name in REQUIRED_BINARIES if shutil.which(name) is None]
+    if missing:
+        raise pytest.UsageError(f"missing programs: {', '.join(missing)}; run `make test`, which installs them")
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="beacon-test-"))
+    # PostgreSQL runs as the postgres user when the tests run as root: it must reach its directory.
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(state_dir: Path) -> Iterator[Postgres]:
+    server = Postgres(state_dir / "postgres", free_port(), secrets.token_urlsafe(16))
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(state_dir: Path) -> Iterator[Redis]:
+    server = Redis(state_dir / "redis", free_port(), secrets.token_urlsafe(16))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_environment(postgres: Postgres, redis_server: Redis, state: Path, database: str,
+                     redis_db: int = 0, ports: dict[str, int] | None = None) -> dict[str, str]:
+    password = "test-" + database
+    postgres.ensure_database(database, f"{database}_owner", password)
+    return beacon_environment(
+        home=CODE_DIR, state=state,
+        database_url=postgres.url(f"{database}_owner", password, database),
+        redis_url=redis_server.url(redis_db), secret_key=secrets.token_urlsafe(32),
+        internal_token=secrets.token_urlsafe(24), base_url="https://localhost", ports=ports or DEFAULT_PORTS,
+    )
+
+
+@pytest.fixture(scope="session")
+def environment(postgres: Postgres, redis_server: Redis, state_dir: Path) -> dict[str, str]:
+    """BEACON_* variables of the integration-test database (``beacon_it``) and Redis db 1."""
+    ports = {name: free_port() for name in DEFAULT_PORTS}
+    return make_environment(postgres, redis_server, state_dir / "it", "beacon_it", redis_db=1, ports=ports)
+
+
+@pytest.fixture(scope="session")
+def settings(environment: dict[str, str]) -> Settings:
+    result = load_settings(environment)
+    migrate(result)
+    return result
+
+
+TABLES_KEPT = {"alembic_version", "beacon_init"}
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[None]:
+    """Empty tables after the test (the schema stays)."""
+    yield
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        tables = [row[0] for row in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
+        tables = [t for t in tables if t not in TABLES_KEPT]
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis.url)
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+async def resources(settings: Settings) -> AsyncIterator[object]:
+    from app.core.resources import Resources
+
+    opened = Resources.open(settings, "test")
+    yield opened
+    await opened.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Slow, whole-stack tests run last so a quick failure shows first.
+    order = {"unit": 0, "integration": 1, "e2e": 2, "deploy": 3}
+    items.sort(key=lambda item: order.get(Path(str(item.fspath)).relative_to(CODE_DIR / "tests").parts[0], 9))
+
+

@@ -1,0 +1,1 @@
+"""Background jobs (Dramatiq on Redis) and the scheduler that enqueues periodic ones."""

@@ -1,0 +1,104 @@
+"""``beacon scheduler``: enqueues periodic jobs. Exactly one enqueues at a time, even across hosts.
+
+The scheduler holds a Redis lock that it renews on every tick; a second scheduler waits until the lock
+expires (the holder died) before it takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from app.core.logging import configure_logging
+from app.core.redis import Keys, make_redis
+from app.core.settings import Settings, get_settings
+from workers.broker import configure
+
+logger = logging.getLogger("beacon.scheduler")
+
+TICK = 1.0
+LOCK_TTL_MS = 10_000
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+@dataclass
+class Periodic:
+    name: str
+    every: float
+    enqueue: Callable[[], object]
+    next_at: float = 0.0
+
+
+def periodic_jobs(settings: Settings) -> list[Periodic]:
+    from workers.actors.system import heartbeat, rotate_salts
+
+    return [
+        Periodic("heartbeat", settings.workers.heartbeat_interval, lambda: heartbeat.send(time.time())),
+        Periodic("rotate_salts", 3600.0, rotate_salts.send),
+    ]
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.redis = client
+        self.keys = Keys(settings.redis.key_prefix)
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.jobs = periodic_jobs(settings)
+        self._renew = client.register_script(_RENEW)
+        self.leader = False
+
+    def hold_lock(self) -> bool:
+        key = self.keys.scheduler_lock()
+        if self.leader and self._renew(keys=[key], args=[self.identity, LOCK_TTL_MS]):
+            return True
+        self.leader = bool(self.redis.set(key, self.identity, nx=True, px=LOCK_TTL_MS))
+        if self.leader:
+            logger.info("scheduler lock taken", extra={"identity": self.identity})
+        return self.leader
+
+    def tick(self, now: float) -> None:
+        if not self.hold_lock():
+            return
+        self.redis.set(self.keys.heartbeat("scheduler"), now)
+        for job in self.jobs:
+            if now >= job.next_at:
+                job.enqueue()
+                job.next_at = now + job.every
+
+    def release(self) -> None:
+        if self.leader and self.redis.get(self.keys.scheduler_lock()) == self.identity.encode():
+            self.redis.delete(self.keys.scheduler_lock())
+
+
+def run() -> None:
+    settings = get_settings()
+    configure_logging("scheduler", settings.log_level)
+    configure(settings)
+    scheduler = Scheduler(settings, make_redis(settings.redis))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    logger.info("scheduler started", extra={"jobs": [job.name for job in scheduler.jobs]})
+    while not stop.is_set():
+        try:
+            scheduler.tick(time.time())
+        except redis.RedisError as exc:
+            scheduler.leader = False
+            logger.warning("redis unavailable; retrying", extra={"error": str(exc)})
+        stop.wait(TICK)
+    scheduler.release()

@@ -1,0 +1,39 @@
+"""``beacon worker``: one Dramatiq worker in this process (Circus runs as many processes as configured).
+
+Dramatiq's own CLI forks worker processes; like Granian's, those would outlive a SIGKILL of their parent.
+Running the worker in-process keeps one OS process per Circus process.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import dramatiq
+
+from app.core.logging import configure_logging
+from app.core.settings import get_settings
+from workers.broker import configure
+
+logger = logging.getLogger("beacon.worker")
+
+STOP_TIMEOUT_MS = 25_000
+"""How long running jobs get to finish on SIGTERM (below Circus's graceful_timeout)."""
+
+
+def run() -> None:
+    settings = get_settings()
+    configure_logging("worker", settings.log_level)
+    broker = configure(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker = dramatiq.Worker(broker, worker_threads=settings.workers.threads)
+    worker.start()
+    logger.info("worker started", extra={"queues": sorted(broker.get_declared_queues()),
+                                         "threads": settings.workers.threads})
+    stop.wait()
+    logger.info("stopping: letting running jobs finish")
+    worker.stop(timeout=STOP_TIMEOUT_MS)
+    broker.close()
