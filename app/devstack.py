@@ -307,13 +307,14 @@ class Circus:
     def start(self, *, foreground_output: bool = False) -> None:
         for key in ("BEACON_RUN_DIR", "BEACON_LOG_DIR"):
             Path(self.environment[key]).mkdir(parents=True, exist_ok=True)
-        log = None if foreground_output else open(  # noqa: SIM115 - lives as long as the process
-            Path(self.environment["BEACON_LOG_DIR"]) / "circusd.log", "ab")
-        self.process = subprocess.Popen(
-            [str(Path(sys.prefix) / "bin" / "circusd"), str(self.config)],
-            env={**os.environ, **self.environment}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True,
-        )
+        with contextlib.ExitStack() as files:
+            log = None if foreground_output else files.enter_context(
+                (Path(self.environment["BEACON_LOG_DIR"]) / "circusd.log").open("ab"))
+            self.process = subprocess.Popen(
+                [str(Path(sys.prefix) / "bin" / "circusd"), str(self.config)],
+                env={**os.environ, **self.environment}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True,
+            )
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         result = subprocess.run(
