@@ -22,8 +22,8 @@ def seed(settings: Settings) -> int:
     """A site in Europe/Berlin with pageviews around local midnight."""
     engine = make_engine(settings.database)
     with engine.begin() as conn:
-        site_id = conn.execute(text(
-            "INSERT INTO sites (domain, timezone) VALUES ('berlin.example', 'Europe/Berlin') RETURNING id")).scalar_one()
+        site_id = conn.execute(text("INSERT INTO sites (domain, timezone) "
+                                    "VALUES ('berlin.example', 'Europe/Berlin') RETURNING id")).scalar_one()
         times = [
             datetime(2026, 3, 1, 22, 30, tzinfo=UTC),  # 23:30 local on 1 March
             datetime(2026, 3, 1, 23, 30, tzinfo=UTC),  # 00:30 local on 2 March
@@ -133,7 +133,8 @@ def test_test_webhook_is_delivered_signed(settings: Settings, serve: Callable[[s
     pytest.param({"url": "https://example.com/x", "secret": "short"}, id="short-secret"),
     pytest.param({"secret": "s" * 20}, id="no-url"),
 ])
-def test_test_webhook_rejects_bad_input(settings: Settings, serve: Callable[[str], int], payload: dict[str, str]) -> None:
+def test_test_webhook_rejects_bad_input(settings: Settings, serve: Callable[[str], int],
+                                        payload: dict[str, str]) -> None:
     """Invalid webhook requests are 400 with the field named."""
     response = httpx.post(f"http://127.0.0.1:{serve('integrations')}/webhooks/test", json=payload,
                           headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=15)

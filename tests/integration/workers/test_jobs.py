@@ -31,6 +31,9 @@ def test_rotate_salts_creates_todays_and_deletes_old(settings: Settings, db: Non
         ages = [row[0] for row in conn.execute(text(
             "SELECT extract(epoch FROM now() - created_at) / 3600 FROM salts ORDER BY created_at"))]
     engine.dispose()
+    worker_context = workers.context.context()
+    worker_context.engine.dispose()
+    worker_context.redis.close()
     workers.context.context.cache_clear()
     assert 2 == len(ages)
     assert 29 < ages[0] < 31
