@@ -9,39 +9,65 @@ from typing import Any
 from litestar import Request, Response, post
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app.core.errors import ServiceUnavailable
+from app.core.errors import ServiceUnavailable, TooManyRequests
 from app.core.resources import Resources
-from app.realtime.publish import publish, site_channel
-from services.ingest import logic
+from services.ingest import enrich, logic
+from services.ingest.state import IngestState
+from services.ingest.writer import Row, Unavailable
 
 logger = logging.getLogger("beacon.ingest")
+
+ACCEPTED = Response("ok", status_code=202, media_type="text/plain")
+
+
+def _unavailable(state: IngestState) -> ServiceUnavailable:
+    return ServiceUnavailable("events cannot be stored right now",
+                              headers={"Retry-After": str(state.settings.retry_after)})
+
 
 @post("/api/event", status_code=202)
 async def receive_event(request: Request[Any, Any, Any]) -> Response[str]:
     """Store one event per known site in ``domain``; answer 202 only once it is committed."""
     resources: Resources = request.app.state.resources
+    state: IngestState = request.app.state.ingest
     event = logic.parse_event(await request.body())
     user_agent = request.headers.get("user-agent", "")
+    agent = enrich.client(user_agent)
+    if agent.bot:  # as Plausible does: accepted, not counted
+        return ACCEPTED
     ip = logic.client_ip(request.headers.get("x-forwarded-for"), request.client.host if request.client else None)
-    now = datetime.now(UTC)
-    salt_cache: logic.SaltCache = request.app.state.salt_cache
-    stored: list[tuple[int, str]] = []
     try:
+        sites = await state.sites.lookup(resources.sessions, event.domains)
+        sites = [site for site in sites if not site.excludes(ip, event.pathname)]
+        if not sites:
+            return ACCEPTED
+        verdict = await state.limiter.check(ip, [site.id for site in sites])
+        if not verdict.allowed:
+            raise TooManyRequests(verdict.reason, headers={"Retry-After": str(verdict.retry_after)})
         async with resources.sessions.begin() as session:
-            sites = await logic.sites_by_domain(session, event.domains)
-            if sites:
-                salt = await salt_cache.current(session)
-                for domain, site_id in sites.items():
-                    visitor = logic.visitor_id(salt, domain, ip, user_agent)
-                    await logic.store_event(session, event, site_id, visitor, now)
-                    stored.append((site_id, domain))
-    except (OperationalError, DBAPIError) as exc:
+            salts = await state.salts.get(session)
+    except (OperationalError, DBAPIError, OSError) as exc:
         logger.warning("event not stored: database unavailable", extra={"error": str(exc).splitlines()[0]})
-        raise ServiceUnavailable("events cannot be stored right now", headers={"Retry-After": "5"}) from None
-    for site_id, domain in stored:
-        try:
-            await publish(resources.redis, resources.keys, site_channel(site_id),
-                          logic.live_message(domain, event, now))
-        except Exception as exc:  # the event is stored; live delivery is best effort
-            logger.warning("live publish failed", extra={"error": str(exc)})
-    return Response("ok", status_code=202, media_type="text/plain")
+        raise _unavailable(state) from None
+    now = datetime.now(UTC)
+    source = enrich.source(event.referrer, event.hostname, event.query)
+    country = state.countries.country(ip)
+    rows = []
+    for site in sites:
+        visitor = logic.visitor_id(salts.current, site.domain, ip, user_agent)
+        previous = logic.visitor_id(salts.previous, site.domain, ip, user_agent) if salts.previous else visitor
+        rows.append(Row(
+            site_id=site.id, timestamp=now, name=event.name, visitor_id=visitor, previous_visitor_id=previous,
+            hostname=event.hostname, pathname=event.pathname, referrer=source.referrer,
+            referrer_source=source.referrer_source, channel=source.channel, utm_source=source.utm_source,
+            utm_medium=source.utm_medium, utm_campaign=source.utm_campaign, utm_term=source.utm_term,
+            utm_content=source.utm_content, browser=agent.browser, browser_version=agent.browser_version,
+            os=agent.os, os_version=agent.os_version, device=agent.device, country=country,
+            interactive=event.interactive, revenue_amount=event.revenue_amount,
+            revenue_currency=event.revenue_currency, props=event.props, domain=site.domain,
+        ))
+    try:
+        await state.writer.submit(rows)
+    except Unavailable:
+        raise _unavailable(state) from None
+    return ACCEPTED

@@ -95,8 +95,9 @@ async def test_accepted_event_is_published_live(client: httpx.AsyncClient, setti
     message = pubsub.get_message(timeout=5)
     pubsub.close()
     assert message is not None
-    assert {"type": "event", "site": "example.com", "name": "pageview", "pathname": "/live"} == {
-        k: v for k, v in json.loads(message["data"]).items() if k != "at"}
+    data = json.loads(message["data"])
+    assert {"type": "event", "site": "example.com", "name": "pageview", "pathname": "/live", "count": 1,
+            "visitors": 1} == {k: v for k, v in data.items() if k != "at"}
 
 
 @pytest.mark.parametrize(("body", "status"), [
