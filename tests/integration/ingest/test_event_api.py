@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import redis
-from sqlalchemy import text
 
-from app.core.db import make_engine
 from app.core.redis import Keys
 from app.core.settings import Settings
-from services.ingest.app import create_app
-
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+from tests.integration.ingest.conftest import UA, sql
 
 
-@pytest.fixture
-async def client(settings: Settings, db: None, redis_client: redis.Redis) -> AsyncIterator[httpx.AsyncClient]:
-    from litestar.testing import AsyncTestClient
-
-    engine = make_engine(settings.database)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO sites (domain) VALUES ('example.com'), ('second.org')"))
-    engine.dispose()
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
-
-
-def rows(settings: Settings, sql: str = "SELECT s.domain, e.name, e.hostname, e.pathname, e.props "
+def rows(settings: Settings, statement: str = "SELECT s.domain, e.name, e.hostname, e.pathname, e.props "
          "FROM events e JOIN sites s ON s.id = e.site_id ORDER BY s.domain") -> list[tuple[object, ...]]:
-    engine = make_engine(settings.database)
-    with engine.connect() as conn:
-        result = [tuple(row) for row in conn.execute(text(sql))]
-    engine.dispose()
-    return result
+    return sql(settings, statement)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
