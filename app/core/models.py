@@ -93,7 +93,7 @@ class Event(Base):
     os_version: Mapped[str] = mapped_column(String(40), server_default="")
     device: Mapped[str] = mapped_column(String(16), server_default="")
     """``desktop``, ``mobile``, ``tablet`` or ``other``."""
-    country: Mapped[str] = mapped_column(CHAR(2), server_default="")
+    country: Mapped[str] = mapped_column(String(2), server_default="")
     """ISO 3166-1 alpha-2, empty when unknown."""
     interactive: Mapped[bool] = mapped_column(Boolean, server_default="true")
     revenue_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
@@ -131,7 +131,7 @@ class Visit(Base):
     browser: Mapped[str] = mapped_column(String(80), server_default="")
     os: Mapped[str] = mapped_column(String(80), server_default="")
     device: Mapped[str] = mapped_column(String(16), server_default="")
-    country: Mapped[str] = mapped_column(CHAR(2), server_default="")
+    country: Mapped[str] = mapped_column(String(2), server_default="")
 
 
 class SiteExclusion(Base):

@@ -79,7 +79,7 @@ def upgrade() -> None:
             os varchar(80) NOT NULL DEFAULT '',
             os_version varchar(40) NOT NULL DEFAULT '',
             device varchar(16) NOT NULL DEFAULT '',
-            country char(2) NOT NULL DEFAULT '',
+            country varchar(2) NOT NULL DEFAULT '',
             interactive boolean NOT NULL DEFAULT true,
             revenue_amount numeric(18, 4),
             revenue_currency char(3),
@@ -123,7 +123,7 @@ def upgrade() -> None:
             browser varchar(80) NOT NULL DEFAULT '',
             os varchar(80) NOT NULL DEFAULT '',
             device varchar(16) NOT NULL DEFAULT '',
-            country char(2) NOT NULL DEFAULT '',
+            country varchar(2) NOT NULL DEFAULT '',
             PRIMARY KEY (site_id, session_id)
         )
     """)
