@@ -37,7 +37,7 @@ def ingest_lifespan(settings: Settings, ingest: IngestSettings):  # type: ignore
         writer.on_commit.append(live.after_commit)
         app.state.ingest = IngestState(
             settings=ingest, writer=writer, live=live,
-            limiter=RateLimiter(resources.redis, resources.keys, ingest, settings.security.secret_key),
+            limiter=RateLimiter(resources.keys, ingest, settings.security.secret_key),
             sites=SiteCache(), salts=SaltCache(), countries=Countries(),
         )
         await live.start()

@@ -203,10 +203,11 @@ class SaltCache:
         self._read_at = 0.0
         self._ttl = ttl
 
-    async def get(self, session: AsyncSession) -> Salts:
+    async def get(self, session_factory: async_sessionmaker[AsyncSession]) -> Salts:
         if self._salts is not None and time.monotonic() - self._read_at < self._ttl:
             return self._salts
-        salts = await read_salts(session)
+        async with session_factory.begin() as session:
+            salts = await read_salts(session)
         self._salts, self._read_at = salts, time.monotonic()
         return salts
 

@@ -13,7 +13,7 @@ from app.core.errors import ServiceUnavailable, TooManyRequests
 from app.core.resources import Resources
 from services.ingest import enrich, logic
 from services.ingest.state import IngestState
-from services.ingest.writer import Row, Unavailable
+from services.ingest.writer import RateLimited, Row, Unavailable
 
 logger = logging.getLogger("beacon.ingest")
 
@@ -41,11 +41,7 @@ async def receive_event(request: Request[Any, Any, Any]) -> Response[str]:
         sites = [site for site in sites if not site.excludes(ip, event.pathname)]
         if not sites:
             return ACCEPTED
-        verdict = await state.limiter.check(ip, [site.id for site in sites])
-        if not verdict.allowed:
-            raise TooManyRequests(verdict.reason, headers={"Retry-After": str(verdict.retry_after)})
-        async with resources.sessions.begin() as session:
-            salts = await state.salts.get(session)
+        salts = await state.salts.get(resources.sessions)
     except (OperationalError, DBAPIError, OSError) as exc:
         logger.warning("event not stored: database unavailable", extra={"error": str(exc).splitlines()[0]})
         raise _unavailable(state) from None
@@ -67,7 +63,9 @@ async def receive_event(request: Request[Any, Any, Any]) -> Response[str]:
             revenue_currency=event.revenue_currency, props=event.props, domain=site.domain,
         ))
     try:
-        await state.writer.submit(rows)
+        await state.writer.submit(rows, state.limiter.check_for(ip, [site.id for site in sites]))
     except Unavailable:
         raise _unavailable(state) from None
+    except RateLimited as exc:
+        raise TooManyRequests(exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None
     return ACCEPTED

@@ -94,6 +94,24 @@ class Unavailable(Exception):
     """The batch could not be committed; nothing of it is stored."""
 
 
+class RateLimited(Exception):
+    """A limit of the request's client or site was reached; nothing of it is stored."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class LimitCheck:
+    """The counters one request must pass (see ``live.RATE_SCRIPT``), checked when its batch closes."""
+
+    keys: list[str]
+    args: list[int]
+    retry_after: int
+
+
 @dataclass
 class Row:
     """One event for one site, enriched, waiting for its visit and its transaction."""
@@ -139,6 +157,7 @@ class Row:
 class _Pending:
     rows: Sequence[Row]
     future: asyncio.Future[None]
+    limit: LimitCheck | None = None
 
 
 @dataclass
@@ -185,6 +204,9 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._session_script = redis.register_script(SESSION_SCRIPT)
+        from services.ingest.live import RATE_SCRIPT
+
+        self._rate_script = redis.register_script(RATE_SCRIPT)
         self.stats = WriterStats()
         self.on_commit: list[Any] = []
         """Callables ``(rows) -> Awaitable[None]`` run after a batch committed (live updates)."""
@@ -202,14 +224,18 @@ class BatchWriter:
         if self._conn is not None:
             await self._conn.close()
 
-    async def submit(self, rows: Sequence[Row]) -> None:
-        """Return once ``rows`` are committed; raise :class:`Unavailable` if they could not be."""
+    async def submit(self, rows: Sequence[Row], limit: LimitCheck | None = None) -> None:
+        """Return once ``rows`` are committed; raise :class:`Unavailable` if they could not be.
+
+        ``limit``: rate-limit counters checked (atomically, in arrival order) when the batch closes, one Redis
+        round trip per batch rather than per request; raises :class:`RateLimited` if one is exhausted.
+        """
         if time.monotonic() < self._down_until:
             raise Unavailable("database unavailable")
         if self._closing:
             raise Unavailable("shutting down")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(rows, future))
+        self._queue.append(_Pending(rows, future, limit))
         self._queued_events += len(rows)
         self._wake.set()
         if self._queued_events >= self._settings.batch_size:
@@ -235,6 +261,9 @@ class BatchWriter:
             await self._flush(batch)
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        batch = await self._apply_limits(batch)
+        if not batch:
+            return
         rows = [row for pending in batch for row in pending.rows]
         try:
             await self._assign_sessions(rows)
@@ -267,6 +296,29 @@ class BatchWriter:
                 await callback(rows)
             except Exception as exc:  # live updates are best effort; the events are stored
                 logger.warning("after-commit hook failed", extra={"error": str(exc)})
+
+    async def _apply_limits(self, batch: list[_Pending]) -> list[_Pending]:
+        """Refuse the requests over a limit; the others go on. Redis down: limits are not enforced."""
+        checked = [pending for pending in batch if pending.limit is not None]
+        if not checked:
+            return batch
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for pending in checked:
+                assert pending.limit is not None
+                await self._rate_script(keys=pending.limit.keys, args=pending.limit.args, client=pipe)
+            results = await pipe.execute()
+        except Exception as exc:  # limits protect us; an outage of Redis must not stop counting visits
+            logger.warning("rate limits not checked: redis unavailable", extra={"error": str(exc)})
+            return batch
+        refused: set[int] = set()
+        for pending, hit in zip(checked, results, strict=True):
+            if int(hit):
+                assert pending.limit is not None
+                refused.add(id(pending))
+                reason = "too many events from this address" if int(hit) == 1 else "too many events for this site"
+                pending.future.set_exception(RateLimited(reason, pending.limit.retry_after))
+        return [pending for pending in batch if id(pending) not in refused]
 
     async def _discard_connection(self) -> None:
         conn, self._conn = self._conn, None
