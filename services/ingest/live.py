@@ -20,23 +20,32 @@ from services.ingest.writer import LimitCheck, Row
 
 logger = logging.getLogger("beacon.ingest")
 
-# Fixed-window limits over several keys at once (KEYS[1] the client, KEYS[2..] its sites), in one script so
-# that concurrent requests in any number of processes see one order: either every counter is below its
-# limit and all are incremented, or the request is refused and none is. Returns 0, or the index of the
-# key whose limit was reached.
+# Fixed-window limits. Each request of a batch brings its keys (the client's, then its sites') and, in ARGV,
+# how many keys it has, its per-client and per-site limits and the keys' lifetime. The script runs the
+# requests in order, all inside one atomic call, so concurrent requests in any number of processes see one
+# order: a request whose counters are all below their limits increments them all; otherwise none is
+# incremented. Returns per request 0, or the index of the key whose limit was reached.
 RATE_SCRIPT = """
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(i == 1 and ARGV[1] or ARGV[2])
-  if limit > 0 and tonumber(redis.call('GET', key) or '0') >= limit then
-    return i
+local out, k, a = {}, 1, 1
+while a <= #ARGV do
+  local n, per_ip, per_site, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local hit = 0
+  for i = 0, n - 1 do
+    local limit = (i == 0) and per_ip or per_site
+    if limit > 0 and tonumber(redis.call('GET', KEYS[k + i]) or '0') >= limit then
+      hit = i + 1
+      break
+    end
   end
-end
-for i, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 then
-    redis.call('EXPIRE', key, ARGV[3])
+  if hit == 0 then
+    for i = 0, n - 1 do
+      if redis.call('INCR', KEYS[k + i]) == 1 then redis.call('EXPIRE', KEYS[k + i], ttl) end
+    end
   end
+  table.insert(out, hit)
+  k, a = k + n, a + 4
 end
-return 0
+return out
 """
 
 

@@ -68,25 +68,33 @@ ON CONFLICT (site_id, session_id) DO UPDATE SET
     interactive_events = s.interactive_events + excluded.interactive_events
 """
 
-# Find or start the visit of a visitor, atomically across processes. KEYS[1]: the visit key of the visitor
-# id under today's salt; KEYS[2]: under yesterday's (or the same key). A visit that began before the salt
-# rotated continues under its old visitor id, so visits run across midnight. Returns {session id, 1 if the
-# previous visitor id is to be used}.
+# Find or start the visits of a batch's rows, atomically across processes and in the rows' order. For row i,
+# KEYS[2i-1] is the visit key of its visitor id under today's salt and KEYS[2i] under yesterday's (or the same
+# key); ARGV[1] the timeout, ARGV[i+1] a fresh visit id to use if none is running. A visit that began before
+# the salt rotated continues under its old visitor id, so visits run across midnight. Returns, per row,
+# the visit id and 1 if the previous visitor id is to be used.
 SESSION_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  return {current, 0}
-end
-if KEYS[2] ~= KEYS[1] then
-  local previous = redis.call('GET', KEYS[2])
-  if previous then
-    redis.call('EXPIRE', KEYS[2], ARGV[1])
-    return {previous, 1}
+local out = {}
+for i = 1, #KEYS / 2 do
+  local cur, prev = KEYS[2 * i - 1], KEYS[2 * i]
+  local id = redis.call('GET', cur)
+  local use_prev = 0
+  if id then
+    redis.call('EXPIRE', cur, ARGV[1])
+  else
+    if prev ~= cur then id = redis.call('GET', prev) end
+    if id then
+      redis.call('EXPIRE', prev, ARGV[1])
+      use_prev = 1
+    else
+      id = ARGV[i + 1]
+      redis.call('SET', cur, id, 'EX', ARGV[1])
+    end
   end
+  out[2 * i - 1] = id
+  out[2 * i] = use_prev
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
-return {ARGV[2], 0}
+return out
 """
 
 
@@ -302,12 +310,14 @@ class BatchWriter:
         checked = [pending for pending in batch if pending.limit is not None]
         if not checked:
             return batch
+        keys: list[str] = []
+        args: list[int] = []
+        for pending in checked:
+            assert pending.limit is not None
+            keys.extend(pending.limit.keys)
+            args.extend([len(pending.limit.keys), *pending.limit.args])
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for pending in checked:
-                assert pending.limit is not None
-                await self._rate_script(keys=pending.limit.keys, args=pending.limit.args, client=pipe)
-            results = await pipe.execute()
+            results = await self._rate_script(keys=keys, args=args)
         except Exception as exc:  # limits protect us; an outage of Redis must not stop counting visits
             logger.warning("rate limits not checked: redis unavailable", extra={"error": str(exc)})
             return batch
@@ -337,14 +347,14 @@ class BatchWriter:
     async def _assign_sessions(self, rows: list[Row]) -> None:
         """Give each row its visit id from Redis (in order, so one batch's events of a visitor agree)."""
         timeout = self._settings.session_timeout
+        prefix = self._keys.prefix
+        keys: list[str] = []
+        for row in rows:
+            keys.append(f"{prefix}visit:{row.site_id}:{row.visitor_id}")
+            keys.append(f"{prefix}visit:{row.site_id}:{row.previous_visitor_id}")
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for row in rows:
-                current = self._keys.prefix + f"visit:{row.site_id}:{row.visitor_id}"
-                previous = self._keys.prefix + f"visit:{row.site_id}:{row.previous_visitor_id}"
-                await self._session_script(keys=[current, previous],
-                                           args=[timeout, secrets.randbits(63) or 1], client=pipe)
-            results = await pipe.execute()
+            flat = await self._session_script(keys=keys, args=[timeout, *(secrets.randbits(63) or 1 for _ in rows)])
+            results = list(zip(flat[::2], flat[1::2], strict=True))
         except Exception as exc:
             # Redis is for speed and continuity, not for the record: store the events under a visit id
             # derived from the visitor and the half hour, so nothing is lost and visits stay countable.

@@ -129,7 +129,7 @@ def run(duration: int = DURATION) -> list[Result]:
                                          redis_url=redis.url(0), secret_key=secrets.token_urlsafe(32),
                                          internal_token=secrets.token_urlsafe(24), base_url="http://localhost",
                                          ports=ports)
-        environment.update({"BEACON_INGEST_RATE_PER_IP": "0", "BEACON_INGEST_RATE_PER_SITE": "0",
+        environment.update({"BEACON_INGEST_RATE_PER_IP": "100000", "BEACON_INGEST_RATE_PER_SITE": "100000000",
                             "BEACON_LOG_LEVEL": "WARNING"})
         settings = load_settings(environment)
         migrate(settings)
