@@ -42,12 +42,21 @@ plausible("Queued", {props: {early: "yes"}});</script>
 
 
 @pytest.fixture(scope="module")
-def pages(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def running(stack: Stack) -> Stack:
+    """The session's stack, started again if an earlier module stopped it (test_stack ends with a quit)."""
+    if stack.circus.process is None or stack.circus.process.poll() is not None:
+        stack.circus.start()
+    stack.wait_healthy(90)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A static site on 127.0.0.1 with the tracker embedded (default options and hash routing)."""
     root = tmp_path_factory.mktemp("site")
-    (root / "index.html").write_text(PAGE % {"site": SITE, "beacon": stack.base_url,
+    (root / "index.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url,
                                              "options": "data-outbound-links data-file-downloads"})
-    (root / "hash.html").write_text(PAGE % {"site": SITE, "beacon": stack.base_url, "options": "data-hash"})
+    (root / "hash.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url, "options": "data-hash"})
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -99,7 +108,7 @@ def last_id(stack: Stack) -> int:
     return int(value)
 
 
-def wait_for(stack: Stack, since_id: int, count: int, timeout: float = 15) -> list[tuple[Any, ...]]:
+def wait_for(stack: Stack, since_id: int, count: int, timeout: float = 30) -> list[tuple[Any, ...]]:
     deadline = time.monotonic() + timeout
     rows = events(stack, since_id)
     while len(rows) < count and time.monotonic() < deadline:
