@@ -20,7 +20,7 @@ from services.ingest.routes import receive_event
 from services.ingest.state import IngestState
 from services.ingest.writer import BatchWriter
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # also enforced by the route itself (routes.MAX_BODY)
 
 
 def libpq_conninfo(settings: Settings) -> str:

@@ -2,7 +2,8 @@
 
 - ``hello``: a Litestar route answering 200 "ok": the ceiling of the Nginx → Granian → Litestar path.
 - ``baseline``: the Events API done the Umami way: the same parsing and enrichment as ingest, then one
-  SQLAlchemy insert and commit per request (same framework, same driver, psycopg 3).
+  SQLAlchemy insert and commit per request (same framework, same driver, psycopg 3, and the same kind of
+  Litestar ASGI route handler as ingest, so that only the write path differs).
 
 Run: ``python -m tests.benchmarks.bench_apps hello|baseline`` with ``BENCH_PORT`` and the BEACON_* variables.
 """
@@ -15,18 +16,19 @@ import os
 import signal
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, asgi, get
+from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
 
 from app.core.db import make_async_engine, sessionmaker_for
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.settings import get_settings
 from services.ingest import enrich, logic
+from services.ingest.routes import ACCEPTED_BODY, ACCEPTED_START, header, read_body
 
 INSERT = text(
     "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, referrer, "
@@ -54,14 +56,20 @@ def baseline_app() -> Litestar:
     sites: dict[str, int] = {}
     salt = b"s" * 32
 
-    @post("/api/event", status_code=202)
-    async def event(request: Request[Any, Any, Any]) -> Response[str]:
-        parsed = logic.parse_event(await request.body())
-        user_agent = request.headers.get("user-agent", "")
+    @asgi("/api/event", copy_scope=False)
+    async def event(scope: Scope, receive: Receive, send: Send) -> None:
+        await store(scope, await read_body(receive))
+        await send(ACCEPTED_START)
+        await send(ACCEPTED_BODY)
+
+    async def store(scope: Scope, body: bytes) -> None:
+        parsed = logic.parse_event(body)
+        user_agent = header(scope, b"user-agent") or ""
         agent = enrich.client(user_agent)
         if agent.bot:
-            return Response("ok", status_code=202, media_type="text/plain")
-        ip = logic.client_ip(request.headers.get("x-forwarded-for"), request.client.host if request.client else None)
+            return
+        client = scope.get("client")
+        ip = logic.client_ip(header(scope, b"x-forwarded-for"), client[0] if client else None)
         source = enrich.source(parsed.referrer, parsed.hostname, parsed.query)
         async with sessions.begin() as session:
             missing = [d for d in parsed.domains if d not in sites]
@@ -84,7 +92,6 @@ def baseline_app() -> Litestar:
                     "device": agent.device, "country": countries.country(ip), "interactive": parsed.interactive,
                     "amount": parsed.revenue_amount, "currency": parsed.revenue_currency,
                     "props": json.dumps(parsed.props)})
-        return Response("ok", status_code=202, media_type="text/plain")
 
     return Litestar([event], debug=False, logging_config=None, openapi_config=None,
                     exception_handlers=EXCEPTION_HANDLERS, on_shutdown=[engine.dispose])
