@@ -170,3 +170,13 @@ class Countries:
             return ""
         code = str(self._db.lookup(ip).country_code or "")
         return code if len(code) == 2 and code.isalpha() and code.isupper() else ""
+
+
+def warm_up() -> None:
+    """Compile the parsers' regular expressions now rather than during the first visitor's request."""
+    client.cache_clear()
+    client("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
+           "Safari/537.36")
+    client.cache_clear()
+    _classify_referrer("https://www.google.com/")
+    _classify_referrer.cache_clear()
