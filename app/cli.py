@@ -79,6 +79,7 @@ def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
+    from app.domain.accounts.services import get_user_by_email
     from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain
 
     domain = normalize_domain(args.domain)
@@ -91,7 +92,13 @@ def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
             async with resources.sessions.begin() as session:
                 if args.exists_ok and await get_site_by_domain(session, domain) is not None:
                     return f"site {domain} already exists"
-                site = await create_site(session, domain, args.timezone)
+                owner_id = None
+                if args.owner:
+                    owner = await get_user_by_email(session, args.owner)
+                    if owner is None:
+                        raise CliError(f"--owner: no user {args.owner}")
+                    owner_id = owner.id
+                site = await create_site(session, domain, args.timezone, owner_id=owner_id)
                 return f"created site {site.domain} (id {site.id}, time zone {site.timezone})"
         finally:
             await resources.close()
@@ -173,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("domain")
     p.add_argument("--timezone", default="UTC", help="IANA time zone of the site's reports (default UTC)")
     p.add_argument("--exists-ok", action="store_true", help="succeed without change if the site exists")
+    p.add_argument("--owner", metavar="EMAIL", help="the site's owner (default: every instance admin)")
     p.set_defaults(func=cmd_site_add)
 
     p = sub.add_parser("check", help="check every component and print a table; non-zero exit on failure")
