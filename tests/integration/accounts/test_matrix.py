@@ -1,4 +1,4 @@
-"""The authorisation matrix: every site endpoint and the site's WebSocket room × every kind of caller.
+"""The authorisation matrix: every site endpoint and the site's WebSocket room x every kind of caller.
 
 Callers: anonymous, another user (member of another site only), viewer, admin, owner, an API key of
 another site's user, a revoked key of the owner, and a holder of the site's share link. Each row says what
