@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.core.errors import AppError, ClientError, TooManyRequests
@@ -33,7 +33,7 @@ class RegisterForm(msgspec.Struct):
     email: str = ""
     password: str = ""
     password_again: str = ""
-    invitation: str = ""
+    invitation: FromQuery[str] = ""
 
 
 class PasswordForm(msgspec.Struct):
@@ -90,7 +90,7 @@ class AccountController(Controller):
         return Redirect("/login", status_code=303)
 
     @get("/register")
-    async def register_page(self, request: Request[Any, Any, Any], invitation: str = "") -> Template:
+    async def register_page(self, request: Request[Any, Any, Any], invitation: FromQuery[str] = "") -> Template:
         return Template("register.html", context={"error": None, "email": "", "invitation": invitation[:200],
                                                   "mode": request.app.state.resources.settings.accounts.registration})
 
@@ -156,7 +156,7 @@ class AccountController(Controller):
         return await self._account_page(request, status=201, new_key=plain)
 
     @post("/account/api-keys/{key_id:int}/revoke", status_code=200)
-    async def revoke_key(self, request: Request[Any, Any, Any], key_id: int) -> Template:
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[int]) -> Template:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:

@@ -59,7 +59,7 @@ class DashboardController(Controller):
         return await _dashboard(request, access.site, user, access.role, f"/ws?token={token}")
 
     @get("/share/{token:str}")
-    async def shared(self, request: Request[Any, Any, Any], token: str) -> Template:
+    async def shared(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
         """The read-only dashboard of a shared site; a revoked or unknown link is simply not found."""
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from app.core.errors import ClientError
@@ -17,7 +18,7 @@ class SearchController(Controller):
     include_in_schema = False
 
     @get("/search")
-    async def search_page(self, request: Request[Any, Any, Any], q: str = "") -> Template | Redirect:
+    async def search_page(self, request: Request[Any, Any, Any], q: FromQuery[str] = "") -> Template | Redirect:
         user = await current_user(request)
         if user is None:
             return Redirect("/login?next=/search")

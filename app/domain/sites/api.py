@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from app.core.errors import AppError, ClientError, _describe_validation
 from app.core.models import Goal, Site
@@ -18,6 +20,8 @@ from app.core.resources import Resources
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_site
 from app.domain.sites import services
 from app.domain.sites.schemas import Deleted, GoalCreate, GoalDelete, GoalOut, SiteCreate, SiteOut
+
+Principal = NamedDependency[ApiPrincipal]
 
 
 def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
@@ -51,8 +55,8 @@ class SitesApiController(Controller):
     exception_handlers = {AppError: _error, HTTPException: _error}
 
     @post("/", status_code=200, summary="Create a site")
-    async def create_site(self, request: Request[Any, Any, Any], principal: ApiPrincipal,
-                          data: SiteCreate) -> SiteOut:
+    async def create_site(self, request: Request[Any, Any, Any], principal: Principal,
+                          data: JSONBody[SiteCreate]) -> SiteOut:
         domain = _required(data.domain, "domain", "create a site")
         timezone = "UTC" if data.timezone in ("Etc/UTC", "") else data.timezone
         resources: Resources = request.app.state.resources
@@ -61,7 +65,7 @@ class SitesApiController(Controller):
             return _site_out(site)
 
     @get("/", summary="List the sites the key's user can manage")
-    async def list_sites(self, request: Request[Any, Any, Any], principal: ApiPrincipal) -> dict[str, Any]:
+    async def list_sites(self, request: Request[Any, Any, Any], principal: Principal) -> dict[str, Any]:
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             sites = await services.list_sites(session, principal.user.id)
@@ -69,7 +73,7 @@ class SitesApiController(Controller):
                 "meta": {"after": None, "before": None, "limit": len(sites)}}
 
     @put("/goals", status_code=200, summary="Find or create a goal")
-    async def put_goal(self, request: Request[Any, Any, Any], principal: ApiPrincipal, data: GoalCreate) -> GoalOut:
+    async def put_goal(self, request: Request[Any, Any, Any], principal: Principal, data: JSONBody[GoalCreate]) -> GoalOut:
         domain = _required(data.site_id, "site_id", "create a goal")
         goal_type = _required(data.goal_type, "goal_type", "create a goal")
         site = await principal_site(request, principal, domain, "admin")
@@ -80,8 +84,8 @@ class SitesApiController(Controller):
             return _goal_out(goal)
 
     @get("/goals", summary="List a site's goals")
-    async def list_goals(self, request: Request[Any, Any, Any], principal: ApiPrincipal,
-                         site_id: str = "") -> dict[str, Any]:
+    async def list_goals(self, request: Request[Any, Any, Any], principal: Principal,
+                         site_id: FromQuery[str] = "") -> dict[str, Any]:
         site = await principal_site(request, principal, _required(site_id, "site_id", "list goals"), "admin")
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
@@ -90,8 +94,8 @@ class SitesApiController(Controller):
                 "meta": {"after": None, "before": None, "limit": len(goals)}}
 
     @delete("/goals/{goal_id:int}", status_code=200, summary="Delete a goal")
-    async def delete_goal(self, request: Request[Any, Any, Any], principal: ApiPrincipal, goal_id: int,
-                          data: GoalDelete | None = None, site_id: str = "") -> Deleted:
+    async def delete_goal(self, request: Request[Any, Any, Any], principal: Principal, goal_id: FromPath[int],
+                          data: JSONBody[GoalDelete | None] = None, site_id: FromQuery[str] = "") -> Deleted:
         domain = _required((data.site_id if data else None) or site_id, "site_id", "delete a goal")
         site = await principal_site(request, principal, domain, "admin")
         resources: Resources = request.app.state.resources
@@ -100,11 +104,13 @@ class SitesApiController(Controller):
         return Deleted()
 
     @get("/{site_id:str}", summary="Get a site")
-    async def get_site(self, request: Request[Any, Any, Any], principal: ApiPrincipal, site_id: str) -> SiteOut:
+    async def get_site(self, request: Request[Any, Any, Any],
+                             principal: Principal, site_id: FromPath[str]) -> SiteOut:
         return _site_out(await principal_site(request, principal, site_id, "admin"))
 
     @delete("/{site_id:str}", status_code=200, summary="Delete a site and all its data")
-    async def delete_site(self, request: Request[Any, Any, Any], principal: ApiPrincipal, site_id: str) -> Deleted:
+    async def delete_site(self, request: Request[Any, Any, Any],
+                                principal: Principal, site_id: FromPath[str]) -> Deleted:
         site = await principal_site(request, principal, site_id, "owner")
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class SiteForm(msgspec.Struct):
-    domain: str = ""
+    domain: FromPath[str] = ""
     timezone: str = "UTC"
 
 
@@ -67,7 +67,7 @@ async def settings_context(request: Request[Any, Any, Any], session: AsyncSessio
 class SiteController(Controller):
     include_in_schema = False
 
-    async def _settings(self, request: Request[Any, Any, Any], domain: str, *, status: int = 200,
+    async def _settings(self, request: Request[Any, Any, Any], domain: FromPath[str], *, status: int = 200,
                         **extra: Any) -> Template:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
@@ -92,13 +92,13 @@ class SiteController(Controller):
         return Redirect(f"/sites/{site.domain}/settings", status_code=303)
 
     @get("/sites/{domain:str}/settings")
-    async def settings(self, request: Request[Any, Any, Any], domain: str) -> Template | Redirect:
+    async def settings(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
         if await current_user(request) is None:
             return Redirect(f"/login?next=/sites/{domain}/settings")
         return await self._settings(request, domain)
 
     @post("/sites/{domain:str}/settings", status_code=303)
-    async def update(self, request: Request[Any, Any, Any], domain: str,
+    async def update(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      data: Annotated[SiteForm, Form]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
@@ -109,7 +109,7 @@ class SiteController(Controller):
         return Redirect(f"/sites/{new_domain}/settings", status_code=303)
 
     @get("/sites/{domain:str}/delete")
-    async def confirm_delete(self, request: Request[Any, Any, Any], domain: str) -> Template | Redirect:
+    async def confirm_delete(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
         user = await current_user(request)
         if user is None:
             return Redirect(f"/login?next=/sites/{domain}/delete")
@@ -119,7 +119,7 @@ class SiteController(Controller):
         return Template("site_delete.html", context={"user": user, "site": access.site})
 
     @post("/sites/{domain:str}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], domain: str,
+    async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      data: Annotated[DeleteForm, Form]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
@@ -129,7 +129,7 @@ class SiteController(Controller):
         return Redirect("/", status_code=303)
 
     @post("/sites/{domain:str}/goals", status_code=303)
-    async def add_goal(self, request: Request[Any, Any, Any], domain: str,
+    async def add_goal(self, request: Request[Any, Any, Any], domain: FromPath[str],
                        data: Annotated[GoalForm, Form]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
@@ -140,7 +140,8 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#goals", status_code=303)
 
     @post("/sites/{domain:str}/goals/{goal_id:int}/delete", status_code=303)
-    async def remove_goal(self, request: Request[Any, Any, Any], domain: str, goal_id: int) -> Redirect:
+    async def remove_goal(self, request: Request[Any, Any, Any],
+                                domain: FromPath[str], goal_id: FromPath[int]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
@@ -149,7 +150,7 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#goals", status_code=303)
 
     @post("/sites/{domain:str}/share", status_code=201)
-    async def share(self, request: Request[Any, Any, Any], domain: str) -> Template:
+    async def share(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
@@ -159,7 +160,7 @@ class SiteController(Controller):
                                     share_url=f"{resources.settings.server.base_url}/share/{token}")
 
     @post("/sites/{domain:str}/share/revoke", status_code=303)
-    async def unshare(self, request: Request[Any, Any, Any], domain: str) -> Redirect:
+    async def unshare(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
@@ -168,7 +169,7 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#share", status_code=303)
 
     @post("/sites/{domain:str}/invitations", status_code=201)
-    async def invite(self, request: Request[Any, Any, Any], domain: str,
+    async def invite(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      data: Annotated[InvitationForm, Form]) -> Template:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
@@ -179,7 +180,8 @@ class SiteController(Controller):
                                     invitation_url=f"{resources.settings.server.base_url}/invitations/{token}")
 
     @post("/sites/{domain:str}/members/{user_id:int}/remove", status_code=303)
-    async def remove_member(self, request: Request[Any, Any, Any], domain: str, user_id: int) -> Redirect:
+    async def remove_member(self, request: Request[Any, Any, Any],
+                                  domain: FromPath[str], user_id: FromPath[int]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
@@ -188,7 +190,7 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#members", status_code=303)
 
     @post("/sites/{domain:str}/annotations", status_code=303)
-    async def annotate(self, request: Request[Any, Any, Any], domain: str,
+    async def annotate(self, request: Request[Any, Any, Any], domain: FromPath[str],
                        data: Annotated[AnnotationForm, Form]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
@@ -198,7 +200,8 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#annotations", status_code=303)
 
     @post("/sites/{domain:str}/annotations/{annotation_id:int}/delete", status_code=303)
-    async def unannotate(self, request: Request[Any, Any, Any], domain: str, annotation_id: int) -> Redirect:
+    async def unannotate(self, request: Request[Any, Any, Any],
+                               domain: FromPath[str], annotation_id: FromPath[int]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
@@ -207,7 +210,7 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#annotations", status_code=303)
 
     @get("/invitations/{token:str}")
-    async def invitation(self, request: Request[Any, Any, Any], token: str) -> Template | Redirect:
+    async def invitation(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
         user = await current_user(request)
         if user is None:
             return Redirect(f"/login?next=/invitations/{token}")
@@ -219,7 +222,7 @@ class SiteController(Controller):
             "site": found[1] if found else None})
 
     @post("/invitations/{token:str}", status_code=303)
-    async def accept(self, request: Request[Any, Any, Any], token: str) -> Redirect:
+    async def accept(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
