@@ -73,7 +73,8 @@ class SitesApiController(Controller):
                 "meta": {"after": None, "before": None, "limit": len(sites)}}
 
     @put("/goals", status_code=200, summary="Find or create a goal")
-    async def put_goal(self, request: Request[Any, Any, Any], principal: Principal, data: JSONBody[GoalCreate]) -> GoalOut:
+    async def put_goal(self, request: Request[Any, Any, Any], principal: Principal,
+                       data: JSONBody[GoalCreate]) -> GoalOut:
         domain = _required(data.site_id, "site_id", "create a goal")
         goal_type = _required(data.goal_type, "goal_type", "create a goal")
         site = await principal_site(request, principal, domain, "admin")
