@@ -2,6 +2,7 @@
 per idle connection of one realtime process holding 10,000 connections.
 
     .venv/bin/python -m tests.benchmarks.bench_realtime [--clients 1000] [--rounds 20] [--idle 10000]
+        [--client-processes 2]
 
 Starts its own Redis, one ``beacon serve realtime`` process and Nginx (the project's site template, TLS) on
 free ports in a temporary directory, and stops them at the end. Clients authenticate with signed tokens for
@@ -80,6 +81,60 @@ async def latency(service: WebSocketService, sockets: list[Any], rounds: int) ->
     return samples
 
 
+def _client_process(url: str, cafile: str | None, count: int, rounds: int, conn: Any) -> None:
+    """A child process holding ``count`` clients: reports ready, then the latency of each delivery."""
+    raise_fd_limit()
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
+
+    async def main() -> list[float]:
+        sockets = await open_clients(url, count, context)
+        conn.send("ready")
+        samples: list[float] = []
+
+        async def receive(socket: Any) -> None:
+            got = 0
+            while got < rounds:
+                message = json.loads(await socket.recv())
+                if message.get("type") == "bench":
+                    samples.append(time.time() - float(message["t"]))
+                    got += 1
+
+        await asyncio.wait_for(asyncio.gather(*(receive(s) for s in sockets)), 120)
+        await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
+        return samples
+
+    import uvloop
+
+    conn.send(uvloop.run(main()))
+
+
+async def latency_multiprocess(service: WebSocketService, url: str, cafile: str | None, clients: int,
+                               rounds: int, processes: int) -> list[float]:
+    """Like :func:`latency`, with the clients spread over ``processes`` child processes."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    pipes, children = [], []
+    for index in range(processes):
+        parent, child = ctx.Pipe()
+        share = clients // processes + (1 if index < clients % processes else 0)
+        proc = ctx.Process(target=_client_process, args=(url, cafile, share, rounds, child))
+        proc.start()
+        pipes.append(parent)
+        children.append(proc)
+    for pipe in pipes:
+        assert "ready" == await asyncio.to_thread(pipe.recv)
+    for _ in range(rounds):
+        await asyncio.sleep(0.3)
+        await service.send_to_room(ROOM, {"type": "bench", "t": time.time()})
+    samples: list[float] = []
+    for pipe in pipes:
+        samples.extend(await asyncio.to_thread(pipe.recv))
+    for proc in children:
+        proc.join(30)
+    return samples
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -112,16 +167,24 @@ async def run(args: argparse.Namespace) -> dict[str, str]:
         proc = psutil.Process(realtime.pid)
 
         # 1. One message to N clients through Nginx (TLS).
-        tls = ssl.create_default_context(cafile=str(state / "nginx" / "tls" / "cert.pem"))
+        cafile = str(state / "nginx" / "tls" / "cert.pem")
+        tls = ssl.create_default_context(cafile=cafile)
+        wss = f"wss://localhost:{nginx.https_port}/ws?token={token}"
         started = time.perf_counter()
-        sockets = await open_clients(f"wss://localhost:{nginx.https_port}/ws?token={token}", args.clients, tls)
+        sockets = await open_clients(wss, args.clients, tls)
         results["connect"] = f"{args.clients} clients via Nginx connected in {time.perf_counter() - started:.1f} s"
         samples = await latency(service, sockets, args.rounds)
-        results["latency"] = (f"{len(samples)} deliveries ({args.rounds} messages x {args.clients} clients): "
+        results["latency, clients in 1 process"] = (
+            f"{len(samples)} deliveries ({args.rounds} messages x {args.clients} clients): "
                               f"p50 {percentile(samples, 0.5) * 1000:.1f} ms, "
                               f"p99 {percentile(samples, 0.99) * 1000:.1f} ms, "
                               f"max {max(samples) * 1000:.1f} ms, mean {statistics.mean(samples) * 1000:.1f} ms")
         await asyncio.gather(*(s.close() for s in sockets))
+        await asyncio.sleep(2)
+        samples = await latency_multiprocess(service, wss, cafile, args.clients, args.rounds, args.client_processes)
+        results[f"latency, clients in {args.client_processes} processes"] = (
+            f"{len(samples)} deliveries: p50 {percentile(samples, 0.5) * 1000:.1f} ms, "
+            f"p99 {percentile(samples, 0.99) * 1000:.1f} ms, max {max(samples) * 1000:.1f} ms")
         await asyncio.sleep(2)
 
         # 2. Memory per idle connection, straight to the realtime process.
@@ -161,13 +224,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--idle", type=int, default=10_000)
+    parser.add_argument("--client-processes", type=int, default=2)
     args = parser.parse_args()
     limit = raise_fd_limit()
     if limit < args.idle + 1000:
         raise SystemExit(f"the hard limit of open files is {limit}; {args.idle + 1000} are needed")
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} cores")
-    for name, line in asyncio.run(run(args)).items():
+    import uvloop
+
+    for name, line in uvloop.run(run(args)).items():
         print(f"| {name} | {line} |")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
