@@ -107,6 +107,31 @@ def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    from app.domain.accounts.services import get_user_by_email, normalize_email
+    from app.domain.apikeys.services import create_api_key
+
+    email = normalize_email(args.email)
+
+    async def run() -> str:
+        from app.core.resources import Resources
+
+        resources = Resources.open(settings, "cli")
+        try:
+            async with resources.sessions.begin() as session:
+                user = await get_user_by_email(session, email)
+                if user is None:
+                    raise CliError(f"--email: no user {email}")
+                _, plain = await create_api_key(session, user.id, args.name, args.scope or ["stats:read"])
+                return plain
+        finally:
+            await resources.close()
+
+    # The key alone on stdout, so scripts can capture it; it is not stored and cannot be shown again.
+    print(_run_async(run()))
+    return 0
+
+
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from app.checks import check_installation
 
@@ -182,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exists-ok", action="store_true", help="succeed without change if the site exists")
     p.add_argument("--owner", metavar="EMAIL", help="the site's owner (default: every instance admin)")
     p.set_defaults(func=cmd_site_add)
+
+    apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="apikey_command", metavar="ACTION", parser_class=Parser, required=True)
+    p = apikey.add_parser("create", help="create an API key for a user and print it (once)")
+    p.add_argument("--email", required=True, help="the user the key acts for")
+    p.add_argument("--name", required=True, help="a name to tell the key apart")
+    p.add_argument("--scope", action="append", choices=["stats:read", "sites:write"],
+                   help="repeat for several scopes (default stats:read)")
+    p.set_defaults(func=cmd_apikey_create)
 
     p = sub.add_parser("check", help="check every component and print a table; non-zero exit on failure")
     p.set_defaults(func=cmd_check)

@@ -127,3 +127,17 @@ def test_bad_form_input_names_the_field(servers: Servers, world: World) -> None:
         assert f"{field}:" in answer.text, field
 
 
+
+
+def test_cli_creates_an_api_key_that_works(servers: Servers, world: World) -> None:
+    """`beacon apikey create` prints a key that the Sites API accepts; an unknown user exits 1."""
+    from tests.integration.conftest import run_beacon
+
+    world.user("ops@example.com")
+    made = run_beacon(servers.environment, "apikey", "create", "--email", "ops@example.com", "--name", "ci",
+                      "--scope", "sites:write")
+    missing = run_beacon(servers.environment, "apikey", "create", "--email", "nobody@example.com", "--name", "x")
+    assert 0 == made.returncode, made.stderr
+    assert (1, "--email: no user") == (missing.returncode, missing.stderr.split(": ", 2)[-1][:16])
+    answer = httpx.get(f"{servers.api}/api/v1/sites", headers={"Authorization": f"Bearer {made.stdout.strip()}"})
+    assert (200, []) == (answer.status_code, answer.json()["sites"])
