@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, NotFound
 from app.core.models import Annotation
+from app.domain.sites.services import existing_id
 
 BODY_MAX = 2000
 
@@ -38,6 +39,7 @@ async def list_annotations(session: AsyncSession, site_id: int) -> list[Annotati
 
 
 async def delete_annotation(session: AsyncSession, site_id: int, annotation_id: int) -> None:
+    annotation_id = existing_id(annotation_id, "annotation")
     result = await session.execute(delete(Annotation).where(Annotation.site_id == site_id,
                                                             Annotation.id == annotation_id))
     if not result.rowcount:  # type: ignore[attr-defined]

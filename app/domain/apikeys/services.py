@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, NotFound
 from app.core.models import API_SCOPES, ApiKey, User
-from app.domain.sites.services import token_hash
+from app.domain.sites.services import existing_id, token_hash
 
 KEY_PREFIX = "bk_"
 LAST_USED_RESOLUTION = 60
@@ -43,6 +43,7 @@ async def list_api_keys(session: AsyncSession, user_id: int) -> list[ApiKey]:
 
 
 async def revoke_api_key(session: AsyncSession, user_id: int, key_id: int) -> None:
+    key_id = existing_id(key_id, "key")
     result = await session.execute(update(ApiKey).where(
         ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)
     ).values(revoked_at=datetime.now(UTC)))

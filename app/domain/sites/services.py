@@ -41,6 +41,16 @@ def check_timezone(tz: str) -> str:
     return tz
 
 
+BIGINT_MAX = 2**63 - 1
+
+
+def existing_id(value: int, field: str) -> int:
+    """Ids come from URLs: one outside PostgreSQL's bigint range cannot exist (and must not reach SQL)."""
+    if not 0 < value <= BIGINT_MAX:
+        raise NotFound(f"{field}: no such {field.removesuffix('_id')}")
+    return value
+
+
 def token_hash(token: str) -> bytes:
     """Tokens and keys are long random strings: SHA-256 is enough to store them without the secret."""
     return hashlib.sha256(token.encode()).digest()
@@ -191,7 +201,7 @@ async def accept_invitation(session: AsyncSession, token: str, user: User) -> Si
 
 
 async def remove_member(session: AsyncSession, access: SiteAccess, user_id: int) -> None:
-    target = await session.get(Membership, (access.site.id, user_id))
+    target = await session.get(Membership, (access.site.id, existing_id(user_id, "user")))
     if target is None:
         raise NotFound("user: not a member of this site")
     if target.role == "owner":
@@ -246,6 +256,7 @@ async def list_goals(session: AsyncSession, site_id: int) -> list[Goal]:
 
 
 async def delete_goal(session: AsyncSession, site_id: int, goal_id: int) -> None:
+    goal_id = existing_id(goal_id, "goal_id")
     result = await session.execute(delete(Goal).where(Goal.site_id == site_id, Goal.id == goal_id))
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("goal_id: no such goal on this site")

@@ -141,3 +141,19 @@ def test_cli_creates_an_api_key_that_works(servers: Servers, world: World) -> No
     assert (1, "--email: no user") == (missing.returncode, missing.stderr.split(": ", 2)[-1][:16])
     answer = httpx.get(f"{servers.api}/api/v1/sites", headers={"Authorization": f"Bearer {made.stdout.strip()}"})
     assert (200, []) == (answer.status_code, answer.json()["sites"])
+
+
+def test_ids_outside_bigint_are_not_found_not_500(servers: Servers, world: World) -> None:
+    """A huge id in a URL is a 404 like any missing object, never a database error."""
+    owner = world.user("owner@example.com")
+    world.site("ids.example", {owner: "owner"})
+    huge = str(2**70)
+    with signed_in(servers, world, owner) as client:
+        answers = [client.form(f"/sites/ids.example/goals/{huge}/delete"),
+                   client.form(f"/sites/ids.example/annotations/{huge}/delete"),
+                   client.form(f"/sites/ids.example/members/{huge}/remove"),
+                   client.form(f"/account/api-keys/{huge}/revoke")]
+    key = api_key(servers, world, owner, ["sites:write"])
+    answers.append(httpx.request("DELETE", f"{servers.api}/api/v1/sites/goals/{huge}", json={"site_id": "ids.example"},
+                                 headers={"Authorization": f"Bearer {key}"}))
+    assert [404] * 5 == [answer.status_code for answer in answers]
