@@ -90,23 +90,30 @@ async def authenticate(socket: WebSocket[Any, Any, Any]) -> Grant | None:
         if not isinstance(channels, list) or not channels or not payload:
             return None
         user_id = payload.get("user_id")
-        return Grant(user_id=user_id if isinstance(user_id, int) else None,
-                     rooms=frozenset(str(c) for c in channels))
+        rooms = frozenset(str(c) for c in channels)
+        if not isinstance(user_id, int):
+            return Grant(rooms=rooms)
+        # A user's token outlives changes of membership: the rooms still need the membership now.
+        allowed = frozenset([room for room in rooms if await member_of(resources, user_id, room)])
+        return Grant(user_id=user_id, rooms=allowed) if allowed else None
     user_id = await _session_user(socket, socket.app.state.session_store, settings)
     return Grant(user_id=user_id) if user_id is not None else None
 
 
-async def may_join(socket: WebSocket[Any, Any, Any], grant: Grant, room: str) -> bool:
-    if room in grant.rooms:
-        return True
+async def member_of(resources: Resources, user_id: int, room: str) -> bool:
     site_id = room_site_id(room)
-    if site_id is None or grant.user_id is None:
+    if site_id is None:
         return False
-    resources: Resources = socket.app.state.resources
     async with resources.sessions() as session:
         role = await session.scalar(select(Membership.role).where(
-            Membership.site_id == site_id, Membership.user_id == grant.user_id))
+            Membership.site_id == site_id, Membership.user_id == user_id))
     return role is not None
+
+
+async def may_join(socket: WebSocket[Any, Any, Any], grant: Grant, room: str) -> bool:
+    if grant.user_id is None:
+        return room in grant.rooms
+    return await member_of(socket.app.state.resources, grant.user_id, room)
 
 
 async def handle_client_message(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection, grant: Grant,
@@ -159,7 +166,8 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(code=4403, reason="sign in, or use a valid share link or token")
         return
     await socket.accept()
-    conn = Connection(user_id=grant.user_id, names=set(grant.rooms), queue=asyncio.Queue(config.queue_limit))
+    conn = Connection(user_id=grant.user_id, names=set(grant.rooms), queue=asyncio.Queue(config.queue_limit),
+                      share_site=grant.share_site)
     hub.add(conn)
     close_code = 1000
     client_gone = True
@@ -196,12 +204,12 @@ async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
         for task in (conn.pump, reader):
             task.cancel()
         await asyncio.gather(conn.pump, reader, return_exceptions=True)
-        if conn.overflowed:
-            close_code = 1013
+        if conn.close_code is not None:
+            close_code = conn.close_code
         if not client_gone:
             with contextlib.suppress(Exception):
-                await socket.close(code=close_code, reason={1013: "client too slow", 4408: "no heartbeat"}
-                                   .get(close_code, ""))
+                await socket.close(code=close_code, reason={
+                    1013: "client too slow", 4408: "no heartbeat", 4403: "access revoked"}.get(close_code, ""))
 
 
 @get("/health", include_in_schema=False)

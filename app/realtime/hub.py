@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -15,7 +16,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from app.core.redis import Keys
-from app.realtime.publish import BROADCAST, ProcessStats, room_site_id, stats_key
+from app.realtime.publish import BROADCAST, CONTROL, ProcessStats, room_site_id, stats_key
 
 logger = logging.getLogger("beacon.realtime")
 
@@ -30,6 +31,10 @@ class Connection:
     """Rooms and channels this connection receives."""
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflowed: bool = False
+    close_code: int | None = None
+    """Set when the server decides to close the connection (1013 too slow, 4403 access revoked)."""
+    share_site: int | None = None
+    """The site whose share link opened this connection."""
     pump: asyncio.Task[None] | None = None
     """The task that writes to the socket; cancelled when the queue overflows."""
     last_seen: float = field(default_factory=time.monotonic)
@@ -88,7 +93,43 @@ class Hub:
             if not members:
                 del index[key]  # type: ignore[arg-type]
 
+    def _close(self, conn: Connection, code: int) -> None:
+        if conn.close_code is None:
+            conn.close_code = code
+            if conn.pump is not None:
+                conn.pump.cancel()
+
+    def control(self, data: str) -> None:
+        """Access revoked somewhere: take rooms away from connections, or close them."""
+        try:
+            order = json.loads(data)
+        except ValueError:
+            return
+        action = order.get("action") if isinstance(order, dict) else None
+        room = str(order.get("room", "")) if isinstance(order, dict) else ""
+        if action == "leave":
+            for conn in list(self._by_user.get(order.get("user_id"), ())):
+                if room in conn.names:
+                    self.leave(conn, room)
+                    with contextlib.suppress(asyncio.QueueFull):
+                        conn.queue.put_nowait(json.dumps({"type": "left", "room": room, "reason": "access revoked"}))
+        elif action == "close_room":
+            for conn in list(self._by_name.get(room, ())):
+                if conn.share_site is not None:
+                    self._close(conn, 4403)
+                else:
+                    self.leave(conn, room)
+                    with contextlib.suppress(asyncio.QueueFull):
+                        conn.queue.put_nowait(json.dumps({"type": "left", "room": room, "reason": "site deleted"}))
+        elif action == "close_share":
+            for conn in list(self._all):
+                if conn.share_site is not None and conn.share_site == order.get("site_id"):
+                    self._close(conn, 4403)
+
     def dispatch(self, name: str, data: str) -> None:
+        if name == CONTROL:
+            self.control(data)
+            return
         if name == BROADCAST:
             targets: set[Connection] = self._all
         elif name.startswith("user:") and name[5:].isdigit():
@@ -102,8 +143,7 @@ class Hub:
                 if not conn.overflowed:
                     conn.overflowed = True
                     self.dropped_slow += 1
-                    if conn.pump is not None:
-                        conn.pump.cancel()
+                    self._close(conn, 1013)
 
     def snapshot(self) -> ProcessStats:
         rooms: dict[str, int] = {}

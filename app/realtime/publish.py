@@ -24,6 +24,8 @@ import redis.asyncio as aioredis
 from app.core.redis import Keys
 
 BROADCAST = "broadcast"
+CONTROL = "control"
+"""Reserved: instructions to the realtime processes themselves (revoke access), never sent to clients."""
 CHANNEL_RE = re.compile(r"^[a-z0-9_.:-]{1,100}$")
 
 
@@ -44,7 +46,8 @@ def room_site_id(name: str) -> int | None:
 
 def is_channel(name: str) -> bool:
     """A free channel name: not a room, not a user, not the broadcast name."""
-    return bool(CHANNEL_RE.match(name)) and name != BROADCAST and not name.startswith(("site:", "user:"))
+    return bool(CHANNEL_RE.match(name)) and name not in (BROADCAST, CONTROL) and not name.startswith(
+        ("site:", "user:"))
 
 
 def stats_key(keys: Keys, process: str) -> str:
@@ -130,6 +133,19 @@ class WebSocketService:
 
     async def broadcast(self, message: dict[str, Any]) -> int:
         return await publish(self._client, self._keys, BROADCAST, message)
+
+    async def revoke_room(self, user_id: int, room: str) -> int:
+        """Take ``room`` away from every connection of the user (membership removed)."""
+        return await publish(self._client, self._keys, CONTROL,
+                             {"action": "leave", "user_id": user_id, "room": _checked_room(room)})
+
+    async def close_room(self, room: str) -> int:
+        """Take ``room`` away from every connection (site deleted) and close those of its share link."""
+        return await publish(self._client, self._keys, CONTROL, {"action": "close_room", "room": _checked_room(room)})
+
+    async def close_share(self, site_id: int) -> int:
+        """Close the connections opened with the site's share link (link revoked or replaced)."""
+        return await publish(self._client, self._keys, CONTROL, {"action": "close_share", "site_id": site_id})
 
     async def stats(self) -> RealtimeStats:
         """Connections in total, per room, per channel and per process, over every realtime process."""

@@ -117,4 +117,5 @@ class SitesApiController(Controller):
         async with resources.sessions.begin() as session:
             merged = await session.merge(site)
             await services.delete_site(session, merged, merged.domain)
+        await services.revoke_live_access(resources, site.id, deleted=True)
         return Deleted()

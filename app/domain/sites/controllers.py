@@ -125,7 +125,9 @@ class SiteController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
             access = await site_access(session, user.id, domain, "owner")
+            site_id = access.site.id
             await services.delete_site(session, access.site, data.confirm)
+        await services.revoke_live_access(resources, site_id, deleted=True)
         return Redirect("/", status_code=303)
 
     @post("/sites/{domain:str}/goals", status_code=303)
@@ -155,7 +157,9 @@ class SiteController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
             access = await site_access(session, user.id, domain, "admin")
+            site_id = access.site.id
             token = await services.create_share_link(session, access.site)
+        await services.revoke_live_access(resources, site_id, share=True)  # the previous link, if any
         return await self._settings(request, domain, status=201,
                                     share_url=f"{resources.settings.server.base_url}/share/{token}")
 
@@ -165,7 +169,9 @@ class SiteController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
             access = await site_access(session, user.id, domain, "admin")
+            site_id = access.site.id
             await services.revoke_share_link(session, access.site)
+        await services.revoke_live_access(resources, site_id, share=True)
         return Redirect(f"/sites/{domain}/settings#share", status_code=303)
 
     @post("/sites/{domain:str}/invitations", status_code=201)
@@ -186,7 +192,9 @@ class SiteController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
             access = await site_access(session, user.id, domain, "admin")
+            site_id = access.site.id
             await services.remove_member(session, access, user_id)
+        await services.revoke_live_access(resources, site_id, user_id=user_id)
         return Redirect(f"/sites/{domain}/settings#members", status_code=303)
 
     @post("/sites/{domain:str}/annotations", status_code=303)

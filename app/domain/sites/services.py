@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,6 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, Conflict, Forbidden, NotFound
 from app.core.models import ROLES, Goal, Invitation, Membership, Site, User
+from app.core.resources import Resources
+from app.realtime.publish import WebSocketService, site_channel
+
+logger = logging.getLogger("beacon.sites")
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 RANK = {role: len(ROLES) - index for index, role in enumerate(ROLES)}
@@ -264,3 +269,22 @@ async def delete_goal(session: AsyncSession, site_id: int, goal_id: int) -> None
 
 def tracker_snippet(base_url: str, domain: str) -> str:
     return f'<script defer data-domain="{domain}" src="{base_url}/js/script.js"></script>'
+
+
+async def revoke_live_access(resources: Resources, site_id: int, *, user_id: int | None = None,
+                             share: bool = False, deleted: bool = False) -> None:
+    """Tell the realtime processes that access changed, so open WebSockets lose it at once.
+
+    Called after the change is committed; a Redis failure is logged, not raised: the change stands, and
+    reconnecting clients are checked against the database anyway.
+    """
+    service = WebSocketService(resources.redis, resources.keys)
+    try:
+        if user_id is not None:
+            await service.revoke_room(user_id, site_channel(site_id))
+        if share or deleted:
+            await service.close_share(site_id)
+        if deleted:
+            await service.close_room(site_channel(site_id))
+    except Exception as exc:
+        logger.warning("cannot tell realtime about revoked access", extra={"error": str(exc)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -160,3 +161,49 @@ async def test_slow_client_is_dropped_instead_of_buffering(servers: Servers, wor
     assert 1013 == code
     assert 1 <= sum(p.dropped_slow for p in stats.processes) or 1 <= sum(
         p.dropped_slow for p in (await service.stats()).processes)
+
+
+async def test_removed_member_loses_the_room_at_once_and_on_reconnect(servers: Servers, world: World,
+                                                                      service: WebSocketService) -> None:
+    """Removing a member takes the room from their open socket; their dashboard token no longer opens it."""
+    owner, viewer = world.user("owner@example.com"), world.user("viewer@example.com")
+    site_id = world.site("revoke.example", {owner: "owner", viewer: "viewer"})
+    with signed_in(servers, world, viewer) as client:
+        page = client.get("/sites/revoke.example")
+    found = re.search(r'data-ws-url="([^"]+)"', page.text)
+    assert found is not None
+    url = f"ws://127.0.0.1:{servers.realtime_port}{found.group(1).replace('&amp;', '&')}"
+    socket = await websockets.connect(url)
+    assert [f"site:{site_id}"] == json.loads(await socket.recv())["channels"]
+    with signed_in(servers, world, owner) as client:
+        assert 303 == client.form(f"/sites/revoke.example/members/{viewer}/remove").status_code
+    assert {"type": "left", "room": f"site:{site_id}", "reason": "access revoked"} == await next_message(socket)
+    await service.send_to_room(f"site:{site_id}", {"type": "event"})
+    with pytest.raises(TimeoutError):
+        await next_message(socket, 0.5)
+    await socket.close()
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(url):
+            pass
+    assert 403 == refused.value.response.status_code
+
+
+async def test_revoked_share_link_closes_its_sockets(servers: Servers, world: World) -> None:
+    """Revoking the share link closes the WebSockets it opened (4403) and refuses new ones."""
+    owner = world.user("owner@example.com")
+    world.site("shared.example", {owner: "owner"})
+    with signed_in(servers, world, owner) as client:
+        page = client.form("/sites/shared.example/share")
+        token = re.search(r'id="share-url" href="[^"]*/share/([^"]+)"', page.text)
+        assert token is not None
+        url = f"ws://127.0.0.1:{servers.realtime_port}/ws?share={token.group(1)}"
+        socket = await websockets.connect(url)
+        await socket.recv()
+        assert 303 == client.form("/sites/shared.example/share/revoke").status_code
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None and 4403 == closed.value.rcvd.code
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        async with websockets.connect(url):
+            pass
