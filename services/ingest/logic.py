@@ -88,6 +88,10 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: url is not a valid URL") from None
     if parts.scheme not in ("http", "https", "app") or not hostname:
         raise ClientError("invalid event: url must be an absolute http(s) URL")
+    if len(hostname) > 253:
+        raise ClientError("invalid event: the url's host name is longer than 253 characters")
+    if "\x00" in name or "\x00" in url or "\x00" in domain or "\x00" in referrer:
+        raise ClientError("invalid event: NUL characters are not allowed")
     domains = [d.strip().lower() for d in domain.split(",") if d.strip()]
     if not domains or len(domains) > MAX_DOMAINS or any(len(d) > 253 for d in domains):
         raise ClientError(f"invalid event: domain must name 1 to {MAX_DOMAINS} sites")
@@ -148,6 +152,8 @@ def _clean_props(props: object) -> dict[str, str]:
         raise ClientError(f"invalid event: at most {MAX_PROPS} props")
     clean: dict[str, str] = {}
     for key, value in props.items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise ClientError("invalid event: NUL characters are not allowed in props")
         if len(key) > MAX_PROP_KEY or not key:
             raise ClientError(f"invalid event: prop names must be 1 to {MAX_PROP_KEY} characters")
         if value is None:

@@ -15,11 +15,11 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app.core.errors import PayloadTooLarge, ServiceUnavailable, TooManyRequests
+from app.core.errors import ClientError, PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from app.core.resources import Resources
 from services.ingest import enrich, logic
 from services.ingest.state import IngestState
-from services.ingest.writer import RateLimited, Row, Unavailable
+from services.ingest.writer import RateLimited, Rejected, Row, Unavailable
 
 logger = logging.getLogger("beacon.ingest")
 
@@ -113,5 +113,7 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
         await state.writer.submit(rows, state.limiter.check_for(ip, [site.id for site in sites]))
     except Unavailable:
         raise _unavailable(state) from None
+    except Rejected as exc:
+        raise ClientError(f"invalid event: {exc}") from None
     except RateLimited as exc:
         raise TooManyRequests(exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None

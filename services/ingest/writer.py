@@ -102,6 +102,10 @@ class Unavailable(Exception):
     """The batch could not be committed; nothing of it is stored."""
 
 
+class Rejected(Exception):
+    """PostgreSQL refused this request's data (a value the edge validation let through); nothing is stored."""
+
+
 class RateLimited(Exception):
     """A limit of the request's client or site was reached; nothing of it is stored."""
 
@@ -268,14 +272,26 @@ class BatchWriter:
                 self._wake.clear()
             await self._flush(batch)
 
-    async def _flush(self, batch: list[_Pending]) -> None:
-        batch = await self._apply_limits(batch)
+    async def _flush(self, batch: list[_Pending], *, limits_applied: bool = False) -> None:
+        if not limits_applied:
+            batch = await self._apply_limits(batch)
         if not batch:
             return
         rows = [row for pending in batch for row in pending.rows]
         try:
             await self._assign_sessions(rows)
             await self._write(rows)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            # One request's data was refused (the edge validation should have caught it): it must not take
+            # the others down with it. Write them one request at a time; only the culprit fails.
+            logger.warning("batch refused by PostgreSQL: %s", str(exc).splitlines()[0] if str(exc) else repr(exc),
+                           extra={"events": len(rows)})
+            if len(batch) > 1:
+                for pending in batch:
+                    await self._flush([pending], limits_applied=True)
+            elif not batch[0].future.done():
+                batch[0].future.set_exception(Rejected("the event could not be stored as sent"))
+            return
         except (psycopg.Error, OSError) as exc:
             self.stats.failures += 1
             self._down_until = time.monotonic() + 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -10,7 +11,7 @@ import redis
 
 from app.core.redis import Keys
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, sql
+from tests.integration.ingest.conftest import UA, IngestProcesses, sql
 
 
 def rows(settings: Settings, statement: str = "SELECT s.domain, e.name, e.hostname, e.pathname, e.props "
@@ -169,6 +170,14 @@ async def test_tracker_short_form(client: httpx.AsyncClient, settings: Settings)
         f"s{i}.com" for i in range(11))}).encode(), "1 to 10 sites", id="too-many-domains"),
     pytest.param(b'{"name": "x", "url": "https://example.com/", "domain": "example.com"}garbage', "JSON",
                  id="trailing-garbage"),
+    pytest.param(b'{"name": "x\\u0000", "url": "https://example.com/", "domain": "example.com"}', "NUL",
+                 id="nul-in-name"),
+    pytest.param(b'{"name": "x", "url": "https://example.com/", "domain": "example.com", "props": {"k": "\\u0000"}}',
+                 "NUL", id="nul-in-prop"),
+    pytest.param(json.dumps({"name": "x", "url": f"https://{'a' * 250}.example.com/", "domain": "example.com"})
+                 .encode(), "253", id="long-host"),
+    pytest.param(b'{"name": "x\\ud800", "url": "https://example.com/", "domain": "example.com"}', "JSON",
+                 id="lone-surrogate"),
 ])
 async def test_bad_input_reason_is_given(client: httpx.AsyncClient, settings: Settings, body: bytes,
                                          reason: str) -> None:
@@ -188,3 +197,30 @@ async def test_cors_is_open_on_the_event_endpoint_only_for_post(client: httpx.As
     get = await client.get("/api/event")
     assert "POST" in preflight.headers["access-control-allow-methods"]
     assert 405 == get.status_code
+
+
+def test_a_refused_row_fails_only_its_own_request(environment: dict[str, str], settings: Settings,
+                                                  sites: dict[str, int],
+                                                  ingest_processes: list[IngestProcesses]) -> None:
+    """A value PostgreSQL refuses (here: a CHECK added for the test) gets 400; its batch-mates are stored."""
+    processes = IngestProcesses(environment, count=1, BEACON_INGEST_BATCH_WAIT_MS="200")
+    ingest_processes.append(processes)
+    processes.start()
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=processes.url, timeout=30) as http:
+            responses = await asyncio.gather(*(
+                http.post("/api/event", headers={"User-Agent": UA}, content=json.dumps(
+                    {"name": "pageview", "url": f"https://example.com{path}", "domain": "example.com"}))
+                for path in ("/a", "/poison", "/b", "/c")))
+        return [r.status_code for r in responses]
+
+    sql(settings, "ALTER TABLE events ADD CONSTRAINT test_poison CHECK (pathname <> '/poison')")
+    try:
+        statuses = asyncio.run(burst())
+    finally:
+        sql(settings, "ALTER TABLE events DROP CONSTRAINT test_poison")
+    assert [202, 400, 202, 202] == statuses
+    assert [("/a",), ("/b",), ("/c",)] == sql(settings, "SELECT pathname FROM events ORDER BY pathname")
+    refused = [json.loads(line) for line in processes.log.read_text().splitlines() if "batch refused" in line]
+    assert 4 == refused[0]["events"]  # the four requests did share one batch
