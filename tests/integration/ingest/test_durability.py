@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import secrets
 import threading
 import time
@@ -14,11 +16,11 @@ import httpx
 import pytest
 import redis
 
-from app.core.settings import DEFAULT_PORTS, load_settings
+from app.core.settings import DEFAULT_PORTS, RedisSettings, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port
 from app.migrate import migrate
 from tests.conftest import make_environment
-from tests.integration.ingest.conftest import UA, IngestProcesses, sql
+from tests.integration.ingest.conftest import UA, IngestProcesses, ingest_client, sql
 
 CLIENTS = 32
 RUN_SECONDS = 10.0
@@ -99,3 +101,18 @@ def test_no_acknowledged_event_is_lost_when_postgres_stops(own_postgres: Postgre
     assert {"5"} == set(retry_after)
     assert set(statuses) <= {0, 202, 503}, statuses
     assert last_ok > start + START_AT + 0.5  # accepting again after PostgreSQL came back
+
+
+async def test_events_are_stored_while_redis_is_down(settings: Settings, sites: dict[str, int]) -> None:
+    """Redis is for limits, visits and live updates, not for the record: without it events are still stored."""
+    dead = dataclasses.replace(settings, redis=RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"))
+    async with ingest_client(dead) as client:
+        statuses = [(await client.post("/api/event", headers={"User-Agent": UA, "X-Forwarded-For": "198.51.100.9"},
+                                       content=json.dumps({"name": "pageview", "url": f"https://example.com{path}",
+                                                           "domain": "example.com"}))).status_code
+                    for path in ("/one", "/two")]
+    assert [202, 202] == statuses
+    rows = sql(settings, "SELECT pathname, session_id FROM events ORDER BY id")
+    assert ["/one", "/two"] == [row[0] for row in rows]
+    assert rows[0][1] == rows[1][1] != 0  # one visit, from the fallback id
+    assert [(2,)] == sql(settings, "SELECT pageviews FROM sessions")
