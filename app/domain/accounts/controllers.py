@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from app.core.resources import Resources
@@ -34,7 +34,7 @@ class AccountController(Controller):
     include_in_schema = False
 
     @get("/login")
-    async def login_page(self, request: Request[Any, Any, Any], next: str = "/") -> Template | Redirect:
+    async def login_page(self, request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template | Redirect:
         if await current_user(request) is not None:
             return Redirect(_safe_next(next))
         return Template("login.html", context={"next": _safe_next(next), "error": None, "email": ""})

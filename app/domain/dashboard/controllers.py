@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.core.errors import NotFound, ServiceUnavailable
@@ -28,7 +29,7 @@ class DashboardController(Controller):
         return Template("sites.html", context={"user": user, "sites": sites})
 
     @get("/sites/{domain:str}")
-    async def dashboard(self, request: Request[Any, Any, Any], domain: str) -> Template | Redirect:
+    async def dashboard(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
         user = await current_user(request)
         if user is None:
             return Redirect(f"/login?next=/sites/{domain}")
