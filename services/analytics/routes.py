@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from litestar import Request, get
-from litestar.params import FromPath, FromQuery
+from litestar import Request, get, post
+from litestar.params import Body, FromPath, FromQuery
 
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
-from services.analytics import logic
+from services.analytics import engine, logic
+from services.analytics.query import parse_query
 from services.analytics.schemas import DailyCount, PageviewCount
 
 
@@ -37,3 +38,15 @@ async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: FromPat
         tz = await logic.site_timezone(session, site_id)
         days = await logic.daily_pageviews(session, site_id, date_from, date_to, tz)
     return [DailyCount(date=day, pageviews=n) for day, n in days]
+
+
+@post("/query", guards=[internal_token_guard], status_code=200)
+async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Plausible's Stats API v2 query (the api has authenticated the caller for ``site_id``)."""
+    resources: Resources = request.app.state.resources
+    now = datetime.now(UTC)
+    async with resources.sessions() as session:
+        site_id, tz, stats_start = await logic.site_for_query(session, str(data.get("site_id", "")))
+        query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
+        result = await engine.run(session, query, site_id)
+    return engine.response(query, result, now)
