@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from litestar import Request, get, post
 from litestar.params import Body, FromPath, FromQuery
 
+from app.core.errors import NotFound
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
-from services.analytics import engine, logic
+from services.analytics import engine, logic, v1
 from services.analytics.query import parse_query
 from services.analytics.schemas import DailyCount, PageviewCount
 
@@ -50,3 +51,22 @@ async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str,
         query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
         result = await engine.run(session, query, site_id)
     return engine.response(query, result, now)
+
+
+V1_HANDLERS = {"aggregate": v1.aggregate, "timeseries": v1.timeseries, "breakdown": v1.breakdown}
+
+
+@get("/v1/{endpoint:str}", guards=[internal_token_guard])
+async def stats_v1(request: Request[Any, Any, Any], endpoint: FromPath[str]) -> Any:
+    """Plausible's Stats API v1: aggregate, timeseries, breakdown and realtime-visitors."""
+    resources: Resources = request.app.state.resources
+    params = {key: value for key, value in request.query_params.items()}
+    now = datetime.now(UTC)
+    async with resources.sessions() as session:
+        site_id, tz, stats_start = await logic.site_for_query(session, params.get("site_id", ""))
+        if endpoint == "realtime-visitors":
+            return await v1.realtime_visitors(session, site_id, now)
+        handler = V1_HANDLERS.get(endpoint)
+        if handler is None:
+            raise NotFound(f"no Stats API v1 endpoint {endpoint!r}")
+        return await handler(session, site_id, tz, stats_start, params, now)

@@ -151,3 +151,66 @@ def test_invalid_queries_are_400_with_the_reason(settings: Settings, serve: Call
     response = query(settings, serve, **body)
     assert status == response.status_code
     assert message in response.json()["detail"]
+
+
+def v1(settings: Settings, serve: Callable[[str], int], endpoint: str, **params: str) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{serve('analytics')}/v1/{endpoint}",
+                     params={"site_id": "stats.example", **params},
+                     headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+
+
+def test_v1_aggregate_with_comparison(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1 aggregate: values and change against the previous period (the day before had nothing)."""
+    response = v1(settings, serve, "aggregate", period="day", date="2026-03-10",
+                  metrics="visitors,pageviews,bounce_rate", compare="previous_period")
+    assert 200 == response.status_code, response.text
+    assert {"visitors": {"value": 3, "change": 100}, "pageviews": {"value": 5, "change": 100},
+            "bounce_rate": {"value": 50, "change": 50}} == response.json()["results"]
+
+
+def test_v1_timeseries_fills_every_day(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1 timeseries lists every date of the period, zero where nothing happened."""
+    response = v1(settings, serve, "timeseries", period="custom", date="2026-03-09,2026-03-11",
+                  metrics="visitors")
+    assert [{"date": "2026-03-09", "visitors": 0}, {"date": "2026-03-10", "visitors": 3},
+            {"date": "2026-03-11", "visitors": 1}] == response.json()["results"]
+
+
+def test_v1_breakdown_with_filter(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1 breakdown by browser among Desktop and Tablet visits, keyed by the property's short name."""
+    response = v1(settings, serve, "breakdown", period="day", date="2026-03-10", property="visit:browser",
+                  filters="visit:device==Desktop|Tablet", metrics="visitors,pageviews")
+    assert [{"browser": "Chrome", "visitors": 1, "pageviews": 3},
+            {"browser": "Firefox", "visitors": 1, "pageviews": 1}] == response.json()["results"]
+
+
+@pytest.mark.parametrize(("endpoint", "params", "message"), [
+    pytest.param("aggregate", {"period": "fortnight"}, "period: invalid value", id="period"),
+    pytest.param("aggregate", {"period": "custom"}, "needs date=", id="custom-no-date"),
+    pytest.param("aggregate", {"filters": "visit:browser=Firefox"}, "cannot parse", id="filter"),
+    pytest.param("aggregate", {"compare": "last_year"}, "previous_period", id="compare"),
+    pytest.param("breakdown", {}, "property: required", id="no-property"),
+    pytest.param("breakdown", {"property": "visit:source", "limit": "many"}, "integers", id="limit"),
+    pytest.param("timeseries", {"interval": "minute"}, "interval: invalid", id="interval"),
+])
+def test_v1_bad_parameters_are_400(settings: Settings, serve: Callable[[str], int], dataset: None,
+                                   endpoint: str, params: dict[str, str], message: str) -> None:
+    """Bad v1 parameters get a 400 naming the parameter."""
+    response = v1(settings, serve, endpoint, **params)
+    assert 400 == response.status_code
+    assert message in response.json()["detail"]
+
+
+def test_v1_realtime_visitors(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """Visitors with an event in the last five minutes: two events of one visitor count once; older ones not."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for visitor, minutes in ((7, 1), (7, 2), (8, 9)):
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                "SELECT id, now() - make_interval(mins => :m), 'pageview', :v, :v, domain, '/' FROM sites "
+                "WHERE domain = 'stats.example'"), {"m": minutes, "v": visitor})
+    engine.dispose()
+    response = v1(settings, serve, "realtime-visitors")
+    assert 200 == response.status_code
+    assert 1 == response.json()
