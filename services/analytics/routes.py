@@ -12,6 +12,7 @@ from app.core.errors import NotFound
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
 from services.analytics import engine, logic, v1
+from services.analytics.cache import cached
 from services.analytics.query import parse_query
 from services.analytics.schemas import DailyCount, PageviewCount
 
@@ -42,15 +43,19 @@ async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: FromPat
 
 
 @post("/query", guards=[internal_token_guard], status_code=200)
-async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str, Any], Body()]) -> Any:
     """Plausible's Stats API v2 query (the api has authenticated the caller for ``site_id``)."""
     resources: Resources = request.app.state.resources
     now = datetime.now(UTC)
     async with resources.sessions() as session:
         site_id, tz, stats_start = await logic.site_for_query(session, str(data.get("site_id", "")))
         query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
-        result = await engine.run(session, query, site_id)
-    return engine.response(query, result, now)
+
+        async def compute() -> dict[str, Any]:
+            return engine.response(query, await engine.run(session, query, site_id), now)
+
+        return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, "v2",
+                            site_id, data, compute)
 
 
 V1_HANDLERS = {"aggregate": v1.aggregate, "timeseries": v1.timeseries, "breakdown": v1.breakdown}
@@ -69,4 +74,9 @@ async def stats_v1(request: Request[Any, Any, Any], endpoint: FromPath[str]) -> 
         handler = V1_HANDLERS.get(endpoint)
         if handler is None:
             raise NotFound(f"no Stats API v1 endpoint {endpoint!r}")
-        return await handler(session, site_id, tz, stats_start, params, now)
+
+        async def compute() -> dict[str, Any]:
+            return await handler(session, site_id, tz, stats_start, params, now)
+
+        return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, endpoint,
+                            site_id, params, compute)
