@@ -212,22 +212,24 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
 
     d_cols = [f"d{i}" for i in range(len(dims))]
     sd_cols = [f"sd{i}" for i in range(len(dims))]
-    matched_select = ", ".join(
-        [f"{expr} AS {col}" for expr, col in zip(dims, d_cols, strict=True)]
-        + [f"{expr} AS {col}" for expr, col in zip(session_dims, sd_cols, strict=True)]
-        + ["e.visitor_id", "e.session_id", "e.name",
-           "(v.pageviews <= 1 AND v.interactive_events = 0) AS bounce",
-           "extract(epoch FROM v.ended_at - v.started_at) AS duration", "v.pageviews AS visit_pageviews"]
-    )
+    needs_sessions = bool({"bounce_rate", "visit_duration", "views_per_visit"} & set(query.metrics))
+    # Visits are the expensive part: join them only when a visit attribute or metric is asked for.
+    needs_visits = needs_sessions or any(d in VISIT_COLUMNS for d in (*query.dimensions,
+                                                                        *query.filtered_dimensions()))
+    columns = [f"{expr} AS {col}" for expr, col in zip(dims, d_cols, strict=True)]
+    columns += ["e.visitor_id", "e.session_id", "e.name"]
+    if needs_sessions:
+        columns += [f"{expr} AS {col}" for expr, col in zip(session_dims, sd_cols, strict=True)]
+        columns += ["(v.pageviews <= 1 AND v.interactive_events = 0) AS bounce",
+                    "extract(epoch FROM v.ended_at - v.started_at) AS duration", "v.pageviews AS visit_pageviews"]
     group = f"GROUP BY {', '.join(d_cols)}" if d_cols else ""
     session_group = f"GROUP BY {', '.join(sd_cols)}" if sd_cols else ""
-    needs_sessions = bool({"bounce_rate", "visit_duration", "views_per_visit"} & set(query.metrics))
+    source = "in_range e JOIN visits v ON v.session_id = e.session_id" if needs_visits else "in_range e"
 
     ctes = [
         "in_range AS (SELECT * FROM events WHERE site_id = :site AND timestamp >= :start AND timestamp < :end)",
-        VISITS_CTE.strip(),
-        f"matched AS (SELECT {matched_select} FROM in_range e JOIN visits v ON v.session_id = e.session_id "
-        f"WHERE {where_sql})",
+        *([VISITS_CTE.strip()] if needs_visits else []),
+        f"matched AS (SELECT {', '.join(columns)} FROM {source} WHERE {where_sql})",
         f"agg AS (SELECT {', '.join([*d_cols, ''])}"
         "count(DISTINCT visitor_id) AS visitors, count(DISTINCT session_id) AS visits, "
         "count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events "
