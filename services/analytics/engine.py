@@ -17,6 +17,7 @@ Definitions follow Plausible's documentation:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,42 +65,54 @@ EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:
 UNAVAILABLE = {"visit:region", "visit:city", "visit:region_name", "visit:city_name", "visit:country_name"}
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
 
-VISITS_CTE = """
-visits AS (
-    SELECT session_id,
-        min(timestamp) AS started_at,
-        max(timestamp) AS ended_at,
-        coalesce((array_agg(pathname ORDER BY timestamp, id) FILTER (WHERE name = 'pageview'))[1], '') AS entry_page,
-        coalesce((array_agg(pathname ORDER BY timestamp DESC, id DESC) FILTER (WHERE name = 'pageview'))[1], '')
-            AS exit_page,
-        coalesce((array_agg(hostname ORDER BY timestamp, id) FILTER (WHERE name = 'pageview'))[1], '')
-            AS entry_hostname,
-        coalesce((array_agg(hostname ORDER BY timestamp DESC, id DESC) FILTER (WHERE name = 'pageview'))[1], '')
-            AS exit_hostname,
-        (array_agg(referrer_source ORDER BY timestamp, id))[1] AS source,
-        regexp_replace((array_agg(referrer ORDER BY timestamp, id))[1], '^[a-z]+://(www\\.)?', '') AS referrer,
-        (array_agg(channel ORDER BY timestamp, id))[1] AS channel,
-        (array_agg(utm_medium ORDER BY timestamp, id))[1] AS utm_medium,
-        (array_agg(utm_source ORDER BY timestamp, id))[1] AS utm_source,
-        (array_agg(utm_campaign ORDER BY timestamp, id))[1] AS utm_campaign,
-        (array_agg(utm_content ORDER BY timestamp, id))[1] AS utm_content,
-        (array_agg(utm_term ORDER BY timestamp, id))[1] AS utm_term,
-        (array_agg(device ORDER BY timestamp, id))[1] AS device,
-        (array_agg(browser ORDER BY timestamp, id))[1] AS browser,
-        (array_agg(browser_version ORDER BY timestamp, id))[1] AS browser_version,
-        (array_agg(os ORDER BY timestamp, id))[1] AS os,
-        (array_agg(os_version ORDER BY timestamp, id))[1] AS os_version,
-        trim((array_agg(country ORDER BY timestamp, id))[1]) AS country,
-        count(*) FILTER (WHERE name = 'pageview') AS pageviews,
-        count(*) FILTER (WHERE name <> 'pageview' AND interactive) AS interactive_events
-    FROM events
+def visit_events_select(relation: str, extra: str = "") -> str:
+    """The events of ``relation`` (a CTE name) with their visit's attributes in ``v_*`` columns.
+
+    A visit's attributes are those of its first event; its entry page is its first pageview's and its exit
+    page its last's; its totals span all its events. Window functions put them on every event, so queries
+    filter and group events by visit attributes without joining visits back. The rollups use this very
+    statement, so both paths agree by construction; ``extra`` adds columns over the same window ``w``.
+    """
+    return f"""SELECT r.*,{extra}
+            min(timestamp) OVER w AS v_started_at,
+            max(timestamp) OVER w AS v_ended_at,
+            coalesce((array_agg(pathname) FILTER (WHERE name = 'pageview') OVER w)[1], '') AS v_entry_page,
+            coalesce((array_agg(pathname) FILTER (WHERE name = 'pageview') OVER wd)[1], '') AS v_exit_page,
+            coalesce((array_agg(hostname) FILTER (WHERE name = 'pageview') OVER w)[1], '') AS v_entry_hostname,
+            coalesce((array_agg(hostname) FILTER (WHERE name = 'pageview') OVER wd)[1], '') AS v_exit_hostname,
+            count(*) FILTER (WHERE name = 'pageview') OVER w AS v_pageviews,
+            count(*) FILTER (WHERE name <> 'pageview' AND interactive) OVER w AS v_interactive_events,
+            first_value(referrer_source) OVER w AS v_source,
+            regexp_replace(first_value(referrer) OVER w, '^[a-z]+://(www\\.)?', '') AS v_referrer,
+            first_value(channel) OVER w AS v_channel,
+            first_value(utm_medium) OVER w AS v_utm_medium,
+            first_value(utm_source) OVER w AS v_utm_source,
+            first_value(utm_campaign) OVER w AS v_utm_campaign,
+            first_value(utm_content) OVER w AS v_utm_content,
+            first_value(utm_term) OVER w AS v_utm_term,
+            first_value(device) OVER w AS v_device,
+            first_value(browser) OVER w AS v_browser,
+            first_value(browser_version) OVER w AS v_browser_version,
+            first_value(os) OVER w AS v_os,
+            first_value(os_version) OVER w AS v_os_version,
+            trim(first_value(country) OVER w) AS v_country
+        FROM {relation} r
+        WINDOW w AS (PARTITION BY session_id ORDER BY timestamp, id ROWS BETWEEN UNBOUNDED PRECEDING
+                     AND UNBOUNDED FOLLOWING),
+               wd AS (PARTITION BY session_id ORDER BY timestamp DESC, id DESC ROWS BETWEEN UNBOUNDED PRECEDING
+                      AND UNBOUNDED FOLLOWING)"""
+
+
+VISITS_CTE = f"""
+visit_events AS MATERIALIZED (
+    SELECT * FROM events
     WHERE site_id = :site
       AND session_id IN (SELECT DISTINCT session_id FROM in_range)
       -- A visit lasts while events come less than 30 minutes apart: a day either side bounds the scan.
       AND timestamp >= CAST(:start AS timestamptz) - interval '1 day'
       AND timestamp < CAST(:end AS timestamptz) + interval '1 day'
-    GROUP BY session_id
-)"""
+),
+vev AS MATERIALIZED ({visit_events_select("visit_events")})"""
 
 
 @dataclass
@@ -131,8 +144,8 @@ def _dimension_expr(dimension: str, sql: _Sql, *, for_filter: bool = False) -> s
         return f"coalesce(e.props ->> {key}, '{NO_PROP}')"
     column, empty = VISIT_COLUMNS[dimension]
     if empty is None or for_filter:
-        return f"v.{column}"
-    return f"coalesce(nullif(v.{column}, ''), '{empty}')"
+        return f"e.v_{column}"
+    return f"coalesce(nullif(e.v_{column}, ''), '{empty}')"
 
 
 def _clause_values(dimension: str, clauses: tuple[str, ...]) -> list[str]:
@@ -200,7 +213,7 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
             expr = _dimension_expr(dimension, sql)
         dims.append(expr)
         # Session metrics by page are those of the visits entering on the page.
-        session_dims.append("v.entry_page" if dimension == "event:page" else expr)
+        session_dims.append("e.v_entry_page" if dimension == "event:page" else expr)
 
     where = [_filter_sql(item, sql) for item in query.filters]
     if "event:page" in query.dimensions:
@@ -213,18 +226,20 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
     d_cols = [f"d{i}" for i in range(len(dims))]
     sd_cols = [f"sd{i}" for i in range(len(dims))]
     needs_sessions = bool({"bounce_rate", "visit_duration", "views_per_visit"} & set(query.metrics))
-    # Visits are the expensive part: join them only when a visit attribute or metric is asked for.
+    # Visit attributes are the expensive part: compute them only when a visit attribute or metric is asked for.
     needs_visits = needs_sessions or any(d in VISIT_COLUMNS for d in (*query.dimensions,
                                                                         *query.filtered_dimensions()))
     columns = [f"{expr} AS {col}" for expr, col in zip(dims, d_cols, strict=True)]
     columns += ["e.visitor_id", "e.session_id", "e.name"]
     if needs_sessions:
         columns += [f"{expr} AS {col}" for expr, col in zip(session_dims, sd_cols, strict=True)]
-        columns += ["(v.pageviews <= 1 AND v.interactive_events = 0) AS bounce",
-                    "extract(epoch FROM v.ended_at - v.started_at) AS duration", "v.pageviews AS visit_pageviews"]
+        columns += ["(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce",
+                    "extract(epoch FROM e.v_ended_at - e.v_started_at) AS duration", "e.v_pageviews AS visit_pageviews"]
     group = f"GROUP BY {', '.join(d_cols)}" if d_cols else ""
     session_group = f"GROUP BY {', '.join(sd_cols)}" if sd_cols else ""
-    source = "in_range e JOIN visits v ON v.session_id = e.session_id" if needs_visits else "in_range e"
+    if needs_visits:
+        where_sql += " AND e.timestamp >= :start AND e.timestamp < :end"
+    source = "vev e" if needs_visits else "in_range e"
 
     ctes = [
         "in_range AS (SELECT * FROM events WHERE site_id = :site AND timestamp >= :start AND timestamp < :end)",
@@ -252,27 +267,30 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
         "views_per_visit": "coalesce(sess.views_per_visit, 0)",
         "percentage": "round(100.0 * agg.visitors / nullif((SELECT count(DISTINCT visitor_id) FROM matched), 0), 1)",
     }
-    unsupported = [m for m in query.metrics if m not in metric_sql]
-    if unsupported:
-        raise QueryError(f"metrics: {', '.join(unsupported)} not available yet")
-
-    select = [f"agg.{col}" for col in d_cols] + [f"{metric_sql[m]} AS m_{m}" for m in query.metrics]
-    select.append("count(*) OVER () AS total_rows")
     join = ""
     if needs_sessions:
         on = " AND ".join(f"sess.{sd} IS NOT DISTINCT FROM agg.{d}" for sd, d in zip(sd_cols, d_cols, strict=True))
         join = f"LEFT JOIN sess ON {on or 'TRUE'}"
+    return finish(query, sql, ctes, metric_sql, join), sql.params
 
+
+def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "") -> str:
+    """The final SELECT over a CTE ``agg`` with dimension columns d0, d1, …: metrics, order, pagination."""
+    unsupported = [m for m in query.metrics if m not in metric_sql]
+    if unsupported:
+        raise QueryError(f"metrics: {', '.join(unsupported)} not available yet")
+    d_cols = [f"d{i}" for i in range(len(query.dimensions))]
+    select = [f"agg.{col}" for col in d_cols] + [f"{metric_sql[m]} AS m_{m}" for m in query.metrics]
+    select.append("count(*) OVER () AS total_rows")
     order: list[str] = []
     for name, direction in query.order_by or _default_order(query):
         column = f"agg.d{query.dimensions.index(name)}" if name in query.dimensions else f"m_{name}"
         order.append(f"{column} {direction.upper()} NULLS LAST")
     order += [f"agg.{col} ASC" for col in d_cols]  # deterministic ties
-    statement = (
+    return (
         f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM agg {join} "
         f"ORDER BY {', '.join(order) or '1'} LIMIT {sql.bind(query.limit)} OFFSET {sql.bind(query.offset)}"
     )
-    return statement, sql.params
 
 
 def _default_order(query: Query) -> list[tuple[str, str]]:
@@ -302,6 +320,7 @@ def _metric_value(name: str, value: Any) -> Any:
 
 
 async def run(session: AsyncSession, query: Query, site_id: int) -> Result:
+    """Answer ``query`` from the raw events."""
     statement, params = build(query, site_id)
     try:
         rows = (await session.execute(text(statement), params)).all()
@@ -309,6 +328,11 @@ async def run(session: AsyncSession, query: Query, site_id: int) -> Result:
         if "invalid regular expression" in str(exc):
             raise QueryError(f"filters: invalid regular expression: {str(exc).splitlines()[0]}") from None
         raise
+    return rows_to_result(query, rows)
+
+
+def rows_to_result(query: Query, rows: Sequence[Any]) -> Result:
+    """Rows of a statement built by :func:`finish` as results in Plausible's shape."""
     n = len(query.dimensions)
     results = [
         {
