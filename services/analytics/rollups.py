@@ -90,19 +90,22 @@ def _with_totals(dimensions: tuple[str, ...]) -> list[tuple[str, str, str]]:
 SPAN_DAYS = " min(day) OVER w AS v_first_day, max(day) OVER w AS v_last_day,"
 
 
-def scan_ctes() -> str:
+def scan_ctes(with_visits: bool = True) -> str:
     """Events of the scan window with their local day and their visit's attributes (``vev``), and one row
-    per visit (``sv``)."""
-    return f"""
+    per visit (``sv``); without visits (no visit attribute or metric needed) just the events."""
+    events = """
     ev AS MATERIALIZED (
         SELECT e.*, (e.timestamp AT TIME ZONE :tz)::date AS day FROM events e
         WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
-    ),
+    )"""
+    if not with_visits:
+        return f"{events}, vev AS (SELECT * FROM ev)"
+    return f"""{events},
     vev AS MATERIALIZED ({visit_events_select("ev", SPAN_DAYS)}),
     sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
 
 
-def spans_sql(dimensions: tuple[str, ...]) -> str:
+def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True) -> str:
     """Spans that begin between :from_day and :to_day, for each dimension (kind, dimension, value, ...)."""
     selects = []
     for name, value, condition in _with_totals(dimensions):
@@ -113,7 +116,7 @@ def spans_sql(dimensions: tuple[str, ...]) -> str:
             f"FROM vev e WHERE {condition} GROUP BY 1, 2) p "
             "WHERE first_day BETWEEN :from_day AND :to_day GROUP BY value, first_day, last_day"
         )
-        if not name.startswith("event:") and not name.endswith("#any"):
+        if with_visits and not name.startswith("event:") and not name.endswith("#any"):
             selects.append(
                 f"SELECT 'v', '{name}', {value}, e.v_first_day, e.v_last_day, count(*), "
                 "count(*) FILTER (WHERE e.v_pageviews <= 1 AND e.v_interactive_events = 0), "
@@ -261,9 +264,11 @@ def build(query: Query, site_id: int, rolled_until: date) -> tuple[str, dict[str
     tail_spans = tail_days = ""
     if boundary <= dr.last_day:
         sql.params |= window(boundary, dr.last_day, dr.timezone)
-        ctes.append(scan_ctes().strip())
+        # Visit attributes cost a window over every visit: compute them only when the query needs them.
+        with_visits = dimension in VISIT_COLUMNS or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
+        ctes.append(scan_ctes(with_visits).strip())
         tail_spans = f" UNION ALL SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, " \
-                     f"pageviews FROM ({spans_sql(needed)}) t"
+                     f"pageviews FROM ({spans_sql(needed, with_visits)}) t"
         tail_days = f" UNION ALL SELECT dimension, value, day, pageviews, events FROM ({days_sql(needed)}) t"
     ctes += [
         "all_spans AS (SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, pageviews "
