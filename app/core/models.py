@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,9 @@ from sqlalchemy import (
     CHAR,
     BigInteger,
     Boolean,
+    CheckConstraint,
+    Computed,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -17,12 +21,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Numeric,
+    PrimaryKeyConstraint,
     Sequence,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -47,6 +53,106 @@ class Site(Base):
     """Lower-cased host name without scheme or ``www.``, as the tracker sends it."""
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    share_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True, default=None)
+    """SHA-256 of the public share link's token; ``None`` when the site is not shared."""
+    __table_args__ = (Index("sites_search", "search", postgresql_using="gin"),)
+    search: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('simple', domain || ' ' || replace(domain, '.', ' '))", persisted=True),
+        deferred=True)
+
+
+ROLES = ("owner", "admin", "viewer")
+"""Site roles, strongest first."""
+
+
+class Membership(Base):
+    """A user's role on a site."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (PrimaryKeyConstraint("site_id", "user_id"),
+                      CheckConstraint("role IN ('owner', 'admin', 'viewer')", name="memberships_role"),
+                      Index("memberships_user", "user_id"))
+
+    site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Invitation(Base):
+    """An invitation by link to join a site with a role; the link carries a token stored hashed."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'viewer')", name="invitations_role"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    invited_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+API_SCOPES = ("stats:read", "sites:write")
+
+
+class ApiKey(Base):
+    """A user's API key; only its SHA-256 is stored, the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The first characters of the key, shown in lists so a user can tell keys apart."""
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Goal(Base):
+    """A conversion goal: a custom event name or a page path pattern (``*`` matches any characters)."""
+
+    __tablename__ = "goals"
+    __table_args__ = (
+        CheckConstraint("(event_name IS NULL) <> (page_path IS NULL)", name="goals_one_kind"),
+        UniqueConstraint("site_id", "event_name", name="goals_site_event"),
+        UniqueConstraint("site_id", "page_path", name="goals_site_page"),
+        Index("goals_search", "search", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    event_name: Mapped[str | None] = mapped_column(String(120), default=None)
+    page_path: Mapped[str | None] = mapped_column(String(2000), default=None)
+    display_name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    search: Mapped[Any] = mapped_column(TSVECTOR, Computed(
+        "to_tsvector('simple', display_name || ' ' || coalesce(event_name, '') || ' ' || "
+        "coalesce(regexp_replace(page_path, '[/*_-]+', ' ', 'g'), ''))", persisted=True), deferred=True)
+
+
+class Annotation(Base):
+    """A dated note on a site's timeline (\"launched v2\")."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (Index("annotations_site_date", "site_id", "date"),
+                      Index("annotations_search", "search", postgresql_using="gin"))
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"))
+    date: Mapped[dt.date] = mapped_column(Date)
+    body: Mapped[str] = mapped_column(String(2000))
+    created_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    search: Mapped[Any] = mapped_column(TSVECTOR, Computed("to_tsvector('english', body)", persisted=True),
+                                        deferred=True)
 
 
 class Salt(Base):
