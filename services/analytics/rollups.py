@@ -47,7 +47,7 @@ VISIT_DIMENSIONS = (
 ROLLED = ("", *EVENT_DIMENSIONS, *VISIT_DIMENSIONS)
 EVENT_METRICS = frozenset({"visitors", "pageviews", "events", "percentage"})
 VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
-CHUNK_DAYS = 31
+CHUNK_DAYS = 7
 FINAL_AFTER_DAYS = 2
 """A local day is rolled up when it ended this many days ago: every visit that touches it has ended."""
 
@@ -186,6 +186,8 @@ def refresh(conn: Connection, site_id: int, now: datetime) -> RefreshResult:
         return RefreshResult(site_id, state[1] if state else None, 0)
     last = min(target, first + timedelta(days=CHUNK_DAYS - 1))
     params = {"site": site_id, **window(first, last, tz)}
+    # A week of a busy site is a long statement; this job is its only caller, so it may take its time.
+    conn.execute(text("SET LOCAL statement_timeout = '15min'"))
     conn.execute(text("DELETE FROM rollup_spans WHERE site_id = :site AND first_day BETWEEN :from_day AND :to_day"),
                  params)
     conn.execute(text("DELETE FROM rollup_days WHERE site_id = :site AND day BETWEEN :from_day AND :to_day"),
