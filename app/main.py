@@ -21,6 +21,7 @@ from app.domain.dashboard.controllers import DashboardController
 from app.domain.search.controllers import SearchController
 from app.domain.sites.api import SitesApiController
 from app.domain.sites.controllers import SiteController
+from app.domain.stats.controllers import StatsApiController
 from app.domain.system.controllers import SystemController
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "api",
         settings,
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
-         SitesApiController, AdminController],
+         SitesApiController, StatsApiController, AdminController],
         health_route=False,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         stores={"sessions": session_store},

@@ -61,12 +61,15 @@ def make_environment(postgres: Postgres, redis_server: Redis, state: Path, datab
                      redis_db: int = 0, ports: dict[str, int] | None = None) -> dict[str, str]:
     password = "test-" + database
     postgres.ensure_database(database, f"{database}_owner", password)
-    return beacon_environment(
+    environment = beacon_environment(
         home=CODE_DIR, state=state,
         database_url=postgres.url(f"{database}_owner", password, database),
         redis_url=redis_server.url(redis_db), secret_key=secrets.token_urlsafe(32),
         internal_token=secrets.token_urlsafe(24), base_url="https://localhost", ports=ports or DEFAULT_PORTS,
     )
+    # Tests change data between queries; the cache has its own test (tests/integration/analytics).
+    environment["BEACON_ANALYTICS_CACHE_TTL"] = "0"
+    return environment
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ class Periodic:
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
+    from workers.actors.analytics import refresh_all_rollups
     from workers.actors.ingest import ensure_partitions
     from workers.actors.system import heartbeat, rotate_salts
 
@@ -51,6 +52,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("heartbeat", settings.workers.heartbeat_interval, lambda: heartbeat.send(time.time())),
         Periodic("rotate_salts", 3600.0, rotate_salts.send),
         Periodic("ensure_partitions", 6 * 3600.0, ensure_partitions.send),
+        Periodic("refresh_rollups", 600.0, refresh_all_rollups.send),
     ]
 
 

@@ -124,6 +124,23 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
                    "Something went wrong on our side; it has been logged.")
 
 
+def plausible_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    """Errors of the Plausible-compatible APIs (Sites, Stats) in Plausible's shape: ``{"error": "..."}``."""
+    if isinstance(exc, AppError):
+        return Response({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    if isinstance(exc, ValidationException):
+        return Response({"error": _describe_validation(exc)}, status_code=400)
+    if isinstance(exc, HTTPException):
+        return Response({"error": exc.detail}, status_code=exc.status_code, headers=dict(exc.headers or {}))
+    return internal_error_handler(request, exc)
+
+
+PLAUSIBLE_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    AppError: plausible_error_handler,
+    HTTPException: plausible_error_handler,
+}
+"""Pass to a controller of a Plausible-compatible API."""
+
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,

@@ -88,6 +88,12 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class AnalyticsSettings:
+    cache_ttl: float = 60.0
+    """Seconds a query answer is served from Redis: the dashboard is at most this far behind."""
+
+
+@dataclass(frozen=True)
 class AccountSettings:
     registration: str = "open"
     """Who may create an account: ``open`` (anyone), ``invite`` (only with a site invitation link) or
@@ -139,6 +145,7 @@ class Settings:
     http_client: HttpClientSettings
     workers: WorkerSettings
     paths: PathSettings
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     log_level: str = "INFO"
@@ -277,6 +284,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             heartbeat_interval=number("BEACON_HEARTBEAT_INTERVAL", 15.0),
             heartbeat_max_age=number("BEACON_HEARTBEAT_MAX_AGE", 90.0),
         ),
+        analytics=AnalyticsSettings(cache_ttl=number("BEACON_ANALYTICS_CACHE_TTL", 60.0)),
         paths=PathSettings(
             home=home,
             log_dir=Path(env.get("BEACON_LOG_DIR") or state_dir / "log"),

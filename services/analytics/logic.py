@@ -59,3 +59,17 @@ async def daily_pageviews(
         {"from": date_from, "to": date_to, "site": site_id, "start": start, "end": end, "tz": tz},
     )
     return [(day, int(n)) for day, n in rows]
+
+
+async def site_for_query(session: AsyncSession, domain: str) -> tuple[int, str, date]:
+    """Id, time zone and first stats day of the site with ``domain``."""
+    row = (await session.execute(
+        text("SELECT id, timezone, created_at FROM sites WHERE domain = :domain"), {"domain": domain}
+    )).first()
+    if row is None:
+        raise NotFound(f"site_id: no site {domain!r}")
+    site_id, tz, created_at = row
+    first = (await session.execute(
+        text("SELECT min(timestamp) FROM events WHERE site_id = :site"), {"site": site_id})).scalar()
+    start = min(created_at, first) if first is not None else created_at
+    return int(site_id), str(tz), start.astimezone(ZoneInfo(str(tz))).date()

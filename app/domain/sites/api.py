@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from app.core.errors import AppError, ClientError, _describe_validation
+from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS, ClientError
 from app.core.models import Goal, Site
 from app.core.resources import Resources
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_site
@@ -22,15 +21,6 @@ from app.domain.sites import services
 from app.domain.sites.schemas import Deleted, GoalCreate, GoalDelete, GoalOut, SiteCreate, SiteOut
 
 Principal = NamedDependency[ApiPrincipal]
-
-
-def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
-    if isinstance(exc, AppError):
-        return Response({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-    if isinstance(exc, ValidationException):
-        return Response({"error": _describe_validation(exc)}, status_code=400)
-    assert isinstance(exc, HTTPException)
-    return Response({"error": exc.detail}, status_code=exc.status_code)
 
 
 def _site_out(site: Site) -> SiteOut:
@@ -52,7 +42,7 @@ class SitesApiController(Controller):
     path = "/api/v1/sites"
     tags = ["Sites API"]
     dependencies = {"principal": api_key_dependency("sites:write")}
-    exception_handlers = {AppError: _error, HTTPException: _error}
+    exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
 
     @post("/", status_code=200, summary="Create a site")
     async def create_site(self, request: Request[Any, Any, Any], principal: Principal,

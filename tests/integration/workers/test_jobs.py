@@ -59,3 +59,33 @@ def test_only_one_scheduler_leads(settings: Settings, redis_client: redis.Redis)
     first.release()
     second.tick(now + 1)
     assert second.leader
+
+
+def test_refresh_rollups_job_rolls_up_final_days(settings: Settings, db: None, monkeypatch: object) -> None:
+    """The job rolls a site up to two days ago in its time zone; running it again changes nothing."""
+    import workers.context
+
+    workers.context.context.cache_clear()
+    monkeypatch.setattr(workers.context, "get_settings", lambda: settings)  # type: ignore[attr-defined]
+    from workers.actors.analytics import refresh_rollups
+
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        site_id = conn.execute(text("INSERT INTO sites (domain, timezone) VALUES ('job.example', 'UTC') "
+                                    "RETURNING id")).scalar_one()
+        conn.execute(text("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, "
+                          "pathname) VALUES (:s, now() - interval '5 days', 'pageview', 1, 1, 'job.example', '/')"),
+                     {"s": site_id})
+    refresh_rollups.fn(site_id)
+    refresh_rollups.fn(site_id)
+    with engine.connect() as conn:
+        until = conn.execute(text("SELECT rolled_until = (now() AT TIME ZONE 'UTC')::date - 2 FROM rollup_state "
+                                  "WHERE site_id = :s"), {"s": site_id}).scalar()
+        visitors = conn.execute(text("SELECT sum(n) FROM rollup_spans WHERE site_id = :s AND kind = 'u' "
+                                     "AND dimension = ''"), {"s": site_id}).scalar()
+    engine.dispose()
+    worker_context = workers.context.context()
+    worker_context.engine.dispose()
+    worker_context.redis.close()
+    workers.context.context.cache_clear()
+    assert (True, 1) == (until, visitors)

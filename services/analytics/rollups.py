@@ -1,0 +1,334 @@
+# ruff: noqa: S608 - statements are assembled from fixed fragments; every value from a query is a bind parameter
+"""Rollups: exact answers for the dashboard's queries without scanning a year of events.
+
+Distinct counts are the hard part: visitors are not additive across days. Beacon's visitor ids change with
+the daily salt, so one id has events on at most two or three consecutive local days. The rollups therefore
+store *spans*: for every (visitor, dimension value) pair the first and last local day it had events, and for
+every visit the first and last local day of its events with the visit's totals; what is stored is only the
+number of pairs (or visits, with their bounces, duration and pageviews summed) per (value, first day, last
+day). A visitor is counted in a period exactly when its span intersects the period, so
+
+    visitors(value, period) = sum of n over spans with first_day <= period.last and last_day >= period.first
+
+is exact, and so are visits, bounce rate, visit duration and views per visit. Pageviews and events are
+additive and stored per day.
+
+Days are rolled up once they are final (two days ago in the site's time zone) by a worker job. Queries read
+spans that began before the boundary from the rollup tables, and compute the spans of the days since then
+from the events with the very same SQL, so both parts join without double counting. Results are identical
+to the engine's over raw events: tests compare the two on generated data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics.engine import (
+    VISIT_COLUMNS,
+    Result,
+    _Sql,
+    finish,
+    rows_to_result,
+    visit_events_select,
+)
+from services.analytics.query import TIME_DIMENSIONS, Query, time_bucket
+
+EVENT_DIMENSIONS = ("event:page", "event:name")
+VISIT_DIMENSIONS = (
+    "visit:entry_page", "visit:exit_page", "visit:source", "visit:channel", "visit:utm_source",
+    "visit:utm_medium", "visit:utm_campaign", "visit:device", "visit:browser", "visit:os", "visit:country",
+)
+ROLLED = ("", *EVENT_DIMENSIONS, *VISIT_DIMENSIONS)
+EVENT_METRICS = frozenset({"visitors", "pageviews", "events", "percentage"})
+VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
+CHUNK_DAYS = 7
+FINAL_AFTER_DAYS = 2
+"""A local day is rolled up when it ended this many days ago: every visit that touches it has ended."""
+
+
+def _any(dimension: str) -> str:
+    """The pseudo-dimension counting visitors with any (non-empty) value: the percentage's total."""
+    return f"{dimension}#any"
+
+
+def _value(dimension: str) -> str:
+    if dimension == "":
+        return "''"
+    if dimension == "event:page":
+        return "e.pathname"
+    if dimension == "event:name":
+        return "e.name"
+    column, empty = VISIT_COLUMNS[dimension]
+    return f"e.v_{column}" if empty is None else f"coalesce(nullif(e.v_{column}, ''), '{empty}')"
+
+
+def _condition(dimension: str) -> str:
+    """Which events a dimension's spans count, as the engine's filters do for the same query."""
+    if dimension == "event:page":
+        return "e.name = 'pageview'"
+    if dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None:
+        return f"e.v_{VISIT_COLUMNS[dimension][0]} <> ''"
+    return "TRUE"
+
+
+def _with_totals(dimensions: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(stored name, value expression, condition) for each dimension and its percentage total."""
+    parts = []
+    for dimension in dimensions:
+        parts.append((dimension, _value(dimension), _condition(dimension)))
+        if dimension in ("event:page",) or (dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None):
+            parts.append((_any(dimension), "''", _condition(dimension)))
+    return parts
+
+
+SPAN_DAYS = " min(day) OVER w AS v_first_day, max(day) OVER w AS v_last_day,"
+
+
+def scan_ctes(with_visits: bool = True) -> str:
+    """Events of the scan window with their local day and their visit's attributes (``vev``), and one row
+    per visit (``sv``); without visits (no visit attribute or metric needed) just the events."""
+    events = """
+    ev AS MATERIALIZED (
+        SELECT e.*, (e.timestamp AT TIME ZONE :tz)::date AS day FROM events e
+        WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
+    )"""
+    if not with_visits:
+        return f"{events}, vev AS (SELECT * FROM ev)"
+    return f"""{events},
+    vev AS MATERIALIZED ({visit_events_select("ev", SPAN_DAYS)}),
+    sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
+
+
+def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True) -> str:
+    """Spans that begin between :from_day and :to_day, for each dimension (kind, dimension, value, ...)."""
+    selects = []
+    for name, value, condition in _with_totals(dimensions):
+        selects.append(
+            f"SELECT 'u' AS kind, '{name}' AS dimension, value, first_day, last_day, count(*) AS n, "
+            "0 AS bounces, 0::numeric AS duration, 0 AS pageviews FROM ("
+            f"SELECT e.visitor_id, {value} AS value, min(e.day) AS first_day, max(e.day) AS last_day "
+            f"FROM vev e WHERE {condition} GROUP BY 1, 2) p "
+            "WHERE first_day BETWEEN :from_day AND :to_day GROUP BY value, first_day, last_day"
+        )
+        if with_visits and not name.startswith("event:") and not name.endswith("#any"):
+            selects.append(
+                f"SELECT 'v', '{name}', {value}, e.v_first_day, e.v_last_day, count(*), "
+                "count(*) FILTER (WHERE e.v_pageviews <= 1 AND e.v_interactive_events = 0), "
+                "sum(extract(epoch FROM e.v_ended_at - e.v_started_at)), sum(e.v_pageviews) "
+                f"FROM sv e WHERE e.v_first_day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 3, 4, 5"
+            )
+    return " UNION ALL ".join(selects)
+
+
+def days_sql(dimensions: tuple[str, ...]) -> str:
+    """Pageviews and events per local day between :from_day and :to_day, for each dimension."""
+    return " UNION ALL ".join(
+        f"SELECT '{name}' AS dimension, {value} AS value, e.day, count(*) FILTER (WHERE e.name = 'pageview') "
+        f"AS pageviews, count(*) AS events FROM vev e "
+        f"WHERE e.day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 2, 3"
+        for name, value, condition in _with_totals(dimensions) if not name.endswith("#any")
+    )
+
+
+def _midnight(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time.min, ZoneInfo(tz))
+
+
+def window(first: date, last: date, tz: str) -> dict[str, Any]:
+    """Scan parameters for spans beginning on ``first``..``last``: a day before (to see where spans began)
+    and a day after (to see where they end), as the engine's visit window does."""
+    return {"from_day": first, "to_day": last, "tz": tz,
+            "scan_start": _midnight(first, tz) - timedelta(days=1),
+            "scan_end": _midnight(last + timedelta(days=1), tz) + timedelta(days=1)}
+
+
+# --- building ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshResult:
+    site_id: int
+    rolled_until: date | None
+    days: int
+
+
+def refresh(conn: Connection, site_id: int, now: datetime) -> RefreshResult:
+    """Roll up the site's final days not rolled up yet (at most a chunk per call; call until days == 0)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('beacon.rollups'), CAST(:site AS int))"),
+                 {"site": site_id})
+    site = conn.execute(text("SELECT timezone FROM sites WHERE id = :site"), {"site": site_id}).first()
+    if site is None:
+        return RefreshResult(site_id, None, 0)
+    tz = str(site[0])
+    state = conn.execute(text("SELECT timezone, rolled_until FROM rollup_state WHERE site_id = :site"),
+                         {"site": site_id}).first()
+    if state is not None and state[0] != tz:
+        # Local days changed with the time zone: start again.
+        for table in ("rollup_spans", "rollup_days", "rollup_state"):
+            conn.execute(text(f"DELETE FROM {table} WHERE site_id = :site"), {"site": site_id})
+        state = None
+    target = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=FINAL_AFTER_DAYS)
+    if state is not None:
+        first = state[1] + timedelta(days=1)
+    else:
+        oldest = conn.execute(text("SELECT min(timestamp) FROM events WHERE site_id = :site"),
+                              {"site": site_id}).scalar()
+        if oldest is None:
+            return RefreshResult(site_id, None, 0)
+        first = oldest.astimezone(ZoneInfo(tz)).date()
+    if first > target:
+        return RefreshResult(site_id, state[1] if state else None, 0)
+    last = min(target, first + timedelta(days=CHUNK_DAYS - 1))
+    params = {"site": site_id, **window(first, last, tz)}
+    # A week of a busy site is a long statement; this job is its only caller, so it may take its time.
+    conn.execute(text("SET LOCAL statement_timeout = '15min'"))
+    conn.execute(text("DELETE FROM rollup_spans WHERE site_id = :site AND first_day BETWEEN :from_day AND :to_day"),
+                 params)
+    conn.execute(text("DELETE FROM rollup_days WHERE site_id = :site AND day BETWEEN :from_day AND :to_day"),
+                 params)
+    conn.execute(text(
+        f"WITH {scan_ctes()}, "
+        f"spans AS (INSERT INTO rollup_spans (site_id, kind, dimension, value, first_day, last_day, n, bounces, "
+        f"duration, pageviews) SELECT :site, * FROM ({spans_sql(ROLLED)}) s) "
+        f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
+        f"SELECT :site, * FROM ({days_sql(ROLLED)}) d"
+    ), params)
+    conn.execute(text(
+        "INSERT INTO rollup_state (site_id, timezone, rolled_until) VALUES (:site, :tz, :to_day) "
+        "ON CONFLICT (site_id) DO UPDATE SET timezone = excluded.timezone, rolled_until = excluded.rolled_until, "
+        "updated_at = now()"
+    ), params)
+    return RefreshResult(site_id, last, (last - first).days + 1)
+
+
+# --- answering ----------------------------------------------------------------------------------------
+
+
+def applicable(query: Query) -> bool:
+    """Whether the rollups can answer ``query`` (the engine over raw events answers everything else)."""
+    if query.filters:
+        return False
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    if len(others) > 1 or (others and others[0] not in ROLLED):
+        return False
+    if time_bucket(query) == "hour":
+        return False
+    metrics = EVENT_METRICS if others and others[0].startswith("event:") else VISIT_METRICS
+    if not set(query.metrics) <= metrics:
+        return False
+    dr = query.date_range
+    # Whole local days only ("today so far" and rolling 24 hours go to the raw engine).
+    return dr.start == _midnight(dr.first_day, dr.timezone) and dr.end == _midnight(
+        dr.last_day + timedelta(days=1), dr.timezone)
+
+
+def _buckets(query: Query) -> list[tuple[date, date, date]]:
+    """(bucket start for the label, first day, last day) of every time bucket, clipped to the range."""
+    first, last = query.date_range.first_day, query.date_range.last_day
+    bucket = time_bucket(query)
+    if bucket is None:
+        return [(first, first, last)]
+    result = []
+    day = first
+    while day <= last:
+        if bucket == "day":
+            start, end = day, day
+        elif bucket == "week":
+            start = day - timedelta(days=day.weekday())
+            end = start + timedelta(days=6)
+        else:
+            start = day.replace(day=1)
+            end = date(start.year + start.month // 12, start.month % 12 + 1, 1) - timedelta(days=1)
+        result.append((start, max(start, first), min(end, last)))
+        day = min(end, last) + timedelta(days=1)
+    return result
+
+
+def build(query: Query, site_id: int, rolled_until: date) -> tuple[str, dict[str, Any]]:
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    dimension = others[0] if others else ""
+    total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
+    dr = query.date_range
+    boundary = min(rolled_until + timedelta(days=1), dr.last_day + timedelta(days=1))
+    sql = _Sql({"site": site_id, "dim": dimension, "total_dim": total, "range_first": dr.first_day,
+                "range_last": dr.last_day, "boundary": boundary})
+    buckets = _buckets(query)
+    sql.params |= {"labels": [b[0] for b in buckets], "starts": [b[1] for b in buckets],
+                   "ends": [b[2] for b in buckets]}
+    needed = tuple(dict.fromkeys([dimension, ""]))
+    ctes: list[str] = []
+    tail_spans = tail_days = ""
+    if boundary <= dr.last_day:
+        sql.params |= window(boundary, dr.last_day, dr.timezone)
+        # Visit attributes cost a window over every visit: compute them only when the query needs them.
+        with_visits = dimension in VISIT_COLUMNS or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
+        ctes.append(scan_ctes(with_visits).strip())
+        tail_spans = f" UNION ALL SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, " \
+                     f"pageviews FROM ({spans_sql(needed, with_visits)}) t"
+        tail_days = f" UNION ALL SELECT dimension, value, day, pageviews, events FROM ({days_sql(needed)}) t"
+    ctes += [
+        "all_spans AS (SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, pageviews "
+        "FROM rollup_spans WHERE site_id = :site AND dimension IN (:dim, :total_dim) AND first_day < :boundary "
+        f"AND first_day <= :range_last AND last_day >= :range_first{tail_spans})",
+        "all_days AS (SELECT dimension, value, day, pageviews, events FROM rollup_days WHERE site_id = :site "
+        f"AND dimension = :dim AND day < :boundary AND day BETWEEN :range_first AND :range_last{tail_days})",
+        "buckets AS (SELECT * FROM unnest(CAST(:labels AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
+        "AS b(label, start_day, end_day))",
+        "s AS (SELECT b.label, sp.value, sum(sp.n) FILTER (WHERE sp.kind = 'u') AS visitors, "
+        "sum(sp.n) FILTER (WHERE sp.kind = 'v') AS visits, sum(sp.bounces) FILTER (WHERE sp.kind = 'v') AS bounces, "
+        "sum(sp.duration) FILTER (WHERE sp.kind = 'v') AS duration, "
+        "sum(sp.pageviews) FILTER (WHERE sp.kind = 'v') AS visit_pageviews "
+        "FROM buckets b JOIN all_spans sp ON sp.dimension = :dim AND sp.first_day <= b.end_day "
+        "AND sp.last_day >= b.start_day GROUP BY 1, 2)",
+        "d AS (SELECT b.label, dd.value, sum(dd.pageviews) AS pageviews, sum(dd.events) AS events "
+        "FROM buckets b JOIN all_days dd ON dd.dimension = :dim AND dd.day BETWEEN b.start_day AND b.end_day "
+        "GROUP BY 1, 2)",
+    ]
+    time_label, value = "coalesce(s.label, d.label)::timestamp", "coalesce(s.value, d.value)"
+    select = [f"{time_label if name in TIME_DIMENSIONS else value} AS d{i}" for i, name in enumerate(query.dimensions)]
+    ctes.append(
+        f"agg AS (SELECT {', '.join([*select, ''])}coalesce(s.visitors, 0) AS visitors, "
+        "coalesce(s.visits, 0) AS visits, coalesce(d.pageviews, 0) AS pageviews, coalesce(d.events, 0) AS events, "
+        "s.bounces, s.duration, s.visit_pageviews "
+        "FROM s FULL JOIN d ON s.label = d.label AND s.value = d.value)"
+    )
+    metric_sql = {
+        "visitors": "agg.visitors", "visits": "agg.visits", "pageviews": "agg.pageviews", "events": "agg.events",
+        "bounce_rate": "coalesce(round(100.0 * agg.bounces / nullif(agg.visits, 0)), 0)",
+        "visit_duration": "coalesce(round(agg.duration / nullif(agg.visits, 0)), 0)",
+        "views_per_visit": "coalesce(round(agg.visit_pageviews::numeric / nullif(agg.visits, 0), 2), 0)",
+        "percentage": "round(100.0 * agg.visitors / nullif((SELECT sum(n) FROM all_spans WHERE kind = 'u' "
+                      "AND dimension = :total_dim AND first_day <= :range_last AND last_day >= :range_first), 0), 1)",
+    }
+    return finish(query, sql, ctes, metric_sql), sql.params
+
+
+async def rolled_until(session: AsyncSession, site_id: int, tz: str) -> date | None:
+    row = (await session.execute(text("SELECT timezone, rolled_until FROM rollup_state WHERE site_id = :site"),
+                                 {"site": site_id})).first()
+    if row is None or row[0] != tz:
+        return None
+    return row[1]  # type: ignore[no-any-return]
+
+
+async def run(session: AsyncSession, query: Query, site_id: int, until: date) -> Result:
+    statement, params = build(query, site_id, until)
+    rows = (await session.execute(text(statement), params)).all()
+    return rows_to_result(query, rows)
+
+
+async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
+    """From the rollups where they can answer exactly and help; from the raw events otherwise."""
+    from services.analytics import engine
+
+    if applicable(query):
+        until = await rolled_until(session, site_id, query.date_range.timezone)
+        if until is not None and until >= query.date_range.first_day:
+            return await run(session, query, site_id, until)
+    return await engine.run(session, query, site_id)

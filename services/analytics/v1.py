@@ -1,0 +1,144 @@
+"""Plausible's Stats API v1 (aggregate, timeseries, breakdown, realtime visitors) on top of the v2 engine.
+
+Each v1 call is translated into a v2 query (same validation, same definitions) and its answer reshaped
+into v1's response format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics import rollups
+from services.analytics.query import Query, QueryError, parse_query, time_labels
+
+V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
+V1_OPERATORS = (("!=", "is_not"), ("==", "is"), ("~", "contains"))
+REALTIME_WINDOW = timedelta(minutes=5)
+
+
+def _metrics(params: Mapping[str, str], default: str = "visitors") -> list[str]:
+    return [m.strip() for m in params.get("metrics", default).split(",") if m.strip()]
+
+
+def parse_filters(raw: str) -> list[list[Any]]:
+    """``visit:browser==Firefox;visit:country==FR|DE;event:page!=/x`` as v2 filters."""
+    filters: list[list[Any]] = []
+    for part in (p.strip() for p in raw.split(";")):
+        if not part:
+            continue
+        found = next(((token, op) for token, op in V1_OPERATORS if token in part), None)
+        if found is None:
+            raise QueryError(f"filters: cannot parse {part!r}; use property==value, != or ~, joined with ;")
+        token, operator = found
+        dimension, _, values = part.partition(token)
+        clauses = [v for v in values.split("|") if v]
+        if not dimension.strip() or not clauses:
+            raise QueryError(f"filters: cannot parse {part!r}")
+        filters.append([operator, dimension.strip(), clauses])
+    return filters
+
+
+def _date_range(params: Mapping[str, str]) -> tuple[Any, str | None]:
+    period = params.get("period", "30d")
+    if period not in V1_PERIODS:
+        raise QueryError(f"period: invalid value {period!r}; use one of {', '.join(V1_PERIODS)}")
+    date = params.get("date")
+    if period == "custom":
+        if not date or date.count(",") != 1:
+            raise QueryError("date: a custom period needs date=YYYY-MM-DD,YYYY-MM-DD")
+        return date.split(","), None
+    return period, date
+
+
+def v2_body(params: Mapping[str, str], metrics: list[str], dimensions: list[str]) -> dict[str, Any]:
+    site = params.get("site_id")
+    if not site:
+        raise QueryError("site_id: required, the site's domain")
+    date_range, relative_date = _date_range(params)
+    body: dict[str, Any] = {"site_id": site, "metrics": metrics, "date_range": date_range,
+                            "dimensions": dimensions, "filters": parse_filters(params.get("filters", ""))}
+    if relative_date:
+        body["date"] = relative_date
+    return body
+
+
+def _parse(body: dict[str, Any], tz: str, now: datetime, stats_start: Any) -> Query:
+    return parse_query(body, timezone=tz, now=now, stats_start=stats_start)
+
+
+def _change(metric: str, current: float, previous: float) -> float | int | None:
+    if metric == "bounce_rate":
+        return round(current - previous)  # points, as Plausible reports it
+    if previous == 0:
+        return 100 if current > 0 else 0
+    return round((current - previous) / previous * 100)
+
+
+async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
+                    params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    metrics = _metrics(params)
+    query = _parse(v2_body(params, metrics, []), tz, now, stats_start)
+    values = (await rollups.answer(session, query, site_id)).rows[0]["metrics"]
+    result: dict[str, Any] = {m: {"value": v} for m, v in zip(metrics, values, strict=True)}
+    compare = params.get("compare")
+    if compare:
+        if compare != "previous_period":
+            raise QueryError("compare: the only option is previous_period")
+        previous_query = dataclasses.replace(query, date_range=query.date_range.previous())
+        previous = (await rollups.answer(session, previous_query, site_id)).rows[0]["metrics"]
+        for metric, old in zip(metrics, previous, strict=True):
+            result[metric]["change"] = _change(metric, result[metric]["value"], old)
+    return {"results": result}
+
+
+async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
+                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    metrics = _metrics(params)
+    period = params.get("period", "30d")
+    interval = params.get("interval") or ("month" if period in ("6mo", "12mo") else "date")
+    dimension = {"date": "time:day", "day": "time:day", "month": "time:month", "hour": "time:hour",
+                 "week": "time:week"}.get(interval)
+    if dimension is None:
+        raise QueryError(f"interval: invalid value {interval!r}; use date, hour, week or month")
+    query = _parse({**v2_body(params, metrics, [dimension]), "include": {"time_labels": True}},
+                   tz, now, stats_start)
+    rows = {row["dimensions"][0]: row["metrics"] for row in (await rollups.answer(session, query, site_id)).rows}
+    zero = [0 for _ in metrics]
+    return {"results": [{"date": label, **dict(zip(metrics, rows.get(label, zero), strict=True))}
+                        for label in time_labels(query)]}
+
+
+async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
+                    params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    prop = params.get("property")
+    if not prop:
+        raise QueryError("property: required, e.g. visit:source or event:page")
+    metrics = _metrics(params)
+    try:
+        limit = int(params.get("limit", "100"))
+        page = int(params.get("page", "1"))
+    except ValueError:
+        raise QueryError("limit and page must be integers") from None
+    if not 1 <= limit <= 1000 or page < 1:
+        raise QueryError("limit: 1 to 1000; page: 1 or more")
+    body = {**v2_body(params, metrics, [prop]), "pagination": {"limit": limit, "offset": (page - 1) * limit}}
+    query = _parse(body, tz, now, stats_start)
+    key = prop.rsplit(":", 1)[-1]
+    return {"results": [{key: row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
+                        for row in (await rollups.answer(session, query, site_id)).rows]}
+
+
+async def realtime_visitors(session: AsyncSession, site_id: int, now: datetime | None = None) -> int:
+    """Visitors with an event in the last five minutes."""
+    since = (now or datetime.now(UTC)) - REALTIME_WINDOW
+    count = await session.execute(
+        text("SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = :site AND timestamp >= :since"),
+        {"site": site_id, "since": since},
+    )
+    return int(count.scalar_one())

@@ -1,0 +1,1 @@
+"""Benchmarks reuse the test servers (tests/conftest.py) and print figures; they assert nothing about speed."""

@@ -1,0 +1,216 @@
+"""Stats API v2 queries answered by the analytics service over a fixed dataset computed by hand.
+
+The site is in Europe/Berlin (UTC+1 in March). Four visits on 2026-03-10 local time:
+
+- visit 11, visitor A (Google, Desktop, Chrome, DE): 09:00 pageview /, 09:05 pageview /pricing, 09:10 Signup;
+- visit 21, visitor B (Twitter, Mobile, Safari, FR): 10:00 pageview /blog/a;
+- visit 12, visitor A (direct, Desktop, Chrome, DE): 15:00 pageview /blog/b, 15:01 Outbound (non-interactive);
+- visit 31, visitor C (Google, Tablet, Firefox, US): 22:50 pageview / (23:50 local), 23:10 pageview /docs
+  (00:10 local, on the 11th).
+All times UTC.
+
+On 2026-03-10 local: visitors 3, visits 4, pageviews 5, events 7; bounces: visits 21 and 12 (visit 12's only
+other event is non-interactive; visit 31 has two pageviews in all, so it is no bounce) = 50 %; durations
+600, 0, 60, 1200 s -> 465 s; pageviews per visit 2, 1, 1, 2 -> 1.5.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.internal import INTERNAL_TOKEN_HEADER
+from app.core.settings import Settings
+
+A, B, C = 101, 102, 103
+EVENTS = [
+    # visitor, visit, day, (h, m) UTC, name, path, source, utm_medium, device, browser, country, interactive, props
+    (A, 11, 10, (9, 0), "pageview", "/", "Google", "", "Desktop", "Chrome", "DE", True, {}),
+    (A, 11, 10, (9, 5), "pageview", "/pricing", "Google", "", "Desktop", "Chrome", "DE", True, {}),
+    (A, 11, 10, (9, 10), "Signup", "/pricing", "Google", "", "Desktop", "Chrome", "DE", True, {"plan": "pro"}),
+    (B, 21, 10, (10, 0), "pageview", "/blog/a", "Twitter", "social", "Mobile", "Safari", "FR", True, {}),
+    (A, 12, 10, (15, 0), "pageview", "/blog/b", "", "", "Desktop", "Chrome", "DE", True, {}),
+    (A, 12, 10, (15, 1), "Outbound Link: Click", "/blog/b", "", "", "Desktop", "Chrome", "DE", False, {}),
+    (C, 31, 10, (22, 50), "pageview", "/", "Google", "", "Tablet", "Firefox", "US", True, {}),
+    (C, 31, 10, (23, 10), "pageview", "/docs", "Google", "", "Tablet", "Firefox", "US", True, {}),
+]
+DAY = ["2026-03-10", "2026-03-10"]
+
+
+@pytest.fixture
+def dataset(settings: Settings, db: None) -> None:
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        site = conn.execute(text("INSERT INTO sites (domain, timezone, created_at) VALUES "
+                                 "('stats.example', 'Europe/Berlin', '2026-01-01') RETURNING id")).scalar_one()
+        for visitor, session, day, (hour, minute), name, path, source, medium, device, browser, country, \
+                interactive, props in EVENTS:
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
+                "referrer, referrer_source, utm_medium, device, browser, country, interactive, props) VALUES "
+                "(:site, :ts, :name, :visitor, :session, 'stats.example', :path, :referrer, :source, :medium, "
+                ":device, :browser, :country, :interactive, CAST(:props AS jsonb))"),
+                {"site": site, "ts": datetime(2026, 3, day, hour, minute, tzinfo=UTC), "name": name,
+                 "visitor": visitor, "session": session, "path": path,
+                 "referrer": f"https://www.{source.lower()}.com/" if source else "", "source": source,
+                 "medium": medium, "device": device, "browser": browser, "country": country,
+                 "interactive": interactive, "props": json.dumps(props)})
+    engine.dispose()
+
+
+def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx.Response:
+    payload = {"site_id": "stats.example", "date_range": DAY, **body}
+    return httpx.post(f"http://127.0.0.1:{serve('analytics')}/query", json=payload,
+                      headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+
+
+def results(response: httpx.Response) -> list[tuple[Any, ...]]:
+    assert 200 == response.status_code, response.text
+    return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
+
+
+ALL = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"]
+
+
+def test_aggregate_metrics_match_the_hand_computed_values(settings: Settings, serve: Callable[[str], int],
+                                                          dataset: None) -> None:
+    """Every aggregate metric over the local day."""
+    assert [(3, 4, 5, 7, 50, 465, 1.5)] == results(query(settings, serve, metrics=ALL))
+
+
+def test_breakdown_by_source_with_percentage(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """Visit sources, direct traffic labelled as Plausible does, ordered by visitors then name."""
+    rows = results(query(settings, serve, metrics=["visitors", "percentage", "bounce_rate"],
+                         dimensions=["visit:source"]))
+    assert [("Google", 2, 66.7, 0), ("Direct / None", 1, 33.3, 100), ("Twitter", 1, 33.3, 100)] == rows
+
+
+def test_breakdown_by_page_counts_pageviews_and_entry_bounces(settings: Settings, serve: Callable[[str], int],
+                                                              dataset: None) -> None:
+    """Pages report: pageviews per page; bounce rate of the visits entering on it."""
+    rows = results(query(settings, serve, metrics=["visitors", "pageviews", "bounce_rate"],
+                         dimensions=["event:page"]))
+    assert [("/", 2, 2, 0), ("/blog/a", 1, 1, 100), ("/blog/b", 1, 1, 100), ("/pricing", 1, 1, 0)] == rows
+
+
+def test_time_series_by_local_day(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """The event at 00:10 local on the 11th belongs to the 11th."""
+    response = query(settings, serve, metrics=["visitors", "pageviews"], dimensions=["time:day"],
+                     date_range=["2026-03-09", "2026-03-11"], include={"time_labels": True})
+    assert [("2026-03-10", 3, 5), ("2026-03-11", 1, 1)] == results(response)
+    assert ["2026-03-09", "2026-03-10", "2026-03-11"] == response.json()["meta"]["time_labels"]
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    pytest.param([["is", "visit:source", ["Google"]]], (2, 3), id="is"),
+    pytest.param([["is", "visit:source", ["Direct / None"]]], (1, 1), id="direct-label"),
+    pytest.param([["is_not", "visit:device", ["Desktop"]]], (2, 2), id="is_not"),
+    pytest.param([["contains", "event:page", ["blog"]]], (2, 2), id="contains"),
+    pytest.param([["contains_not", "event:page", ["blog", "pricing"]]], (2, 2), id="contains_not"),
+    pytest.param([["matches", "event:page", ["^/blog/[ab]$"]]], (2, 2), id="matches"),
+    pytest.param([["matches_not", "event:page", ["^/blog"]]], (2, 3), id="matches_not"),
+    pytest.param([["is", "event:page", ["/blog*"]]], (2, 2), id="wildcard"),
+    pytest.param([["is", "visit:browser", ["chrome"], {"case_sensitive": False}]], (1, 3), id="case-insensitive"),
+    pytest.param([["is", "visit:browser", ["chrome"]]], (0, 0), id="case-sensitive"),
+    pytest.param([["is", "event:props:plan", ["pro"]]], (1, 0), id="prop"),
+    pytest.param([["or", [["is", "visit:country", ["FR"]], ["is", "visit:country", ["US"]]]]], (2, 2), id="or"),
+    pytest.param([["not", ["is", "visit:country", ["DE"]]]], (2, 2), id="not"),
+    pytest.param([["and", [["is", "visit:country", ["DE"]], ["is", "event:name", ["pageview"]]]]], (1, 3),
+                 id="and"),
+])
+def test_filters(settings: Settings, serve: Callable[[str], int], dataset: None,
+                 filters: list[Any], expected: tuple[int, int]) -> None:
+    """Each operator and combination: (visitors, pageviews) computed by hand from the table above."""
+    assert [expected] == results(query(settings, serve, metrics=["visitors", "pageviews"], filters=filters))
+
+
+def test_pagination_and_total_rows(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """limit/offset page through the groups; total_rows counts them all."""
+    response = query(settings, serve, metrics=["pageviews"], dimensions=["event:page"],
+                     order_by=[["event:page", "asc"]], pagination={"limit": 2, "offset": 1},
+                     include={"total_rows": True})
+    assert [("/blog/a", 1), ("/blog/b", 1)] == results(response)
+    assert 4 == response.json()["meta"]["total_rows"]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    pytest.param({"metrics": ["visitors"], "site_id": "nope.example"}, 404, "no site", id="unknown-site"),
+    pytest.param({"metrics": ["visits"], "dimensions": ["visit:city"]}, 400, "not collected", id="city"),
+    pytest.param({"metrics": ["visitorz"]}, 400, "invalid metric", id="bad-metric"),
+])
+def test_invalid_queries_are_400_with_the_reason(settings: Settings, serve: Callable[[str], int], dataset: None,
+                                                 body: dict[str, Any], status: int, message: str) -> None:
+    """Bad queries are answered with the reason, never a 500."""
+    response = query(settings, serve, **body)
+    assert status == response.status_code
+    assert message in response.json()["detail"]
+
+
+def v1(settings: Settings, serve: Callable[[str], int], endpoint: str, **params: str) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{serve('analytics')}/v1/{endpoint}",
+                     params={"site_id": "stats.example", **params},
+                     headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+
+
+def test_v1_aggregate_with_comparison(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1 aggregate: values and change against the previous period (the day before had nothing)."""
+    response = v1(settings, serve, "aggregate", period="day", date="2026-03-10",
+                  metrics="visitors,pageviews,bounce_rate", compare="previous_period")
+    assert 200 == response.status_code, response.text
+    assert {"visitors": {"value": 3, "change": 100}, "pageviews": {"value": 5, "change": 100},
+            "bounce_rate": {"value": 50, "change": 50}} == response.json()["results"]
+
+
+def test_v1_timeseries_fills_every_day(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1 timeseries lists every date of the period, zero where nothing happened."""
+    response = v1(settings, serve, "timeseries", period="custom", date="2026-03-09,2026-03-11",
+                  metrics="visitors")
+    assert [{"date": "2026-03-09", "visitors": 0}, {"date": "2026-03-10", "visitors": 3},
+            {"date": "2026-03-11", "visitors": 1}] == response.json()["results"]
+
+
+def test_v1_breakdown_with_filter(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1 breakdown by browser among Desktop and Tablet visits, keyed by the property's short name."""
+    response = v1(settings, serve, "breakdown", period="day", date="2026-03-10", property="visit:browser",
+                  filters="visit:device==Desktop|Tablet", metrics="visitors,pageviews")
+    assert [{"browser": "Chrome", "visitors": 1, "pageviews": 3},
+            {"browser": "Firefox", "visitors": 1, "pageviews": 1}] == response.json()["results"]
+
+
+@pytest.mark.parametrize(("endpoint", "params", "message"), [
+    pytest.param("aggregate", {"period": "fortnight"}, "period: invalid value", id="period"),
+    pytest.param("aggregate", {"period": "custom"}, "needs date=", id="custom-no-date"),
+    pytest.param("aggregate", {"filters": "visit:browser=Firefox"}, "cannot parse", id="filter"),
+    pytest.param("aggregate", {"compare": "last_year"}, "previous_period", id="compare"),
+    pytest.param("breakdown", {}, "property: required", id="no-property"),
+    pytest.param("breakdown", {"property": "visit:source", "limit": "many"}, "integers", id="limit"),
+    pytest.param("timeseries", {"interval": "minute"}, "interval: invalid", id="interval"),
+])
+def test_v1_bad_parameters_are_400(settings: Settings, serve: Callable[[str], int], dataset: None,
+                                   endpoint: str, params: dict[str, str], message: str) -> None:
+    """Bad v1 parameters get a 400 naming the parameter."""
+    response = v1(settings, serve, endpoint, **params)
+    assert 400 == response.status_code
+    assert message in response.json()["detail"]
+
+
+def test_v1_realtime_visitors(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """Visitors with an event in the last five minutes: two events of one visitor count once; older ones not."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for visitor, minutes in ((7, 1), (7, 2), (8, 9)):
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                "SELECT id, now() - make_interval(mins => :m), 'pageview', :v, :v, domain, '/' FROM sites "
+                "WHERE domain = 'stats.example'"), {"m": minutes, "v": visitor})
+    engine.dispose()
+    response = v1(settings, serve, "realtime-visitors")
+    assert 200 == response.status_code
+    assert 1 == response.json()

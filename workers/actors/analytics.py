@@ -1,0 +1,32 @@
+"""Analytics jobs: keep every site's rollups up to date."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dramatiq
+from sqlalchemy import text
+
+from services.analytics import rollups
+from workers.context import context
+
+
+@dramatiq.actor(queue_name="analytics", max_retries=3, time_limit=900_000)
+def refresh_rollups(site_id: int) -> None:
+    """Roll up the site's final days, a chunk per transaction. Safe to run twice: a per-site lock
+    serialises runs and each chunk replaces what it covers."""
+    ctx = context()
+    now = datetime.now(UTC)
+    while True:
+        with ctx.engine.begin() as conn:
+            if not rollups.refresh(conn, site_id, now).days:
+                return
+
+
+@dramatiq.actor(queue_name="analytics", max_retries=0, time_limit=60_000)
+def refresh_all_rollups() -> None:
+    """Enqueue a refresh for every site."""
+    with context().engine.connect() as conn:
+        site_ids = [int(row[0]) for row in conn.execute(text("SELECT id FROM sites ORDER BY id"))]
+    for site_id in site_ids:
+        refresh_rollups.send(site_id)
