@@ -9,7 +9,8 @@ from litestar import Response
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{status} {title} · Beacon</title><link rel="stylesheet" href="/static/css/beacon.css"></head>
+<title>{status} {title} · Beacon</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/css/beacon.css"></head>
 <body><main class="narrow"><h1>{title}</h1><p>{detail}</p><p><a href="/">Back to Beacon</a></p></main></body></html>
 """
 
