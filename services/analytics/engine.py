@@ -17,7 +17,7 @@ Definitions follow Plausible's documentation:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,46 +65,59 @@ EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:
 UNAVAILABLE = {"visit:region", "visit:city", "visit:region_name", "visit:city_name", "visit:country_name"}
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
 
-def visit_events_select(relation: str, extra: str = "") -> str:
-    """The events of ``relation`` (a CTE name) with their visit's attributes in ``v_*`` columns.
+VISIT_EXPRESSIONS: dict[str, str] = {
+    "started_at": "min(timestamp) OVER w",
+    "ended_at": "max(timestamp) OVER w",
+    "entry_page": "coalesce((array_agg(pathname) FILTER (WHERE name = 'pageview') OVER w)[1], '')",
+    "exit_page": "coalesce((array_agg(pathname) FILTER (WHERE name = 'pageview') OVER wd)[1], '')",
+    "entry_hostname": "coalesce((array_agg(hostname) FILTER (WHERE name = 'pageview') OVER w)[1], '')",
+    "exit_hostname": "coalesce((array_agg(hostname) FILTER (WHERE name = 'pageview') OVER wd)[1], '')",
+    "pageviews": "count(*) FILTER (WHERE name = 'pageview') OVER w",
+    "interactive_events": "count(*) FILTER (WHERE name <> 'pageview' AND interactive) OVER w",
+    "source": "first_value(referrer_source) OVER w",
+    "referrer": "regexp_replace(first_value(referrer) OVER w, '^[a-z]+://(www\\.)?', '')",
+    "channel": "first_value(channel) OVER w",
+    "utm_medium": "first_value(utm_medium) OVER w",
+    "utm_source": "first_value(utm_source) OVER w",
+    "utm_campaign": "first_value(utm_campaign) OVER w",
+    "utm_content": "first_value(utm_content) OVER w",
+    "utm_term": "first_value(utm_term) OVER w",
+    "device": "first_value(device) OVER w",
+    "browser": "first_value(browser) OVER w",
+    "browser_version": "first_value(browser_version) OVER w",
+    "os": "first_value(os) OVER w",
+    "os_version": "first_value(os_version) OVER w",
+    "country": "trim(first_value(country) OVER w)",
+}
+"""A visit's attributes, computed on each of its events: those of its first event; its entry page is its first
+pageview's and its exit page its last's; its totals span all its events (``w`` is the visit in time order,
+``wd`` in reverse)."""
+SESSION_COLUMNS = ("started_at", "ended_at", "pageviews", "interactive_events")
+"""What bounce rate, visit duration and views per visit need."""
 
-    A visit's attributes are those of its first event; its entry page is its first pageview's and its exit
-    page its last's; its totals span all its events. Window functions put them on every event, so queries
-    filter and group events by visit attributes without joining visits back. The rollups use this very
-    statement, so both paths agree by construction; ``extra`` adds columns over the same window ``w``.
+
+def visit_events_select(relation: str, columns: Iterable[str] | None = None, extra: str = "") -> str:
+    """The events of ``relation`` (a CTE name) with their visit's attributes as ``v_<name>`` columns.
+
+    Window functions put the attributes on every event, so queries filter and group events by visit
+    attributes without joining visits back; only ``columns`` (default: all) are computed, as they are the
+    expensive part. The rollups use this very statement, so both paths agree by construction; ``extra`` adds
+    columns over the same window ``w``.
     """
-    return f"""SELECT r.*,{extra}
-            min(timestamp) OVER w AS v_started_at,
-            max(timestamp) OVER w AS v_ended_at,
-            coalesce((array_agg(pathname) FILTER (WHERE name = 'pageview') OVER w)[1], '') AS v_entry_page,
-            coalesce((array_agg(pathname) FILTER (WHERE name = 'pageview') OVER wd)[1], '') AS v_exit_page,
-            coalesce((array_agg(hostname) FILTER (WHERE name = 'pageview') OVER w)[1], '') AS v_entry_hostname,
-            coalesce((array_agg(hostname) FILTER (WHERE name = 'pageview') OVER wd)[1], '') AS v_exit_hostname,
-            count(*) FILTER (WHERE name = 'pageview') OVER w AS v_pageviews,
-            count(*) FILTER (WHERE name <> 'pageview' AND interactive) OVER w AS v_interactive_events,
-            first_value(referrer_source) OVER w AS v_source,
-            regexp_replace(first_value(referrer) OVER w, '^[a-z]+://(www\\.)?', '') AS v_referrer,
-            first_value(channel) OVER w AS v_channel,
-            first_value(utm_medium) OVER w AS v_utm_medium,
-            first_value(utm_source) OVER w AS v_utm_source,
-            first_value(utm_campaign) OVER w AS v_utm_campaign,
-            first_value(utm_content) OVER w AS v_utm_content,
-            first_value(utm_term) OVER w AS v_utm_term,
-            first_value(device) OVER w AS v_device,
-            first_value(browser) OVER w AS v_browser,
-            first_value(browser_version) OVER w AS v_browser_version,
-            first_value(os) OVER w AS v_os,
-            first_value(os_version) OVER w AS v_os_version,
-            trim(first_value(country) OVER w) AS v_country
-        FROM {relation} r
-        WINDOW w AS (PARTITION BY session_id ORDER BY timestamp, id ROWS BETWEEN UNBOUNDED PRECEDING
-                     AND UNBOUNDED FOLLOWING),
-               wd AS (PARTITION BY session_id ORDER BY timestamp DESC, id DESC ROWS BETWEEN UNBOUNDED PRECEDING
-                      AND UNBOUNDED FOLLOWING)"""
+    wanted = set(VISIT_EXPRESSIONS if columns is None else columns)
+    names = [name for name in VISIT_EXPRESSIONS if name in wanted]
+    select = ",".join([*([extra] if extra else []), *(f"\n    {VISIT_EXPRESSIONS[n]} AS v_{n}" for n in names)])
+    windows = ["w AS (PARTITION BY session_id ORDER BY timestamp, id ROWS BETWEEN UNBOUNDED PRECEDING "
+               "AND UNBOUNDED FOLLOWING)"]
+    if any("OVER wd" in VISIT_EXPRESSIONS[n] for n in names):
+        windows.append("wd AS (PARTITION BY session_id ORDER BY timestamp DESC, id DESC ROWS BETWEEN "
+                       "UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)")
+    return f"SELECT r.*{', ' if select else ''}{select} FROM {relation} r WINDOW {', '.join(windows)}"
 
 
-VISITS_CTE = f"""
-visit_events AS MATERIALIZED (
+def visits_cte(columns: Iterable[str]) -> str:
+    """``vev``: the events of every visit that has an event in the range, with the visit ``columns``."""
+    return f"""visit_events AS MATERIALIZED (
     SELECT * FROM events
     WHERE site_id = :site
       AND session_id IN (SELECT DISTINCT session_id FROM in_range)
@@ -112,7 +125,7 @@ visit_events AS MATERIALIZED (
       AND timestamp >= CAST(:start AS timestamptz) - interval '1 day'
       AND timestamp < CAST(:end AS timestamptz) + interval '1 day'
 ),
-vev AS MATERIALIZED ({visit_events_select("visit_events")})"""
+vev AS MATERIALIZED ({visit_events_select("visit_events", columns)})"""
 
 
 @dataclass
@@ -227,8 +240,11 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
     sd_cols = [f"sd{i}" for i in range(len(dims))]
     needs_sessions = bool({"bounce_rate", "visit_duration", "views_per_visit"} & set(query.metrics))
     # Visit attributes are the expensive part: compute them only when a visit attribute or metric is asked for.
-    needs_visits = needs_sessions or any(d in VISIT_COLUMNS for d in (*query.dimensions,
-                                                                        *query.filtered_dimensions()))
+    visit_columns = {VISIT_COLUMNS[d][0] for d in (*query.dimensions, *query.filtered_dimensions())
+                     if d in VISIT_COLUMNS}
+    if needs_sessions:
+        visit_columns |= {*SESSION_COLUMNS, *(["entry_page"] if "event:page" in query.dimensions else [])}
+    needs_visits = bool(visit_columns)
     columns = [f"{expr} AS {col}" for expr, col in zip(dims, d_cols, strict=True)]
     columns += ["e.visitor_id", "e.session_id", "e.name"]
     if needs_sessions:
@@ -243,7 +259,7 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
 
     ctes = [
         "in_range AS (SELECT * FROM events WHERE site_id = :site AND timestamp >= :start AND timestamp < :end)",
-        *([VISITS_CTE.strip()] if needs_visits else []),
+        *([visits_cte(visit_columns)] if needs_visits else []),
         f"matched AS (SELECT {', '.join(columns)} FROM {source} WHERE {where_sql})",
         f"agg AS (SELECT {', '.join([*d_cols, ''])}"
         "count(DISTINCT visitor_id) AS visitors, count(DISTINCT session_id) AS visits, "

@@ -21,6 +21,7 @@ to the engine's over raw events: tests compare the two on generated data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -30,7 +31,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.engine import (
+    SESSION_COLUMNS,
     VISIT_COLUMNS,
+    VISIT_EXPRESSIONS,
     Result,
     _Sql,
     finish,
@@ -87,21 +90,21 @@ def _with_totals(dimensions: tuple[str, ...]) -> list[tuple[str, str, str]]:
     return parts
 
 
-SPAN_DAYS = " min(day) OVER w AS v_first_day, max(day) OVER w AS v_last_day,"
+SPAN_DAYS = "\n            min(day) OVER w AS v_first_day, max(day) OVER w AS v_last_day"
 
 
-def scan_ctes(with_visits: bool = True) -> str:
-    """Events of the scan window with their local day and their visit's attributes (``vev``), and one row
-    per visit (``sv``); without visits (no visit attribute or metric needed) just the events."""
+def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS)) -> str:
+    """Events of the scan window with their local day and their visit's attributes ``columns`` (``vev``), and
+    one row per visit (``sv``); with ``columns=None`` (no visit attribute or metric needed) just the events."""
     events = """
     ev AS MATERIALIZED (
         SELECT e.*, (e.timestamp AT TIME ZONE :tz)::date AS day FROM events e
         WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
     )"""
-    if not with_visits:
+    if columns is None:
         return f"{events}, vev AS (SELECT * FROM ev)"
     return f"""{events},
-    vev AS MATERIALIZED ({visit_events_select("ev", SPAN_DAYS)}),
+    vev AS MATERIALIZED ({visit_events_select("ev", {*columns, *SESSION_COLUMNS}, SPAN_DAYS)}),
     sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
 
 
@@ -266,9 +269,10 @@ def build(query: Query, site_id: int, rolled_until: date) -> tuple[str, dict[str
     tail_spans = tail_days = ""
     if boundary <= dr.last_day:
         sql.params |= window(boundary, dr.last_day, dr.timezone)
-        # Visit attributes cost a window over every visit: compute them only when the query needs them.
+        # Visit attributes cost a window over every visit: compute only those the query needs.
         with_visits = dimension in VISIT_COLUMNS or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
-        ctes.append(scan_ctes(with_visits).strip())
+        columns = [VISIT_COLUMNS[dimension][0]] if dimension in VISIT_COLUMNS else []
+        ctes.append(scan_ctes(columns if with_visits else None).strip())
         tail_spans = f" UNION ALL SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, " \
                      f"pageviews FROM ({spans_sql(needed, with_visits)}) t"
         tail_days = f" UNION ALL SELECT dimension, value, day, pageviews, events FROM ({days_sql(needed)}) t"

@@ -27,17 +27,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.types.json import Jsonb
 
-EVENT_COLUMNS = (
-    "site_id", "timestamp", "name", "visitor_id", "session_id", "hostname", "pathname", "referrer",
-    "referrer_source", "channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-    "browser", "browser_version", "os", "os_version", "device", "country", "interactive", "revenue_amount",
-    "revenue_currency", "props",
-)
-EVENT_TYPES = (
-    "int8", "timestamptz", "varchar", "int8", "int8", "varchar", "varchar", "varchar", "varchar", "varchar",
-    "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar",
-    "varchar", "varchar", "bool", "numeric", "text", "jsonb",
-)
+# The very COPY format the ingest service writes.
+from services.ingest.writer import COLUMNS as EVENT_COLUMNS
+from services.ingest.writer import TYPES as EVENT_TYPES
+
 SESSION_COLUMNS = (
     "site_id", "session_id", "visitor_id", "started_at", "ended_at", "entry_page", "exit_page", "exit_at",
     "pageviews", "events", "interactive_events", "referrer", "referrer_source", "channel", "utm_source",
