@@ -7,6 +7,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -129,7 +130,7 @@ class Deployment:
             PYTHONWARNINGS="ignore",
         )
         argv = [
-            shutil.which("ansible-playbook") or "ansible-playbook",
+            _ansible_playbook(),
             "-i",
             str(self.inventory()),
             str(ANSIBLE_DIR / "site.yml"),
@@ -161,6 +162,12 @@ class Deployment:
             input=sql,
         )
         return completed.stdout.strip()
+
+
+def _ansible_playbook() -> str:
+    """The ansible-playbook installed beside this Python (the venv's `deploy` extra), else the one on PATH."""
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    return str(beside) if beside.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
 
 
 def _require_machine() -> None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 CACHE_DIR = Path(os.environ.get("BEACON_DEPLOY_CACHE", "/var/cache/beacon-deploy"))
 SUITE = "bookworm"
@@ -66,7 +67,7 @@ def missing_requirements() -> list[str]:
     missing = []
     if os.geteuid() != 0:
         missing.append("root privileges")
-    for tool in ("debootstrap", "systemd-nspawn", "nsenter", "ip", "apt-cacher-ng", "ansible-playbook"):
+    for tool in ("debootstrap", "systemd-nspawn", "nsenter", "ip", "apt-cacher-ng"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             missing.append(tool)
     return missing
@@ -151,6 +152,11 @@ class AptProxy:
     address: str
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    _log: BinaryIO | None = None
+
+    def _open_log(self) -> BinaryIO:
+        self._log = (self.workdir / "acng.out").open("wb")
+        return self._log
 
     def start(self) -> None:
         conf = self.workdir / "acng-conf"
@@ -175,7 +181,7 @@ class AptProxy:
                 f"PidFile={self.workdir / 'acng.pid'}",
                 f"SocketPath={self.workdir / 'acng.sock'}",
             ],
-            stdout=(self.workdir / "acng.out").open("wb"),
+            stdout=self._open_log(),
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 15
@@ -196,6 +202,9 @@ class AptProxy:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 @dataclass
@@ -209,6 +218,7 @@ class Container:
     leader: int = 0
     boots: int = 0
     console_logs: list[Path] = field(default_factory=list)
+    _log: BinaryIO | None = None
 
     @property
     def root(self) -> Path:
@@ -251,15 +261,34 @@ class Container:
                 "--link-journal=no",
             ],
             stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
+            stdout=self._open_log(log),
             stderr=subprocess.STDOUT,
         )
         self.leader = self._find_leader(started + timeout)
-        remaining = max(1.0, timeout - (time.monotonic() - started))
-        state = self.run(["systemctl", "is-system-running", "--wait"], timeout=remaining, check=False)
-        if state.stdout.strip() not in ("running", "degraded"):
-            raise ContainerError(f"container boot ended in state {state.stdout.strip()!r}; see {log}")
+        # Right after PID 1 starts, systemctl cannot reach it yet ("Failed to connect to bus"): retry
+        # until it answers, then let it wait for the end of the boot.
+        deadline = started + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            remaining = max(1.0, deadline - time.monotonic())
+            result = self.run(["systemctl", "is-system-running", "--wait"], timeout=remaining, check=False)
+            state = result.stdout.strip()
+            if state in ("running", "degraded", "maintenance", "stopping", "offline"):
+                break
+            time.sleep(0.2)
+        if state not in ("running", "degraded"):
+            raise ContainerError(f"container boot ended in state {state!r}; see {log}")
         return time.monotonic() - started
+
+    def _open_log(self, path: Path) -> BinaryIO:
+        self.close_logs()
+        self._log = path.open("wb")
+        return self._log
+
+    def close_logs(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _find_leader(self, deadline: float) -> int:
         assert self.nspawn is not None
@@ -308,6 +337,7 @@ class Container:
         """Power the container off (SIGTERM to nspawn asks systemd inside to), killing it if it hangs."""
         proc = self.nspawn
         if proc is None or proc.poll() is not None:
+            self.close_logs()
             return
         proc.send_signal(signal.SIGTERM)
         try:
@@ -318,3 +348,4 @@ class Container:
             if self.leader and Path(f"/proc/{self.leader}").exists():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.leader, signal.SIGKILL)
+        self.close_logs()

@@ -2,7 +2,10 @@
 """Build a Beacon release on the Ansible controller: the source tree plus a wheelhouse, in one tarball.
 
 ``build_release.py name SRC`` prints the release name (``<version>-<hash of the source files>``);
-``build_release.py build SRC OUT NAME PYTHON`` writes ``OUT/NAME.tar.gz`` unless it already exists.
+``build_release.py build SRC OUT NAME PYTHON TARGET_PYTHON_VERSION TARGET_MACHINE TARGET_GLIBC`` writes
+``OUT/NAME-<target>.tar.gz`` unless it already exists. The wheelhouse is resolved for the *host's*
+interpreter (version, glibc, machine), not the controller's: environment markers such as
+``python_full_version < "3.11.3"`` must be evaluated for the Python that will run Beacon.
 The host then installs from the wheelhouse with ``pip --no-index``: it needs no internet access.
 """
 
@@ -48,38 +51,111 @@ def release_name(src: Path) -> str:
     return f"{version}-{digest.hexdigest()[:12]}"
 
 
-def build(src: Path, out: Path, name: str, python: str) -> Path:
-    target = out / f"{name}.tar.gz"
-    if target.exists():
-        return target
+def target_tag(python_version: str, machine: str, glibc: str) -> str:
+    return f"py{python_version}-{machine}-glibc{glibc}"
+
+
+def manylinux_tags(glibc: str, machine: str) -> list[str]:
+    """Every manylinux platform tag a host with this glibc accepts (pip does not expand them itself)."""
+    major, minor = (int(part) for part in glibc.split(".")[:2])
+    tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 4, -1)]
+    legacy = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
+    tags += [f"{name}_{machine}" for name, needed in legacy.items() if major == 2 and minor >= needed]
+    return tags
+
+
+def _target_environment(python_version: str, machine: str) -> dict[str, str]:
+    return {
+        "implementation_name": "cpython", "implementation_version": python_version, "os_name": "posix",
+        "platform_machine": machine, "platform_python_implementation": "CPython", "platform_release": "",
+        "platform_system": "Linux", "platform_version": "", "python_full_version": python_version,
+        "python_version": ".".join(python_version.split(".")[:2]), "sys_platform": "linux",
+    }
+
+
+def missing_requirements(wheelhouse: Path, python_version: str, machine: str) -> list[str]:
+    """Requirements of the wheels in ``wheelhouse`` that apply on the target and no wheel there satisfies."""
+    import zipfile
+    from email.parser import HeaderParser
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    available = {}
+    for wheel in wheelhouse.glob("*.whl"):
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        available[canonicalize_name(name)] = version
+    missing = []
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            metadata = HeaderParser().parsestr(archive.read(metadata_name).decode())
+        extras = [""]  # extras requested of this wheel are not tracked; base requirements suffice here
+        for line in metadata.get_all("Requires-Dist") or []:
+            req = Requirement(line)
+            env = _target_environment(python_version, machine)
+            if req.marker is not None and not any(req.marker.evaluate({**env, "extra": e}) for e in extras):
+                continue
+            have = available.get(canonicalize_name(req.name))
+            if have is None or (req.specifier and have not in req.specifier):
+                missing.append(str(Requirement(f"{req.name}{req.specifier}")))
+    return sorted(set(missing))
+
+
+def build(src: Path, out: Path, name: str, python: str, target: tuple[str, str, str]) -> Path:
+    python_version, machine, glibc = target
+    archive = out / f"{name}-{target_tag(*target)}.tar.gz"
+    if archive.exists():
+        return archive
     out.mkdir(parents=True, exist_ok=True)
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:
         wheelhouse = Path(tmp) / "wheelhouse"
-        command = [python, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                   "--wheel-dir", str(wheelhouse)]
-        if (src / "constraints.txt").exists():
-            command += ["--constraint", str(src / "constraints.txt")]
         # Build from a copy: pip/setuptools write build/ and *.egg-info into the tree they build.
         tree = Path(tmp) / "src"
-        for rel in source_files(src):
+        files = source_files(src)
+        for rel in files:
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, tree / rel)
-        subprocess.run([*command, str(tree)], check=True)
+        subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(wheelhouse), str(tree)], check=True)
+        (beacon_wheel,) = wheelhouse.glob("beacon-*.whl")
+        major, minor = python_version.split(".")[:2]
+        download = [
+            *pip, "download", "--dest", str(wheelhouse), "--only-binary=:all:",
+            "--implementation", "cp", "--python-version", python_version, "--abi", f"cp{major}{minor}",
+            *(arg for tag in manylinux_tags(glibc, machine) for arg in ("--platform", tag)),
+        ]
+        if (tree / "constraints.txt").exists():
+            download += ["--constraint", str(tree / "constraints.txt")]
+        subprocess.run([*download, str(beacon_wheel)], check=True)
+        # pip evaluates environment markers against the Python running it, not the target: add what the
+        # host's Python needs and the controller's did not (e.g. async-timeout below Python 3.11.3).
+        for _ in range(20):
+            missing = missing_requirements(wheelhouse, python_version, machine)
+            if not missing:
+                break
+            subprocess.run([*download, *missing], check=True)
+        else:
+            raise SystemExit(f"could not complete the wheelhouse for Python {python_version}: {missing}")
         partial = Path(tmp) / "release.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
-            for rel in source_files(src):
+            for rel in files:
                 tar.add(tree / rel, arcname=rel, recursive=False)
             tar.add(wheelhouse, arcname="wheelhouse")
-        partial.rename(target)
-    return target
+        partial.rename(archive)
+    return archive
 
 
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "name":
         print(release_name(Path(argv[1]).resolve()))
         return 0
-    if len(argv) == 5 and argv[0] == "build":
-        print(build(Path(argv[1]).resolve(), Path(argv[2]), argv[3], argv[4]))
+    if len(argv) == 8 and argv[0] == "build":
+        target = (argv[5], argv[6], argv[7])
+        print(build(Path(argv[1]).resolve(), Path(argv[2]), argv[3], argv[4], target))
+        return 0
+    if len(argv) == 4 and argv[0] == "tag":
+        print(target_tag(argv[1], argv[2], argv[3]))
         return 0
     print(__doc__, file=sys.stderr)
     return 2
