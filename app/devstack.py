@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -161,9 +162,13 @@ class Postgres:
 
     def ensure_database(self, name: str, owner: str, password: str) -> None:
         """Create a login role and a database it owns, unless they exist."""
-        if not self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'").strip():
+        identifier = re.compile(r"[a-z_][a-z0-9_]*")
+        if not (identifier.fullmatch(name) and identifier.fullmatch(owner) and re.fullmatch(r"[\w-]+", password)):
+            raise StackError("refusing an unsafe database name, role name or password")
+        # Names and password are checked above, so building the statements from them is safe.
+        if not self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'").strip():  # noqa: S608
             self.psql(f"CREATE ROLE {owner} LOGIN PASSWORD '{password}'")
-        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip():
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip():  # noqa: S608
             self.psql(f"CREATE DATABASE {name} OWNER {owner}")
 
 
@@ -307,13 +312,14 @@ class Circus:
     def start(self, *, foreground_output: bool = False) -> None:
         for key in ("BEACON_RUN_DIR", "BEACON_LOG_DIR"):
             Path(self.environment[key]).mkdir(parents=True, exist_ok=True)
-        log = None if foreground_output else open(  # noqa: SIM115 - lives as long as the process
-            Path(self.environment["BEACON_LOG_DIR"]) / "circusd.log", "ab")
-        self.process = subprocess.Popen(
-            [str(Path(sys.prefix) / "bin" / "circusd"), str(self.config)],
-            env={**os.environ, **self.environment}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True,
-        )
+        with contextlib.ExitStack() as files:
+            log = None if foreground_output else files.enter_context(
+                (Path(self.environment["BEACON_LOG_DIR"]) / "circusd.log").open("ab"))
+            self.process = subprocess.Popen(
+                [str(Path(sys.prefix) / "bin" / "circusd"), str(self.config)],
+                env={**os.environ, **self.environment}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True,
+            )
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         result = subprocess.run(

@@ -15,7 +15,7 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, Shutdow
 from app.core.redis import make_redis
 from app.core.settings import Settings
 
-broker = RedisBroker(
+broker = RedisBroker(  # type: ignore[no-untyped-call]
     client=redis.Redis(host="127.0.0.1", port=1),  # replaced by configure(); never used as is
     middleware=[AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(), Retries()],
 )

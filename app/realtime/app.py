@@ -11,7 +11,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, WebSocket, get, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from app.core.health import redis_check, run_checks, health_response
+from app.core.health import health_response, redis_check, run_checks
 from app.core.resources import Resources
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings

@@ -58,4 +58,4 @@ async def daily_pageviews(
         ),
         {"from": date_from, "to": date_to, "site": site_id, "start": start, "end": end, "tz": tz},
     )
-    return [(day, int(n)) for day, n in rows.tuples()]
+    return [(day, int(n)) for day, n in rows]

@@ -148,7 +148,7 @@ async def sites_by_domain(session: AsyncSession, domains: list[str]) -> dict[str
     rows = await session.execute(
         text("SELECT domain, id FROM sites WHERE domain = ANY(:domains)"), {"domains": domains}
     )
-    return {domain: site_id for domain, site_id in rows.tuples()}
+    return {domain: site_id for domain, site_id in rows}
 
 
 async def store_event(

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Request, Response, post, route
+from litestar import Request, Response, post
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.core.errors import ServiceUnavailable
@@ -15,19 +15,6 @@ from app.realtime.publish import publish, site_channel
 from services.ingest import logic
 
 logger = logging.getLogger("beacon.ingest")
-
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Max-Age": "86400",
-}
-
-
-@route("/api/event", http_method=["OPTIONS"], include_in_schema=False)
-async def event_preflight() -> Response[None]:
-    return Response(None, status_code=204, headers=CORS_HEADERS)
-
 
 @post("/api/event", status_code=202)
 async def receive_event(request: Request[Any, Any, Any]) -> Response[str]:
@@ -57,4 +44,4 @@ async def receive_event(request: Request[Any, Any, Any]) -> Response[str]:
                           logic.live_message(domain, event, now))
         except Exception as exc:  # the event is stored; live delivery is best effort
             logger.warning("live publish failed", extra={"error": str(exc)})
-    return Response("ok", status_code=202, headers=CORS_HEADERS, media_type="text/plain")
+    return Response("ok", status_code=202, media_type="text/plain")

@@ -72,8 +72,12 @@ def test_visitor_id_depends_on_every_input() -> None:
     """Changing salt, site, IP or User-Agent changes the id; the same inputs give the same id."""
     base = visitor_id(b"s" * 32, "a.com", "203.0.113.7", "UA")
     assert base == visitor_id(b"s" * 32, "a.com", "203.0.113.7", "UA")
-    variants = {visitor_id(b"t" * 32, "a.com", "203.0.113.7", "UA"), visitor_id(b"s" * 32, "b.com", "203.0.113.7", "UA"),
-                visitor_id(b"s" * 32, "a.com", "203.0.113.8", "UA"), visitor_id(b"s" * 32, "a.com", "203.0.113.7", "UB")}
+    variants = {
+        visitor_id(b"t" * 32, "a.com", "203.0.113.7", "UA"),
+        visitor_id(b"s" * 32, "b.com", "203.0.113.7", "UA"),
+        visitor_id(b"s" * 32, "a.com", "203.0.113.8", "UA"),
+        visitor_id(b"s" * 32, "a.com", "203.0.113.7", "UB"),
+    }
     assert base not in variants
     assert 4 == len(variants)
     assert -(2**63) <= base < 2**63

@@ -1,0 +1,89 @@
+"""The whole stack: every watcher under circusd, behind Nginx, on free ports, against the test servers."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.core.settings import DEFAULT_PORTS, Settings, load_settings
+from app.devstack import Circus, Nginx, Postgres, Redis, free_port
+from app.migrate import migrate
+from tests.conftest import make_environment
+
+ADMIN_EMAIL = "admin@e2e.test"
+ADMIN_PASSWORD = "e2e-admin-password"
+SITE = "e2e.example"
+
+
+@dataclass
+class Stack:
+    environment: dict[str, str]
+    settings: Settings
+    circus: Circus
+    nginx: Nginx
+    base_url: str
+    cert: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, verify=self.ssl_context(), timeout=15, **kwargs)  # type: ignore[arg-type]
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def beacon(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.prefix) / "bin" / "beacon"), *args],
+                              env={**os.environ, **self.environment}, input=stdin, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    def wait_healthy(self, timeout: float = 60) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        last: httpx.Response | None = None
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                try:
+                    last = client.get("/api/health")
+                    if last.status_code == 200:
+                        return last
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.25)
+        raise AssertionError(f"stack not healthy after {timeout} s: {last.text if last else 'no answer'}")
+
+
+@pytest.fixture(scope="session")
+def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[Stack]:
+    ports = {name: free_port() for name in DEFAULT_PORTS}
+    state = state_dir / "e2e"
+    environment = make_environment(postgres, redis_server, state, "beacon_e2e", redis_db=2, ports=ports)
+    https_port = free_port()
+    environment["BEACON_BASE_URL"] = f"https://localhost:{https_port}"
+    # Heartbeats every second, so the health check sees the scheduler and workers quickly.
+    environment["BEACON_HEARTBEAT_INTERVAL"] = "1"
+    settings = load_settings(environment)
+    migrate(settings)
+    nginx = Nginx(state / "nginx", free_port(), https_port,
+                  {name: [f"127.0.0.1:{ports[name]}"] for name in ("api", "realtime", "ingest")})
+    circus = Circus(environment)
+    result = Stack(environment, settings, circus, nginx, f"https://localhost:{https_port}",
+                   state / "nginx" / "tls" / "cert.pem")
+    created = result.beacon("createuser", "--email", ADMIN_EMAIL, "--password-stdin", "--admin",
+                            stdin=ADMIN_PASSWORD + "\n")
+    assert 0 == created.returncode, created.stderr
+    assert 0 == result.beacon("site", "add", SITE).returncode
+    nginx.start()
+    circus.start()
+    try:
+        result.wait_healthy(90)
+        yield result
+    finally:
+        circus.stop()
+        nginx.stop()

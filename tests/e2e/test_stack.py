@@ -1,0 +1,214 @@
+"""End to end: the whole stack under circusd behind Nginx, over HTTPS and WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+import websockets
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
+
+pytestmark = pytest.mark.e2e
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+WATCHERS = {"api": 2, "realtime": 1, "ingest": 2, "analytics": 1, "integrations": 1, "compute": 1,
+            "worker": 2, "scheduler": 1}
+
+
+@contextlib.contextmanager
+def login(stack: Stack) -> Iterator[httpx.Client]:
+    """A client signed in through the login form (with its CSRF token)."""
+    with stack.client() as client:
+        page = client.get("/login")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert token is not None, page.text
+        answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
+                                             "_csrf_token": token.group(1)})
+        assert 303 == answer.status_code, answer.text
+        yield client
+
+
+def pageviews_in_db(stack: Stack) -> int:
+    engine = make_engine(stack.settings.database)
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM events WHERE name = 'pageview'")).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def post_event(stack: Stack, path: str) -> httpx.Response:
+    with stack.client() as client:
+        return client.post("/api/event", headers={"User-Agent": UA, "Content-Type": "text/plain"},
+                           content=json.dumps({"name": "pageview", "url": f"https://{SITE}{path}", "domain": SITE}))
+
+
+def test_health_through_nginx_over_https(stack: Stack) -> None:
+    """/api/health is 200 over HTTPS with every component ok; HTTP redirects to HTTPS."""
+    with stack.client() as client:
+        health = client.get("/api/health")
+    assert 200 == health.status_code
+    assert {"database", "redis", "ingest", "analytics", "integrations", "compute", "worker", "scheduler"} == set(
+        health.json()["checks"])
+    assert set(health.json()["checks"].values()) == {"ok"}
+    assert "max-age=31536000" in health.headers["strict-transport-security"]
+    plain = httpx.get(f"http://127.0.0.1:{stack.nginx.http_port}/api/health", follow_redirects=False)
+    assert 301 == plain.status_code
+    assert plain.headers["location"].startswith("https://")
+
+
+def test_static_files_served_by_nginx_with_cache_headers(stack: Stack) -> None:
+    """Static assets come from disk with a cache lifetime and gzip; hidden files are refused."""
+    with stack.client() as client:
+        script = client.get("/static/js/live.js", headers={"Accept-Encoding": "gzip"})
+        hidden = client.get("/static/.gitignore")
+    assert 200 == script.status_code
+    assert "max-age=3600" in script.headers["cache-control"]
+    assert "gzip" == script.headers.get("content-encoding")
+    assert 404 == hidden.status_code
+
+
+def test_event_lands_in_postgres_and_reaches_the_websocket(stack: Stack) -> None:
+    """An event posted through Nginx is committed and pushed to a browser's WebSocket through Nginx."""
+    with login(stack) as client:
+        page = client.get(f"/sites/{SITE}")
+    ws_path = re.search(r'data-ws-url="([^"]+)"', page.text)
+    assert ws_path is not None
+    ws_url = stack.base_url.replace("https://", "wss://") + ws_path.group(1).replace("&amp;", "&")
+    before = pageviews_in_db(stack)
+
+    async def scenario() -> dict[str, object]:
+        async with websockets.connect(ws_url, ssl=stack.ssl_context()) as socket:
+            assert "hello" == json.loads(await socket.recv())["type"]
+            response = await asyncio.to_thread(post_event, stack, "/e2e-live")
+            assert 202 == response.status_code
+            while True:
+                message = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                if message["type"] == "event":
+                    return message
+
+    message = asyncio.run(scenario())
+    assert ("pageview", "/e2e-live", SITE) == (message["name"], message["pathname"], message["site"])
+    assert before + 1 == pageviews_in_db(stack)
+
+
+def test_dashboard_shows_the_count(stack: Stack) -> None:
+    """The server-rendered dashboard shows the site's total pageviews, as stored."""
+    for path in ("/a", "/b", "/c"):
+        assert 202 == post_event(stack, path).status_code
+    with login(stack) as client:
+        page = client.get(f"/sites/{SITE}")
+    assert 200 == page.status_code
+    shown = re.search(r'id="pageviews" data-count="(\d+)"', page.text)
+    assert shown is not None
+    assert pageviews_in_db(stack) == int(shown.group(1))
+
+
+def test_dashboard_requires_sign_in_and_rejects_forged_forms(stack: Stack) -> None:
+    """Anonymous visitors are sent to the login page; a form post without the CSRF token is refused."""
+    with stack.client() as client:
+        anonymous = client.get(f"/sites/{SITE}", follow_redirects=False)
+        forged = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert 302 == anonymous.status_code
+    assert anonymous.headers["location"].startswith("/login")
+    assert 403 == forged.status_code
+
+
+def test_job_enqueued_runs_in_a_worker(stack: Stack) -> None:
+    """rotate_salts, enqueued from outside, runs in a worker and deletes a salt older than 48 hours."""
+    from workers.broker import configure
+
+    engine = make_engine(stack.settings.database)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO salts (salt, created_at) VALUES (:s, now() - interval '3 days')"),
+                     {"s": b"o" * 32})
+    configure(stack.settings)
+    from workers.actors.system import rotate_salts
+
+    rotate_salts.send()
+    deadline = time.monotonic() + 20
+    old = 1
+    while time.monotonic() < deadline and old:
+        with engine.connect() as conn:
+            old = conn.execute(text("SELECT count(*) FROM salts WHERE created_at < now() - interval '2 days'")
+                               ).scalar_one()
+        time.sleep(0.2)
+    engine.dispose()
+    assert 0 == old
+
+
+def watcher_pids(stack: Stack, watcher: str) -> set[int]:
+    output = stack.circus.ctl("list", watcher).strip()
+    return {int(pid) for pid in output.split(",") if pid.strip()}
+
+
+def beacon_processes(stack: Stack) -> list[psutil.Process]:
+    """Every process started for this stack, found by its environment."""
+    run_dir = stack.environment["BEACON_RUN_DIR"]
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("BEACON_RUN_DIR") == run_dir and "circusd" not in " ".join(proc.cmdline()):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def listeners(port: int) -> set[int]:
+    return {conn.pid for conn in psutil.net_connections("tcp")
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid}
+
+
+@pytest.mark.parametrize("watcher", list(WATCHERS))
+def test_sigkill_is_repaired_within_5_seconds_without_orphans(stack: Stack, watcher: str) -> None:
+    """SIGKILL of every process of a watcher: Circus restores it within 5 s and nothing is left over."""
+    stack.wait_healthy()
+    old = watcher_pids(stack, watcher)
+    assert WATCHERS[watcher] == len(old)
+    killed_at = time.monotonic()
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    new: set[int] = set()
+    while time.monotonic() - killed_at < 5:
+        new = watcher_pids(stack, watcher)
+        if len(new) == WATCHERS[watcher] and not new & old:
+            break
+        time.sleep(0.1)
+    assert WATCHERS[watcher] == len(new) and not new & old, f"{watcher}: {old} -> {new}"
+    port = stack.settings.server.ports.get(watcher)
+    if port is not None:
+        while time.monotonic() - killed_at < 5 and listeners(port) != new:
+            time.sleep(0.1)
+        assert new == listeners(port), "only the new processes serve the port"
+    circusd = stack.circus.process.pid if stack.circus.process else -1
+    strays = [(p.pid, p.cmdline()) for p in beacon_processes(stack) if p.ppid() != circusd]
+    assert [] == strays
+    stack.wait_healthy(30)
+
+
+def test_circusctl_quit_stops_everything_within_its_timeouts(stack: Stack) -> None:
+    """quit is graceful: every process exits within the longest graceful_timeout and the ports close."""
+    assert stack.circus.process is not None
+    started = time.monotonic()
+    stack.circus.ctl("quit")
+    stack.circus.process.wait(45)
+    elapsed = time.monotonic() - started
+    deadline = time.monotonic() + 5
+    while beacon_processes(stack) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [] == [p.pid for p in beacon_processes(stack)]
+    assert all(not listeners(port) for port in stack.settings.server.ports.values())
+    assert elapsed < 30, f"quit took {elapsed:.1f} s"
+    print(f"circusctl quit: every process stopped in {elapsed:.2f} s")

@@ -1,0 +1,61 @@
+"""The realtime process: /ws delivers what any process publishes to Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aioredis
+import websockets
+
+from app.core.redis import Keys
+from app.core.settings import Settings
+from app.core.tokens import sign_token
+from app.realtime.publish import publish
+
+
+def token(settings: Settings, channels: list[str], ttl: float = 60) -> str:
+    return sign_token(settings.security.secret_key, "ws", {"channels": channels}, ttl)
+
+
+async def published(settings: Settings, channel: str, message: dict[str, object]) -> int:
+    client = aioredis.Redis.from_url(settings.redis.url)
+    try:
+        return await publish(client, Keys(settings.redis.key_prefix), channel, message)
+    finally:
+        await client.aclose()
+
+
+async def test_message_reaches_subscribed_client_only(settings: Settings, serve: Callable[[str], int]) -> None:
+    """A client of site:1 gets site:1's message and not site:2's."""
+    port = serve("realtime")
+    url = f"ws://127.0.0.1:{port}/ws?token="
+    async with websockets.connect(url + token(settings, ["site:1"])) as one, \
+            websockets.connect(url + token(settings, ["site:2"])) as two:
+        assert "hello" == json.loads(await one.recv())["type"]
+        assert "hello" == json.loads(await two.recv())["type"]
+        await published(settings, "site:2", {"type": "event", "n": 2})
+        await published(settings, "site:1", {"type": "event", "n": 1})
+        assert {"type": "event", "n": 1} == json.loads(await asyncio.wait_for(one.recv(), 5))
+        assert {"type": "event", "n": 2} == json.loads(await asyncio.wait_for(two.recv(), 5))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(one.recv(), 0.3)
+
+
+@pytest.mark.parametrize("bad", [
+    pytest.param("", id="none"),
+    pytest.param("garbage", id="garbage"),
+    pytest.param("expired", id="expired"),
+    pytest.param("forged", id="forged"),
+])
+async def test_connection_without_a_valid_token_is_refused(settings: Settings, serve: Callable[[str], int],
+                                                           bad: str) -> None:
+    """No valid token, no socket: the handshake is refused."""
+    value = {"expired": token(settings, ["site:1"], ttl=-5),
+             "forged": sign_token("not-the-secret", "ws", {"channels": ["site:1"]}, 60)}.get(bad, bad)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(f"ws://127.0.0.1:{serve('realtime')}/ws?token={value}"):
+            pass
+    assert 403 == refused.value.response.status_code

@@ -1,0 +1,61 @@
+"""Jobs and the scheduler against real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.redis import Keys
+from app.core.settings import Settings
+
+
+def test_rotate_salts_creates_todays_and_deletes_old(settings: Settings, db: None,
+                                                     monkeypatch: object) -> None:
+    """Salts older than 48 hours go, the previous day's stays, a fresh one appears; twice is the same."""
+    import workers.context
+
+    workers.context.context.cache_clear()
+    monkeypatch.setattr(workers.context, "get_settings", lambda: settings)  # type: ignore[attr-defined]
+    from workers.actors.system import rotate_salts
+
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO salts (salt, created_at) VALUES (:a, now() - interval '50 hours'), "
+                          "(:b, now() - interval '30 hours')"), {"a": b"a" * 32, "b": b"b" * 32})
+    rotate_salts.fn()
+    rotate_salts.fn()
+    with engine.connect() as conn:
+        ages = [row[0] for row in conn.execute(text(
+            "SELECT extract(epoch FROM now() - created_at) / 3600 FROM salts ORDER BY created_at"))]
+    engine.dispose()
+    worker_context = workers.context.context()
+    worker_context.engine.dispose()
+    worker_context.redis.close()
+    workers.context.context.cache_clear()
+    assert 2 == len(ages)
+    assert 29 < ages[0] < 31
+    assert ages[1] < 1
+
+
+def test_only_one_scheduler_leads(settings: Settings, redis_client: redis.Redis) -> None:
+    """Two schedulers: one holds the lock and enqueues; the other waits until the lock expires."""
+    from workers.broker import configure
+    from workers.scheduler import Scheduler
+
+    configure(settings)
+    first, second = Scheduler(settings, redis_client), Scheduler(settings, redis_client)
+    second.identity = "other-host:1"
+    now = time.time()
+    first.tick(now)
+    second.tick(now)
+    assert (True, False) == (first.leader, second.leader)
+    keys = Keys(settings.redis.key_prefix)
+    assert redis_client.get(keys.heartbeat("scheduler")) is not None
+    queued = redis_client.llen(f"{settings.redis.key_prefix}dramatiq:system")
+    assert 2 == queued  # heartbeat and rotate_salts, once
+    first.release()
+    second.tick(now + 1)
+    assert second.leader
