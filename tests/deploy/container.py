@@ -259,7 +259,13 @@ class Container:
                 "--resolv-conf=off",
                 "--timezone=off",
                 "--link-journal=no",
+                # The firewall (ufw) needs to manage netfilter rules; the container has a network
+                # namespace of its own, so this touches nothing on the host.
+                "--capability=CAP_NET_ADMIN",
             ],
+            # ufw also sets net.* sysctls: "network" makes only /proc/sys/net writable, and that belongs
+            # to the container's own network namespace.
+            env={**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"},
             stdin=subprocess.DEVNULL,
             stdout=self._open_log(log),
             stderr=subprocess.STDOUT,
@@ -273,7 +279,8 @@ class Container:
             remaining = max(1.0, deadline - time.monotonic())
             result = self.run(["systemctl", "is-system-running", "--wait"], timeout=remaining, check=False)
             state = result.stdout.strip()
-            if state in ("running", "degraded", "maintenance", "stopping", "offline"):
+            # "offline" is what systemctl prints while it cannot reach PID 1 yet.
+            if state in ("running", "degraded", "maintenance", "stopping"):
                 break
             time.sleep(0.2)
         if state not in ("running", "degraded"):
