@@ -73,11 +73,19 @@ class _Connection:
 
 
 def _connection(settings: Settings) -> _Connection:
-    url: URL = make_url(settings.database.url).set(drivername="postgresql")
+    url: URL = make_url(settings.database.url)
     env = dict(os.environ)
     if url.password is not None:
         env["PGPASSWORD"] = str(url.password)
-        url = url.set(password=None)
+    # Rebuilt rather than url.set(password=None): set() ignores None and would keep the password.
+    url = URL.create(
+        drivername="postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
     # Never let a stray PGDATABASE/PGSERVICE in the caller's environment point the tools elsewhere.
     for name in ("PGDATABASE", "PGSERVICE", "PGSERVICEFILE"):
         env.pop(name, None)
@@ -238,8 +246,13 @@ def restore(settings: Settings, path: Path | str, progress: bool = True) -> Rest
                 if show is not None:
                     show(line.removeprefix("pg_restore: "), min(restored, total))
         returncode = proc.wait()
-    if show is not None and sys.stderr.isatty():
-        sys.stderr.write("\n")
     if returncode != 0:
+        if show is not None and sys.stderr.isatty():
+            sys.stderr.write("\n")
         raise BackupError(f"pg_restore failed, nothing was changed: {_last_error(chr(10).join(tail))}")
+    if show is not None:
+        # Not every archive item is announced by --verbose (comments, ACLs): finish the count here.
+        show("done", total)
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
     return RestoreResult(path=archive, items=total, restored=restored)

@@ -139,7 +139,9 @@ class Deployment:
         if source_dir is not None:
             argv += ["-e", f"beacon_app_source_dir={source_dir}", "-e", f"beacon_nginx_source_dir={source_dir}"]
         started = time.monotonic()
-        completed = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR, timeout=1500)
+        completed = subprocess.run(
+            argv, check=False, capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR, timeout=1500
+        )
         elapsed = time.monotonic() - started
         output = completed.stdout + completed.stderr
         log.write_text(output)

@@ -302,7 +302,9 @@ class Container:
         children = Path(f"/proc/{self.nspawn.pid}/task/{self.nspawn.pid}/children")
         while time.monotonic() < deadline:
             if self.nspawn.poll() is not None:
-                raise ContainerError(f"systemd-nspawn exited with {self.nspawn.returncode}; see {self.console_logs[-1]}")
+                raise ContainerError(
+                    f"systemd-nspawn exited with {self.nspawn.returncode}; see {self.console_logs[-1]}"
+                )
             with contextlib.suppress(OSError):
                 for pid in children.read_text().split():
                     if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
