@@ -6,18 +6,22 @@ backup and restore, then a reboot. Timings are printed at the end of the run.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import shutil
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import SERVER_NAME, Deployment, record
+from tests.deploy.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Deployment, record
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 
@@ -181,6 +185,76 @@ def test_second_run_changes_nothing(deployment: Deployment) -> None:
     second = deployment.playbook("second playbook run")
     assert second.ok, second.output[-4000:]
     assert 0 == second.recap["changed"], second.changed_tasks()
+
+
+def _copy_source_tree(target: Path) -> Path:
+    """A copy of the checkout's files (what a release is built from), for a "new version"."""
+    spec = importlib.util.spec_from_file_location(
+        "build_release", ANSIBLE_DIR / "roles/beacon_app/files/build_release.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for rel in module.source_files(REPO):
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target / rel)
+    return target
+
+
+class Traffic(threading.Thread):
+    """Requests through Nginx in a loop (health and events) while something else happens."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        super().__init__(daemon=True)
+        self.deployment = deployment
+        self.stopped = threading.Event()
+        self.results: list[tuple[str, int | str]] = []
+
+    def run(self) -> None:
+        event = json.dumps({"name": "pageview", "url": f"https://{SITE}/upgrade", "domain": SITE}).encode()
+        headers = {"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) upgrade-test"}
+        deadline = time.monotonic() + 1200
+        while not self.stopped.is_set() and time.monotonic() < deadline:
+            for method, path, body in (("GET", "/api/health", None), ("POST", "/api/event", event)):
+                try:
+                    status: int | str = request(self.deployment, method, path, body, headers)[0]
+                except OSError as exc:
+                    status = f"{type(exc).__name__}: {exc}"
+                self.results.append((path, status))
+            time.sleep(0.05)
+
+    def failures(self) -> list[tuple[str, int | str]]:
+        return [(path, status) for path, status in self.results if status not in (200, 202)]
+
+
+def test_upgrade_deploys_a_new_release_without_failing_requests(deployment: Deployment) -> None:
+    """A new version is built, migrated and rolled out; requests during the rollout all succeed."""
+    run = deployment.container.run
+    deployment.container.run(["beacon", "site", "add", SITE, "--exists-ok"])
+    before = run(["readlink", "/opt/beacon/current"]).stdout.strip()
+    source = _copy_source_tree(deployment.workdir / "next-version")
+    with (source / "app/__init__.py").open("a") as handle:
+        handle.write("# deploy test: a new version of the code\n")
+    old_pids = {w: deployment.container.run(["circusctl", "list", w]).stdout.strip() for w in ("api", "ingest")}
+
+    traffic = Traffic(deployment)
+    traffic.start()
+    try:
+        upgrade = deployment.playbook("upgrade playbook run", source_dir=source)
+    finally:
+        traffic.stopped.set()
+        traffic.join(30)
+
+    assert upgrade.ok, upgrade.output[-4000:]
+    after = run(["readlink", "/opt/beacon/current"]).stdout.strip()
+    assert before != after
+    assert run(["test", "-e", f"/var/lib/beacon/migrated/{Path(after).name}"], check=False).returncode == 0
+    assert len(traffic.results) > 20, traffic.results
+    assert [] == traffic.failures()
+    assert dict.fromkeys(WATCHERS, "active") == watcher_states(deployment)
+    new_pids = {w: deployment.container.run(["circusctl", "list", w]).stdout.strip() for w in ("api", "ingest")}
+    assert all(old_pids[w] != new_pids[w] for w in old_pids), (old_pids, new_pids)
+    record(f"requests during the upgrade ({len(traffic.results)})", 0.0)
 
 
 def test_systemd_sandbox_exposure(deployment: Deployment) -> None:
