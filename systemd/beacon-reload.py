@@ -1,10 +1,10 @@
 """Rolling reload of every Circus watcher, for `systemctl reload beacon` (ExecReload=).
 
 Circus's own `reload` starts the new processes and stops the old ones at once, so for a second or two
-nobody listens on a port while the new processes import and bind. Here, for each watcher serving HTTP:
+nobody listens on a port while the new processes import and bind. Here, for every watcher serving HTTP:
 add as many new processes as it has (`incr`), wait until every new one listens (they share the port
 with the old ones through SO_REUSEPORT), then remove the same number (`decr`), which stops the oldest
-gracefully. Watchers that do not listen (worker, scheduler) are restarted; their jobs wait in Redis.
+gracefully. Watchers that do not listen (worker, scheduler) are then restarted; their jobs wait in Redis.
 
 New processes run the code `/opt/beacon/current` points at when they start, so deploying a release
 is: switch the symlink, then reload. If new processes do not come up in time, the old ones are kept,
@@ -19,11 +19,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 CIRCUSCTL = str(Path(sys.executable).with_name("circusctl"))
-ENDPOINT = os.environ.get("CIRCUSCTL_ENDPOINT") or f"ipc://{os.environ.get('BEACON_RUN_DIR', '/run/beacon')}/circus.sock"
-READY_TIMEOUT = float(os.environ.get("BEACON_RELOAD_TIMEOUT", "90"))
+RUN_DIR = os.environ.get("BEACON_RUN_DIR", "/run/beacon")
+ENDPOINT = os.environ.get("CIRCUSCTL_ENDPOINT") or f"ipc://{RUN_DIR}/circus.sock"
+READY_TIMEOUT = float(os.environ.get("BEACON_RELOAD_TIMEOUT", "120"))
 
 
 class ReloadError(Exception):
@@ -83,35 +85,43 @@ def listens(pid: int) -> bool:
     return False
 
 
-def roll(watcher: str, current: set[int]) -> None:
-    count = len(current)
-    circusctl("incr", "--waiting", watcher, str(count))
+def wait_for(what: str, done: Callable[[], bool], hint: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        fresh = pids(watcher) - current
-        if len(fresh) >= count and all(listens(pid) for pid in fresh):
-            break
+    while not done():
         if time.monotonic() > deadline:
-            raise ReloadError(
-                f"{watcher}: new processes did not listen within {READY_TIMEOUT:.0f} s; "
-                f"the previous ones keep serving (see /var/log/beacon/{watcher}.log)"
-            )
+            raise ReloadError(f"{what} within {READY_TIMEOUT:.0f} s; {hint}")
         time.sleep(0.2)
-    # --waiting: return once the old processes have exited (each gets its graceful_timeout).
-    circusctl("decr", "--waiting", watcher, str(count))
 
 
 def main() -> int:
     try:
         circusctl("reloadconfig", "--waiting")
         watchers = [w.strip() for w in circusctl("list").split(",") if w.strip()]
-        for watcher in watchers:
-            current = pids(watcher)
-            if current and any(listens(pid) for pid in current):
-                roll(watcher, current)
-            else:
-                circusctl("restart", "--waiting", watcher)
+        before = {w: pids(w) for w in watchers}
+        serving = [w for w in watchers if before[w] and any(listens(pid) for pid in before[w])]
+        # All HTTP watchers roll together, so the whole reload takes one start-up and one graceful stop.
+        for watcher in serving:
+            circusctl("incr", "--waiting", watcher, str(len(before[watcher])))
+        for watcher in serving:
+            def ready(w: str = watcher) -> bool:
+                fresh = pids(w) - before[w]
+                return len(fresh) >= len(before[w]) and all(listens(pid) for pid in fresh)
+
+            wait_for(f"{watcher}: new processes did not listen", ready,
+                     f"the previous ones keep serving (see /var/log/beacon/{watcher}.log)")
+        for watcher in serving:
+            # decr stops the oldest processes gracefully (each gets its graceful_timeout).
+            circusctl("decr", watcher, str(len(before[watcher])))
+        for watcher in serving:
+            wait_for(f"{watcher}: old processes did not stop", lambda w=watcher: not pids(w) & before[w],
+                     "check `circusctl status`")
             print(f"reloaded {watcher}", flush=True)
+        # Worker and scheduler listen on nothing: restart them (Dramatiq finishes running jobs first,
+        # and queued ones wait in Redis).
+        for watcher in watchers:
+            if watcher not in serving:
+                circusctl("restart", "--waiting", watcher)
+                print(f"restarted {watcher}", flush=True)
     except ReloadError as exc:
         print(f"beacon-reload: {exc}", file=sys.stderr)
         return 1

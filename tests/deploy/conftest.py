@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.container import (
+    APT_PROXY_PORT,
     RELEASES_CACHE,
     AptProxy,
     Container,
@@ -200,7 +201,7 @@ def deployment() -> Iterator[Deployment]:
         proxy.start()
         container = Container(name="beacon-test", workdir=workdir, network=network)
         started = time.monotonic()
-        container.prepare(rootfs, f"http://{network.host_ip}:3142")
+        container.prepare(rootfs, f"http://{network.host_ip}:{APT_PROXY_PORT}")
         record("copy the root", time.monotonic() - started)
         record("boot the container", container.boot())
 

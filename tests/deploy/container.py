@@ -35,7 +35,9 @@ RELEASES_CACHE = CACHE_DIR / "releases"
 # What a freshly installed Debian server has that a minbase root lacks: systemd as init and Python for
 # Ansible. Everything else comes from the playbook.
 ROOTFS_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "iproute2", "ca-certificates")
-APT_PROXY_PORT = 3142
+# Not apt-cacher-ng's usual 3142: a system instance (which its Debian package starts) may hold that on
+# every address.
+APT_PROXY_PORT = 39142
 
 
 class ContainerError(RuntimeError):

@@ -257,6 +257,25 @@ def test_upgrade_deploys_a_new_release_without_failing_requests(deployment: Depl
     record(f"requests during the upgrade ({len(traffic.results)})", 0.0)
 
 
+def test_rollback_by_pointing_current_back(deployment: Deployment) -> None:
+    """The documented rollback: switch the symlink to the previous release and reload."""
+    run = deployment.container.run
+    current = run(["readlink", "/opt/beacon/current"]).stdout.strip()
+    releases = run(["ls", "-1t", "/opt/beacon/releases"]).stdout.split()
+    previous = next(f"/opt/beacon/releases/{r}" for r in releases if f"/opt/beacon/releases/{r}" != current)
+    started = time.monotonic()
+    run(["ln", "-sfn", previous, "/opt/beacon/current.new"])
+    run(["mv", "-T", "/opt/beacon/current.new", "/opt/beacon/current"])
+    run(["systemctl", "reload", "beacon"], timeout=300)
+    record("rollback (symlink and reload)", time.monotonic() - started)
+    assert previous == run(["readlink", "/opt/beacon/current"]).stdout.strip()
+    api_pid = run(["circusctl", "list", "api"]).stdout.strip().split(",")[0]
+    # The venv's scripts name their release's interpreter in the shebang: the running code is `previous`'s.
+    assert run(["cat", f"/proc/{api_pid}/cmdline"]).stdout.split("\0")[0] == f"{previous}/venv/bin/python"
+    assert dict.fromkeys(WATCHERS, "active") == watcher_states(deployment)
+    wait_healthy(deployment)
+
+
 def test_systemd_sandbox_exposure(deployment: Deployment) -> None:
     """`systemd-analyze security beacon` rates the unit well sandboxed."""
     output = deployment.container.run(["systemd-analyze", "security", "--no-pager", "beacon.service"]).stdout
