@@ -36,8 +36,8 @@ RELEASES_CACHE = CACHE_DIR / "releases"
 # Ansible. Everything else comes from the playbook.
 ROOTFS_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "iproute2", "ca-certificates")
 # Not apt-cacher-ng's usual 3142: a system instance (which its Debian package starts) may hold that on
-# every address.
-APT_PROXY_PORT = 39142
+# every address. (apt-cacher-ng refuses ports above 32767.)
+APT_PROXY_PORT = 13142
 
 
 class ContainerError(RuntimeError):
