@@ -271,7 +271,8 @@ def test_rollback_by_pointing_current_back(deployment: Deployment) -> None:
     assert previous == run(["readlink", "/opt/beacon/current"]).stdout.strip()
     api_pid = run(["circusctl", "list", "api"]).stdout.strip().split(",")[0]
     # The venv's scripts name their release's interpreter in the shebang: the running code is `previous`'s.
-    assert run(["cat", f"/proc/{api_pid}/cmdline"]).stdout.split("\0")[0] == f"{previous}/venv/bin/python"
+    interpreter = run(["cat", f"/proc/{api_pid}/cmdline"]).stdout.split("\0")[0]
+    assert interpreter.startswith(f"{previous}/venv/bin/python"), interpreter
     assert dict.fromkeys(WATCHERS, "active") == watcher_states(deployment)
     wait_healthy(deployment)
 
