@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Servers and tools the development stack and the tests use.
 APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-venv python3-dev \
-                build-essential ca-certificates curl
+                build-essential ca-certificates curl chromium wrk
 # The deployment test boots a fresh systemd host.
 APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 

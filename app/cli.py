@@ -79,6 +79,7 @@ def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
+    from app.domain.accounts.services import get_user_by_email
     from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain
 
     domain = normalize_domain(args.domain)
@@ -91,11 +92,42 @@ def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
             async with resources.sessions.begin() as session:
                 if args.exists_ok and await get_site_by_domain(session, domain) is not None:
                     return f"site {domain} already exists"
-                site = await create_site(session, domain, args.timezone)
+                owner_id = None
+                if args.owner:
+                    owner = await get_user_by_email(session, args.owner)
+                    if owner is None:
+                        raise CliError(f"--owner: no user {args.owner}")
+                    owner_id = owner.id
+                site = await create_site(session, domain, args.timezone, owner_id=owner_id)
                 return f"created site {site.domain} (id {site.id}, time zone {site.timezone})"
         finally:
             await resources.close()
 
+    print(_run_async(run()))
+    return 0
+
+
+def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    from app.domain.accounts.services import get_user_by_email, normalize_email
+    from app.domain.apikeys.services import create_api_key
+
+    email = normalize_email(args.email)
+
+    async def run() -> str:
+        from app.core.resources import Resources
+
+        resources = Resources.open(settings, "cli")
+        try:
+            async with resources.sessions.begin() as session:
+                user = await get_user_by_email(session, email)
+                if user is None:
+                    raise CliError(f"--email: no user {email}")
+                _, plain = await create_api_key(session, user.id, args.name, args.scope or ["stats:read"])
+                return plain
+        finally:
+            await resources.close()
+
+    # The key alone on stdout, so scripts can capture it; it is not stored and cannot be shown again.
     print(_run_async(run()))
     return 0
 
@@ -173,7 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("domain")
     p.add_argument("--timezone", default="UTC", help="IANA time zone of the site's reports (default UTC)")
     p.add_argument("--exists-ok", action="store_true", help="succeed without change if the site exists")
+    p.add_argument("--owner", metavar="EMAIL", help="the site's owner (default: every instance admin)")
     p.set_defaults(func=cmd_site_add)
+
+    apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="apikey_command", metavar="ACTION", parser_class=Parser, required=True)
+    p = apikey.add_parser("create", help="create an API key for a user and print it (once)")
+    p.add_argument("--email", required=True, help="the user the key acts for")
+    p.add_argument("--name", required=True, help="a name to tell the key apart")
+    p.add_argument("--scope", action="append", choices=["stats:read", "sites:write"],
+                   help="repeat for several scopes (default stats:read)")
+    p.set_defaults(func=cmd_apikey_create)
 
     p = sub.add_parser("check", help="check every component and print a table; non-zero exit on failure")
     p.set_defaults(func=cmd_check)

@@ -6,17 +6,21 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
 from app.domain.accounts.controllers import AccountController
+from app.domain.accounts.session import RotatingSessionConfig
+from app.domain.admin.controllers import AdminController
 from app.domain.dashboard.controllers import DashboardController
+from app.domain.search.controllers import SearchController
+from app.domain.sites.api import SitesApiController
+from app.domain.sites.controllers import SiteController
 from app.domain.system.controllers import SystemController
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -32,14 +36,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return create_service_app(
         "api",
         settings,
-        [SystemController, AccountController, DashboardController],
+        [SystemController, AccountController, DashboardController, SiteController, SearchController,
+         SitesApiController, AdminController],
         health_route=False,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         stores={"sessions": session_store},
         middleware=[
-            ServerSideSessionConfig(
+            # API routes authenticate with keys, except the admin pages, which use the browser's session.
+            RotatingSessionConfig(
                 key="beacon_session", secure=secure_cookies, httponly=True, samesite="lax",
-                max_age=SESSION_MAX_AGE, exclude=["^/api/"],
+                max_age=SESSION_MAX_AGE, exclude=["^/api/(?!admin/)"],
             ).middleware
         ],
         csrf_config=CSRFConfig(

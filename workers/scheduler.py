@@ -44,11 +44,13 @@ class Periodic:
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
+    from workers.actors.ingest import ensure_partitions
     from workers.actors.system import heartbeat, rotate_salts
 
     return [
         Periodic("heartbeat", settings.workers.heartbeat_interval, lambda: heartbeat.send(time.time())),
         Periodic("rotate_salts", 3600.0, rotate_salts.send),
+        Periodic("ensure_partitions", 6 * 3600.0, ensure_partitions.send),
     ]
 
 

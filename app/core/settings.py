@@ -88,6 +88,31 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    registration: str = "open"
+    """Who may create an account: ``open`` (anyone), ``invite`` (only with a site invitation link) or
+    ``closed`` (nobody; operators use ``beacon createuser``). The very first account may always register."""
+    login_attempts_per_account: int = 5
+    """Sign-in attempts allowed for one e-mail address per ``login_window`` (successful sign-in resets it)."""
+    login_attempts_per_ip: int = 30
+    """Sign-in attempts allowed from one client address per ``login_window``."""
+    login_window: int = 900
+    """Seconds over which sign-in attempts are counted."""
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    heartbeat_interval: float = 25.0
+    """Seconds between two pings the realtime process sends on an idle WebSocket."""
+    heartbeat_timeout: float = 75.0
+    """A WebSocket from which nothing (not even a pong) arrived for this long is closed as dead."""
+    queue_limit: int = 256
+    """Messages waiting for one slow client before it is dropped, so memory stays bounded."""
+    stats_interval: float = 2.0
+    """Seconds between two writes of this process's connection statistics to Redis."""
+
+
+@dataclass(frozen=True)
 class PathSettings:
     home: Path
     """The code directory (Circus working_dir)."""
@@ -114,6 +139,8 @@ class Settings:
     http_client: HttpClientSettings
     workers: WorkerSettings
     paths: PathSettings
+    accounts: AccountSettings = field(default_factory=AccountSettings)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     log_level: str = "INFO"
     """Minimum level of log records."""
 
@@ -213,6 +240,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         for name in DEFAULT_PORTS
     }
 
+    registration = env.get("BEACON_REGISTRATION", "open").strip().lower()
+    if registration not in ("open", "invite", "closed"):
+        raise ConfigError(f"BEACON_REGISTRATION must be open, invite or closed, got {registration!r}")
+
     home = Path(env.get("BEACON_HOME") or CODE_DIR)
     state_dir = Path(env.get("BEACON_STATE_DIR") or home / "var")
     return Settings(
@@ -253,6 +284,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             state_dir=state_dir,
             backup_dir=Path(env.get("BEACON_BACKUP_DIR") or state_dir / "backups"),
             init_sql_dir=Path(env.get("BEACON_INIT_SQL_DIR") or home / "backups"),
+        ),
+        accounts=AccountSettings(
+            registration=registration,
+            login_attempts_per_account=integer("BEACON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5),
+            login_attempts_per_ip=integer("BEACON_LOGIN_ATTEMPTS_PER_IP", 30),
+            login_window=integer("BEACON_LOGIN_WINDOW", 900),
+        ),
+        realtime=RealtimeSettings(
+            heartbeat_interval=number("BEACON_WS_HEARTBEAT_INTERVAL", 25.0),
+            heartbeat_timeout=number("BEACON_WS_HEARTBEAT_TIMEOUT", 75.0),
+            queue_limit=integer("BEACON_WS_QUEUE_LIMIT", 256),
+            stats_interval=number("BEACON_WS_STATS_INTERVAL", 2.0),
         ),
         log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),
     )

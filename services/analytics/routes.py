@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from litestar import Request, get
+from litestar.params import FromPath, FromQuery
 
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
@@ -14,8 +15,8 @@ from services.analytics.schemas import DailyCount, PageviewCount
 
 
 @get("/sites/{site_id:int}/pageviews", guards=[internal_token_guard])
-async def site_pageviews(request: Request[Any, Any, Any], site_id: int, date_from: date,
-                         date_to: date) -> PageviewCount:
+async def site_pageviews(request: Request[Any, Any, Any], site_id: FromPath[int], date_from: FromQuery[date],
+                         date_to: FromQuery[date]) -> PageviewCount:
     """Pageviews of a site between two local dates, inclusive."""
     logic.check_range(date_from, date_to)
     resources: Resources = request.app.state.resources
@@ -27,8 +28,8 @@ async def site_pageviews(request: Request[Any, Any, Any], site_id: int, date_fro
 
 
 @get("/sites/{site_id:int}/pageviews/daily", guards=[internal_token_guard])
-async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: int, date_from: date,
-                               date_to: date) -> list[DailyCount]:
+async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: FromPath[int], date_from: FromQuery[date],
+                               date_to: FromQuery[date]) -> list[DailyCount]:
     """Pageviews per local day between two dates, inclusive."""
     logic.check_range(date_from, date_to)
     resources: Resources = request.app.state.resources

@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from litestar import Request, get
+from litestar.params import FromPath, FromQuery
 
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
@@ -14,8 +15,8 @@ from services.compute.schemas import SeriesSummary
 
 
 @get("/sites/{site_id:int}/summary", guards=[internal_token_guard])
-async def site_summary(request: Request[Any, Any, Any], site_id: int, date_from: date,
-                       date_to: date) -> SeriesSummary:
+async def site_summary(request: Request[Any, Any, Any], site_id: FromPath[int], date_from: FromQuery[date],
+                       date_to: FromQuery[date]) -> SeriesSummary:
     """Summary statistics of a site's daily pageviews, taken from the analytics service."""
     resources: Resources = request.app.state.resources
     series = await resources.services.json(

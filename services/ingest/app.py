@@ -2,26 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from sqlalchemy.engine import make_url
 
+from app.core.resources import Resources
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
-from services.ingest.logic import SaltCache
+from services.ingest import enrich
+from services.ingest.config import IngestSettings, load_ingest_settings
+from services.ingest.enrich import Countries
+from services.ingest.live import Live, RateLimiter
+from services.ingest.logic import SaltCache, SiteCache
 from services.ingest.routes import receive_event
+from services.ingest.state import IngestState
+from services.ingest.writer import BatchWriter
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # also enforced by the route itself (routes.MAX_BODY)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    app = create_service_app(
+def libpq_conninfo(settings: Settings) -> str:
+    """The database URL as psycopg wants it (no SQLAlchemy driver suffix)."""
+    return make_url(settings.database.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def ingest_lifespan(settings: Settings, ingest: IngestSettings):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        resources: Resources = app.state.resources
+        writer = BatchWriter(libpq_conninfo(settings), resources.redis, resources.keys, ingest)
+        live = Live(resources.redis, resources.keys, ingest)
+        writer.on_commit.append(live.after_commit)
+        app.state.ingest = IngestState(
+            settings=ingest, writer=writer, live=live,
+            limiter=RateLimiter(resources.keys, ingest, settings.security.secret_key),
+            sites=SiteCache(), salts=SaltCache(), countries=Countries(),
+        )
+        enrich.warm_up()
+        await live.start()
+        await writer.start()
+        # Tables loaded at start-up (countries, parsers) live as long as the process: keep them out of the
+        # cyclic collector's full passes, which otherwise show up as pauses in the latency tail.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await live.stop()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, ingest: IngestSettings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    return create_service_app(
         "ingest",
-        settings or get_settings(),
+        settings,
         [receive_event],
         request_max_body_size=MAX_BODY,
+        lifespan=[ingest_lifespan(settings, ingest or load_ingest_settings())],
         # Trackers post from every site's own origin. Only /api/event is routed here from outside.
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["POST"], allow_headers=["Content-Type"],
                                max_age=86400),
     )
-    app.state.salt_cache = SaltCache()
-    return app

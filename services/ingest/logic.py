@@ -5,24 +5,33 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 import msgspec
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import ClientError
 from services.ingest.schemas import EventIn
+
+logger = logging.getLogger("beacon.ingest")
 
 MAX_PROPS = 30
 MAX_PROP_KEY = 300
 MAX_PROP_VALUE = 2000
 MAX_NAME = 120
+MAX_DOMAINS = 10
+
+
+MAX_URL = 2000
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_REVENUE = Decimal("1e14")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,11 @@ class CleanEvent:
     pathname: str
     referrer: str
     props: dict[str, str]
+    query: str = ""
+    """The page URL's query string (campaign parameters are read from it)."""
+    interactive: bool = True
+    revenue_amount: Decimal | None = None
+    revenue_currency: str | None = None
 
 
 def parse_event(body: bytes) -> CleanEvent:
@@ -45,6 +59,8 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: body is not valid JSON") from None
     except UnicodeDecodeError:
         raise ClientError("invalid event: body is not valid UTF-8") from None
+    if not body.strip():
+        raise ClientError("invalid event: body is empty")
     name = raw.name if raw.name is not None else raw.n
     url = raw.url if raw.url is not None else raw.u
     domain = raw.domain if raw.domain is not None else raw.d
@@ -63,17 +79,68 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: url is required")
     if not domain:
         raise ClientError("invalid event: domain is required")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https", "app") or not parts.hostname:
+    if len(url) > MAX_URL:
+        raise ClientError(f"invalid event: url is longer than {MAX_URL} characters")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise ClientError("invalid event: url is not a valid URL") from None
+    if parts.scheme not in ("http", "https", "app") or not hostname:
         raise ClientError("invalid event: url must be an absolute http(s) URL")
+    if len(hostname) > 253:
+        raise ClientError("invalid event: the url's host name is longer than 253 characters")
+    if "\x00" in name or "\x00" in url or "\x00" in domain or "\x00" in referrer:
+        raise ClientError("invalid event: NUL characters are not allowed")
+    domains = [d.strip().lower() for d in domain.split(",") if d.strip()]
+    if not domains or len(domains) > MAX_DOMAINS or any(len(d) > 253 for d in domains):
+        raise ClientError(f"invalid event: domain must name 1 to {MAX_DOMAINS} sites")
+    amount, currency = _clean_revenue(raw.revenue if raw.revenue is not None else raw.r_revenue)
     return CleanEvent(
         name=name,
-        domains=[d.strip().lower() for d in domain.split(",") if d.strip()],
-        hostname=parts.hostname.lower().removeprefix("www."),
-        pathname=(parts.path or "/")[:2000],
-        referrer=referrer[:2000],
+        domains=list(dict.fromkeys(domains)),
+        hostname=hostname.lower().removeprefix("www."),
+        pathname=_pathname(parts.path, parts.fragment if raw.h else ""),
+        referrer=referrer[:MAX_URL],
         props=_clean_props(props),
+        query=parts.query,
+        interactive=raw.interactive if raw.i is None else raw.i,
+        revenue_amount=amount,
+        revenue_currency=currency,
     )
+
+
+def _pathname(path: str, fragment: str) -> str:
+    """The page path; with hash-based routing (``h``) the fragment is part of it, as in Plausible."""
+    path = path or "/"
+    if fragment:
+        path = f"{path}#{fragment}"
+    return path[:MAX_URL]
+
+
+def _clean_revenue(revenue: object) -> tuple[Decimal | None, str | None]:
+    """Plausible's ``revenue``: ``{"currency": "EUR", "amount": 12.5}`` (amount may be a numeric string)."""
+    if revenue is None:
+        return None, None
+    if isinstance(revenue, str):
+        try:
+            revenue = json.loads(revenue)
+        except ValueError:
+            raise ClientError("invalid event: revenue is not a JSON object") from None
+    if not isinstance(revenue, dict):
+        raise ClientError("invalid event: revenue must be an object with currency and amount")
+    currency, amount = revenue.get("currency"), revenue.get("amount")
+    if not isinstance(currency, str) or not CURRENCY.match(currency.upper()):
+        raise ClientError("invalid event: revenue.currency must be a 3-letter ISO 4217 code")
+    if isinstance(amount, bool) or not isinstance(amount, int | float | str):
+        raise ClientError("invalid event: revenue.amount must be a number")
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise ClientError("invalid event: revenue.amount must be a number") from None
+    if not value.is_finite() or abs(value) >= MAX_REVENUE:
+        raise ClientError("invalid event: revenue.amount is out of range")
+    return value.quantize(Decimal("0.0001")), currency.upper()
 
 
 def _clean_props(props: object) -> dict[str, str]:
@@ -85,6 +152,8 @@ def _clean_props(props: object) -> dict[str, str]:
         raise ClientError(f"invalid event: at most {MAX_PROPS} props")
     clean: dict[str, str] = {}
     for key, value in props.items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise ClientError("invalid event: NUL characters are not allowed in props")
         if len(key) > MAX_PROP_KEY or not key:
             raise ClientError(f"invalid event: prop names must be 1 to {MAX_PROP_KEY} characters")
         if value is None:
@@ -99,7 +168,17 @@ def _clean_props(props: object) -> dict[str, str]:
 
 
 def client_ip(forwarded_for: str | None, peer: str | None) -> str:
-    """The visitor's address: the last hop our own Nginx wrote into X-Forwarded-For, else the peer."""
+    """The visitor's address: the last hop our own Nginx wrote into X-Forwarded-For, else the peer.
+
+    The header is believed only from a peer on loopback or a private network (our Nginx); a request that
+    reaches the process from anywhere else is counted under its own address.
+    """
+    if peer is not None:
+        try:
+            if ipaddress.ip_address(peer).is_global:
+                return peer
+        except ValueError:
+            pass  # not an address (an in-process test client): nothing to distrust
     candidates = [part.strip() for part in (forwarded_for or "").split(",") if part.strip()]
     for candidate in reversed(candidates):
         try:
@@ -115,68 +194,111 @@ def visitor_id(salt: bytes, domain: str, ip: str, user_agent: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+@dataclass(frozen=True)
+class Salts:
+    current: bytes
+    previous: bytes | None
+    """Yesterday's salt while it exists (48 hours at most): visits that began under it go on."""
+
+
 class SaltCache:
-    """The current daily salt, read from PostgreSQL at most once a minute per process."""
+    """Today's and yesterday's salts, read from PostgreSQL at most once a minute per process."""
 
-    def __init__(self) -> None:
-        self._salt: bytes | None = None
+    def __init__(self, ttl: float = 60.0) -> None:
+        self._salts: Salts | None = None
         self._read_at = 0.0
+        self._ttl = ttl
 
-    async def current(self, session: AsyncSession) -> bytes:
-        if self._salt is not None and time.monotonic() - self._read_at < 60:
-            return self._salt
-        salt = await current_salt(session)
-        self._salt, self._read_at = salt, time.monotonic()
-        return salt
+    async def get(self, session_factory: async_sessionmaker[AsyncSession]) -> Salts:
+        if self._salts is not None and time.monotonic() - self._read_at < self._ttl:
+            return self._salts
+        async with session_factory.begin() as session:
+            salts = await read_salts(session)
+        self._salts, self._read_at = salts, time.monotonic()
+        return salts
 
 
-async def current_salt(session: AsyncSession) -> bytes:
-    """Today's salt, created if the newest one is older than a day (one creator at a time)."""
-    query = text("SELECT salt FROM salts WHERE created_at > now() - interval '1 day' "
-                 "ORDER BY created_at DESC LIMIT 1")
-    salt = (await session.execute(query)).scalar()
-    if salt is None:
+async def read_salts(session: AsyncSession) -> Salts:
+    """Today's salt (created if the newest one is older than a day, one creator at a time) and the one before."""
+    query = text("SELECT salt, created_at > now() - interval '1 day' FROM salts "
+                 "WHERE created_at > now() - interval '48 hours' ORDER BY created_at DESC LIMIT 2")
+    rows: list[tuple[bytes, bool]] = [(bytes(r[0]), bool(r[1])) for r in await session.execute(query)]
+    if not rows or not rows[0][1]:
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('beacon.salts'))"))
-        salt = (await session.execute(query)).scalar()
-        if salt is None:
+        rows = [(bytes(r[0]), bool(r[1])) for r in await session.execute(query)]
+        if not rows or not rows[0][1]:
             salt = secrets.token_bytes(32)
             await session.execute(text("INSERT INTO salts (salt) VALUES (:salt)"), {"salt": salt})
-    return bytes(salt)
+            rows = [(salt, True), *rows]
+    return Salts(bytes(rows[0][0]), bytes(rows[1][0]) if len(rows) > 1 else None)
 
 
-async def sites_by_domain(session: AsyncSession, domains: list[str]) -> dict[str, int]:
+@dataclass(frozen=True)
+class Site:
+    id: int
+    domain: str
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """Excluded client address ranges."""
+    paths: tuple[re.Pattern[str], ...] = ()
+    """Excluded page paths (globs: ``*`` within a segment, ``**`` across segments)."""
+
+    def excludes(self, ip: str, pathname: str) -> bool:
+        if self.networks:
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                address = None
+            if address is not None and any(address in net for net in self.networks
+                                           if net.version == address.version):
+                return True
+        return any(p.fullmatch(pathname) for p in self.paths)
+
+
+def path_glob(pattern: str) -> re.Pattern[str]:
+    """Plausible's page-path wildcards: ``*`` matches within one segment, ``**`` across segments."""
+    parts = re.split(r"(\*\*|\*)", pattern)
+    regex = "".join(".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in parts)
+    return re.compile(regex)
+
+
+class SiteCache:
+    """Sites by domain with their exclusion rules, kept for a few seconds per process (misses too)."""
+
+    def __init__(self, ttl: float = 30.0, miss_ttl: float = 10.0) -> None:
+        self._entries: dict[str, tuple[float, Site | None]] = {}
+        self._ttl, self._miss_ttl = ttl, miss_ttl
+
+    async def lookup(self, session_factory: async_sessionmaker[AsyncSession], domains: list[str]) -> list[Site]:
+        now = time.monotonic()
+        missing = [d for d in domains if d not in self._entries or self._entries[d][0] < now]
+        if missing:
+            async with session_factory() as session:
+                found = await load_sites(session, missing)
+            for domain in missing:
+                site = found.get(domain)
+                self._entries[domain] = (now + (self._ttl if site else self._miss_ttl), site)
+            if len(self._entries) > 100_000:  # a flood of made-up domains must not grow memory forever
+                self._entries = {k: v for k, v in self._entries.items() if v[1] is not None}
+        return [site for d in domains if (site := self._entries[d][1]) is not None]
+
+
+async def load_sites(session: AsyncSession, domains: list[str]) -> dict[str, Site]:
     rows = await session.execute(
-        text("SELECT domain, id FROM sites WHERE domain = ANY(:domains)"), {"domains": domains}
+        text("SELECT s.id, s.domain, x.kind, x.pattern FROM sites s "
+             "LEFT JOIN site_exclusions x ON x.site_id = s.id WHERE s.domain = ANY(:domains)"),
+        {"domains": domains},
     )
-    return {domain: site_id for domain, site_id in rows}
-
-
-async def store_event(
-    session: AsyncSession, event: CleanEvent, site_id: int, visitor: int, at: datetime
-) -> None:
-    await session.execute(
-        text(
-            "INSERT INTO events (site_id, timestamp, name, visitor_id, hostname, pathname, referrer, props) "
-            "VALUES (:site_id, :ts, :name, :visitor, :hostname, :pathname, :referrer, CAST(:props AS jsonb))"
-        ),
-        {
-            "site_id": site_id,
-            "ts": at,
-            "name": event.name,
-            "visitor": visitor,
-            "hostname": event.hostname,
-            "pathname": event.pathname,
-            "referrer": event.referrer,
-            "props": json.dumps(event.props),
-        },
-    )
-
-
-def live_message(domain: str, event: CleanEvent, at: datetime) -> dict[str, Any]:
-    return {
-        "type": "event",
-        "site": domain,
-        "name": event.name,
-        "pathname": event.pathname,
-        "at": at.astimezone(UTC).isoformat(),
-    }
+    ids: dict[str, int] = {}
+    networks: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+    paths: dict[str, list[re.Pattern[str]]] = {}
+    for site_id, domain, kind, pattern in rows:
+        ids[domain] = site_id
+        if kind == "ip":
+            try:
+                networks.setdefault(domain, []).append(ipaddress.ip_network(pattern, strict=False))
+            except ValueError:
+                logger.warning("ignoring invalid IP exclusion", extra={"site": domain, "pattern": pattern})
+        elif kind == "path":
+            paths.setdefault(domain, []).append(path_glob(pattern))
+    return {domain: Site(site_id, domain, tuple(networks.get(domain, ())), tuple(paths.get(domain, ())))
+            for domain, site_id in ids.items()}

@@ -15,10 +15,16 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=False):
     domain: str | None = None
     referrer: str | None = None
     props: dict[str, Any] | None = None
-    revenue: dict[str, Any] | None = None
+    revenue: dict[str, Any] | str | None = None
     interactive: bool = True
     n: str | None = None
     u: str | None = None
     d: str | None = None
     r: str | None = None
     p: dict[str, Any] | str | None = None
+    r_revenue: dict[str, Any] | str | None = msgspec.field(default=None, name="$")
+    """Revenue in the tracker's short form."""
+    h: int | bool | None = None
+    """Hash-based routing: the URL's fragment is part of the page path."""
+    i: bool | None = None
+    """``false`` for events that do not count as interaction (a bounce stays a bounce)."""

@@ -5,6 +5,6 @@ process happens to import first.
 """
 
 import workers.broker  # noqa: F401  (must precede the actor modules)
-from workers.actors import system
+from workers.actors import ingest, system
 
-__all__ = ["system"]
+__all__ = ["ingest", "system"]

@@ -1,4 +1,4 @@
-"""Sign in and sign out."""
+"""Sign in, sign out, registration and account settings (password, API keys)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,43 @@ from urllib.parse import urlsplit
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from app.core.errors import AppError, ClientError, TooManyRequests
 from app.core.resources import Resources
-from app.domain.accounts.deps import current_user
-from app.domain.accounts.services import authenticate
+from app.domain.accounts.deps import client_address, current_user, require_user
+from app.domain.accounts.services import authenticate, change_password, register_user
+from app.domain.accounts.session import rotate_session
+from app.domain.accounts.throttle import LoginThrottle
+from app.domain.apikeys.services import create_api_key, list_api_keys, revoke_api_key
+from app.domain.sites.services import pending_invitation
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 class LoginForm(msgspec.Struct):
     email: str = ""
     password: str = ""
     next: str = "/"
+
+
+class RegisterForm(msgspec.Struct):
+    email: str = ""
+    password: str = ""
+    password_again: str = ""
+    invitation: FromQuery[str] = ""
+
+
+class PasswordForm(msgspec.Struct):
+    current_password: str = ""
+    new_password: str = ""
+    new_password_again: str = ""
+
+
+class ApiKeyForm(msgspec.Struct):
+    name: str = ""
+    scopes: list[str] | str = msgspec.field(default_factory=list)
 
 
 def _safe_next(target: str) -> str:
@@ -34,28 +59,106 @@ class AccountController(Controller):
     include_in_schema = False
 
     @get("/login")
-    async def login_page(self, request: Request[Any, Any, Any], next: str = "/") -> Template | Redirect:
+    async def login_page(self, request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template | Redirect:
         if await current_user(request) is not None:
             return Redirect(_safe_next(next))
         return Template("login.html", context={"next": _safe_next(next), "error": None, "email": ""})
 
     @post("/login", status_code=303)
-    async def login(
-        self,
-        request: Request[Any, Any, Any],
-        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-    ) -> Template | Redirect:
+    async def login(self, request: Request[Any, Any, Any],
+                    data: Annotated[LoginForm, Form]) -> Template | Redirect:
         resources: Resources = request.app.state.resources
+        throttle = LoginThrottle(resources.redis, resources.keys, resources.settings.accounts)
+        verdict = await throttle.attempt(data.email, client_address(request))
+        if not verdict.allowed:
+            raise TooManyRequests(f"email: too many sign-in attempts; try again in {verdict.retry_after} s",
+                                  headers={"Retry-After": str(verdict.retry_after)})
         async with resources.sessions.begin() as session:
             user = await authenticate(session, data.email, data.password)
         if user is None:
             return Template("login.html", status_code=400, context={
                 "next": _safe_next(data.next), "error": "Wrong e-mail or password.", "email": data.email})
+        await throttle.succeeded(data.email)
         request.clear_session()
         request.set_session({"user_id": user.id})
+        rotate_session(request)
         return Redirect(_safe_next(data.next), status_code=303)
 
     @post("/logout", status_code=303)
     async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
         request.clear_session()
         return Redirect("/login", status_code=303)
+
+    @get("/register")
+    async def register_page(self, request: Request[Any, Any, Any], invitation: FromQuery[str] = "") -> Template:
+        return Template("register.html", context={"error": None, "email": "", "invitation": invitation[:200],
+                                                  "mode": request.app.state.resources.settings.accounts.registration})
+
+    @post("/register", status_code=303)
+    async def register(self, request: Request[Any, Any, Any],
+                       data: Annotated[RegisterForm, Form]) -> Template | Redirect:
+        resources: Resources = request.app.state.resources
+        try:
+            async with resources.sessions.begin() as session:
+                invited = False
+                if data.invitation:
+                    found = await pending_invitation(session, data.invitation)
+                    invited = found is not None and found[0].email == data.email.strip().lower()
+                user = await register_user(session, data.email, data.password, data.password_again,
+                                           registration=resources.settings.accounts.registration, invited=invited)
+        except AppError as exc:
+            return Template("register.html", status_code=exc.status_code, context={
+                "error": exc.detail, "email": data.email, "invitation": data.invitation[:200],
+                "mode": resources.settings.accounts.registration})
+        request.clear_session()
+        request.set_session({"user_id": user.id})
+        rotate_session(request)
+        return Redirect(f"/invitations/{data.invitation}" if data.invitation else "/", status_code=303)
+
+    async def _account_page(self, request: Request[Any, Any, Any], *, status: int = 200, error: str | None = None,
+                            notice: str | None = None, new_key: str | None = None) -> Template:
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        async with resources.sessions() as session:
+            keys = await list_api_keys(session, user.id)
+        return Template("account.html", status_code=status, context={
+            "user": user, "keys": keys, "error": error, "notice": notice, "new_key": new_key})
+
+    @get("/account")
+    async def account(self, request: Request[Any, Any, Any]) -> Template | Redirect:
+        if await current_user(request) is None:
+            return Redirect("/login?next=/account")
+        return await self._account_page(request)
+
+    @post("/account/password", status_code=200)
+    async def password(self, request: Request[Any, Any, Any], data: Annotated[PasswordForm, Form]) -> Template:
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        try:
+            async with resources.sessions.begin() as session:
+                await change_password(session, user.id, data.current_password, data.new_password,
+                                      data.new_password_again)
+        except ClientError as exc:
+            return await self._account_page(request, status=400, error=exc.detail)
+        rotate_session(request)
+        return await self._account_page(request, notice="Password changed.")
+
+    @post("/account/api-keys", status_code=201)
+    async def create_key(self, request: Request[Any, Any, Any], data: Annotated[ApiKeyForm, Form]) -> Template:
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        scopes = [data.scopes] if isinstance(data.scopes, str) else list(data.scopes)
+        try:
+            async with resources.sessions.begin() as session:
+                _, plain = await create_api_key(session, user.id, data.name, scopes)
+        except ClientError as exc:
+            return await self._account_page(request, status=400, error=exc.detail)
+        return await self._account_page(request, status=201, new_key=plain)
+
+    @post("/account/api-keys/{key_id:int}/revoke", status_code=200)
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[int]) -> Template:
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        async with resources.sessions.begin() as session:
+            await revoke_api_key(session, user.id, key_id)
+        return await self._account_page(request, notice="Key revoked.")

@@ -28,7 +28,7 @@ async def total_pageviews(resources: Resources, site: Site) -> int:
     return int(answer["pageviews"])
 
 
-def live_token(resources: Resources, site: Site) -> str:
-    """Grants a WebSocket connection the site's live channel."""
-    return sign_token(resources.settings.security.secret_key, "ws", {"channels": [site_channel(site.id)]},
-                      WS_TOKEN_TTL)
+def live_token(resources: Resources, site: Site, user_id: int | None = None) -> str:
+    """Grants a WebSocket connection the site's live room (and the user's own messages)."""
+    return sign_token(resources.settings.security.secret_key, "ws",
+                      {"channels": [site_channel(site.id)], "user_id": user_id}, WS_TOKEN_TTL)

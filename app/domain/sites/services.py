@@ -1,18 +1,30 @@
-"""Sites: the websites whose events Beacon counts."""
+"""Sites, who may see them (memberships, invitations, share links), goals."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import ClientError, Conflict
-from app.core.models import Site
+from app.core.errors import ClientError, Conflict, Forbidden, NotFound
+from app.core.models import ROLES, Goal, Invitation, Membership, Site, User
+from app.core.resources import Resources
+from app.realtime.publish import WebSocketService, site_channel
+
+logger = logging.getLogger("beacon.sites")
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+RANK = {role: len(ROLES) - index for index, role in enumerate(ROLES)}
+"""owner 3, admin 2, viewer 1: a role grants everything a weaker one does."""
+INVITATION_TTL = timedelta(days=7)
 
 
 def normalize_domain(domain: str) -> str:
@@ -34,13 +46,37 @@ def check_timezone(tz: str) -> str:
     return tz
 
 
-async def create_site(session: AsyncSession, domain: str, timezone: str = "UTC") -> Site:
+BIGINT_MAX = 2**63 - 1
+
+
+def existing_id(value: int, field: str) -> int:
+    """Ids come from URLs: one outside PostgreSQL's bigint range cannot exist (and must not reach SQL)."""
+    if not 0 < value <= BIGINT_MAX:
+        raise NotFound(f"{field}: no such {field.removesuffix('_id')}")
+    return value
+
+
+def token_hash(token: str) -> bytes:
+    """Tokens and keys are long random strings: SHA-256 is enough to store them without the secret."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def create_site(session: AsyncSession, domain: str, timezone: str = "UTC", *,
+                      owner_id: int | None = None) -> Site:
+    """Add a site; ``owner_id`` becomes its owner (without one, every instance admin does)."""
     site = Site(domain=normalize_domain(domain), timezone=check_timezone(timezone))
     session.add(site)
     try:
         await session.flush()
     except IntegrityError:
         raise Conflict(f"domain: a site for {site.domain} already exists") from None
+    if owner_id is not None:
+        session.add(Membership(site_id=site.id, user_id=owner_id, role="owner"))
+    else:
+        await session.execute(text(
+            "INSERT INTO memberships (site_id, user_id, role) SELECT :site, id, 'owner' FROM users WHERE is_admin"),
+            {"site": site.id})
+    await session.flush()
     return site
 
 
@@ -48,5 +84,207 @@ async def get_site_by_domain(session: AsyncSession, domain: str) -> Site | None:
     return (await session.execute(select(Site).where(Site.domain == domain.strip().lower()))).scalar_one_or_none()
 
 
-async def list_sites(session: AsyncSession) -> list[Site]:
-    return list((await session.execute(select(Site).order_by(Site.domain))).scalars())
+async def list_sites(session: AsyncSession, user_id: int | None = None) -> list[Site]:
+    """Every site, or those ``user_id`` is a member of."""
+    query = select(Site).order_by(Site.domain)
+    if user_id is not None:
+        query = query.join(Membership, Membership.site_id == Site.id).where(Membership.user_id == user_id)
+    return list((await session.execute(query)).scalars())
+
+
+@dataclass(frozen=True)
+class SiteAccess:
+    site: Site
+    role: str
+
+    def allows(self, needed: str) -> bool:
+        return RANK[self.role] >= RANK[needed]
+
+
+async def site_access(session: AsyncSession, user_id: int, domain: str, needed: str = "viewer") -> SiteAccess:
+    """The user's access to the site, if at least ``needed``.
+
+    A site that does not exist and one the user is not a member of give the same ``NotFound``, so nobody
+    learns which domains exist; a member without the role gets ``Forbidden``.
+    """
+    row = (await session.execute(
+        select(Site, Membership.role).join(Membership, Membership.site_id == Site.id)
+        .where(Site.domain == domain.strip().lower(), Membership.user_id == user_id))).first()
+    if row is None:
+        raise NotFound(f"no site {domain}")
+    access = SiteAccess(row[0], row[1])
+    if not access.allows(needed):
+        raise Forbidden(f"your role on {access.site.domain} ({access.role}) does not allow this")
+    return access
+
+
+async def update_site(session: AsyncSession, site: Site, domain: str, timezone: str) -> None:
+    site.domain = normalize_domain(domain)
+    site.timezone = check_timezone(timezone.strip())
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"domain: a site for {site.domain} already exists") from None
+
+
+async def delete_site(session: AsyncSession, site: Site, confirmation: str) -> None:
+    """Delete the site and everything stored for it (events, goals, members ...: ON DELETE CASCADE)."""
+    if confirmation.strip().lower() != site.domain:
+        raise ClientError(f"confirm: type the domain {site.domain} to confirm")
+    await session.execute(delete(Site).where(Site.id == site.id))
+
+
+async def create_share_link(session: AsyncSession, site: Site) -> str:
+    """A new share token for the site (replacing any previous one); returned once, stored hashed."""
+    token = secrets.token_urlsafe(24)
+    site.share_token_hash = token_hash(token)
+    await session.flush()
+    return token
+
+
+async def revoke_share_link(session: AsyncSession, site: Site) -> None:
+    site.share_token_hash = None
+    await session.flush()
+
+
+async def site_by_share_token(session: AsyncSession, token: str) -> Site | None:
+    if not token or len(token) > 200:
+        return None
+    return (await session.execute(select(Site).where(Site.share_token_hash == token_hash(token)))
+            ).scalar_one_or_none()
+
+
+# --- members and invitations -------------------------------------------------------------------------
+
+
+async def list_members(session: AsyncSession, site_id: int) -> list[tuple[User, str]]:
+    rows = await session.execute(select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+                                 .where(Membership.site_id == site_id).order_by(User.email))
+    return [(user, role) for user, role in rows.tuples()]
+
+
+async def create_invitation(session: AsyncSession, access: SiteAccess, email: str, role: str,
+                            invited_by: int) -> str:
+    """An invitation link token for ``email`` with ``role``; only owners may invite admins."""
+    from app.domain.accounts.services import normalize_email
+
+    email = normalize_email(email)
+    if role not in ("admin", "viewer"):
+        raise ClientError("role: choose admin or viewer")
+    if role == "admin" and access.role != "owner":
+        raise Forbidden("role: only the owner may invite admins")
+    token = secrets.token_urlsafe(24)
+    session.add(Invitation(site_id=access.site.id, email=email, role=role, token_hash=token_hash(token),
+                           invited_by=invited_by, expires_at=datetime.now(UTC) + INVITATION_TTL))
+    await session.flush()
+    return token
+
+
+async def pending_invitation(session: AsyncSession, token: str) -> tuple[Invitation, Site] | None:
+    if not token or len(token) > 200:
+        return None
+    row = (await session.execute(
+        select(Invitation, Site).join(Site, Site.id == Invitation.site_id)
+        .where(Invitation.token_hash == token_hash(token), Invitation.accepted_at.is_(None),
+               Invitation.expires_at > datetime.now(UTC)))).first()
+    return (row[0], row[1]) if row else None
+
+
+async def accept_invitation(session: AsyncSession, token: str, user: User) -> Site:
+    found = await pending_invitation(session, token)
+    if found is None:
+        raise NotFound("this invitation does not exist, was used already or has expired")
+    invitation, site = found
+    if invitation.email != user.email:
+        raise Forbidden(f"this invitation is for another e-mail address; sign in as {invitation.email}")
+    existing = await session.get(Membership, (site.id, user.id))
+    if existing is None:
+        session.add(Membership(site_id=site.id, user_id=user.id, role=invitation.role))
+    invitation.accepted_at = datetime.now(UTC)
+    await session.flush()
+    return site
+
+
+async def remove_member(session: AsyncSession, access: SiteAccess, user_id: int) -> None:
+    target = await session.get(Membership, (access.site.id, existing_id(user_id, "user")))
+    if target is None:
+        raise NotFound("user: not a member of this site")
+    if target.role == "owner":
+        raise Forbidden("user: the owner cannot be removed")
+    if target.role == "admin" and access.role != "owner":
+        raise Forbidden("user: only the owner may remove admins")
+    await session.delete(target)
+
+
+# --- goals ---------------------------------------------------------------------------------------------
+
+EVENT_NAME_MAX = 120
+PAGE_PATH_RE = re.compile(r"^/[^\s]{0,1999}$")
+
+
+def check_goal(goal_type: str, event_name: str | None, page_path: str | None) -> tuple[str | None, str | None]:
+    if goal_type == "event":
+        name = (event_name or "").strip()
+        if not name:
+            raise ClientError("event_name: required for an event goal")
+        if len(name) > EVENT_NAME_MAX:
+            raise ClientError(f"event_name: at most {EVENT_NAME_MAX} characters")
+        return name, None
+    if goal_type == "page":
+        path = (page_path or "").strip()
+        if not PAGE_PATH_RE.match(path):
+            raise ClientError("page_path: a path starting with / without spaces (use * as a wildcard)")
+        return None, path
+    raise ClientError("goal_type: must be event or page")
+
+
+async def find_or_create_goal(session: AsyncSession, site: Site, goal_type: str, event_name: str | None,
+                              page_path: str | None, display_name: str | None = None) -> Goal:
+    """Like Plausible's ``PUT /api/v1/sites/goals``: an existing identical goal is returned unchanged."""
+    event, path = check_goal(goal_type, event_name, page_path)
+    query = select(Goal).where(Goal.site_id == site.id)
+    query = query.where(Goal.event_name == event) if event else query.where(Goal.page_path == path)
+    existing = (await session.execute(query)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    name = (display_name or "").strip() or (event or f"Visit {path}")
+    if len(name) > 120:
+        raise ClientError("display_name: at most 120 characters")
+    goal = Goal(site_id=site.id, event_name=event, page_path=path, display_name=name)
+    session.add(goal)
+    await session.flush()
+    return goal
+
+
+async def list_goals(session: AsyncSession, site_id: int) -> list[Goal]:
+    return list((await session.execute(select(Goal).where(Goal.site_id == site_id).order_by(Goal.id))).scalars())
+
+
+async def delete_goal(session: AsyncSession, site_id: int, goal_id: int) -> None:
+    goal_id = existing_id(goal_id, "goal_id")
+    result = await session.execute(delete(Goal).where(Goal.site_id == site_id, Goal.id == goal_id))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("goal_id: no such goal on this site")
+
+
+def tracker_snippet(base_url: str, domain: str) -> str:
+    return f'<script defer data-domain="{domain}" src="{base_url}/js/script.js"></script>'
+
+
+async def revoke_live_access(resources: Resources, site_id: int, *, user_id: int | None = None,
+                             share: bool = False, deleted: bool = False) -> None:
+    """Tell the realtime processes that access changed, so open WebSockets lose it at once.
+
+    Called after the change is committed; a Redis failure is logged, not raised: the change stands, and
+    reconnecting clients are checked against the database anyway.
+    """
+    service = WebSocketService(resources.redis, resources.keys)
+    try:
+        if user_id is not None:
+            await service.revoke_room(user_id, site_channel(site_id))
+        if share or deleted:
+            await service.close_share(site_id)
+        if deleted:
+            await service.close_room(site_channel(site_id))
+    except Exception as exc:
+        logger.warning("cannot tell realtime about revoked access", extra={"error": str(exc)})

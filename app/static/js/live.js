@@ -29,6 +29,7 @@
     socket.onmessage = function (e) {
       var msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
+      if (msg.type === "ping") { socket.send('{"type":"pong"}'); return; }
       if (msg.type === "event") onEvent(msg);
     };
     socket.onclose = function () {

@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import redis
-from sqlalchemy import text
 
-from app.core.db import make_engine
 from app.core.redis import Keys
 from app.core.settings import Settings
-from services.ingest.app import create_app
-
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+from tests.integration.ingest.conftest import UA, IngestProcesses, sql
 
 
-@pytest.fixture
-async def client(settings: Settings, db: None, redis_client: redis.Redis) -> AsyncIterator[httpx.AsyncClient]:
-    from litestar.testing import AsyncTestClient
-
-    engine = make_engine(settings.database)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO sites (domain) VALUES ('example.com'), ('second.org')"))
-    engine.dispose()
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
-
-
-def rows(settings: Settings, sql: str = "SELECT s.domain, e.name, e.hostname, e.pathname, e.props "
+def rows(settings: Settings, statement: str = "SELECT s.domain, e.name, e.hostname, e.pathname, e.props "
          "FROM events e JOIN sites s ON s.id = e.site_id ORDER BY s.domain") -> list[tuple[object, ...]]:
-    engine = make_engine(settings.database)
-    with engine.connect() as conn:
-        result = [tuple(row) for row in conn.execute(text(sql))]
-    engine.dispose()
-    return result
+    return sql(settings, statement)
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
@@ -95,8 +75,9 @@ async def test_accepted_event_is_published_live(client: httpx.AsyncClient, setti
     message = pubsub.get_message(timeout=5)
     pubsub.close()
     assert message is not None
-    assert {"type": "event", "site": "example.com", "name": "pageview", "pathname": "/live"} == {
-        k: v for k, v in json.loads(message["data"]).items() if k != "at"}
+    data = json.loads(message["data"])
+    assert {"type": "event", "site": "example.com", "name": "pageview", "pathname": "/live", "count": 1,
+            "visitors": 1} == {k: v for k, v in data.items() if k != "at"}
 
 
 @pytest.mark.parametrize(("body", "status"), [
@@ -122,3 +103,124 @@ async def test_cors_preflight(client: httpx.AsyncClient) -> None:
                                                            "Access-Control-Request-Method": "POST"})
     assert 204 == response.status_code
     assert "*" == response.headers["access-control-allow-origin"]
+
+
+async def test_every_field_is_stored(client: httpx.AsyncClient, settings: Settings) -> None:
+    """name, url (path, query, UTM), referrer, props, revenue and interactive all reach the row."""
+    response = await client.post("/api/event", headers={"User-Agent": UA, "X-Forwarded-For": "81.2.69.160"},
+                                 content=json.dumps({
+                                     "name": "Purchase", "url": "https://www.example.com/checkout?utm_source=news"
+                                     "&utm_medium=email&utm_campaign=autumn&utm_term=shoes&utm_content=hero",
+                                     "domain": "example.com", "referrer": "https://www.google.com/search?q=shoes",
+                                     "props": {"plan": "pro", "seats": 3, "trial": False},
+                                     "revenue": {"currency": "eur", "amount": "12.50"}, "interactive": False}))
+    assert 202 == response.status_code
+    stored = rows(settings, "SELECT name, hostname, pathname, referrer, referrer_source, channel, utm_source, "
+                  "utm_medium, utm_campaign, utm_term, utm_content, props, revenue_amount::text, revenue_currency, "
+                  "interactive, country, browser, os, device FROM events")
+    assert [("Purchase", "example.com", "/checkout", "https://www.google.com/search?q=shoes", "Google", "email",
+             "news", "email", "autumn", "shoes", "hero", {"plan": "pro", "seats": "3", "trial": "false"},
+             "12.5000", "EUR", False, "GB", "Chrome", "Linux", "desktop")] == stored
+
+
+async def test_tracker_short_form(client: httpx.AsyncClient, settings: Settings) -> None:
+    """The tracker's short names: n, u, d, r, p, $ (revenue), h (hash routing), i (interactive)."""
+    response = await client.post("/api/event", headers={"User-Agent": UA, "Content-Type": "text/plain"},
+                                 content=json.dumps({"n": "Signup", "u": "https://example.com/app#/settings",
+                                                     "d": "example.com", "r": None, "p": {"k": "v"},
+                                                     "$": {"currency": "USD", "amount": 9}, "h": 1, "i": False}))
+    assert 202 == response.status_code
+    assert [("Signup", "/app#/settings", {"k": "v"}, "9.0000", "USD", False)] == rows(
+        settings, "SELECT name, pathname, props, revenue_amount::text, revenue_currency, interactive FROM events")
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    pytest.param(b"", "not valid JSON", id="empty"),
+    pytest.param(b"[1]", "Expected `object`", id="array"),
+    pytest.param(b'{"name": 1, "url": "https://example.com/", "domain": "example.com"}', "Expected `str",
+                 id="name-not-string"),
+    pytest.param(b'{"name": "x", "url": "https://example.com/"}', "domain is required", id="no-domain"),
+    pytest.param(b'{"name": "x", "domain": "example.com"}', "url is required", id="no-url"),
+    pytest.param(b'{"url": "https://example.com/", "domain": "example.com"}', "name is required", id="no-name"),
+    pytest.param(b'{"name": "x", "url": "example.com/a", "domain": "example.com"}', "absolute", id="relative-url"),
+    pytest.param(b'{"name": "x", "url": "https://[::1/", "domain": "example.com"}', "not a valid URL",
+                 id="broken-url"),
+    pytest.param(b'{"name": "x", "url": "ftp://example.com/", "domain": "example.com"}', "absolute",
+                 id="ftp-url"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/" + "a" * 2001, "domain": "example.com"})
+                 .encode(), "longer than", id="long-url"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "props": {f"k{i}": i for i in range(31)}}).encode(), "at most 30", id="too-many-props"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "props": {"k" * 301: 1}}).encode(), "prop names", id="long-prop-name"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "props": {"k": "v" * 2001}}).encode(), "longer than", id="long-prop-value"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "props": {"k": [1]}}).encode(), "scalar", id="nested-prop"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "revenue": {"currency": "EURO", "amount": 1}}).encode(), "currency", id="bad-currency"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "revenue": {"currency": "EUR", "amount": "lots"}}).encode(), "amount",
+                 id="bad-amount"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "revenue": {"currency": "EUR", "amount": "NaN"}}).encode(), "range", id="nan-amount"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": "example.com",
+                             "interactive": "no"}).encode(), "Expected `bool", id="interactive-type"),
+    pytest.param(json.dumps({"name": "x", "url": "https://example.com/", "domain": ",".join(
+        f"s{i}.com" for i in range(11))}).encode(), "1 to 10 sites", id="too-many-domains"),
+    pytest.param(b'{"name": "x", "url": "https://example.com/", "domain": "example.com"}garbage', "JSON",
+                 id="trailing-garbage"),
+    pytest.param(b'{"name": "x\\u0000", "url": "https://example.com/", "domain": "example.com"}', "NUL",
+                 id="nul-in-name"),
+    pytest.param(b'{"name": "x", "url": "https://example.com/", "domain": "example.com", "props": {"k": "\\u0000"}}',
+                 "NUL", id="nul-in-prop"),
+    pytest.param(json.dumps({"name": "x", "url": f"https://{'a' * 250}.example.com/", "domain": "example.com"})
+                 .encode(), "253", id="long-host"),
+    pytest.param(b'{"name": "x\\ud800", "url": "https://example.com/", "domain": "example.com"}', "JSON",
+                 id="lone-surrogate"),
+])
+async def test_bad_input_reason_is_given(client: httpx.AsyncClient, settings: Settings, body: bytes,
+                                         reason: str) -> None:
+    """Each bad body: 400, problem+json with the reason, nothing stored."""
+    response = await client.post("/api/event", headers={"User-Agent": UA, "Content-Type": "text/plain"},
+                                 content=body)
+    assert (400, "application/problem+json") == (response.status_code, response.headers["content-type"])
+    assert reason in response.json()["detail"]
+    assert [] == rows(settings)
+
+
+async def test_cors_is_open_on_the_event_endpoint_only_for_post(client: httpx.AsyncClient) -> None:
+    """The preflight allows POST with Content-Type from any origin; GET is not an Events API method."""
+    preflight = await client.options("/api/event", headers={"Origin": "https://example.com",
+                                                            "Access-Control-Request-Method": "POST",
+                                                            "Access-Control-Request-Headers": "content-type"})
+    get = await client.get("/api/event")
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert 405 == get.status_code
+
+
+def test_a_refused_row_fails_only_its_own_request(environment: dict[str, str], settings: Settings,
+                                                  sites: dict[str, int],
+                                                  ingest_processes: list[IngestProcesses]) -> None:
+    """A value PostgreSQL refuses (here: a CHECK added for the test) gets 400; its batch-mates are stored."""
+    processes = IngestProcesses(environment, count=1, BEACON_INGEST_BATCH_WAIT_MS="200")
+    ingest_processes.append(processes)
+    processes.start()
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=processes.url, timeout=30) as http:
+            responses = await asyncio.gather(*(
+                http.post("/api/event", headers={"User-Agent": UA}, content=json.dumps(
+                    {"name": "pageview", "url": f"https://example.com{path}", "domain": "example.com"}))
+                for path in ("/a", "/poison", "/b", "/c")))
+        return [r.status_code for r in responses]
+
+    sql(settings, "ALTER TABLE events ADD CONSTRAINT test_poison CHECK (pathname <> '/poison')")
+    try:
+        statuses = asyncio.run(burst())
+    finally:
+        sql(settings, "ALTER TABLE events DROP CONSTRAINT test_poison")
+    assert [202, 400, 202, 202] == statuses
+    assert [("/a",), ("/b",), ("/c",)] == sql(settings, "SELECT pathname FROM events ORDER BY pathname")
+    refused = [json.loads(line) for line in processes.log.read_text().splitlines() if "batch refused" in line]
+    assert 4 == refused[0]["events"]  # the four requests did share one batch

@@ -1,0 +1,1 @@
+"""API keys: hashed, scoped, shown once; Bearer authentication for the REST APIs."""

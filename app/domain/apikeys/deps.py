@@ -1,0 +1,80 @@
+"""Bearer API-key authentication, reusable by every API controller (Sites API, Stats API).
+
+Use it as a Litestar dependency::
+
+    @get("/api/v1/stats/aggregate", dependencies={"principal": api_key_dependency("stats:read")})
+    async def aggregate(principal: ApiPrincipal) -> ...
+
+and check the site with :func:`principal_site` (which answers 404 for sites the key's user cannot see).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.di import Provide
+
+from app.core.errors import Forbidden, NotFound, Unauthorized
+from app.core.models import ApiKey, Site, User
+from app.core.resources import Resources
+from app.domain.apikeys.services import verify_api_key
+from app.domain.sites.services import SiteAccess, site_access
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="beacon"'}
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """Who an API request acts for: the key and its user."""
+
+    key: ApiKey
+    user: User
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.key.scopes
+
+
+async def api_principal(request: Request[Any, Any, Any], scope: str) -> ApiPrincipal:
+    """The principal of the request's ``Authorization: Bearer`` key, if the key has ``scope``."""
+    header = request.headers.get("authorization", "")
+    kind, _, value = header.partition(" ")
+    if kind.lower() != "bearer" or not value.strip():
+        raise Unauthorized("Missing API key. Send it as 'Authorization: Bearer <key>'.", headers=CHALLENGE)
+    resources: Resources = request.app.state.resources
+    async with resources.sessions.begin() as session:
+        found = await verify_api_key(session, value.strip())
+    if found is None:
+        raise Unauthorized("Invalid API key: unknown or revoked.", headers=CHALLENGE)
+    principal = ApiPrincipal(*found)
+    if not principal.has_scope(scope):
+        raise Forbidden(f"This API key lacks the scope {scope}.")
+    return principal
+
+
+def api_key_dependency(scope: str) -> Provide:
+    """A ``Provide`` that resolves to the :class:`ApiPrincipal` of a key with ``scope``."""
+
+    async def provide(request: Request[Any, Any, Any]) -> ApiPrincipal:
+        return await api_principal(request, scope)
+
+    return Provide(provide)
+
+
+async def principal_site(request: Request[Any, Any, Any], principal: ApiPrincipal, domain: str,
+                         needed: str = "viewer") -> Site:
+    """The site ``domain`` if the key's user has ``needed`` on it; 404 otherwise (existence is not revealed)."""
+    resources: Resources = request.app.state.resources
+    async with resources.sessions() as session:
+        try:
+            access: SiteAccess = await site_access(session, principal.user.id, domain, needed)
+        except Forbidden:
+            raise NotFound("Site could not be found") from None
+        except NotFound:
+            raise NotFound("Site could not be found") from None
+    return access.site
+
+
+ScopeCheck = Callable[[Request[Any, Any, Any]], Awaitable[ApiPrincipal]]

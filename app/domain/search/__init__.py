@@ -1,0 +1,1 @@
+"""One search box over sites, goals and annotations (PostgreSQL full-text search)."""

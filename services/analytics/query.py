@@ -1,0 +1,422 @@
+"""Plausible's Stats API v2 query: parsed, validated and normalised before anything touches the database.
+
+Every rule that Plausible's documentation states is checked here, and each failure is a
+:class:`QueryError` whose message says exactly what is wrong (the API answers it with 400).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from app.core.errors import ClientError
+
+
+class QueryError(ClientError):
+    """An invalid Stats API query; the message names the offending part."""
+
+
+METRICS = (
+    "visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events",
+    "percentage", "conversion_rate", "group_conversion_rate", "time_on_page",
+)
+SESSION_METRICS = frozenset({"bounce_rate", "views_per_visit", "visit_duration"})
+EVENT_DIMENSIONS = frozenset({"event:page", "event:hostname", "event:name", "event:goal"})
+VISIT_DIMENSIONS = frozenset({
+    "visit:entry_page", "visit:entry_page_hostname", "visit:exit_page", "visit:exit_page_hostname",
+    "visit:source", "visit:referrer", "visit:channel", "visit:utm_medium", "visit:utm_source",
+    "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:device", "visit:browser",
+    "visit:browser_version", "visit:os", "visit:os_version", "visit:country", "visit:region", "visit:city",
+    "visit:country_name", "visit:region_name", "visit:city_name",
+})
+TIME_DIMENSIONS = ("time", "time:hour", "time:day", "time:week", "time:month")
+PROPS_PREFIX = "event:props:"
+FILTER_OPERATORS = frozenset({"is", "is_not", "contains", "contains_not", "matches", "matches_not"})
+LOGICAL_OPERATORS = frozenset({"and", "or", "not"})
+DATE_SHORTCUTS = ("day", "24h", "7d", "28d", "30d", "91d", "month", "6mo", "12mo", "year", "all")
+MAX_LIMIT = 10_000
+MAX_FILTER_DEPTH = 5
+MAX_CLAUSES = 100
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """A half-open UTC interval ``[start, end)`` plus the local calendar days it covers."""
+
+    start: datetime
+    end: datetime
+    first_day: date
+    last_day: date
+    timezone: str
+
+    def previous(self) -> DateRange:
+        """The period of the same length right before this one (for comparisons)."""
+        days = (self.last_day - self.first_day).days + 1
+        if self.end - self.start < timedelta(days=1):
+            length = self.end - self.start
+            return DateRange(self.start - length, self.start, self.first_day - timedelta(days=1),
+                             self.first_day - timedelta(days=1), self.timezone)
+        first = self.first_day - timedelta(days=days)
+        return local_days(first, self.first_day - timedelta(days=1), self.timezone)
+
+
+@dataclass(frozen=True)
+class Condition:
+    operator: str
+    dimension: str
+    clauses: tuple[str, ...]
+    case_sensitive: bool = True
+
+
+@dataclass(frozen=True)
+class Logical:
+    operator: Literal["and", "or", "not"]
+    children: tuple[Filter, ...]
+
+
+Filter = Condition | Logical
+
+
+@dataclass(frozen=True)
+class Query:
+    site: str
+    metrics: tuple[str, ...]
+    date_range: DateRange
+    dimensions: tuple[str, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    order_by: tuple[tuple[str, Literal["asc", "desc"]], ...] = ()
+    time_labels: bool = False
+    total_rows: bool = False
+    limit: int = MAX_LIMIT
+    offset: int = 0
+    raw_date_range: Any = field(default=None, compare=False)
+
+    @property
+    def time_dimension(self) -> str | None:
+        return next((d for d in self.dimensions if d in TIME_DIMENSIONS), None)
+
+    def filtered_dimensions(self) -> set[str]:
+        found: set[str] = set()
+
+        def walk(item: Filter) -> None:
+            if isinstance(item, Condition):
+                found.add(item.dimension)
+            else:
+                for child in item.children:
+                    walk(child)
+
+        for item in self.filters:
+            walk(item)
+        return found
+
+
+def local_days(first: date, last: date, tz: str) -> DateRange:
+    zone = ZoneInfo(tz)
+    return DateRange(
+        start=datetime.combine(first, time.min, zone).astimezone(UTC),
+        end=datetime.combine(last + timedelta(days=1), time.min, zone).astimezone(UTC),
+        first_day=first, last_day=last, timezone=tz,
+    )
+
+
+def _month_start(day: date, months_back: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 - months_back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _month_end(day: date) -> date:
+    return _month_start(day, -1) - timedelta(days=1)
+
+
+def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date | None = None,
+                       relative_date: date | None = None) -> DateRange:
+    """Turn a ``date_range`` value into UTC bounds in the site's time zone, as Plausible does.
+
+    Shortcuts are relative to ``relative_date`` (default: today in ``tz``): ``day`` is that day (up to
+    now when it is today), ``Nd`` the N full days before it, ``Nmo`` the N full months before its month,
+    ``month`` and ``year`` the whole calendar month and year, ``all`` from the first stats day on.
+    """
+    zone = ZoneInfo(tz)
+    today = now.astimezone(zone).date()
+    anchor = relative_date or today
+    if isinstance(value, str):
+        if value == "day":
+            if anchor == today:
+                start = datetime.combine(anchor, time.min, zone).astimezone(UTC)
+                return DateRange(start, now.astimezone(UTC), anchor, anchor, tz)
+            return local_days(anchor, anchor, tz)
+        if value == "24h":
+            end = now.astimezone(UTC)
+            start = end - timedelta(hours=24)
+            return DateRange(start, end, start.astimezone(zone).date(), end.astimezone(zone).date(), tz)
+        if match := re.fullmatch(r"(7|28|30|91)d", value):
+            days = int(match.group(1))
+            return local_days(anchor - timedelta(days=days), anchor - timedelta(days=1), tz)
+        if value == "month":
+            return local_days(anchor.replace(day=1), _month_end(anchor), tz)
+        if value in ("6mo", "12mo"):
+            months = int(value.removesuffix("mo"))
+            return local_days(_month_start(anchor, months), _month_start(anchor) - timedelta(days=1), tz)
+        if value == "year":
+            return local_days(date(anchor.year, 1, 1), date(anchor.year, 12, 31), tz)
+        if value == "all":
+            return local_days(min(stats_start or anchor, anchor), anchor, tz)
+        raise QueryError(f"date_range: invalid value {value!r}; use one of {', '.join(DATE_SHORTCUTS)} "
+                         "or a list of two ISO 8601 dates")
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return _custom_range(value[0], value[1], tz)
+    raise QueryError("date_range: must be a shortcut such as \"7d\" or a list of two ISO 8601 dates")
+
+
+def _custom_range(first: str, last: str, tz: str) -> DateRange:
+    try:
+        if "T" in first or "T" in last:
+            start, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
+            if start.tzinfo is None or end.tzinfo is None:
+                raise QueryError("date_range: date-times need a UTC offset, e.g. 2024-01-01T12:00:00+02:00")
+            if end < start:
+                raise QueryError("date_range: the end is before the start")
+            zone = ZoneInfo(tz)
+            # An inclusive end second, like Plausible's examples (…T15:59:59).
+            return DateRange(start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1),
+                             start.astimezone(zone).date(), end.astimezone(zone).date(), tz)
+        first_day, last_day = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError as exc:
+        raise QueryError(f"date_range: {exc}") from None
+    if last_day < first_day:
+        raise QueryError("date_range: the end date is before the start date")
+    if (last_day - first_day).days > 3660:
+        raise QueryError("date_range: a custom range spans at most ten years")
+    return local_days(first_day, last_day, tz)
+
+
+def _dimension_kind(name: object, where: str) -> str:
+    if not isinstance(name, str):
+        raise QueryError(f"{where}: dimension names are strings, got {name!r}")
+    if name in EVENT_DIMENSIONS or name in VISIT_DIMENSIONS:
+        return name.split(":", 1)[0]
+    if name.startswith(PROPS_PREFIX) and 0 < len(name) - len(PROPS_PREFIX) <= 300:
+        return "event"
+    if name in TIME_DIMENSIONS:
+        return "time"
+    raise QueryError(f"{where}: invalid dimension {name!r}")
+
+
+def _parse_filter(raw: object, depth: int = 0) -> Filter:
+    if depth > MAX_FILTER_DEPTH:
+        raise QueryError(f"filters: nested deeper than {MAX_FILTER_DEPTH} levels")
+    if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
+        raise QueryError(f"filters: invalid filter {raw!r}; expected [operator, dimension, clauses]")
+    operator = raw[0]
+    if operator in ("and", "or"):
+        if len(raw) != 2 or not isinstance(raw[1], list) or not raw[1]:
+            raise QueryError(f"filters: {operator!r} takes a non-empty list of filters")
+        kind: Literal["and", "or"] = "and" if operator == "and" else "or"
+        return Logical(kind, tuple(_parse_filter(child, depth + 1) for child in raw[1]))
+    if operator == "not":
+        if len(raw) != 2:
+            raise QueryError("filters: 'not' takes exactly one filter")
+        return Logical("not", (_parse_filter(raw[1], depth + 1),))
+    if operator in ("has_done", "has_not_done"):
+        raise QueryError(f"filters: behavioral operator {operator!r} is not supported")
+    if operator not in FILTER_OPERATORS:
+        raise QueryError(f"filters: invalid operator {operator!r}; use one of "
+                         f"{', '.join(sorted(FILTER_OPERATORS | LOGICAL_OPERATORS))}")
+    if len(raw) not in (3, 4):
+        raise QueryError(f"filters: {raw!r} must be [operator, dimension, clauses] with optional modifiers")
+    dimension, clauses = raw[1], raw[2]
+    if dimension == "segment":
+        raise QueryError("filters: segments are not supported")
+    if _dimension_kind(dimension, "filters") == "time":
+        raise QueryError(f"filters: time dimension {dimension!r} cannot be filtered; set date_range instead")
+    if dimension == "event:goal" and operator not in ("is", "contains"):
+        raise QueryError("filters: only 'is' and 'contains' can filter event:goal")
+    if not isinstance(clauses, list) or not clauses:
+        raise QueryError(f"filters: clauses of {dimension} must be a non-empty list")
+    if len(clauses) > MAX_CLAUSES or not all(isinstance(c, str) and len(c) <= 2000 for c in clauses):
+        raise QueryError(f"filters: clauses of {dimension} must be at most {MAX_CLAUSES} strings")
+    if operator in ("matches", "matches_not"):
+        for pattern in clauses:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise QueryError(f"filters: invalid regular expression {pattern!r}: {exc}") from None
+    case_sensitive = True
+    if len(raw) == 4:
+        modifiers = raw[3]
+        if not isinstance(modifiers, dict) or set(modifiers) - {"case_sensitive"}:
+            raise QueryError("filters: the only modifier is {\"case_sensitive\": true|false}")
+        if operator not in ("is", "is_not", "contains", "contains_not"):
+            raise QueryError(f"filters: {operator!r} takes no modifiers")
+        if not isinstance(modifiers.get("case_sensitive", True), bool):
+            raise QueryError("filters: case_sensitive must be true or false")
+        case_sensitive = modifiers.get("case_sensitive", True)
+    return Condition(operator, dimension, tuple(clauses), case_sensitive)
+
+
+_KEYS = {"site_id", "metrics", "date_range", "dimensions", "filters", "order_by", "include", "pagination", "date"}
+
+
+def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date | None = None) -> Query:
+    """Validate a v2 query body against Plausible's rules; raise QueryError naming what is wrong."""
+    if not isinstance(raw, dict):
+        raise QueryError("the query must be a JSON object")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise QueryError(f"unknown key(s): {', '.join(sorted(unknown))}")
+    site = raw.get("site_id")
+    if not isinstance(site, str) or not site:
+        raise QueryError("site_id: required, the site's domain")
+
+    metrics = _parse_metrics(raw.get("metrics"))
+
+    if "date_range" not in raw:
+        raise QueryError("date_range: required")
+    relative_date = None
+    if raw.get("date") is not None:
+        try:
+            relative_date = date.fromisoformat(str(raw["date"]))
+        except ValueError:
+            raise QueryError(f"date: not an ISO 8601 date: {raw['date']!r}") from None
+    date_range = resolve_date_range(raw["date_range"], timezone, now, stats_start, relative_date)
+
+    dimensions = raw.get("dimensions", [])
+    if not isinstance(dimensions, list):
+        raise QueryError("dimensions: must be a list")
+    kinds = [_dimension_kind(d, "dimensions") for d in dimensions]
+    if len(set(dimensions)) != len(dimensions):
+        raise QueryError("dimensions: each dimension may appear only once")
+    if kinds.count("time") > 1:
+        raise QueryError("dimensions: at most one time dimension")
+
+    raw_filters = raw.get("filters", [])
+    if not isinstance(raw_filters, list):
+        raise QueryError("filters: must be a list")
+    filters = tuple(_parse_filter(item) for item in raw_filters)
+
+    include = _parse_include(raw.get("include", {}))
+    limit, offset = _parse_pagination(raw.get("pagination", {}))
+
+    query = Query(
+        site=site, metrics=tuple(metrics), date_range=date_range, dimensions=tuple(dimensions), filters=filters,
+        order_by=_parse_order_by(raw.get("order_by"), metrics, dimensions),
+        time_labels=include.get("time_labels", False), total_rows=include.get("total_rows", False),
+        limit=limit, offset=offset, raw_date_range=raw["date_range"],
+    )
+    _check_combinations(query, kinds)
+    return query
+
+
+def _parse_metrics(metrics: object) -> list[str]:
+    if not isinstance(metrics, list) or not metrics:
+        raise QueryError("metrics: required, a non-empty list")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise QueryError(f"metrics: invalid metric {metric!r}; valid metrics are {', '.join(METRICS)}")
+    if len(set(metrics)) != len(metrics):
+        raise QueryError("metrics: each metric may appear only once")
+    return metrics
+
+
+def _parse_include(include: object) -> dict[str, bool]:
+    if not isinstance(include, dict) or set(include) - {"time_labels", "total_rows", "imports"}:
+        raise QueryError("include: an object with time_labels, total_rows or imports")
+    for key, value in include.items():
+        if not isinstance(value, bool):
+            raise QueryError(f"include.{key}: must be true or false")
+    return include
+
+
+def _parse_pagination(pagination: object) -> tuple[int, int]:
+    if not isinstance(pagination, dict) or set(pagination) - {"limit", "offset"}:
+        raise QueryError("pagination: an object with limit and offset")
+    limit, offset = pagination.get("limit", MAX_LIMIT), pagination.get("offset", 0)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"pagination.limit: an integer from 1 to {MAX_LIMIT}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise QueryError("pagination.offset: a non-negative integer")
+    return limit, offset
+
+
+def _parse_order_by(raw: object, metrics: list[str], dimensions: list[str]
+                    ) -> tuple[tuple[str, Literal["asc", "desc"]], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise QueryError("order_by: a list of [metric_or_dimension, \"asc\"|\"desc\"] pairs")
+    result: list[tuple[str, Literal["asc", "desc"]]] = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and item[1] in ("asc", "desc")):
+            raise QueryError(f"order_by: invalid entry {item!r}; expected [name, \"asc\"|\"desc\"]")
+        if item[0] not in metrics and item[0] not in dimensions:
+            raise QueryError(f"order_by: {item[0]!r} is neither a requested metric nor a requested dimension")
+        result.append((item[0], item[1]))
+    return tuple(result)
+
+
+def _check_combinations(query: Query, kinds: list[str]) -> None:
+    uses = set(query.dimensions) | query.filtered_dimensions()
+    event_dimensions = [d for d, kind in zip(query.dimensions, kinds, strict=True) if kind == "event"]
+    session_metrics = SESSION_METRICS & set(query.metrics)
+    if session_metrics and any(d not in ("event:page", "event:hostname") for d in event_dimensions):
+        raise QueryError(f"metrics: session metric(s) {', '.join(sorted(session_metrics))} cannot be used "
+                         f"with event dimension(s) {', '.join(event_dimensions)}")
+    if "event:hostname" in event_dimensions and session_metrics and "event:page" not in query.dimensions:
+        raise QueryError("metrics: session metrics go with event:hostname only together with event:page")
+    if "percentage" in query.metrics and not query.dimensions:
+        raise QueryError("metrics: percentage requires at least one dimension")
+    for metric in ("conversion_rate", "group_conversion_rate"):
+        if metric in query.metrics and "event:goal" not in uses:
+            raise QueryError(f"metrics: {metric} requires an event:goal filter or dimension")
+    if "time_on_page" in query.metrics and "event:page" not in uses:
+        raise QueryError("metrics: time_on_page requires an event:page filter or dimension")
+    if query.time_labels and query.time_dimension is None:
+        raise QueryError("include.time_labels: requires a time dimension")
+    if query.time_dimension == "time:hour" and (query.date_range.last_day - query.date_range.first_day).days > 31:
+        raise QueryError("dimensions: time:hour spans at most 31 days")
+
+
+def time_bucket(query: Query) -> str | None:
+    """The concrete bucket of the query's time dimension (``time`` picks one from the range)."""
+    dimension = query.time_dimension
+    if dimension is None:
+        return None
+    if dimension != "time":
+        return dimension.split(":", 1)[1]
+    days = (query.date_range.last_day - query.date_range.first_day).days + 1
+    if days <= 1:
+        return "hour"
+    if days <= 40:
+        return "day"
+    if days <= 120:
+        return "week"
+    return "month"
+
+
+def time_labels(query: Query) -> list[str]:
+    """Every bucket label in the range, as Plausible formats them."""
+    bucket = time_bucket(query)
+    first, last = query.date_range.first_day, query.date_range.last_day
+    labels: list[str] = []
+    if bucket == "hour":
+        zone = ZoneInfo(query.date_range.timezone)
+        hour = query.date_range.start.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+        while hour < query.date_range.end:
+            labels.append(hour.strftime("%Y-%m-%d %H:%M:%S"))
+            hour = (hour.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+    elif bucket == "day":
+        labels = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    elif bucket == "week":
+        week = first - timedelta(days=first.weekday())
+        while week <= last:
+            labels.append(max(week, first).isoformat())
+            week += timedelta(days=7)
+    elif bucket == "month":
+        month = first.replace(day=1)
+        while month <= last:
+            labels.append(max(month, first).isoformat())
+            month = _month_start(month, -1)
+    return labels

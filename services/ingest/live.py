@@ -1,0 +1,156 @@
+"""Redis side of ingest: atomic rate limits, live-visitor presence, and coalesced live messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from app.core.redis import Keys
+from app.realtime.publish import publish, site_channel
+from services.ingest.config import IngestSettings
+from services.ingest.writer import LimitCheck, Row
+
+logger = logging.getLogger("beacon.ingest")
+
+# Fixed-window limits. Each request of a batch brings its keys (the client's, then its sites') and, in ARGV,
+# how many keys it has, its per-client and per-site limits and the keys' lifetime. The script runs the
+# requests in order, all inside one atomic call, so concurrent requests in any number of processes see one
+# order: a request whose counters are all below their limits increments them all; otherwise none is
+# incremented. Returns per request 0, or the index of the key whose limit was reached.
+RATE_SCRIPT = """
+local out, k, a = {}, 1, 1
+while a <= #ARGV do
+  local n, per_ip, per_site, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local hit = 0
+  for i = 0, n - 1 do
+    local limit = (i == 0) and per_ip or per_site
+    if limit > 0 and tonumber(redis.call('GET', KEYS[k + i]) or '0') >= limit then
+      hit = i + 1
+      break
+    end
+  end
+  if hit == 0 then
+    for i = 0, n - 1 do
+      if redis.call('INCR', KEYS[k + i]) == 1 then redis.call('EXPIRE', KEYS[k + i], ttl) end
+    end
+  end
+  table.insert(out, hit)
+  k, a = k + n, a + 4
+end
+return out
+"""
+
+
+class RateLimiter:
+    """Per-IP and per-site event limits held exactly across processes: the counters a request must pass.
+
+    The check itself runs in the batch writer (one script call per request, all of a batch's calls in one
+    pipeline), so it costs one Redis round trip per batch rather than one per request.
+    """
+
+    def __init__(self, keys: Keys, settings: IngestSettings, secret: str) -> None:
+        self._keys = keys
+        self._settings = settings
+        self._secret = secret.encode()[:64]
+
+    def check_for(self, ip: str, site_ids: Sequence[int]) -> LimitCheck | None:
+        """The counters of this client and these sites in the current window (None: limits are off)."""
+        if not self._settings.rate_per_ip and not self._settings.rate_per_site:
+            return None
+        window = max(self._settings.rate_window, 1)
+        now = time.time()
+        slot = int(now // window)
+        retry_after = max(int((slot + 1) * window - now) + 1, 1)
+        # Redis never sees the address itself: a keyed hash of it.
+        client = hashlib.blake2b(ip.encode(), key=self._secret, digest_size=8).hexdigest()
+        keys = [f"{self._keys.prefix}rl:ip:{client}:{slot}",
+                *(f"{self._keys.prefix}rl:site:{site_id}:{slot}" for site_id in site_ids)]
+        return LimitCheck(keys, [self._settings.rate_per_ip, self._settings.rate_per_site, window * 2], retry_after)
+
+
+class Live:
+    """Presence (visitors seen in the last minutes, a sorted set per site) and live messages.
+
+    Messages are coalesced: whatever one process stored for a site within ``live_interval_ms`` goes out as
+    one message (the latest event, with ``count`` events and the current ``visitors``), so a busy site sends
+    browsers a few messages a second, not one per event.
+    """
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, settings: IngestSettings) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._settings = settings
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def presence_key(self, site_id: int) -> str:
+        return f"{self._keys.prefix}live:{site_id}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-live")
+
+    async def stop(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def after_commit(self, rows: Sequence[Row]) -> None:
+        """Record presence for stored rows and queue their live message."""
+        now = time.time()
+        per_site: dict[int, dict[int, float]] = {}
+        for row in rows:
+            per_site.setdefault(row.site_id, {})[row.visitor_id] = now
+        pipe = self._redis.pipeline(transaction=False)
+        window = self._settings.presence_window
+        for site_id, visitors in per_site.items():
+            key = self.presence_key(site_id)
+            pipe.zadd(key, {str(visitor): seen for visitor, seen in visitors.items()})
+            pipe.zremrangebyscore(key, "-inf", now - window)
+            pipe.expire(key, window * 2)
+            pipe.zcard(key)
+        results = await pipe.execute()
+        counts = {site_id: int(results[4 * i + 3]) for i, site_id in enumerate(per_site)}
+        for row in rows:
+            message = self._pending.get(row.site_id)
+            count = 1 if message is None else int(message["count"]) + 1
+            self._pending[row.site_id] = {
+                "type": "event", "site": row.domain, "name": row.name, "pathname": row.pathname,
+                "at": row.timestamp.astimezone(UTC).isoformat(), "count": count,
+                "visitors": counts[row.site_id],
+            }
+        self._wake.set()
+
+    async def visitors(self, site_id: int) -> int:
+        """Visitors seen on the site within the presence window."""
+        return int(await self._redis.zcount(self.presence_key(site_id), time.time() - self._settings.presence_window,
+                                            "+inf"))
+
+    async def _run(self) -> None:
+        interval = self._settings.live_interval_ms / 1000
+        while not self._closing or self._pending:
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._pending = self._pending, {}
+            for site_id, message in pending.items():
+                try:
+                    await publish(self._redis, self._keys, site_channel(site_id), message)
+                except Exception as exc:
+                    logger.warning("live publish failed", extra={"error": str(exc)})
+            if not self._closing:
+                await asyncio.sleep(interval)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

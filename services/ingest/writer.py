@@ -1,0 +1,425 @@
+"""Durable batched writes: concurrent requests share one transaction, each is answered after it commits.
+
+A request hands its rows to :meth:`BatchWriter.submit` and waits. One task per process drains the queue:
+a batch closes when it holds ``batch_size`` events or ``batch_wait_ms`` after its first event arrived,
+whichever comes first; while a batch is being written the next one fills up, so under load batches grow
+by themselves and the per-event cost falls. A batch is one transaction on a connection of its own: the
+events by binary ``COPY``, the visits they touch by one ``INSERT ... ON CONFLICT``. Only when ``COMMIT``
+returned are the waiting requests released with success; any error fails every request of the batch
+(they answer 503 and the tracker may resend), so nothing is acknowledged that is not stored.
+
+When PostgreSQL is down the writer fails fast for a second, then tries to connect again; it needs no
+restart when PostgreSQL is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import redis.asyncio as aioredis
+from psycopg.types.json import Jsonb
+
+from app.core.redis import Keys
+from services.ingest.config import IngestSettings
+
+logger = logging.getLogger("beacon.ingest")
+
+COLUMNS = (
+    "site_id", "timestamp", "name", "visitor_id", "session_id", "hostname", "pathname", "referrer",
+    "referrer_source", "channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    "browser", "browser_version", "os", "os_version", "device", "country", "interactive", "revenue_amount",
+    "revenue_currency", "props",
+)
+TYPES = (
+    "int8", "timestamptz", "varchar", "int8", "int8", "varchar", "varchar", "varchar",
+    "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar",
+    "varchar", "varchar", "varchar", "varchar", "varchar", "text", "bool", "numeric",
+    "text", "jsonb",
+)
+COPY_SQL = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+UPSERT_SESSIONS = """
+INSERT INTO sessions AS s (site_id, session_id, visitor_id, started_at, ended_at, entry_page, exit_page, exit_at,
+    pageviews, events, interactive_events, referrer, referrer_source, channel, utm_source, utm_medium,
+    utm_campaign, browser, os, device, country)
+SELECT * FROM unnest(%s::int8[], %s::int8[], %s::int8[], %s::timestamptz[], %s::timestamptz[], %s::text[],
+    %s::text[], %s::timestamptz[], %s::int4[], %s::int4[], %s::int4[], %s::text[], %s::text[], %s::text[],
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+ON CONFLICT (site_id, session_id) DO UPDATE SET
+    entry_page = CASE WHEN excluded.started_at < s.started_at THEN excluded.entry_page ELSE s.entry_page END,
+    started_at = least(s.started_at, excluded.started_at),
+    ended_at = greatest(s.ended_at, excluded.ended_at),
+    exit_page = CASE WHEN excluded.exit_at IS NOT NULL AND (s.exit_at IS NULL OR excluded.exit_at >= s.exit_at)
+                     THEN excluded.exit_page ELSE s.exit_page END,
+    exit_at = CASE WHEN s.exit_at IS NULL THEN excluded.exit_at
+                   ELSE greatest(s.exit_at, excluded.exit_at) END,
+    pageviews = s.pageviews + excluded.pageviews,
+    events = s.events + excluded.events,
+    interactive_events = s.interactive_events + excluded.interactive_events
+"""
+
+# Find or start the visits of a batch's rows, atomically across processes and in the rows' order. For row i,
+# KEYS[2i-1] is the visit key of its visitor id under today's salt and KEYS[2i] under yesterday's (or the same
+# key); ARGV[1] the timeout, ARGV[i+1] a fresh visit id to use if none is running. A visit that began before
+# the salt rotated continues under its old visitor id, so visits run across midnight. Returns, per row,
+# the visit id and 1 if the previous visitor id is to be used.
+SESSION_SCRIPT = """
+local out = {}
+for i = 1, #KEYS / 2 do
+  local cur, prev = KEYS[2 * i - 1], KEYS[2 * i]
+  local id = redis.call('GET', cur)
+  local use_prev = 0
+  if id then
+    redis.call('EXPIRE', cur, ARGV[1])
+  else
+    if prev ~= cur then id = redis.call('GET', prev) end
+    if id then
+      redis.call('EXPIRE', prev, ARGV[1])
+      use_prev = 1
+    else
+      id = ARGV[i + 1]
+      redis.call('SET', cur, id, 'EX', ARGV[1])
+    end
+  end
+  out[2 * i - 1] = id
+  out[2 * i] = use_prev
+end
+return out
+"""
+
+
+class Unavailable(Exception):
+    """The batch could not be committed; nothing of it is stored."""
+
+
+class Rejected(Exception):
+    """PostgreSQL refused this request's data (a value the edge validation let through); nothing is stored."""
+
+
+class RateLimited(Exception):
+    """A limit of the request's client or site was reached; nothing of it is stored."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class LimitCheck:
+    """The counters one request must pass (see ``live.RATE_SCRIPT``), checked when its batch closes."""
+
+    keys: list[str]
+    args: list[int]
+    retry_after: int
+
+
+@dataclass
+class Row:
+    """One event for one site, enriched, waiting for its visit and its transaction."""
+
+    site_id: int
+    timestamp: datetime
+    name: str
+    visitor_id: int
+    previous_visitor_id: int
+    """The visitor id under yesterday's salt (equal to ``visitor_id`` when there is none)."""
+    hostname: str
+    pathname: str
+    referrer: str
+    referrer_source: str
+    channel: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_term: str
+    utm_content: str
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device: str
+    country: str
+    interactive: bool
+    revenue_amount: Decimal | None
+    revenue_currency: str | None
+    props: dict[str, str]
+    session_id: int = 0
+    domain: str = ""
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.site_id, self.timestamp, self.name, self.visitor_id, self.session_id, self.hostname,
+                self.pathname, self.referrer, self.referrer_source, self.channel, self.utm_source,
+                self.utm_medium, self.utm_campaign, self.utm_term, self.utm_content, self.browser,
+                self.browser_version, self.os, self.os_version, self.device, self.country, self.interactive,
+                self.revenue_amount, self.revenue_currency, Jsonb(self.props))
+
+
+@dataclass
+class _Pending:
+    rows: Sequence[Row]
+    future: asyncio.Future[None]
+    limit: LimitCheck | None = None
+
+
+@dataclass
+class _Visit:
+    site_id: int
+    session_id: int
+    visitor_id: int
+    started_at: datetime
+    ended_at: datetime
+    entry_page: str
+    exit_page: str
+    exit_at: datetime | None
+    first: Row
+    pageviews: int = 0
+    events: int = 0
+    interactive_events: int = 0
+
+
+@dataclass
+class WriterStats:
+    batches: int = 0
+    events: int = 0
+    failures: int = 0
+    largest: int = 0
+    sizes: list[int] = field(default_factory=list)
+
+
+class BatchWriter:
+    """Collects rows from concurrent requests and commits them together; see the module docstring."""
+
+    def __init__(self, conninfo: str, redis: aioredis.Redis, keys: Keys, settings: IngestSettings,
+                 application_name: str = "beacon-ingest-writer") -> None:
+        self._conninfo = conninfo
+        self._application_name = application_name
+        self._redis = redis
+        self._keys = keys
+        self._settings = settings
+        self._queue: list[_Pending] = []
+        self._queued_events = 0
+        self._wake = asyncio.Event()
+        self._full = asyncio.Event()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._down_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._session_script = redis.register_script(SESSION_SCRIPT)
+        from services.ingest.live import RATE_SCRIPT
+
+        self._rate_script = redis.register_script(RATE_SCRIPT)
+        self.stats = WriterStats()
+        self.on_commit: list[Any] = []
+        """Callables ``(rows) -> Awaitable[None]`` run after a batch committed (live updates)."""
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-batch-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then close."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def submit(self, rows: Sequence[Row], limit: LimitCheck | None = None) -> None:
+        """Return once ``rows`` are committed; raise :class:`Unavailable` if they could not be.
+
+        ``limit``: rate-limit counters checked (atomically, in arrival order) when the batch closes, one Redis
+        round trip per batch rather than per request; raises :class:`RateLimited` if one is exhausted.
+        """
+        if time.monotonic() < self._down_until:
+            raise Unavailable("database unavailable")
+        if self._closing:
+            raise Unavailable("shutting down")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(rows, future, limit))
+        self._queued_events += len(rows)
+        self._wake.set()
+        if self._queued_events >= self._settings.batch_size:
+            self._full.set()
+        await future
+
+    async def _run(self) -> None:
+        wait = self._settings.batch_wait_ms / 1000
+        while True:
+            await self._wake.wait()
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                continue
+            if not self._closing and self._queued_events < self._settings.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), wait)
+            batch, self._queue, self._queued_events = self._queue, [], 0
+            self._full.clear()
+            if not self._queue:
+                self._wake.clear()
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[_Pending], *, limits_applied: bool = False) -> None:
+        if not limits_applied:
+            batch = await self._apply_limits(batch)
+        if not batch:
+            return
+        rows = [row for pending in batch for row in pending.rows]
+        try:
+            await self._assign_sessions(rows)
+            await self._write(rows)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            # One request's data was refused (the edge validation should have caught it): it must not take
+            # the others down with it. Write them one request at a time; only the culprit fails.
+            logger.warning("batch refused by PostgreSQL: %s", str(exc).splitlines()[0] if str(exc) else repr(exc),
+                           extra={"events": len(rows)})
+            if len(batch) > 1:
+                for pending in batch:
+                    await self._flush([pending], limits_applied=True)
+            elif not batch[0].future.done():
+                batch[0].future.set_exception(Rejected("the event could not be stored as sent"))
+            return
+        except (psycopg.Error, OSError) as exc:
+            self.stats.failures += 1
+            self._down_until = time.monotonic() + 1.0
+            logger.warning("batch not stored: database unavailable: %s", exc,
+                           extra={"events": len(rows), "error": str(exc).splitlines()[0] if str(exc) else repr(exc)})
+            await self._discard_connection()
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(Unavailable("database unavailable"))
+            return
+        except Exception as exc:  # a bug must not leave requests hanging
+            logger.exception("batch not stored")
+            await self._discard_connection()
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        self.stats.batches += 1
+        self.stats.events += len(rows)
+        self.stats.largest = max(self.stats.largest, len(rows))
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_result(None)
+        for callback in self.on_commit:
+            try:
+                await callback(rows)
+            except Exception as exc:  # live updates are best effort; the events are stored
+                logger.warning("after-commit hook failed", extra={"error": str(exc)})
+
+    async def _apply_limits(self, batch: list[_Pending]) -> list[_Pending]:
+        """Refuse the requests over a limit; the others go on. Redis down: limits are not enforced."""
+        checked = [pending for pending in batch if pending.limit is not None]
+        if not checked:
+            return batch
+        keys: list[str] = []
+        args: list[int] = []
+        for pending in checked:
+            assert pending.limit is not None
+            keys.extend(pending.limit.keys)
+            args.extend([len(pending.limit.keys), *pending.limit.args])
+        try:
+            results = await self._rate_script(keys=keys, args=args)
+        except Exception as exc:  # limits protect us; an outage of Redis must not stop counting visits
+            logger.warning("rate limits not checked: redis unavailable", extra={"error": str(exc)})
+            return batch
+        refused: set[int] = set()
+        for pending, hit in zip(checked, results, strict=True):
+            if int(hit):
+                assert pending.limit is not None
+                refused.add(id(pending))
+                reason = "too many events from this address" if int(hit) == 1 else "too many events for this site"
+                pending.future.set_exception(RateLimited(reason, pending.limit.retry_after))
+        return [pending for pending in batch if id(pending) not in refused]
+
+    async def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, connect_timeout=3, application_name=self._application_name,
+                options="-c statement_timeout=10000",
+            )
+        return self._conn
+
+    async def _assign_sessions(self, rows: list[Row]) -> None:
+        """Give each row its visit id from Redis (in order, so one batch's events of a visitor agree)."""
+        timeout = self._settings.session_timeout
+        prefix = self._keys.prefix
+        keys: list[str] = []
+        for row in rows:
+            keys.append(f"{prefix}visit:{row.site_id}:{row.visitor_id}")
+            keys.append(f"{prefix}visit:{row.site_id}:{row.previous_visitor_id}")
+        try:
+            flat = await self._session_script(keys=keys, args=[timeout, *(secrets.randbits(63) or 1 for _ in rows)])
+            results = list(zip(flat[::2], flat[1::2], strict=True))
+        except Exception as exc:
+            # Redis is for speed and continuity, not for the record: store the events under a visit id
+            # derived from the visitor and the half hour, so nothing is lost and visits stay countable.
+            logger.warning("visits assigned without Redis", extra={"error": str(exc)})
+            for row in rows:
+                row.session_id = hash((row.site_id, row.visitor_id, int(row.timestamp.timestamp()) // timeout))
+                row.session_id = row.session_id & ((1 << 63) - 1) or 1
+            return
+        for row, (session_id, use_previous) in zip(rows, results, strict=True):
+            row.session_id = int(session_id)
+            if int(use_previous):
+                row.visitor_id = row.previous_visitor_id
+
+    async def _write(self, rows: list[Row]) -> None:
+        visits: dict[tuple[int, int], _Visit] = {}
+        for row in rows:
+            key = (row.site_id, row.session_id)
+            visit = visits.get(key)
+            if visit is None:
+                visit = visits[key] = _Visit(row.site_id, row.session_id, row.visitor_id, row.timestamp,
+                                             row.timestamp, row.pathname, row.pathname, None, row)
+            if row.timestamp < visit.started_at:
+                visit.started_at, visit.entry_page = row.timestamp, row.pathname
+            visit.ended_at = max(visit.ended_at, row.timestamp)
+            visit.events += 1
+            if row.name == "pageview":
+                visit.pageviews += 1
+                if visit.exit_at is None or row.timestamp >= visit.exit_at:
+                    visit.exit_page, visit.exit_at = row.pathname, row.timestamp
+            elif row.interactive:
+                visit.interactive_events += 1
+        # A fixed lock order across processes: two batches touching the same visits cannot deadlock.
+        ordered = [visits[key] for key in sorted(visits)]
+        conn = await self._connection()
+        async with conn.transaction(), conn.cursor() as cur:
+            async with cur.copy(COPY_SQL) as copy:
+                copy.set_types(list(TYPES))
+                for row in rows:
+                    await copy.write_row(row.values())
+            await cur.execute(UPSERT_SESSIONS, [
+                [v.site_id for v in ordered], [v.session_id for v in ordered],
+                [v.visitor_id for v in ordered], [v.started_at for v in ordered],
+                [v.ended_at for v in ordered], [v.entry_page for v in ordered],
+                [v.exit_page for v in ordered], [v.exit_at for v in ordered],
+                [v.pageviews for v in ordered], [v.events for v in ordered],
+                [v.interactive_events for v in ordered], [v.first.referrer for v in ordered],
+                [v.first.referrer_source for v in ordered], [v.first.channel for v in ordered],
+                [v.first.utm_source for v in ordered], [v.first.utm_medium for v in ordered],
+                [v.first.utm_campaign for v in ordered], [v.first.browser for v in ordered],
+                [v.first.os for v in ordered], [v.first.device for v in ordered],
+                [v.first.country for v in ordered],
+            ])

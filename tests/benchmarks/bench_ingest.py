@@ -1,0 +1,213 @@
+"""Ingest benchmark (on demand: ``make bench`` or ``python -m tests.benchmarks.bench_ingest``): prints figures.
+
+In one run, through one Nginx, with ``wrk`` and the same realistic Events API bodies (bench_ingest.lua):
+1. ``hello``: Nginx → Granian → Litestar answering "ok" (2 processes): the ceiling of our HTTP path;
+2. ``ingest``: the real ingest service (2 processes, as Circus runs it): batched COPY, 202 after commit;
+3. ``baseline``: one insert and commit per event (2 processes, same framework and driver).
+After each run the 202s are compared with the rows that reached PostgreSQL.
+
+Everything runs on this machine (PostgreSQL, Redis, Nginx, the apps and wrk share the cores), on free ports
+on 127.0.0.1, in a temporary directory removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
+from app.devstack import Postgres, Redis, beacon_environment, free_port, render, wait_for_port
+from app.migrate import migrate
+
+HERE = Path(__file__).parent
+DURATION = int(os.environ.get("BENCH_DURATION", "30"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+PROCESSES = 2
+
+SITE_CONF = """
+upstream bench_ingest {{ server 127.0.0.1:{ingest}; keepalive 64; }}
+upstream bench_baseline {{ server 127.0.0.1:{baseline}; keepalive 64; }}
+upstream bench_hello {{ server 127.0.0.1:{hello}; keepalive 64; }}
+server {{
+    listen 127.0.0.1:{port};
+    access_log off;
+    client_max_body_size 64k;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    # wrk sends a made-up client address per request (many visitors); production sets $remote_addr.
+    proxy_set_header X-Forwarded-For $http_x_bench_client;
+    location = /api/event {{ proxy_pass http://bench_ingest; }}
+    location = /baseline/api/event {{ proxy_pass http://bench_baseline/api/event; }}
+    location = /hello {{ proxy_pass http://bench_hello; }}
+}}
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    requests_per_s: float
+    accepted: int
+    other: int
+    errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    rows: int | None
+
+
+def start(args: list[str], env: dict[str, str], log: Path, count: int, port: int) -> list[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        processes = [subprocess.Popen(args, env=env, stdout=out, stderr=out) for _ in range(count)]
+    wait_for_port(port, 30)
+    time.sleep(1.0)  # every process bound (SO_REUSEPORT) before load arrives
+    return processes
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wrk(port: int, path: str, duration: int) -> tuple[float, dict[str, int]]:
+    env = {**os.environ, "BENCH_PATH": path, "BENCH_DOMAIN": "bench.test"}
+    output = subprocess.run(
+        ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s", "--latency",
+         "-s", str(HERE / "bench_ingest.lua"), f"http://127.0.0.1:{port}{path}"],
+        env=env, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    return rate, {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def count_rows(settings: Settings) -> int:
+    engine = make_engine(settings.database)
+    with engine.connect() as conn:
+        rows = int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+    engine.dispose()
+    return rows
+
+
+def run(duration: int = DURATION) -> list[Result]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
+    root = Path(tempfile.mkdtemp(prefix="beacon-bench-"))
+    root.chmod(0o755)
+    postgres = Postgres(root / "postgres", free_port(), secrets.token_urlsafe(16))
+    redis = Redis(root / "redis", free_port(), secrets.token_urlsafe(16))
+    nginx_proc: subprocess.Popen[bytes] | None = None
+    groups: list[list[subprocess.Popen[bytes]]] = []
+    results: list[Result] = []
+    try:
+        postgres.init()
+        postgres.start()
+        redis.start()
+        postgres.ensure_database("beacon_bench", "beacon_bench", "bench-password")
+        database_url = postgres.url("beacon_bench", "bench-password", "beacon_bench")
+        ports = {name: free_port() for name in DEFAULT_PORTS}
+        environment = beacon_environment(home=CODE_DIR, state=root / "state", database_url=database_url,
+                                         redis_url=redis.url(0), secret_key=secrets.token_urlsafe(32),
+                                         internal_token=secrets.token_urlsafe(24), base_url="http://localhost",
+                                         ports=ports)
+        environment.update({"BEACON_INGEST_RATE_PER_IP": "100000", "BEACON_INGEST_RATE_PER_SITE": "100000000",
+                            "BEACON_LOG_LEVEL": "WARNING"})
+        settings = load_settings(environment)
+        migrate(settings)
+        engine = make_engine(settings.database)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO sites (domain) VALUES ('bench.test')"))
+        engine.dispose()
+        env = {**os.environ, **environment}
+        logs = root / "log"
+        logs.mkdir()
+        hello_port, baseline_port = free_port(), free_port()
+        beacon = str(Path(sys.prefix) / "bin" / "beacon")
+        groups.append(start([beacon, "serve", "ingest"], env, logs / "ingest.log", PROCESSES, ports["ingest"]))
+        groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "baseline"],
+                            {**env, "BENCH_PORT": str(baseline_port)}, logs / "baseline.log", PROCESSES,
+                            baseline_port))
+        groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "hello"],
+                            {**env, "BENCH_PORT": str(hello_port)}, logs / "hello.log", PROCESSES, hello_port))
+        nginx_port = free_port()
+        nginx_dir = root / "nginx"
+        site = nginx_dir / "bench.conf"
+        nginx_dir.mkdir()
+        site.write_text(SITE_CONF.format(ingest=ports["ingest"], baseline=baseline_port, hello=hello_port,
+                                         port=nginx_port))
+        main = render("dev-nginx.conf.j2", {"beacon_run_dir": nginx_dir, "beacon_log_dir": logs,
+                                            "beacon_site_conf": site}, nginx_dir / "nginx.conf")
+        nginx_proc = subprocess.Popen(["nginx", "-p", str(nginx_dir), "-c", str(main), "-g", "daemon off;"],
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port(nginx_port, 20)
+        for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event")):
+            wrk(nginx_port, path, 3)  # warm-up: connections, caches, JIT-free Python's first imports
+            before = count_rows(settings)
+            rate, counts = wrk(nginx_port, path, duration)
+            time.sleep(0.5)
+            rows = None if name == "hello" else count_rows(settings) - before
+            results.append(Result(name, rate, counts["accepted"], counts["other"], counts["errors"],
+                                  counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows))
+    finally:
+        if nginx_proc is not None:
+            nginx_proc.send_signal(signal.SIGQUIT)
+            nginx_proc.wait(30)
+        for group in groups:
+            stop(group)
+        redis.stop()
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def report(results: list[Result]) -> str:
+    lines = [f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s through Nginx; {os.cpu_count()} cores; "
+             f"load average before/after shown by the caller",
+             f"{'endpoint':10} {'req/s':>9} {'2xx':>9} {'other':>6} {'errors':>6} {'p50 ms':>7} {'p90 ms':>7} "
+             f"{'p99 ms':>7} {'rows':>9} {'missing':>7}"]
+    for r in results:
+        missing = "" if r.rows is None else str(max(r.accepted - r.rows, 0))
+        lines.append(f"{r.name:10} {r.requests_per_s:9.0f} {r.accepted:9d} {r.other:6d} {r.errors:6d} "
+                     f"{r.p50_ms:7.1f} {r.p90_ms:7.1f} {r.p99_ms:7.1f} {'' if r.rows is None else r.rows:>9} "
+                     f"{missing:>7}")
+    by_name = {r.name: r for r in results}
+    if {"hello", "ingest", "baseline"} <= set(by_name):
+        ingest, hello, baseline = by_name["ingest"], by_name["hello"], by_name["baseline"]
+        committed = (ingest.rows or 0) / DURATION
+        lines.append(f"ingest committed events/s: {committed:.0f} = {committed / hello.requests_per_s:.0%} of hello; "
+                     f"{committed / max((baseline.rows or 0) / DURATION, 1):.1f}x the one-row-per-event baseline")
+    return "\n".join(lines)
+
+
+def test_ingest_benchmark() -> None:
+    """Prints the figures; asserts only that no acknowledged event is missing."""
+    load = os.getloadavg()
+    results = run()
+    print(f"\nload average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
+    print(report(results))
+    for result in results:
+        if result.rows is not None:
+            assert result.rows >= result.accepted, f"{result.name}: {result.accepted} accepted, {result.rows} rows"
+
+
+if __name__ == "__main__":
+    test_ingest_benchmark()

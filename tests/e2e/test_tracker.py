@@ -1,0 +1,184 @@
+"""The tracker in a real headless Chromium: a test page on loopback posts to the whole stack through Nginx.
+
+The page is served as http://tracker.test:<port>/ (Chromium's host resolver maps the name to 127.0.0.1):
+the tracker ignores localhost on purpose, as Plausible's does, so the page must not be on localhost. It
+also ignores automated browsers (``navigator.webdriver``); the browser that must be counted is launched
+without the automation switch and with an ordinary User-Agent, as a visitor's browser would be, and a
+second test checks that the default automated browser sends nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.devstack import free_port
+from tests.e2e.conftest import SITE, Stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+
+PAGE = """<!doctype html><html><head><title>t</title>
+<script>window.plausible = window.plausible || function () {
+  (window.plausible.q = window.plausible.q || []).push(arguments) };
+plausible("Queued", {props: {early: "yes"}});</script>
+<script defer data-domain="%(site)s" %(options)s src="%(beacon)s/js/script.js"></script>
+</head><body>
+<a id="out" href="https://elsewhere.test/away">away</a>
+<a id="file" href="/files/report.pdf">report</a>
+<script>for (const a of document.querySelectorAll("a")) a.addEventListener("click", e => e.preventDefault());</script>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def running(stack: Stack) -> Stack:
+    """The session's stack, started again if an earlier module stopped it (test_stack ends with a quit)."""
+    if stack.circus.process is None or stack.circus.process.poll() is not None:
+        stack.circus.start()
+    stack.wait_healthy(90)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A static site on 127.0.0.1 with the tracker embedded (default options and hash routing)."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url,
+                                             "options": "data-outbound-links data-file-downloads"})
+    (root / "hash.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url, "options": "data-hash"})
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as running:
+        yield running
+
+
+def launch(playwright: Any, *, automated: bool) -> Any:
+    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP tracker.test 127.0.0.1, MAP elsewhere.test 127.0.0.1"]
+    if automated:
+        return playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    # A visitor's browser: no automation switch, so navigator.webdriver is false.
+    return playwright.chromium.launch(executable_path=CHROMIUM, ignore_default_args=["--enable-automation"],
+                                      args=[*args, "--disable-blink-features=AutomationControlled"])
+
+
+def events(stack: Stack, since_id: int) -> list[tuple[Any, ...]]:
+    engine = make_engine(stack.settings.database)
+    with engine.connect() as conn:
+        rows = [tuple(row) for row in conn.execute(text(
+            "SELECT name, pathname, props, revenue_amount::text, revenue_currency, hostname, browser FROM events "
+            "WHERE id > :id AND hostname = 'tracker.test' ORDER BY id"), {"id": since_id})]
+    engine.dispose()
+    return rows
+
+
+def last_id(stack: Stack) -> int:
+    engine = make_engine(stack.settings.database)
+    with engine.connect() as conn:
+        value = conn.execute(text("SELECT coalesce(max(id), 0) FROM events")).scalar_one()
+    engine.dispose()
+    return int(value)
+
+
+def wait_for(stack: Stack, since_id: int, count: int, timeout: float = 30) -> list[tuple[Any, ...]]:
+    deadline = time.monotonic() + timeout
+    rows = events(stack, since_id)
+    while len(rows) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = events(stack, since_id)
+    return rows
+
+
+def test_pageviews_spa_navigation_and_custom_events(stack: Stack, pages: int, playwright: Any) -> None:
+    """Queued event, pageview, History API navigation, custom event with revenue, outbound link, download."""
+    since = last_id(stack)
+    browser = launch(playwright, automated=False)
+    try:
+        context = browser.new_context(user_agent=DESKTOP_UA, ignore_https_errors=True)
+        page = context.new_page()
+        page.goto(f"http://tracker.test:{pages}/index.html")
+        page.wait_for_function("typeof window.plausible === 'function' && !window.plausible.q")
+        assert wait_for(stack, since, 2)  # the queued event and the first pageview are in
+        page.evaluate("history.pushState({}, '', '/spa/second')")
+        status = page.evaluate("""() => new Promise(resolve => plausible('Purchase', {props: {plan: 'pro'},
+            revenue: {currency: 'EUR', amount: '9.99'}, callback: resolve}))""")
+        page.click("#out")
+        page.click("#file")
+        rows = wait_for(stack, since, 6)
+    finally:
+        browser.close()
+    assert 202 == status["status"]
+    # Requests run concurrently into two ingest processes: the order of the rows is not the order sent.
+    expected = [
+        ("Queued", "/index.html", {"early": "yes"}, None, None),
+        ("pageview", "/index.html", {}, None, None),
+        ("pageview", "/spa/second", {}, None, None),
+        ("Purchase", "/spa/second", {"plan": "pro"}, "9.9900", "EUR"),
+        ("Outbound Link: Click", "/spa/second", {"url": "https://elsewhere.test/away"}, None, None),
+        ("File Download", "/spa/second", {"url": f"http://tracker.test:{pages}/files/report.pdf"}, None, None),
+    ]
+    assert sorted(expected, key=repr) == sorted((row[:5] for row in rows), key=repr)
+    assert {("tracker.test", "Chrome")} == {row[5:] for row in rows}
+
+
+def test_hash_routing_option(stack: Stack, pages: int, playwright: Any) -> None:
+    """With data-hash, a change of location.hash is a pageview whose path includes the fragment."""
+    since = last_id(stack)
+    browser = launch(playwright, automated=False)
+    try:
+        page = browser.new_context(user_agent=DESKTOP_UA, ignore_https_errors=True).new_page()
+        page.goto(f"http://tracker.test:{pages}/hash.html")
+        assert wait_for(stack, since, 2)
+        page.evaluate("location.hash = '#/settings'")
+        rows = wait_for(stack, since, 3)
+    finally:
+        browser.close()
+    assert ["/hash.html", "/hash.html", "/hash.html#/settings"] == [row[1] for row in rows]
+
+
+@pytest.mark.parametrize("case", ["automated", "localhost", "opted-out"])
+def test_nothing_is_sent(stack: Stack, pages: int, playwright: Any, case: str) -> None:
+    """No request leaves an automated browser, a page on localhost, or a browser that opted out."""
+    browser = launch(playwright, automated=case == "automated")
+    sent: list[str] = []
+    try:
+        page = browser.new_context(user_agent=DESKTOP_UA, ignore_https_errors=True).new_page()
+        page.on("request", lambda request: sent.append(request.url) if "/api/event" in request.url else None)
+        host = "localhost" if case == "localhost" else "tracker.test"
+        if case == "opted-out":
+            page.goto(f"http://{host}:{pages}/missing")
+            page.evaluate("localStorage.plausible_ignore = 'true'")
+        page.goto(f"http://{host}:{pages}/index.html")
+        page.wait_for_function("typeof window.plausible === 'function' && !window.plausible.q")
+        status = page.evaluate("() => new Promise(resolve => plausible('Probe', {callback: resolve}))")
+    finally:
+        browser.close()
+    assert ([], 0) == (sent, status["status"])

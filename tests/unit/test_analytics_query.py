@@ -1,0 +1,124 @@
+"""Stats API v2 queries: date ranges as Plausible resolves them, and every validation error."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from services.analytics.query import QueryError, parse_query, resolve_date_range, time_bucket, time_labels
+
+NOW = datetime(2026, 5, 8, 12, 30, tzinfo=UTC)  # a Friday
+
+
+def q(**fields: Any) -> dict[str, Any]:
+    return {"site_id": "example.com", "metrics": ["visitors"], "date_range": "7d", **fields}
+
+
+@pytest.mark.parametrize(("value", "first", "last"), [
+    pytest.param("7d", date(2026, 5, 1), date(2026, 5, 7), id="7d-ends-yesterday"),
+    pytest.param("30d", date(2026, 4, 8), date(2026, 5, 7), id="30d"),
+    pytest.param("month", date(2026, 5, 1), date(2026, 5, 31), id="month"),
+    pytest.param("6mo", date(2025, 11, 1), date(2026, 4, 30), id="6mo-full-months"),
+    pytest.param("12mo", date(2025, 5, 1), date(2026, 4, 30), id="12mo"),
+    pytest.param("year", date(2026, 1, 1), date(2026, 12, 31), id="year"),
+    pytest.param("all", date(2025, 3, 2), date(2026, 5, 8), id="all"),
+    pytest.param(["2026-01-01", "2026-01-31"], date(2026, 1, 1), date(2026, 1, 31), id="custom"),
+])
+def test_date_ranges_resolve_like_plausible(value: object, first: date, last: date) -> None:
+    """Shortcuts cover the same local days as Plausible's."""
+    resolved = resolve_date_range(value, "UTC", NOW, stats_start=date(2025, 3, 2))
+    assert (first, last) == (resolved.first_day, resolved.last_day)
+
+
+def test_date_range_bounds_follow_the_site_time_zone() -> None:
+    """In Europe/Tallinn (UTC+3 in May) the 7 days start and end at local midnight."""
+    resolved = resolve_date_range("7d", "Europe/Tallinn", NOW)
+    assert datetime(2026, 4, 30, 21, tzinfo=UTC) == resolved.start
+    assert datetime(2026, 5, 7, 21, tzinfo=UTC) == resolved.end
+
+
+def test_day_is_truncated_at_now_and_24h_is_rolling() -> None:
+    """Today ends now; 24h is the last 24 hours."""
+    today = resolve_date_range("day", "UTC", NOW)
+    assert (datetime(2026, 5, 8, tzinfo=UTC), NOW) == (today.start, today.end)
+    rolling = resolve_date_range("24h", "UTC", NOW)
+    assert (datetime(2026, 5, 7, 12, 30, tzinfo=UTC), NOW) == (rolling.start, rolling.end)
+
+
+def test_previous_period_has_the_same_length() -> None:
+    """The comparison period of 7d is the 7 days before it."""
+    previous = resolve_date_range("7d", "UTC", NOW).previous()
+    assert (date(2026, 4, 24), date(2026, 4, 30)) == (previous.first_day, previous.last_day)
+
+
+def test_a_valid_query_is_normalised() -> None:
+    """Dimensions, filters, ordering, include and pagination are kept."""
+    query = parse_query(q(metrics=["visitors", "bounce_rate"], dimensions=["visit:source"],
+                          filters=[["is", "visit:country", ["DE", "FR"]],
+                                   ["or", [["contains", "event:page", ["/blog"], {"case_sensitive": False}],
+                                           ["not", ["matches", "event:page", ["^/docs/\\d+$"]]]]]],
+                          order_by=[["bounce_rate", "asc"]], include={"total_rows": True},
+                          pagination={"limit": 5, "offset": 10}), timezone="UTC", now=NOW)
+    assert ("visitors", "bounce_rate") == query.metrics
+    assert (("bounce_rate", "asc"),) == query.order_by
+    assert (5, 10, True) == (query.limit, query.offset, query.total_rows)
+    assert {"visit:country", "event:page"} == query.filtered_dimensions()
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    pytest.param([], "must be a JSON object", id="not-object"),
+    pytest.param(q(site_id=None), "site_id: required", id="no-site"),
+    pytest.param(q(metrics=[]), "metrics: required", id="no-metrics"),
+    pytest.param(q(metrics=["visitorz"]), "invalid metric 'visitorz'", id="unknown-metric"),
+    pytest.param(q(metrics=["visitors", "visitors"]), "only once", id="duplicate-metric"),
+    pytest.param({"site_id": "a", "metrics": ["visitors"]}, "date_range: required", id="no-range"),
+    pytest.param(q(date_range="8d"), "invalid value '8d'", id="bad-shortcut"),
+    pytest.param(q(date_range=["2026-02-01", "2026-01-01"]), "end date is before", id="reversed"),
+    pytest.param(q(date_range=["2026-13-01", "2026-12-01"]), "date_range: month must be", id="bad-date"),
+    pytest.param(q(date_range=["2026-01-01T10:00:00", "2026-01-01T11:00:00"]), "UTC offset", id="naive"),
+    pytest.param(q(dimensions=["visit:planet"]), "invalid dimension 'visit:planet'", id="bad-dimension"),
+    pytest.param(q(dimensions=["time:day", "time:week"]), "at most one time", id="two-time"),
+    pytest.param(q(filters=[["equals", "event:page", ["/"]]]), "invalid operator 'equals'", id="bad-op"),
+    pytest.param(q(filters=[["is", "event:page", []]]), "non-empty list", id="empty-clauses"),
+    pytest.param(q(filters=[["is", "event:page", [1]]]), "strings", id="clause-type"),
+    pytest.param(q(filters=[["is", "time:day", ["2026-01-01"]]]), "cannot be filtered", id="time-filter"),
+    pytest.param(q(filters=[["matches", "event:page", ["(unclosed"]]]), "invalid regular expression", id="regex"),
+    pytest.param(q(filters=[["is_not", "event:goal", ["Signup"]]]), "event:goal", id="goal-op"),
+    pytest.param(q(filters=[["is", "event:page", ["/"], {"exact": True}]]), "modifier", id="bad-modifier"),
+    pytest.param(q(filters=[["has_done", "event:name", ["x"]]]), "not supported", id="behavioral"),
+    pytest.param(q(filters=[["and", []]]), "non-empty list", id="empty-and"),
+    pytest.param(q(metrics=["bounce_rate"], dimensions=["event:name"]), "cannot be used with event",
+                 id="session-event"),
+    pytest.param(q(metrics=["percentage"]), "requires at least one dimension", id="percentage"),
+    pytest.param(q(metrics=["conversion_rate"]), "requires an event:goal", id="conversion"),
+    pytest.param(q(metrics=["time_on_page"]), "requires an event:page", id="time-on-page"),
+    pytest.param(q(order_by=[["pageviews", "desc"]]), "neither a requested metric", id="order-unknown"),
+    pytest.param(q(order_by=[["visitors", "up"]]), "invalid entry", id="order-direction"),
+    pytest.param(q(include={"time_labels": True}), "requires a time dimension", id="labels-no-time"),
+    pytest.param(q(include={"everything": True}), "include:", id="include-key"),
+    pytest.param(q(pagination={"limit": 0}), "pagination.limit", id="limit-zero"),
+    pytest.param(q(pagination={"limit": 10, "offset": -1}), "pagination.offset", id="offset"),
+    pytest.param(q(dimensions=["time:hour"], date_range="12mo"), "time:hour spans at most", id="hour-range"),
+    pytest.param(q(colour="blue"), "unknown key(s): colour", id="unknown-key"),
+])
+def test_invalid_queries_say_what_is_wrong(body: Any, message: str) -> None:
+    """Each invalid query raises QueryError with a message naming the problem."""
+    with pytest.raises(QueryError) as error:
+        parse_query(body, timezone="UTC", now=NOW)
+    assert message in error.value.detail
+
+
+@pytest.mark.parametrize(("date_range", "bucket", "count"), [
+    pytest.param("day", "hour", 13, id="day-hours-so-far"),
+    pytest.param("30d", "day", 30, id="30d-days"),
+    pytest.param(["2026-01-01", "2026-03-31"], "week", 14, id="quarter-weeks"),
+    pytest.param("12mo", "month", 12, id="12mo-months"),
+])
+def test_time_dimension_picks_a_bucket_and_labels_every_one(date_range: object, bucket: str, count: int) -> None:
+    """`time` picks hour, day, week or month from the range; labels cover the whole range."""
+    query = parse_query(q(dimensions=["time"], date_range=date_range, include={"time_labels": True}),
+                        timezone="UTC", now=NOW)
+    assert bucket == time_bucket(query)
+    assert count == len(time_labels(query))
