@@ -102,41 +102,80 @@ def missing_requirements(wheelhouse: Path, python_version: str, machine: str) ->
     return sorted(set(missing))
 
 
+def _is_pure(wheel: Path) -> bool:
+    from packaging.utils import parse_wheel_filename
+
+    return all(tag.abi == "none" and tag.platform == "any" for tag in parse_wheel_filename(wheel.name)[3])
+
+
 def build(src: Path, out: Path, name: str, python: str, target: tuple[str, str, str]) -> Path:
+    """Source tree plus a wheelhouse for the target, in ``out``.
+
+    1. ``pip wheel`` on the controller resolves the dependency set (with constraints.txt) and builds the
+       packages published only as sdists (pure Python: their wheels run anywhere).
+    2. Every platform-specific wheel is replaced by the same version's wheel for the target's Python,
+       glibc and machine (``pip download --no-deps --platform ...``).
+    3. Requirements whose environment markers hold on the target but not on the controller are added.
+    """
     python_version, machine, glibc = target
     archive = out / f"{name}-{target_tag(*target)}.tar.gz"
     if archive.exists():
         return archive
     out.mkdir(parents=True, exist_ok=True)
     pip = [python, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    major, minor = python_version.split(".")[:2]
+    for_target = [
+        "--only-binary=:all:", "--no-deps", "--implementation", "cp", "--python-version", python_version,
+        "--abi", f"cp{major}{minor}",
+        *(arg for tag in manylinux_tags(glibc, machine) for arg in ("--platform", tag)),
+    ]
     with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:
         wheelhouse = Path(tmp) / "wheelhouse"
+        controller = Path(tmp) / "controller-wheels"
         # Build from a copy: pip/setuptools write build/ and *.egg-info into the tree they build.
         tree = Path(tmp) / "src"
         files = source_files(src)
         for rel in files:
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, tree / rel)
-        subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(wheelhouse), str(tree)], check=True)
-        (beacon_wheel,) = wheelhouse.glob("beacon-*.whl")
-        major, minor = python_version.split(".")[:2]
-        download = [
-            *pip, "download", "--dest", str(wheelhouse), "--only-binary=:all:",
-            "--implementation", "cp", "--python-version", python_version, "--abi", f"cp{major}{minor}",
-            *(arg for tag in manylinux_tags(glibc, machine) for arg in ("--platform", tag)),
-        ]
-        if (tree / "constraints.txt").exists():
-            download += ["--constraint", str(tree / "constraints.txt")]
-        subprocess.run([*download, str(beacon_wheel)], check=True)
+        constraints = ["--constraint", str(tree / "constraints.txt")] if (tree / "constraints.txt").exists() else []
+        subprocess.run([*pip, "wheel", "--wheel-dir", str(controller), *constraints, str(tree)], check=True)
+        wheelhouse.mkdir()
+        from packaging.utils import parse_wheel_filename
+
+        for wheel in sorted(controller.glob("*.whl")):
+            if _is_pure(wheel):
+                shutil.copy2(wheel, wheelhouse / wheel.name)
+            else:
+                dist, version, _, _ = parse_wheel_filename(wheel.name)
+                subprocess.run(
+                    [*pip, "download", "--dest", str(wheelhouse), *for_target, f"{dist}=={version}"], check=True
+                )
         # pip evaluates environment markers against the Python running it, not the target: add what the
         # host's Python needs and the controller's did not (e.g. async-timeout below Python 3.11.3).
         for _ in range(20):
             missing = missing_requirements(wheelhouse, python_version, machine)
             if not missing:
                 break
-            subprocess.run([*download, *missing], check=True)
+            for requirement in missing:
+                fetched = subprocess.run(
+                    [*pip, "download", "--dest", str(wheelhouse), *for_target, *constraints, requirement],
+                    check=False,
+                )
+                if fetched.returncode != 0:
+                    subprocess.run(
+                        [*pip, "wheel", "--no-deps", "--wheel-dir", str(wheelhouse), *constraints, requirement],
+                        check=True,
+                    )
         else:
             raise SystemExit(f"could not complete the wheelhouse for Python {python_version}: {missing}")
+        foreign = [
+            w.name for w in wheelhouse.glob("*.whl")
+            if any(t.interpreter.startswith("cp") and t.interpreter != f"cp{major}{minor}" and t.abi != "abi3"
+                   for t in parse_wheel_filename(w.name)[3])
+        ]
+        if foreign:
+            raise SystemExit(f"wheels built for another Python than {python_version}: {foreign}")
         partial = Path(tmp) / "release.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
             for rel in files:
