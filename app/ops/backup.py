@@ -196,11 +196,14 @@ def _progress_printer(stream: TextIO, total: int) -> Callable[[str, int], None]:
 
 
 def restore(settings: Settings, path: Path | str, progress: bool = True) -> RestoreResult:
-    """Restore a ``pg_dump -Fc`` archive into the configured database, replacing what it contains.
+    """Replace the database's contents with a ``pg_dump -Fc`` archive, atomically.
 
-    Runs ``pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error``: either the
-    whole archive is restored or the database is left as it was. Stop Beacon first (``systemctl stop
-    beacon``) so that no open connection holds locks the restore has to wait for.
+    ``pg_restore`` turns the archive into SQL, and ``psql --single-transaction`` runs ``DROP OWNED BY
+    CURRENT_USER`` followed by that SQL: either the database ends up exactly as dumped, or nothing
+    changes. (``pg_restore --clean`` cannot be used: it drops the constraints of partitions one by one,
+    which PostgreSQL refuses for partitioned tables such as ``events``.) Connect as Beacon's own role,
+    which owns every Beacon object; stop Beacon first (``systemctl stop beacon``) so that no open
+    connection holds locks the restore has to wait for.
 
     Args:
         settings: Beacon settings; the target database comes from them.
@@ -216,40 +219,51 @@ def restore(settings: Settings, path: Path | str, progress: bool = True) -> Rest
     if not os.access(archive, os.R_OK):
         raise BackupError(f"backup file {archive} is not readable by this user")
     pg_restore = _tool("pg_restore")
+    psql = _tool("psql")
     total = _count_items(pg_restore, archive)
     conn = _connection(settings)
-    command = [
-        pg_restore,
-        "--clean",
-        "--if-exists",
-        "--no-owner",
-        "--no-privileges",
-        "--single-transaction",
-        "--exit-on-error",
-        "--no-password",
-        "--verbose",
-        f"--dbname={conn.dsn}",
-        str(archive),
-    ]
+    superuser = subprocess.run(
+        [psql, "--no-psqlrc", "--no-password", "-At", "-c",
+         "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", f"--dbname={conn.dsn}"],
+        env=conn.env, capture_output=True, text=True, check=False,
+    )
+    if superuser.returncode != 0:
+        raise BackupError(f"cannot connect to the database: {_last_error(superuser.stderr)}")
+    if superuser.stdout.strip() == "t":
+        raise BackupError("refusing to restore as a superuser: use Beacon's own database role (BEACON_DATABASE_URL)")
+
     show = _progress_printer(sys.stderr, total) if progress else None
     restored = 0
     tail: list[str] = []
     with subprocess.Popen(
-        command, env=conn.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            line = raw.rstrip("\n")
-            tail = [*tail[-19:], line]
-            if _ITEM_RE.match(line) and not _DROP_RE.match(line):
-                restored += 1
-                if show is not None:
-                    show(line.removeprefix("pg_restore: "), min(restored, total))
-        returncode = proc.wait()
-    if returncode != 0:
+        [pg_restore, "--no-owner", "--no-privileges", "--verbose", "--file=-", str(archive)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as producer:
+        assert producer.stdout is not None and producer.stderr is not None
+        with subprocess.Popen(
+            [psql, "--no-psqlrc", "--quiet", "--no-password", "--single-transaction", "-v", "ON_ERROR_STOP=1",
+             # DROP OWNED also drops the public schema when this role owns it; dumps never create it.
+             "-c", "DROP OWNED BY CURRENT_USER", "-c", "CREATE SCHEMA IF NOT EXISTS public",
+             "-f", "-", f"--dbname={conn.dsn}"],
+            stdin=producer.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=conn.env, text=True,
+        ) as consumer:
+            producer.stdout.close()  # psql holds the read end now; pg_restore sees EPIPE if psql stops
+            for raw in producer.stderr:
+                line = raw.rstrip("\n")
+                tail = [*tail[-19:], line]
+                if _ITEM_RE.match(line) and not _DROP_RE.match(line):
+                    restored += 1
+                    if show is not None:
+                        show(line.removeprefix("pg_restore: "), min(restored, total))
+            assert consumer.stderr is not None
+            psql_errors = consumer.stderr.read()
+            psql_code = consumer.wait()
+        producer_code = producer.wait()
+    if psql_code != 0 or producer_code != 0:
         if show is not None and sys.stderr.isatty():
             sys.stderr.write("\n")
-        raise BackupError(f"pg_restore failed, nothing was changed: {_last_error(chr(10).join(tail))}")
+        reason = _last_error(psql_errors) if psql_code != 0 else _last_error(chr(10).join(tail))
+        raise BackupError(f"restore failed, nothing was changed: {reason.removeprefix('psql:').strip()}")
     if show is not None:
         # Not every archive item is announced by --verbose (comments, ACLs): finish the count here.
         show("done", total)
