@@ -1,0 +1,1 @@
+"""Operations on an installation: backups and restores."""
