@@ -13,7 +13,7 @@ APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-
 # The deployment test boots a fresh systemd host.
 APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 
-.PHONY: help run test lint typecheck unit integration e2e deploy-test bench system-deps venv clean
+.PHONY: help run test lint unit integration e2e deploy-test bench system-deps venv clean
 
 help:
 	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it)"
@@ -21,7 +21,7 @@ help:
 	@echo "make bench  - run the benchmarks in tests/benchmarks (prints figures)"
 
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT); do \
+	@missing=""; for p in $(APT_PACKAGES) $(APT_DEPLOY_PACKAGES) $(EXTRA_APT); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -35,7 +35,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,deploy]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -44,8 +44,9 @@ run: system-deps venv
 	$(BIN)/python -m app.devstack run
 
 lint: venv
-	$(BIN)/ruff check app services workers tests
+	$(BIN)/ruff check app services workers tests systemd/beacon-reload.py
 	$(BIN)/mypy
+	cd ansible && ../$(BIN)/ansible-lint
 
 test: system-deps venv lint
 	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -58,6 +59,9 @@ integration: venv
 
 e2e: venv
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+deploy-test: system-deps venv
+	CI=$${CI:-} $(BIN)/python -m pytest tests/deploy -s $(PYTEST_ARGS)
 
 bench: system-deps venv
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly $(PYTEST_ARGS)

@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from app.core.errors import AppError, ConfigError, Conflict
@@ -148,6 +149,22 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ops.backup import backup
+
+    path = backup(settings, output_dir=args.output_dir, keep=args.keep)
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ops.backup import restore
+
+    result = restore(settings, args.file, progress=not args.no_progress)
+    print(f"restored {result.path}: {result.items} archive items")
+    return 0
+
+
 def _merge_stderr() -> None:
     """Long-running processes: send stderr where stdout goes, so a crash lands in the watcher's one log."""
     if not os.isatty(1):
@@ -219,6 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check every component and print a table; non-zero exit on failure")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("backup", help="dump the database (pg_dump custom format) into the backup directory")
+    p.add_argument("--output-dir", type=Path, default=None, help="directory to write to (default BEACON_BACKUP_DIR)")
+    p.add_argument("--keep", type=int, default=None, metavar="N", help="then delete all but the newest N backups")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="replace the database's contents with a backup (stop Beacon first)")
+    p.add_argument("file", type=Path, help="a dump written by `beacon backup`")
+    p.add_argument("--no-progress", action="store_true", help="do not draw a progress counter")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
     p.add_argument("process", choices=PROCESS_NAMES)
