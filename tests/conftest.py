@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import tempfile
@@ -36,15 +37,22 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres(state_dir: Path) -> Iterator[Postgres]:
-    server = Postgres(state_dir / "postgres", free_port(), secrets.token_urlsafe(16))
+@contextlib.contextmanager
+def running_postgres(directory: Path) -> Iterator[Postgres]:
+    """A new PostgreSQL cluster in ``directory`` on a free port, stopped afterwards."""
+    server = Postgres(directory, free_port(), secrets.token_urlsafe(16))
     server.init()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(state_dir: Path) -> Iterator[Postgres]:
+    with running_postgres(state_dir / "postgres") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import secrets
 import threading
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ import redis
 from app.core.settings import DEFAULT_PORTS, RedisSettings, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port
 from app.migrate import migrate
-from tests.conftest import make_environment
+from tests.conftest import make_environment, running_postgres
 from tests.integration.ingest.conftest import UA, IngestProcesses, ingest_client, sql
 
 CLIENTS = 32
@@ -30,13 +29,8 @@ STOP_AT, START_AT = 3.0, 6.0
 @pytest.fixture
 def own_postgres(state_dir: Path) -> Iterator[Postgres]:
     """A PostgreSQL of this test alone: stopping it must not disturb the session's."""
-    server = Postgres(state_dir / "pg-durability", free_port(), secrets.token_urlsafe(16))
-    server.init()
-    server.start()
-    try:
+    with running_postgres(state_dir / "pg-durability") as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def load(url: str, stop_at: float) -> tuple[set[int], Counter[int], list[str], float]:
