@@ -65,7 +65,7 @@ V1_HANDLERS = {"aggregate": v1.aggregate, "timeseries": v1.timeseries, "breakdow
 async def stats_v1(request: Request[Any, Any, Any], endpoint: FromPath[str]) -> Any:
     """Plausible's Stats API v1: aggregate, timeseries, breakdown and realtime-visitors."""
     resources: Resources = request.app.state.resources
-    params = {key: value for key, value in request.query_params.items()}
+    params = dict(request.query_params.items())
     now = datetime.now(UTC)
     async with resources.sessions() as session:
         site_id, tz, stats_start = await logic.site_for_query(session, params.get("site_id", ""))
