@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -20,6 +22,23 @@ from app.domain.sites.services import SiteAccess, site_access
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
+
+
+class SiteWork(NamedTuple):
+    user: User
+    access: SiteAccess
+    session: AsyncSession
+    resources: Resources
+
+
+@contextlib.asynccontextmanager
+async def site_transaction(request: Request[Any, Any, Any], domain: str, role: str) -> AsyncIterator[SiteWork]:
+    """A transaction on ``domain`` for the signed-in user, who must have at least ``role`` on it (404 otherwise,
+    as for a site that does not exist); it commits when the block succeeds."""
+    user = await require_user(request)
+    resources: Resources = request.app.state.resources
+    async with resources.sessions.begin() as session:
+        yield SiteWork(user, await site_access(session, user.id, domain, role), session, resources)
 
 class SiteForm(msgspec.Struct):
     domain: FromPath[str] = ""
@@ -100,12 +119,9 @@ class SiteController(Controller):
     @post("/sites/{domain:str}/settings", status_code=303)
     async def update(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      data: Annotated[SiteForm, Form]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            await services.update_site(session, access.site, data.domain, data.timezone)
-            new_domain = access.site.domain
+        async with site_transaction(request, domain, "admin") as work:
+            await services.update_site(work.session, work.access.site, data.domain, data.timezone)
+            new_domain = work.access.site.domain
         return Redirect(f"/sites/{new_domain}/settings", status_code=303)
 
     @get("/sites/{domain:str}/delete")
@@ -121,100 +137,73 @@ class SiteController(Controller):
     @post("/sites/{domain:str}/delete", status_code=303)
     async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      data: Annotated[DeleteForm, Form]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "owner")
-            site_id = access.site.id
-            await services.delete_site(session, access.site, data.confirm)
-        await services.revoke_live_access(resources, site_id, deleted=True)
+        async with site_transaction(request, domain, "owner") as work:
+            site_id = work.access.site.id
+            await services.delete_site(work.session, work.access.site, data.confirm)
+        await services.revoke_live_access(work.resources, site_id, deleted=True)
         return Redirect("/", status_code=303)
 
     @post("/sites/{domain:str}/goals", status_code=303)
     async def add_goal(self, request: Request[Any, Any, Any], domain: FromPath[str],
                        data: Annotated[GoalForm, Form]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            await services.find_or_create_goal(session, access.site, data.goal_type, data.event_name,
+        async with site_transaction(request, domain, "admin") as work:
+            await services.find_or_create_goal(work.session, work.access.site, data.goal_type, data.event_name,
                                                data.page_path, data.display_name)
         return Redirect(f"/sites/{domain}/settings#goals", status_code=303)
 
     @post("/sites/{domain:str}/goals/{goal_id:int}/delete", status_code=303)
     async def remove_goal(self, request: Request[Any, Any, Any],
                                 domain: FromPath[str], goal_id: FromPath[int]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            await services.delete_goal(session, access.site.id, goal_id)
+        async with site_transaction(request, domain, "admin") as work:
+            await services.delete_goal(work.session, work.access.site.id, goal_id)
         return Redirect(f"/sites/{domain}/settings#goals", status_code=303)
 
     @post("/sites/{domain:str}/share", status_code=201)
     async def share(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            site_id = access.site.id
-            token = await services.create_share_link(session, access.site)
-        await services.revoke_live_access(resources, site_id, share=True)  # the previous link, if any
+        async with site_transaction(request, domain, "admin") as work:
+            site_id = work.access.site.id
+            token = await services.create_share_link(work.session, work.access.site)
+        await services.revoke_live_access(work.resources, site_id, share=True)  # the previous link, if any
         return await self._settings(request, domain, status=201,
-                                    share_url=f"{resources.settings.server.base_url}/share/{token}")
+                                    share_url=f"{work.resources.settings.server.base_url}/share/{token}")
 
     @post("/sites/{domain:str}/share/revoke", status_code=303)
     async def unshare(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            site_id = access.site.id
-            await services.revoke_share_link(session, access.site)
-        await services.revoke_live_access(resources, site_id, share=True)
+        async with site_transaction(request, domain, "admin") as work:
+            site_id = work.access.site.id
+            await services.revoke_share_link(work.session, work.access.site)
+        await services.revoke_live_access(work.resources, site_id, share=True)
         return Redirect(f"/sites/{domain}/settings#share", status_code=303)
 
     @post("/sites/{domain:str}/invitations", status_code=201)
     async def invite(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      data: Annotated[InvitationForm, Form]) -> Template:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            token = await services.create_invitation(session, access, data.email, data.role, user.id)
+        async with site_transaction(request, domain, "admin") as work:
+            token = await services.create_invitation(work.session, work.access, data.email, data.role, work.user.id)
         return await self._settings(request, domain, status=201,
-                                    invitation_url=f"{resources.settings.server.base_url}/invitations/{token}")
+                                    invitation_url=f"{work.resources.settings.server.base_url}/invitations/{token}")
 
     @post("/sites/{domain:str}/members/{user_id:int}/remove", status_code=303)
     async def remove_member(self, request: Request[Any, Any, Any],
                                   domain: FromPath[str], user_id: FromPath[int]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            site_id = access.site.id
-            await services.remove_member(session, access, user_id)
-        await services.revoke_live_access(resources, site_id, user_id=user_id)
+        async with site_transaction(request, domain, "admin") as work:
+            site_id = work.access.site.id
+            await services.remove_member(work.session, work.access, user_id)
+        await services.revoke_live_access(work.resources, site_id, user_id=user_id)
         return Redirect(f"/sites/{domain}/settings#members", status_code=303)
 
     @post("/sites/{domain:str}/annotations", status_code=303)
     async def annotate(self, request: Request[Any, Any, Any], domain: FromPath[str],
                        data: Annotated[AnnotationForm, Form]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            await create_annotation(session, access.site.id, data.date, data.body, user.id)
+        async with site_transaction(request, domain, "admin") as work:
+            await create_annotation(work.session, work.access.site.id, data.date, data.body, work.user.id)
         return Redirect(f"/sites/{domain}/settings#annotations", status_code=303)
 
     @post("/sites/{domain:str}/annotations/{annotation_id:int}/delete", status_code=303)
     async def unannotate(self, request: Request[Any, Any, Any],
                                domain: FromPath[str], annotation_id: FromPath[int]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            access = await site_access(session, user.id, domain, "admin")
-            await delete_annotation(session, access.site.id, annotation_id)
+        async with site_transaction(request, domain, "admin") as work:
+            await delete_annotation(work.session, work.access.site.id, annotation_id)
         return Redirect(f"/sites/{domain}/settings#annotations", status_code=303)
 
     @get("/invitations/{token:str}")
