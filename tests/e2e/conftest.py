@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Circus, Nginx, Postgres, Redis, free_port
 from app.migrate import migrate
 from tests.conftest import make_environment
+from tests.e2e.browser import CHROMIUM
 
 ADMIN_EMAIL = "admin@e2e.test"
 ADMIN_PASSWORD = "e2e-admin-password"
@@ -87,3 +89,23 @@ def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[
     finally:
         circus.stop()
         nginx.stop()
+
+
+@pytest.fixture(scope="module")
+def running(stack: Stack) -> Stack:
+    """The session's stack, started again if an earlier module stopped it (test_stack ends with a quit)."""
+    if stack.circus.process is None or stack.circus.process.poll() is not None:
+        stack.circus.start()
+    stack.wait_healthy(90)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    """Playwright, for Debian's Chromium (see tests/e2e/browser.py)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as started:
+        yield started

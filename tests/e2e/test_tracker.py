@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,12 +21,10 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.devstack import free_port
+from tests.e2e.browser import DESKTOP_UA, launch
 from tests.e2e.conftest import SITE, Stack
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+HOSTS = "MAP tracker.test 127.0.0.1, MAP elsewhere.test 127.0.0.1"
 
 PAGE = """<!doctype html><html><head><title>t</title>
 <script>window.plausible = window.plausible || function () {
@@ -39,15 +36,6 @@ plausible("Queued", {props: {early: "yes"}});</script>
 <a id="file" href="/files/report.pdf">report</a>
 <script>for (const a of document.querySelectorAll("a")) a.addEventListener("click", e => e.preventDefault());</script>
 </body></html>"""
-
-
-@pytest.fixture(scope="module")
-def running(stack: Stack) -> Stack:
-    """The session's stack, started again if an earlier module stopped it (test_stack ends with a quit)."""
-    if stack.circus.process is None or stack.circus.process.poll() is not None:
-        stack.circus.start()
-    stack.wait_healthy(90)
-    return stack
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +57,6 @@ def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as running:
-        yield running
-
-
-def launch(playwright: Any, *, automated: bool) -> Any:
-    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP tracker.test 127.0.0.1, MAP elsewhere.test 127.0.0.1"]
-    if automated:
-        return playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-    # A visitor's browser: no automation switch, so navigator.webdriver is false.
-    return playwright.chromium.launch(executable_path=CHROMIUM, ignore_default_args=["--enable-automation"],
-                                      args=[*args, "--disable-blink-features=AutomationControlled"])
 
 
 def events(stack: Stack, since_id: int) -> list[tuple[Any, ...]]:
@@ -120,7 +89,7 @@ def wait_for(stack: Stack, since_id: int, count: int, timeout: float = 30) -> li
 def test_pageviews_spa_navigation_and_custom_events(stack: Stack, pages: int, playwright: Any) -> None:
     """Queued event, pageview, History API navigation, custom event with revenue, outbound link, download."""
     since = last_id(stack)
-    browser = launch(playwright, automated=False)
+    browser = launch(playwright, automated=False, host_rules=HOSTS)
     try:
         context = browser.new_context(user_agent=DESKTOP_UA, ignore_https_errors=True)
         page = context.new_page()
@@ -152,7 +121,7 @@ def test_pageviews_spa_navigation_and_custom_events(stack: Stack, pages: int, pl
 def test_hash_routing_option(stack: Stack, pages: int, playwright: Any) -> None:
     """With data-hash, a change of location.hash is a pageview whose path includes the fragment."""
     since = last_id(stack)
-    browser = launch(playwright, automated=False)
+    browser = launch(playwright, automated=False, host_rules=HOSTS)
     try:
         page = browser.new_context(user_agent=DESKTOP_UA, ignore_https_errors=True).new_page()
         page.goto(f"http://tracker.test:{pages}/hash.html")
@@ -167,7 +136,7 @@ def test_hash_routing_option(stack: Stack, pages: int, playwright: Any) -> None:
 @pytest.mark.parametrize("case", ["automated", "localhost", "opted-out"])
 def test_nothing_is_sent(stack: Stack, pages: int, playwright: Any, case: str) -> None:
     """No request leaves an automated browser, a page on localhost, or a browser that opted out."""
-    browser = launch(playwright, automated=case == "automated")
+    browser = launch(playwright, automated=case == "automated", host_rules=HOSTS)
     sent: list[str] = []
     try:
         page = browser.new_context(user_agent=DESKTOP_UA, ignore_https_errors=True).new_page()
