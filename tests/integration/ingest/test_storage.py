@@ -50,6 +50,41 @@ def test_partitions_cover_last_month_to_three_ahead(settings: Settings, db: None
         f"{today.year + (today.month + 3) // 12:04d}_{(today.month + 3) % 12 + 1:02d}"))
 
 
+def test_rows_in_the_default_partition_move_to_their_month(settings: Settings, sites: dict[str, int],
+                                                            worker_settings: None) -> None:
+    """A month the default partition holds rows of still gets its partition, with those rows moved into it.
+
+    Rows land in the default partition when their month has no partition yet (the scheduler down for months,
+    a clock far off). Creating the month's partition then must not fail, and must lose nothing.
+    """
+    from workers.actors.ingest import ensure_partitions
+
+    ensure_partitions.fn(3)
+    today = datetime.now(UTC).date().replace(day=1)
+    def months_ahead(n: int) -> date:
+        return date(today.year + (today.month - 1 + n) // 12, (today.month - 1 + n) % 12 + 1, 1)
+
+    ahead = months_ahead(5)
+    site = sites["example.com"]
+    for moment in ("2020-03-15 12:00+00", "2020-03-31 23:59:59+00", f"{ahead} 08:00+00"):
+        sql(settings, "INSERT INTO events (site_id, timestamp, name, visitor_id, hostname, pathname) "
+                      "VALUES (:site, :at, 'pageview', 1, 'example.com', '/')", {"site": site, "at": moment})
+    assert [(3,)] == sql(settings, "SELECT count(*) FROM events_default")
+    try:
+        # Four and five months ahead (the latter failed before: a row of it was stored), and 2020-03.
+        assert 3 == ensure_partitions.fn(5)
+        assert [(0,)] == sql(settings, "SELECT count(*) FROM events_default")
+        assert [(2,)] == sql(settings, "SELECT count(*) FROM events_2020_03")
+        assert [(3,)] == sql(settings, "SELECT count(*) FROM events WHERE site_id = :site", {"site": site})
+        # The moved partition is a full member: primary key, indexes and the site's foreign key apply.
+        assert sql(settings, "SELECT count(*) FROM pg_indexes WHERE tablename = 'events_default'") == sql(
+            settings, "SELECT count(*) FROM pg_indexes WHERE tablename = 'events_2020_03'")
+        sql(settings, "DELETE FROM sites WHERE id = :site", {"site": site})
+        assert [(0,)] == sql(settings, "SELECT count(*) FROM events_2020_03")
+    finally:
+        sql(settings, f"DROP TABLE IF EXISTS events_2020_03, events_{months_ahead(4):%Y_%m}, events_{ahead:%Y_%m}")
+
+
 def test_site_time_range_query_reads_one_partition(settings: Settings, db: None) -> None:
     """A per-site query over one month touches that month's partition through the (site_id, timestamp) index."""
     now = datetime.now(UTC)
