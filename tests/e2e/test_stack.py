@@ -104,11 +104,11 @@ def test_event_lands_in_postgres_and_reaches_the_websocket(stack: Stack) -> None
 
 
 def test_dashboard_shows_the_count(stack: Stack) -> None:
-    """The server-rendered dashboard shows the site's total pageviews, as stored."""
+    """The server-rendered dashboard shows the site's total pageviews of all time, as stored."""
     for path in ("/a", "/b", "/c"):
         assert 202 == post_event(stack, path).status_code
     with login(stack) as client:
-        page = client.get(f"/sites/{SITE}")
+        page = client.get(f"/sites/{SITE}", params={"period": "all"})
     assert 200 == page.status_code
     shown = re.search(r'id="pageviews" data-count="(\d+)"', page.text)
     assert shown is not None
