@@ -289,7 +289,8 @@ class Dashboard {
     const interval = data.series.interval;
     const xs = labels.map((_, i) => i);
     const values = [xs, data.series[metric]];
-    const series = [{}, {
+    const series = [{ label: interval === "hour" ? "Hour" : interval === "day" ? "Day" : `${interval[0].toUpperCase()}${interval.slice(1)} of`,
+      value: (u, i) => (i === null || i === undefined ? "–" : labels[i] || "–") }, {
       label: METRIC_LABELS[metric], stroke: "#2456c7", width: 2, fill: "rgba(36, 86, 199, 0.08)",
       points: { show: labels.length <= 60 },
     }];
