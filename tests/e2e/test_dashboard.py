@@ -105,6 +105,10 @@ def wait_idle(page: Any) -> None:
     page.wait_for_function("() => !document.getElementById('dashboard').hasAttribute('aria-busy')", timeout=15000)
 
 
+def wait_connected(page: Any) -> None:
+    page.wait_for_function("() => document.getElementById('live-status').textContent === 'connected'", timeout=15000)
+
+
 def row(page: Any, panel: str, value: str) -> Any:
     return page.locator(f"#list-{panel} button.dash-row[data-value='{value}']")
 
@@ -125,7 +129,7 @@ def test_owner_sees_tracked_events_and_live_ones(running: Stack, visitors: Visit
     assert "30" == page.get_attribute("#chart", "data-points")
     assert int(page.get_attribute("#chart", "data-annotations") or 0) >= 1
     assert "Dashboard test launch" in page.inner_text("#annotations")
-    page.wait_for_function("() => document.getElementById('live-status').textContent === 'connected'", timeout=15000)
+    wait_connected(page)
 
     visitors.page.evaluate("history.pushState({}, '', '/dash/live')")
     page.locator("#live-feed li", has_text="/dash/live").wait_for(timeout=15000)
@@ -178,7 +182,7 @@ def test_date_range_comparison_and_keyboard_tabs(running: Stack, visitors: Visit
     assert f"from={(today - timedelta(days=2)).isoformat()}" in page.url and "period=custom" in page.url
 
     page.check("#compare")
-    page.wait_for_function("() => document.getElementById('chart').getAttribute('aria-label').includes('previous period')")
+    page.wait_for_function("() => document.getElementById('chart').ariaLabel.includes('previous period')")
     assert "compare=previous" in page.url
     assert 3 == page.locator("#chart .u-legend .u-series").count()
     wait_idle(page)
@@ -222,7 +226,7 @@ def test_share_link_read_only(running: Stack, visitors: Visitors, playwright: An
         wait_metric(page, "visitors", "1")
         assert page.locator("text=read-only").count() == 1
         assert page.locator("a[href$='/settings']").count() == 0
-        page.wait_for_function("() => document.getElementById('live-status').textContent === 'connected'", timeout=15000)
+        wait_connected(page)
         screenshot(page, "dashboard-shared")
         assert [] == problems.all()
     finally:
