@@ -73,7 +73,7 @@ e2e: venv assets
 deploy-test: system-deps venv assets
 	CI=$${CI:-} $(BIN)/python -m pytest tests/deploy -s $(PYTEST_ARGS)
 
-bench: system-deps venv
+bench: system-deps venv assets
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly $(PYTEST_ARGS)
 
 clean:
