@@ -88,7 +88,10 @@ class Dashboard {
     this.chartBox = $("#chart");
     this.chart = null;
     this.overview = null;
-    this.controller = null;
+    // Each load and each panel request gets a number; an answer that a newer one overtook is dropped
+    // (rather than aborting the request, which would show as a failed request).
+    this.generation = 0;
+    this.panelRequests = {};
     this.lastFetch = Date.now();
     this.refreshTimer = null;
     this.tabs = {};
@@ -131,11 +134,11 @@ class Dashboard {
 
   // --- data ----------------------------------------------------------------------------------------------
 
-  async getJSON(part, extra, signal) {
+  async getJSON(part, extra) {
     const params = this.params();
     for (const [key, value] of Object.entries(extra || {})) params.set(key, value);
     const response = await fetch(`${this.statsUrl}/${part}?${params}`, {
-      headers: { Accept: "application/json" }, credentials: "same-origin", signal,
+      headers: { Accept: "application/json" }, credentials: "same-origin",
     });
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
@@ -146,22 +149,20 @@ class Dashboard {
   }
 
   async load({ quiet = false, useEmbedded = false } = {}) {
-    if (this.controller) this.controller.abort();
-    const controller = new AbortController();
-    this.controller = controller;
-    const signal = controller.signal;
+    const generation = ++this.generation;
+    const current = () => generation === this.generation;
     this.syncControls();
     if (!quiet) this.setStatus("Loading…");
     this.root.setAttribute("aria-busy", "true");
     const overview = useEmbedded && this.firstOverview
-      ? Promise.resolve(this.firstOverview) : this.getJSON("overview", {}, signal);
+      ? Promise.resolve(this.firstOverview) : this.getJSON("overview", {});
     const jobs = [
-      overview.then((data) => this.renderOverview(data)),
-      ...Object.keys(this.tabs).map((panel) => this.loadPanel(panel, signal)),
-      this.loadProperties(signal),
+      overview.then((data) => { if (current()) this.renderOverview(data); }),
+      ...Object.keys(this.tabs).map((panel) => this.loadPanel(panel, current)),
+      this.loadProperties(current),
     ];
     const results = await Promise.allSettled(jobs);
-    if (signal.aborted) return;
+    if (!current()) return;
     this.root.removeAttribute("aria-busy");
     this.lastFetch = Date.now();
     const failed = results.find((r) => r.status === "rejected");
@@ -178,25 +179,28 @@ class Dashboard {
     this.status.append(el("span", { class: "error", text: message }), " ", retry);
   }
 
-  async loadPanel(panel, signal) {
+  async loadPanel(panel, current) {
     const list = $(`#list-${panel}`);
+    const request = (this.panelRequests[panel] || 0) + 1;
+    this.panelRequests[panel] = request;
+    const fresh = () => request === this.panelRequests[panel] && (!current || current());
     list.setAttribute("aria-busy", "true");
     try {
-      const data = await this.getJSON("breakdown", { dimension: this.tabs[panel] }, signal);
-      this.renderRows(list, data);
+      const data = await this.getJSON("breakdown", { dimension: this.tabs[panel] });
+      if (fresh()) this.renderRows(list, data);
     } catch (error) {
-      if (error.name === "AbortError") throw error;
-      list.replaceChildren(el("p", { class: "error", text: error.message }));
+      if (fresh()) list.replaceChildren(el("p", { class: "error", text: error.message }));
       throw error;
     } finally {
-      list.removeAttribute("aria-busy");
+      if (fresh()) list.removeAttribute("aria-busy");
     }
   }
 
-  async loadProperties(signal) {
+  async loadProperties(current) {
     const select = $("#prop-key");
     const list = $("#list-props");
-    const { keys } = await this.getJSON("properties", {}, signal);
+    const { keys } = await this.getJSON("properties", {});
+    if (!current()) return;
     const chosen = select.value && keys.includes(select.value) ? select.value : keys[0] || "";
     select.replaceChildren(...(keys.length ? keys.map((key) => el("option", { value: key, text: key }))
       : [el("option", { value: "", text: "No properties yet" })]));
@@ -205,8 +209,8 @@ class Dashboard {
       list.replaceChildren(el("p", { class: "dash-muted", text: "No custom properties in this range." }));
       return;
     }
-    const data = await this.getJSON("breakdown", { dimension: `props:${chosen}` }, signal);
-    this.renderRows(list, data);
+    const data = await this.getJSON("breakdown", { dimension: `props:${chosen}` });
+    if (current() && select.value === chosen) this.renderRows(list, data);
   }
 
   // --- rendering -----------------------------------------------------------------------------------------
@@ -231,6 +235,11 @@ class Dashboard {
     }
     this.renderFilters(data.state.filters);
     const interval = $("#interval");
+    const days = Math.round((Date.parse(data.state.to) - Date.parse(data.state.from)) / 86400000) + 1;
+    for (const option of interval.options) {
+      // The same limits as the server's (hourly up to 7 days, daily up to 400).
+      option.disabled = (option.value === "hour" && days > 7) || (option.value === "day" && days > 400);
+    }
     interval.value = data.series.interval;
     this.renderChart(data);
     this.renderAnnotations(data.annotations);
@@ -364,6 +373,8 @@ class Dashboard {
       if (custom) input.value = params.get(id) || input.value;
     }
     $("#compare").checked = params.get("compare") === "previous";
+    // All time has no previous period to compare with.
+    $("#compare").disabled = period === "all";
     const metric = params.get("metric") || "visitors";
     for (const button of $$("[data-chart-metric]")) {
       button.setAttribute("aria-pressed", String(button.dataset.chartMetric === metric));
@@ -415,9 +426,9 @@ class Dashboard {
     }
     $("#interval").addEventListener("change", () => this.navigate((p) => p.set("interval", $("#interval").value)));
     $("#prop-key").addEventListener("change", () => {
-      const controller = new AbortController();
-      this.getJSON("breakdown", { dimension: `props:${$("#prop-key").value}` }, controller.signal)
-        .then((data) => this.renderRows($("#list-props"), data))
+      const chosen = $("#prop-key").value;
+      this.getJSON("breakdown", { dimension: `props:${chosen}` })
+        .then((data) => { if ($("#prop-key").value === chosen) this.renderRows($("#list-props"), data); })
         .catch((error) => $("#list-props").replaceChildren(el("p", { class: "error", text: error.message })));
     });
     for (const panel of $$(".dash-panel[data-panel]")) {
@@ -453,7 +464,7 @@ class Dashboard {
     const list = $('[role="tabpanel"]', panel);
     list.setAttribute("aria-labelledby", tab.id);
     this.tabs[panel.dataset.panel] = tab.dataset.dimension;
-    this.loadPanel(panel.dataset.panel, undefined).catch(() => {});
+    this.loadPanel(panel.dataset.panel).catch(() => {});
   }
 
   // --- live ----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -98,7 +99,9 @@ def test_event_lands_in_postgres_and_reaches_the_websocket(stack: Stack) -> None
                 if message["type"] == "event":
                     return message
 
-    message = asyncio.run(scenario())
+    # In a thread of its own: Playwright's sync API, once started by a browser test, owns this thread's loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        message = pool.submit(asyncio.run, scenario()).result()
     assert ("pageview", "/e2e-live", SITE) == (message["name"], message["pathname"], message["site"])
     assert before + 1 == pageviews_in_db(stack)
 

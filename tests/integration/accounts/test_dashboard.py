@@ -135,10 +135,12 @@ def test_access(servers: Servers, world: World, site: int) -> None:
         signed_out = anonymous.get("/sites/dash.example/stats/overview")
         shared = anonymous.get(f"/share/{SHARE}/stats/overview", params={"period": "today"})
         revoked = anonymous.get("/share/not-a-token/stats/overview")
+        realtime = anonymous.get(f"/share/{SHARE}/stats/realtime")
         page = anonymous.get(f"/share/{SHARE}", params={"period": "today"}, headers={"Accept": "text/html"})
     assert (401, 404, 404, 404) == (signed_out.status_code, hidden.status_code, unknown_part.status_code,
                                     revoked.status_code)
     assert (200, 2) == (shared.status_code, shared.json()["metrics"]["visitors"]["value"])
+    assert (200, {"visitors": 2}) == (realtime.status_code, realtime.json())
     assert 200 == page.status_code
     assert 'id="pageviews" data-count="3"' in page.text
 
