@@ -475,6 +475,8 @@ class Dashboard {
 
   onLiveEvent(message) {
     const feed = $("#live-feed");
+    const empty = $("#live-empty");
+    if (empty) empty.remove();
     const time = (message.at || "").slice(11, 19);
     feed.prepend(el("li", {}, el("time", { datetime: message.at || "", text: time }), " ",
       el("b", { text: message.name }), ` ${message.pathname}`));

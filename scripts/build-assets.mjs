@@ -4,7 +4,7 @@
 //
 //   node scripts/build-assets.mjs        (run by `make assets`)
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -53,9 +53,12 @@ try {
     manifest[name] = built;
   }
   writeFileSync(join(staging, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-  // Swap the whole directory, so a running server never sees a half-written build.
-  rmSync(out, { recursive: true, force: true });
+  // Swap the whole directory, so a running server never sees a half-written build (and the old files are
+  // gone only after the new ones are in place).
+  const old = `${out}.old-${process.pid}`;
+  if (existsSync(out)) renameSync(out, old);
   renameSync(staging, out);
+  rmSync(old, { recursive: true, force: true });
 } catch (error) {
   rmSync(staging, { recursive: true, force: true });
   throw error;
