@@ -9,8 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Servers and tools the development stack and the tests use.
 APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-venv python3-dev \
-                build-essential ca-certificates curl chromium wrk \
-                nodejs npm
+                build-essential ca-certificates curl chromium wrk
 # The deployment test boots a fresh systemd host.
 APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 
@@ -21,10 +20,13 @@ help:
 	@echo "make test   - lint, type-check and run the whole test suite against real servers"
 	@echo "make bench  - run the benchmarks in tests/benchmarks (prints figures)"
 
+# Node.js and npm build the browser assets: installed from apt unless both commands exist already
+# (a Node.js that bundles its own npm, as NodeSource's does, conflicts with Debian's npm package).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES) $(APT_DEPLOY_PACKAGES) $(EXTRA_APT); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
 	  $(SUDO) apt-get update -q && \
