@@ -114,8 +114,8 @@ def row(page: Any, panel: str, value: str) -> Any:
 
 
 def test_owner_sees_tracked_events_and_live_ones(running: Stack, visitors: Visitors, owner: Any) -> None:
-    """Tracked pageviews, the custom event, its property and the annotation are on the dashboard; a new event
-    reaches the live feed without a reload."""
+    """Tracked pageviews, the custom event, its property and the annotation are on the dashboard; a new
+    pageview reaches the live feed and the pageviews total without a reload."""
     page, problems = owner
     page.goto(f"{running.base_url}/sites/{SITE}")
     wait_idle(page)
@@ -131,8 +131,11 @@ def test_owner_sees_tracked_events_and_live_ones(running: Stack, visitors: Visit
     assert "Dashboard test launch" in page.inner_text("#annotations")
     wait_connected(page)
 
+    shown = int(page.get_attribute("#pageviews", "data-count") or 0)
     visitors.page.evaluate("history.pushState({}, '', '/dash/live')")
     page.locator("#live-feed li", has_text="/dash/live").wait_for(timeout=15000)
+    page.wait_for_function("(before) => Number(document.getElementById('pageviews').dataset.count) > before",
+                           arg=shown)
     assert int(page.inner_text("#live-visitors")) >= 1
     screenshot(page, "dashboard-desktop")
     assert [] == problems.all()
