@@ -59,6 +59,18 @@ function valueLabel(name, value) {
   return value;
 }
 
+// The current hour in the site's time zone as the analytics service labels hours ("2026-11-26 14:00:00").
+function hourIn(timezone) {
+  try {
+    const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", {
+      timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", hourCycle: "h23",
+    }).formatToParts(new Date()).map((part) => [part.type, part.value]));
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:00:00`;
+  } catch (e) {
+    return new Date().toISOString().slice(0, 13).replace("T", " ") + ":00:00";
+  }
+}
+
 function todayIn(timezone) {
   try {
     return new Intl.DateTimeFormat("en-CA", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit" })
@@ -297,7 +309,9 @@ class Dashboard {
     const labels = data.series.labels;
     const interval = data.series.interval;
     const xs = labels.map((_, i) => i);
-    const values = [xs, data.series[metric]];
+    // Hours still to come today are not zeros: leave them out of the line.
+    const now = interval === "hour" ? hourIn(this.timezone) : null;
+    const values = [xs, data.series[metric].map((v, i) => (now && labels[i] > now ? null : v))];
     const series = [{ label: interval === "hour" ? "Hour" : interval === "day" ? "Day" : `${interval[0].toUpperCase()}${interval.slice(1)} of`,
       value: (u, i) => (i === null || i === undefined ? "–" : labels[i] || "–") }, {
       label: METRIC_LABELS[metric], stroke: "#2456c7", width: 2, fill: "rgba(36, 86, 199, 0.08)",
