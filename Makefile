@@ -13,17 +13,20 @@ APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-
 # The deployment test boots a fresh systemd host.
 APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 
-.PHONY: help run test lint unit integration e2e deploy-test bench system-deps venv clean
+.PHONY: help run test lint unit integration e2e deploy-test bench system-deps venv assets clean
 
 help:
 	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it)"
 	@echo "make test   - lint, type-check and run the whole test suite against real servers"
 	@echo "make bench  - run the benchmarks in tests/benchmarks (prints figures)"
 
+# Node.js and npm build the browser assets: installed from apt unless both commands exist already
+# (a Node.js that bundles its own npm, as NodeSource's does, conflicts with Debian's npm package).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES) $(APT_DEPLOY_PACKAGES) $(EXTRA_APT); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
 	  $(SUDO) apt-get update -q && \
@@ -40,7 +43,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
 
 venv: $(VENV)/.installed
 
-run: system-deps venv
+# Front-end assets: npm packages from package-lock.json, bundled and fingerprinted into app/static/dist/.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: run make system-deps (apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+assets: node_modules/.package-lock.json
+	node scripts/build-assets.mjs
+
+run: system-deps venv assets
 	$(BIN)/python -m app.devstack run
 
 lint: venv
@@ -48,23 +60,23 @@ lint: venv
 	$(BIN)/mypy
 	cd ansible && ../$(BIN)/ansible-lint
 
-test: system-deps venv lint
+test: system-deps venv assets lint
 	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv
+integration: venv assets
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-e2e: venv
+e2e: venv assets
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
-deploy-test: system-deps venv
+deploy-test: system-deps venv assets
 	CI=$${CI:-} $(BIN)/python -m pytest tests/deploy -s $(PYTEST_ARGS)
 
-bench: system-deps venv
+bench: system-deps venv assets
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules app/static/dist

@@ -12,6 +12,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
+from app.core.assets import Assets
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
 from app.domain.accounts.controllers import AccountController
@@ -28,6 +29,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 SESSION_MAX_AGE = 14 * 24 * 3600
 
 
+def _template_globals(engine: JinjaTemplateEngine) -> None:
+    engine.engine.globals["asset"] = Assets().url
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     secure_cookies = settings.server.base_url.startswith("https://")
@@ -40,7 +45,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
          SitesApiController, StatsApiController, AdminController],
         health_route=False,
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
+                                       engine_callback=_template_globals),
         stores={"sessions": session_store},
         middleware=[
             # API routes authenticate with keys, except the admin pages, which use the browser's session.

@@ -6,6 +6,7 @@ backup and restore, then a reboot. Timings are printed at the end of the run.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -116,6 +117,18 @@ def test_health_is_200_through_nginx(deployment: Deployment) -> None:
     record("wait for /api/health through Nginx", wait_healthy(deployment))
     status, body = health(deployment)
     assert 200 == status, body
+
+
+def test_fingerprinted_assets_are_served_for_a_year(deployment: Deployment) -> None:
+    """The release ships the built assets: pages link them by fingerprint and Nginx caches them for a year."""
+    status, _, page = request(deployment, "GET", "/login", headers={"Accept": "text/html"})
+    assert 200 == status
+    link = re.search(r'href="(/static/dist/css/beacon\.[0-9a-f]{12}\.css)"', page.decode())
+    assert link is not None, page[:2000]
+    status, headers, body = request(deployment, "GET", link.group(1))
+    assert 200 == status
+    assert "max-age=31536000, immutable" in headers.get("Cache-Control", "")
+    assert link.group(1).endswith(f".{hashlib.sha256(body).hexdigest()[:12]}.css")
 
 
 def test_http_redirects_to_https(deployment: Deployment) -> None:

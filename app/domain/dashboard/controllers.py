@@ -1,4 +1,9 @@
-"""Sites list, the dashboard page of a site, and the read-only dashboard behind a share link."""
+"""Sites list, the dashboard page of a site, the read-only dashboard behind a share link, and their data.
+
+The page is rendered with the top metrics and chart data of the state in its URL (first paint without a
+round trip); ``frontend/dashboard.js`` then keeps it up to date from the JSON endpoints
+``/sites/{domain}/stats/{part}`` (session cookie, viewer or better) and ``/share/{token}/stats/{part}``.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +13,69 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from app.core.errors import NotFound, ServiceUnavailable
+from app.core.errors import NotFound, ServiceUnavailable, Unauthorized
 from app.core.models import Site, User
 from app.core.resources import Resources
 from app.domain.accounts.deps import current_user
 from app.domain.annotations.services import list_annotations
-from app.domain.dashboard.services import live_token, total_pageviews
+from app.domain.dashboard import services
+from app.domain.dashboard.services import (
+    BREAKDOWN_PARAMS,
+    breakdown_dimension,
+    breakdown_limit,
+    live_token,
+    parse_state,
+)
 from app.domain.sites.services import list_sites, site_access, site_by_share_token
+
+PARTS = ("overview", "breakdown", "properties", "realtime")
+
+
+def _params(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
+    return {key: request.query_params.getall(key) for key in request.query_params}
 
 
 async def _dashboard(request: Request[Any, Any, Any], site: Site, user: User | None, role: str | None,
-                     ws_url: str) -> Template:
+                     ws_url: str, stats_url: str) -> Template:
     resources: Resources = request.app.state.resources
-    pageviews: int | None
-    error = None
-    try:
-        pageviews = await total_pageviews(resources, site)
-    except ServiceUnavailable as exc:
-        pageviews, error = None, exc.detail
+    state = parse_state(_params(request), site)
     async with resources.sessions() as session:
         annotations = await list_annotations(session, site.id)
+    data: dict[str, Any] | None
+    error = None
+    try:
+        data = await services.overview(resources, site, state, annotations)
+    except ServiceUnavailable as exc:
+        data, error = None, exc.detail
     return Template("dashboard.html", context={
-        "user": user, "site": site, "role": role, "pageviews": pageviews, "error": error, "ws_url": ws_url,
-        "annotations": annotations, "read_only": role is None,
+        "user": user, "site": site, "role": role, "data": data, "state": state, "error": error,
+        "ws_url": ws_url, "stats_url": stats_url, "read_only": role is None, "periods": PERIOD_LABELS,
+        # Query answers are cached this long: a refresh for new live events waits for them to expire.
+        "refresh_after": resources.settings.analytics.cache_ttl,
     })
+
+
+PERIOD_LABELS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days", "month": "This month",
+                 "6mo": "Last 6 months", "12mo": "Last 12 months", "all": "All time", "custom": "Custom range"}
+
+
+async def _stats(request: Request[Any, Any, Any], site: Site, part: str) -> Any:
+    resources: Resources = request.app.state.resources
+    params = _params(request)
+    if part == "overview":
+        state = parse_state(params, site)
+        async with resources.sessions() as session:
+            annotations = await list_annotations(session, site.id)
+        return await services.overview(resources, site, state, annotations)
+    if part == "breakdown":
+        state = parse_state(params, site, allowed=BREAKDOWN_PARAMS)
+        name, dimension, metrics = breakdown_dimension(params)
+        return await services.breakdown(resources, site, state, name, dimension, metrics, breakdown_limit(params))
+    if part == "properties":
+        return {"keys": await services.property_keys(resources, site, parse_state(params, site))}
+    if part == "realtime":
+        return {"visitors": await services.realtime_visitors(resources, site)}
+    raise NotFound(f"no dashboard data {part!r}; there are {', '.join(PARTS)}")
 
 
 class DashboardController(Controller):
@@ -56,14 +100,36 @@ class DashboardController(Controller):
         async with resources.sessions() as session:
             access = await site_access(session, user.id, domain, "viewer")
         token = live_token(resources, access.site, user.id)
-        return await _dashboard(request, access.site, user, access.role, f"/ws?token={token}")
+        return await _dashboard(request, access.site, user, access.role, f"/ws?token={token}",
+                                f"/sites/{access.site.domain}/stats")
+
+    @get("/sites/{domain:str}/stats/{part:str}")
+    async def stats(self, request: Request[Any, Any, Any], domain: FromPath[str], part: FromPath[str]) -> Any:
+        """Dashboard data as JSON for a signed-in member of the site."""
+        user = await current_user(request)
+        if user is None:
+            raise Unauthorized("sign in first")
+        resources: Resources = request.app.state.resources
+        async with resources.sessions() as session:
+            access = await site_access(session, user.id, domain, "viewer")
+        return await _stats(request, access.site, part)
 
     @get("/share/{token:str}")
     async def shared(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
         """The read-only dashboard of a shared site; a revoked or unknown link is simply not found."""
-        resources: Resources = request.app.state.resources
-        async with resources.sessions() as session:
-            site = await site_by_share_token(session, token)
-        if site is None:
-            raise NotFound("this share link does not exist or was revoked")
-        return await _dashboard(request, site, None, None, f"/ws?share={token}")
+        site = await _shared_site(request, token)
+        return await _dashboard(request, site, None, None, f"/ws?share={token}", f"/share/{token}/stats")
+
+    @get("/share/{token:str}/stats/{part:str}")
+    async def shared_stats(self, request: Request[Any, Any, Any], token: FromPath[str], part: FromPath[str]) -> Any:
+        """Dashboard data as JSON for whoever holds the share link."""
+        return await _stats(request, await _shared_site(request, token), part)
+
+
+async def _shared_site(request: Request[Any, Any, Any], token: str) -> Site:
+    resources: Resources = request.app.state.resources
+    async with resources.sessions() as session:
+        site = await site_by_share_token(session, token)
+    if site is None:
+        raise NotFound("this share link does not exist or was revoked")
+    return site

@@ -1,31 +1,376 @@
-"""What the dashboard shows, gathered from the analytics service."""
+"""What the dashboard shows, gathered from the analytics service.
+
+The dashboard's state lives in its URL's query string (see :func:`parse_state`): a period, an optional
+custom range, the comparison switch, the chart's metric and interval, and filters ``f=<name>==<value>``
+(or ``!=``). Every parameter is checked here and a bad one is a 400 naming it; the valid state becomes
+Plausible Stats API v2 queries that the analytics service answers.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.core.models import Site
+from sqlalchemy import text
+
+from app.core.errors import ClientError
+from app.core.models import Annotation, Site
 from app.core.resources import Resources
 from app.core.tokens import sign_token
 from app.realtime.publish import site_channel
 
 WS_TOKEN_TTL = 12 * 3600
 
+PERIODS = ("today", "7d", "30d", "month", "6mo", "12mo", "all", "custom")
+DEFAULT_PERIOD = "30d"
+INTERVALS = ("hour", "day", "week", "month")
+CHART_METRICS = ("visitors", "pageviews")
+TOP_METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
+MAX_FILTERS = 10
+MAX_VALUE = 2000
+MAX_HOURLY_DAYS = 7
+MAX_DAILY_DAYS = 400
+MAX_CUSTOM_DAYS = 3650
+PROPS = "props:"
+
+# URL names of the dimensions the dashboard breaks down and filters by -> Stats API v2 dimensions.
+DIMENSIONS: dict[str, str] = {
+    "page": "event:page", "entry_page": "visit:entry_page", "exit_page": "visit:exit_page",
+    "hostname": "event:hostname",
+    "source": "visit:source", "referrer": "visit:referrer", "channel": "visit:channel",
+    "utm_medium": "visit:utm_medium", "utm_source": "visit:utm_source", "utm_campaign": "visit:utm_campaign",
+    "country": "visit:country",
+    "browser": "visit:browser", "os": "visit:os", "device": "visit:device",
+    # Goals: the analytics engine has no event:goal yet, so the goals panel lists custom event names.
+    "goal": "event:name",
+}
+# Metrics of each breakdown besides visitors (session metrics cannot go with event dimensions).
+BREAKDOWN_METRICS: dict[str, tuple[str, ...]] = {
+    "page": ("visitors", "pageviews"), "entry_page": ("visitors", "visits"), "exit_page": ("visitors", "visits"),
+    "goal": ("visitors", "events"),
+}
+PROP_METRICS = ("visitors", "events")
+DEFAULT_METRICS = ("visitors", "percentage")
+PARAMS = frozenset({"period", "from", "to", "compare", "metric", "interval", "f"})
+BREAKDOWN_PARAMS = PARAMS | {"dimension", "limit"}
+
 
 def local_today(site: Site, now: datetime | None = None) -> date:
-    return (now or datetime.now(ZoneInfo("UTC"))).astimezone(ZoneInfo(site.timezone)).date()
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(site.timezone)).date()
 
 
-async def total_pageviews(resources: Resources, site: Site) -> int:
-    """All pageviews since the site was added (one day of slack each side for time zones)."""
-    today = local_today(site)
-    first = min(site.created_at.date() - timedelta(days=1), today)
-    answer = await resources.services.json(
-        "analytics", "GET", f"/sites/{site.id}/pageviews",
-        params={"date_from": first.isoformat(), "date_to": (today + timedelta(days=1)).isoformat()},
-    )
-    return int(answer["pageviews"])
+def _month_start(day: date, months_back: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 - months_back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    """URL name (``page``, ``props:plan``)."""
+    value: str
+    negated: bool = False
+
+    @property
+    def dimension(self) -> str:
+        if self.name.startswith(PROPS):
+            return "event:props:" + self.name.removeprefix(PROPS)
+        return DIMENSIONS[self.name]
+
+    def v2(self) -> list[Any]:
+        return ["is_not" if self.negated else "is", self.dimension, [self.value]]
+
+    def param(self) -> str:
+        return f"{self.name}{'!=' if self.negated else '=='}{self.value}"
+
+
+@dataclass(frozen=True)
+class State:
+    """A validated dashboard state: what the URL asks the dashboard to show."""
+
+    period: str
+    first: date | None
+    """First and last local day; ``None`` for the period ``all`` until the analytics service says."""
+    last: date
+    compare: bool
+    metric: str
+    interval: str | None
+    filters: tuple[Filter, ...] = field(default=())
+
+    def date_range(self) -> list[str] | str:
+        return "all" if self.first is None else [self.first.isoformat(), self.last.isoformat()]
+
+    def previous(self) -> tuple[date, date] | None:
+        """The period of the same length right before this one, when comparing."""
+        if not self.compare or self.first is None:
+            return None
+        days = (self.last - self.first).days + 1
+        return self.first - timedelta(days=days), self.first - timedelta(days=1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"period": self.period, "from": self.first.isoformat() if self.first else None,
+                "to": self.last.isoformat(), "compare": self.compare, "metric": self.metric,
+                "interval": self.interval, "filters": [
+                    {"name": f.name, "value": f.value, "negated": f.negated, "param": f.param()}
+                    for f in self.filters]}
+
+
+def _one(params: Mapping[str, Sequence[str]], name: str) -> str | None:
+    values = params.get(name) or []
+    if len(values) > 1:
+        raise ClientError(f"{name}: give it at most once")
+    return values[0] if values else None
+
+
+def _parse_day(value: str | None, name: str) -> date:
+    if not value:
+        raise ClientError(f"{name}: required with period=custom, a date such as 2026-11-26")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ClientError(f"{name}: not a date such as 2026-11-26: {value[:40]!r}") from None
+
+
+def parse_filter(raw: str) -> Filter:
+    """``name==value`` or ``name!=value``; ``name`` is a dashboard dimension or ``props:<key>``."""
+    positions = [i for i in (raw.find("=="), raw.find("!=")) if i >= 0]
+    if not positions:
+        raise ClientError(f"f: expected name==value or name!=value, got {raw[:80]!r}")
+    at = min(positions)
+    name, negated, value = raw[:at], raw[at] == "!", raw[at + 2:]
+    if name.startswith(PROPS):
+        key = name.removeprefix(PROPS)
+        if not 0 < len(key) <= 300:
+            raise ClientError("f: a property key has 1 to 300 characters")
+    elif name not in DIMENSIONS:
+        raise ClientError(f"f: cannot filter by {name[:80]!r}; use one of {', '.join(DIMENSIONS)} or props:<key>")
+    if not value or len(value) > MAX_VALUE:
+        raise ClientError(f"f: the value of {name} has 1 to {MAX_VALUE} characters")
+    return Filter(name, value, negated)
+
+
+def default_interval(days: int) -> str:
+    if days <= 1:
+        return "hour"
+    if days <= 31:
+        return "day"
+    if days <= 92:
+        return "week"
+    return "month"
+
+
+def check_interval(interval: str, days: int) -> None:
+    if interval == "hour" and days > MAX_HOURLY_DAYS:
+        raise ClientError(f"interval: hour needs a range of at most {MAX_HOURLY_DAYS} days")
+    if interval == "day" and days > MAX_DAILY_DAYS:
+        raise ClientError(f"interval: day needs a range of at most {MAX_DAILY_DAYS} days")
+
+
+def parse_state(params: Mapping[str, Sequence[str]], site: Site, *, allowed: frozenset[str] = PARAMS,
+                now: datetime | None = None) -> State:
+    """Validate the dashboard's query string; raise ClientError naming the first bad parameter."""
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ClientError(f"{unknown[0]}: unknown parameter; known are {', '.join(sorted(allowed))}")
+    period = _one(params, "period") or DEFAULT_PERIOD
+    if period not in PERIODS:
+        raise ClientError(f"period: one of {', '.join(PERIODS)}")
+    today = local_today(site, now)
+    first: date | None
+    last = today
+    if period == "custom":
+        first, last = _parse_day(_one(params, "from"), "from"), _parse_day(_one(params, "to"), "to")
+        if last < first:
+            raise ClientError("to: before from")
+        if (last - first).days >= MAX_CUSTOM_DAYS:
+            raise ClientError(f"to: a custom range spans at most {MAX_CUSTOM_DAYS} days")
+    else:
+        for name in ("from", "to"):
+            if _one(params, name) is not None:
+                raise ClientError(f"{name}: only with period=custom")
+        first = {
+            "today": today, "7d": today - timedelta(days=6), "30d": today - timedelta(days=29),
+            "month": today.replace(day=1), "6mo": _month_start(today, 5), "12mo": _month_start(today, 11),
+            "all": None,
+        }[period]
+    compare = _one(params, "compare") or "off"
+    if compare not in ("previous", "off"):
+        raise ClientError("compare: previous or off")
+    metric = _one(params, "metric") or "visitors"
+    if metric not in CHART_METRICS:
+        raise ClientError(f"metric: one of {', '.join(CHART_METRICS)}")
+    interval = _one(params, "interval")
+    if interval is not None:
+        if interval not in INTERVALS:
+            raise ClientError(f"interval: one of {', '.join(INTERVALS)}")
+        if first is not None:
+            check_interval(interval, (last - first).days + 1)
+    raw_filters = params.get("f") or []
+    if len(raw_filters) > MAX_FILTERS:
+        raise ClientError(f"f: at most {MAX_FILTERS} filters")
+    filters = tuple(parse_filter(raw) for raw in raw_filters)
+    if len({(f.name, f.value) for f in filters}) != len(filters):
+        raise ClientError("f: the same filter twice")
+    return State(period, first, last, compare == "previous", metric, interval, filters)
+
+
+def breakdown_dimension(params: Mapping[str, Sequence[str]]) -> tuple[str, str, tuple[str, ...]]:
+    """The URL name, v2 dimension and metrics of a breakdown's ``dimension`` parameter."""
+    name = _one(params, "dimension")
+    if not name:
+        raise ClientError(f"dimension: required, one of {', '.join(DIMENSIONS)} or props:<key>")
+    if name.startswith(PROPS):
+        key = name.removeprefix(PROPS)
+        if not 0 < len(key) <= 300:
+            raise ClientError("dimension: a property key has 1 to 300 characters")
+        return name, "event:props:" + key, PROP_METRICS
+    if name not in DIMENSIONS:
+        raise ClientError(f"dimension: one of {', '.join(DIMENSIONS)} or props:<key>")
+    return name, DIMENSIONS[name], BREAKDOWN_METRICS.get(name, DEFAULT_METRICS)
+
+
+def breakdown_limit(params: Mapping[str, Sequence[str]]) -> int:
+    raw = _one(params, "limit")
+    if raw is None:
+        return 10
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ClientError("limit: an integer from 1 to 100")
+    return int(raw)
+
+
+# --- queries ---------------------------------------------------------------------------------------------
+
+
+class Stats:
+    """Sends the dashboard's v2 queries for one site to the analytics service."""
+
+    def __init__(self, resources: Resources, site: Site) -> None:
+        self._services = resources.services
+        self._site = site
+
+    async def query(self, metrics: Sequence[str], date_range: list[str] | str, filters: Sequence[Filter] = (),
+                    dimensions: Sequence[str] = (), extra_filters: Sequence[list[Any]] = (),
+                    **options: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "site_id": self._site.domain, "metrics": list(metrics), "date_range": date_range,
+            "dimensions": list(dimensions), "filters": [f.v2() for f in filters] + list(extra_filters), **options,
+        }
+        answer: dict[str, Any] = await self._services.json("analytics", "POST", "/query", json=body)
+        return answer
+
+    async def totals(self, metrics: Sequence[str], date_range: list[str] | str,
+                     filters: Sequence[Filter]) -> tuple[dict[str, float], date | None]:
+        """Aggregate metrics, and the first day the analytics service used (for the period ``all``)."""
+        answer = await self.query(metrics, date_range, filters)
+        rows = answer["results"]
+        values = rows[0]["metrics"] if rows else [0] * len(metrics)
+        first = answer.get("query", {}).get("date_range", [None])[0]
+        return dict(zip(metrics, values, strict=True)), date.fromisoformat(first[:10]) if first else None
+
+    async def series(self, metrics: Sequence[str], first: date, last: date, interval: str,
+                     filters: Sequence[Filter]) -> tuple[list[str], dict[str, list[float]]]:
+        """Every bucket's label and each metric's value per bucket (0 where nothing happened)."""
+        answer = await self.query(metrics, [first.isoformat(), last.isoformat()], filters,
+                                  dimensions=[f"time:{interval}"], include={"time_labels": True})
+        labels: list[str] = answer["meta"]["time_labels"]
+        found = {row["dimensions"][0]: row["metrics"] for row in answer["results"]}
+        return labels, {metric: [found.get(label, [0] * len(metrics))[i] for label in labels]
+                        for i, metric in enumerate(metrics)}
+
+
+def _change(metric: str, value: float, previous: float | None) -> float | None:
+    """Change against the previous period: points for the bounce rate, else percent (None from zero)."""
+    if previous is None:
+        return None
+    if metric == "bounce_rate":
+        return round(value - previous, 1)
+    if not previous:
+        return None
+    return round((value - previous) / previous * 100, 1)
+
+
+async def overview(resources: Resources, site: Site, state: State,
+                   annotations: Sequence[Annotation] = ()) -> dict[str, Any]:
+    """Top metrics (with their change when comparing) and the time series of the chart."""
+    stats = Stats(resources, site)
+    totals, used_first = await stats.totals(TOP_METRICS, state.date_range(), state.filters)
+    first = state.first or used_first or state.last
+    days = (state.last - first).days + 1
+    interval = state.interval or default_interval(days)
+    check_interval(interval, days)
+    previous_range = state.previous()
+    jobs: list[Any] = [stats.series(CHART_METRICS, first, state.last, interval, state.filters)]
+    if previous_range is not None:
+        dates = [previous_range[0].isoformat(), previous_range[1].isoformat()]
+        jobs += [stats.totals(TOP_METRICS, dates, state.filters),
+                 stats.series(CHART_METRICS, *previous_range, interval, state.filters)]
+    done = await asyncio.gather(*jobs)
+    labels, series = done[0]
+    previous_totals = done[1][0] if previous_range is not None else None
+    metrics = {
+        name: {"value": totals[name],
+               "previous": previous_totals[name] if previous_totals is not None else None,
+               "change": _change(name, totals[name], previous_totals[name] if previous_totals else None)}
+        for name in TOP_METRICS
+    }
+    comparison = None
+    if previous_range is not None:
+        prev_labels, prev_series = done[2]
+        comparison = {"from": previous_range[0].isoformat(), "to": previous_range[1].isoformat(),
+                      "labels": prev_labels[:len(labels)],
+                      "series": {m: v[:len(labels)] for m, v in prev_series.items()}}
+    return {
+        "site": site.domain, "timezone": site.timezone,
+        "state": {**state.to_json(), "from": first.isoformat(), "interval": interval},
+        "metrics": metrics, "series": {"labels": labels, "interval": interval, **series},
+        "comparison": comparison,
+        "annotations": [{"date": note.date.isoformat(), "body": note.body} for note in annotations
+                        if first <= note.date <= state.last],
+    }
+
+
+async def breakdown(resources: Resources, site: Site, state: State, name: str, dimension: str,
+                    metrics: tuple[str, ...], limit: int) -> dict[str, Any]:
+    """The top ``limit`` values of one dimension, by visitors."""
+    stats = Stats(resources, site)
+    extra = [["is_not", "event:name", ["pageview"]]] if name == "goal" else []
+    answer = await stats.query(metrics, state.date_range(), state.filters, dimensions=[dimension],
+                               extra_filters=extra, order_by=[["visitors", "desc"]], pagination={"limit": limit})
+    rows = [{"value": row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
+            for row in answer["results"]]
+    result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "rows": rows}
+    if name == "goal":
+        # Conversion rate as Plausible defines it (converted visitors / all visitors), computed here
+        # because the engine's conversion_rate needs event:goal.
+        totals, _ = await stats.totals(("visitors",), state.date_range(), state.filters)
+        everyone = totals["visitors"]
+        for row in rows:
+            row["conversion_rate"] = round(row["visitors"] / everyone * 100, 1) if everyone else 0.0
+        result["metrics"] = [*metrics, "conversion_rate"]
+    return result
+
+
+async def property_keys(resources: Resources, site: Site, state: State, limit: int = 50) -> list[str]:
+    """Custom property keys seen in the range (the analytics engine has no query that lists them)."""
+    zone = ZoneInfo(site.timezone)
+    start = datetime.combine(state.first or date(1970, 1, 1), time.min, zone)
+    end = datetime.combine(state.last + timedelta(days=1), time.min, zone)
+    async with resources.sessions() as session:
+        rows = await session.execute(text(
+            "SELECT DISTINCT key FROM events, jsonb_object_keys(props) AS key "
+            "WHERE site_id = :site AND timestamp >= :start AND timestamp < :end ORDER BY key LIMIT :limit"),
+            {"site": site.id, "start": start, "end": end, "limit": limit})
+        return [str(row[0]) for row in rows]
+
+
+async def realtime_visitors(resources: Resources, site: Site) -> int:
+    answer = await resources.services.json("analytics", "GET", "/v1/realtime-visitors",
+                                           params={"site_id": site.domain})
+    return int(answer)
 
 
 def live_token(resources: Resources, site: Site, user_id: int | None = None) -> str:

@@ -7,6 +7,8 @@
 interpreter (version, glibc, machine), not the controller's: environment markers such as
 ``python_full_version < "3.11.3"`` must be evaluated for the Python that will run Beacon.
 The host then installs from the wheelhouse with ``pip --no-index``: it needs no internet access.
+The browser assets are built on the controller too (``npm ci`` and ``scripts/build-assets.mjs``, so the
+controller needs Node.js and npm) and shipped in the tarball and the wheel under ``app/static/dist/``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ def release_name(src: Path) -> str:
         digest.update(rel.encode() + b"\0")
         digest.update(hashlib.sha256((src / rel).read_bytes()).digest())
     return f"{version}-{digest.hexdigest()[:12]}"
+
+
+ASSETS_DIR = Path("app/static/dist")
+
+
+def build_assets(tree: Path) -> list[str]:
+    """Build the fingerprinted browser assets in ``tree``; return their paths relative to it."""
+    if not (tree / "package.json").exists():
+        return []
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise SystemExit("building the browser assets needs Node.js and npm on the controller: "
+                         "apt-get install nodejs npm")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=tree, check=True)
+    subprocess.run(["node", "scripts/build-assets.mjs"], cwd=tree, check=True)
+    return sorted(str(p.relative_to(tree)) for p in (tree / ASSETS_DIR).rglob("*") if p.is_file())
 
 
 def target_tag(python_version: str, machine: str, glibc: str) -> str:
@@ -138,6 +155,8 @@ def build(src: Path, out: Path, name: str, python: str, target: tuple[str, str, 
         for rel in files:
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, tree / rel)
+        # Before the wheel is built, so that the wheel's app/static/ holds them as well.
+        assets = build_assets(tree)
         constraints = ["--constraint", str(tree / "constraints.txt")] if (tree / "constraints.txt").exists() else []
         subprocess.run([*pip, "wheel", "--wheel-dir", str(controller), *constraints, str(tree)], check=True)
         wheelhouse.mkdir()
@@ -178,7 +197,7 @@ def build(src: Path, out: Path, name: str, python: str, target: tuple[str, str, 
             raise SystemExit(f"wheels built for another Python than {python_version}: {foreign}")
         partial = Path(tmp) / "release.tar.gz"
         with tarfile.open(partial, "w:gz") as tar:
-            for rel in files:
+            for rel in [*files, *assets]:
                 tar.add(tree / rel, arcname=rel, recursive=False)
             tar.add(wheelhouse, arcname="wheelhouse")
         partial.rename(archive)

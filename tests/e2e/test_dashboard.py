@@ -1,0 +1,251 @@
+"""The site dashboard in a real Chromium: data sent by the tracker, live feed, filters, dates, share link.
+
+Visitors are real browsers on a test page served on loopback (see test_tracker.py); the owner's browser is
+signed in with the session cookie of a login through the form. The site is shared by the whole e2e session,
+so figures are checked through paths only this module sends (``/dash/...``) or as lower bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.domain.sites.services import token_hash
+from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
+from tests.e2e.conftest import SITE, Stack
+from tests.e2e.test_stack import login
+from tests.e2e.test_tracker import HOSTS, last_id, pages, wait_for  # noqa: F401 - pages is a fixture
+
+pytestmark = pytest.mark.e2e
+
+MOBILE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/126.0.0.0 Mobile Safari/537.36")
+MANIFEST = Path(__file__).resolve().parents[2] / "app" / "static" / "dist" / "manifest.json"
+
+
+@dataclass
+class Visitors:
+    """Two visitors' browsers on the test page: A saw /dash/pricing and signed up, B only the home page."""
+
+    browser: Any
+    page: Any
+
+
+def sql(stack: Stack, statement: str, **params: object) -> None:
+    engine = make_engine(stack.settings.database)
+    with engine.begin() as conn:
+        conn.execute(text(statement), params)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def visitors(running: Stack, pages: int, playwright: Any) -> Iterator[Visitors]:  # noqa: F811
+    if not MANIFEST.exists():
+        pytest.fail(f"{MANIFEST} is missing: run `make assets` (make test and make e2e do)")
+    since = last_id(running)
+    browser = launch(playwright, automated=False, host_rules=HOSTS)
+    first = browser.new_context(user_agent=DESKTOP_UA, ignore_https_errors=True).new_page()
+    first.goto(f"http://tracker.test:{pages}/index.html")
+    first.wait_for_function("typeof window.plausible === 'function' && !window.plausible.q")
+    first.evaluate("history.pushState({}, '', '/dash/pricing')")
+    first.evaluate("""() => new Promise(resolve => plausible('Dash Signup', {props: {dash_plan: 'pro'},
+        callback: resolve}))""")
+    second = browser.new_context(user_agent=MOBILE_UA, ignore_https_errors=True).new_page()
+    second.goto(f"http://tracker.test:{pages}/index.html")
+    second.wait_for_function("typeof window.plausible === 'function' && !window.plausible.q")
+    # The queued event and the pageview of each page load, the SPA pageview and the custom event.
+    assert len(wait_for(running, since, 6)) >= 6
+    sql(running, "INSERT INTO annotations (site_id, date, body, created_by) SELECT s.id, :day, :body, u.id "
+        "FROM sites s, users u WHERE s.domain = :site ORDER BY u.id LIMIT 1",
+        day=datetime.now(UTC).date(), body="Dashboard test launch", site=SITE)
+    try:
+        yield Visitors(browser, first)
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def owner(running: Stack, playwright: Any) -> Iterator[tuple[Any, PageProblems]]:
+    """The owner's dashboard page, signed in, watched for console, page and request errors."""
+    with login(running) as client:
+        session = client.cookies.get("beacon_session")
+    assert session
+    browser = launch(playwright)
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+    context.add_cookies([{"name": "beacon_session", "value": session, "url": running.base_url}])
+    page = context.new_page()
+    problems = watch(page)
+    try:
+        yield page, problems
+    finally:
+        browser.close()
+
+
+def metric(page: Any, name: str) -> str:
+    return str(page.inner_text(f'.dash-metric[data-metric="{name}"] .dash-value'))
+
+
+def wait_metric(page: Any, name: str, expected: str) -> None:
+    page.wait_for_function("([name, expected]) => document.querySelector("
+                           "`.dash-metric[data-metric='${name}'] .dash-value`).textContent.trim() === expected",
+                           arg=[name, expected], timeout=15000)
+
+
+def wait_idle(page: Any) -> None:
+    page.wait_for_function("() => !document.getElementById('dashboard').hasAttribute('aria-busy')", timeout=15000)
+
+
+def wait_connected(page: Any) -> None:
+    page.wait_for_function("() => document.getElementById('live-status').textContent === 'connected'", timeout=15000)
+
+
+def row(page: Any, panel: str, value: str) -> Any:
+    return page.locator(f"#list-{panel} button.dash-row[data-value='{value}']")
+
+
+def test_owner_sees_tracked_events_and_live_ones(running: Stack, visitors: Visitors, owner: Any) -> None:
+    """Tracked pageviews, the custom event, its property and the annotation are on the dashboard; a new
+    pageview reaches the live feed and the pageviews total without a reload."""
+    page, problems = owner
+    page.goto(f"{running.base_url}/sites/{SITE}")
+    wait_idle(page)
+    assert int(metric(page, "visitors").replace(",", "")) >= 2
+    row(page, "pages", "/dash/pricing").wait_for()
+    assert row(page, "goals", "Dash Signup").is_visible()
+    assert "Dash Signup" in page.inner_text("#list-goals")
+    page.select_option("#prop-key", "dash_plan")
+    row(page, "props", "pro").wait_for()
+    assert page.locator("#chart canvas").count() == 1
+    assert "30" == page.get_attribute("#chart", "data-points")
+    assert int(page.get_attribute("#chart", "data-annotations") or 0) >= 1
+    assert "Dashboard test launch" in page.inner_text("#annotations")
+    wait_connected(page)
+
+    shown = int(page.get_attribute("#pageviews", "data-count") or 0)
+    visitors.page.evaluate("history.pushState({}, '', '/dash/live')")
+    page.locator("#live-feed li", has_text="/dash/live").wait_for(timeout=15000)
+    page.wait_for_function("(before) => Number(document.getElementById('pageviews').dataset.count) > before",
+                           arg=shown)
+    assert int(page.inner_text("#live-visitors")) >= 1
+    screenshot(page, "dashboard-desktop")
+    assert [] == problems.all()
+
+
+def test_filter_by_row_chip_url_and_back(running: Stack, visitors: Visitors, owner: Any) -> None:
+    """Clicking a row filters everything, shows a chip and puts the filter in the URL; Back undoes it."""
+    page, problems = owner
+    page.goto(f"{running.base_url}/sites/{SITE}")
+    wait_idle(page)
+    unfiltered = metric(page, "visitors")
+    row(page, "pages", "/dash/pricing").click()
+    page.locator("#filters .dash-chip", has_text="/dash/pricing").wait_for()
+    assert "f=page%3D%3D%2Fdash%2Fpricing" in page.url
+    wait_metric(page, "visitors", "1")
+    wait_idle(page)
+    assert ["/dash/pricing"] == [v.strip() for v in page.locator("#list-pages .dash-row").evaluate_all(
+        "rows => rows.map(r => r.dataset.value)")]
+
+    page.go_back()
+    page.wait_for_function("() => document.querySelectorAll('#filters .dash-chip').length === 0")
+    assert "f=" not in page.url
+    wait_metric(page, "visitors", unfiltered)
+
+    page.go_forward()
+    page.locator("#filters .dash-chip").wait_for()
+    page.locator("#filters .dash-chip-remove").click()
+    page.wait_for_function("() => document.querySelectorAll('#filters .dash-chip').length === 0")
+    assert "f=" not in page.url
+    assert [] == problems.all()
+
+
+def test_date_range_comparison_and_keyboard_tabs(running: Stack, visitors: Visitors, owner: Any) -> None:
+    """Presets and a custom range change the chart and the URL; comparison adds the previous period."""
+    page, problems = owner
+    page.goto(f"{running.base_url}/sites/{SITE}")
+    wait_idle(page)
+    page.select_option("#period", "today")
+    page.wait_for_function("() => document.getElementById('chart').dataset.points === '24'")
+    assert "period=today" in page.url
+
+    today = datetime.now(UTC).date()
+    page.select_option("#period", "custom")
+    page.fill("#from", (today - timedelta(days=2)).isoformat())
+    page.fill("#to", today.isoformat())
+    page.wait_for_function("() => document.getElementById('chart').dataset.points === '3'")
+    assert f"from={(today - timedelta(days=2)).isoformat()}" in page.url and "period=custom" in page.url
+
+    page.check("#compare")
+    page.wait_for_function("() => document.getElementById('chart').ariaLabel.includes('previous period')")
+    assert "compare=previous" in page.url
+    assert 3 == page.locator("#chart .u-legend .u-series").count()
+    wait_idle(page)
+
+    page.focus("#tab-page")
+    page.keyboard.press("ArrowRight")
+    assert "true" == page.get_attribute("#tab-entry_page", "aria-selected")
+    row(page, "pages", "/index.html").wait_for()
+
+    page.go_back()
+    page.wait_for_function("() => !location.search.includes('compare')")
+    assert not page.is_checked("#compare")
+    assert [] == problems.all()
+
+
+def test_phone_width(running: Stack, visitors: Visitors, owner: Any) -> None:
+    """At 375 px the dashboard fits the screen without sideways scrolling."""
+    page, problems = owner
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{running.base_url}/sites/{SITE}")
+    wait_idle(page)
+    row(page, "pages", "/dash/pricing").wait_for()
+    assert page.evaluate("document.getElementById('dashboard').scrollWidth") <= 375
+    assert page.evaluate("document.querySelector('#chart canvas').getBoundingClientRect().right") <= 375
+    screenshot(page, "dashboard-375px")
+    assert [] == problems.all()
+
+
+def test_share_link_read_only(running: Stack, visitors: Visitors, playwright: Any) -> None:
+    """Signed out, the share link shows the same dashboard, without settings."""
+    token = secrets.token_urlsafe(24)
+    sql(running, "UPDATE sites SET share_token_hash = :h WHERE domain = :site", h=token_hash(token), site=SITE)
+    browser = launch(playwright)
+    try:
+        page = browser.new_context(ignore_https_errors=True).new_page()
+        problems = watch(page)
+        page.goto(f"{running.base_url}/share/{token}")
+        wait_idle(page)
+        row(page, "pages", "/dash/pricing").click()
+        page.locator("#filters .dash-chip").wait_for()
+        wait_metric(page, "visitors", "1")
+        assert page.locator("text=read-only").count() == 1
+        assert page.locator("a[href$='/settings']").count() == 0
+        wait_connected(page)
+        screenshot(page, "dashboard-shared")
+        assert [] == problems.all()
+    finally:
+        browser.close()
+        sql(running, "UPDATE sites SET share_token_hash = NULL WHERE domain = :site", site=SITE)
+
+
+def test_fingerprinted_assets_cached_for_a_year(running: Stack) -> None:
+    """Built assets are served by Nginx as immutable; the page links them by their fingerprinted names."""
+    manifest = json.loads(MANIFEST.read_text())
+    with login(running) as client:
+        page = client.get(f"/sites/{SITE}")
+        script = client.get(f"/static/dist/{manifest['dashboard.js']}", headers={"Accept-Encoding": "gzip"})
+    assert f"/static/dist/{manifest['dashboard.js']}" in page.text
+    assert f"/static/dist/{manifest['css/beacon.css']}" in page.text
+    assert re.fullmatch(r"dashboard\.[0-9a-f]{12}\.js", manifest["dashboard.js"])
+    assert 200 == script.status_code
+    assert "max-age=31536000, immutable" in script.headers["cache-control"]
+    assert "gzip" == script.headers.get("content-encoding")
