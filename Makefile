@@ -44,13 +44,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
 venv: $(VENV)/.installed
 
 # Front-end assets: npm packages from package-lock.json, bundled and fingerprinted into app/static/dist/.
-node_modules/.package-lock.json: package.json package-lock.json
+FRONTEND := app/frontend
+$(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is missing: run make system-deps (apt-get install nodejs npm)"; exit 1; }
-	npm ci --no-audit --no-fund --loglevel=error
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-assets: node_modules/.package-lock.json
-	node scripts/build-assets.mjs
+assets: $(FRONTEND)/node_modules/.package-lock.json
+	node $(FRONTEND)/build.mjs
 
 run: system-deps venv assets
 	$(BIN)/python -m app.devstack run
@@ -79,4 +80,4 @@ bench: system-deps venv assets
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules app/static/dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(FRONTEND)/node_modules app/static/dist

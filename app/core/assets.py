@@ -1,6 +1,6 @@
 """Fingerprinted static assets: ``asset("css/beacon.css")`` in templates gives the built file's URL.
 
-``make assets`` (``scripts/build-assets.mjs``) writes ``app/static/dist/`` with files named
+``make assets`` (``app/frontend/build.mjs``) writes ``app/static/dist/`` with files named
 ``name.<sha256 prefix>.ext`` and ``manifest.json`` mapping each source name to its built file; Nginx serves
 those with a one-year cache. Without a build, a name that exists as a plain file under ``app/static/`` falls
 back to that file (uncached, unminified, a warning is logged once); a bundle that has no plain source there

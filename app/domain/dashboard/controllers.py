@@ -1,7 +1,7 @@
 """Sites list, the dashboard page of a site, the read-only dashboard behind a share link, and their data.
 
 The page is rendered with the top metrics and chart data of the state in its URL (first paint without a
-round trip); ``frontend/dashboard.js`` then keeps it up to date from the JSON endpoints
+round trip); ``app/frontend/dashboard.js`` then keeps it up to date from the JSON endpoints
 ``/sites/{domain}/stats/{part}`` (session cookie, viewer or better) and ``/share/{token}/stats/{part}``.
 """
 

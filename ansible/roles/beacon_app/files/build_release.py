@@ -7,7 +7,7 @@
 interpreter (version, glibc, machine), not the controller's: environment markers such as
 ``python_full_version < "3.11.3"`` must be evaluated for the Python that will run Beacon.
 The host then installs from the wheelhouse with ``pip --no-index``: it needs no internet access.
-The browser assets are built on the controller too (``npm ci`` and ``scripts/build-assets.mjs``, so the
+The browser assets are built on the controller too (``npm ci`` and ``app/frontend/build.mjs``, so the
 controller needs Node.js and npm) and shipped in the tarball and the wheel under ``app/static/dist/``.
 """
 
@@ -58,13 +58,14 @@ ASSETS_DIR = Path("app/static/dist")
 
 def build_assets(tree: Path) -> list[str]:
     """Build the fingerprinted browser assets in ``tree``; return their paths relative to it."""
-    if not (tree / "package.json").exists():
+    frontend = tree / "app" / "frontend"
+    if not (frontend / "package.json").exists():
         return []
     if shutil.which("npm") is None or shutil.which("node") is None:
         raise SystemExit("building the browser assets needs Node.js and npm on the controller: "
                          "apt-get install nodejs npm")
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=tree, check=True)
-    subprocess.run(["node", "scripts/build-assets.mjs"], cwd=tree, check=True)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=frontend, check=True)
+    subprocess.run(["node", "build.mjs"], cwd=frontend, check=True)
     return sorted(str(p.relative_to(tree)) for p in (tree / ASSETS_DIR).rglob("*") if p.is_file())
 
 

@@ -2,21 +2,21 @@
 // name.<hash>.ext after a SHA-256 of its content (hex, which Nginx's long-cache location matches), plus
 // manifest.json mapping source names to built ones for the api's asset() template function.
 //
-//   node scripts/build-assets.mjs        (run by `make assets`)
+//   node app/frontend/build.mjs        (run by `make assets`)
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const staticDir = join(root, "app", "static");
 const out = join(staticDir, "dist");
 
-// Source name (as templates ask for it) -> entry file. Bundles from frontend/, plain files from app/static/.
+// Source name (as templates ask for it) -> entry file. Bundles from app/frontend/, plain files from app/static/.
 const entries = {
-  "dashboard.js": join(root, "frontend", "dashboard.js"),
-  "dashboard.css": join(root, "frontend", "dashboard.css"),
+  "dashboard.js": join(root, "app", "frontend", "dashboard.js"),
+  "dashboard.css": join(root, "app", "frontend", "dashboard.css"),
   "css/beacon.css": join(staticDir, "css", "beacon.css"),
 };
 for (const name of readdirSync(join(staticDir, "js")).sort()) {
