@@ -1,4 +1,4 @@
-"""Sites list, the dashboard page of a site, and the read-only dashboard behind a share link."""
+"""The dashboard page of a site, and the read-only dashboard behind a share link."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from app.core.resources import Resources
 from app.domain.accounts.deps import current_user
 from app.domain.annotations.services import list_annotations
 from app.domain.dashboard.services import live_token, total_pageviews
-from app.domain.sites.services import list_sites, site_access, site_by_share_token
+from app.domain.sites.services import site_access, site_by_share_token
 
 
 async def _dashboard(request: Request[Any, Any, Any], site: Site, user: User | None, role: str | None,
@@ -36,16 +36,6 @@ async def _dashboard(request: Request[Any, Any, Any], site: Site, user: User | N
 
 class DashboardController(Controller):
     include_in_schema = False
-
-    @get("/")
-    async def index(self, request: Request[Any, Any, Any]) -> Template | Redirect:
-        user = await current_user(request)
-        if user is None:
-            return Redirect("/login")
-        resources: Resources = request.app.state.resources
-        async with resources.sessions() as session:
-            sites = await list_sites(session, user.id)
-        return Template("sites.html", context={"user": user, "sites": sites})
 
     @get("/sites/{domain:str}")
     async def dashboard(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
