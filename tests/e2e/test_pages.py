@@ -1,0 +1,399 @@
+"""The browser pages in Debian's Chromium through Nginx: registration, sign-in, sites, setup, settings, API keys,
+admin, search and error pages; forms failing in the browser and on the server; accessibility and phone width.
+
+Every page is watched for console errors, page errors and failed requests (``watch()``), and screenshots of
+the main pages are kept under tests/artifacts/screenshots (desktop, and ``-375`` for a phone's width).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
+
+PHONE = {"width": 375, "height": 740}
+DESKTOP = {"width": 1280, "height": 860}
+
+# In the page: every visible form control has a label; images have alt text; landmarks exist; and the text
+# of every visible element with its own text has WCAG AA contrast against the background it is drawn on.
+AUDIT = r"""() => {
+  const problems = [];
+  const visible = (el) => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none"; };
+  for (const el of document.querySelectorAll("input, select, textarea")) {
+    if (el.type === "hidden" || el.hidden) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+    if (!named) problems.push("no label: " + (el.name || el.id));
+  }
+  for (const img of document.querySelectorAll("img")) if (!img.hasAttribute("alt")) problems.push("no alt: " + img.src);
+  if (!document.querySelector("main")) problems.push("no main landmark");
+  if (!document.querySelector("header")) problems.push("no banner");
+  if (!document.documentElement.lang) problems.push("no lang");
+  const ids = {};
+  for (const el of document.querySelectorAll("[id]")) { if (ids[el.id]) problems.push("duplicate id: " + el.id); ids[el.id] = 1; }
+  const rgb = (value) => { const m = value.match(/[\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
+  const lum = ([r, g, b]) => { const c = [r, g, b].map(v => { v /= 255; return v <= .03928 ? v / 12.92 : ((v + .055) / 1.055) ** 2.4; });
+    return .2126 * c[0] + .7152 * c[1] + .0722 * c[2]; };
+  const background = (el) => { for (let n = el; n; n = n.parentElement) { const c = rgb(getComputedStyle(n).backgroundColor);
+    if (c.length < 4 || c[3] > 0.9) return c; } return [255, 255, 255]; };
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !visible(el) || el.closest(".visually-hidden, .skip-link, svg")) continue;
+    const style = getComputedStyle(el);
+    const fg = rgb(style.color), bg = background(el);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + .05) / (b + .05);
+    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && +style.fontWeight >= 700);
+    if (ratio < (large ? 3 : 4.5)) problems.push(`contrast ${ratio.toFixed(2)}: ${el.tagName} "${el.textContent.trim().slice(0, 40)}"`);
+  }
+  return problems;
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+class Visit:
+    """A browser context with its pages watched for errors."""
+
+    def __init__(self, stack: Stack, chromium: Any, viewport: dict[str, int] = DESKTOP) -> None:
+        self.stack = stack
+        self.context = chromium.new_context(ignore_https_errors=True, viewport=viewport, user_agent=DESKTOP_UA)
+        self.page = self.context.new_page()
+        self.problems: PageProblems = watch(self.page)
+
+    def go(self, path: str) -> Any:
+        return self.page.goto(self.stack.base_url + path)
+
+    def sign_in(self, email: str, password: str) -> None:
+        self.go("/login")
+        self.page.fill("#email", email)
+        self.page.fill("#password", password)
+        with self.page.expect_navigation():
+            self.page.click("main button[type=submit]")
+
+    def audit(self) -> list[str]:
+        return list(self.page.evaluate(AUDIT))
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(running: Stack, chromium: Any) -> Iterator[Visit]:
+    opened = Visit(running, chromium)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def admin(visit: Visit) -> Visit:
+    visit.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    return visit
+
+
+def send_pageview(stack: Stack, domain: str) -> None:
+    with stack.client() as client:
+        answer = client.post("/api/event", headers={"User-Agent": DESKTOP_UA, "Content-Type": "text/plain"},
+                             content=json.dumps({"name": "pageview", "url": f"https://{domain}/", "domain": domain}))
+    assert 202 == answer.status_code, answer.text
+
+
+def test_register_sign_in_add_a_site_and_see_its_first_event(visit: Visit) -> None:
+    """Open registration, sign out and in, add a site: the setup page flips to "arrived" when an event comes."""
+    from playwright.sync_api import expect
+
+    page = visit.page
+    visit.go("/register")
+    screenshot(page, "register")
+    page.fill("#email", "owner@pages.test")
+    page.fill("#password", "a long enough password")
+    page.fill("#password_again", "a long enough password")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("Welcome")
+    with page.expect_navigation():
+        page.click(".signout button")
+    assert page.url.endswith("/login")
+    expect(page.locator(".flash")).to_contain_text("signed out")
+    screenshot(page, "login")
+    visit.sign_in("owner@pages.test", "a long enough password")
+    expect(page.locator("h2", has_text="No sites yet")).to_be_visible()
+
+    page.click("text=Add your first site")
+    page.fill("#domain", "https://www.Pages.example/")
+    page.fill("#timezone", "Europe/Berlin")
+    screenshot(page, "site-new")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.url.endswith("/sites/pages.example/setup")
+    expect(page.locator("#tracker-snippet")).to_contain_text('data-domain="pages.example"')
+    expect(page.locator("#first-event-text")).to_contain_text("Waiting")
+    expect(page.locator("#check-again")).to_be_visible()
+    screenshot(page, "site-setup-waiting")
+
+    send_pageview(visit.stack, "pages.example")
+    expect(page.locator("#first-event-text")).to_contain_text("has arrived", timeout=20_000)
+    expect(page.locator("#to-dashboard")).to_be_visible()
+    screenshot(page, "site-setup-arrived")
+
+    visit.go("/")
+    card = page.locator(".site-card", has_text="pages.example")
+    expect(card.locator("svg.sparkline")).to_be_visible()
+    expect(card.locator("[data-today]")).to_have_attribute("data-today", "1")
+    screenshot(page, "sites")
+    assert [] == visit.problems.all()
+
+
+def test_first_event_status_without_javascript(running: Stack, chromium: Any) -> None:
+    """With JavaScript off, "Check again" reloads the page, which then says the event arrived."""
+    context = chromium.new_context(ignore_https_errors=True, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(running.base_url + "/login")
+        page.fill("#email", ADMIN_EMAIL)
+        page.fill("#password", ADMIN_PASSWORD)
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
+        page.goto(running.base_url + "/sites/new")
+        page.fill("#domain", "nojs.example")
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
+        assert "Waiting" in page.inner_text("#first-event-text")
+        send_pageview(running, "nojs.example")
+        with page.expect_navigation():
+            page.click("#check-again")
+        assert "has arrived" in page.inner_text("#first-event-text")
+    finally:
+        context.close()
+
+
+def test_api_key_is_shown_once_works_and_is_revoked(admin: Visit) -> None:
+    """A key created with a scope is shown once, works against the Sites API, and stops working once revoked."""
+    from playwright.sync_api import expect
+
+    page = admin.page
+    admin.go("/account")
+    page.fill("#key-name", "report script")
+    page.check("input[name=scopes][value='sites:write']")
+    with page.expect_navigation():
+        page.click("text=Create key")
+    key = page.inner_text("#new-api-key").strip()
+    assert key.startswith("bk_")
+    expect(page.locator("button.copy[data-copy=new-api-key]")).to_be_visible()
+    screenshot(page, "account-new-key")
+    with admin.stack.client(headers={"Authorization": f"Bearer {key}"}) as api:
+        assert 200 == api.get("/api/v1/sites").status_code
+        admin.go("/account")
+        assert key not in page.content()
+        row = page.locator("tr", has_text="report script")
+        expect(row).to_contain_text("stats:read")
+        expect(row).to_contain_text("sites:write")
+        expect(row.locator("td").nth(4)).not_to_have_text("never")  # last used: just now
+        with page.expect_navigation():
+            row.locator("button", has_text="Revoke").click()
+        expect(page.locator(".flash")).to_contain_text("revoked")
+        expect(page.locator("tr", has_text="report script")).to_contain_text("revoked")
+        assert 401 == api.get("/api/v1/sites").status_code
+    screenshot(page, "account")
+    assert [] == admin.problems.all()
+
+
+def test_a_form_fails_in_the_browser_and_on_the_server(admin: Visit) -> None:
+    """A malformed domain is stopped by the browser with a message; a duplicate one by the server, next to
+    the field, with the value kept."""
+    from playwright.sync_api import expect
+
+    page = admin.page
+    admin.go("/sites/new")
+    page.fill("#domain", "not a domain")
+    page.click("main button[type=submit]")
+    assert page.url.endswith("/sites/new")  # not sent
+    message = page.eval_on_selector("#domain", "el => el.validationMessage")
+    assert message
+    expect(page.locator("#domain-error")).to_have_text(message)
+    expect(page.locator("#domain")).to_have_attribute("aria-invalid", "true")
+
+    page.fill("#domain", SITE)
+    with page.expect_navigation() as navigation:
+        page.click("main button[type=submit]")
+    assert 409 == navigation.value.status
+    expect(page.locator("#domain-error")).to_contain_text("already exists")
+    expect(page.locator("#domain")).to_have_attribute("aria-invalid", "true")
+    assert "domain-error" in (page.get_attribute("#domain", "aria-describedby") or "")
+    expect(page.locator("#domain")).to_have_value(SITE)
+    expect(page.locator(".error-summary")).to_be_focused()
+    screenshot(page, "site-new-error")
+    assert [] == admin.problems.all()
+
+
+def test_site_settings_sections_work(admin: Visit) -> None:
+    """Goals, exclusions, annotations and the share link from the settings page, each with a message."""
+    from playwright.sync_api import expect
+
+    page = admin.page
+    admin.go(f"/sites/{SITE}/settings")
+    page.fill("#event_name", "Signup")
+    with page.expect_navigation():
+        page.click("text=Add goal")
+    expect(page.locator(".flash")).to_have_text("Goal added.")
+    expect(page.locator("#goals ~ .table-wrap, section:has(#goals) table")).to_contain_text("Signup")
+    page.fill("#exclusion-pattern", "203.0.113.7")
+    with page.expect_navigation():
+        page.click("text=Add exclusion")
+    expect(page.locator("section:has(#exclusions) table")).to_contain_text("203.0.113.7/32")
+    page.check("input[name=kind][value=path]")
+    page.fill("#exclusion-pattern", "no-slash")
+    page.eval_on_selector("section:has(#exclusions) form.stack", "form => form.noValidate = true")
+    with page.expect_navigation() as navigation:
+        page.click("text=Add exclusion")
+    assert 400 == navigation.value.status
+    expect(page.locator("#exclusion-pattern-error")).to_contain_text("path starting with /")
+    page.fill("#note-date", "2026-11-20")
+    page.fill("#note-body", "Launched the pages")
+    with page.expect_navigation():
+        page.click("text=Add annotation")
+    with page.expect_navigation():
+        page.click("section:has(#share) button:has-text('Create link')")
+    expect(page.locator("#share-url")).to_contain_text("/share/")
+    screenshot(page, "site-settings")
+    assert [] == admin.problems.all()
+
+
+def test_admin_page_shows_health_and_realtime(admin: Visit) -> None:
+    """The admin page lists every component's health and the realtime statistics."""
+    from playwright.sync_api import expect
+
+    page = admin.page
+    admin.go("/admin")
+    for component in ("database", "redis", "ingest", "analytics", "worker", "scheduler"):
+        expect(page.locator(f"[data-component={component}]")).to_contain_text("OK")
+    expect(page.locator("#rt-connections")).to_be_visible()
+    screenshot(page, "admin")
+    assert [] == admin.problems.all()
+
+
+def test_admin_page_is_forbidden_to_others(running: Stack, chromium: Any) -> None:
+    """A signed-in user who is not an instance admin gets the Beacon 403 page."""
+    other = Visit(running, chromium)
+    try:
+        other.go("/register")
+        other.page.fill("#email", "plain@pages.test")
+        other.page.fill("#password", "a long enough password")
+        other.page.fill("#password_again", "a long enough password")
+        with other.page.expect_navigation():
+            other.page.click("main button[type=submit]")
+        answer = other.go("/admin")
+        assert 403 == answer.status
+        assert "You cannot open this" in other.page.inner_text("h1")
+    finally:
+        other.close()
+
+
+def test_search_results(admin: Visit) -> None:
+    """The header's search box leads to the results page."""
+    page = admin.page
+    admin.go("/")
+    page.fill("#q", "e2e")
+    with page.expect_navigation():
+        page.press("#q", "Enter")
+    assert [SITE] == [text.strip() for text in page.locator(".results li[data-kind=site] a").all_inner_texts()]
+    screenshot(page, "search")
+    assert [] == admin.problems.all()
+
+
+@pytest.mark.parametrize(("path", "status", "heading"), [
+    pytest.param("/sites/missing.example/settings", 404, "Page not found", id="missing-site"),
+    pytest.param("/no/such/page", 404, "Page not found", id="unknown-url"),
+    pytest.param("/logout", 405, "Not allowed here", id="wrong-method"),
+])
+def test_error_pages_are_beacon_pages(admin: Visit, path: str, status: int, heading: str) -> None:
+    """Errors are pages in the layout with a way back, not tracebacks or JSON."""
+    answer = admin.go(path)
+    assert status == answer.status
+    assert heading == admin.page.inner_text("h1")
+    assert admin.page.locator("main a[href='/']").is_visible()
+    assert admin.page.locator("nav[aria-label=Main]").is_visible()
+    if path.startswith("/sites/missing"):
+        screenshot(admin.page, "error-404")
+    # The page itself answered 4xx, which the browser logs; nothing else may fail.
+    assert [] == [p for p in admin.problems.all() if "status of" not in p]
+
+
+def test_json_clients_keep_problem_json_and_anonymous_browsers_go_to_sign_in(running: Stack) -> None:
+    """The same errors for a JSON client are problem+json; a signed-out page visit redirects to sign-in."""
+    with running.client() as client:
+        missing = client.get("/sites/missing.example/status", headers={"Accept": "application/json"})
+        page = client.get("/account?tab=keys", headers={"Accept": "text/html"})
+    assert (401, "application/problem+json") == (missing.status_code, missing.headers["content-type"])
+    assert (302, "/login?next=%2Faccount%3Ftab%3Dkeys") == (page.status_code, page.headers["location"])
+
+
+def test_pages_are_accessible(admin: Visit) -> None:
+    """Labels, alt text, landmarks, unique ids and AA contrast on every main page; the skip link comes first."""
+    problems = {}
+    for path in ("/", "/sites/new", f"/sites/{SITE}/settings", f"/sites/{SITE}/setup", "/account", "/admin",
+                 "/search?q=e2e", "/sites/missing.example/settings"):
+        admin.go(path)
+        problems[path] = admin.audit()
+    admin.page.keyboard.press("Tab")
+    first = admin.page.evaluate("document.activeElement.textContent")
+    admin.page.keyboard.press("Enter")
+    focused = admin.page.evaluate("document.activeElement.id")
+    assert {path: [] for path in problems} == problems
+    assert ("Skip to content", "main") == (first, focused)
+
+
+def test_sign_in_and_register_are_accessible(visit: Visit) -> None:
+    """The pages a signed-out visitor sees pass the same audit."""
+    problems = {}
+    for path in ("/login", "/register"):
+        visit.go(path)
+        problems[path] = visit.audit()
+    assert {"/login": [], "/register": []} == problems
+
+
+def test_phone_width(running: Stack, chromium: Any) -> None:
+    """At 375 px nothing scrolls sideways, the menu folds behind a button that opens it, tables scroll."""
+    from playwright.sync_api import expect
+
+    phone = Visit(running, chromium, PHONE)
+    try:
+        phone.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        page = phone.page
+        widths = {}
+        for name, path in (("sites", "/"), ("site-settings", f"/sites/{SITE}/settings"), ("account", "/account"),
+                           ("admin", "/admin"), ("site-new", "/sites/new")):
+            phone.go(path)
+            widths[name] = page.evaluate("document.documentElement.scrollWidth")
+            screenshot(page, f"{name}-375")
+        assert {name: 375 for name in widths} == widths
+        expect(page.locator("nav[aria-label=Main]")).to_be_hidden()
+        page.click(".menu-toggle")
+        expect(page.locator("nav[aria-label=Main]")).to_be_visible()
+        expect(page.locator(".menu-toggle")).to_have_attribute("aria-expanded", "true")
+        screenshot(page, "menu-open-375")
+        phone.go("/login")
+        assert [] == phone.problems.all()
+    finally:
+        phone.close()
+
+
+def test_no_console_errors_on_the_main_pages(admin: Visit) -> None:
+    """Every main page loads without console errors, page errors or failed requests."""
+    for path in ("/", "/sites/new", f"/sites/{SITE}/settings", f"/sites/{SITE}/setup", f"/sites/{SITE}/delete",
+                 "/account", "/admin", "/search?q=goal"):
+        answer = admin.go(path)
+        assert 200 == answer.status, path
+        assert re.search(r"\S", admin.page.inner_text("h1")), path
+    assert [] == admin.problems.all()
