@@ -10,7 +10,7 @@ import html
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from zoneinfo import available_timezones
 
 from litestar import Request, Response
@@ -58,14 +58,18 @@ def error_page(request: Request[Any, Any, Any], status: int, title: str, detail:
     if status == 405:
         detail = f"This address does not accept a {request.method} request. Go back and use the page's links."
     heading = TITLES.get(status, title)
+    detail = detail[:1].upper() + detail[1:]
     engine = getattr(request.app, "template_engine", None)
     if isinstance(engine, JinjaTemplateEngine):
         from app.domain.accounts.deps import session_user_id
 
+        # An unknown address is answered before the session middleware runs: the cookie is all there is.
+        signed_in = session_user_id(request) is not None or (
+            "session" not in cast("dict[str, Any]", request.scope) and "beacon_session" in request.cookies)
         try:
             body = engine.get_template("error.html").render(
                 status=status, heading=heading, title=title, detail=detail, request=request, user=None,
-                signed_in=session_user_id(request) is not None, csrf_input="")
+                signed_in=signed_in, csrf_input="")
         except Exception:
             logger.exception("cannot render the error page for %s", status)
         else:
@@ -111,15 +115,16 @@ _FLASH_KEY = "flash"
 
 def flash(request: Request[Any, Any, Any], message: str, kind: str = "success") -> None:
     """A message for the next page this browser opens (after a redirect)."""
-    if request.scope.get("session") is None:
+    session = request.scope.get("session")
+    messages = list(session.get(_FLASH_KEY, [])) if isinstance(session, dict) else []
+    if not isinstance(session, dict):  # no session yet, or one just cleared (sign-out)
         request.set_session({})
-    messages = list(request.session.get(_FLASH_KEY, []))
     request.session[_FLASH_KEY] = [*messages, [kind, message]][-5:]
 
 
 def take_flashes(request: Request[Any, Any, Any] | None) -> list[tuple[str, str]]:
     """The pending messages, removed from the session as they are shown."""
-    if request is None or not request.scope.get("session"):
+    if request is None or not isinstance(request.scope.get("session"), dict) or _FLASH_KEY not in request.session:
         return []
     messages = request.session.pop(_FLASH_KEY, None) or []
     return [(str(kind), str(message)) for kind, message in messages]
