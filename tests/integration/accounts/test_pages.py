@@ -20,6 +20,7 @@ from app.core.errors import Forbidden, ServiceUnavailable, TooManyRequests
 from app.core.pages import FormState, sparkline
 from app.core.settings import Settings
 from app.main import create_app
+from tests.integration.accounts.conftest import Servers, World, signed_in
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 JSON = {"Accept": "application/json"}
@@ -130,3 +131,66 @@ def test_form_state_puts_the_message_next_to_its_field() -> None:
 def test_sparkline_points(values: list[int], line: str) -> None:
     """The line spans the width; the highest day touches the top, zero the bottom."""
     assert line == sparkline(values).line
+
+
+def test_sites_list_shows_every_site_when_analytics_is_down(servers: Servers, world: World) -> None:
+    """No analytics service runs here: the list still has each site, and says the numbers are unavailable."""
+    me = world.user("me@example.com")
+    world.site("one.example", {me: "owner"})
+    world.site("two.example", {me: "viewer"})
+    with signed_in(servers, world, me) as client:
+        page = client.get("/")
+    assert 200 == page.status_code
+    assert ["one.example", "two.example"] == re.findall(r'<h2><a href="/sites/([^"]+)">', page.text)
+    assert "Visitor numbers are unavailable right now" in page.text
+    assert "sparkline" not in page.text
+
+
+def test_exclusions_are_validated_and_scoped_to_the_site(servers: Servers, world: World) -> None:
+    """An IP range is normalised, a path must start with /, a duplicate is refused, and only this site's
+    exclusion can be deleted."""
+    me = world.user("me@example.com")
+    world.site("mine.example", {me: "owner"})
+    other = world.site("other.example", {world.user("other@example.com"): "owner"})
+    world.sql("INSERT INTO site_exclusions (site_id, kind, pattern) VALUES (:s, 'path', '/x')", s=other)
+    foreign = world.sql("SELECT id FROM site_exclusions")[0][0]
+    with signed_in(servers, world, me) as client:
+        added = client.form("/sites/mine.example/exclusions", {"kind": "ip", "pattern": " 203.0.113.9/24 "})
+        again = client.form("/sites/mine.example/exclusions", {"kind": "ip", "pattern": "203.0.113.0/24"})
+        bad_ip = client.form("/sites/mine.example/exclusions", {"kind": "ip", "pattern": "300.1.1.1"})
+        bad_path = client.form("/sites/mine.example/exclusions", {"kind": "path", "pattern": "admin"})
+        bad_kind = client.form("/sites/mine.example/exclusions", {"kind": "cookie", "pattern": "/x"})
+        path = client.form("/sites/mine.example/exclusions", {"kind": "path", "pattern": "/admin/**"})
+        stolen = client.form(f"/sites/mine.example/exclusions/{foreign}/delete")
+    assert [303, 409, 400, 400, 400, 303, 404] == [answer.status_code for answer in
+                                                   (added, again, bad_ip, bad_path, bad_kind, path, stolen)]
+    assert 'aria-invalid="true"' in bad_ip.text and "pattern:" in bad_ip.text and 'value="300.1.1.1"' in bad_ip.text
+    assert "kind:" in bad_kind.text
+    assert [("mine.example", "ip", "203.0.113.0/24"), ("mine.example", "path", "/admin/**"),
+            ("other.example", "path", "/x")] == world.sql(
+        "SELECT s.domain, x.kind, x.pattern FROM site_exclusions x JOIN sites s ON s.id = x.site_id ORDER BY 1, 2")
+
+
+def test_first_event_status_turns_true_with_the_first_event(servers: Servers, world: World) -> None:
+    """``/sites/<domain>/status`` answers JSON: false until an event of the site is stored, then true."""
+    me = world.user("me@example.com")
+    site = world.site("new.example", {me: "viewer"})
+    with signed_in(servers, world, me) as client:
+        before = client.get("/sites/new.example/status", headers={"Accept": "application/json"})
+        world.sql("INSERT INTO events (timestamp, site_id, name, visitor_id, hostname, pathname) "
+                  "VALUES (now(), :s, 'pageview', 1, 'new.example', '/')", s=site)
+        after = client.get("/sites/new.example/status", headers={"Accept": "application/json"})
+    assert [False, True] == [before.json()["received"], after.json()["received"]]
+    assert "no-store" == after.headers["cache-control"]
+
+
+def test_flash_message_is_shown_once_after_a_redirect(servers: Servers, world: World) -> None:
+    """The message an action leaves appears on the next page and not on the one after."""
+    me = world.user("me@example.com")
+    world.site("flash.example", {me: "owner"})
+    with signed_in(servers, world, me) as client:
+        client.form("/sites/flash.example/goals", {"goal_type": "event", "event_name": "Signup"})
+        first = client.get("/sites/flash.example/settings")
+        second = client.get("/sites/flash.example/settings")
+    assert 'role="status">Goal added.</p>' in first.text
+    assert "Goal added." not in second.text
