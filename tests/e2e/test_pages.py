@@ -187,6 +187,42 @@ def test_first_event_status_without_javascript(running: Stack, chromium: Any, ad
         context.close()
 
 
+def test_invitation_link_registers_and_joins(running: Stack, chromium: Any, admin: Visit) -> None:
+    """An admin invites by e-mail; the invitee opens the link signed out, registers through it and joins."""
+    from playwright.sync_api import expect
+
+    admin.go(f"/sites/{SITE}/settings#members")
+    admin.page.fill("#invite-email", "invitee@pages.test")
+    with admin.page.expect_navigation():
+        admin.page.click("text=Create invitation link")
+    link = admin.page.inner_text("#invitation-url").strip()
+    assert link.startswith(running.base_url + "/invitations/")
+
+    invitee = Visit(running, chromium)
+    try:
+        page = invitee.page
+        page.goto(link)
+        assert "/login?next=" in page.url
+        page.click("text=Create one with the invitation")
+        page.fill("#email", "invitee@pages.test")
+        page.fill("#password", "a long enough password")
+        page.fill("#password_again", "a long enough password")
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
+        expect(page.locator("h1")).to_have_text(f"Join {SITE}")
+        with page.expect_navigation():
+            page.click("text=Accept invitation")
+        assert page.url.endswith(f"/sites/{SITE}")
+        expect(page.locator(".flash")).to_contain_text(f"You are now a member of {SITE}")
+        invitee.go("/")
+        expect(page.locator(".site-card", has_text=SITE).locator(".badge")).to_have_text("viewer")
+        assert [] == unexpected(invitee.problems)
+    finally:
+        invitee.close()
+    admin.go(f"/sites/{SITE}/settings#members")
+    expect(admin.page.get_by_role("table", name="Members")).to_contain_text("invitee@pages.test")
+
+
 def test_api_key_is_shown_once_works_and_is_revoked(admin: Visit) -> None:
     """A key created with a scope is shown once, works against the Sites API, and stops working once revoked."""
     from playwright.sync_api import expect
