@@ -47,7 +47,7 @@ class AdminPageController(Controller):
             counts = {
                 "users": (await session.execute(select(func.count()).select_from(User))).scalar_one(),
                 "sites": (await session.execute(select(func.count()).select_from(Site))).scalar_one(),
-                "keys": (await session.execute(select(func.count()).select_from(ApiKey)
+                "api_keys": (await session.execute(select(func.count()).select_from(ApiKey)
                                                .where(ApiKey.revoked_at.is_(None)))).scalar_one(),
             }
         failed = sorted(name for name, result in health.items() if result != "ok")

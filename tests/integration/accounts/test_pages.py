@@ -194,3 +194,21 @@ def test_flash_message_is_shown_once_after_a_redirect(servers: Servers, world: W
         second = client.get("/sites/flash.example/settings")
     assert 'role="status">Goal added.</p>' in first.text
     assert "Goal added." not in second.text
+
+
+def test_admin_page_for_admins_only_and_names_failing_components(servers: Servers, world: World) -> None:
+    """Admins see health (here the four services and the workers are not running) and counts; others 403."""
+    boss, plain = world.user("boss@example.com", admin=True), world.user("plain@example.com")
+    world.sql("INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes) VALUES (:u, 'k', 'bk_', 'x', '{}')",
+              u=boss)
+    with signed_in(servers, world, boss) as client:
+        page = client.get("/admin")
+    with signed_in(servers, world, plain) as client:
+        refused = client.get("/admin")
+    assert 200 == page.status_code
+    states = {name: state for state, name in re.findall(r'<li class="(ok|bad)" data-component="(\w+)">', page.text)}
+    assert {"database": "ok", "redis": "ok", "analytics": "bad", "worker": "bad"} == {
+        name: states[name] for name in ("database", "redis", "analytics", "worker")}
+    assert '<span class="number" id="count-users">2</span>' in page.text
+    assert re.search(r'<span class="number">1</span><span class="muted">active API keys', page.text)
+    assert 403 == refused.status_code
