@@ -9,11 +9,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Servers and tools the development stack and the tests use.
 APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-venv python3-dev \
-                build-essential ca-certificates curl chromium wrk
+                build-essential ca-certificates curl chromium wrk nodejs npm
 # The deployment test boots a fresh systemd host.
 APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 
-.PHONY: help run test lint unit integration e2e deploy-test bench system-deps venv clean
+.PHONY: help run test lint unit integration e2e deploy-test bench system-deps venv test-js clean
 
 help:
 	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it)"
@@ -40,6 +40,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/activate
 
 venv: $(VENV)/.installed
 
+# Test-only JavaScript (axe-core for the accessibility checks of the browser tests), pinned by the lock file.
+tests/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-js: tests/e2e/node_modules/.installed
+
 run: system-deps venv
 	$(BIN)/python -m app.devstack run
 
@@ -48,7 +55,7 @@ lint: venv
 	$(BIN)/mypy
 	cd ansible && ../$(BIN)/ansible-lint
 
-test: system-deps venv lint
+test: system-deps venv test-js lint
 	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: venv
@@ -57,7 +64,7 @@ unit: venv
 integration: venv
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-e2e: venv
+e2e: venv test-js
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 deploy-test: system-deps venv
@@ -67,4 +74,4 @@ bench: system-deps venv
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/e2e/node_modules

@@ -26,6 +26,28 @@ AUDIT = "\n".join(line for line in (Path(__file__).parent / "audit.js").read_tex
                   if not line.startswith("//"))
 
 
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe-core from tests/e2e/package.json (``make test`` and ``make e2e`` install it with ``npm ci``)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `make test-js` (npm ci --prefix tests/e2e)")
+    return AXE.read_text()
+
+
+def axe_violations(page: Any, source: str) -> list[str]:
+    """axe-core's serious and critical violations of the page (evaluated through the DevTools protocol, which
+    the page's Content-Security-Policy does not restrict, unlike an injected script tag)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(source)
+    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
+    return [f"{item['impact']} {item['id']}: {[node['target'] for node in item['nodes']][:3]}"
+            for item in result["violations"] if item["impact"] in ("serious", "critical")]
+
+
 @pytest.fixture(scope="module")
 def chromium(running: Stack) -> Iterator[Any]:
     """Playwright of this module only: a running sync Playwright leaves an event loop set on the thread, which
@@ -384,13 +406,18 @@ def test_json_clients_keep_problem_json_and_anonymous_browsers_go_to_sign_in(run
     assert (302, "/login?next=%2Faccount%3Ftab%3Dkeys") == (page.status_code, page.headers["location"])
 
 
-def test_pages_are_accessible(admin: Visit) -> None:
-    """Labels, alt text, landmarks, unique ids and AA contrast on every main page; the skip link comes first."""
+def test_pages_are_accessible(admin: Visit, axe_source: str) -> None:
+    """No serious axe-core violation (WCAG 2.x A/AA), and labels, alt text, landmarks, unique ids and AA
+    contrast by our own audit, on every main page at desktop and phone width; the skip link comes first."""
     problems = {}
     for path in ("/", "/sites/new", f"/sites/{SITE}/settings", f"/sites/{SITE}/setup", "/account", "/admin",
                  "/search?q=e2e", "/sites/missing.example/settings"):
-        admin.go(path)
-        problems[path] = admin.audit()
+        for width in (DESKTOP, PHONE):
+            admin.page.set_viewport_size(width)
+            admin.go(path)
+            problems[f"{path} {width['width']}"] = admin.audit() + axe_violations(admin.page, axe_source)
+    admin.page.set_viewport_size(DESKTOP)
+    admin.go("/")
     admin.page.keyboard.press("Tab")
     first = admin.page.evaluate("document.activeElement.textContent")
     admin.page.keyboard.press("Enter")
@@ -399,12 +426,12 @@ def test_pages_are_accessible(admin: Visit) -> None:
     assert ("Skip to content", "main") == (first, focused)
 
 
-def test_sign_in_and_register_are_accessible(visit: Visit) -> None:
-    """The pages a signed-out visitor sees pass the same audit."""
+def test_sign_in_and_register_are_accessible(visit: Visit, axe_source: str) -> None:
+    """The pages a signed-out visitor sees pass the same audits."""
     problems = {}
     for path in ("/login", "/register"):
         visit.go(path)
-        problems[path] = visit.audit()
+        problems[path] = visit.audit() + axe_violations(visit.page, axe_source)
     assert {"/login": [], "/register": []} == problems
 
 
