@@ -61,11 +61,11 @@ def error_page(request: Request[Any, Any, Any], status: int, title: str, detail:
     detail = detail[:1].upper() + detail[1:]
     engine = getattr(request.app, "template_engine", None)
     if isinstance(engine, JinjaTemplateEngine):
-        from app.domain.accounts.deps import session_user_id
-
         # An unknown address is answered before the session middleware runs: the cookie is all there is.
-        signed_in = session_user_id(request) is not None or (
-            "session" not in cast("dict[str, Any]", request.scope) and "beacon_session" in request.cookies)
+        scope = cast("dict[str, Any]", request.scope)
+        session = scope.get("session")
+        signed_in = (isinstance(session, dict) and isinstance(session.get("user_id"), int)) or (
+            "session" not in scope and "beacon_session" in request.cookies)
         try:
             body = engine.get_template("error.html").render(
                 status=status, heading=heading, title=title, detail=detail, request=request, user=None,

@@ -79,6 +79,7 @@
           again.hidden = true;
           return;
         }
+        if (answer.status >= 400 && answer.status < 500) return;  // signed out or no access: "Check again" is left
         delay = 2000;
       } catch (error) {
         delay = Math.min(delay * 2, 30000);  // offline or restarting: back off, keep trying
