@@ -12,12 +12,12 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
-from app.core.assets import Assets
+from app.core.pages import configure_templates
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
 from app.domain.accounts.controllers import AccountController
 from app.domain.accounts.session import RotatingSessionConfig
-from app.domain.admin.controllers import AdminController
+from app.domain.admin.controllers import AdminController, AdminPageController
 from app.domain.dashboard.controllers import DashboardController
 from app.domain.search.controllers import SearchController
 from app.domain.sites.api import SitesApiController
@@ -27,10 +27,6 @@ from app.domain.system.controllers import SystemController
 
 TEMPLATES = Path(__file__).parent / "templates"
 SESSION_MAX_AGE = 14 * 24 * 3600
-
-
-def _template_globals(engine: JinjaTemplateEngine) -> None:
-    engine.engine.globals["asset"] = Assets().url
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -43,10 +39,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "api",
         settings,
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
-         SitesApiController, StatsApiController, AdminController],
+         SitesApiController, StatsApiController, AdminController, AdminPageController],
         health_route=False,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
-                                       engine_callback=_template_globals),
+                                       engine_callback=configure_templates),
         stores={"sessions": session_store},
         middleware=[
             # API routes authenticate with keys, except the admin pages, which use the browser's session.

@@ -56,7 +56,7 @@ class Assets:
             return self._manifest
 
     def url(self, name: str) -> str:
-        """The URL of the built asset ``name`` (a path relative to the sources, e.g. ``js/live.js``)."""
+        """The URL of the built asset ``name`` (a path relative to the sources, e.g. ``js/pages.js``)."""
         manifest = self._load()
         if manifest is not None:
             built = manifest.get(name)

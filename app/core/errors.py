@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 logger = logging.getLogger("beacon.errors")
@@ -83,9 +85,14 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
 
 
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
+    """Browsers get pages; API clients, internal callers and scripts asking for JSON get problem+json."""
     if request.url.path.startswith("/api/"):
         return False
-    return "text/html" in request.headers.get("accept", "")
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept:
+        return True
+    # Outside /api/ the api process serves pages: a client that does not ask for JSON is treated as a browser.
+    return getattr(request.app, "template_engine", None) is not None and "json" not in accept
 
 
 def _describe_validation(exc: ValidationException) -> str:
@@ -102,9 +109,13 @@ def _describe_validation(exc: ValidationException) -> str:
 def _render(request: Request[Any, Any, Any], status: int, title: str, detail: str,
             headers: dict[str, str] | None = None) -> Response[Any]:
     if _wants_html(request):
+        if status == 401 and request.method in ("GET", "HEAD"):
+            # A browser opening a page it must sign in for goes to the sign-in form, and comes back after.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return Redirect(f"/login?{urlencode({'next': target})}", status_code=302)
         from app.core.pages import error_page
 
-        return error_page(status, title, detail, headers)
+        return error_page(request, status, title, detail, headers)
     return problem(status, title, detail, headers)
 
 
@@ -113,6 +124,8 @@ def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Respons
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == HTTP_500_INTERNAL_SERVER_ERROR:
+        return internal_error_handler(request, exc)
     detail = _describe_validation(exc) if isinstance(exc, ValidationException) else exc.detail
     title = "Bad request" if exc.status_code == 400 else exc.detail
     return _render(request, exc.status_code, title, detail, dict(exc.headers or {}))

@@ -72,7 +72,7 @@ def test_health_through_nginx_over_https(stack: Stack) -> None:
 def test_static_files_served_by_nginx_with_cache_headers(stack: Stack) -> None:
     """Static assets come from disk with a cache lifetime and gzip; hidden files are refused."""
     with stack.client() as client:
-        script = client.get("/static/js/live.js", headers={"Accept-Encoding": "gzip"})
+        script = client.get("/static/js/pages.js", headers={"Accept-Encoding": "gzip"})
         hidden = client.get("/static/.gitignore")
     assert 200 == script.status_code
     assert "max-age=3600" in script.headers["cache-control"]

@@ -12,6 +12,7 @@ from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.core.errors import AppError, ClientError, TooManyRequests
+from app.core.pages import FormState, flash
 from app.core.resources import Resources
 from app.domain.accounts.deps import client_address, current_user, require_user
 from app.domain.accounts.services import authenticate, change_password, register_user
@@ -62,22 +63,26 @@ class AccountController(Controller):
     async def login_page(self, request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template | Redirect:
         if await current_user(request) is not None:
             return Redirect(_safe_next(next))
-        return Template("login.html", context={"next": _safe_next(next), "error": None, "email": ""})
+        return Template("login.html", context={"next": _safe_next(next), "form": FormState()})
 
     @post("/login", status_code=303)
     async def login(self, request: Request[Any, Any, Any],
                     data: Annotated[LoginForm, Form]) -> Template | Redirect:
         resources: Resources = request.app.state.resources
+        values = {"email": data.email}
         throttle = LoginThrottle(resources.redis, resources.keys, resources.settings.accounts)
         verdict = await throttle.attempt(data.email, client_address(request))
         if not verdict.allowed:
-            raise TooManyRequests(f"email: too many sign-in attempts; try again in {verdict.retry_after} s",
-                                  headers={"Retry-After": str(verdict.retry_after)})
+            error = TooManyRequests(f"email: too many sign-in attempts; try again in {verdict.retry_after} s")
+            return Template("login.html", status_code=error.status_code,
+                            headers={"Retry-After": str(verdict.retry_after)},
+                            context={"next": _safe_next(data.next), "form": FormState.failed(error, values)})
         async with resources.sessions.begin() as session:
             user = await authenticate(session, data.email, data.password)
         if user is None:
             return Template("login.html", status_code=400, context={
-                "next": _safe_next(data.next), "error": "Wrong e-mail or password.", "email": data.email})
+                "next": _safe_next(data.next),
+                "form": FormState(values=values, summary=[(None, "Wrong e-mail or password.")])})
         await throttle.succeeded(data.email)
         request.clear_session()
         request.set_session({"user_id": user.id})
@@ -87,12 +92,15 @@ class AccountController(Controller):
     @post("/logout", status_code=303)
     async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
         request.clear_session()
+        rotate_session(request)
+        flash(request, "You are signed out.")
         return Redirect("/login", status_code=303)
 
     @get("/register")
     async def register_page(self, request: Request[Any, Any, Any], invitation: FromQuery[str] = "") -> Template:
-        return Template("register.html", context={"error": None, "email": "", "invitation": invitation[:200],
-                                                  "mode": request.app.state.resources.settings.accounts.registration})
+        return Template("register.html", context={
+            "form": FormState(), "invitation": invitation[:200],
+            "mode": request.app.state.resources.settings.accounts.registration})
 
     @post("/register", status_code=303)
     async def register(self, request: Request[Any, Any, Any],
@@ -108,26 +116,26 @@ class AccountController(Controller):
                                            registration=resources.settings.accounts.registration, invited=invited)
         except AppError as exc:
             return Template("register.html", status_code=exc.status_code, context={
-                "error": exc.detail, "email": data.email, "invitation": data.invitation[:200],
+                "form": FormState.failed(exc, {"email": data.email}), "invitation": data.invitation[:200],
                 "mode": resources.settings.accounts.registration})
         request.clear_session()
         request.set_session({"user_id": user.id})
         rotate_session(request)
+        flash(request, "Welcome to Beacon. Your account is ready.")
         return Redirect(f"/invitations/{data.invitation}" if data.invitation else "/", status_code=303)
 
-    async def _account_page(self, request: Request[Any, Any, Any], *, status: int = 200, error: str | None = None,
-                            notice: str | None = None, new_key: str | None = None) -> Template:
+    async def _account_page(self, request: Request[Any, Any, Any], *, status: int = 200,
+                            forms: dict[str, FormState] | None = None, **extra: Any) -> Template:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             keys = await list_api_keys(session, user.id)
         return Template("account.html", status_code=status, context={
-            "user": user, "keys": keys, "error": error, "notice": notice, "new_key": new_key})
+            "user": user, "keys": keys, "nav": "account", "notice": None, "new_key": None,
+            "forms": {"key": FormState(), "password": FormState(), **(forms or {})}, **extra})
 
     @get("/account")
-    async def account(self, request: Request[Any, Any, Any]) -> Template | Redirect:
-        if await current_user(request) is None:
-            return Redirect("/login?next=/account")
+    async def account(self, request: Request[Any, Any, Any]) -> Template:
         return await self._account_page(request)
 
     @post("/account/password", status_code=200)
@@ -139,7 +147,7 @@ class AccountController(Controller):
                 await change_password(session, user.id, data.current_password, data.new_password,
                                       data.new_password_again)
         except ClientError as exc:
-            return await self._account_page(request, status=400, error=exc.detail)
+            return await self._account_page(request, status=400, forms={"password": FormState.failed(exc, {})})
         rotate_session(request)
         return await self._account_page(request, notice="Password changed.")
 
@@ -150,15 +158,18 @@ class AccountController(Controller):
         scopes = [data.scopes] if isinstance(data.scopes, str) else list(data.scopes)
         try:
             async with resources.sessions.begin() as session:
-                _, plain = await create_api_key(session, user.id, data.name, scopes)
+                key, plain = await create_api_key(session, user.id, data.name, scopes)
+                name = key.name
         except ClientError as exc:
-            return await self._account_page(request, status=400, error=exc.detail)
-        return await self._account_page(request, status=201, new_key=plain)
+            return await self._account_page(request, status=400, forms={
+                "key": FormState.failed(exc, {"name": data.name, "scopes": scopes})})
+        return await self._account_page(request, status=201, new_key=plain, new_key_name=name)
 
-    @post("/account/api-keys/{key_id:int}/revoke", status_code=200)
-    async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[int]) -> Template:
+    @post("/account/api-keys/{key_id:int}/revoke", status_code=303)
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[int]) -> Redirect:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
             await revoke_api_key(session, user.id, key_id)
-        return await self._account_page(request, notice="Key revoked.")
+        flash(request, "Key revoked: it no longer works.")
+        return Redirect("/account#keys", status_code=303)

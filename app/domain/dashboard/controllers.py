@@ -1,4 +1,4 @@
-"""Sites list, the dashboard page of a site, the read-only dashboard behind a share link, and their data.
+"""The dashboard page of a site, the read-only dashboard behind a share link, and their data.
 
 The page is rendered with the top metrics and chart data of the state in its URL (first paint without a
 round trip); ``app/frontend/dashboard.js`` then keeps it up to date from the JSON endpoints
@@ -26,7 +26,7 @@ from app.domain.dashboard.services import (
     live_token,
     parse_state,
 )
-from app.domain.sites.services import list_sites, site_access, site_by_share_token
+from app.domain.sites.services import site_access, site_by_share_token
 
 PARTS = ("overview", "breakdown", "properties", "realtime")
 
@@ -80,16 +80,6 @@ async def _stats(request: Request[Any, Any, Any], site: Site, part: str) -> Any:
 
 class DashboardController(Controller):
     include_in_schema = False
-
-    @get("/")
-    async def index(self, request: Request[Any, Any, Any]) -> Template | Redirect:
-        user = await current_user(request)
-        if user is None:
-            return Redirect("/login")
-        resources: Resources = request.app.state.resources
-        async with resources.sessions() as session:
-            sites = await list_sites(session, user.id)
-        return Template("sites.html", context={"user": user, "sites": sites})
 
     @get("/sites/{domain:str}")
     async def dashboard(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:

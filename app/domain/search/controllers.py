@@ -6,11 +6,12 @@ from typing import Any
 
 from litestar import Controller, Request, get
 from litestar.params import FromQuery
-from litestar.response import Redirect, Template
+from litestar.response import Template
 
 from app.core.errors import ClientError
+from app.core.pages import FormState
 from app.core.resources import Resources
-from app.domain.accounts.deps import current_user
+from app.domain.accounts.deps import require_user
 from app.domain.search.services import search
 
 
@@ -18,17 +19,15 @@ class SearchController(Controller):
     include_in_schema = False
 
     @get("/search")
-    async def search_page(self, request: Request[Any, Any, Any], q: FromQuery[str] = "") -> Template | Redirect:
-        user = await current_user(request)
-        if user is None:
-            return Redirect("/login?next=/search")
+    async def search_page(self, request: Request[Any, Any, Any], q: FromQuery[str] = "") -> Template:
+        user = await require_user(request)
         resources: Resources = request.app.state.resources
-        hits, error, status = [], None, 200
+        hits, form, status = [], FormState(values={"q": q}), 200
         if q:
             try:
                 async with resources.sessions() as session:
                     hits = await search(session, user.id, q)
             except ClientError as exc:
-                error, status = exc.detail, 400
+                form, status = FormState.failed(exc, {"q": q}), exc.status_code
         return Template("search.html", status_code=status,
-                        context={"user": user, "q": q, "hits": hits, "error": error})
+                        context={"user": user, "q": q, "hits": hits, "form": form})

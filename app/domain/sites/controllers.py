@@ -1,27 +1,29 @@
-"""Site pages: create, settings (domain, time zone, goals, share link, members, annotations), delete."""
+"""Site pages: the sites list, create and set up, settings (domain, time zone, goals, share link, members,
+exclusions, annotations), delete."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import ClientError
 from app.core.models import User
+from app.core.pages import FormState, flash
 from app.core.resources import Resources
-from app.domain.accounts.deps import current_user, require_user
+from app.domain.accounts.deps import require_user
 from app.domain.annotations.services import create_annotation, delete_annotation, list_annotations
 from app.domain.sites import services
 from app.domain.sites.services import SiteAccess, site_access
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-
 
 
 class SiteWork(NamedTuple):
@@ -39,6 +41,7 @@ async def site_transaction(request: Request[Any, Any, Any], domain: str, role: s
     resources: Resources = request.app.state.resources
     async with resources.sessions.begin() as session:
         yield SiteWork(user, await site_access(session, user.id, domain, role), session, resources)
+
 
 class SiteForm(msgspec.Struct):
     domain: FromPath[str] = ""
@@ -66,8 +69,17 @@ class AnnotationForm(msgspec.Struct):
     body: str = ""
 
 
+class ExclusionForm(msgspec.Struct):
+    kind: str = ""
+    pattern: str = ""
+
+
+SETTINGS_FORMS = ("general", "goal", "invite", "exclusion", "annotation")
+
+
 async def settings_context(request: Request[Any, Any, Any], session: AsyncSession, user: User,
-                           access: SiteAccess, **extra: Any) -> dict[str, Any]:
+                           access: SiteAccess, forms: dict[str, FormState] | None = None,
+                           **extra: Any) -> dict[str, Any]:
     resources: Resources = request.app.state.resources
     site = access.site
     return {
@@ -76,9 +88,11 @@ async def settings_context(request: Request[Any, Any, Any], session: AsyncSessio
         "goals": await services.list_goals(session, site.id),
         "members": await services.list_members(session, site.id),
         "annotations": await list_annotations(session, site.id),
+        "exclusions": await services.list_exclusions(session, site.id),
         "shared": site.share_token_hash is not None,
         "base_url": resources.settings.server.base_url,
-        "share_url": None, "invitation_url": None, "notice": None,
+        "share_url": None, "invitation_url": None,
+        "forms": {name: FormState() for name in SETTINGS_FORMS} | (forms or {}),
         **extra,
     }
 
@@ -86,7 +100,7 @@ async def settings_context(request: Request[Any, Any, Any], session: AsyncSessio
 class SiteController(Controller):
     include_in_schema = False
 
-    async def _settings(self, request: Request[Any, Any, Any], domain: FromPath[str], *, status: int = 200,
+    async def _settings(self, request: Request[Any, Any, Any], domain: str, *, status: int = 200,
                         **extra: Any) -> Template:
         user = await require_user(request)
         resources: Resources = request.app.state.resources
@@ -95,67 +109,135 @@ class SiteController(Controller):
             context = await settings_context(request, session, user, access, **extra)
         return Template("site_settings.html", status_code=status, context=context)
 
-    @get("/sites/new")
-    async def new_site(self, request: Request[Any, Any, Any]) -> Template | Redirect:
-        user = await current_user(request)
-        if user is None:
-            return Redirect("/login?next=/sites/new")
-        return Template("site_new.html", context={"user": user, "domain": "", "timezone": "UTC"})
+    async def _submit(self, request: Request[Any, Any, Any], domain: str, role: str, form: str,
+                      values: dict[str, Any], action: Callable[[SiteWork], Awaitable[str | None]],
+                      done: str, then: str) -> Template | Redirect:
+        """Run a settings form's ``action`` on the site; a client error shows the form again, with the values
+        kept and the message next to its field, while a missing site or role stays an error page."""
+        work: SiteWork | None = None
+        try:
+            async with site_transaction(request, domain, role) as work:
+                target = await action(work)
+        except ClientError as exc:
+            if work is None:
+                raise
+            return await self._settings(request, domain, status=exc.status_code,
+                                        forms={form: FormState.failed(exc, values)})
+        flash(request, done)
+        return Redirect(f"/sites/{target or domain}/settings#{then}", status_code=303)
 
-    @post("/sites", status_code=303)
-    async def create(self, request: Request[Any, Any, Any], data: Annotated[SiteForm, Form]) -> Redirect:
+    @get("/")
+    async def index(self, request: Request[Any, Any, Any]) -> Template:
+        """The sites list: each site with today's visitors and a sparkline of the last days."""
         user = await require_user(request)
         resources: Resources = request.app.state.resources
-        async with resources.sessions.begin() as session:
-            site = await services.create_site(session, data.domain, data.timezone.strip(), owner_id=user.id)
-        return Redirect(f"/sites/{site.domain}/settings", status_code=303)
+        async with resources.sessions() as session:
+            sites = await services.list_sites_with_roles(session, user.id)
+        overviews, error = await services.visitor_overviews(resources, [site for site, _ in sites])
+        items = [{"site": site, "role": role, "days": overviews[site.id].days if site.id in overviews else None,
+                  "today": overviews[site.id].today if site.id in overviews else None} for site, role in sites]
+        return Template("sites.html", context={"user": user, "sites": items, "stats_error": error, "nav": "sites"})
+
+    @get("/sites/new")
+    async def new_site(self, request: Request[Any, Any, Any]) -> Template:
+        user = await require_user(request)
+        return Template("site_new.html", context={"user": user, "form": FormState(), "nav": "new"})
+
+    @post("/sites", status_code=303)
+    async def create(self, request: Request[Any, Any, Any], data: Annotated[SiteForm, Form]) -> Template | Redirect:
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        try:
+            async with resources.sessions.begin() as session:
+                site = await services.create_site(session, data.domain, data.timezone.strip(), owner_id=user.id)
+                domain = site.domain
+        except ClientError as exc:
+            return Template("site_new.html", status_code=exc.status_code, context={
+                "user": user, "nav": "new",
+                "form": FormState.failed(exc, {"domain": data.domain, "timezone": data.timezone})})
+        flash(request, f"{domain} is added. Now add the tracker to its pages.")
+        return Redirect(f"/sites/{domain}/setup", status_code=303)
+
+    @get("/sites/{domain:str}/setup")
+    async def setup(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
+        """The tracker snippet and whether the first event has arrived (checked again by the page itself)."""
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        async with resources.sessions() as session:
+            access = await site_access(session, user.id, domain, "admin")
+            received = await services.has_events(session, access.site.id)
+        return Template("site_setup.html", context={
+            "user": user, "site": access.site, "received": received,
+            "snippet": services.tracker_snippet(resources.settings.server.base_url, access.site.domain)})
+
+    @get("/sites/{domain:str}/status")
+    async def status(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Response[dict[str, Any]]:
+        """``{"received": true}`` once the site's first event is stored (the setup page asks this)."""
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        async with resources.sessions() as session:
+            access = await site_access(session, user.id, domain, "viewer")
+            received = await services.has_events(session, access.site.id)
+        return Response({"domain": access.site.domain, "received": received},
+                        headers={"Cache-Control": "no-store"})
 
     @get("/sites/{domain:str}/settings")
-    async def settings(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
-        if await current_user(request) is None:
-            return Redirect(f"/login?next=/sites/{domain}/settings")
+    async def settings(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
         return await self._settings(request, domain)
 
     @post("/sites/{domain:str}/settings", status_code=303)
     async def update(self, request: Request[Any, Any, Any], domain: FromPath[str],
-                     data: Annotated[SiteForm, Form]) -> Redirect:
-        async with site_transaction(request, domain, "admin") as work:
+                     data: Annotated[SiteForm, Form]) -> Template | Redirect:
+        async def action(work: SiteWork) -> str:
             await services.update_site(work.session, work.access.site, data.domain, data.timezone)
-            new_domain = work.access.site.domain
-        return Redirect(f"/sites/{new_domain}/settings", status_code=303)
+            return work.access.site.domain
+
+        return await self._submit(request, domain, "admin", "general",
+                                  {"domain": data.domain, "timezone": data.timezone}, action, "Settings saved.",
+                                  "general")
 
     @get("/sites/{domain:str}/delete")
-    async def confirm_delete(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
-        user = await current_user(request)
-        if user is None:
-            return Redirect(f"/login?next=/sites/{domain}/delete")
+    async def confirm_delete(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
+        user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             access = await site_access(session, user.id, domain, "owner")
-        return Template("site_delete.html", context={"user": user, "site": access.site})
+        return Template("site_delete.html", context={"user": user, "site": access.site, "form": FormState()})
 
     @post("/sites/{domain:str}/delete", status_code=303)
     async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str],
-                     data: Annotated[DeleteForm, Form]) -> Redirect:
-        async with site_transaction(request, domain, "owner") as work:
-            site_id = work.access.site.id
-            await services.delete_site(work.session, work.access.site, data.confirm)
+                     data: Annotated[DeleteForm, Form]) -> Template | Redirect:
+        work: SiteWork | None = None
+        try:
+            async with site_transaction(request, domain, "owner") as work:
+                site_id, site_domain = work.access.site.id, work.access.site.domain
+                await services.delete_site(work.session, work.access.site, data.confirm)
+        except ClientError as exc:
+            if work is None:
+                raise
+            return Template("site_delete.html", status_code=exc.status_code, context={
+                "user": work.user, "site": {"domain": site_domain},
+                "form": FormState.failed(exc, {"confirm": data.confirm})})
         await services.revoke_live_access(work.resources, site_id, deleted=True)
+        flash(request, f"{domain} and its data are deleted.")
         return Redirect("/", status_code=303)
 
     @post("/sites/{domain:str}/goals", status_code=303)
     async def add_goal(self, request: Request[Any, Any, Any], domain: FromPath[str],
-                       data: Annotated[GoalForm, Form]) -> Redirect:
-        async with site_transaction(request, domain, "admin") as work:
+                       data: Annotated[GoalForm, Form]) -> Template | Redirect:
+        async def action(work: SiteWork) -> None:
             await services.find_or_create_goal(work.session, work.access.site, data.goal_type, data.event_name,
                                                data.page_path, data.display_name)
-        return Redirect(f"/sites/{domain}/settings#goals", status_code=303)
+
+        return await self._submit(request, domain, "admin", "goal", msgspec.structs.asdict(data), action,
+                                  "Goal added.", "goals")
 
     @post("/sites/{domain:str}/goals/{goal_id:int}/delete", status_code=303)
     async def remove_goal(self, request: Request[Any, Any, Any],
-                                domain: FromPath[str], goal_id: FromPath[int]) -> Redirect:
+                          domain: FromPath[str], goal_id: FromPath[int]) -> Redirect:
         async with site_transaction(request, domain, "admin") as work:
             await services.delete_goal(work.session, work.access.site.id, goal_id)
+        flash(request, "Goal deleted.")
         return Redirect(f"/sites/{domain}/settings#goals", status_code=303)
 
     @post("/sites/{domain:str}/share", status_code=201)
@@ -173,44 +255,72 @@ class SiteController(Controller):
             site_id = work.access.site.id
             await services.revoke_share_link(work.session, work.access.site)
         await services.revoke_live_access(work.resources, site_id, share=True)
+        flash(request, "Share link revoked: it no longer opens the dashboard.")
         return Redirect(f"/sites/{domain}/settings#share", status_code=303)
 
     @post("/sites/{domain:str}/invitations", status_code=201)
     async def invite(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      data: Annotated[InvitationForm, Form]) -> Template:
-        async with site_transaction(request, domain, "admin") as work:
-            token = await services.create_invitation(work.session, work.access, data.email, data.role, work.user.id)
-        return await self._settings(request, domain, status=201,
+        work: SiteWork | None = None
+        try:
+            async with site_transaction(request, domain, "admin") as work:
+                token = await services.create_invitation(work.session, work.access, data.email, data.role,
+                                                         work.user.id)
+        except ClientError as exc:
+            if work is None:
+                raise
+            return await self._settings(request, domain, status=exc.status_code,
+                                        forms={"invite": FormState.failed(exc, msgspec.structs.asdict(data))})
+        return await self._settings(request, domain, status=201, invited_email=data.email.strip().lower(),
                                     invitation_url=f"{work.resources.settings.server.base_url}/invitations/{token}")
 
     @post("/sites/{domain:str}/members/{user_id:int}/remove", status_code=303)
     async def remove_member(self, request: Request[Any, Any, Any],
-                                  domain: FromPath[str], user_id: FromPath[int]) -> Redirect:
+                            domain: FromPath[str], user_id: FromPath[int]) -> Redirect:
         async with site_transaction(request, domain, "admin") as work:
             site_id = work.access.site.id
             await services.remove_member(work.session, work.access, user_id)
         await services.revoke_live_access(work.resources, site_id, user_id=user_id)
+        flash(request, "Member removed.")
         return Redirect(f"/sites/{domain}/settings#members", status_code=303)
+
+    @post("/sites/{domain:str}/exclusions", status_code=303)
+    async def exclude(self, request: Request[Any, Any, Any], domain: FromPath[str],
+                      data: Annotated[ExclusionForm, Form]) -> Template | Redirect:
+        async def action(work: SiteWork) -> None:
+            await services.add_exclusion(work.session, work.access.site.id, data.kind, data.pattern)
+
+        return await self._submit(request, domain, "admin", "exclusion", msgspec.structs.asdict(data), action,
+                                  "Exclusion added.", "exclusions")
+
+    @post("/sites/{domain:str}/exclusions/{exclusion_id:int}/delete", status_code=303)
+    async def unexclude(self, request: Request[Any, Any, Any],
+                        domain: FromPath[str], exclusion_id: FromPath[int]) -> Redirect:
+        async with site_transaction(request, domain, "admin") as work:
+            await services.delete_exclusion(work.session, work.access.site.id, exclusion_id)
+        flash(request, "Exclusion deleted.")
+        return Redirect(f"/sites/{domain}/settings#exclusions", status_code=303)
 
     @post("/sites/{domain:str}/annotations", status_code=303)
     async def annotate(self, request: Request[Any, Any, Any], domain: FromPath[str],
-                       data: Annotated[AnnotationForm, Form]) -> Redirect:
-        async with site_transaction(request, domain, "admin") as work:
+                       data: Annotated[AnnotationForm, Form]) -> Template | Redirect:
+        async def action(work: SiteWork) -> None:
             await create_annotation(work.session, work.access.site.id, data.date, data.body, work.user.id)
-        return Redirect(f"/sites/{domain}/settings#annotations", status_code=303)
+
+        return await self._submit(request, domain, "admin", "annotation", msgspec.structs.asdict(data), action,
+                                  "Annotation added.", "annotations")
 
     @post("/sites/{domain:str}/annotations/{annotation_id:int}/delete", status_code=303)
     async def unannotate(self, request: Request[Any, Any, Any],
-                               domain: FromPath[str], annotation_id: FromPath[int]) -> Redirect:
+                         domain: FromPath[str], annotation_id: FromPath[int]) -> Redirect:
         async with site_transaction(request, domain, "admin") as work:
             await delete_annotation(work.session, work.access.site.id, annotation_id)
+        flash(request, "Annotation deleted.")
         return Redirect(f"/sites/{domain}/settings#annotations", status_code=303)
 
     @get("/invitations/{token:str}")
-    async def invitation(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Template | Redirect:
-        user = await current_user(request)
-        if user is None:
-            return Redirect(f"/login?next=/invitations/{token}")
+    async def invitation(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+        user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             found = await services.pending_invitation(session, token)
@@ -225,4 +335,5 @@ class SiteController(Controller):
         async with resources.sessions.begin() as session:
             site = await services.accept_invitation(session, token, user)
             domain = site.domain
+        flash(request, f"You are now a member of {domain}.")
         return Redirect(f"/sites/{domain}", status_code=303)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ipaddress
 import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import ClientError, Conflict, Forbidden, NotFound
-from app.core.models import ROLES, Goal, Invitation, Membership, Site, User
+from app.core.errors import AppError, ClientError, Conflict, Forbidden, NotFound
+from app.core.models import ROLES, Goal, Invitation, Membership, Site, SiteExclusion, User
 from app.core.resources import Resources
 from app.realtime.publish import WebSocketService, site_channel
 
@@ -288,3 +290,114 @@ async def revoke_live_access(resources: Resources, site_id: int, *, user_id: int
             await service.close_room(site_channel(site_id))
     except Exception as exc:
         logger.warning("cannot tell realtime about revoked access", extra={"error": str(exc)})
+
+
+async def list_sites_with_roles(session: AsyncSession, user_id: int) -> list[tuple[Site, str]]:
+    """The user's sites with the user's role on each, by domain."""
+    rows = await session.execute(select(Site, Membership.role).join(Membership, Membership.site_id == Site.id)
+                                 .where(Membership.user_id == user_id).order_by(Site.domain))
+    return [(site, role) for site, role in rows.tuples()]
+
+
+async def has_events(session: AsyncSession, site_id: int) -> bool:
+    """Whether any event of the site is stored (the first-event check of the setup page)."""
+    found = await session.execute(text("SELECT EXISTS (SELECT 1 FROM events WHERE site_id = :site)"),
+                                  {"site": site_id})
+    return bool(found.scalar_one())
+
+
+# --- visitor overviews for the sites list ---------------------------------------------------------------
+
+SPARK_DAYS = 7
+_OVERVIEW_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class VisitorOverview:
+    days: list[int]
+    """Visitors per local day, oldest first; the last is today."""
+
+    @property
+    def today(self) -> int:
+        return self.days[-1]
+
+
+async def visitor_overview(resources: Resources, site: Site, today: date) -> VisitorOverview:
+    """Visitors per day of the last :data:`SPARK_DAYS` days, today included, from the analytics service."""
+    first = today - timedelta(days=SPARK_DAYS - 1)
+    answer = await resources.services.json("analytics", "POST", "/query", json={
+        "site_id": site.domain, "metrics": ["visitors"], "date_range": [first.isoformat(), today.isoformat()],
+        "dimensions": ["time:day"]})
+    by_day = {str(row["dimensions"][0])[:10]: int(row["metrics"][0]) for row in answer.get("results", [])}
+    return VisitorOverview([by_day.get((first + timedelta(days=n)).isoformat(), 0) for n in range(SPARK_DAYS)])
+
+
+async def visitor_overviews(resources: Resources, sites: list[Site]) -> tuple[dict[int, VisitorOverview], str | None]:
+    """Overviews of ``sites`` by site id (one analytics query each, a few at a time), and the first problem.
+
+    A site whose query fails is left out, so the sites list still shows every site when analytics is down.
+    """
+    limit = asyncio.Semaphore(_OVERVIEW_CONCURRENCY)
+    now = datetime.now(UTC)
+
+    async def one(site: Site) -> VisitorOverview | str:
+        async with limit:
+            try:
+                return await visitor_overview(resources, site, now.astimezone(ZoneInfo(site.timezone)).date())
+            except AppError as exc:
+                return exc.detail
+
+    results = await asyncio.gather(*(one(site) for site in sites))
+    overviews = {site.id: result for site, result in zip(sites, results, strict=True)
+                 if isinstance(result, VisitorOverview)}
+    problems = [result for result in results if isinstance(result, str)]
+    if problems:
+        logger.warning("visitor overviews unavailable", extra={"failed": len(problems), "error": problems[0]})
+    return overviews, problems[0] if problems else None
+
+
+# --- exclusions -----------------------------------------------------------------------------------------
+
+EXCLUSION_MAX = 500
+EXCLUSION_PATH_RE = re.compile(r"^/[^\s]{0,499}$")
+
+
+def check_exclusion(kind: str, pattern: str) -> str:
+    """The normalised pattern: an IP address or CIDR range (``ip``), or a path glob (``path``)."""
+    value = pattern.strip()
+    if kind == "ip":
+        try:
+            return str(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ClientError(f"pattern: {value!r} is not an IP address or range such as 203.0.113.0/24") from None
+    if kind == "path":
+        if not EXCLUSION_PATH_RE.match(value):
+            raise ClientError("pattern: a path starting with / without spaces, at most 500 characters")
+        return value
+    raise ClientError("kind: must be ip or path")
+
+
+async def list_exclusions(session: AsyncSession, site_id: int) -> list[SiteExclusion]:
+    return list((await session.execute(select(SiteExclusion).where(SiteExclusion.site_id == site_id)
+                                       .order_by(SiteExclusion.kind, SiteExclusion.pattern))).scalars())
+
+
+async def add_exclusion(session: AsyncSession, site_id: int, kind: str, pattern: str) -> SiteExclusion:
+    value = check_exclusion(kind, pattern)
+    existing = (await session.execute(select(SiteExclusion).where(
+        SiteExclusion.site_id == site_id, SiteExclusion.kind == kind, SiteExclusion.pattern == value))
+    ).scalar_one_or_none()
+    if existing is not None:
+        raise Conflict(f"pattern: {value} is excluded already")
+    rule = SiteExclusion(site_id=site_id, kind=kind, pattern=value)
+    session.add(rule)
+    await session.flush()
+    return rule
+
+
+async def delete_exclusion(session: AsyncSession, site_id: int, exclusion_id: int) -> None:
+    exclusion_id = existing_id(exclusion_id, "exclusion_id")
+    result = await session.execute(delete(SiteExclusion).where(SiteExclusion.site_id == site_id,
+                                                               SiteExclusion.id == exclusion_id))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("exclusion_id: no such exclusion on this site")
