@@ -100,9 +100,13 @@ def running(stack: Stack) -> Stack:
     return stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
-    """Playwright, for Debian's Chromium (see tests/e2e/browser.py)."""
+    """Playwright, for Debian's Chromium (see tests/e2e/browser.py), for one module at a time.
+
+    A running sync Playwright keeps an event loop set on the main thread: two at once fail ("Sync API inside
+    the asyncio loop"), and one left running breaks the ``asyncio.run()`` of later modules.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
     from playwright.sync_api import sync_playwright

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, DESKTOP_UA, PageProblems, launch, screenshot, watch
+from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
 
 PHONE = {"width": 375, "height": 740}
@@ -49,17 +49,10 @@ def axe_violations(page: Any, source: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def chromium(running: Stack) -> Iterator[Any]:
-    """Playwright of this module only: a running sync Playwright leaves an event loop set on the thread, which
-    would break the ``asyncio.run()`` of the modules after this one (the session's ``playwright`` fixture
-    lives until the end)."""
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)"
-    with sync_playwright() as started:
-        browser = launch(started)
-        yield browser
-        browser.close()
+def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,30 +17,48 @@ from app.devstack import wait_for_port
 BEACON = str(Path(sys.prefix) / "bin" / "beacon")
 
 
-@pytest.fixture(scope="session")
-def serve(environment: dict[str, str], settings: Settings) -> Iterator[Callable[[str], int]]:
-    """Start ``beacon serve <name>`` once per session; returns the port it listens on."""
-    started: dict[str, subprocess.Popen[bytes]] = {}
-    log_dir = Path(environment["BEACON_LOG_DIR"])
-    log_dir.mkdir(parents=True, exist_ok=True)
+class Services:
+    """``beacon serve <name>`` processes of the session: started on first use, stopped on request or at the end."""
 
-    def start(name: str) -> int:
-        port = settings.server.ports[name]
-        if name not in started:
-            with (log_dir / f"{name}.log").open("ab") as log:
-                started[name] = subprocess.Popen([BEACON, "serve", name], env={**os.environ, **environment},
-                                                 stdout=log, stderr=log)
+    def __init__(self, environment: dict[str, str], settings: Settings) -> None:
+        self.environment, self.settings = environment, settings
+        self.started: dict[str, subprocess.Popen[bytes]] = {}
+        self.log_dir = Path(environment["BEACON_LOG_DIR"])
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str) -> int:
+        port = self.settings.server.ports[name]
+        if name not in self.started:
+            with (self.log_dir / f"{name}.log").open("ab") as log:
+                self.started[name] = subprocess.Popen([BEACON, "serve", name],
+                                                      env={**os.environ, **self.environment},
+                                                      stdout=log, stderr=log)
             wait_for_port(port, 30)
         return port
 
-    yield start
-    for process in started.values():
-        process.send_signal(signal.SIGTERM)
-    for process in started.values():
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    def stop(self, *names: str) -> None:
+        processes = [self.started.pop(name) for name in names if name in self.started]
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def services(environment: dict[str, str], settings: Settings) -> Iterator[Services]:
+    running = Services(environment, settings)
+    yield running
+    running.stop(*running.started)
+
+
+@pytest.fixture(scope="session")
+def serve(services: Services) -> Callable[[str], int]:
+    """Start ``beacon serve <name>`` once per session; returns the port it listens on."""
+    return services.start
 
 
 def run_beacon(environment: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -21,6 +21,7 @@ from app.core.pages import FormState, sparkline
 from app.core.settings import Settings
 from app.main import create_app
 from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.integration.conftest import Services
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 JSON = {"Accept": "application/json"}
@@ -133,8 +134,15 @@ def test_sparkline_points(values: list[int], line: str) -> None:
     assert line == sparkline(values).line
 
 
-def test_sites_list_shows_every_site_when_analytics_is_down(servers: Servers, world: World) -> None:
-    """No analytics service runs here: the list still has each site, and says the numbers are unavailable."""
+@pytest.fixture
+def analytics_down(services: Services) -> None:
+    """The analytics service of the session stopped (tests that need it start it again)."""
+    services.stop("analytics")
+
+
+def test_sites_list_shows_every_site_when_analytics_is_down(servers: Servers, world: World,
+                                                             analytics_down: None) -> None:
+    """No analytics service runs: the list still has each site, and says the numbers are unavailable."""
     me = world.user("me@example.com")
     world.site("one.example", {me: "owner"})
     world.site("two.example", {me: "viewer"})
@@ -196,8 +204,9 @@ def test_flash_message_is_shown_once_after_a_redirect(servers: Servers, world: W
     assert "Goal added." not in second.text
 
 
-def test_admin_page_for_admins_only_and_names_failing_components(servers: Servers, world: World) -> None:
-    """Admins see health (here the four services and the workers are not running) and counts; others 403."""
+def test_admin_page_for_admins_only_and_names_failing_components(servers: Servers, world: World,
+                                                                  analytics_down: None) -> None:
+    """Admins see health (analytics stopped, the workers not running) and counts; others 403."""
     boss, plain = world.user("boss@example.com", admin=True), world.user("plain@example.com")
     world.sql("INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes) VALUES (:u, 'k', 'bk_', 'x', '{}')",
               u=boss)
