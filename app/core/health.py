@@ -73,12 +73,18 @@ def service_check(resources: Resources, service: str, path: str = "/health") -> 
     return check
 
 
-def health_response(results: Mapping[str, str], **extra: Any) -> Response[dict[str, Any]]:
+def health_body(results: Mapping[str, str], **extra: Any) -> tuple[int, dict[str, Any]]:
+    """The status code and JSON body of a ``/health`` answer."""
     healthy = all(value == "ok" for value in results.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "fail", "checks": dict(results), **extra}
     if not healthy:
         body["failed"] = sorted(name for name, value in results.items() if value != "ok")
-    return Response(body, status_code=200 if healthy else 503, headers={"Cache-Control": "no-store"})
+    return 200 if healthy else 503, body
+
+
+def health_response(results: Mapping[str, str], **extra: Any) -> Response[dict[str, Any]]:
+    status, body = health_body(results, **extra)
+    return Response(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 @get("/health", include_in_schema=False)

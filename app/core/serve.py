@@ -4,6 +4,9 @@ Why embedded: Granian's own process model forks workers, and measured under Circ
 process leaves the workers serving the port as orphans, while a SIGKILL of one worker takes the whole
 server down. Embedded, one OS process is one server; Circus runs as many as configured, each binding the
 port with SO_REUSEPORT, and a killed process takes nothing with it but itself.
+
+The realtime process is the exception: it serves its WebSockets with :mod:`app.realtime.server` in this
+process the same way (one OS process, SO_REUSEPORT), because Granian's WebSockets cost ~150 KiB each.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
@@ -28,8 +32,6 @@ logger = logging.getLogger("beacon.serve")
 def _factory(name: str) -> Callable[[Settings], Litestar]:
     if name == "api":
         from app.main import create_app
-    elif name == "realtime":
-        from app.realtime.app import create_app
     elif name == "ingest":
         from services.ingest.app import create_app
     elif name == "analytics":
@@ -44,6 +46,8 @@ def _factory(name: str) -> Callable[[Settings], Litestar]:
 
 
 PROCESS_NAMES = ("api", "realtime", "ingest", "analytics", "integrations", "compute")
+LITESTAR_PROCESSES = tuple(name for name in PROCESS_NAMES if name != "realtime")
+"""The processes that are a Litestar app under Granian (realtime: app/realtime/server.py)."""
 
 
 async def _serve(server: Server) -> None:
@@ -57,6 +61,12 @@ def serve(name: str, settings: Settings | None = None) -> None:
     """Serve process ``name`` on its configured port until SIGTERM."""
     settings = settings or get_settings()
     configure_logging(name, settings.log_level)
+    if name == "realtime":
+        # Not Granian: its WebSockets cost ~150 KiB each (see app/realtime/server.py).
+        from app.realtime.app import run
+
+        _run(run(settings))
+        return
     app = _factory(name)(settings)
     port = settings.server.ports[name]
     server = Server(
@@ -65,7 +75,7 @@ def serve(name: str, settings: Settings | None = None) -> None:
         port=port,
         interface=Interfaces.ASGI,
         http=HTTPModes.http1,
-        websockets=name == "realtime",
+        websockets=False,
         backlog=2048,
         log_enabled=True,
         log_level=LogLevels.warning,
@@ -79,9 +89,13 @@ def serve(name: str, settings: Settings | None = None) -> None:
         },
     )
     logger.info("serving", extra={"port": port, "host": settings.server.bind_host, "pid": os.getpid()})
+    _run(_serve(server))
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
-
-        uvloop.run(_serve(server))
     except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps odd platforms working
-        asyncio.run(_serve(server))
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

@@ -109,11 +109,11 @@ class AccountSettings:
 @dataclass(frozen=True)
 class RealtimeSettings:
     heartbeat_interval: float = 25.0
-    """Seconds between two pings the realtime process sends on an idle WebSocket."""
+    """Seconds between two pings the realtime process sends on every WebSocket."""
     heartbeat_timeout: float = 75.0
     """A WebSocket from which nothing (not even a pong) arrived for this long is closed as dead."""
-    queue_limit: int = 256
-    """Messages waiting for one slow client before it is dropped, so memory stays bounded."""
+    send_buffer_limit: int = 1_048_576
+    """Bytes one client may leave unread (beyond the kernel's socket buffer) before it is dropped as too slow."""
     stats_interval: float = 2.0
     """Seconds between two writes of this process's connection statistics to Redis."""
 
@@ -302,7 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         realtime=RealtimeSettings(
             heartbeat_interval=number("BEACON_WS_HEARTBEAT_INTERVAL", 25.0),
             heartbeat_timeout=number("BEACON_WS_HEARTBEAT_TIMEOUT", 75.0),
-            queue_limit=integer("BEACON_WS_QUEUE_LIMIT", 256),
+            send_buffer_limit=integer("BEACON_WS_SEND_BUFFER_LIMIT", 1_048_576),
             stats_interval=number("BEACON_WS_STATS_INTERVAL", 2.0),
         ),
         log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),

@@ -10,35 +10,40 @@ Without one of them the handshake is refused with 403. Afterwards the client may
 ``{"type": "join", "room": "site:<id>"}`` (checked against its access; a room it may not join and one
 that does not exist get the same answer), ``{"type": "leave", "room": ...}``,
 ``{"type": "subscribe", "channel": ...}`` (signed-in users) and ``{"type": "pong"}``. The server sends a
-ping after each idle heartbeat interval and closes connections that stayed silent past the timeout
-(4408) or whose queue overflowed because they read too slowly (1013).
+ping every heartbeat interval and closes connections that stayed silent past the timeout (4408) or left
+more than the send buffer limit unread (1013).
+
+The process serves ``/ws`` and ``GET /health`` with :mod:`app.realtime.server` rather than Granian: see
+there and docs/architecture.md for why.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import time
-from collections.abc import AsyncIterator
+import logging
+import os
+import signal
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from litestar import Litestar, Request, Response, WebSocket, get, websocket
-from litestar.exceptions import WebSocketDisconnect
 from litestar.stores.redis import RedisStore
 from sqlalchemy import select
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
 
-from app.core.health import health_response, redis_check, run_checks
+from app.core.health import health_body, redis_check, run_checks
 from app.core.models import Membership, Site
 from app.core.resources import Resources
-from app.core.service import create_service_app
-from app.core.settings import Settings, get_settings
+from app.core.settings import Settings
 from app.core.tokens import verify_token
 from app.domain.sites.services import token_hash
 from app.realtime.hub import Connection, Hub
 from app.realtime.publish import is_channel, room_site_id, site_channel
+from app.realtime.server import WebSocket, WebSocketServer, json_response
+
+logger = logging.getLogger("beacon.realtime")
 
 WS_TOKEN_PURPOSE = "ws"
 SESSION_COOKIE = "beacon_session"
@@ -56,13 +61,22 @@ class Grant:
     share_site: int | None = None
 
 
-async def _session_user(socket: WebSocket[Any, Any, Any], store: RedisStore, settings: Settings) -> int | None:
-    session_id = socket.cookies.get(SESSION_COOKIE)
+def request_cookie(headers: Headers, name: str) -> str | None:
+    for header in headers.get_all("Cookie"):
+        for part in header.split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value.strip('"')
+    return None
+
+
+async def _session_user(headers: Headers, store: RedisStore, settings: Settings) -> int | None:
+    session_id = request_cookie(headers, SESSION_COOKIE)
     if not session_id or session_id == "null":
         return None
     # Cookies ride along on cross-site WebSocket handshakes in some browsers: accept them from our origin only.
     expected = urlsplit(settings.server.base_url)
-    origin = urlsplit(socket.headers.get("origin", ""))
+    origin = urlsplit(headers.get("Origin", ""))
     if (origin.scheme, origin.netloc) != (expected.scheme, expected.netloc):
         return None
     raw = await store.get(session_id)
@@ -76,15 +90,15 @@ async def _session_user(socket: WebSocket[Any, Any, Any], store: RedisStore, set
     return user_id if isinstance(user_id, int) else None
 
 
-async def authenticate(socket: WebSocket[Any, Any, Any]) -> Grant | None:
-    resources: Resources = socket.app.state.resources
+async def authenticate(resources: Resources, store: RedisStore, request: Request) -> Grant | None:
     settings = resources.settings
-    if share := socket.query_params.get("share"):
+    query = {key: values[0] for key, values in parse_qs(urlsplit(request.path).query).items()}
+    if share := query.get("share"):
         async with resources.sessions() as session:
             site_id = (await session.execute(select(Site.id).where(Site.share_token_hash == token_hash(share))
                                              )).scalar_one_or_none() if len(share) < 200 else None
         return Grant(rooms=frozenset({site_channel(site_id)}), share_site=site_id) if site_id else None
-    if token := socket.query_params.get("token"):
+    if token := query.get("token"):
         payload = verify_token(settings.security.secret_key, WS_TOKEN_PURPOSE, token)
         channels = payload.get("channels") if payload else None
         if not isinstance(channels, list) or not channels or not payload:
@@ -96,7 +110,7 @@ async def authenticate(socket: WebSocket[Any, Any, Any]) -> Grant | None:
         # A user's token outlives changes of membership: the rooms still need the membership now.
         allowed = frozenset([room for room in rooms if await member_of(resources, user_id, room)])
         return Grant(user_id=user_id, rooms=allowed) if allowed else None
-    user_id = await _session_user(socket, socket.app.state.session_store, settings)
+    user_id = await _session_user(request.headers, store, settings)
     return Grant(user_id=user_id) if user_id is not None else None
 
 
@@ -110,138 +124,115 @@ async def member_of(resources: Resources, user_id: int, room: str) -> bool:
     return role is not None
 
 
-async def may_join(socket: WebSocket[Any, Any, Any], grant: Grant, room: str) -> bool:
-    if grant.user_id is None:
-        return room in grant.rooms
-    return await member_of(socket.app.state.resources, grant.user_id, room)
+def _error(detail: str, **fields: Any) -> str:
+    return json.dumps({"type": "error", **fields, "detail": detail})
 
 
-async def handle_client_message(socket: WebSocket[Any, Any, Any], hub: Hub, conn: Connection, grant: Grant,
-                                raw: str) -> None:
-    try:
-        message = json.loads(raw) if len(raw) <= CLIENT_MESSAGE_MAX else None
-    except ValueError:
-        message = None
-    if not isinstance(message, dict):
-        await socket.send_text(json.dumps({"type": "error", "detail": "messages are JSON objects"}))
-        return
-    kind = message.get("type")
-    if kind in ("pong", "ping"):
+class RealtimeServer(WebSocketServer):
+    """Beacon's ``/ws``: authorisation at the handshake, the client's messages, the hub's fan-out."""
+
+    connection_class = Connection
+
+    def __init__(self, resources: Resources) -> None:
+        config = resources.settings.realtime
+        super().__init__(send_buffer_limit=config.send_buffer_limit, max_message=64 * 1024)
+        self.resources = resources
+        self.store = RedisStore(resources.redis, namespace=f"{resources.keys.prefix}sessions")
+        self.hub = Hub(resources.redis, resources.keys, stats_interval=config.stats_interval,
+                       heartbeat_interval=config.heartbeat_interval, heartbeat_timeout=config.heartbeat_timeout)
+
+    async def authorise(self, socket: WebSocket, request: Request) -> bool:
+        assert isinstance(socket, Connection)
+        grant = await authenticate(self.resources, self.store, request)
+        if grant is None:
+            return False
+        socket.user_id, socket.share_site = grant.user_id, grant.share_site
+        socket.granted, socket.names = grant.rooms, set(grant.rooms)
+        return True
+
+    def opened(self, socket: WebSocket) -> None:
+        assert isinstance(socket, Connection)
+        self.hub.add(socket)
+        socket.send(json.dumps({"type": "hello", "channels": sorted(socket.names), "user": socket.user_id is not None}))
+
+    def closed(self, socket: WebSocket) -> None:
+        assert isinstance(socket, Connection)
+        self.hub.remove(socket)
+
+    def received(self, socket: WebSocket, text: str) -> None:
+        assert isinstance(socket, Connection)
+        try:
+            message = json.loads(text) if len(text) <= CLIENT_MESSAGE_MAX else None
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            socket.send(_error("messages are JSON objects"))
+            return
+        kind = message.get("type")
+        if kind == "pong":
+            return
         if kind == "ping":
-            await socket.send_text('{"type":"pong"}')
-        return
-    if kind in ("join", "leave"):
-        room = message.get("room")
-        if not isinstance(room, str):
-            await socket.send_text(json.dumps({"type": "error", "detail": "room: required"}))
-        elif kind == "leave":
-            hub.leave(conn, room)
-            await socket.send_text(json.dumps({"type": "left", "room": room}))
-        elif await may_join(socket, grant, room):
-            hub.join(conn, room)
-            await socket.send_text(json.dumps({"type": "joined", "room": room}))
+            socket.send('{"type":"pong"}')
+        elif kind in ("join", "leave"):
+            room = message.get("room")
+            if not isinstance(room, str):
+                socket.send(_error("room: required"))
+            elif kind == "leave":
+                self.hub.leave(socket, room)
+                socket.send(json.dumps({"type": "left", "room": room}))
+            elif socket.user_id is None:
+                self._join(socket, room, room in socket.granted)
+            else:
+                self.spawn(self._join_member(socket, socket.user_id, room))
+        elif kind == "subscribe":
+            channel = message.get("channel")
+            if socket.user_id is None or not isinstance(channel, str) or not is_channel(channel):
+                socket.send(_error("no such channel", channel=channel))
+            else:
+                self.hub.join(socket, channel)
+                socket.send(json.dumps({"type": "subscribed", "channel": channel}))
         else:
-            await socket.send_text(json.dumps({"type": "error", "room": room, "detail": NO_ROOM}))
-        return
-    if kind == "subscribe":
-        channel = message.get("channel")
-        if grant.user_id is None or not isinstance(channel, str) or not is_channel(channel):
-            await socket.send_text(json.dumps({"type": "error", "channel": channel, "detail": "no such channel"}))
+            socket.send(_error(f"type: unknown message type {kind!r}"))
+
+    def _join(self, socket: Connection, room: str, allowed: bool) -> None:
+        if allowed:
+            self.hub.join(socket, room)
+            socket.send(json.dumps({"type": "joined", "room": room}))
         else:
-            hub.join(conn, channel)
-            await socket.send_text(json.dumps({"type": "subscribed", "channel": channel}))
-        return
-    await socket.send_text(json.dumps({"type": "error", "detail": f"type: unknown message type {kind!r}"}))
+            socket.send(_error(NO_ROOM, room=room))
+
+    async def _join_member(self, socket: Connection, user_id: int, room: str) -> None:
+        allowed = await member_of(self.resources, user_id, room)
+        if socket.active:
+            self._join(socket, room, allowed)
+
+    async def http(self, request: Request) -> Response:
+        if urlsplit(request.path).path != "/health":
+            return await super().http(request)
+
+        async def subscription() -> str | None:
+            return None if self.hub.ready.is_set() else "not subscribed to Redis"
+
+        results = await run_checks({"redis": redis_check(self.resources), "subscription": subscription})
+        status, body = health_body(results, connections=self.hub.connections)
+        return json_response(status, body, {"Cache-Control": "no-store"})
 
 
-@websocket("/ws")
-async def ws_endpoint(socket: WebSocket[Any, Any, Any]) -> None:
-    """Deliver what the connection is granted, until either side closes or the client is dead or too slow."""
-    resources: Resources = socket.app.state.resources
-    hub: Hub = socket.app.state.hub
-    config = resources.settings.realtime
-    grant = await authenticate(socket)
-    if grant is None:
-        # Closing before accept answers the handshake with 403.
-        await socket.close(code=4403, reason="sign in, or use a valid share link or token")
-        return
-    await socket.accept()
-    conn = Connection(user_id=grant.user_id, names=set(grant.rooms), queue=asyncio.Queue(config.queue_limit),
-                      share_site=grant.share_site)
-    hub.add(conn)
-    close_code = 1000
-    client_gone = True
-
-    async def pump() -> None:
-        nonlocal close_code
-        while True:
-            try:
-                data = await asyncio.wait_for(conn.queue.get(), config.heartbeat_interval)
-            except TimeoutError:
-                if time.monotonic() - conn.last_seen > config.heartbeat_timeout:
-                    hub.dropped_dead += 1
-                    close_code = 4408
-                    return
-                data = '{"type":"ping"}'
-            await socket.send_text(data)
-
-    async def receive() -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                raw = await socket.receive_text()
-                conn.last_seen = time.monotonic()
-                await handle_client_message(socket, hub, conn, grant, raw)
-
-    conn.pump = asyncio.create_task(pump())
-    reader = asyncio.create_task(receive())
+async def run(settings: Settings) -> None:
+    """Serve ``/ws`` and ``GET /health`` on the realtime port until SIGTERM or SIGINT."""
+    resources = Resources.open(settings, "realtime")
+    server = RealtimeServer(resources)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        loop.add_signal_handler(sig, stop.set)
+    server.hub.start()
     try:
-        await socket.send_text(json.dumps({"type": "hello", "channels": sorted(conn.names),
-                                           "user": grant.user_id is not None}))
-        await asyncio.wait([conn.pump, reader], return_when=asyncio.FIRST_COMPLETED)
-        client_gone = reader.done()
+        await server.start(settings.server.bind_host, settings.server.ports["realtime"])
+        logger.info("serving", extra={"port": settings.server.ports["realtime"], "host": settings.server.bind_host,
+                                      "pid": os.getpid()})
+        await stop.wait()
+        await server.stop(1001, "server restarting")
     finally:
-        hub.remove(conn)
-        for task in (conn.pump, reader):
-            task.cancel()
-        await asyncio.gather(conn.pump, reader, return_exceptions=True)
-        if conn.close_code is not None:
-            close_code = conn.close_code
-        if not client_gone:
-            with contextlib.suppress(Exception):
-                await socket.close(code=close_code, reason={
-                    1013: "client too slow", 4408: "no heartbeat", 4403: "access revoked"}.get(close_code, ""))
-
-
-@get("/health", include_in_schema=False)
-async def realtime_health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    resources: Resources = request.app.state.resources
-    hub: Hub = request.app.state.hub
-
-    async def subscription() -> str | None:
-        return None if hub.ready.is_set() else "not subscribed to Redis"
-
-    results = await run_checks({"redis": redis_check(resources), "subscription": subscription})
-    return health_response(results, connections=hub.connections)
-
-
-@contextlib.asynccontextmanager
-async def hub_lifespan(app: Litestar) -> AsyncIterator[None]:
-    resources: Resources = app.state.resources
-    hub = Hub(resources.redis, resources.keys, stats_interval=resources.settings.realtime.stats_interval)
-    app.state.hub = hub
-    app.state.session_store = RedisStore(resources.redis, namespace=f"{resources.keys.prefix}sessions")
-    hub.start()
-    try:
-        yield
-    finally:
-        await hub.stop()
-
-
-def create_app(settings: Settings | None = None) -> Litestar:
-    return create_service_app(
-        "realtime",
-        settings or get_settings(),
-        [ws_endpoint, realtime_health],
-        health_route=False,
-        lifespan=[hub_lifespan],
-    )
+        await server.hub.stop()
+        await resources.close()

@@ -10,41 +10,40 @@ import os
 import socket
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import msgspec
 import redis.asyncio as aioredis
 
 from app.core.redis import Keys
 from app.realtime.publish import BROADCAST, CONTROL, ProcessStats, room_site_id, stats_key
+from app.realtime.server import WebSocket, WebSocketServer, text_frame
 
 logger = logging.getLogger("beacon.realtime")
 
-QUEUE_LIMIT = 256
-"""Default for messages waiting for one slow client before it is dropped, so memory stays bounded."""
+PING = text_frame(b'{"type":"ping"}')
 
 
-@dataclass(eq=False, slots=True)
-class Connection:
-    user_id: int | None = None
-    names: set[str] = field(default_factory=set)
-    """Rooms and channels this connection receives."""
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
-    overflowed: bool = False
-    close_code: int | None = None
-    """Set when the server decides to close the connection (1013 too slow, 4403 access revoked)."""
-    share_site: int | None = None
-    """The site whose share link opened this connection."""
-    pump: asyncio.Task[None] | None = None
-    """The task that writes to the socket; cancelled when the queue overflows."""
-    last_seen: float = field(default_factory=time.monotonic)
+class Connection(WebSocket):
+    """A WebSocket with what it is granted: the rooms and channels it receives, and whose it is."""
+
+    __slots__ = ("granted", "names", "share_site", "user_id")
+
+    def __init__(self, server: WebSocketServer) -> None:
+        super().__init__(server)
+        self.user_id: int | None = None
+        self.names: set[str] = set()
+        """Rooms and channels this connection receives."""
+        self.granted: frozenset[str] = frozenset()
+        """Rooms granted at the handshake (share link, signed token): joined at once, and joinable again."""
+        self.share_site: int | None = None
+        """The site whose share link opened this connection."""
 
 
 class Hub:
     """One Redis subscription per process; each message goes to the connections it is addressed to."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, *, stats_interval: float = 2.0,
-                 process: str | None = None) -> None:
+                 heartbeat_interval: float = 25.0, heartbeat_timeout: float = 75.0, process: str | None = None) -> None:
         self._client = client
         self._keys = keys
         self._by_name: dict[str, set[Connection]] = defaultdict(set)
@@ -52,6 +51,7 @@ class Hub:
         self._all: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._stats_interval = stats_interval
+        self._heartbeat = (heartbeat_interval, heartbeat_timeout)
         self.process = process or f"{socket.gethostname()}:{os.getpid()}"
         self.ready = asyncio.Event()
         self.dropped_slow = 0
@@ -93,12 +93,6 @@ class Hub:
             if not members:
                 del index[key]  # type: ignore[arg-type]
 
-    def _close(self, conn: Connection, code: int) -> None:
-        if conn.close_code is None:
-            conn.close_code = code
-            if conn.pump is not None:
-                conn.pump.cancel()
-
     def control(self, data: str) -> None:
         """Access revoked somewhere: take rooms away from connections, or close them."""
         try:
@@ -111,24 +105,23 @@ class Hub:
             for conn in list(self._by_user.get(order.get("user_id"), ())):
                 if room in conn.names:
                     self.leave(conn, room)
-                    with contextlib.suppress(asyncio.QueueFull):
-                        conn.queue.put_nowait(json.dumps({"type": "left", "room": room, "reason": "access revoked"}))
+                    conn.send(json.dumps({"type": "left", "room": room, "reason": "access revoked"}))
         elif action == "close_room":
             for conn in list(self._by_name.get(room, ())):
                 if conn.share_site is not None:
-                    self._close(conn, 4403)
+                    conn.close(4403, "access revoked")
                 else:
                     self.leave(conn, room)
-                    with contextlib.suppress(asyncio.QueueFull):
-                        conn.queue.put_nowait(json.dumps({"type": "left", "room": room, "reason": "site deleted"}))
+                    conn.send(json.dumps({"type": "left", "room": room, "reason": "site deleted"}))
         elif action == "close_share":
             for conn in list(self._all):
                 if conn.share_site is not None and conn.share_site == order.get("site_id"):
-                    self._close(conn, 4403)
+                    conn.close(4403, "access revoked")
 
-    def dispatch(self, name: str, data: str) -> None:
+    def dispatch(self, name: str, data: bytes) -> None:
+        """Write one published message to every connection it is addressed to: one frame built, no awaiting."""
         if name == CONTROL:
-            self.control(data)
+            self.control(data.decode())
             return
         if name == BROADCAST:
             targets: set[Connection] = self._all
@@ -136,14 +129,23 @@ class Hub:
             targets = self._by_user.get(int(name[5:]), set())
         else:
             targets = self._by_name.get(name, set())
-        for conn in list(targets):
-            try:
-                conn.queue.put_nowait(data)
-            except asyncio.QueueFull:
-                if not conn.overflowed:
-                    conn.overflowed = True
-                    self.dropped_slow += 1
-                    self._close(conn, 1013)
+        if not targets:
+            return
+        frame = text_frame(data)
+        for conn in tuple(targets):  # closing a slow client may change the sets later
+            if not conn.send_frame(frame):
+                self.dropped_slow += 1
+
+    def sweep(self, timeout: float) -> None:
+        """Heartbeat: close connections silent for longer than ``timeout`` (4408), ping the others."""
+        dead_before = time.monotonic() - timeout
+        for conn in tuple(self._all):
+            if conn.last_seen < dead_before:
+                if conn.open:
+                    self.dropped_dead += 1
+                    conn.close(4408, "no heartbeat")
+            elif not conn.send_frame(PING):
+                self.dropped_slow += 1
 
     def snapshot(self) -> ProcessStats:
         rooms: dict[str, int] = {}
@@ -156,7 +158,8 @@ class Hub:
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name="realtime-hub"),
-                       asyncio.create_task(self._report(), name="realtime-stats")]
+                       asyncio.create_task(self._report(), name="realtime-stats"),
+                       asyncio.create_task(self._heartbeats(), name="realtime-heartbeats")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -166,6 +169,13 @@ class Hub:
                 await task
         with contextlib.suppress(Exception):
             await self._client.delete(stats_key(self._keys, self.process))
+
+    async def _heartbeats(self) -> None:
+        """One task for every connection's heartbeat: a timer per connection would cost memory while idle."""
+        interval, timeout = self._heartbeat
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep(timeout)
 
     async def _report(self) -> None:
         """Write this process's statistics to Redis; they expire if the process dies."""
@@ -193,7 +203,7 @@ class Hub:
                             continue
                         channel = self._keys.channel_name(message["channel"].decode())
                         data = message["data"]
-                        self.dispatch(channel, data.decode() if isinstance(data, bytes) else str(data))
+                        self.dispatch(channel, data if isinstance(data, bytes) else str(data).encode())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.serve import PROCESS_NAMES, _factory
+from app.core.resources import Resources
+from app.core.serve import LITESTAR_PROCESSES, _factory
 from app.core.settings import load_settings
+from app.realtime.app import RealtimeServer
 from tests.unit.test_settings import BASE
 
 
-@pytest.mark.parametrize("name", PROCESS_NAMES)
+@pytest.mark.parametrize("name", LITESTAR_PROCESSES)
 def test_app_builds(name: str) -> None:
     """create_app() of each process succeeds with plain settings and touches no server."""
     app = _factory(name)(load_settings(BASE))
     assert app.routes
+
+
+async def test_realtime_server_builds() -> None:
+    """The realtime process's server builds with plain settings and touches no server until started."""
+    resources = Resources.open(load_settings(BASE), "realtime")
+    server = RealtimeServer(resources)
+    assert ("/ws", 0) == (server.path, server.hub.connections)
+    await resources.close()

@@ -144,7 +144,7 @@ async def test_silent_client_is_closed_and_answering_one_is_kept(servers: Server
 
 async def test_slow_client_is_dropped_instead_of_buffering(servers: Servers, world: World,
                                                            service: WebSocketService) -> None:
-    """A client that stops reading is closed with 1013 once its queue (16 here) overflows."""
+    """A client that stops reading is closed with 1013 once it leaves more than the limit (256 KiB here) unread."""
     user = world.user("slow@example.com")
     slow = await connect(servers, world, user, max_queue=1, ping_interval=None)
     blob = "x" * 200_000

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 import websockets
@@ -59,3 +60,24 @@ async def test_connection_without_a_valid_token_is_refused(settings: Settings, s
         async with websockets.connect(f"ws://127.0.0.1:{serve('realtime')}/ws?token={value}"):
             pass
     assert 403 == refused.value.response.status_code
+
+
+async def test_health_counts_connections_and_other_paths_are_404(settings: Settings,
+                                                                  serve: Callable[[str], int]) -> None:
+    """GET /health answers from the WebSocket server itself, with the open connections; other paths 404."""
+    port = serve("realtime")
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token=" + token(settings, ["site:1"])) as socket:
+        await socket.recv()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            health, other = await client.get("/health"), await client.get("/nothing")
+    assert (200, "ok", 1) == (health.status_code, health.json()["status"], health.json()["connections"])
+    assert 404 == other.status_code
+
+
+async def test_message_split_in_fragments_is_one_message(settings: Settings, serve: Callable[[str], int]) -> None:
+    """A client message sent in several frames is handled once it is complete."""
+    async with websockets.connect(f"ws://127.0.0.1:{serve('realtime')}/ws?token=" + token(settings, ["site:1"])
+                                  ) as socket:
+        await socket.recv()
+        await socket.send(iter(['{"type":', '"ping"}']))
+        assert {"type": "pong"} == json.loads(await asyncio.wait_for(socket.recv(), 5))
