@@ -243,6 +243,18 @@ _BUCKET_SQL = {
 }
 
 
+QUERY_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '32MB'")
+"""For every analytics statement: JIT compilation took 1.5 s of a 2 s rollup-tail statement at 10 M events
+(these statements are planned anew each time and their estimates are large), and the visit windows spilled
+to disk at the default work_mem of 4 MB."""
+
+
+async def prepare(session: AsyncSession) -> None:
+    """Settings for the analytics statements of the session's transaction (see QUERY_SETTINGS)."""
+    for setting in QUERY_SETTINGS:
+        await session.execute(text(setting))
+
+
 @dataclass
 class Result:
     rows: list[dict[str, Any]]
@@ -341,8 +353,18 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
         "percentage": "round(100.0 * agg.visitors / nullif((SELECT count(DISTINCT visitor_id) FROM matched), 0), 1)",
     }
 
-    # Conversion rates: the divisor is the same query without its top-level goal and property filters.
-    sql.goal_joined = False
+    sql.goal_joined = False  # the divisors and the time on page read events without the goal join
+    _conversion_rates(query, sql, dims, source, in_time, (ctes, joins, metric_sql))
+    if "time_on_page" in query.metrics:
+        _time_on_page(query, sql, source, in_time, (ctes, joins, metric_sql))
+    return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
+
+
+def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
+                      into: tuple[list[str], list[str], dict[str, str]]) -> None:
+    """CTEs, joins and SQL of conversion_rate and group_conversion_rate: the divisor is the same query without
+    its top-level goal and property filters (and, per group, without the goal dimension)."""
+    ctes, joins, metric_sql = into
     totals_where = [_filter_sql(item, sql) for item in _top_level_without(query, GOAL, PROPS_PREFIX)] + in_time
     if "conversion_rate" in query.metrics:
         ctes.append(f"cr_total AS (SELECT count(DISTINCT e.visitor_id) AS visitors FROM {source} "
@@ -361,26 +383,18 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
         on = " AND ".join(f"gcr.g{i} IS NOT DISTINCT FROM agg.d{i}" for i in groups)
         joins.append(f"LEFT JOIN gcr ON {on or 'TRUE'}")
         metric_sql["group_conversion_rate"] = "coalesce(round(100.0 * agg.visitors / nullif(gcr.visitors, 0), 1), 0)"
-    if "time_on_page" in query.metrics:
-        ctes += _time_on_page_ctes(query, sql, source, in_time)
-        if "event:page" in query.dimensions:
-            joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = agg.d{query.dimensions.index('event:page')}")
-            metric_sql["time_on_page"] = "round(top_pages.duration / nullif(top_pages.transitions, 0))"
-        else:
-            pages = [_filter_sql(item, sql) for item in query.filters
-                     if isinstance(item, Condition) and item.dimension == "event:page"]
-            metric_sql["time_on_page"] = ("(SELECT round(sum(e.duration) / nullif(sum(e.transitions), 0)) "
-                                          f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
-    return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
 
 
-def _time_on_page_ctes(query: Query, sql: _Sql, source: str, in_time: list[str]) -> list[str]:
-    """``top_pages``: per page, the summed time to the visit's next event and the number of transitions."""
+def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
+                  into: tuple[list[str], list[str], dict[str, str]]) -> None:
+    """CTEs, join and SQL of time_on_page: ``top_pages`` holds, per page, the summed time to the visit's next
+    event and the number of transitions."""
+    ctes, joins, metric_sql = into
     # Plausible leaves out the top-level page filters (and, by page, the property filters) so that the
     # next event is seen whatever its page; pages are picked afterwards.
     dropped = ("event:page",) if "event:page" not in query.dimensions else ("event:page", PROPS_PREFIX)
     where = [_filter_sql(item, sql) for item in _top_level_without(query, *dropped)] + in_time
-    return [
+    ctes += [
         "top_events AS (SELECT e.session_id, e.pathname, e.timestamp, lead(e.pathname) OVER s AS next_pathname, "
         f"lead(e.timestamp) OVER s AS next_timestamp FROM {source} WHERE {' AND '.join(where) or 'TRUE'} "
         "WINDOW s AS (PARTITION BY e.session_id ORDER BY e.timestamp, e.id))",
@@ -390,6 +404,14 @@ def _time_on_page_ctes(query: Query, sql: _Sql, source: str, in_time: list[str])
         "top_pages AS (SELECT pathname, sum(duration) AS duration, count(*) FILTER (WHERE transition) AS transitions "
         "FROM top_pairs GROUP BY pathname)",
     ]
+    if "event:page" in query.dimensions:
+        joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = agg.d{query.dimensions.index('event:page')}")
+        metric_sql["time_on_page"] = "round(top_pages.duration / nullif(top_pages.transitions, 0))"
+    else:
+        pages = [_filter_sql(item, sql) for item in query.filters
+                 if isinstance(item, Condition) and item.dimension == "event:page"]
+        metric_sql["time_on_page"] = ("(SELECT round(sum(e.duration) / nullif(sum(e.transitions), 0)) "
+                                      f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
 
 
 def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "") -> str:
@@ -440,6 +462,7 @@ def _metric_value(name: str, value: Any) -> Any:
 async def run(session: AsyncSession, query: Query, site_id: int) -> Result:
     """Answer ``query`` from the raw events."""
     statement, params = build(query, site_id)
+    await prepare(session)
     try:
         rows = (await session.execute(text(statement), params)).all()
     except Exception as exc:
