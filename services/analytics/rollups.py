@@ -313,9 +313,8 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     dimension = others[0] if others else ""
     total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
     dr = query.date_range
-    rolled = rolled_until
-    if provisional_day == rolled_until + timedelta(days=1) and dr.last_day <= provisional_day:
-        rolled = provisional_day  # the provisional day's spans may end later, which no bucket of the query sees
+    # The provisional day's spans may end later, which no bucket of a query ending on it sees.
+    rolled = State(rolled_until, provisional_day).rolled_for(query)
     boundary = min(rolled + timedelta(days=1), dr.last_day + timedelta(days=1))
     sql = _Sql({"site": site_id, "dim": dimension, "total_dim": total, "range_first": dr.first_day,
                 "range_last": dr.last_day, "boundary": boundary})
@@ -378,6 +377,13 @@ class State:
     provisional_day: date | None
     """The day after it when rolled up provisionally."""
 
+    def rolled_for(self, query: Query) -> date:
+        """The last day the rollups answer ``query`` for: the provisional day too when the query ends on it."""
+        if self.provisional_day == self.rolled_until + timedelta(days=1) and \
+                query.date_range.last_day <= self.provisional_day:
+            return self.provisional_day
+        return self.rolled_until
+
 
 async def rolled_until(session: AsyncSession, site_id: int, tz: str) -> State | None:
     row = (await session.execute(text(
@@ -401,6 +407,6 @@ async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
 
     if applicable(query):
         state = await rolled_until(session, site_id, query.date_range.timezone)
-        if state is not None and state.rolled_until >= query.date_range.first_day:
+        if state is not None and state.rolled_for(query) >= query.date_range.first_day:
             return await run(session, query, site_id, state)
     return await engine.run(session, query, site_id)
