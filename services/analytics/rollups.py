@@ -25,6 +25,9 @@ into today. A span that began yesterday intersects every period that ends by yes
 day, so queries ending by yesterday (7d, 30d, 6mo, 12mo: the dashboard's usual ranges) are answered from the
 rollups alone; queries reaching into today ignore the provisional day and compute it from the events as
 before. The final roll-up of the day replaces the provisional rows.
+
+Goals, conversion rates and time on page are not rolled up: :func:`applicable` sends those queries (like
+filtered ones) to the engine over raw events, so they are exact by construction.
 """
 
 from __future__ import annotations
