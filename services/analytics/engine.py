@@ -13,6 +13,21 @@ Definitions follow Plausible's documentation:
   ``views_per_visit``: pageviews per visit. With ``event:page`` as a dimension these session metrics are
   those of the visits that entered on the page, as in Plausible.
 - ``percentage``: a group's visitors as a share of all visitors matching the filters.
+- Goals (the site's ``goals``): an event completes a custom-event goal when its name is the goal's event name,
+  and a page goal when it is a pageview of a path matching the goal's path (``*`` matches any characters).
+  ``event:goal`` groups the events that complete each goal, by the goal's display name (an event completing
+  two goals counts for both); an ``event:goal`` filter keeps the events completing a goal whose display name
+  is (``is``) or contains (``contains``) one of the clauses.
+- ``conversion_rate``: visitors who completed the goal(s) as a share of all visitors, where "all" is the same
+  query without its top-level ``event:goal`` and ``event:props:*`` filters and without dimensions;
+  ``group_conversion_rate``: the same per group, the divisor being the group's visitors (grouped by the
+  query's dimensions other than ``event:goal``) without those filters. Both in percent, one decimal.
+- ``time_on_page`` (Plausible's legacy definition): the events of each visit in time order; every event
+  followed by another of the same visit gives the time to that next event. Grouped by (page, next page,
+  visit), a page's time is the sum of those durations divided by the number of groups whose next page is
+  another page; so reloads and custom events on a page add time without counting a transition, and a visit's
+  last event counts nothing. Without ``event:page`` dimension: the sum over the pages matching the
+  top-level ``event:page`` filters divided by their transitions. Seconds, rounded; null without transitions.
 """
 
 from __future__ import annotations
@@ -64,6 +79,12 @@ VISIT_COLUMNS: dict[str, tuple[str, str | None]] = {
 EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:name": "name"}
 UNAVAILABLE = {"visit:region", "visit:city", "visit:region_name", "visit:city_name", "visit:country_name"}
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
+GOAL = "event:goal"
+GOAL_MATCH = (
+    r"(g.event_name = e.name OR (g.page_path IS NOT NULL AND e.name = 'pageview' AND e.pathname LIKE "
+    r"replace(replace(replace(replace(g.page_path, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%')))"
+)
+"""Whether event ``e`` completes goal ``g`` (a page goal's ``*`` matches any characters, as in Plausible)."""
 
 VISIT_EXPRESSIONS: dict[str, str] = {
     "started_at": "min(timestamp) OVER w",
@@ -133,6 +154,8 @@ class _Sql:
     """Bind parameters collected while the statement is built."""
 
     params: dict[str, Any] = field(default_factory=dict)
+    goal_joined: bool = False
+    """Whether each row is an (event, goal) pair with the goal as ``g`` (``event:goal`` is a dimension)."""
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -148,8 +171,8 @@ def _dimension_expr(dimension: str, sql: _Sql, *, for_filter: bool = False) -> s
     """SQL for a dimension's value on a row of ``matched`` (events joined with their visit)."""
     if dimension in UNAVAILABLE:
         raise QueryError(f"{dimension}: region and city data are not collected by this instance")
-    if dimension == "event:goal":
-        raise QueryError("event:goal: goals are not available yet")
+    if dimension == GOAL:
+        return "g.display_name"
     if dimension in EVENT_COLUMNS:
         return f"e.{EVENT_COLUMNS[dimension]}"
     if dimension.startswith(PROPS_PREFIX):
@@ -167,7 +190,22 @@ def _clause_values(dimension: str, clauses: tuple[str, ...]) -> list[str]:
     return ["" if empty is not None and clause == empty else clause for clause in clauses]
 
 
+def _goal_condition(cond: Condition, sql: _Sql) -> str:
+    """An ``event:goal`` filter: the event completes a goal whose display name is / contains a clause."""
+    values = [v.lower() for v in cond.clauses] if not cond.case_sensitive else list(cond.clauses)
+    name = "lower(g.display_name)" if not cond.case_sensitive else "g.display_name"
+    if cond.operator == "is":
+        named = f"{name} = ANY({sql.bind(values)})"
+    else:
+        named = f"{name} LIKE ANY({sql.bind([f'%{_like_escape(v)}%' for v in values])})"
+    if sql.goal_joined:
+        return named
+    return f"EXISTS (SELECT 1 FROM goals g WHERE g.site_id = :site AND {named} AND {GOAL_MATCH})"
+
+
 def _condition_sql(cond: Condition, sql: _Sql) -> str:
+    if cond.dimension == GOAL:
+        return _goal_condition(cond, sql)
     column = _dimension_expr(cond.dimension, sql, for_filter=True)
     values = _clause_values(cond.dimension, cond.clauses)
     folded = not cond.case_sensitive
@@ -205,10 +243,41 @@ _BUCKET_SQL = {
 }
 
 
+QUERY_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '32MB'")
+"""For every analytics statement: JIT compilation took 1.5 s of a 2 s rollup-tail statement at 10 M events
+(these statements are planned anew each time and their estimates are large), and the visit windows spilled
+to disk at the default work_mem of 4 MB."""
+
+
+async def prepare(session: AsyncSession) -> None:
+    """Settings for the analytics statements of the session's transaction (see QUERY_SETTINGS)."""
+    for setting in QUERY_SETTINGS:
+        await session.execute(text(setting))
+
+
 @dataclass
 class Result:
     rows: list[dict[str, Any]]
     total_rows: int
+
+
+def _top_level_without(query: Query, *dimensions: str) -> list[Filter]:
+    """The query's filters without the top-level conditions on ``dimensions`` (a trailing ':' is a prefix)."""
+    def dropped(item: Filter) -> bool:
+        return isinstance(item, Condition) and any(
+            item.dimension == d or (d.endswith(":") and item.dimension.startswith(d)) for d in dimensions)
+    return [item for item in query.filters if not dropped(item)]
+
+
+def _dimension_conditions(dimensions: Sequence[str], exprs: Sequence[str]) -> list[str]:
+    """Which events a group counts: pageviews for pages; visits with a value where empty ones are left out."""
+    where = []
+    if "event:page" in dimensions:
+        where.append("e.name = 'pageview'")  # the pages report counts page views, as Plausible's does
+    for dimension, expr in zip(dimensions, exprs, strict=True):
+        if dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None:
+            where.append(f"{expr} <> ''")  # Plausible leaves visits without the value out of such groups
+    return where
 
 
 def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
@@ -216,6 +285,7 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
     sql = _Sql({"site": site_id, "start": query.date_range.start, "end": query.date_range.end})
     tz = sql.bind(query.date_range.timezone)
     bucket = time_bucket(query)
+    sql.goal_joined = GOAL in query.dimensions
 
     dims: list[str] = []
     session_dims: list[str] = []
@@ -229,12 +299,7 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
         session_dims.append("e.v_entry_page" if dimension == "event:page" else expr)
 
     where = [_filter_sql(item, sql) for item in query.filters]
-    if "event:page" in query.dimensions:
-        where.append("e.name = 'pageview'")  # the pages report counts page views, as Plausible's does
-    for dimension, expr in zip(query.dimensions, dims, strict=True):
-        if dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None:
-            where.append(f"{expr} <> ''")  # Plausible leaves visits without the value out of such groups
-    where_sql = " AND ".join(where) or "TRUE"
+    where += _dimension_conditions(query.dimensions, dims)
 
     d_cols = [f"d{i}" for i in range(len(dims))]
     sd_cols = [f"sd{i}" for i in range(len(dims))]
@@ -245,6 +310,8 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
     if needs_sessions:
         visit_columns |= {*SESSION_COLUMNS, *(["entry_page"] if "event:page" in query.dimensions else [])}
     needs_visits = bool(visit_columns)
+    in_time = ["e.timestamp >= :start AND e.timestamp < :end"] if needs_visits else []
+    where_sql = " AND ".join([*where, *in_time]) or "TRUE"
     columns = [f"{expr} AS {col}" for expr, col in zip(dims, d_cols, strict=True)]
     columns += ["e.visitor_id", "e.session_id", "e.name"]
     if needs_sessions:
@@ -253,19 +320,19 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
                     "extract(epoch FROM e.v_ended_at - e.v_started_at) AS duration", "e.v_pageviews AS visit_pageviews"]
     group = f"GROUP BY {', '.join(d_cols)}" if d_cols else ""
     session_group = f"GROUP BY {', '.join(sd_cols)}" if sd_cols else ""
-    if needs_visits:
-        where_sql += " AND e.timestamp >= :start AND e.timestamp < :end"
     source = "vev e" if needs_visits else "in_range e"
+    joined = f"{source} JOIN goals g ON g.site_id = :site AND {GOAL_MATCH}" if sql.goal_joined else source
 
     ctes = [
         "in_range AS (SELECT * FROM events WHERE site_id = :site AND timestamp >= :start AND timestamp < :end)",
         *([visits_cte(visit_columns)] if needs_visits else []),
-        f"matched AS (SELECT {', '.join(columns)} FROM {source} WHERE {where_sql})",
+        f"matched AS (SELECT {', '.join(columns)} FROM {joined} WHERE {where_sql})",
         f"agg AS (SELECT {', '.join([*d_cols, ''])}"
         "count(DISTINCT visitor_id) AS visitors, count(DISTINCT session_id) AS visits, "
         "count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events "
         f"FROM matched {group})",
     ]
+    joins: list[str] = []
     if needs_sessions:
         ctes.append(
             f"per_visit AS (SELECT {', '.join([*sd_cols, ''])}session_id, bool_or(bounce) AS bounce, "
@@ -277,17 +344,74 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
             "round(100 * avg(bounce::int)) AS bounce_rate, round(avg(duration)) AS visit_duration, "
             f"round(avg(pageviews), 2) AS views_per_visit FROM per_visit {session_group})"
         )
+        on = " AND ".join(f"sess.{sd} IS NOT DISTINCT FROM agg.{d}" for sd, d in zip(sd_cols, d_cols, strict=True))
+        joins.append(f"LEFT JOIN sess ON {on or 'TRUE'}")
     metric_sql = {
         "visitors": "agg.visitors", "visits": "agg.visits", "pageviews": "agg.pageviews", "events": "agg.events",
         "bounce_rate": "coalesce(sess.bounce_rate, 0)", "visit_duration": "coalesce(sess.visit_duration, 0)",
         "views_per_visit": "coalesce(sess.views_per_visit, 0)",
         "percentage": "round(100.0 * agg.visitors / nullif((SELECT count(DISTINCT visitor_id) FROM matched), 0), 1)",
     }
-    join = ""
-    if needs_sessions:
-        on = " AND ".join(f"sess.{sd} IS NOT DISTINCT FROM agg.{d}" for sd, d in zip(sd_cols, d_cols, strict=True))
-        join = f"LEFT JOIN sess ON {on or 'TRUE'}"
-    return finish(query, sql, ctes, metric_sql, join), sql.params
+
+    sql.goal_joined = False  # the divisors and the time on page read events without the goal join
+    _conversion_rates(query, sql, dims, source, in_time, (ctes, joins, metric_sql))
+    if "time_on_page" in query.metrics:
+        _time_on_page(query, sql, source, in_time, (ctes, joins, metric_sql))
+    return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
+
+
+def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
+                      into: tuple[list[str], list[str], dict[str, str]]) -> None:
+    """CTEs, joins and SQL of conversion_rate and group_conversion_rate: the divisor is the same query without
+    its top-level goal and property filters (and, per group, without the goal dimension)."""
+    ctes, joins, metric_sql = into
+    totals_where = [_filter_sql(item, sql) for item in _top_level_without(query, GOAL, PROPS_PREFIX)] + in_time
+    if "conversion_rate" in query.metrics:
+        ctes.append(f"cr_total AS (SELECT count(DISTINCT e.visitor_id) AS visitors FROM {source} "
+                    f"WHERE {' AND '.join(totals_where) or 'TRUE'})")
+        metric_sql["conversion_rate"] = ("coalesce(round(100.0 * agg.visitors / "
+                                         "nullif((SELECT visitors FROM cr_total), 0), 1), 0)")
+    if "group_conversion_rate" in query.metrics:
+        groups = [i for i, d in enumerate(query.dimensions) if d != GOAL]
+        group_where = totals_where + _dimension_conditions([query.dimensions[i] for i in groups],
+                                                           [dims[i] for i in groups])
+        ctes.append(
+            f"gcr AS (SELECT {''.join(f'{dims[i]} AS g{i}, ' for i in groups)}count(DISTINCT e.visitor_id) AS visitors "
+            f"FROM {source} WHERE {' AND '.join(group_where) or 'TRUE'}"
+            f"{' GROUP BY ' + ', '.join(f'g{i}' for i in groups) if groups else ''})"
+        )
+        on = " AND ".join(f"gcr.g{i} IS NOT DISTINCT FROM agg.d{i}" for i in groups)
+        joins.append(f"LEFT JOIN gcr ON {on or 'TRUE'}")
+        metric_sql["group_conversion_rate"] = "coalesce(round(100.0 * agg.visitors / nullif(gcr.visitors, 0), 1), 0)"
+
+
+def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
+                  into: tuple[list[str], list[str], dict[str, str]]) -> None:
+    """CTEs, join and SQL of time_on_page: ``top_pages`` holds, per page, the summed time to the visit's next
+    event and the number of transitions."""
+    ctes, joins, metric_sql = into
+    # Plausible leaves out the top-level page filters (and, by page, the property filters) so that the
+    # next event is seen whatever its page; pages are picked afterwards.
+    dropped = ("event:page",) if "event:page" not in query.dimensions else ("event:page", PROPS_PREFIX)
+    where = [_filter_sql(item, sql) for item in _top_level_without(query, *dropped)] + in_time
+    ctes += [
+        "top_events AS (SELECT e.session_id, e.pathname, e.timestamp, lead(e.pathname) OVER s AS next_pathname, "
+        f"lead(e.timestamp) OVER s AS next_timestamp FROM {source} WHERE {' AND '.join(where) or 'TRUE'} "
+        "WINDOW s AS (PARTITION BY e.session_id ORDER BY e.timestamp, e.id))",
+        "top_pairs AS (SELECT pathname, next_pathname <> pathname AS transition, "
+        "sum(extract(epoch FROM next_timestamp - timestamp)) AS duration FROM top_events "
+        "WHERE next_timestamp IS NOT NULL GROUP BY pathname, next_pathname, session_id)",
+        "top_pages AS (SELECT pathname, sum(duration) AS duration, count(*) FILTER (WHERE transition) AS transitions "
+        "FROM top_pairs GROUP BY pathname)",
+    ]
+    if "event:page" in query.dimensions:
+        joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = agg.d{query.dimensions.index('event:page')}")
+        metric_sql["time_on_page"] = "round(top_pages.duration / nullif(top_pages.transitions, 0))"
+    else:
+        pages = [_filter_sql(item, sql) for item in query.filters
+                 if isinstance(item, Condition) and item.dimension == "event:page"]
+        metric_sql["time_on_page"] = ("(SELECT round(sum(e.duration) / nullif(sum(e.transitions), 0)) "
+                                      f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
 
 
 def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "") -> str:
@@ -329,8 +453,8 @@ def _label(value: Any, query: Query) -> Any:
 
 def _metric_value(name: str, value: Any) -> Any:
     if value is None:
-        return 0 if name not in ("percentage",) else None
-    if name in ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration"):
+        return 0 if name not in ("percentage", "time_on_page") else None
+    if name in ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "time_on_page"):
         return int(value)
     return float(value)
 
@@ -338,6 +462,7 @@ def _metric_value(name: str, value: Any) -> Any:
 async def run(session: AsyncSession, query: Query, site_id: int) -> Result:
     """Answer ``query`` from the raw events."""
     statement, params = build(query, site_id)
+    await prepare(session)
     try:
         rows = (await session.execute(text(statement), params)).all()
     except Exception as exc:

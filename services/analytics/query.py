@@ -373,6 +373,9 @@ def _check_combinations(query: Query, kinds: list[str]) -> None:
             raise QueryError(f"metrics: {metric} requires an event:goal filter or dimension")
     if "time_on_page" in query.metrics and "event:page" not in uses:
         raise QueryError("metrics: time_on_page requires an event:page filter or dimension")
+    if "time_on_page" in query.metrics and set(query.dimensions) - {"event:page"}:
+        raise QueryError("metrics: time_on_page can be broken down by event:page only, not by "
+                         f"{', '.join(d for d in query.dimensions if d != 'event:page')}")
     if query.time_labels and query.time_dimension is None:
         raise QueryError("include.time_labels: requires a time dimension")
     if query.time_dimension == "time:hour" and (query.date_range.last_day - query.date_range.first_day).days > 31:

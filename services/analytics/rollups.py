@@ -17,6 +17,17 @@ Days are rolled up once they are final (two days ago in the site's time zone) by
 spans that began before the boundary from the rollup tables, and compute the spans of the days since then
 from the events with the very same SQL, so both parts join without double counting. Results are identical
 to the engine's over raw events: tests compare the two on generated data.
+
+Yesterday is rolled up early, *provisionally*, once every visit that had events on it has ended (no event of
+such a visit within the visit timeout): from then on its visits, its pageviews and events and the set of
+(visitor, value) pairs beginning on it no longer change; only the last day of a visitor's span may still grow
+into today. A span that began yesterday intersects every period that ends by yesterday whatever its last
+day, so queries ending by yesterday (7d, 30d, 6mo, 12mo: the dashboard's usual ranges) are answered from the
+rollups alone; queries reaching into today ignore the provisional day and compute it from the events as
+before. The final roll-up of the day replaces the provisional rows.
+
+Goals, conversion rates and time on page are not rolled up: :func:`applicable` sends those queries (like
+filtered ones) to the engine over raw events, so they are exact by construction.
 """
 
 from __future__ import annotations
@@ -31,12 +42,14 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.engine import (
+    QUERY_SETTINGS,
     SESSION_COLUMNS,
     VISIT_COLUMNS,
     VISIT_EXPRESSIONS,
     Result,
     _Sql,
     finish,
+    prepare,
     rows_to_result,
     visit_events_select,
 )
@@ -53,6 +66,8 @@ VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "vie
 CHUNK_DAYS = 7
 FINAL_AFTER_DAYS = 2
 """A local day is rolled up when it ended this many days ago: every visit that touches it has ended."""
+VISIT_TIMEOUT = timedelta(minutes=30)
+"""Inactivity that ends a visit (the ingest service's ``session_timeout``)."""
 
 
 def _any(dimension: str) -> str:
@@ -91,20 +106,34 @@ def _with_totals(dimensions: tuple[str, ...]) -> list[tuple[str, str, str]]:
 
 
 SPAN_DAYS = "\n            min(day) OVER w AS v_first_day, max(day) OVER w AS v_last_day"
+EVENT_SOURCES = {
+    "entry_hostname": {"hostname"}, "exit_hostname": {"hostname"}, "source": {"referrer_source"},
+    "referrer": {"referrer"}, "channel": {"channel"}, "utm_medium": {"utm_medium"}, "utm_source": {"utm_source"},
+    "utm_campaign": {"utm_campaign"}, "utm_content": {"utm_content"}, "utm_term": {"utm_term"},
+    "device": {"device"}, "browser": {"browser"}, "browser_version": {"browser_version"}, "os": {"os"},
+    "os_version": {"os_version"}, "country": {"country"},
+}
+"""Event columns each visit attribute is computed from (besides time, name, page and interactivity)."""
 
 
 def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS)) -> str:
     """Events of the scan window with their local day and their visit's attributes ``columns`` (``vev``), and
     one row per visit (``sv``); with ``columns=None`` (no visit attribute or metric needed) just the events."""
-    events = """
+    wanted = None if columns is None else {*columns, *SESSION_COLUMNS}
+    # Only the columns the statement reads: sorting whole event rows for the visit window cost more than
+    # computing the window.
+    needed = {"id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive"}
+    for name in wanted or ():
+        needed |= EVENT_SOURCES.get(name, set())
+    events = f"""
     ev AS MATERIALIZED (
-        SELECT e.*, (e.timestamp AT TIME ZONE :tz)::date AS day FROM events e
-        WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
+        SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
+        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
     )"""
-    if columns is None:
+    if wanted is None:
         return f"{events}, vev AS (SELECT * FROM ev)"
     return f"""{events},
-    vev AS MATERIALIZED ({visit_events_select("ev", {*columns, *SESSION_COLUMNS}, SPAN_DAYS)}),
+    vev AS MATERIALIZED ({visit_events_select("ev", wanted, SPAN_DAYS)}),
     sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
 
 
@@ -161,15 +190,16 @@ class RefreshResult:
     days: int
 
 
-def refresh(conn: Connection, site_id: int, now: datetime) -> RefreshResult:
-    """Roll up the site's final days not rolled up yet (at most a chunk per call; call until days == 0)."""
+def refresh(conn: Connection, site_id: int, now: datetime, visit_timeout: timedelta = VISIT_TIMEOUT) -> RefreshResult:
+    """Roll up the site's final days not rolled up yet (at most a chunk per call; call until days == 0), then
+    yesterday provisionally once its visits have ended."""
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('beacon.rollups'), CAST(:site AS int))"),
                  {"site": site_id})
     site = conn.execute(text("SELECT timezone FROM sites WHERE id = :site"), {"site": site_id}).first()
     if site is None:
         return RefreshResult(site_id, None, 0)
     tz = str(site[0])
-    state = conn.execute(text("SELECT timezone, rolled_until FROM rollup_state WHERE site_id = :site"),
+    state = conn.execute(text("SELECT timezone, rolled_until, provisional_day FROM rollup_state WHERE site_id = :site"),
                          {"site": site_id}).first()
     if state is not None and state[0] != tz:
         # Local days changed with the time zone: start again.
@@ -186,11 +216,29 @@ def refresh(conn: Connection, site_id: int, now: datetime) -> RefreshResult:
             return RefreshResult(site_id, None, 0)
         first = oldest.astimezone(ZoneInfo(tz)).date()
     if first > target:
-        return RefreshResult(site_id, state[1] if state else None, 0)
+        if state is None or state[2] == first or not _visits_ended(conn, site_id, first, tz, now, visit_timeout):
+            return RefreshResult(site_id, state[1] if state else None, 0)
+        _roll(conn, site_id, first, first, tz)
+        conn.execute(text("UPDATE rollup_state SET provisional_day = :day, updated_at = now() WHERE site_id = :site"),
+                     {"site": site_id, "day": first})
+        return RefreshResult(site_id, state[1], 1)
     last = min(target, first + timedelta(days=CHUNK_DAYS - 1))
+    params = _roll(conn, site_id, first, last, tz)
+    conn.execute(text(
+        "INSERT INTO rollup_state (site_id, timezone, rolled_until) VALUES (:site, :tz, :to_day) "
+        "ON CONFLICT (site_id) DO UPDATE SET timezone = excluded.timezone, rolled_until = excluded.rolled_until, "
+        "provisional_day = NULL, updated_at = now()"
+    ), params)
+    return RefreshResult(site_id, last, (last - first).days + 1)
+
+
+def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> dict[str, Any]:
+    """Replace the spans beginning and the day counts on ``first``..``last``."""
     params = {"site": site_id, **window(first, last, tz)}
     # A week of a busy site is a long statement; this job is its only caller, so it may take its time.
     conn.execute(text("SET LOCAL statement_timeout = '15min'"))
+    for setting in QUERY_SETTINGS:
+        conn.execute(text(setting))
     conn.execute(text("DELETE FROM rollup_spans WHERE site_id = :site AND first_day BETWEEN :from_day AND :to_day"),
                  params)
     conn.execute(text("DELETE FROM rollup_days WHERE site_id = :site AND day BETWEEN :from_day AND :to_day"),
@@ -202,12 +250,21 @@ def refresh(conn: Connection, site_id: int, now: datetime) -> RefreshResult:
         f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
         f"SELECT :site, * FROM ({days_sql(ROLLED)}) d"
     ), params)
-    conn.execute(text(
-        "INSERT INTO rollup_state (site_id, timezone, rolled_until) VALUES (:site, :tz, :to_day) "
-        "ON CONFLICT (site_id) DO UPDATE SET timezone = excluded.timezone, rolled_until = excluded.rolled_until, "
-        "updated_at = now()"
-    ), params)
-    return RefreshResult(site_id, last, (last - first).days + 1)
+    return params
+
+
+def _visits_ended(conn: Connection, site_id: int, day: date, tz: str, now: datetime, timeout: timedelta) -> bool:
+    """Whether ``day`` is over and every visit with events on it (or before) has had no event for ``timeout``:
+    then nothing that the rollups store for the day can change any more."""
+    day_end = _midnight(day + timedelta(days=1), tz)
+    if now < day_end + timeout + timedelta(minutes=1):  # a minute for batches still being written
+        return False
+    open_visit = conn.execute(text(
+        "SELECT 1 FROM events r WHERE r.site_id = :site AND r.timestamp >= :since AND EXISTS ("
+        "SELECT 1 FROM events o WHERE o.site_id = :site AND o.session_id = r.session_id AND o.timestamp < :day_end "
+        "AND o.timestamp >= :day_end - interval '2 days') LIMIT 1"
+    ), {"site": site_id, "since": now - timeout, "day_end": day_end}).first()
+    return open_visit is None
 
 
 # --- answering ----------------------------------------------------------------------------------------
@@ -253,12 +310,15 @@ def _buckets(query: Query) -> list[tuple[date, date, date]]:
     return result
 
 
-def build(query: Query, site_id: int, rolled_until: date) -> tuple[str, dict[str, Any]]:
+def build(query: Query, site_id: int, rolled_until: date, provisional_day: date | None = None
+          ) -> tuple[str, dict[str, Any]]:
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     dimension = others[0] if others else ""
     total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
     dr = query.date_range
-    boundary = min(rolled_until + timedelta(days=1), dr.last_day + timedelta(days=1))
+    # The provisional day's spans may end later, which no bucket of a query ending on it sees.
+    rolled = State(rolled_until, provisional_day).rolled_for(query)
+    boundary = min(rolled + timedelta(days=1), dr.last_day + timedelta(days=1))
     sql = _Sql({"site": site_id, "dim": dimension, "total_dim": total, "range_first": dr.first_day,
                 "range_last": dr.last_day, "boundary": boundary})
     buckets = _buckets(query)
@@ -313,16 +373,33 @@ def build(query: Query, site_id: int, rolled_until: date) -> tuple[str, dict[str
     return finish(query, sql, ctes, metric_sql), sql.params
 
 
-async def rolled_until(session: AsyncSession, site_id: int, tz: str) -> date | None:
-    row = (await session.execute(text("SELECT timezone, rolled_until FROM rollup_state WHERE site_id = :site"),
-                                 {"site": site_id})).first()
+@dataclass(frozen=True)
+class State:
+    rolled_until: date
+    """The last final day."""
+    provisional_day: date | None
+    """The day after it when rolled up provisionally."""
+
+    def rolled_for(self, query: Query) -> date:
+        """The last day the rollups answer ``query`` for: the provisional day too when the query ends on it."""
+        if self.provisional_day == self.rolled_until + timedelta(days=1) and \
+                query.date_range.last_day <= self.provisional_day:
+            return self.provisional_day
+        return self.rolled_until
+
+
+async def rolled_until(session: AsyncSession, site_id: int, tz: str) -> State | None:
+    row = (await session.execute(text(
+        "SELECT timezone, rolled_until, provisional_day FROM rollup_state WHERE site_id = :site"),
+        {"site": site_id})).first()
     if row is None or row[0] != tz:
         return None
-    return row[1]  # type: ignore[no-any-return]
+    return State(row[1], row[2])
 
 
-async def run(session: AsyncSession, query: Query, site_id: int, until: date) -> Result:
-    statement, params = build(query, site_id, until)
+async def run(session: AsyncSession, query: Query, site_id: int, state: State) -> Result:
+    statement, params = build(query, site_id, state.rolled_until, state.provisional_day)
+    await prepare(session)
     rows = (await session.execute(text(statement), params)).all()
     return rows_to_result(query, rows)
 
@@ -332,7 +409,7 @@ async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
     from services.analytics import engine
 
     if applicable(query):
-        until = await rolled_until(session, site_id, query.date_range.timezone)
-        if until is not None and until >= query.date_range.first_day:
-            return await run(session, query, site_id, until)
+        state = await rolled_until(session, site_id, query.date_range.timezone)
+        if state is not None and state.rolled_for(query) >= query.date_range.first_day:
+            return await run(session, query, site_id, state)
     return await engine.run(session, query, site_id)

@@ -75,6 +75,8 @@ def _parse(body: dict[str, Any], tz: str, now: datetime, stats_start: Any) -> Qu
 def _change(metric: str, current: float, previous: float) -> float | int | None:
     if metric == "bounce_rate":
         return round(current - previous)  # points, as Plausible reports it
+    if metric == "conversion_rate":
+        return round(current - previous, 1)  # points too
     if previous == 0:
         return 100 if current > 0 else 0
     return round((current - previous) / previous * 100)

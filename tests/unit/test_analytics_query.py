@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from services.analytics import rollups
 from services.analytics.query import QueryError, parse_query, resolve_date_range, time_bucket, time_labels
 
 NOW = datetime(2026, 5, 8, 12, 30, tzinfo=UTC)  # a Friday
@@ -122,3 +123,16 @@ def test_time_dimension_picks_a_bucket_and_labels_every_one(date_range: object, 
                         timezone="UTC", now=NOW)
     assert bucket == time_bucket(query)
     assert count == len(time_labels(query))
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(q(metrics=["visitors"], dimensions=["event:goal"]), id="goal-dimension"),
+    pytest.param(q(metrics=["visitors", "conversion_rate"], filters=[["is", "event:goal", ["Signup"]]]), id="goal"),
+    pytest.param(q(metrics=["visitors", "group_conversion_rate"], dimensions=["visit:source"],
+                   filters=[["is", "event:goal", ["Signup"]]]), id="group-conversion"),
+    pytest.param(q(metrics=["pageviews", "time_on_page"], dimensions=["event:page"]), id="time-on-page"),
+])
+def test_goal_and_time_on_page_queries_are_answered_from_raw_events(body: Any) -> None:
+    """The rollups store neither goals nor page transitions: the planner sends such queries to the engine."""
+    query = parse_query(body, timezone="UTC", now=NOW)
+    assert not rollups.applicable(query)

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dramatiq
 from sqlalchemy import text
 
 from services.analytics import rollups
+from services.ingest.config import load_ingest_settings
 from workers.context import context
 
 
 @dramatiq.actor(queue_name="analytics", max_retries=3, time_limit=900_000)
 def refresh_rollups(site_id: int) -> None:
-    """Roll up the site's final days, a chunk per transaction. Safe to run twice: a per-site lock
-    serialises runs and each chunk replaces what it covers."""
+    """Roll up the site's final days, a chunk per transaction, then yesterday once its visits have ended.
+    Safe to run twice: a per-site lock serialises runs and each chunk replaces what it covers."""
     ctx = context()
     now = datetime.now(UTC)
+    # Yesterday is rolled up once its visits have ended, by the ingest service's definition of a visit.
+    visit_timeout = timedelta(seconds=load_ingest_settings().session_timeout)
     while True:
         with ctx.engine.begin() as conn:
-            if not rollups.refresh(conn, site_id, now).days:
+            if not rollups.refresh(conn, site_id, now, visit_timeout).days:
                 return
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,25 +23,28 @@ DAYS = 40
 
 @pytest.fixture
 def generated(settings: Settings, db: None) -> tuple[int, datetime]:
-    """Forty days of traffic up to today, rolled up to two days ago."""
-    now = datetime.now(UTC)
+    """Forty days of traffic up to today, rolled up to two days ago and yesterday provisionally (at noon, when
+    yesterday's visits have ended)."""
+    now = datetime.combine(datetime.now(UTC).astimezone(ZoneInfo(TZ)).date(), time(12), ZoneInfo(TZ))
     with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
         row = conn.execute("INSERT INTO sites (domain, timezone) VALUES ('rollup.example', %s) RETURNING id",
                            (TZ,)).fetchone()
     assert row is not None
     site_id = int(row[0])
     generate(settings.database.libpq_url, site_id, "rollup.example", events=25_000, days=DAYS,
-             end=now.astimezone().date(), tz=TZ, seed=7)
+             end=now.date(), tz=TZ, seed=7)
     db_engine = make_engine(settings.database)
     chunks = 0
     with db_engine.begin() as conn:
         while rollups.refresh(conn, site_id, now).days:
             chunks += 1
     with db_engine.connect() as conn:
-        until = conn.execute(text("SELECT rolled_until FROM rollup_state WHERE site_id = :s"), {"s": site_id}).scalar()
+        state = conn.execute(text("SELECT rolled_until, provisional_day FROM rollup_state WHERE site_id = :s"),
+                             {"s": site_id}).first()
     db_engine.dispose()
-    assert chunks >= 5  # forty days take six chunks of seven
-    assert until is not None
+    assert chunks >= 6  # forty days take six chunks of seven, then yesterday
+    assert state is not None
+    assert (now.date() - timedelta(days=2), now.date() - timedelta(days=1)) == tuple(state)
     return site_id, now
 
 
@@ -65,29 +68,58 @@ def random_query(rng: random.Random, today: date) -> dict[str, Any]:
 
 
 async def test_rollups_equal_raw_answers(settings: Settings, generated: tuple[int, datetime]) -> None:
-    """150 random applicable queries: identical rows, order and totals from both paths."""
+    """150 random applicable queries: identical rows, order and totals from both paths, among them queries
+    ending yesterday (answered from the rollups alone, yesterday's provisionally) and reaching into today."""
     site_id, now = generated
     rng = random.Random(2026)
     db = make_async_engine(settings.database)
     sessions = sessionmaker_for(db)
     today = now.astimezone(ZoneInfo(TZ)).date()
-    compared = 0
+    compared = ending_yesterday = 0
     try:
         async with sessions() as session:
-            until = await rollups.rolled_until(session, site_id, TZ)
-            assert until == today - timedelta(days=2)
+            state = await rollups.rolled_until(session, site_id, TZ)
+            assert state == rollups.State(today - timedelta(days=2), today - timedelta(days=1))
             for _ in range(150):
                 body = random_query(rng, today)
                 query = parse_query(body, timezone=TZ, now=now)
-                if not rollups.applicable(query) or until < query.date_range.first_day:
+                if not rollups.applicable(query) or state.rolled_for(query) < query.date_range.first_day:
                     continue
                 raw = await engine.run(session, query, site_id)
-                rolled = await rollups.run(session, query, site_id, until)
+                rolled = await rollups.run(session, query, site_id, state)
                 assert (raw.rows, raw.total_rows) == (rolled.rows, rolled.total_rows), body
                 compared += 1
+                ending_yesterday += query.date_range.last_day == state.provisional_day
     finally:
         await db.dispose()
     assert compared >= 100
+    assert ending_yesterday >= 20
+
+
+async def test_provisional_day_waits_for_open_visits(settings: Settings, generated: tuple[int, datetime]) -> None:
+    """A visit of yesterday with an event within the visit timeout keeps yesterday from being rolled up early;
+    so does the first half hour after midnight."""
+    site_id, now = generated
+    yesterday = now.date() - timedelta(days=1)
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE rollup_state SET provisional_day = NULL WHERE site_id = :s"), {"s": site_id})
+        session_id = conn.execute(text(
+            "SELECT session_id FROM events WHERE site_id = :s AND timestamp < :midnight ORDER BY timestamp DESC "
+            "LIMIT 1"), {"s": site_id, "midnight": datetime.combine(now.date(), time(0), ZoneInfo(TZ))}).scalar()
+        conn.execute(text(
+            "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+            "VALUES (:s, :ts, 'pageview', 1, :session, 'rollup.example', '/late')"),
+            {"s": site_id, "ts": now - timedelta(minutes=10), "session": session_id})
+        assert 0 == rollups.refresh(conn, site_id, now).days
+        midnight = datetime.combine(now.date(), time(0, 20), ZoneInfo(TZ))
+        assert 0 == rollups.refresh(conn, site_id, midnight).days
+        # Half an hour later the visit has ended.
+        assert 1 == rollups.refresh(conn, site_id, now + timedelta(minutes=31)).days
+        provisional = conn.execute(text("SELECT provisional_day FROM rollup_state WHERE site_id = :s"),
+                                   {"s": site_id}).scalar()
+    db_engine.dispose()
+    assert yesterday == provisional
 
 
 async def test_refresh_is_idempotent_and_follows_time_zone_changes(settings: Settings,

@@ -214,3 +214,148 @@ def test_v1_realtime_visitors(settings: Settings, serve: Callable[[str], int], d
     response = v1(settings, serve, "realtime-visitors")
     assert 200 == response.status_code
     assert 1 == response.json()
+
+
+# --- goals, conversion rates and time on page -----------------------------------------------------------
+#
+# Goals of the site: "Signup" (custom event Signup), "Visit /blog*" (pageviews of /blog/a and /blog/b),
+# "Pricing" (pageviews of /pricing). On 2026-03-10: Signup by A (visit 11, Google, Desktop); Visit /blog* by
+# B (/blog/a) and A (/blog/b); Pricing by A. All visitors: 3 (A, B, C).
+
+GOALS = [("Signup", "Signup", None), ("Visit /blog*", None, "/blog*"), ("Pricing", None, "/pricing")]
+
+
+@pytest.fixture
+def goals(settings: Settings, dataset: None) -> None:
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for name, event, page in GOALS:
+            conn.execute(text("INSERT INTO goals (site_id, display_name, event_name, page_path) SELECT id, :name, "
+                              ":event, :page FROM sites WHERE domain = 'stats.example'"),
+                         {"name": name, "event": event, "page": page})
+    engine.dispose()
+
+
+def test_goal_breakdown_with_conversion_rates(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """event:goal groups the events completing each goal; conversion rate = its visitors / all 3 visitors."""
+    rows = results(query(settings, serve, metrics=["visitors", "events", "conversion_rate", "group_conversion_rate"],
+                         dimensions=["event:goal"]))
+    assert [("Visit /blog*", 2, 2, 66.7, 66.7), ("Pricing", 1, 1, 33.3, 33.3), ("Signup", 1, 1, 33.3, 33.3)] == rows
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    pytest.param([["is", "event:goal", ["Signup"]]], (1, 1, 33.3), id="is"),
+    pytest.param([["is", "event:goal", ["signup"], {"case_sensitive": False}]], (1, 1, 33.3), id="folded"),
+    pytest.param([["is", "event:goal", ["signup"]]], (0, 0, 0.0), id="case-sensitive"),
+    pytest.param([["contains", "event:goal", ["blog"]]], (2, 2, 66.7), id="contains"),
+    pytest.param([["is", "event:goal", ["Signup", "Pricing"]]], (1, 2, 33.3), id="either"),
+    # The divisor keeps the other filters (1 Desktop visitor) and drops the top-level property filters.
+    pytest.param([["is", "event:goal", ["Signup"]], ["is", "visit:device", ["Desktop"]]], (1, 1, 100.0),
+                 id="device"),
+    pytest.param([["is", "event:goal", ["Signup"]], ["is", "event:props:plan", ["pro"]]], (1, 1, 33.3), id="prop"),
+    # Only top-level goal filters leave the divisor: a negated one stays (A and C have other events: 1/2).
+    pytest.param([["not", ["is", "event:goal", ["Visit /blog*"]]], ["is", "event:goal", ["Pricing"]]],
+                 (1, 1, 50.0), id="not"),
+])
+def test_goal_filters_and_conversion_rate(settings: Settings, serve: Callable[[str], int], goals: None,
+                                          filters: list[Any], expected: tuple[Any, ...]) -> None:
+    """(visitors, events, conversion_rate) of the events completing the filtered goals."""
+    assert [expected] == results(query(settings, serve, metrics=["visitors", "events", "conversion_rate"],
+                                       filters=filters))
+
+
+def test_group_conversion_rate_by_source(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """Signup by Google visitors: 1 of Google's 2 visitors (50 %), 1 of all 3 (33.3 %)."""
+    rows = results(query(settings, serve, metrics=["visitors", "group_conversion_rate", "conversion_rate"],
+                         dimensions=["visit:source"], filters=[["is", "event:goal", ["Signup"]]]))
+    assert [("Google", 1, 50.0, 33.3)] == rows
+
+
+def test_goal_dimension_with_a_goal_filter_lists_only_those_goals(settings: Settings, serve: Callable[[str], int],
+                                                                   goals: None) -> None:
+    rows = results(query(settings, serve, metrics=["visitors"], dimensions=["event:goal"],
+                         filters=[["is", "event:goal", ["Signup", "Pricing"]]]))
+    assert [("Pricing", 1), ("Signup", 1)] == rows
+
+
+def test_v1_goal_breakdown_and_conversion_rate(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """v1: breakdown by event:goal keyed "goal"; aggregate conversion rate with a goal filter."""
+    response = v1(settings, serve, "breakdown", period="day", date="2026-03-10", property="event:goal",
+                  metrics="visitors,events,conversion_rate")
+    assert 200 == response.status_code, response.text
+    assert [{"goal": "Visit /blog*", "visitors": 2, "events": 2, "conversion_rate": 66.7},
+            {"goal": "Pricing", "visitors": 1, "events": 1, "conversion_rate": 33.3},
+            {"goal": "Signup", "visitors": 1, "events": 1, "conversion_rate": 33.3}] == response.json()["results"]
+    response = v1(settings, serve, "aggregate", period="day", date="2026-03-10", filters="event:goal==Signup",
+                  metrics="visitors,conversion_rate", compare="previous_period")
+    assert {"visitors": {"value": 1, "change": 100}, "conversion_rate": {"value": 33.3, "change": 33.3}} == \
+        response.json()["results"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    pytest.param({"metrics": ["group_conversion_rate"]}, "requires an event:goal", id="no-goal"),
+    pytest.param({"metrics": ["visitors"], "filters": [["is_not", "event:goal", ["Signup"]]]},
+                 "only 'is' and 'contains'", id="goal-operator"),
+    pytest.param({"metrics": ["bounce_rate"], "dimensions": ["event:goal"]}, "cannot be used with event dimension",
+                 id="session-metric"),
+    pytest.param({"metrics": ["time_on_page"], "dimensions": ["event:page", "visit:source"]},
+                 "by event:page only", id="time-on-page-dimension"),
+])
+def test_invalid_goal_and_time_on_page_queries(settings: Settings, serve: Callable[[str], int], goals: None,
+                                               body: dict[str, Any], message: str) -> None:
+    response = query(settings, serve, **body)
+    assert 400 == response.status_code
+    assert message in response.json()["detail"]
+
+
+# Time on page, on 2026-03-12 (UTC+1), two more visits:
+# visit 41, visitor D: 10:00 /a, 10:01 /b, 10:03 /a, 10:04 /a (reload), 10:06 /b, 10:07 Click on /b;
+# visit 42, visitor E: 11:00 /a, 11:05 /c.
+# Durations to the visit's next event, grouped by (page, next page, visit): (/a,/b,41) 60+120 = 180, a
+# transition; (/b,/a,41) 120, a transition; (/a,/a,41) 60 and (/b,/b,41) 60, no transition; (/a,/c,42) 300, a
+# transition; the last events of each visit count nothing. /a: (180+60+300)/2 = 270; /b: (120+60)/1 = 180; /c:
+# no transition, null. All pages: (540+180)/3 = 240.
+TIMED = [(41, (10, 0), "pageview", "/a"), (41, (10, 1), "pageview", "/b"), (41, (10, 3), "pageview", "/a"),
+         (41, (10, 4), "pageview", "/a"), (41, (10, 6), "pageview", "/b"), (41, (10, 7), "Click", "/b"),
+         (42, (11, 0), "pageview", "/a"), (42, (11, 5), "pageview", "/c")]
+
+
+@pytest.fixture
+def timed(settings: Settings, dataset: None) -> None:
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for session, (hour, minute), name, path in TIMED:
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                "SELECT id, :ts, :name, :session + 100, :session, domain, :path FROM sites "
+                "WHERE domain = 'stats.example'"),
+                {"ts": datetime(2026, 3, 12, hour, minute, tzinfo=UTC), "name": name, "session": session,
+                 "path": path})
+    engine.dispose()
+
+
+def test_time_on_page_by_page(settings: Settings, serve: Callable[[str], int], timed: None) -> None:
+    rows = results(query(settings, serve, metrics=["pageviews", "time_on_page"], dimensions=["event:page"],
+                         date_range=["2026-03-12", "2026-03-12"]))
+    assert [("/a", 4, 270), ("/b", 2, 180), ("/c", 1, None)] == rows
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    pytest.param([["is", "event:page", ["/a"]]], 270, id="one-page"),
+    pytest.param([["contains", "event:page", ["/"]]], 240, id="all-pages"),
+    pytest.param([["is", "event:page", ["/c"]]], None, id="no-transition"),
+])
+def test_time_on_page_aggregate(settings: Settings, serve: Callable[[str], int], timed: None,
+                                filters: list[Any], expected: int | None) -> None:
+    rows = results(query(settings, serve, metrics=["time_on_page"], filters=filters,
+                         date_range=["2026-03-12", "2026-03-12"]))
+    assert [(expected,)] == rows
+
+
+def test_time_on_page_crosses_midnight_within_the_range(settings: Settings, serve: Callable[[str], int],
+                                                        dataset: None) -> None:
+    """Visit 31: / at 23:50 local, /docs at 00:10 the next day: 1,200 s counted when both days are in range;
+    visit 11: / then /pricing after 300 s. /: (300 + 1200) / 2 = 750."""
+    rows = results(query(settings, serve, metrics=["time_on_page"], dimensions=["event:page"],
+                         date_range=["2026-03-10", "2026-03-11"], filters=[["is", "event:page", ["/"]]]))
+    assert [("/", 750)] == rows
