@@ -8,8 +8,8 @@ month's rows out of the default partition into it and attaches it, all in the ca
 the same advisory lock. ``beacon_ensure_event_partitions(months_ahead)`` also gives every month found in the
 default partition its own partition, so the default one stays empty in normal operation.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-26
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
