@@ -14,7 +14,7 @@ const DIMENSION_LABELS = {
   page: "Page", entry_page: "Entry page", exit_page: "Exit page", hostname: "Hostname", source: "Source",
   referrer: "Referrer", channel: "Channel", utm_medium: "UTM medium", utm_source: "UTM source",
   utm_campaign: "UTM campaign", country: "Country", browser: "Browser", os: "Operating system",
-  device: "Device", goal: "Event",
+  device: "Device", goal: "Goal", event: "Event",
 };
 const FIRST_DELAY = 3000;
 let regionNames = null;

@@ -68,6 +68,8 @@ def visitors(running: Stack, pages: int, playwright: Any) -> Iterator[Visitors]:
     sql(running, "INSERT INTO annotations (site_id, date, body, created_by) SELECT s.id, :day, :body, u.id "
         "FROM sites s, users u WHERE s.domain = :site ORDER BY u.id LIMIT 1",
         day=datetime.now(UTC).date(), body="Dashboard test launch", site=SITE)
+    sql(running, "INSERT INTO goals (site_id, event_name, display_name) SELECT id, 'Dash Signup', 'Dash Signup' "
+        "FROM sites WHERE domain = :site ON CONFLICT DO NOTHING", site=SITE)
     try:
         yield Visitors(browser, first)
     finally:
@@ -121,8 +123,12 @@ def test_owner_sees_tracked_events_and_live_ones(running: Stack, visitors: Visit
     wait_idle(page)
     assert int(metric(page, "visitors").replace(",", "")) >= 2
     row(page, "pages", "/dash/pricing").wait_for()
+    assert row(page, "goals", "Dash Signup").is_visible()  # the goal set up for the site, with its CR
+    assert "Queued" not in page.inner_text("#list-goals")
+    assert "%" in page.inner_text("#list-goals")
+    page.click("#tab-event")  # every custom event by name
+    row(page, "goals", "Queued").wait_for()
     assert row(page, "goals", "Dash Signup").is_visible()
-    assert "Dash Signup" in page.inner_text("#list-goals")
     page.select_option("#prop-key", "dash_plan")
     row(page, "props", "pro").wait_for()
     assert page.locator("#chart canvas").count() == 1

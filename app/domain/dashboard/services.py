@@ -45,13 +45,15 @@ DIMENSIONS: dict[str, str] = {
     "utm_medium": "visit:utm_medium", "utm_source": "visit:utm_source", "utm_campaign": "visit:utm_campaign",
     "country": "visit:country",
     "browser": "visit:browser", "os": "visit:os", "device": "visit:device",
-    # Goals: the analytics engine has no event:goal yet, so the goals panel lists custom event names.
-    "goal": "event:name",
+    # Goals configured in the site's settings, and every custom event by name.
+    "goal": "event:goal", "event": "event:name",
 }
+NEGATABLE = frozenset(DIMENSIONS) - {"goal"}
+"""Plausible's event:goal filter has no is_not: a goal filter cannot be negated."""
 # Metrics of each breakdown besides visitors (session metrics cannot go with event dimensions).
 BREAKDOWN_METRICS: dict[str, tuple[str, ...]] = {
     "page": ("visitors", "pageviews"), "entry_page": ("visitors", "visits"), "exit_page": ("visitors", "visits"),
-    "goal": ("visitors", "events"),
+    "goal": ("visitors", "events", "conversion_rate"), "event": ("visitors", "events"),
 }
 PROP_METRICS = ("visitors", "events")
 DEFAULT_METRICS = ("visitors", "percentage")
@@ -148,6 +150,8 @@ def parse_filter(raw: str) -> Filter:
             raise ClientError("f: a property key has 1 to 300 characters")
     elif name not in DIMENSIONS:
         raise ClientError(f"f: cannot filter by {name[:80]!r}; use one of {', '.join(DIMENSIONS)} or props:<key>")
+    elif negated and name not in NEGATABLE:
+        raise ClientError(f"f: a {name} filter cannot be negated (use {name}==value)")
     if not value or len(value) > MAX_VALUE:
         raise ClientError(f"f: the value of {name} has 1 to {MAX_VALUE} characters")
     return Filter(name, value, negated)
@@ -337,15 +341,15 @@ async def breakdown(resources: Resources, site: Site, state: State, name: str, d
                     metrics: tuple[str, ...], limit: int) -> dict[str, Any]:
     """The top ``limit`` values of one dimension, by visitors."""
     stats = Stats(resources, site)
-    extra = [["is_not", "event:name", ["pageview"]]] if name == "goal" else []
+    extra = [["is_not", "event:name", ["pageview"]]] if name == "event" else []
     answer = await stats.query(metrics, state.date_range(), state.filters, dimensions=[dimension],
                                extra_filters=extra, order_by=[["visitors", "desc"]], pagination={"limit": limit})
     rows = [{"value": row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
             for row in answer["results"]]
     result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "rows": rows}
-    if name == "goal":
-        # Conversion rate as Plausible defines it (converted visitors / all visitors), computed here
-        # because the engine's conversion_rate needs event:goal.
+    if name == "event":
+        # Conversion rate as Plausible defines it for goals (converted visitors / all visitors), computed
+        # here because the engine's conversion_rate is a metric of goals only.
         totals, _ = await stats.totals(("visitors",), state.date_range(), state.filters)
         everyone = totals["visitors"]
         for row in rows:

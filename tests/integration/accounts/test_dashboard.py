@@ -29,6 +29,9 @@ def site(servers: Servers, world: World, serve: Callable[[str], int]) -> int:
     site_id = world.site("dash.example", {owner: "owner"})
     world.user("stranger@example.com")
     world.sql("UPDATE sites SET share_token_hash = :h WHERE id = :s", h=token_hash(SHARE), s=site_id)
+    world.sql("INSERT INTO goals (site_id, event_name, display_name) VALUES (:s, 'Signup', 'Signup')", s=site_id)
+    world.sql("INSERT INTO goals (site_id, page_path, display_name) VALUES (:s, '/pricing', 'Visit /pricing')",
+              s=site_id)
     for visitor, name, path, source, props in EVENTS:
         world.sql("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
                   "referrer_source, props) VALUES (:s, now(), :n, :v, :v, 'dash.example', :p, :r, "
@@ -70,7 +73,12 @@ def test_overview_filtered_and_compared(servers: Servers, world: World, site: in
                           {"value": "/pricing", "visitors": 1, "pageviews": 1}], id="pages"),
     pytest.param("source", [{"value": "Direct / None", "visitors": 1, "percentage": 50.0},
                             {"value": "Google", "visitors": 1, "percentage": 50.0}], id="sources"),
-    pytest.param("goal", [{"value": "Signup", "visitors": 1, "events": 1, "conversion_rate": 50.0}], id="goals"),
+    # Goals from the site's settings: an event goal and a page goal, each reached by one of two visitors.
+    pytest.param("goal", [{"value": "Signup", "visitors": 1, "events": 1, "conversion_rate": 50.0},
+                          {"value": "Visit /pricing", "visitors": 1, "events": 1, "conversion_rate": 50.0}],
+                 id="goals"),
+    pytest.param("event", [{"value": "Signup", "visitors": 1, "events": 1, "conversion_rate": 50.0}],
+                 id="custom-events"),
     # Events without the property are "(none)", as in Plausible.
     pytest.param("props:plan", [{"value": "(none)", "visitors": 2, "events": 3},
                                 {"value": "pro", "visitors": 1, "events": 1}], id="properties"),
@@ -101,6 +109,7 @@ def test_property_keys(servers: Servers, world: World, site: int) -> None:
     pytest.param({"f": "page"}, "f", id="filter-shape"),
     pytest.param({"f": "page=="}, "f", id="filter-empty-value"),
     pytest.param({"f": ["page==/", "page==/"]}, "f", id="filter-twice"),
+    pytest.param({"f": "goal!=Signup"}, "f", id="negated-goal"),
     pytest.param({"period": ["7d", "30d"]}, "period", id="period-twice"),
     pytest.param({"whatever": "1"}, "whatever", id="unknown"),
 ])
@@ -151,3 +160,13 @@ def test_dashboard_page_rejects_a_bad_url(servers: Servers, world: World, site: 
         page = client.get("/sites/dash.example", params={"period": "forever"})
     assert 400 == page.status_code
     assert "period: one of" in page.text.lower()  # the error page capitalises the detail
+
+
+def test_goal_filter(servers: Servers, world: World, site: int) -> None:
+    """Clicking a goal filters the dashboard to the visitors who reached it."""
+    body = owner_get(servers, world, "/sites/dash.example/stats/overview", period="today",
+                     f="goal==Visit /pricing").json()
+    pages = owner_get(servers, world, "/sites/dash.example/stats/breakdown", period="today", dimension="page",
+                      f="goal==Visit /pricing").json()
+    assert 1 == body["metrics"]["visitors"]["value"]
+    assert [{"value": "/pricing", "visitors": 1, "pageviews": 1}] == pages["rows"]
