@@ -64,7 +64,7 @@ deploy-test: system-deps venv
 	CI=$${CI:-} $(BIN)/python -m pytest tests/deploy -s $(PYTEST_ARGS)
 
 bench: system-deps venv
-	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -s -p no:randomly $(or $(PYTEST_ARGS),tests/benchmarks)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

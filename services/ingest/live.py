@@ -14,8 +14,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.core.redis import Keys
+from app.core.settings import IngestSettings
 from app.realtime.publish import publish, site_channel
-from services.ingest.config import IngestSettings
 from services.ingest.writer import LimitCheck, Row
 
 logger = logging.getLogger("beacon.ingest")

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from psycopg.types.json import Jsonb
 
 from app.core.redis import Keys
-from services.ingest.config import IngestSettings
+from app.core.settings import IngestSettings
 
 logger = logging.getLogger("beacon.ingest")
 

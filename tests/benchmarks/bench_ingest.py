@@ -35,7 +35,11 @@ HERE = Path(__file__).parent
 DURATION = int(os.environ.get("BENCH_DURATION", "30"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
-PROCESSES = 2
+PROCESSES = int(os.environ.get("BENCH_PROCESSES", "2"))
+ENDPOINTS = os.environ.get("BENCH_ENDPOINTS", "hello,ingest,baseline").split(",")
+PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
+"""A directory: py-spy records one process of each measured endpoint there (collapsed stacks, flamegraph's input)."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 SITE_CONF = """
 upstream bench_ingest {{ server 127.0.0.1:{ingest}; keepalive 64; }}
@@ -68,6 +72,8 @@ class Result:
     p90_ms: float
     p99_ms: float
     rows: int | None
+    cpu: dict[str, float]
+    """CPU seconds per component during the measured run (``others``: the rest of the machine)."""
 
 
 def start(args: list[str], env: dict[str, str], log: Path, count: int, port: int) -> list[subprocess.Popen[bytes]]:
@@ -89,15 +95,61 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def wrk(port: int, path: str, duration: int) -> tuple[float, dict[str, int]]:
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the processes ``roots`` and all their descendants.
+
+    A process's own times plus those of its children it has reaped (PostgreSQL's finished backends are
+    counted in the postmaster's); live descendants are counted on their own.
+    """
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), sum(int(value) for value in fields[11:15]) / CLOCK_TICKS)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [pid for pid in roots if pid in stats]
+    while todo:
+        pid = todo.pop()
+        total += stats[pid][1]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores of the machine spent on anything but idling and waiting for I/O so far."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def wrk(port: int, path: str, duration: int) -> tuple[float, dict[str, int], float]:
+    """Requests/s, the Lua script's counts, and wrk's own CPU seconds."""
     env = {**os.environ, "BENCH_PATH": path, "BENCH_DOMAIN": "bench.test"}
-    output = subprocess.run(
+    process = subprocess.Popen(
         ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s", "--latency",
          "-s", str(HERE / "bench_ingest.lua"), f"http://127.0.0.1:{port}{path}"],
-        env=env, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+        env=env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     line = next(line for line in output.splitlines() if line.startswith("BENCH "))
-    return rate, {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
+    return rate, {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}, usage.ru_utime + usage.ru_stime
+
+
+def profile(pid: int, duration: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on one server process for the measured run (native frames off: Python's view)."""
+    return subprocess.Popen([str(Path(sys.prefix) / "bin" / "py-spy"), "record", "--pid", str(pid), "--duration",
+                             str(duration), "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def count_rows(settings: Settings) -> int:
@@ -159,14 +211,31 @@ def run(duration: int = DURATION) -> list[Result]:
         nginx_proc = subprocess.Popen(["nginx", "-p", str(nginx_dir), "-c", str(main), "-g", "daemon off;"],
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(nginx_port, 20)
+        servers = {"ingest": groups[0], "baseline": groups[1], "hello": groups[2]}
+        postmaster = int((root / "postgres" / "postmaster.pid").read_text().split()[0])
+        assert redis.process is not None
+        others = {"nginx": [nginx_proc.pid], "postgres": [postmaster], "redis": [redis.process.pid]}
         for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event")):
+            if name not in ENDPOINTS:
+                continue
             wrk(nginx_port, path, 3)  # warm-up: connections, caches, JIT-free Python's first imports
             before = count_rows(settings)
-            rate, counts = wrk(nginx_port, path, duration)
+            pids = {"server": [p.pid for p in servers[name]], **others}
+            cpu_before = {part: tree_cpu(roots) for part, roots in pids.items()}
+            busy_before = machine_busy()
+            profiler = (profile(servers[name][0].pid, duration, Path(PROFILE_DIR) / f"{name}.txt")
+                        if PROFILE_DIR else None)
+            rate, counts, wrk_cpu = wrk(nginx_port, path, duration)
+            cpu = {part: tree_cpu(roots) - cpu_before[part] for part, roots in pids.items()}
+            cpu["wrk"] = wrk_cpu
+            cpu["others"] = max(machine_busy() - busy_before - sum(cpu.values()), 0.0)
+            if profiler is not None:
+                profiler.wait(60)
             time.sleep(0.5)
             rows = None if name == "hello" else count_rows(settings) - before
             results.append(Result(name, rate, counts["accepted"], counts["other"], counts["errors"],
-                                  counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows))
+                                  counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows,
+                                  cpu))
     finally:
         if nginx_proc is not None:
             nginx_proc.send_signal(signal.SIGQUIT)
@@ -189,6 +258,13 @@ def report(results: list[Result]) -> str:
         lines.append(f"{r.name:10} {r.requests_per_s:9.0f} {r.accepted:9d} {r.other:6d} {r.errors:6d} "
                      f"{r.p50_ms:7.1f} {r.p90_ms:7.1f} {r.p99_ms:7.1f} {'' if r.rows is None else r.rows:>9} "
                      f"{missing:>7}")
+    lines.append(f"CPU during the measured run, in % of one core (the machine has {os.cpu_count()}; "
+                 "the rest went to other processes or idled):")
+    for r in results:
+        parts = ", ".join(f"{part} {seconds / DURATION:.0%}" for part, seconds in r.cpu.items())
+        ours = sum(seconds for part, seconds in r.cpu.items() if part != "others")
+        lines.append(f"  {r.name:10} {parts}; per request (without others) "
+                     f"{ours / max(r.requests_per_s * DURATION, 1) * 1e6:.0f} µs")
     by_name = {r.name: r for r in results}
     if {"hello", "ingest", "baseline"} <= set(by_name):
         ingest, hello, baseline = by_name["ingest"], by_name["hello"], by_name["baseline"]
