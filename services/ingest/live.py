@@ -110,8 +110,11 @@ class Live:
         """Record presence for stored rows and queue their live message."""
         now = time.time()
         per_site: dict[int, dict[int, float]] = {}
+        latest: dict[int, tuple[Row, int]] = {}
         for row in rows:
             per_site.setdefault(row.site_id, {})[row.visitor_id] = now
+            previous = latest.get(row.site_id)
+            latest[row.site_id] = (row, 1 if previous is None else previous[1] + 1)
         pipe = self._redis.pipeline(transaction=False)
         window = self._settings.presence_window
         for site_id, visitors in per_site.items():
@@ -122,13 +125,13 @@ class Live:
             pipe.zcard(key)
         results = await pipe.execute()
         counts = {site_id: int(results[4 * i + 3]) for i, site_id in enumerate(per_site)}
-        for row in rows:
-            message = self._pending.get(row.site_id)
-            count = 1 if message is None else int(message["count"]) + 1
-            self._pending[row.site_id] = {
+        for site_id, (row, count) in latest.items():
+            message = self._pending.get(site_id)
+            self._pending[site_id] = {
                 "type": "event", "site": row.domain, "name": row.name, "pathname": row.pathname,
-                "at": row.timestamp.astimezone(UTC).isoformat(), "count": count,
-                "visitors": counts[row.site_id],
+                "at": row.timestamp.astimezone(UTC).isoformat(),
+                "count": count + (0 if message is None else int(message["count"])),
+                "visitors": counts[site_id],
             }
         self._wake.set()
 

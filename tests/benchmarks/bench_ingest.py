@@ -3,8 +3,13 @@
 In one run, through one Nginx, with ``wrk`` and the same realistic Events API bodies (bench_ingest.lua):
 1. ``hello``: Nginx → Granian → Litestar answering "ok" (2 processes): the ceiling of our HTTP path;
 2. ``ingest``: the real ingest service (2 processes, as Circus runs it): batched COPY, 202 after commit;
-3. ``baseline``: one insert and commit per event (2 processes, same framework and driver).
-After each run the 202s are compared with the rows that reached PostgreSQL.
+3. ``baseline``: one insert and commit per event (2 processes, same framework and driver);
+4. ``hello-rsgi``: Nginx → Granian → a bare RSGI callable answering "ok", for context (no framework).
+After each run the 202s are compared with the rows that reached PostgreSQL, and the CPU used by each part
+(the measured server processes, Nginx, PostgreSQL, Redis, wrk, and the rest of the machine) is printed.
+
+``BENCH_ENDPOINTS`` (comma-separated) measures a subset; ``BENCH_PROFILE=<dir>`` records a py-spy profile of
+one server process per endpoint there.
 
 Everything runs on this machine (PostgreSQL, Redis, Nginx, the apps and wrk share the cores), on free ports
 on 127.0.0.1, in a temporary directory removed at the end.
@@ -36,7 +41,7 @@ DURATION = int(os.environ.get("BENCH_DURATION", "30"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "2"))
-ENDPOINTS = os.environ.get("BENCH_ENDPOINTS", "hello,ingest,baseline").split(",")
+ENDPOINTS = os.environ.get("BENCH_ENDPOINTS", "hello,ingest,baseline,hello-rsgi").split(",")
 PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
 """A directory: py-spy records one process of each measured endpoint there (collapsed stacks, flamegraph's input)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -45,6 +50,7 @@ SITE_CONF = """
 upstream bench_ingest {{ server 127.0.0.1:{ingest}; keepalive 64; }}
 upstream bench_baseline {{ server 127.0.0.1:{baseline}; keepalive 64; }}
 upstream bench_hello {{ server 127.0.0.1:{hello}; keepalive 64; }}
+upstream bench_hello_rsgi {{ server 127.0.0.1:{hello_rsgi}; keepalive 64; }}
 server {{
     listen 127.0.0.1:{port};
     access_log off;
@@ -57,6 +63,7 @@ server {{
     location = /api/event {{ proxy_pass http://bench_ingest; }}
     location = /baseline/api/event {{ proxy_pass http://bench_baseline/api/event; }}
     location = /hello {{ proxy_pass http://bench_hello; }}
+    location = /hello-rsgi {{ proxy_pass http://bench_hello_rsgi/hello; }}
 }}
 """
 
@@ -192,7 +199,7 @@ def run(duration: int = DURATION) -> list[Result]:
         env = {**os.environ, **environment}
         logs = root / "log"
         logs.mkdir()
-        hello_port, baseline_port = free_port(), free_port()
+        hello_port, baseline_port, hello_rsgi_port = free_port(), free_port(), free_port()
         beacon = str(Path(sys.prefix) / "bin" / "beacon")
         groups.append(start([beacon, "serve", "ingest"], env, logs / "ingest.log", PROCESSES, ports["ingest"]))
         groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "baseline"],
@@ -200,22 +207,26 @@ def run(duration: int = DURATION) -> list[Result]:
                             baseline_port))
         groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "hello"],
                             {**env, "BENCH_PORT": str(hello_port)}, logs / "hello.log", PROCESSES, hello_port))
+        groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "hello-rsgi"],
+                            {**env, "BENCH_PORT": str(hello_rsgi_port)}, logs / "hello-rsgi.log", PROCESSES,
+                            hello_rsgi_port))
         nginx_port = free_port()
         nginx_dir = root / "nginx"
         site = nginx_dir / "bench.conf"
         nginx_dir.mkdir()
         site.write_text(SITE_CONF.format(ingest=ports["ingest"], baseline=baseline_port, hello=hello_port,
-                                         port=nginx_port))
+                                         hello_rsgi=hello_rsgi_port, port=nginx_port))
         main = render("dev-nginx.conf.j2", {"beacon_run_dir": nginx_dir, "beacon_log_dir": logs,
                                             "beacon_site_conf": site}, nginx_dir / "nginx.conf")
         nginx_proc = subprocess.Popen(["nginx", "-p", str(nginx_dir), "-c", str(main), "-g", "daemon off;"],
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(nginx_port, 20)
-        servers = {"ingest": groups[0], "baseline": groups[1], "hello": groups[2]}
+        servers = {"ingest": groups[0], "baseline": groups[1], "hello": groups[2], "hello-rsgi": groups[3]}
         postmaster = int((root / "postgres" / "postmaster.pid").read_text().split()[0])
         assert redis.process is not None
         others = {"nginx": [nginx_proc.pid], "postgres": [postmaster], "redis": [redis.process.pid]}
-        for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event")):
+        for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event"),
+                           ("hello-rsgi", "/hello-rsgi")):
             if name not in ENDPOINTS:
                 continue
             wrk(nginx_port, path, 3)  # warm-up: connections, caches, JIT-free Python's first imports
@@ -232,7 +243,7 @@ def run(duration: int = DURATION) -> list[Result]:
             if profiler is not None:
                 profiler.wait(60)
             time.sleep(0.5)
-            rows = None if name == "hello" else count_rows(settings) - before
+            rows = None if name.startswith("hello") else count_rows(settings) - before
             results.append(Result(name, rate, counts["accepted"], counts["other"], counts["errors"],
                                   counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows,
                                   cpu))
