@@ -264,6 +264,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         return IngestSettings(**values)
 
     app_env = env.get("BEACON_ENV", "production")
+    redis_prefix = env.get("BEACON_REDIS_PREFIX", "beacon:")
+    if not redis_prefix or any(char.isspace() for char in redis_prefix):
+        # Ingest's Redis scripts receive key names space-separated in one argument.
+        raise ConfigError("BEACON_REDIS_PREFIX must be non-empty and contain no spaces")
     if app_env not in ("production", "development"):
         raise ConfigError(f"BEACON_ENV must be production or development, got {app_env!r}")
 
@@ -297,7 +301,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         redis=RedisSettings(
             url=required("BEACON_REDIS_URL"),
-            key_prefix=env.get("BEACON_REDIS_PREFIX", "beacon:"),
+            key_prefix=redis_prefix,
         ),
         server=ServerSettings(
             bind_host=bind_host,

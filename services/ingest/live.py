@@ -20,40 +20,43 @@ from services.ingest.writer import LimitCheck, Row
 
 logger = logging.getLogger("beacon.ingest")
 
-# Fixed-window limits. Each request of a batch brings its keys (the client's, then its sites') and, in ARGV,
-# how many keys it has, its per-client and per-site limits and the keys' lifetime. The script runs the
-# requests in order, all inside one atomic call, so concurrent requests in any number of processes see one
-# order: a request whose counters are all below their limits increments them all; otherwise none is
-# incremented. Returns per request 0, or the index of the key whose limit was reached.
+# Fixed-window limits. ARGV[1] holds, space-separated, for each request of a batch: how many keys it has, its
+# per-client and per-site limits, the keys' lifetime, then its keys (the client's, then its sites'). The
+# script runs the requests in order, all inside one atomic call, so concurrent requests in any number of
+# processes see one order: a request whose counters are all below their limits increments them all; otherwise
+# none is incremented. Returns, space-separated, per request 0 or the index of the key whose limit was reached.
+# (One string rather than KEYS and ARGV, as for the writer's SESSION_SCRIPT: cheaper to encode.)
 RATE_SCRIPT = """
-local out, k, a = {}, 1, 1
-while a <= #ARGV do
-  local n, per_ip, per_site, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+local f, out, a = {}, {}, 1
+for field in string.gmatch(ARGV[1], '%S+') do f[#f + 1] = field end
+while a <= #f do
+  local n, per_ip, per_site, ttl = tonumber(f[a]), tonumber(f[a + 1]), tonumber(f[a + 2]), f[a + 3]
+  local k = a + 4
   local hit = 0
   for i = 0, n - 1 do
     local limit = (i == 0) and per_ip or per_site
-    if limit > 0 and tonumber(redis.call('GET', KEYS[k + i]) or '0') >= limit then
+    if limit > 0 and tonumber(redis.call('GET', f[k + i]) or '0') >= limit then
       hit = i + 1
       break
     end
   end
   if hit == 0 then
     for i = 0, n - 1 do
-      if redis.call('INCR', KEYS[k + i]) == 1 then redis.call('EXPIRE', KEYS[k + i], ttl) end
+      if redis.call('INCR', f[k + i]) == 1 then redis.call('EXPIRE', f[k + i], ttl) end
     end
   end
-  table.insert(out, hit)
-  k, a = k + n, a + 4
+  out[#out + 1] = hit
+  a = k + n
 end
-return out
+return table.concat(out, ' ')
 """
 
 
 class RateLimiter:
     """Per-IP and per-site event limits held exactly across processes: the counters a request must pass.
 
-    The check itself runs in the batch writer (one script call per request, all of a batch's calls in one
-    pipeline), so it costs one Redis round trip per batch rather than one per request.
+    The check itself runs in the batch writer (one script call for all the requests of a batch), so it costs
+    one Redis round trip per batch rather than one per request.
     """
 
     def __init__(self, keys: Keys, settings: IngestSettings, secret: str) -> None:

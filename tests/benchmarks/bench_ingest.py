@@ -222,7 +222,7 @@ def run(duration: int = DURATION) -> list[Result]:
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(nginx_port, 20)
         servers = {"ingest": groups[0], "baseline": groups[1], "hello": groups[2], "hello-rsgi": groups[3]}
-        postmaster = int((root / "postgres" / "postmaster.pid").read_text().split()[0])
+        postmaster = int((postgres.datadir / "postmaster.pid").read_text().split()[0])
         assert redis.process is not None
         others = {"nginx": [nginx_proc.pid], "postgres": [postmaster], "redis": [redis.process.pid]}
         for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event"),

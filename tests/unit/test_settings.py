@@ -54,6 +54,7 @@ def test_missing_required_value_names_the_variable(missing: str) -> None:
     pytest.param("BEACON_SECRET_KEY", "short", "at least 32", id="weak-secret"),
     pytest.param("BEACON_INGEST_BATCH_SIZE", "many", "BEACON_INGEST_BATCH_SIZE must be an integer", id="ingest-int"),
     pytest.param("BEACON_INGEST_BATCH_WAIT_MS", "-1", "must not be negative", id="ingest-negative"),
+    pytest.param("BEACON_REDIS_PREFIX", "my app:", "no spaces", id="redis-prefix"),
 ])
 def test_invalid_values_are_rejected(name: str, value: str, message: str) -> None:
     """Invalid values stop start-up with a message that says what is wrong."""
