@@ -52,6 +52,43 @@ return table.concat(out, ' ')
 """
 
 
+# Presence of a batch's visitors: ARGV[1] the time now, ARGV[2] the window in seconds, ARGV[3] the presence
+# keys' prefix, ARGV[4] space-separated pairs of site id and visitor id. Per site: the visitors' scores set to
+# now, those older than the window dropped, the key kept for twice the window. Returns, space-separated,
+# each site id and its visitor count.
+PRESENCE_SCRIPT = """
+local now, window, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local order, members = {}, {}
+local site = nil
+for field in string.gmatch(ARGV[4], '%S+') do
+  if site == nil then
+    site = field
+  else
+    if members[site] == nil then
+      members[site] = {}
+      order[#order + 1] = site
+    end
+    local list = members[site]
+    list[#list + 1] = now
+    list[#list + 1] = field
+    site = nil
+  end
+end
+local out = {}
+for _, id in ipairs(order) do
+  local key, list = prefix .. id, members[id]
+  for i = 1, #list, 2000 do
+    redis.call('ZADD', key, unpack(list, i, math.min(i + 1999, #list)))
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  redis.call('EXPIRE', key, window * 2)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('ZCARD', key)
+end
+return table.concat(out, ' ')
+"""
+
+
 class RateLimiter:
     """Per-IP and per-site event limits held exactly across processes: the counters a request must pass.
 
@@ -95,6 +132,7 @@ class Live:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._presence_script = redis.register_script(PRESENCE_SCRIPT)
 
     def presence_key(self, site_id: int) -> str:
         return f"{self._keys.prefix}live:{site_id}"
@@ -112,22 +150,16 @@ class Live:
     async def after_commit(self, rows: Sequence[Row]) -> None:
         """Record presence for stored rows and queue their live message."""
         now = time.time()
-        per_site: dict[int, dict[int, float]] = {}
+        per_site: dict[int, dict[int, None]] = {}
         latest: dict[int, tuple[Row, int]] = {}
         for row in rows:
-            per_site.setdefault(row.site_id, {})[row.visitor_id] = now
+            per_site.setdefault(row.site_id, {})[row.visitor_id] = None
             previous = latest.get(row.site_id)
             latest[row.site_id] = (row, 1 if previous is None else previous[1] + 1)
-        pipe = self._redis.pipeline(transaction=False)
+        packed = " ".join(f"{site_id} {visitor}" for site_id, visitors in per_site.items() for visitor in visitors)
         window = self._settings.presence_window
-        for site_id, visitors in per_site.items():
-            key = self.presence_key(site_id)
-            pipe.zadd(key, {str(visitor): seen for visitor, seen in visitors.items()})
-            pipe.zremrangebyscore(key, "-inf", now - window)
-            pipe.expire(key, window * 2)
-            pipe.zcard(key)
-        results = await pipe.execute()
-        counts = {site_id: int(results[4 * i + 3]) for i, site_id in enumerate(per_site)}
+        reply = (await self._presence_script(args=[repr(now), window, f"{self._keys.prefix}live:", packed])).split()
+        counts = {int(site_id): int(count) for site_id, count in zip(reply[::2], reply[1::2], strict=True)}
         for site_id, (row, count) in latest.items():
             message = self._pending.get(site_id)
             self._pending[site_id] = {

@@ -36,7 +36,7 @@ CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_REVENUE = Decimal("1e14")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CleanEvent:
     name: str
     domains: list[str]

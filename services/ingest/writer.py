@@ -143,7 +143,7 @@ class LimitCheck:
     retry_after: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One event for one site, enriched, waiting for its visit and its transaction."""
 
@@ -184,14 +184,14 @@ class Row:
                 self.revenue_amount, self.revenue_currency, Jsonb(self.props))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     rows: Sequence[Row]
     future: asyncio.Future[None]
     limit: LimitCheck | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Visit:
     site_id: int
     session_id: int
