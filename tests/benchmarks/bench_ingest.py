@@ -81,6 +81,8 @@ class Result:
     rows: int | None
     cpu: dict[str, float]
     """CPU seconds per component during the measured run (``others``: the rest of the machine)."""
+    transactions: int
+    """Transactions that wrote the rows (batches)."""
 
 
 def start(args: list[str], env: dict[str, str], log: Path, count: int, port: int) -> list[subprocess.Popen[bytes]]:
@@ -159,12 +161,13 @@ def profile(pid: int, duration: int, out: Path) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def count_rows(settings: Settings) -> int:
+def count_rows(settings: Settings) -> tuple[int, int]:
+    """Rows in ``events`` and the transactions that wrote them (the mean batch is their ratio)."""
     engine = make_engine(settings.database)
     with engine.connect() as conn:
-        rows = int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+        rows, transactions = conn.execute(text("SELECT count(*), count(DISTINCT xmin::text) FROM events")).one()
     engine.dispose()
-    return rows
+    return int(rows), int(transactions)
 
 
 def run(duration: int = DURATION) -> list[Result]:
@@ -243,10 +246,11 @@ def run(duration: int = DURATION) -> list[Result]:
             if profiler is not None:
                 profiler.wait(60)
             time.sleep(0.5)
-            rows = None if name.startswith("hello") else count_rows(settings) - before
+            after = count_rows(settings)
+            rows = None if name.startswith("hello") else after[0] - before[0]
             results.append(Result(name, rate, counts["accepted"], counts["other"], counts["errors"],
                                   counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows,
-                                  cpu))
+                                  cpu, after[1] - before[1]))
     finally:
         if nginx_proc is not None:
             nginx_proc.send_signal(signal.SIGQUIT)
@@ -269,6 +273,9 @@ def report(results: list[Result]) -> str:
         lines.append(f"{r.name:10} {r.requests_per_s:9.0f} {r.accepted:9d} {r.other:6d} {r.errors:6d} "
                      f"{r.p50_ms:7.1f} {r.p90_ms:7.1f} {r.p99_ms:7.1f} {'' if r.rows is None else r.rows:>9} "
                      f"{missing:>7}")
+    for r in results:
+        if r.rows and r.transactions:
+            lines.append(f"{r.name}: {r.transactions} transactions, {r.rows / r.transactions:.1f} events each")
     lines.append(f"CPU during the measured run, in % of one core (the machine has {os.cpu_count()}; "
                  "the rest went to other processes or idled):")
     for r in results:
