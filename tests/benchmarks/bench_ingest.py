@@ -144,7 +144,8 @@ def wrk(port: int, path: str, duration: int) -> tuple[float, dict[str, int], flo
          "-s", str(HERE / "bench_ingest.lua"), f"http://127.0.0.1:{port}{path}"],
         env=env, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
-    output = process.stdout.read()
+    with process.stdout:
+        output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
