@@ -281,9 +281,10 @@ def report(results: list[Result]) -> str:
                  "the rest went to other processes or idled):")
     for r in results:
         parts = ", ".join(f"{part} {seconds / DURATION:.0%}" for part, seconds in r.cpu.items())
-        ours = sum(seconds for part, seconds in r.cpu.items() if part != "others")
-        lines.append(f"  {r.name:10} {parts}; per request (without others) "
-                     f"{ours / max(r.requests_per_s * DURATION, 1) * 1e6:.0f} µs")
+        requests = max(r.requests_per_s * DURATION, 1)
+        ours = {part: seconds / requests * 1e6 for part, seconds in r.cpu.items() if part != "others"}
+        lines.append(f"  {r.name:10} {parts}; per request {sum(ours.values()):.0f} µs ("
+                     + ", ".join(f"{part} {value:.0f}" for part, value in ours.items()) + ")")
     by_name = {r.name: r for r in results}
     if {"hello", "ingest", "baseline"} <= set(by_name):
         ingest, hello, baseline = by_name["ingest"], by_name["hello"], by_name["baseline"]
