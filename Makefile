@@ -18,7 +18,7 @@ APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 help:
 	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it)"
 	@echo "make test   - lint, type-check and run the whole test suite against real servers"
-	@echo "make bench  - run the benchmarks in tests/benchmarks (prints figures); BENCH=<file> runs one"
+	@echo "make bench  - run the benchmarks in tests/benchmarks (prints figures); PYTEST_ARGS=<file> runs one"
 
 # Node.js and npm build the browser assets: installed from apt unless both commands exist already
 # (a Node.js that bundles its own npm, as NodeSource's does, conflicts with Debian's npm package).
@@ -76,10 +76,9 @@ e2e: venv assets
 deploy-test: system-deps venv assets
 	CI=$${CI:-} $(BIN)/python -m pytest tests/deploy -s $(PYTEST_ARGS)
 
-# BENCH=tests/benchmarks/bench_ingest.py runs one benchmark file instead of all of them.
-BENCH ?= tests/benchmarks
+# PYTEST_ARGS=tests/benchmarks/<file>.py runs one benchmark file instead of all of them.
 bench: system-deps venv assets
-	$(BIN)/python -m pytest $(BENCH) -s -p no:randomly $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -s -p no:randomly $(or $(PYTEST_ARGS),tests/benchmarks)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(FRONTEND)/node_modules app/static/dist

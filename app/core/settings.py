@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -119,6 +120,28 @@ class RealtimeSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    batch_size: int = 1000
+    """Events after which a batch closes at once."""
+    batch_wait_ms: float = 4.0
+    """Milliseconds a batch stays open for more events after its first one arrived."""
+    retry_after: int = 5
+    """Seconds announced in ``Retry-After`` when PostgreSQL cannot take events."""
+    rate_per_ip: int = 600
+    """Events accepted per client IP per window (0: no limit)."""
+    rate_per_site: int = 100_000
+    """Events accepted per site per window (0: no limit)."""
+    rate_window: int = 60
+    """Length of a rate-limit window in seconds."""
+    live_interval_ms: float = 250.0
+    """Live messages of one site are coalesced into at most one per this interval."""
+    session_timeout: int = 1800
+    """Seconds of inactivity that end a visit."""
+    presence_window: int = 300
+    """A visitor seen within this many seconds counts as live."""
+
+
+@dataclass(frozen=True)
 class PathSettings:
     home: Path
     """The code directory (Circus working_dir)."""
@@ -148,6 +171,7 @@ class Settings:
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     log_level: str = "INFO"
     """Minimum level of log records."""
 
@@ -229,7 +253,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
+    def ingest_settings() -> IngestSettings:
+        """``BEACON_INGEST_<FIELD>`` for each field of :class:`IngestSettings`; none may be negative."""
+        values: dict[str, Any] = {}
+        for name, default in vars(IngestSettings()).items():
+            variable = f"BEACON_INGEST_{name.upper()}"
+            values[name] = integer(variable, default) if isinstance(default, int) else number(variable, default)
+            if values[name] < 0:
+                raise ConfigError(f"{variable} must not be negative")
+        return IngestSettings(**values)
+
     app_env = env.get("BEACON_ENV", "production")
+    redis_prefix = env.get("BEACON_REDIS_PREFIX", "beacon:")
+    if not redis_prefix or any(char.isspace() for char in redis_prefix):
+        # Ingest's Redis scripts receive key names space-separated in one argument.
+        raise ConfigError("BEACON_REDIS_PREFIX must be non-empty and contain no spaces")
     if app_env not in ("production", "development"):
         raise ConfigError(f"BEACON_ENV must be production or development, got {app_env!r}")
 
@@ -263,7 +301,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         redis=RedisSettings(
             url=required("BEACON_REDIS_URL"),
-            key_prefix=env.get("BEACON_REDIS_PREFIX", "beacon:"),
+            key_prefix=redis_prefix,
         ),
         server=ServerSettings(
             bind_host=bind_host,
@@ -305,6 +343,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             send_buffer_limit=integer("BEACON_WS_SEND_BUFFER_LIMIT", 1_048_576),
             stats_interval=number("BEACON_WS_STATS_INTERVAL", 2.0),
         ),
+        ingest=ingest_settings(),
         log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),
     )
 

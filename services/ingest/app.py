@@ -12,9 +12,8 @@ from sqlalchemy.engine import make_url
 
 from app.core.resources import Resources
 from app.core.service import create_service_app
-from app.core.settings import Settings, get_settings
+from app.core.settings import IngestSettings, Settings, get_settings
 from services.ingest import enrich
-from services.ingest.config import IngestSettings, load_ingest_settings
 from services.ingest.enrich import Countries
 from services.ingest.live import Live, RateLimiter
 from services.ingest.logic import SaltCache, SiteCache
@@ -65,7 +64,7 @@ def create_app(settings: Settings | None = None, ingest: IngestSettings | None =
         settings,
         [receive_event],
         request_max_body_size=MAX_BODY,
-        lifespan=[ingest_lifespan(settings, ingest or load_ingest_settings())],
+        lifespan=[ingest_lifespan(settings, ingest or settings.ingest)],
         # Trackers post from every site's own origin. Only /api/event is routed here from outside.
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["POST"], allow_headers=["Content-Type"],
                                max_age=86400),

@@ -14,46 +14,86 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.core.redis import Keys
+from app.core.settings import IngestSettings
 from app.realtime.publish import publish, site_channel
-from services.ingest.config import IngestSettings
 from services.ingest.writer import LimitCheck, Row
 
 logger = logging.getLogger("beacon.ingest")
 
-# Fixed-window limits. Each request of a batch brings its keys (the client's, then its sites') and, in ARGV,
-# how many keys it has, its per-client and per-site limits and the keys' lifetime. The script runs the
-# requests in order, all inside one atomic call, so concurrent requests in any number of processes see one
-# order: a request whose counters are all below their limits increments them all; otherwise none is
-# incremented. Returns per request 0, or the index of the key whose limit was reached.
+# Fixed-window limits. ARGV[1] holds, space-separated, for each request of a batch: how many keys it has, its
+# per-client and per-site limits, the keys' lifetime, then its keys (the client's, then its sites'). The
+# script runs the requests in order, all inside one atomic call, so concurrent requests in any number of
+# processes see one order: a request whose counters are all below their limits increments them all; otherwise
+# none is incremented. Returns, space-separated, per request 0 or the index of the key whose limit was reached.
+# (One string rather than KEYS and ARGV, as for the writer's SESSION_SCRIPT: cheaper to encode.)
 RATE_SCRIPT = """
-local out, k, a = {}, 1, 1
-while a <= #ARGV do
-  local n, per_ip, per_site, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+local f, out, a = {}, {}, 1
+for field in string.gmatch(ARGV[1], '%S+') do f[#f + 1] = field end
+while a <= #f do
+  local n, per_ip, per_site, ttl = tonumber(f[a]), tonumber(f[a + 1]), tonumber(f[a + 2]), f[a + 3]
+  local k = a + 4
   local hit = 0
   for i = 0, n - 1 do
     local limit = (i == 0) and per_ip or per_site
-    if limit > 0 and tonumber(redis.call('GET', KEYS[k + i]) or '0') >= limit then
+    if limit > 0 and tonumber(redis.call('GET', f[k + i]) or '0') >= limit then
       hit = i + 1
       break
     end
   end
   if hit == 0 then
     for i = 0, n - 1 do
-      if redis.call('INCR', KEYS[k + i]) == 1 then redis.call('EXPIRE', KEYS[k + i], ttl) end
+      if redis.call('INCR', f[k + i]) == 1 then redis.call('EXPIRE', f[k + i], ttl) end
     end
   end
-  table.insert(out, hit)
-  k, a = k + n, a + 4
+  out[#out + 1] = hit
+  a = k + n
 end
-return out
+return table.concat(out, ' ')
+"""
+
+
+# Presence of a batch's visitors: ARGV[1] the time now, ARGV[2] the window in seconds, ARGV[3] the presence
+# keys' prefix, ARGV[4] space-separated pairs of site id and visitor id. Per site: the visitors' scores set to
+# now, those older than the window dropped, the key kept for twice the window. Returns, space-separated,
+# each site id and its visitor count.
+PRESENCE_SCRIPT = """
+local now, window, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local order, members = {}, {}
+local site = nil
+for field in string.gmatch(ARGV[4], '%S+') do
+  if site == nil then
+    site = field
+  else
+    if members[site] == nil then
+      members[site] = {}
+      order[#order + 1] = site
+    end
+    local list = members[site]
+    list[#list + 1] = now
+    list[#list + 1] = field
+    site = nil
+  end
+end
+local out = {}
+for _, id in ipairs(order) do
+  local key, list = prefix .. id, members[id]
+  for i = 1, #list, 2000 do
+    redis.call('ZADD', key, unpack(list, i, math.min(i + 1999, #list)))
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  redis.call('EXPIRE', key, window * 2)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('ZCARD', key)
+end
+return table.concat(out, ' ')
 """
 
 
 class RateLimiter:
     """Per-IP and per-site event limits held exactly across processes: the counters a request must pass.
 
-    The check itself runs in the batch writer (one script call per request, all of a batch's calls in one
-    pipeline), so it costs one Redis round trip per batch rather than one per request.
+    The check itself runs in the batch writer (one script call for all the requests of a batch), so it costs
+    one Redis round trip per batch rather than one per request.
     """
 
     def __init__(self, keys: Keys, settings: IngestSettings, secret: str) -> None:
@@ -92,6 +132,7 @@ class Live:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._presence_script = redis.register_script(PRESENCE_SCRIPT)
 
     def presence_key(self, site_id: int) -> str:
         return f"{self._keys.prefix}live:{site_id}"
@@ -109,26 +150,23 @@ class Live:
     async def after_commit(self, rows: Sequence[Row]) -> None:
         """Record presence for stored rows and queue their live message."""
         now = time.time()
-        per_site: dict[int, dict[int, float]] = {}
+        per_site: dict[int, dict[int, None]] = {}
+        latest: dict[int, tuple[Row, int]] = {}
         for row in rows:
-            per_site.setdefault(row.site_id, {})[row.visitor_id] = now
-        pipe = self._redis.pipeline(transaction=False)
+            per_site.setdefault(row.site_id, {})[row.visitor_id] = None
+            previous = latest.get(row.site_id)
+            latest[row.site_id] = (row, 1 if previous is None else previous[1] + 1)
+        packed = " ".join(f"{site_id} {visitor}" for site_id, visitors in per_site.items() for visitor in visitors)
         window = self._settings.presence_window
-        for site_id, visitors in per_site.items():
-            key = self.presence_key(site_id)
-            pipe.zadd(key, {str(visitor): seen for visitor, seen in visitors.items()})
-            pipe.zremrangebyscore(key, "-inf", now - window)
-            pipe.expire(key, window * 2)
-            pipe.zcard(key)
-        results = await pipe.execute()
-        counts = {site_id: int(results[4 * i + 3]) for i, site_id in enumerate(per_site)}
-        for row in rows:
-            message = self._pending.get(row.site_id)
-            count = 1 if message is None else int(message["count"]) + 1
-            self._pending[row.site_id] = {
+        reply = (await self._presence_script(args=[repr(now), window, f"{self._keys.prefix}live:", packed])).split()
+        counts = {int(site_id): int(count) for site_id, count in zip(reply[::2], reply[1::2], strict=True)}
+        for site_id, (row, count) in latest.items():
+            message = self._pending.get(site_id)
+            self._pending[site_id] = {
                 "type": "event", "site": row.domain, "name": row.name, "pathname": row.pathname,
-                "at": row.timestamp.astimezone(UTC).isoformat(), "count": count,
-                "visitors": counts[row.site_id],
+                "at": row.timestamp.astimezone(UTC).isoformat(),
+                "count": count + (0 if message is None else int(message["count"])),
+                "visitors": counts[site_id],
             }
         self._wake.set()
 

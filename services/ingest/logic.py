@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
 import logging
 import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -34,7 +36,7 @@ CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_REVENUE = Decimal("1e14")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CleanEvent:
     name: str
     domains: list[str]
@@ -167,24 +169,40 @@ def _clean_props(props: object) -> dict[str, str]:
     return clean
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_global(peer: str) -> bool:
+    try:
+        return ipaddress.ip_address(peer).is_global
+    except ValueError:
+        return False  # not an address (an in-process test client): nothing to distrust
+
+
+def _address(text: str) -> str | None:
+    """``text`` as the canonical form of an IP address, or None."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)  # dotted quad without leading zeros: already canonical
+        return text
+    except OSError:
+        pass
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def client_ip(forwarded_for: str | None, peer: str | None) -> str:
     """The visitor's address: the last hop our own Nginx wrote into X-Forwarded-For, else the peer.
 
     The header is believed only from a peer on loopback or a private network (our Nginx); a request that
     reaches the process from anywhere else is counted under its own address.
     """
-    if peer is not None:
-        try:
-            if ipaddress.ip_address(peer).is_global:
-                return peer
-        except ValueError:
-            pass  # not an address (an in-process test client): nothing to distrust
-    candidates = [part.strip() for part in (forwarded_for or "").split(",") if part.strip()]
-    for candidate in reversed(candidates):
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            continue
+    if peer is not None and _is_global(peer):
+        return peer
+    if forwarded_for:
+        for candidate in reversed(forwarded_for.split(",")):
+            address = _address(candidate.strip())
+            if address is not None:
+                return address
     return peer or "0.0.0.0"  # noqa: S104 - an address to hash, not to bind
 
 

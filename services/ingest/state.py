@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.ingest.config import IngestSettings
+from app.core.settings import IngestSettings
 from services.ingest.enrich import Countries
 from services.ingest.live import Live, RateLimiter
 from services.ingest.logic import SaltCache, SiteCache

@@ -1,6 +1,6 @@
 """Dashboard query latency on a generated data set: 30 days and 12 months; rollups, raw events, cache.
 
-Run: ``make bench BENCH=tests/benchmarks/bench_analytics.py``; ``BEACON_BENCH_EVENTS`` sets the
+Run: ``make bench PYTEST_ARGS=tests/benchmarks/bench_analytics.py``; ``BEACON_BENCH_EVENTS`` sets the
 size (default 1,000,000 events over 365 days on one site, plus three small sites). Prints p50/p95 per
 query for the answer Beacon serves uncached (rollups where they apply, with today's and yesterday's events
 read raw), the same answer computed from raw events only (the baseline), their ratio, and the answer from

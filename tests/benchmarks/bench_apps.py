@@ -1,11 +1,13 @@
 """The two baselines of the ingest benchmark, served like every Beacon process (Granian embedded, ASGI).
 
 - ``hello``: a Litestar route answering 200 "ok": the ceiling of the Nginx → Granian → Litestar path.
+- ``hello-rsgi``: the same answer from a bare RSGI callable (no framework, no ASGI): for context only, the
+  ceiling of Nginx → Granian itself.
 - ``baseline``: the Events API done the Umami way: the same parsing and enrichment as ingest, then one
   SQLAlchemy insert and commit per request (same framework, same driver, psycopg 3, and the same kind of
   Litestar ASGI route handler as ingest, so that only the write path differs).
 
-Run: ``python -m tests.benchmarks.bench_apps hello|baseline`` with ``BENCH_PORT`` and the BEACON_* variables.
+Run: ``python -m tests.benchmarks.bench_apps hello|hello-rsgi|baseline`` with ``BENCH_PORT`` and the BEACON_* variables.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import signal
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
@@ -46,6 +49,10 @@ def hello_app() -> Litestar:
         return "ok"
 
     return Litestar([hello], debug=False, logging_config=None, openapi_config=None)
+
+
+async def hello_rsgi(scope: Any, proto: Any) -> None:
+    proto.response_bytes(200, [("content-type", "text/plain; charset=utf-8")], b"ok")
 
 
 def baseline_app() -> Litestar:
@@ -105,8 +112,9 @@ async def _serve(server: Server) -> None:
 
 
 def main(name: str) -> None:
-    app = hello_app() if name == "hello" else baseline_app()
-    server = Server(app, address="127.0.0.1", port=int(os.environ["BENCH_PORT"]), interface=Interfaces.ASGI,
+    app: Any = {"hello": hello_app, "baseline": baseline_app}[name]() if name != "hello-rsgi" else hello_rsgi
+    interface = Interfaces.RSGI if name == "hello-rsgi" else Interfaces.ASGI
+    server = Server(app, address="127.0.0.1", port=int(os.environ["BENCH_PORT"]), interface=interface,
                     http=HTTPModes.http1, backlog=2048, log_enabled=False, log_level=LogLevels.warning)
     import uvloop
 

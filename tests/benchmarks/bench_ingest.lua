@@ -41,7 +41,7 @@ function request()
   local headers = {["Content-Type"] = "text/plain", ["User-Agent"] = agents[math.random(#agents)],
                    ["X-Bench-Client"] = string.format("%d.%d.%d.%d", 20 + math.random(180), math.random(250),
                                                        math.random(250), math.random(250))}
-  if path == "/hello" then return wrk.format("GET", path, headers) end
+  if string.sub(path, 1, 6) == "/hello" then return wrk.format("GET", path, headers) end
   return wrk.format("POST", path, headers, body)
 end
 

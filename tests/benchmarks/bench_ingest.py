@@ -3,8 +3,13 @@
 In one run, through one Nginx, with ``wrk`` and the same realistic Events API bodies (bench_ingest.lua):
 1. ``hello``: Nginx → Granian → Litestar answering "ok" (2 processes): the ceiling of our HTTP path;
 2. ``ingest``: the real ingest service (2 processes, as Circus runs it): batched COPY, 202 after commit;
-3. ``baseline``: one insert and commit per event (2 processes, same framework and driver).
-After each run the 202s are compared with the rows that reached PostgreSQL.
+3. ``baseline``: one insert and commit per event (2 processes, same framework and driver);
+4. ``hello-rsgi``: Nginx → Granian → a bare RSGI callable answering "ok", for context (no framework).
+After each run the 202s are compared with the rows that reached PostgreSQL, and the CPU used by each part
+(the measured server processes, Nginx, PostgreSQL, Redis, wrk, and the rest of the machine) is printed.
+
+``BENCH_ENDPOINTS`` (comma-separated) measures a subset; ``BENCH_PROFILE=<dir>`` records a py-spy profile of
+one server process per endpoint there.
 
 Everything runs on this machine (PostgreSQL, Redis, Nginx, the apps and wrk share the cores), on free ports
 on 127.0.0.1, in a temporary directory removed at the end.
@@ -35,12 +40,17 @@ HERE = Path(__file__).parent
 DURATION = int(os.environ.get("BENCH_DURATION", "30"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
-PROCESSES = 2
+PROCESSES = int(os.environ.get("BENCH_PROCESSES", "2"))
+ENDPOINTS = os.environ.get("BENCH_ENDPOINTS", "hello,ingest,baseline,hello-rsgi").split(",")
+PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
+"""A directory: py-spy records one process of each measured endpoint there (collapsed stacks, flamegraph's input)."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 SITE_CONF = """
 upstream bench_ingest {{ server 127.0.0.1:{ingest}; keepalive 64; }}
 upstream bench_baseline {{ server 127.0.0.1:{baseline}; keepalive 64; }}
 upstream bench_hello {{ server 127.0.0.1:{hello}; keepalive 64; }}
+upstream bench_hello_rsgi {{ server 127.0.0.1:{hello_rsgi}; keepalive 64; }}
 server {{
     listen 127.0.0.1:{port};
     access_log off;
@@ -53,6 +63,7 @@ server {{
     location = /api/event {{ proxy_pass http://bench_ingest; }}
     location = /baseline/api/event {{ proxy_pass http://bench_baseline/api/event; }}
     location = /hello {{ proxy_pass http://bench_hello; }}
+    location = /hello-rsgi {{ proxy_pass http://bench_hello_rsgi/hello; }}
 }}
 """
 
@@ -68,6 +79,10 @@ class Result:
     p90_ms: float
     p99_ms: float
     rows: int | None
+    cpu: dict[str, float]
+    """CPU seconds per component during the measured run (``others``: the rest of the machine)."""
+    transactions: int
+    """Transactions that wrote the rows (batches)."""
 
 
 def start(args: list[str], env: dict[str, str], log: Path, count: int, port: int) -> list[subprocess.Popen[bytes]]:
@@ -89,23 +104,71 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def wrk(port: int, path: str, duration: int) -> tuple[float, dict[str, int]]:
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the processes ``roots`` and all their descendants.
+
+    A process's own times plus those of its children it has reaped (PostgreSQL's finished backends are
+    counted in the postmaster's); live descendants are counted on their own.
+    """
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), sum(int(value) for value in fields[11:15]) / CLOCK_TICKS)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [pid for pid in roots if pid in stats]
+    while todo:
+        pid = todo.pop()
+        total += stats[pid][1]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores of the machine spent on anything but idling and waiting for I/O so far."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def wrk(port: int, path: str, duration: int) -> tuple[float, dict[str, int], float]:
+    """Requests/s, the Lua script's counts, and wrk's own CPU seconds."""
     env = {**os.environ, "BENCH_PATH": path, "BENCH_DOMAIN": "bench.test"}
-    output = subprocess.run(
+    process = subprocess.Popen(
         ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s", "--latency",
          "-s", str(HERE / "bench_ingest.lua"), f"http://127.0.0.1:{port}{path}"],
-        env=env, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+        env=env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    with process.stdout:
+        output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     line = next(line for line in output.splitlines() if line.startswith("BENCH "))
-    return rate, {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
+    return rate, {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}, usage.ru_utime + usage.ru_stime
 
 
-def count_rows(settings: Settings) -> int:
+def profile(pid: int, duration: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on one server process for the measured run (native frames off: Python's view)."""
+    return subprocess.Popen([str(Path(sys.prefix) / "bin" / "py-spy"), "record", "--pid", str(pid), "--duration",
+                             str(duration), "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def count_rows(settings: Settings) -> tuple[int, int]:
+    """Rows in ``events`` and the transactions that wrote them (the mean batch is their ratio)."""
     engine = make_engine(settings.database)
     with engine.connect() as conn:
-        rows = int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+        rows, transactions = conn.execute(text("SELECT count(*), count(DISTINCT xmin::text) FROM events")).one()
     engine.dispose()
-    return rows
+    return int(rows), int(transactions)
 
 
 def run(duration: int = DURATION) -> list[Result]:
@@ -140,7 +203,7 @@ def run(duration: int = DURATION) -> list[Result]:
         env = {**os.environ, **environment}
         logs = root / "log"
         logs.mkdir()
-        hello_port, baseline_port = free_port(), free_port()
+        hello_port, baseline_port, hello_rsgi_port = free_port(), free_port(), free_port()
         beacon = str(Path(sys.prefix) / "bin" / "beacon")
         groups.append(start([beacon, "serve", "ingest"], env, logs / "ingest.log", PROCESSES, ports["ingest"]))
         groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "baseline"],
@@ -148,25 +211,47 @@ def run(duration: int = DURATION) -> list[Result]:
                             baseline_port))
         groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "hello"],
                             {**env, "BENCH_PORT": str(hello_port)}, logs / "hello.log", PROCESSES, hello_port))
+        groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "hello-rsgi"],
+                            {**env, "BENCH_PORT": str(hello_rsgi_port)}, logs / "hello-rsgi.log", PROCESSES,
+                            hello_rsgi_port))
         nginx_port = free_port()
         nginx_dir = root / "nginx"
         site = nginx_dir / "bench.conf"
         nginx_dir.mkdir()
         site.write_text(SITE_CONF.format(ingest=ports["ingest"], baseline=baseline_port, hello=hello_port,
-                                         port=nginx_port))
+                                         hello_rsgi=hello_rsgi_port, port=nginx_port))
         main = render("dev-nginx.conf.j2", {"beacon_run_dir": nginx_dir, "beacon_log_dir": logs,
                                             "beacon_site_conf": site}, nginx_dir / "nginx.conf")
         nginx_proc = subprocess.Popen(["nginx", "-p", str(nginx_dir), "-c", str(main), "-g", "daemon off;"],
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(nginx_port, 20)
-        for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event")):
+        servers = {"ingest": groups[0], "baseline": groups[1], "hello": groups[2], "hello-rsgi": groups[3]}
+        postmaster = int((postgres.datadir / "postmaster.pid").read_text().split()[0])
+        assert redis.process is not None
+        others = {"nginx": [nginx_proc.pid], "postgres": [postmaster], "redis": [redis.process.pid]}
+        for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event"),
+                           ("hello-rsgi", "/hello-rsgi")):
+            if name not in ENDPOINTS:
+                continue
             wrk(nginx_port, path, 3)  # warm-up: connections, caches, JIT-free Python's first imports
             before = count_rows(settings)
-            rate, counts = wrk(nginx_port, path, duration)
+            pids = {"server": [p.pid for p in servers[name]], **others}
+            cpu_before = {part: tree_cpu(roots) for part, roots in pids.items()}
+            busy_before = machine_busy()
+            profiler = (profile(servers[name][0].pid, duration, Path(PROFILE_DIR) / f"{name}.txt")
+                        if PROFILE_DIR else None)
+            rate, counts, wrk_cpu = wrk(nginx_port, path, duration)
+            cpu = {part: tree_cpu(roots) - cpu_before[part] for part, roots in pids.items()}
+            cpu["wrk"] = wrk_cpu
+            cpu["others"] = max(machine_busy() - busy_before - sum(cpu.values()), 0.0)
+            if profiler is not None:
+                profiler.wait(60)
             time.sleep(0.5)
-            rows = None if name == "hello" else count_rows(settings) - before
+            after = count_rows(settings)
+            rows = None if name.startswith("hello") else after[0] - before[0]
             results.append(Result(name, rate, counts["accepted"], counts["other"], counts["errors"],
-                                  counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows))
+                                  counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows,
+                                  cpu, after[1] - before[1]))
     finally:
         if nginx_proc is not None:
             nginx_proc.send_signal(signal.SIGQUIT)
@@ -189,6 +274,17 @@ def report(results: list[Result]) -> str:
         lines.append(f"{r.name:10} {r.requests_per_s:9.0f} {r.accepted:9d} {r.other:6d} {r.errors:6d} "
                      f"{r.p50_ms:7.1f} {r.p90_ms:7.1f} {r.p99_ms:7.1f} {'' if r.rows is None else r.rows:>9} "
                      f"{missing:>7}")
+    for r in results:
+        if r.rows and r.transactions:
+            lines.append(f"{r.name}: {r.transactions} transactions, {r.rows / r.transactions:.1f} events each")
+    lines.append(f"CPU during the measured run, in % of one core (the machine has {os.cpu_count()}; "
+                 "the rest went to other processes or idled):")
+    for r in results:
+        parts = ", ".join(f"{part} {seconds / DURATION:.0%}" for part, seconds in r.cpu.items())
+        requests = max(r.requests_per_s * DURATION, 1)
+        ours = {part: seconds / requests * 1e6 for part, seconds in r.cpu.items() if part != "others"}
+        lines.append(f"  {r.name:10} {parts}; per request {sum(ours.values()):.0f} µs ("
+                     + ", ".join(f"{part} {value:.0f}" for part, value in ours.items()) + ")")
     by_name = {r.name: r for r in results}
     if {"hello", "ingest", "baseline"} <= set(by_name):
         ingest, hello, baseline = by_name["ingest"], by_name["hello"], by_name["baseline"]

@@ -52,11 +52,22 @@ def test_missing_required_value_names_the_variable(missing: str) -> None:
     pytest.param("BEACON_DATABASE_URL", "mysql://x@y/z", "postgresql", id="not-postgres"),
     pytest.param("BEACON_ENV", "staging", "production or development", id="env"),
     pytest.param("BEACON_SECRET_KEY", "short", "at least 32", id="weak-secret"),
+    pytest.param("BEACON_INGEST_BATCH_SIZE", "many", "BEACON_INGEST_BATCH_SIZE must be an integer", id="ingest-int"),
+    pytest.param("BEACON_INGEST_BATCH_WAIT_MS", "-1", "must not be negative", id="ingest-negative"),
+    pytest.param("BEACON_REDIS_PREFIX", "my app:", "no spaces", id="redis-prefix"),
 ])
 def test_invalid_values_are_rejected(name: str, value: str, message: str) -> None:
     """Invalid values stop start-up with a message that says what is wrong."""
     with pytest.raises(ConfigError, match=message):
         load_settings({**BASE, name: value})
+
+
+def test_ingest_tuning_is_read_with_the_other_settings() -> None:
+    """``BEACON_INGEST_*`` land in ``settings.ingest`` with their types; unset ones keep the defaults."""
+    settings = load_settings({**BASE, "BEACON_INGEST_BATCH_WAIT_MS": "2.5", "BEACON_INGEST_RATE_PER_IP": "0"})
+    assert 2.5 == settings.ingest.batch_wait_ms
+    assert 0 == settings.ingest.rate_per_ip
+    assert 1000 == settings.ingest.batch_size
 
 
 def test_env_file_fills_in_and_real_variables_win(tmp_path: Path) -> None:

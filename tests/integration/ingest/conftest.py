@@ -17,10 +17,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from app.core.db import make_engine
-from app.core.settings import Settings
+from app.core.settings import IngestSettings, Settings
 from app.devstack import free_port, wait_for_port
 from services.ingest.app import create_app
-from services.ingest.config import IngestSettings
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 BEACON = str(Path(sys.prefix) / "bin" / "beacon")

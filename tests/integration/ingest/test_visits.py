@@ -8,8 +8,7 @@ import json
 import httpx
 import pytest
 
-from app.core.settings import Settings
-from services.ingest.config import IngestSettings
+from app.core.settings import IngestSettings, Settings
 from services.ingest.logic import visitor_id
 from tests.integration.ingest.conftest import UA, ingest_client, sql
 
