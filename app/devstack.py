@@ -95,6 +95,18 @@ def _stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 30.0) -> Non
         os.kill(pid, signal.SIGKILL)
 
 
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """SIGTERM every process of ``processes`` at once, then wait for each; SIGKILL what outlives ``timeout``."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def postgres_bindir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if found:

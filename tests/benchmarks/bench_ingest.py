@@ -33,7 +33,7 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
-from app.devstack import Postgres, Redis, beacon_environment, free_port, render, wait_for_port
+from app.devstack import Postgres, Redis, beacon_environment, free_port, render, stop_processes, wait_for_port
 from app.migrate import migrate
 
 HERE = Path(__file__).parent
@@ -94,14 +94,7 @@ def start(args: list[str], env: dict[str, str], log: Path, count: int, port: int
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_processes(processes)
 
 
 def tree_cpu(roots: list[int]) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.core.settings import Settings
-from app.devstack import wait_for_port
+from app.devstack import stop_processes, wait_for_port
 
 BEACON = str(Path(sys.prefix) / "bin" / "beacon")
 
@@ -37,15 +36,7 @@ class Services:
         return port
 
     def stop(self, *names: str) -> None:
-        processes = [self.started.pop(name) for name in names if name in self.started]
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes([self.started.pop(name) for name in names if name in self.started], 20)
 
 
 @pytest.fixture(scope="session")

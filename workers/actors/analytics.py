@@ -8,7 +8,6 @@ import dramatiq
 from sqlalchemy import text
 
 from services.analytics import rollups
-from services.ingest.config import load_ingest_settings
 from workers.context import context
 
 
@@ -19,7 +18,7 @@ def refresh_rollups(site_id: int) -> None:
     ctx = context()
     now = datetime.now(UTC)
     # Yesterday is rolled up once its visits have ended, by the ingest service's definition of a visit.
-    visit_timeout = timedelta(seconds=load_ingest_settings().session_timeout)
+    visit_timeout = timedelta(seconds=ctx.settings.ingest.session_timeout)
     while True:
         with ctx.engine.begin() as conn:
             if not rollups.refresh(conn, site_id, now, visit_timeout).days:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from sqlalchemy import Engine, text
 
 from app.core.db import make_engine
 from app.core.settings import Settings, load_settings
-from app.devstack import free_port, wait_for_port
+from app.devstack import free_port, stop_processes, wait_for_port
 from tests.integration.conftest import BEACON
 
 PASSWORD = "correct horse battery"
@@ -57,13 +56,7 @@ def servers(environment: dict[str, str], settings: Settings) -> Iterator[Servers
         wait_for_port(rt_port, 30)
         yield Servers(f"http://127.0.0.1:{api_port}", rt_port, load_settings(env), env)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes, 20)
 
 
 @dataclass
