@@ -125,6 +125,8 @@ class IngestSettings:
     """Events after which a batch closes at once."""
     batch_wait_ms: float = 4.0
     """Milliseconds a batch stays open for more events after its first one arrived."""
+    writers: int = 2
+    """Batches of one process in flight at once, each on its own connection (at least 1)."""
     retry_after: int = 5
     """Seconds announced in ``Retry-After`` when PostgreSQL cannot take events."""
     rate_per_ip: int = 600

@@ -2,8 +2,10 @@
 
 A request hands its rows to :meth:`BatchWriter.submit` and waits. One task per process drains the queue:
 a batch closes when it holds ``batch_size`` events or ``batch_wait_ms`` after its first event arrived,
-whichever comes first; while a batch is being written the next one fills up, so under load batches grow
-by themselves and the per-event cost falls. A batch is one transaction on a connection of its own: the
+whichever comes first. Up to ``writers`` batches are written at once, each on a connection of its own, so
+one batch's round trips and COMMIT (a WAL flush) overlap the next batch's; when all are busy the queue
+fills up, so under load batches grow by themselves and the per-event cost falls. A batch is one
+transaction: the
 events by binary ``COPY``, the visits they touch by one ``INSERT ... ON CONFLICT``. Only when ``COMMIT``
 returned are the waiting requests released with success; any error fails every request of the batch
 (they answer 503 and the tracker may resend), so nothing is acknowledged that is not stored.
@@ -230,7 +232,10 @@ class BatchWriter:
         self._queued_events = 0
         self._wake = asyncio.Event()
         self._full = asyncio.Event()
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        """Connections between batches; a batch takes one and gives it back only if nothing failed."""
+        self._slots = asyncio.Semaphore(max(1, settings.writers))
+        self._flushing: set[asyncio.Task[None]] = set()
         self._down_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -252,8 +257,12 @@ class BatchWriter:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._conn is not None:
-            await self._conn.close()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def submit(self, rows: Sequence[Row], limit: LimitCheck | None = None) -> None:
         """Return once ``rows`` are committed; raise :class:`Unavailable` if they could not be.
@@ -282,6 +291,8 @@ class BatchWriter:
                     return
                 self._wake.clear()
                 continue
+            # A free writer first: while every one is busy, the queue keeps filling (bigger batches).
+            await self._slots.acquire()
             if not self._closing and self._queued_events < self._settings.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), wait)
@@ -289,7 +300,15 @@ class BatchWriter:
             self._full.clear()
             if not self._queue:
                 self._wake.clear()
+            task = asyncio.create_task(self._flush_and_release(batch), name="ingest-batch")
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush_and_release(self, batch: list[_Pending]) -> None:
+        try:
             await self._flush(batch)
+        finally:
+            self._slots.release()
 
     async def _flush(self, batch: list[_Pending], *, limits_applied: bool = False) -> None:
         if not limits_applied:
@@ -297,10 +316,15 @@ class BatchWriter:
         if not batch:
             return
         rows = [row for pending in batch for row in pending.rows]
+        conn: psycopg.AsyncConnection[Any] | None = None
         try:
             await self._assign_sessions(rows)
-            await self._write(rows)
+            conn = await self._connection()
+            await self._write(conn, rows)
+            self._idle.append(conn)
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            if conn is not None:
+                self._idle.append(conn)  # the transaction was rolled back; the connection is sound
             # One request's data was refused (the edge validation should have caught it): it must not take
             # the others down with it. Write them one request at a time; only the culprit fails.
             logger.warning("batch refused by PostgreSQL: %s", str(exc).splitlines()[0] if str(exc) else repr(exc),
@@ -316,14 +340,14 @@ class BatchWriter:
             self._down_until = time.monotonic() + 1.0
             logger.warning("batch not stored: database unavailable: %s", exc,
                            extra={"events": len(rows), "error": str(exc).splitlines()[0] if str(exc) else repr(exc)})
-            await self._discard_connection()
+            await self._discard_connections(conn)
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(Unavailable("database unavailable"))
             return
         except Exception as exc:  # a bug must not leave requests hanging
             logger.exception("batch not stored")
-            await self._discard_connection()
+            await self._discard_connections(conn)
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
@@ -363,21 +387,28 @@ class BatchWriter:
                 pending.future.set_exception(RateLimited(reason, pending.limit.retry_after))
         return [pending for pending in batch if id(pending) not in refused]
 
-    async def _discard_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+    async def _discard_connections(self, used: psycopg.AsyncConnection[Any] | None) -> None:
+        """Close the failed batch's connection and the idle ones: after a failure none is to be trusted."""
+        doomed, self._idle = [*self._idle, *([used] if used is not None else [])], []
+        for conn in doomed:
             with contextlib.suppress(Exception):
                 await conn.close()
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
-                self._conninfo, connect_timeout=3, application_name=self._application_name,
-                options="-c statement_timeout=10000", autocommit=True,
-            )
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        conn = await psycopg.AsyncConnection.connect(
+            self._conninfo, connect_timeout=3, application_name=self._application_name,
+            options="-c statement_timeout=10000", autocommit=True,
+        )
+        try:
             await conn.execute(CREATE_VISITS_STAGE)
-            self._conn = conn
-        return self._conn
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     async def _assign_sessions(self, rows: list[Row]) -> None:
         """Give each row its visit id from Redis (in order, so one batch's events of a visitor agree)."""
@@ -401,7 +432,7 @@ class BatchWriter:
             if int(use_previous):
                 row.visitor_id = row.previous_visitor_id
 
-    async def _write(self, rows: list[Row]) -> None:
+    async def _write(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> None:
         visits: dict[tuple[int, int], _Visit] = {}
         for row in rows:
             key = (row.site_id, row.session_id)
@@ -421,7 +452,6 @@ class BatchWriter:
                 visit.interactive_events += 1
         # A fixed lock order across processes: two batches touching the same visits cannot deadlock.
         ordered = [visits[key] for key in sorted(visits)]
-        conn = await self._connection()
         async with conn.transaction(), conn.cursor() as cur:
             async with cur.copy(COPY_SQL) as copy:
                 copy.set_types(list(TYPES))
