@@ -80,13 +80,23 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     user_agent = header(scope, b"user-agent") or ""
     agent = enrich.client(user_agent)
     if agent.bot:  # as Plausible does: accepted, not counted
+        state.dropped["bot"] += 1
+        return
+    if event.referrer and state.spam.is_spam(event.referrer):
+        state.dropped["spam"] += 1
         return
     client = scope.get("client")
-    ip = logic.client_ip(header(scope, b"x-forwarded-for"), client[0] if client else None)
+    ip, edge_ip = logic.client_addresses(
+        header(scope, b"x-forwarded-for"), header(scope, b"x-original-forwarded-for"),
+        client[0] if client else None, honour_client_header=state.settings.honour_forwarded_for)
     try:
         sites = await state.sites.lookup(resources.sessions, event.domains)
+        if not sites:
+            state.dropped["unknown_site"] += 1
+            return
         sites = [site for site in sites if not site.excludes(ip, event.pathname)]
         if not sites:
+            state.dropped["excluded"] += 1
             return
         salts = await state.salts.get(resources.sessions)
     except (OperationalError, DBAPIError, OSError) as exc:
@@ -110,7 +120,7 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
             revenue_currency=event.revenue_currency, props=event.props, domain=site.domain,
         ))
     try:
-        await state.writer.submit(rows, state.limiter.check_for(ip, [site.id for site in sites]))
+        await state.writer.submit(rows, state.limiter.check_for(edge_ip, [site.id for site in sites]))
     except Unavailable:
         raise _unavailable(state) from None
     except Rejected as exc:
