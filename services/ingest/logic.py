@@ -206,8 +206,8 @@ def _clean_props(props: object) -> dict[str, str]:
         text_value = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if not key or len(key) > MAX_PROP_KEY or len(text_value) > MAX_PROP_VALUE:
             continue
-        if "\x00" in key or "\x00" in text_value:
-            continue
+        if "\x00" in key or "\x00" in text_value:  # PostgreSQL text cannot hold it
+            raise ClientError("invalid event: NUL characters are not allowed in props")
         clean[key] = text_value
         if len(clean) == MAX_PROPS:
             break
