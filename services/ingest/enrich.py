@@ -279,31 +279,42 @@ def channel(source: str, medium: str, campaign: str, tagged_source: str, click_i
     return "Direct"
 
 
-@functools.lru_cache(maxsize=50_000)
-def source(referrer: str, hostname: str, query: str) -> Source:
-    """Where the visit came from, as Plausible attributes it.
+def attribution(referrer: str, hostname: str, tagged_source: str, medium: str, campaign: str,
+                click_id: str = "") -> tuple[str, str, str]:
+    """(``visit:referrer``, ``visit:source``, ``visit:channel``) as Plausible attributes a visit.
 
-    A source tag in the page URL (``utm_source``, else ``source``, else ``ref``) wins over the referrer; a
-    referrer from the site itself or from ``localhost`` is no source. Sources are folded to the referrer
-    list's spelling; the channel follows :func:`channel`. Cached: a site's traffic repeats the same few
-    referrers, pages and campaign links.
+    A source tag (``tagged_source``: utm_source, else source, else ref) wins over the referrer; a referrer
+    from the site itself (``hostname``) or from ``localhost`` is no source. Sources are folded to the
+    referrer list's spelling; the channel follows :func:`channel`.
     """
-    campaign = utm(query)
     ref_host = referrer_host(referrer) if referrer else ""
     if ref_host in (hostname, "localhost"):  # a link inside the site, or a developer's machine
         ref_host = ""
-    tagged = campaign.get("utm_source", "")
-    if tagged:
-        referrer_source = source_name(tagged)
+    if tagged_source:
+        referrer_source = source_name(tagged_source)
     elif ref_host:
         referrer_source = source_name(_referrer_source(referrer))
     else:
         referrer_source = ""
+    return (clean_referrer(referrer) if ref_host else "", referrer_source,
+            channel(referrer_source, medium, campaign, tagged_source, click_id))
+
+
+@functools.lru_cache(maxsize=50_000)
+def source(referrer: str, hostname: str, query: str) -> Source:
+    """Where the visit came from (:func:`attribution`) and its campaign parameters.
+
+    Cached: a site's traffic repeats the same few referrers, pages and campaign links.
+    """
+    campaign = utm(query)
+    tagged = campaign.get("utm_source", "")
+    clean, referrer_source, visit_channel = attribution(
+        referrer, hostname, tagged, campaign.get("utm_medium", ""), campaign.get("utm_campaign", ""),
+        campaign.get("click_id", ""))
     return Source(
-        referrer=clean_referrer(referrer) if ref_host else "",
+        referrer=clean,
         referrer_source=referrer_source,
-        channel=channel(referrer_source, campaign.get("utm_medium", ""), campaign.get("utm_campaign", ""),
-                        tagged, campaign.get("click_id", "")),
+        channel=visit_channel,
         utm_source=tagged,
         utm_medium=campaign.get("utm_medium", ""),
         utm_campaign=campaign.get("utm_campaign", ""),
