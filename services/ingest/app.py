@@ -17,7 +17,7 @@ from services.ingest import enrich
 from services.ingest.enrich import Countries, SpamList
 from services.ingest.live import Live, RateLimiter
 from services.ingest.logic import SaltCache, SiteCache
-from services.ingest.routes import receive_event
+from services.ingest.routes import dropped_events, receive_event
 from services.ingest.state import IngestState
 from services.ingest.writer import BatchWriter
 
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, ingest: IngestSettings | None =
     return create_service_app(
         "ingest",
         settings,
-        [receive_event],
+        [receive_event, dropped_events],
         request_max_body_size=MAX_BODY,
         lifespan=[ingest_lifespan(settings, ingest or settings.ingest)],
         # Trackers post from every site's own origin. Only /api/event is routed here from outside.

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from litestar import Litestar, asgi
+from litestar import Litestar, asgi, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import MethodNotAllowedException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.core.errors import ClientError, PayloadTooLarge, ServiceUnavailable, TooManyRequests
+from app.core.internal import internal_token_guard
 from app.core.resources import Resources
 from services.ingest import enrich, logic
 from services.ingest.state import IngestState
@@ -127,3 +130,16 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
         raise ClientError(f"invalid event: {exc}") from None
     except RateLimited as exc:
         raise TooManyRequests(exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None
+
+
+def provide_ingest_state(state: State) -> IngestState:
+    ingest: IngestState = state.ingest
+    return ingest
+
+
+@get("/internal/dropped", guards=[internal_token_guard], dependencies={"ingest": Provide(provide_ingest_state,
+                                                                                      sync_to_thread=False)})
+async def dropped_events(ingest: NamedDependency[IngestState]) -> dict[str, int]:
+    """Events this process answered 202 and did not store, by reason (``bot``, ``spam``, ``unknown_site``,
+    ``excluded``), since it started; internal token required."""
+    return dict(ingest.dropped)

@@ -114,11 +114,12 @@ async def test_referrer_is_stored_as_plausible_does(client: httpx.AsyncClient, s
 async def test_referrer_spam_is_dropped(client: httpx.AsyncClient, settings: Settings, referrer: str,
                                         stored: bool) -> None:
     """Referrals from Matomo's spam list are accepted and not stored, counted under reason "spam"."""
-    state = client.app.state.ingest  # type: ignore[attr-defined]
-    before = state.dropped["spam"]
+    token = {"X-Beacon-Internal-Token": settings.security.internal_token}
+    before = (await client.get("/internal/dropped", headers=token)).json().get("spam", 0)
     assert 202 == (await send(client, referrer=referrer)).status_code
     assert stored == bool(sql(settings, "SELECT id FROM events"))
-    assert (0 if stored else 1) == state.dropped["spam"] - before
+    assert (0 if stored else 1) == (await client.get("/internal/dropped", headers=token)).json().get("spam", 0) - before
+    assert 401 == (await client.get("/internal/dropped")).status_code
 
 
 @pytest.mark.parametrize(("ip", "country"), [
