@@ -13,7 +13,6 @@ import socket
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import msgspec
@@ -76,11 +75,13 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: body is not valid UTF-8") from None
     if not body.strip():
         raise ClientError("invalid event: body is empty")
-    name = _first(raw.n, raw.name)
-    url = _first(raw.u, raw.url)
-    domain = _first(raw.d, raw.domain)
-    referrer = _first(raw.r, raw.referrer) or ""
-    props = _first(raw.m, raw.meta, raw.p, raw.props)
+    # The tracker's short field is read before the long one, as Plausible does (inline: this is the hot path).
+    name = raw.n if raw.n is not None else raw.name
+    url = raw.u if raw.u is not None else raw.url
+    domain = raw.d if raw.d is not None else raw.domain
+    referrer = (raw.r if raw.r is not None else raw.referrer) or ""
+    props = (raw.m if raw.m is not None else raw.meta if raw.meta is not None else
+             raw.p if raw.p is not None else raw.props)
     if name is None or name == "":
         raise ClientError("invalid event: name is required")
     name = _number_text(name) if not isinstance(name, str) else name
@@ -102,7 +103,8 @@ def parse_event(body: bytes) -> CleanEvent:
     hostname = hostname.strip().removeprefix("www.") or NO_HOSTNAME
     if len(hostname) > 253:
         raise ClientError("invalid event: the url's host name is longer than 253 characters")
-    pathname = _pathname(parts.path, parts.fragment if _first(raw.h, raw.hashMode) == 1 else "")
+    hash_mode = raw.h if raw.h is not None else raw.hashMode
+    pathname = _pathname(parts.path, parts.fragment if hash_mode == 1 else "")
     if len(pathname) > MAX_URL:
         raise ClientError(f"invalid event: the page path is longer than {MAX_URL} characters")
     if len(referrer) > MAX_URL:
@@ -110,24 +112,20 @@ def parse_event(body: bytes) -> CleanEvent:
     domains = [d.strip().lower().removeprefix("www.") for d in domain.split(",") if d.strip()]
     if not domains or len(domains) > MAX_DOMAINS or any(len(d) > 253 for d in domains):
         raise ClientError(f"invalid event: domain must name 1 to {MAX_DOMAINS} sites")
-    amount, currency = _clean_revenue(_first(raw.r_revenue, raw.revenue))
+    amount, currency = (_clean_revenue(raw.r_revenue if raw.r_revenue is not None else raw.revenue)
+                        if raw.r_revenue is not None or raw.revenue is not None else (None, None))
     return CleanEvent(
         name=name,
         domains=list(dict.fromkeys(domains)),
         hostname=hostname.lower(),
         pathname=pathname,
         referrer=referrer,
-        props=_clean_props(props),
+        props=_clean_props(props) if props is not None else {},
         query=parts.query,
         interactive=raw.interactive if raw.i is None else raw.i,
         revenue_amount=amount,
         revenue_currency=currency,
     )
-
-
-def _first(*values: Any) -> Any:
-    """The first value that is not None (Plausible reads the tracker's short field before the long one)."""
-    return next((value for value in values if value is not None), None)
 
 
 def _number_text(value: int | float) -> str:
