@@ -43,10 +43,11 @@ BROWSER_NAMES = {
     "Edge Mobile": "Microsoft Edge", "IE": "Internet Explorer", "IE Mobile": "IE Mobile",
     "Samsung Internet": "Samsung Browser", "Yandex Browser Lite": "Yandex Browser",
     "DuckDuckGo Mobile": "DuckDuckGo Privacy Browser",
-    # In-app browsers: Device Detector classifies them as "mobile app", which Plausible names so.
-    "Facebook": "Mobile App", "Instagram": "Mobile App", "Pinterest": "Mobile App", "LinkedIn": "Mobile App",
-    "Snapchat": "Mobile App", "WeChat": "Mobile App", "Line": "Mobile App", "Twitter": "Mobile App",
 }
+# In-app browsers: Device Detector classifies them as "mobile app", which Plausible names so, without version.
+APP_FAMILIES = frozenset({"Facebook", "Instagram", "Pinterest", "LinkedIn", "Snapchat", "WeChat", "Line",
+                          "Twitter"})
+BROWSER_NAMES.update(dict.fromkeys(APP_FAMILIES, "Mobile App"))
 OS_NAMES = {"Mac OS X": "Mac", "Linux": "GNU/Linux"}
 # Device Detector's OS families that are desktops (its device type for them is "desktop").
 DESKTOP_OS = frozenset({"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora", "FreeBSD", "Debian",
@@ -161,11 +162,11 @@ def client(user_agent: str) -> Client:
     device_family = device.family if device else "Other"
     if device_family == "Spider":
         return Client("", "", "", "", "bot", bot=True)
-    browser = browser_name(agent.family if agent else "Other")
+    family = agent.family if agent else "Other"
     os_family = os_.family if os_ else "Other"
     return Client(
-        browser=browser,
-        browser_version=_version(agent.major, agent.minor) if agent and browser != "Mobile App" else "",
+        browser=browser_name(family),
+        browser_version=_version(agent.major, agent.minor) if agent and family not in APP_FAMILIES else "",
         os=os_name(os_family, device_family),
         os_version=_version(os_.major, os_.minor) if os_ else "",
         device=_device(user_agent, os_family, device_family),

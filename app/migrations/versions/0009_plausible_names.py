@@ -12,7 +12,7 @@ new ones only if they are rewritten the same way:
   names ("Organic Search", "Direct", ...), the referrer is host + path. Click ids (``gclid``) were never
   stored, so a Google visit that had one stays "Organic Search";
 - ``browser`` (events, sessions): ua-parser families renamed as Plausible reports them ("Mobile Safari" ->
-  "Safari", in-app browsers -> "Mobile App" with no ``browser_version``);
+  "Safari", webviews and in-app browsers -> "Mobile App", the in-app ones without ``browser_version``);
 - ``os``: "Mac OS X" -> "Mac", "Linux" -> "GNU/Linux", "iOS" on a tablet -> "iPadOS";
 - ``device``: "desktop"/"mobile"/"tablet" -> "Desktop"/"Mobile"/"Tablet", "other" -> "" (not set).
 
@@ -130,15 +130,16 @@ def _attribution(table: str) -> None:
 
 
 def _names(table: str) -> None:
-    from services.ingest.enrich import BROWSER_NAMES, OS_NAMES
+    from services.ingest.enrich import APP_FAMILIES, BROWSER_NAMES, OS_NAMES
 
     # iPads first: their OS is still "iOS" and their device still "tablet" here.
     op.execute(f"UPDATE {table} SET os = 'iPadOS' WHERE os = 'iOS' AND device = 'tablet'")  # noqa: S608 - constant
+    if table == "events":  # in-app browsers have no version in Plausible (its "mobile app" clients)
+        op.get_bind().execute(sa.text("UPDATE events SET browser_version = '' WHERE browser = ANY(:apps)"),
+                              {"apps": sorted(APP_FAMILIES)})
     _rename(table, "browser", BROWSER_NAMES)
     _rename(table, "os", OS_NAMES)
     _rename(table, "device", DEVICES)
-    if table == "events":
-        op.execute("UPDATE events SET browser_version = '' WHERE browser = 'Mobile App'")
 
 
 def upgrade() -> None:
