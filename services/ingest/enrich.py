@@ -174,22 +174,29 @@ def client(user_agent: str) -> Client:
     )
 
 
+UTM_COLUMNS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+UTM_KEYS = frozenset({"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "source", "ref",
+                      "gclid", "msclkid"})
+
+
 def utm(query: str) -> dict[str, str]:
-    """The campaign parameters of a page URL's query (``ref``/``source`` stand for utm_source, as in Plausible)."""
-    values: dict[str, str] = {}
-    tagged: dict[str, str] = {}
-    for raw_key, value in parse_qsl(query, keep_blank_values=False):
-        key = raw_key.lower()
-        if key in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content") and key not in values:
-            values[key] = value[:MAX_UTM]
-        elif key in ("ref", "source") and key not in tagged:
-            tagged[key] = value[:MAX_UTM]
-        elif key in ("gclid", "msclkid") and "click_id" not in tagged:
-            tagged["click_id"] = key
-    if "utm_source" not in values and (fallback := tagged.get("source") or tagged.get("ref")):
-        values["utm_source"] = fallback
-    if "click_id" in tagged:
-        values["click_id"] = tagged["click_id"]
+    """The campaign parameters of a page URL's query, as Plausible reads them.
+
+    Keys are exact (``UTM_SOURCE`` is not ``utm_source``) and a repeated one keeps its last value, as in a
+    decoded query map. ``tag`` is the source tag: ``utm_source``, else ``source``, else ``ref``;
+    ``click_id`` is ``gclid`` or ``msclkid`` when the URL carries one.
+    """
+    found: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=False):
+        if key in UTM_KEYS:
+            found[key] = value[:MAX_UTM]
+    values: dict[str, str] = {key: found[key] for key in UTM_COLUMNS if key in found}
+    tag = found.get("utm_source") or found.get("source") or found.get("ref")
+    if tag:
+        values["tag"] = tag
+    click_id = "gclid" if "gclid" in found else "msclkid" if "msclkid" in found else ""
+    if click_id:
+        values["click_id"] = click_id
     return values
 
 
@@ -281,12 +288,13 @@ def channel(source: str, medium: str, campaign: str, tagged_source: str, click_i
 
 
 def attribution(referrer: str, hostname: str, tagged_source: str, medium: str, campaign: str,
-                click_id: str = "") -> tuple[str, str, str]:
+                click_id: str = "", utm_source: str | None = None) -> tuple[str, str, str]:
     """(``visit:referrer``, ``visit:source``, ``visit:channel``) as Plausible attributes a visit.
 
     A source tag (``tagged_source``: utm_source, else source, else ref) wins over the referrer; a referrer
     from the site itself (``hostname``) or from ``localhost`` is no source. Sources are folded to the
-    referrer list's spelling; the channel follows :func:`channel`.
+    referrer list's spelling; the channel follows :func:`channel` (given ``utm_source`` itself, by default
+    the tag).
     """
     ref_host = referrer_host(referrer) if referrer else ""
     if ref_host in (hostname, "localhost"):  # a link inside the site, or a developer's machine
@@ -298,7 +306,7 @@ def attribution(referrer: str, hostname: str, tagged_source: str, medium: str, c
     else:
         referrer_source = ""
     return (clean_referrer(referrer) if ref_host else "", referrer_source,
-            channel(referrer_source, medium, campaign, tagged_source, click_id))
+            channel(referrer_source, medium, campaign, tagged_source if utm_source is None else utm_source, click_id))
 
 
 @functools.lru_cache(maxsize=50_000)
@@ -308,15 +316,14 @@ def source(referrer: str, hostname: str, query: str) -> Source:
     Cached: a site's traffic repeats the same few referrers, pages and campaign links.
     """
     campaign = utm(query)
-    tagged = campaign.get("utm_source", "")
     clean, referrer_source, visit_channel = attribution(
-        referrer, hostname, tagged, campaign.get("utm_medium", ""), campaign.get("utm_campaign", ""),
-        campaign.get("click_id", ""))
+        referrer, hostname, campaign.get("tag", ""), campaign.get("utm_medium", ""), campaign.get("utm_campaign", ""),
+        campaign.get("click_id", ""), campaign.get("utm_source", ""))
     return Source(
         referrer=clean,
         referrer_source=referrer_source,
         channel=visit_channel,
-        utm_source=tagged,
+        utm_source=campaign.get("utm_source", ""),
         utm_medium=campaign.get("utm_medium", ""),
         utm_campaign=campaign.get("utm_campaign", ""),
         utm_term=campaign.get("utm_term", ""),

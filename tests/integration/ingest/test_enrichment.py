@@ -83,7 +83,9 @@ async def test_user_agent_is_parsed_and_not_stored(client: httpx.AsyncClient, se
     pytest.param(None, "?utm_source=sms", ("sms", "SMS", "sms"), id="sms"),
     pytest.param(None, "?utm_source=x&utm_campaign=cross-network", ("x", "Cross-network", "x"), id="cross-network"),
     pytest.param(None, "?utm_source=x&utm_campaign=summer-shopping", ("x", "Organic Shopping", "x"), id="shopping"),
-    pytest.param(None, "?ref=producthunt", ("producthunt", "Referral", "producthunt"), id="ref-parameter"),
+    pytest.param(None, "?ref=producthunt", ("producthunt", "Referral", ""), id="ref-parameter"),
+    pytest.param(None, "?source=Reddit&ref=x", ("Reddit", "Organic Social", ""), id="source-parameter"),
+    pytest.param("https://www.google.com/", "?UTM_SOURCE=x", ("Google", "Organic Search", ""), id="keys-exact"),
 ])
 async def test_referrer_source_and_channel(client: httpx.AsyncClient, settings: Settings, referrer: str | None,
                                            query: str, expected: tuple[str, str, str]) -> None:
