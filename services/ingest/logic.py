@@ -250,14 +250,26 @@ def client_ip(forwarded_for: str | None, peer: str | None) -> str:
 
 
 def first_address(header_value: str | None) -> str | None:
-    """The first valid IPv4 or IPv6 address in an X-Forwarded-For value (Plausible's rule), or None."""
+    """The first valid IPv4 or IPv6 address in an X-Forwarded-For value (Plausible's rule), or None.
+
+    Ports and the brackets around an IPv6 address are removed, as Plausible removes them.
+    """
     if not header_value:
         return None
     for candidate in header_value.split(","):
-        address = _address(candidate.strip())
+        address = _address(_without_port(candidate.strip()))
         if address is not None:
             return address
     return None
+
+
+def _without_port(text: str) -> str:
+    """``1.2.3.4:80`` -> ``1.2.3.4``, ``[2001:db8::1]:443`` -> ``2001:db8::1`` (proxies write both)."""
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else text
+    if text.count(":") == 1:
+        return text.split(":", 1)[0]
+    return text
 
 
 def client_addresses(forwarded_for: str | None, original_forwarded_for: str | None, peer: str | None,

@@ -143,6 +143,8 @@ def test_client_ip(header: str | None, peer: str, expected: str) -> None:
     pytest.param("2001:4860:4860::8888", True, ("2001:4860:4860::8888", "198.51.100.1"), id="ipv6"),
     pytest.param("junk, 203.0.113.9, 8.8.8.8", True, ("203.0.113.9", "198.51.100.1"), id="first-valid"),
     pytest.param("junk", True, ("198.51.100.1", "198.51.100.1"), id="no-valid-address"),
+    pytest.param("8.8.4.4:5353, 8.8.8.8", True, ("8.8.4.4", "198.51.100.1"), id="ipv4-port"),
+    pytest.param("[2001:db8::1]:443", True, ("2001:db8::1", "198.51.100.1"), id="ipv6-brackets-port"),
     pytest.param(None, True, ("198.51.100.1", "198.51.100.1"), id="no-client-header"),
     pytest.param("8.8.8.8", False, ("198.51.100.1", "198.51.100.1"), id="not-honoured"),
 ])
