@@ -343,10 +343,8 @@ class SpamList:
 
     @functools.lru_cache(maxsize=20_000)  # noqa: B019 - one instance per process, lives as long as it
     def is_spam(self, referrer: str) -> bool:
-        """Whether the referrer's host, or a domain it belongs to, is on the list."""
-        host = referrer_host(referrer) if referrer else ""
-        labels = host.split(".")
-        return any(".".join(labels[i:]) in self._hosts for i in range(len(labels) - 1))
+        """Whether the referrer's host (without ``www.``) is on the list: exactly, as Plausible matches it."""
+        return bool(referrer) and referrer_host(referrer).lower() in self._hosts
 
 
 class Countries:
