@@ -2,7 +2,8 @@
 
 Every table here comes from a maintained package, never from rules written by hand:
 - referrer sources: Snowplow's referer list (``referer-parser``), the list Plausible also uses;
-- referrer spam: Matomo's referrer-spam-list, vendored in ``data/`` (refreshed by ``scripts/refresh-referrer-spam.py``);
+- referrer spam: Matomo's referrer-spam-list, vendored in ``data/`` (``python -m services.ingest.spamlist``
+  refreshes it);
 - browsers, OS and devices: uap-core's regexes (``ua-parser`` with ``ua-parser-builtins``), names mapped to
   those Plausible reports (it uses Matomo's Device Detector);
 - crawlers: monperrus/crawler-user-agents (``crawler-user-agents``), plus headless-browser markers;

@@ -1,25 +1,15 @@
-"""scripts/refresh-referrer-spam.py against a real loopback HTTP server."""
+"""services/ingest/spamlist.py (the referrer-spam list refresher) against a real loopback HTTP server."""
 
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "refresh-referrer-spam.py"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("refresh_referrer_spam", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from services.ingest import spamlist
 
 
 @pytest.fixture
@@ -53,7 +43,7 @@ def test_refresh_writes_sorted_hosts_and_date(served: dict[str, bytes], tmp_path
     (tmp_path / "README.md").write_text("x\nRetrieved: long ago\n")
     output = tmp_path / "referrer-spam.txt"
     url = served["base"].decode() + "/spammers.txt"
-    assert 0 == load_script().main(["--url", url, "--output", str(output)])
+    assert 0 == spamlist.main(["--url", url, "--output", str(output)])
     assert sorted(hosts) == output.read_text().splitlines()
     assert f"from {url}" in (tmp_path / "README.md").read_text()
 
@@ -71,6 +61,6 @@ def test_refresh_refuses_a_bad_download(served: dict[str, bytes], tmp_path: Path
     output = tmp_path / "referrer-spam.txt"
     output.write_text("kept.example\n")
     url = served["base"].decode() + "/spammers.txt"
-    assert 1 == load_script().main(["--url", url, "--output", str(output)])
+    assert 1 == spamlist.main(["--url", url, "--output", str(output)])
     assert "kept.example\n" == output.read_text()
     assert message in capsys.readouterr().err

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Refresh the vendored referrer-spam list from Matomo's repository (matomo-org/referrer-spam-list).
 
-Usage: ``scripts/refresh-referrer-spam.py [--url URL] [--output FILE]``. Downloads ``spammers.txt``, checks
+Usage: ``python -m services.ingest.spamlist [--url URL] [--output FILE]``. Downloads ``spammers.txt``, checks
 that every line is a host name, and rewrites ``services/ingest/data/referrer-spam.txt`` (sorted, no
 duplicates, no blank lines) and the date in ``services/ingest/data/README.md``. Exit status 0 on success, 1
 with a message naming the URL, or the line, that was refused. The list is public domain; see the README.
@@ -16,7 +15,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "services" / "ingest" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 URL = "https://raw.githubusercontent.com/matomo-org/referrer-spam-list/master/spammers.txt"
 HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}$")
 MIN_HOSTS = 100
