@@ -141,6 +141,9 @@ class IngestSettings:
     """Seconds of inactivity that end a visit."""
     presence_window: int = 300
     """A visitor seen within this many seconds counts as live."""
+    honour_forwarded_for: bool = True
+    """The visitor's address is the first one in the client's X-Forwarded-For, as in Plausible (0: the
+    address Nginx saw). Rate limits always use the address Nginx saw."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,18 @@ def _database_url(raw: str) -> str:
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off; unset or empty gives ``default``."""
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {raw!r}")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``environ`` (default: the process environment plus ``BEACON_ENV_FILE``)."""
     env: dict[str, str] = {}
@@ -260,7 +275,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values: dict[str, Any] = {}
         for name, default in vars(IngestSettings()).items():
             variable = f"BEACON_INGEST_{name.upper()}"
-            values[name] = integer(variable, default) if isinstance(default, int) else number(variable, default)
+            values[name] = (_switch(env, variable, default) if isinstance(default, bool)
+                            else integer(variable, default) if isinstance(default, int)
+                            else number(variable, default))
             if values[name] < 0:
                 raise ConfigError(f"{variable} must not be negative")
         return IngestSettings(**values)

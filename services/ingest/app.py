@@ -14,10 +14,10 @@ from app.core.resources import Resources
 from app.core.service import create_service_app
 from app.core.settings import IngestSettings, Settings, get_settings
 from services.ingest import enrich
-from services.ingest.enrich import Countries
+from services.ingest.enrich import Countries, SpamList
 from services.ingest.live import Live, RateLimiter
 from services.ingest.logic import SaltCache, SiteCache
-from services.ingest.routes import receive_event
+from services.ingest.routes import dropped_events, receive_event
 from services.ingest.state import IngestState
 from services.ingest.writer import BatchWriter
 
@@ -39,7 +39,7 @@ def ingest_lifespan(settings: Settings, ingest: IngestSettings):  # type: ignore
         app.state.ingest = IngestState(
             settings=ingest, writer=writer, live=live,
             limiter=RateLimiter(resources.keys, ingest, settings.security.secret_key),
-            sites=SiteCache(), salts=SaltCache(), countries=Countries(),
+            sites=SiteCache(), salts=SaltCache(), countries=Countries(), spam=SpamList(),
         )
         enrich.warm_up()
         await live.start()
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, ingest: IngestSettings | None =
     return create_service_app(
         "ingest",
         settings,
-        [receive_event],
+        [receive_event, dropped_events],
         request_max_body_size=MAX_BODY,
         lifespan=[ingest_lifespan(settings, ingest or settings.ingest)],
         # Trackers post from every site's own origin. Only /api/event is routed here from outside.

@@ -13,9 +13,10 @@ import socket
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
+import pycountry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,8 +33,12 @@ MAX_DOMAINS = 10
 
 
 MAX_URL = 2000
-CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_REVENUE = Decimal("1e14")
+NO_HOSTNAME = "(none)"
+"""Plausible's hostname for a url without a host (``/app/login``)."""
+DISALLOWED_SCHEMES = frozenset({"data"})
+CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+"""ISO 4217 codes (pycountry's copy of the standard): Plausible records revenue only in a known currency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +57,14 @@ class CleanEvent:
 
 
 def parse_event(body: bytes) -> CleanEvent:
-    """Validate a raw request body; raise :class:`ClientError` with a one-line reason."""
+    """Validate a raw request body with Plausible's acceptance rules; raise :class:`ClientError` with a reason.
+
+    Refused (400), as Plausible refuses them: a body that is not a JSON object; no name, url or domain; a url
+    with the ``data`` scheme; a page path or referrer longer than 2000 characters. Refused by Beacon alone:
+    an event name longer than 120 characters (the longest goal name) and more than 10 domains. Everything else is kept
+    the way Plausible's ``Ingestion.Request`` keeps it: props that are not scalars are dropped, a url without
+    a host is stored under the hostname ``(none)``, an unusable revenue leaves the event without revenue.
+    """
     try:
         raw = msgspec.json.decode(body, type=EventIn)
     except msgspec.ValidationError as exc:
@@ -63,48 +75,52 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: body is not valid UTF-8") from None
     if not body.strip():
         raise ClientError("invalid event: body is empty")
-    name = raw.name if raw.name is not None else raw.n
-    url = raw.url if raw.url is not None else raw.u
-    domain = raw.domain if raw.domain is not None else raw.d
-    referrer = (raw.referrer if raw.referrer is not None else raw.r) or ""
-    props = raw.props if raw.props is not None else raw.p
-    if isinstance(props, str):
-        try:
-            props = json.loads(props)
-        except ValueError:
-            raise ClientError("invalid event: props is not a JSON object") from None
-    if not name:
+    # The tracker's short field is read before the long one, as Plausible does (inline: this is the hot path).
+    name = raw.n if raw.n is not None else raw.name
+    url = raw.u if raw.u is not None else raw.url
+    domain = raw.d if raw.d is not None else raw.domain
+    referrer = (raw.r if raw.r is not None else raw.referrer) or ""
+    props = (raw.m if raw.m is not None else raw.meta if raw.meta is not None else
+             raw.p if raw.p is not None else raw.props)
+    if name is None or name == "":
         raise ClientError("invalid event: name is required")
-    if len(name) > MAX_NAME:
+    name = _number_text(name) if not isinstance(name, str) else name
+    if len(name) > MAX_NAME:  # a goal's event name is at most 120 characters (Plausible's limit for goals)
         raise ClientError(f"invalid event: name is longer than {MAX_NAME} characters")
     if not url:
         raise ClientError("invalid event: url is required")
-    if not domain:
+    if not domain or not domain.strip():
         raise ClientError("invalid event: domain is required")
-    if len(url) > MAX_URL:
-        raise ClientError(f"invalid event: url is longer than {MAX_URL} characters")
-    try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-    except ValueError:
-        raise ClientError("invalid event: url is not a valid URL") from None
-    if parts.scheme not in ("http", "https", "app") or not hostname:
-        raise ClientError("invalid event: url must be an absolute http(s) URL")
-    if len(hostname) > 253:
-        raise ClientError("invalid event: the url's host name is longer than 253 characters")
     if "\x00" in name or "\x00" in url or "\x00" in domain or "\x00" in referrer:
         raise ClientError("invalid event: NUL characters are not allowed")
-    domains = [d.strip().lower() for d in domain.split(",") if d.strip()]
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname or ""
+    except ValueError:
+        raise ClientError("invalid event: url is not a valid URL") from None
+    if parts.scheme.lower() in DISALLOWED_SCHEMES:
+        raise ClientError(f"invalid event: the url scheme {parts.scheme!r} is not allowed")
+    hostname = hostname.strip().removeprefix("www.") or NO_HOSTNAME
+    if len(hostname) > 253:
+        raise ClientError("invalid event: the url's host name is longer than 253 characters")
+    hash_mode = raw.h if raw.h is not None else raw.hashMode
+    pathname = _pathname(parts.path, parts.fragment if hash_mode == 1 else "")
+    if len(pathname) > MAX_URL:
+        raise ClientError(f"invalid event: the page path is longer than {MAX_URL} characters")
+    if len(referrer) > MAX_URL:
+        raise ClientError(f"invalid event: referrer is longer than {MAX_URL} characters")
+    domains = [d.strip().lower().removeprefix("www.") for d in domain.split(",") if d.strip()]
     if not domains or len(domains) > MAX_DOMAINS or any(len(d) > 253 for d in domains):
         raise ClientError(f"invalid event: domain must name 1 to {MAX_DOMAINS} sites")
-    amount, currency = _clean_revenue(raw.revenue if raw.revenue is not None else raw.r_revenue)
+    amount, currency = (_clean_revenue(raw.r_revenue if raw.r_revenue is not None else raw.revenue)
+                        if raw.r_revenue is not None or raw.revenue is not None else (None, None))
     return CleanEvent(
         name=name,
         domains=list(dict.fromkeys(domains)),
-        hostname=hostname.lower().removeprefix("www."),
-        pathname=_pathname(parts.path, parts.fragment if raw.h else ""),
-        referrer=referrer[:MAX_URL],
-        props=_clean_props(props),
+        hostname=hostname.lower(),
+        pathname=pathname,
+        referrer=referrer,
+        props=_clean_props(props) if props is not None else {},
         query=parts.query,
         interactive=raw.interactive if raw.i is None else raw.i,
         revenue_amount=amount,
@@ -112,60 +128,87 @@ def parse_event(body: bytes) -> CleanEvent:
     )
 
 
+def _number_text(value: int | float) -> str:
+    """A numeric event name as text, as JSON wrote it (``404``, ``1.5``)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def decode_path(text: str) -> str:
+    """Percent-decoded, as Plausible stores paths (``/bl%C3%A5b%C3%A6r`` -> ``/blåbær``).
+
+    ``+`` stays ``+``; a sequence that is not UTF-8, or one that would decode to a NUL, leaves the text as sent.
+    """
+    if "%" not in text:
+        return text
+    try:
+        decoded = unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        return text
+    return text if "\x00" in decoded else decoded
+
+
 def _pathname(path: str, fragment: str) -> str:
-    """The page path; with hash-based routing (``h``) the fragment is part of it, as in Plausible."""
-    path = path or "/"
+    """The page path, decoded; with hash-based routing (``h``) the fragment is part of it, as in Plausible."""
+    pathname = decode_path(path or "/").rstrip()
     if fragment:
-        path = f"{path}#{fragment}"
-    return path[:MAX_URL]
+        pathname = f"{pathname}#{decode_path(fragment)}"
+    return pathname
+
+
+def _decode_json_text(value: object) -> object:
+    """A string holding JSON (the tracker sends props and revenue so) as its value; None if it is not JSON."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
 
 
 def _clean_revenue(revenue: object) -> tuple[Decimal | None, str | None]:
-    """Plausible's ``revenue``: ``{"currency": "EUR", "amount": 12.5}`` (amount may be a numeric string)."""
-    if revenue is None:
-        return None, None
-    if isinstance(revenue, str):
-        try:
-            revenue = json.loads(revenue)
-        except ValueError:
-            raise ClientError("invalid event: revenue is not a JSON object") from None
+    """Plausible's ``revenue``: ``{"currency": "EUR", "amount": 12.5}`` (amount may be a numeric string).
+
+    A currency that is not an ISO 4217 code, or an amount that is not a finite number in range, leaves the
+    event without revenue (Plausible records the event and drops the revenue).
+    """
+    revenue = _decode_json_text(revenue)
     if not isinstance(revenue, dict):
-        raise ClientError("invalid event: revenue must be an object with currency and amount")
+        return None, None
     currency, amount = revenue.get("currency"), revenue.get("amount")
-    if not isinstance(currency, str) or not CURRENCY.match(currency.upper()):
-        raise ClientError("invalid event: revenue.currency must be a 3-letter ISO 4217 code")
+    if not isinstance(currency, str) or currency.upper() not in CURRENCIES:
+        return None, None
     if isinstance(amount, bool) or not isinstance(amount, int | float | str):
-        raise ClientError("invalid event: revenue.amount must be a number")
+        return None, None
     try:
-        value = Decimal(str(amount))
+        value = Decimal(str(amount).strip())
     except InvalidOperation:
-        raise ClientError("invalid event: revenue.amount must be a number") from None
+        return None, None
     if not value.is_finite() or abs(value) >= MAX_REVENUE:
-        raise ClientError("invalid event: revenue.amount is out of range")
+        return None, None
     return value.quantize(Decimal("0.0001")), currency.upper()
 
 
 def _clean_props(props: object) -> dict[str, str]:
-    if props is None:
-        return {}
+    """Plausible's custom properties: scalars only, empty values dropped, at most 30 kept (the first ones).
+
+    Keys longer than 300 characters and values longer than 2000 are dropped (Plausible's documented limits);
+    anything that is not an object gives no props. Booleans are stored as ``true``/``false``.
+    """
+    props = _decode_json_text(props)
     if not isinstance(props, dict):
-        raise ClientError("invalid event: props must be an object")
-    if len(props) > MAX_PROPS:
-        raise ClientError(f"invalid event: at most {MAX_PROPS} props")
+        return {}
     clean: dict[str, str] = {}
     for key, value in props.items():
-        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
-            raise ClientError("invalid event: NUL characters are not allowed in props")
-        if len(key) > MAX_PROP_KEY or not key:
-            raise ClientError(f"invalid event: prop names must be 1 to {MAX_PROP_KEY} characters")
-        if value is None:
+        if value is None or value == "" or isinstance(value, dict | list):
             continue
-        if isinstance(value, dict | list):
-            raise ClientError(f"invalid event: prop {key!r} must be a scalar")
-        text_value = str(value).lower() if isinstance(value, bool) else str(value)
-        if len(text_value) > MAX_PROP_VALUE:
-            raise ClientError(f"invalid event: prop {key!r} is longer than {MAX_PROP_VALUE} characters")
+        text_value = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if not key or len(key) > MAX_PROP_KEY or len(text_value) > MAX_PROP_VALUE:
+            continue
+        if "\x00" in key or "\x00" in text_value:  # PostgreSQL text cannot hold it
+            raise ClientError("invalid event: NUL characters are not allowed in props")
         clean[key] = text_value
+        if len(clean) == MAX_PROPS:
+            break
     return clean
 
 
@@ -191,7 +234,7 @@ def _address(text: str) -> str | None:
 
 
 def client_ip(forwarded_for: str | None, peer: str | None) -> str:
-    """The visitor's address: the last hop our own Nginx wrote into X-Forwarded-For, else the peer.
+    """The address our own Nginx saw: the last hop it wrote into X-Forwarded-For, else the peer.
 
     The header is believed only from a peer on loopback or a private network (our Nginx); a request that
     reaches the process from anywhere else is counted under its own address.
@@ -204,6 +247,47 @@ def client_ip(forwarded_for: str | None, peer: str | None) -> str:
             if address is not None:
                 return address
     return peer or "0.0.0.0"  # noqa: S104 - an address to hash, not to bind
+
+
+def first_address(header_value: str | None) -> str | None:
+    """The first valid IPv4 or IPv6 address in an X-Forwarded-For value (Plausible's rule), or None.
+
+    Ports and the brackets around an IPv6 address are removed, as Plausible removes them.
+    """
+    if not header_value:
+        return None
+    for candidate in header_value.split(","):
+        address = _address(_without_port(candidate.strip()))
+        if address is not None:
+            return address
+    return None
+
+
+def _without_port(text: str) -> str:
+    """``1.2.3.4:80`` -> ``1.2.3.4``, ``[2001:db8::1]:443`` -> ``2001:db8::1`` (proxies write both)."""
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else text
+    if text.count(":") == 1:
+        return text.split(":", 1)[0]
+    return text
+
+
+def client_addresses(forwarded_for: str | None, original_forwarded_for: str | None, peer: str | None,
+                     honour_client_header: bool = True) -> tuple[str, str]:
+    """(the visitor's address, the address our Nginx saw).
+
+    Plausible's Events API lets server-side senders and proxies name the visitor in ``X-Forwarded-For``: the
+    first valid address in it. Nginx passes what the client sent as ``X-Original-Forwarded-For`` and the
+    address it saw as ``X-Forwarded-For``. The visitor's address gives the visitor id, the country and site
+    exclusions; the address Nginx saw keys rate limits, so a client cannot spread itself over many made-up
+    addresses. With ``honour_client_header`` off, the visitor is the address Nginx saw.
+    """
+    edge = client_ip(forwarded_for, peer)
+    if honour_client_header:
+        visitor = first_address(original_forwarded_for)
+        if visitor is not None:
+            return visitor, edge
+    return edge, edge
 
 
 def visitor_id(salt: bytes, domain: str, ip: str, user_agent: str) -> int:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from litestar import Litestar, asgi
+from litestar import Litestar, asgi, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import MethodNotAllowedException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.core.errors import ClientError, PayloadTooLarge, ServiceUnavailable, TooManyRequests
+from app.core.internal import internal_token_guard
 from app.core.resources import Resources
 from services.ingest import enrich, logic
 from services.ingest.state import IngestState
@@ -80,13 +83,23 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     user_agent = header(scope, b"user-agent") or ""
     agent = enrich.client(user_agent)
     if agent.bot:  # as Plausible does: accepted, not counted
+        state.dropped["bot"] += 1
+        return
+    if event.referrer and state.spam.is_spam(event.referrer):
+        state.dropped["spam"] += 1
         return
     client = scope.get("client")
-    ip = logic.client_ip(header(scope, b"x-forwarded-for"), client[0] if client else None)
+    ip, edge_ip = logic.client_addresses(
+        header(scope, b"x-forwarded-for"), header(scope, b"x-original-forwarded-for"),
+        client[0] if client else None, honour_client_header=state.settings.honour_forwarded_for)
     try:
         sites = await state.sites.lookup(resources.sessions, event.domains)
+        if not sites:
+            state.dropped["unknown_site"] += 1
+            return
         sites = [site for site in sites if not site.excludes(ip, event.pathname)]
         if not sites:
+            state.dropped["excluded"] += 1
             return
         salts = await state.salts.get(resources.sessions)
     except (OperationalError, DBAPIError, OSError) as exc:
@@ -110,10 +123,23 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
             revenue_currency=event.revenue_currency, props=event.props, domain=site.domain,
         ))
     try:
-        await state.writer.submit(rows, state.limiter.check_for(ip, [site.id for site in sites]))
+        await state.writer.submit(rows, state.limiter.check_for(edge_ip, [site.id for site in sites]))
     except Unavailable:
         raise _unavailable(state) from None
     except Rejected as exc:
         raise ClientError(f"invalid event: {exc}") from None
     except RateLimited as exc:
         raise TooManyRequests(exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None
+
+
+def provide_ingest_state(state: State) -> IngestState:
+    ingest: IngestState = state.ingest
+    return ingest
+
+
+@get("/internal/dropped", guards=[internal_token_guard], dependencies={"ingest": Provide(provide_ingest_state,
+                                                                                      sync_to_thread=False)})
+async def dropped_events(ingest: NamedDependency[IngestState]) -> dict[str, int]:
+    """Events this process answered 202 and did not store, by reason (``bot``, ``spam``, ``unknown_site``,
+    ``excluded``), since it started; internal token required."""
+    return dict(ingest.dropped)

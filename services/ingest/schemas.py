@@ -10,21 +10,29 @@ import msgspec
 class EventIn(msgspec.Struct, forbid_unknown_fields=False):
     """``POST /api/event``. Long names are Plausible's documented ones; short ones its tracker's."""
 
-    name: str | None = None
+    name: str | int | float | None = None
+    """Plausible takes a number as a name too (stored as its text)."""
     url: str | None = None
     domain: str | None = None
     referrer: str | None = None
-    props: dict[str, Any] | None = None
-    revenue: dict[str, Any] | str | None = None
+    props: Any = None
+    """Any JSON: only an object (or a string holding one) gives props; anything else is ignored, as in Plausible."""
+    meta: Any = None
+    """Plausible's older name for ``props``."""
+    revenue: Any = None
+    """An object (or a string holding one); anything Plausible would not record is ignored, the event kept."""
     interactive: bool = True
-    n: str | None = None
+    n: str | int | float | None = None
     u: str | None = None
     d: str | None = None
     r: str | None = None
-    p: dict[str, Any] | str | None = None
-    r_revenue: dict[str, Any] | str | None = msgspec.field(default=None, name="$")
+    p: Any = None
+    m: Any = None
+    r_revenue: Any = msgspec.field(default=None, name="$")
     """Revenue in the tracker's short form."""
     h: int | bool | None = None
     """Hash-based routing: the URL's fragment is part of the page path."""
+    hashMode: int | bool | None = None
+    """Plausible's long name for ``h``."""
     i: bool | None = None
     """``false`` for events that do not count as interaction (a bounce stays a bounce)."""

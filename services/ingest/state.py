@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from app.core.settings import IngestSettings
-from services.ingest.enrich import Countries
+from services.ingest.enrich import Countries, SpamList
 from services.ingest.live import Live, RateLimiter
 from services.ingest.logic import SaltCache, SiteCache
 from services.ingest.writer import BatchWriter
@@ -20,3 +21,6 @@ class IngestState:
     sites: SiteCache
     salts: SaltCache
     countries: Countries
+    spam: SpamList
+    dropped: Counter[str] = field(default_factory=Counter)
+    """Events accepted (202) but not stored, by reason: ``bot``, ``spam``, ``unknown_site``, ``excluded``."""

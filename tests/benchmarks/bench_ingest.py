@@ -9,7 +9,9 @@ After each run the 202s are compared with the rows that reached PostgreSQL, and 
 (the measured server processes, Nginx, PostgreSQL, Redis, wrk, and the rest of the machine) is printed.
 
 ``BENCH_ENDPOINTS`` (comma-separated) measures a subset; ``BENCH_PROFILE=<dir>`` records a py-spy profile of
-one server process per endpoint there.
+one server process per endpoint there. ``BENCH_BEFORE=<git revision>`` adds the endpoint ``ingest-before``:
+the ingest service of that revision (its ``app``, ``services`` and ``workers`` exported with ``git archive``
+and put first on ``PYTHONPATH``), measured in the same run, just before ``ingest``, against the same database.
 
 Everything runs on this machine (PostgreSQL, Redis, Nginx, the apps and wrk share the cores), on free ports
 on 127.0.0.1, in a temporary directory removed at the end.
@@ -42,12 +44,17 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "2"))
 ENDPOINTS = os.environ.get("BENCH_ENDPOINTS", "hello,ingest,baseline,hello-rsgi").split(",")
+BEFORE = os.environ.get("BENCH_BEFORE", "")
+"""A git revision whose ingest service is measured too, as ``ingest-before`` (CPU per event before/after)."""
+if BEFORE and "ingest-before" not in ENDPOINTS:
+    ENDPOINTS.insert(ENDPOINTS.index("ingest") if "ingest" in ENDPOINTS else len(ENDPOINTS), "ingest-before")
 PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
 """A directory: py-spy records one process of each measured endpoint there (collapsed stacks, flamegraph's input)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 SITE_CONF = """
 upstream bench_ingest {{ server 127.0.0.1:{ingest}; keepalive 64; }}
+upstream bench_ingest_before {{ server 127.0.0.1:{ingest_before}; keepalive 64; }}
 upstream bench_baseline {{ server 127.0.0.1:{baseline}; keepalive 64; }}
 upstream bench_hello {{ server 127.0.0.1:{hello}; keepalive 64; }}
 upstream bench_hello_rsgi {{ server 127.0.0.1:{hello_rsgi}; keepalive 64; }}
@@ -61,6 +68,7 @@ server {{
     # wrk sends a made-up client address per request (many visitors); production sets $remote_addr.
     proxy_set_header X-Forwarded-For $http_x_bench_client;
     location = /api/event {{ proxy_pass http://bench_ingest; }}
+    location = /before/api/event {{ proxy_pass http://bench_ingest_before/api/event; }}
     location = /baseline/api/event {{ proxy_pass http://bench_baseline/api/event; }}
     location = /hello {{ proxy_pass http://bench_hello; }}
     location = /hello-rsgi {{ proxy_pass http://bench_hello_rsgi/hello; }}
@@ -199,6 +207,16 @@ def run(duration: int = DURATION) -> list[Result]:
         hello_port, baseline_port, hello_rsgi_port = free_port(), free_port(), free_port()
         beacon = str(Path(sys.prefix) / "bin" / "beacon")
         groups.append(start([beacon, "serve", "ingest"], env, logs / "ingest.log", PROCESSES, ports["ingest"]))
+        before_port = free_port()
+        if BEFORE:
+            code = root / "before"
+            code.mkdir()
+            archive = subprocess.run(["git", "-C", str(CODE_DIR), "archive", BEFORE, "app", "services", "workers"],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+            groups.append(start([sys.executable, "-c", "from app.cli import main; main()", "serve", "ingest"],
+                                {**env, "PYTHONPATH": str(code), "BEACON_INGEST_PORT": str(before_port)},
+                                logs / "ingest-before.log", PROCESSES, before_port))
         groups.append(start([sys.executable, "-m", "tests.benchmarks.bench_apps", "baseline"],
                             {**env, "BENCH_PORT": str(baseline_port)}, logs / "baseline.log", PROCESSES,
                             baseline_port))
@@ -211,20 +229,23 @@ def run(duration: int = DURATION) -> list[Result]:
         nginx_dir = root / "nginx"
         site = nginx_dir / "bench.conf"
         nginx_dir.mkdir()
-        site.write_text(SITE_CONF.format(ingest=ports["ingest"], baseline=baseline_port, hello=hello_port,
+        site.write_text(SITE_CONF.format(ingest=ports["ingest"], ingest_before=before_port, baseline=baseline_port,
+                                         hello=hello_port,
                                          hello_rsgi=hello_rsgi_port, port=nginx_port))
         main = render("dev-nginx.conf.j2", {"beacon_run_dir": nginx_dir, "beacon_log_dir": logs,
                                             "beacon_site_conf": site}, nginx_dir / "nginx.conf")
         nginx_proc = subprocess.Popen(["nginx", "-p", str(nginx_dir), "-c", str(main), "-g", "daemon off;"],
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(nginx_port, 20)
-        servers = {"ingest": groups[0], "baseline": groups[1], "hello": groups[2], "hello-rsgi": groups[3]}
+        servers = {"ingest": groups[0], **({"ingest-before": groups[1]} if BEFORE else {}),
+                   "baseline": groups[-3], "hello": groups[-2], "hello-rsgi": groups[-1]}
         postmaster = int((postgres.datadir / "postmaster.pid").read_text().split()[0])
         assert redis.process is not None
         others = {"nginx": [nginx_proc.pid], "postgres": [postmaster], "redis": [redis.process.pid]}
-        for name, path in (("hello", "/hello"), ("ingest", "/api/event"), ("baseline", "/baseline/api/event"),
-                           ("hello-rsgi", "/hello-rsgi")):
-            if name not in ENDPOINTS:
+        paths = {"hello": "/hello", "ingest-before": "/before/api/event", "ingest": "/api/event",
+                 "baseline": "/baseline/api/event", "hello-rsgi": "/hello-rsgi"}
+        for name, path in paths.items():
+            if name not in ENDPOINTS or name not in servers:
                 continue
             wrk(nginx_port, path, 3)  # warm-up: connections, caches, JIT-free Python's first imports
             before = count_rows(settings)
@@ -279,6 +300,15 @@ def report(results: list[Result]) -> str:
         lines.append(f"  {r.name:10} {parts}; per request {sum(ours.values()):.0f} µs ("
                      + ", ".join(f"{part} {value:.0f}" for part, value in ours.items()) + ")")
     by_name = {r.name: r for r in results}
+    if {"ingest", "ingest-before"} <= set(by_name):
+        per_event = {name: {part: seconds / max(by_name[name].rows or 0, 1) * 1e6
+                            for part, seconds in by_name[name].cpu.items() if part != "others"}
+                     for name in ("ingest-before", "ingest")}
+        server = [per_event[name]["server"] for name in ("ingest-before", "ingest")]
+        total = [sum(per_event[name].values()) for name in ("ingest-before", "ingest")]
+        lines.append(f"CPU per committed event, {BEFORE} -> this checkout: server {server[0]:.0f} -> "
+                     f"{server[1]:.0f} µs ({server[1] / server[0] - 1:+.1%}), "
+                     f"all parts {total[0]:.0f} -> {total[1]:.0f} µs ({total[1] / total[0] - 1:+.1%})")
     if {"hello", "ingest", "baseline"} <= set(by_name):
         ingest, hello, baseline = by_name["ingest"], by_name["hello"], by_name["baseline"]
         committed = (ingest.rows or 0) / DURATION

@@ -54,6 +54,8 @@ def test_missing_required_value_names_the_variable(missing: str) -> None:
     pytest.param("BEACON_SECRET_KEY", "short", "at least 32", id="weak-secret"),
     pytest.param("BEACON_INGEST_BATCH_SIZE", "many", "BEACON_INGEST_BATCH_SIZE must be an integer", id="ingest-int"),
     pytest.param("BEACON_INGEST_BATCH_WAIT_MS", "-1", "must not be negative", id="ingest-negative"),
+    pytest.param("BEACON_INGEST_HONOUR_FORWARDED_FOR", "maybe", "BEACON_INGEST_HONOUR_FORWARDED_FOR must be 1 or 0",
+                 id="ingest-switch"),
     pytest.param("BEACON_REDIS_PREFIX", "my app:", "no spaces", id="redis-prefix"),
 ])
 def test_invalid_values_are_rejected(name: str, value: str, message: str) -> None:
@@ -68,6 +70,16 @@ def test_ingest_tuning_is_read_with_the_other_settings() -> None:
     assert 2.5 == settings.ingest.batch_wait_ms
     assert 0 == settings.ingest.rate_per_ip
     assert 1000 == settings.ingest.batch_size
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    pytest.param(None, True, id="default-on"), pytest.param("0", False, id="zero"),
+    pytest.param("false", False, id="false"), pytest.param("1", True, id="one"), pytest.param("yes", True, id="yes"),
+])
+def test_forwarded_for_switch(value: str | None, expected: bool) -> None:
+    """``BEACON_INGEST_HONOUR_FORWARDED_FOR`` is on unless set to 0/false/no/off."""
+    extra = {} if value is None else {"BEACON_INGEST_HONOUR_FORWARDED_FOR": value}
+    assert expected is load_settings({**BASE, **extra}).ingest.honour_forwarded_for
 
 
 def test_env_file_fills_in_and_real_variables_win(tmp_path: Path) -> None:
