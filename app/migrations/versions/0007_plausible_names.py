@@ -20,7 +20,7 @@ Rollups (``rollup_spans``, ``rollup_days``, ``rollup_state``) are emptied: the r
 site's from its oldest event. Downgrade maps OS, device and channel names back (several new channels fold
 into one old one); browser names, sources, referrers and decoded paths stay as they are.
 
-Revision ID: 0009
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-29
 """
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,4 +1,4 @@
-"""Migration 0009: rows stored before it get the names, channels, sources, referrers and paths ingest stores now."""
+"""Migration 0007: rows stored before it get the names, channels, sources, referrers and paths ingest stores now."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ NEW_EVENTS = [
 
 def test_old_rows_are_rewritten_and_rollups_emptied(postgres: Postgres, redis_server: Redis, tmp_path: Path) -> None:
     """Events and visits stored under 0006 read as ingest stores them now; rollups are left to be rebuilt."""
-    environment = make_environment(postgres, redis_server, tmp_path, "beacon_mig0009", redis_db=3)
+    environment = make_environment(postgres, redis_server, tmp_path, "beacon_mig0007", redis_db=3)
     settings = load_settings(environment)
     engine = make_engine(settings.database)
     try:
@@ -62,7 +62,7 @@ def test_old_rows_are_rewritten_and_rollups_emptied(postgres: Postgres, redis_se
             conn.execute(text("INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
                               "VALUES (:site, 'visit:channel', 'search', current_date, 1, 1)"), {"site": site})
             conn.commit()
-            command.upgrade(config, "0009")
+            command.upgrade(config, "0007")
             conn.commit()
             events = conn.execute(text(
                 "SELECT pathname, referrer, referrer_source, channel, browser, os, device FROM events "
