@@ -83,7 +83,7 @@ class AccountController(Controller):
             return Template("login.html", status_code=400, context={
                 "next": _safe_next(data.next),
                 "form": FormState(values=values, summary=[(None, "Wrong e-mail or password.")])})
-        await throttle.succeeded(data.email)
+        await throttle.succeeded(data.email, client_address(request))
         request.clear_session()
         request.set_session({"user_id": user.id})
         rotate_session(request)
