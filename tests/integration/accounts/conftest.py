@@ -132,5 +132,5 @@ def browser(servers: Servers) -> Iterator[Browser]:
 
 def signed_in(servers: Servers, world: World, user_id: int) -> Browser:
     client = Browser(base_url=servers.api, timeout=15, headers={"Accept": "text/html"})
-    client.cookies.set("beacon_session", world.session_for(user_id))
+    client.cookies.set("beacon_session", world.session_for(user_id), domain="127.0.0.1")
     return client

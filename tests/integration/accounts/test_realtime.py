@@ -214,3 +214,17 @@ async def test_revoked_share_link_closes_its_sockets(servers: Servers, world: Wo
     with pytest.raises(websockets.exceptions.InvalidStatus):
         async with websockets.connect(url):
             pass
+
+
+async def test_session_ended_by_sign_out_everywhere_no_longer_opens_a_socket(servers: Servers,
+                                                                             world: World) -> None:
+    """The WebSocket handshake applies the api's session rules: once the user's epoch moves on, 403."""
+    user_id = world.user("epoch@example.com")
+    headers = {"Origin": servers.api, "Cookie": f"beacon_session={world.session_for(user_id)}"}
+    async with websockets.connect(f"ws://127.0.0.1:{servers.realtime_port}/ws", additional_headers=headers) as ok:
+        assert {"type": "hello", "channels": [], "user": True} == json.loads(await ok.recv())
+    world.sql("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = :u", u=user_id)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(f"ws://127.0.0.1:{servers.realtime_port}/ws", additional_headers=headers):
+            pass
+    assert 403 == refused.value.response.status_code
