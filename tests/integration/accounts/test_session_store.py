@@ -83,3 +83,9 @@ async def test_ten_thousand_cookieless_page_requests_leave_redis_memory_flat(set
     assert 0 == session_cookies_set
     assert keys_before == keys_after
     assert abs(memory_after - memory_before) < SLACK, (memory_before, memory_after)
+
+
+def test_redis_never_evicts(redis_client: redis.Redis) -> None:
+    """The Redis Beacon runs against (app/devstack.py, as the Ansible role) refuses writes at its ceiling
+    rather than evicting: queues, rate limits and sign-in counters never vanish under memory pressure."""
+    assert {"maxmemory-policy": "noeviction"} == redis_client.config_get("maxmemory-policy")
