@@ -90,9 +90,7 @@ async def _session_user(headers: Headers, store: RedisStore, resources: Resource
         return None
     if not session_is_valid(data, settings.accounts.session_lifetime):
         return None
-    async with resources.sessions() as session:
-        epoch = await session.scalar(select(User.session_epoch).where(User.id == data["user_id"]))
-    return int(data["user_id"]) if epoch is not None and epoch == data["epoch"] else None
+    return int(data["user_id"]) if await epoch_matches(resources, data["user_id"], data["epoch"]) else None
 
 
 async def authenticate(resources: Resources, store: RedisStore, request: Request) -> Grant | None:
@@ -112,11 +110,20 @@ async def authenticate(resources: Resources, store: RedisStore, request: Request
         rooms = frozenset(str(c) for c in channels)
         if not isinstance(user_id, int):
             return Grant(rooms=rooms)
+        if not await epoch_matches(resources, user_id, payload.get("epoch")):
+            return None  # the user's sessions ended after the token was issued
         # A user's token outlives changes of membership: the rooms still need the membership now.
         allowed = frozenset([room for room in rooms if await member_of(resources, user_id, room)])
         return Grant(user_id=user_id, rooms=allowed) if allowed else None
     user_id = await _session_user(request.headers, store, resources)
     return Grant(user_id=user_id) if user_id is not None else None
+
+
+async def epoch_matches(resources: Resources, user_id: int, epoch: object) -> bool:
+    """Whether ``epoch`` is the user's current session epoch (see app/domain/accounts/session.py)."""
+    async with resources.sessions() as session:
+        current = await session.scalar(select(User.session_epoch).where(User.id == user_id))
+    return current is not None and current == epoch
 
 
 async def member_of(resources: Resources, user_id: int, room: str) -> bool:

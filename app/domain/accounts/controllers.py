@@ -20,6 +20,7 @@ from app.domain.accounts.session import rotate_session, start_session
 from app.domain.accounts.throttle import LoginThrottle
 from app.domain.apikeys.services import create_api_key, list_api_keys, revoke_api_key
 from app.domain.sites.services import pending_invitation
+from app.realtime.publish import WebSocketService
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -149,6 +150,7 @@ class AccountController(Controller):
             return await self._account_page(request, status=400, forms={"password": FormState.failed(exc, {})})
         # Every other session of the user has ended with the old epoch; this one goes on under a new id.
         start_session(request, user.id, epoch)
+        await WebSocketService(resources.redis, resources.keys).close_user(user.id)
         return await self._account_page(request, notice="Password changed. You are signed out everywhere else.")
 
     @post("/account/sessions/end", status_code=303)
@@ -158,6 +160,7 @@ class AccountController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
             await end_sessions(session, user.id)
+        await WebSocketService(resources.redis, resources.keys).close_user(user.id)
         request.clear_session()
         rotate_session(request)
         flash(request, "You are signed out everywhere.")
