@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Litestar
-from litestar.config.csrf import CSRFConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -16,7 +15,7 @@ from app.core.pages import configure_templates
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
 from app.domain.accounts.controllers import AccountController
-from app.domain.accounts.session import RotatingSessionConfig
+from app.domain.accounts.session import SESSION_COOKIE, CookieLimitMiddleware, CsrfMiddleware, SessionConfig
 from app.domain.admin.controllers import AdminController, AdminPageController
 from app.domain.dashboard.controllers import DashboardController
 from app.domain.search.controllers import SearchController
@@ -26,7 +25,6 @@ from app.domain.stats.controllers import StatsApiController
 from app.domain.system.controllers import SystemController
 
 TEMPLATES = Path(__file__).parent / "templates"
-SESSION_MAX_AGE = 14 * 24 * 3600
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -45,16 +43,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                        engine_callback=configure_templates),
         stores={"sessions": session_store},
         middleware=[
+            CookieLimitMiddleware(),
             # API routes authenticate with keys, except the admin pages, which use the browser's session.
-            RotatingSessionConfig(
-                key="beacon_session", secure=secure_cookies, httponly=True, samesite="lax",
-                max_age=SESSION_MAX_AGE, exclude=["^/api/(?!admin/)"],
-            ).middleware
+            SessionConfig(
+                key=SESSION_COOKIE, secure=secure_cookies, httponly=True, samesite="lax",
+                max_age=settings.accounts.session_max_age, lifetime=settings.accounts.session_lifetime,
+                secret=settings.security.secret_key, exclude=["^/api/(?!admin/)"],
+            ).middleware,
+            CsrfMiddleware(settings.security.secret_key, secure_cookies),
         ],
-        csrf_config=CSRFConfig(
-            secret=settings.security.secret_key, cookie_name="beacon_csrf", cookie_secure=secure_cookies,
-            cookie_httponly=True, cookie_samesite="lax", exclude=["^/api/"],
-        ),
         openapi_config=OpenAPIConfig(
             title="Beacon API", version="1", path="/api/docs", render_plugins=[SwaggerRenderPlugin()],
         ),

@@ -43,6 +43,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Carried by every browser session of the user; incremented to end them all (password change, sign-out
+    everywhere)."""
 
 
 class Site(Base):

@@ -100,11 +100,16 @@ class AccountSettings:
     """Who may create an account: ``open`` (anyone), ``invite`` (only with a site invitation link) or
     ``closed`` (nobody; operators use ``beacon createuser``). The very first account may always register."""
     login_attempts_per_account: int = 5
-    """Sign-in attempts allowed for one e-mail address per ``login_window`` (successful sign-in resets it)."""
+    """Sign-in attempts allowed for one e-mail address from one client address per ``login_window`` (a
+    successful sign-in from that address resets it); other addresses are not affected."""
     login_attempts_per_ip: int = 30
-    """Sign-in attempts allowed from one client address per ``login_window``."""
+    """Sign-in attempts allowed from one client address (an IPv6 /64) per ``login_window``, whatever the account."""
     login_window: int = 900
     """Seconds over which sign-in attempts are counted."""
+    session_max_age: int = 14 * 24 * 3600
+    """Seconds a browser session lasts after its last request (sliding)."""
+    session_lifetime: int = 30 * 24 * 3600
+    """Seconds a browser session lasts after sign-in at most, however active it is (absolute)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,12 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (true or false), got {raw!r}")
 
 
+def _at_least(minimum: int, name: str, value: int) -> int:
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``environ`` (default: the process environment plus ``BEACON_ENV_FILE``)."""
     env: dict[str, str] = {}
@@ -355,6 +366,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             login_attempts_per_account=integer("BEACON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5),
             login_attempts_per_ip=integer("BEACON_LOGIN_ATTEMPTS_PER_IP", 30),
             login_window=integer("BEACON_LOGIN_WINDOW", 900),
+            session_max_age=_at_least(60, "BEACON_SESSION_MAX_AGE", integer("BEACON_SESSION_MAX_AGE", 14 * 86400)),
+            session_lifetime=_at_least(60, "BEACON_SESSION_LIFETIME", integer("BEACON_SESSION_LIFETIME", 30 * 86400)),
         ),
         realtime=RealtimeSettings(
             heartbeat_interval=number("BEACON_WS_HEARTBEAT_INTERVAL", 25.0),

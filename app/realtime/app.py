@@ -34,10 +34,11 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from app.core.health import health_body, redis_check, run_checks
-from app.core.models import Membership, Site
+from app.core.models import Membership, Site, User
 from app.core.resources import Resources
 from app.core.settings import Settings
 from app.core.tokens import verify_token
+from app.domain.accounts.session import SESSION_COOKIE, session_is_valid, valid_session_id
 from app.domain.sites.services import token_hash
 from app.realtime.hub import Connection, Hub
 from app.realtime.publish import is_channel, room_site_id, site_channel
@@ -46,7 +47,6 @@ from app.realtime.server import WebSocket, WebSocketServer, json_response
 logger = logging.getLogger("beacon.realtime")
 
 WS_TOKEN_PURPOSE = "ws"
-SESSION_COOKIE = "beacon_session"
 NO_ROOM = "no such room"
 CLIENT_MESSAGE_MAX = 4096
 
@@ -70,9 +70,11 @@ def request_cookie(headers: Headers, name: str) -> str | None:
     return None
 
 
-async def _session_user(headers: Headers, store: RedisStore, settings: Settings) -> int | None:
-    session_id = request_cookie(headers, SESSION_COOKIE)
-    if not session_id or session_id == "null":
+async def _session_user(headers: Headers, store: RedisStore, resources: Resources) -> int | None:
+    """The user a browser session cookie signs in, under the api's rules (shape, lifetime, epoch)."""
+    settings = resources.settings
+    session_id = valid_session_id(request_cookie(headers, SESSION_COOKIE))
+    if session_id is None:
         return None
     # Cookies ride along on cross-site WebSocket handshakes in some browsers: accept them from our origin only.
     expected = urlsplit(settings.server.base_url)
@@ -86,8 +88,9 @@ async def _session_user(headers: Headers, store: RedisStore, settings: Settings)
         data = json.loads(raw)
     except ValueError:
         return None
-    user_id = data.get("user_id") if isinstance(data, dict) else None
-    return user_id if isinstance(user_id, int) else None
+    if not session_is_valid(data, settings.accounts.session_lifetime):
+        return None
+    return int(data["user_id"]) if await epoch_matches(resources, data["user_id"], data["epoch"]) else None
 
 
 async def authenticate(resources: Resources, store: RedisStore, request: Request) -> Grant | None:
@@ -107,11 +110,20 @@ async def authenticate(resources: Resources, store: RedisStore, request: Request
         rooms = frozenset(str(c) for c in channels)
         if not isinstance(user_id, int):
             return Grant(rooms=rooms)
+        if not await epoch_matches(resources, user_id, payload.get("epoch")):
+            return None  # the user's sessions ended after the token was issued
         # A user's token outlives changes of membership: the rooms still need the membership now.
         allowed = frozenset([room for room in rooms if await member_of(resources, user_id, room)])
         return Grant(user_id=user_id, rooms=allowed) if allowed else None
-    user_id = await _session_user(request.headers, store, settings)
+    user_id = await _session_user(request.headers, store, resources)
     return Grant(user_id=user_id) if user_id is not None else None
+
+
+async def epoch_matches(resources: Resources, user_id: int, epoch: object) -> bool:
+    """Whether ``epoch`` is the user's current session epoch (see app/domain/accounts/session.py)."""
+    async with resources.sessions() as session:
+        current = await session.scalar(select(User.session_epoch).where(User.id == user_id))
+    return current is not None and current == epoch
 
 
 async def member_of(resources: Resources, user_id: int, room: str) -> bool:

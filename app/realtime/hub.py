@@ -113,6 +113,9 @@ class Hub:
                 else:
                     self.leave(conn, room)
                     conn.send(json.dumps({"type": "left", "room": room, "reason": "site deleted"}))
+        elif action == "close_user":
+            for conn in list(self._by_user.get(order.get("user_id"), ())):
+                conn.close(4401, "signed out")
         elif action == "close_share":
             for conn in list(self._all):
                 if conn.share_site is not None and conn.share_site == order.get("site_id"):

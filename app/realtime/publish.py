@@ -147,6 +147,10 @@ class WebSocketService:
         """Close the connections opened with the site's share link (link revoked or replaced)."""
         return await publish(self._client, self._keys, CONTROL, {"action": "close_share", "site_id": site_id})
 
+    async def close_user(self, user_id: int) -> int:
+        """Close every connection of the user (their sessions ended: password change, sign-out everywhere)."""
+        return await publish(self._client, self._keys, CONTROL, {"action": "close_user", "user_id": user_id})
+
     async def stats(self) -> RealtimeStats:
         """Connections in total, per room, per channel and per process, over every realtime process."""
         names = [key async for key in self._client.scan_iter(match=stats_pattern(self._keys), count=100)]

@@ -15,11 +15,12 @@ from app.core.errors import AppError, ClientError, TooManyRequests
 from app.core.pages import FormState, flash
 from app.core.resources import Resources
 from app.domain.accounts.deps import client_address, current_user, require_user
-from app.domain.accounts.services import authenticate, change_password, register_user
-from app.domain.accounts.session import rotate_session
+from app.domain.accounts.services import authenticate, change_password, end_sessions, register_user
+from app.domain.accounts.session import rotate_session, start_session
 from app.domain.accounts.throttle import LoginThrottle
 from app.domain.apikeys.services import create_api_key, list_api_keys, revoke_api_key
 from app.domain.sites.services import pending_invitation
+from app.realtime.publish import WebSocketService
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -83,10 +84,8 @@ class AccountController(Controller):
             return Template("login.html", status_code=400, context={
                 "next": _safe_next(data.next),
                 "form": FormState(values=values, summary=[(None, "Wrong e-mail or password.")])})
-        await throttle.succeeded(data.email)
-        request.clear_session()
-        request.set_session({"user_id": user.id})
-        rotate_session(request)
+        await throttle.succeeded(data.email, client_address(request))
+        start_session(request, user.id, user.session_epoch)
         return Redirect(_safe_next(data.next), status_code=303)
 
     @post("/logout", status_code=303)
@@ -118,9 +117,7 @@ class AccountController(Controller):
             return Template("register.html", status_code=exc.status_code, context={
                 "form": FormState.failed(exc, {"email": data.email}), "invitation": data.invitation[:200],
                 "mode": resources.settings.accounts.registration})
-        request.clear_session()
-        request.set_session({"user_id": user.id})
-        rotate_session(request)
+        start_session(request, user.id, user.session_epoch)
         flash(request, "Welcome to Beacon. Your account is ready.")
         return Redirect(f"/invitations/{data.invitation}" if data.invitation else "/", status_code=303)
 
@@ -130,8 +127,10 @@ class AccountController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             keys = await list_api_keys(session, user.id)
+        accounts = resources.settings.accounts
         return Template("account.html", status_code=status, context={
             "user": user, "keys": keys, "nav": "account", "notice": None, "new_key": None,
+            "session_days": accounts.session_max_age // 86400, "lifetime_days": accounts.session_lifetime // 86400,
             "forms": {"key": FormState(), "password": FormState(), **(forms or {})}, **extra})
 
     @get("/account")
@@ -144,12 +143,28 @@ class AccountController(Controller):
         resources: Resources = request.app.state.resources
         try:
             async with resources.sessions.begin() as session:
-                await change_password(session, user.id, data.current_password, data.new_password,
-                                      data.new_password_again)
+                changed = await change_password(session, user.id, data.current_password, data.new_password,
+                                                data.new_password_again)
+                epoch = changed.session_epoch
         except ClientError as exc:
             return await self._account_page(request, status=400, forms={"password": FormState.failed(exc, {})})
+        # Every other session of the user has ended with the old epoch; this one goes on under a new id.
+        start_session(request, user.id, epoch)
+        await WebSocketService(resources.redis, resources.keys).close_user(user.id)
+        return await self._account_page(request, notice="Password changed. You are signed out everywhere else.")
+
+    @post("/account/sessions/end", status_code=303)
+    async def end_all_sessions(self, request: Request[Any, Any, Any]) -> Redirect:
+        """Sign out everywhere: every session of this user ends, this one included."""
+        user = await require_user(request)
+        resources: Resources = request.app.state.resources
+        async with resources.sessions.begin() as session:
+            await end_sessions(session, user.id)
+        await WebSocketService(resources.redis, resources.keys).close_user(user.id)
+        request.clear_session()
         rotate_session(request)
-        return await self._account_page(request, notice="Password changed.")
+        flash(request, "You are signed out everywhere.")
+        return Redirect("/login", status_code=303)
 
     @post("/account/api-keys", status_code=201)
     async def create_key(self, request: Request[Any, Any, Any], data: Annotated[ApiKeyForm, Form]) -> Template:

@@ -14,19 +14,24 @@ from app.core.resources import Resources
 
 
 def session_user_id(request: ASGIConnection[Any, Any, Any, Any]) -> int | None:
-    if request.scope.get("session") is None:
+    if not isinstance(request.scope.get("session"), dict):
         return None
     user_id = request.session.get("user_id")
     return user_id if isinstance(user_id, int) else None
 
 
 async def current_user(request: Request[Any, Any, Any]) -> User | None:
+    """The signed-in user; ``None`` (and the session ends) when the user's session epoch has moved on."""
     user_id = session_user_id(request)
     if user_id is None:
         return None
     resources: Resources = request.app.state.resources
     async with resources.sessions() as session:
-        return await session.get(User, user_id)
+        user = await session.get(User, user_id)
+    if user is None or user.session_epoch != request.session.get("epoch"):
+        request.clear_session()
+        return None
+    return user
 
 
 async def require_user(request: Request[Any, Any, Any]) -> User:

@@ -7,7 +7,7 @@ import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,8 +97,13 @@ async def register_user(session: AsyncSession, email: str, password: str, passwo
     return await create_user(session, email, password, is_admin=first)
 
 
-async def change_password(session: AsyncSession, user_id: int, current: str, new: str, new_again: str) -> None:
-    user = await session.get(User, user_id)
+async def change_password(session: AsyncSession, user_id: int, current: str, new: str, new_again: str) -> User:
+    """Set a new password; every browser session of the user ends (the caller starts a new one for itself).
+
+    Raises:
+        ClientError: the current password is wrong, or the new one is too short or not repeated exactly.
+    """
+    user = await session.get(User, user_id, with_for_update=True)
     if user is None:
         raise Unauthorized("sign in first")
     try:
@@ -109,3 +114,10 @@ async def change_password(session: AsyncSession, user_id: int, current: str, new
     if new != new_again:
         raise ClientError("new_password_again: the two passwords differ")
     user.password_hash = _hasher.hash(new)
+    user.session_epoch += 1
+    return user
+
+
+async def end_sessions(session: AsyncSession, user_id: int) -> None:
+    """Sign the user out of every browser session (it takes effect on each session's next request)."""
+    await session.execute(update(User).where(User.id == user_id).values(session_epoch=User.session_epoch + 1))

@@ -89,7 +89,7 @@ class DashboardController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             access = await site_access(session, user.id, domain, "viewer")
-        token = live_token(resources, access.site, user.id)
+        token = live_token(resources, access.site, user.id, user.session_epoch)
         return await _dashboard(request, access.site, user, access.role, f"/ws?token={token}",
                                 f"/sites/{access.site.domain}/stats")
 

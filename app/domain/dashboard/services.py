@@ -377,7 +377,11 @@ async def realtime_visitors(resources: Resources, site: Site) -> int:
     return int(answer)
 
 
-def live_token(resources: Resources, site: Site, user_id: int | None = None) -> str:
-    """Grants a WebSocket connection the site's live room (and the user's own messages)."""
+def live_token(resources: Resources, site: Site, user_id: int | None = None, epoch: int = 0) -> str:
+    """Grants a WebSocket connection the site's live room (and the user's own messages).
+
+    ``epoch`` is the user's session epoch: once it moves on (password change, sign-out everywhere) the token
+    no longer opens a connection.
+    """
     return sign_token(resources.settings.security.secret_key, "ws",
-                      {"channels": [site_channel(site.id)], "user_id": user_id}, WS_TOKEN_TTL)
+                      {"channels": [site_channel(site.id)], "user_id": user_id, "epoch": epoch}, WS_TOKEN_TTL)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 from app.core.db import make_engine
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port, stop_processes, wait_for_port
+from app.domain.accounts.session import new_session
 from tests.integration.conftest import BEACON
 
 PASSWORD = "correct horse battery"
@@ -90,8 +91,10 @@ class World:
     def session_for(self, user_id: int) -> str:
         """A server-side session as the api writes it at sign-in; returns the cookie value."""
         session_id = secrets.token_hex(32)
-        self.redis.set(f"{self.settings.redis.key_prefix}sessions:{session_id}", json.dumps({"user_id": user_id}),
-                       ex=3600)
+        epoch = self.sql("SELECT session_epoch FROM users WHERE id = :u", u=user_id)[0][0]
+        assert isinstance(epoch, int)
+        self.redis.set(f"{self.settings.redis.key_prefix}sessions:{session_id}",
+                       json.dumps(new_session(user_id, epoch)), ex=3600)
         return session_id
 
     def sql(self, statement: str, **params: object) -> list[tuple[object, ...]]:
@@ -129,5 +132,5 @@ def browser(servers: Servers) -> Iterator[Browser]:
 
 def signed_in(servers: Servers, world: World, user_id: int) -> Browser:
     client = Browser(base_url=servers.api, timeout=15, headers={"Accept": "text/html"})
-    client.cookies.set("beacon_session", world.session_for(user_id))
+    client.cookies.set("beacon_session", world.session_for(user_id), domain="127.0.0.1")
     return client

@@ -71,12 +71,35 @@ def _attempt(api: str, email: str, ip: str) -> int:
         return client.form("/login", {"email": email, "password": "wrong password!"}).status_code
 
 
-def test_login_attempts_per_account_are_limited_exactly_under_concurrency(servers: Servers, world: World) -> None:
-    """40 concurrent wrong attempts on one account from many addresses: exactly 5 are checked, 35 get 429."""
+def test_login_attempts_per_account_and_address_are_limited_exactly_under_concurrency(servers: Servers,
+                                                                                      world: World) -> None:
+    """40 concurrent wrong attempts on one account from one address: exactly 5 are checked, 35 get 429."""
     world.user("victim@example.com")
     with concurrent.futures.ThreadPoolExecutor(40) as pool:
-        codes = list(pool.map(lambda n: _attempt(servers.api, "victim@example.com", f"10.9.{n}.1"), range(40)))
+        codes = list(pool.map(lambda n: _attempt(servers.api, "victim@example.com", "10.9.9.9"), range(40)))
     assert {400: 5, 429: 35} == {code: codes.count(code) for code in set(codes)}
+
+
+def test_owner_signs_in_from_elsewhere_while_an_attacker_is_locked_out(servers: Servers, world: World) -> None:
+    """Guesses from one address lock that address out of the account, never the owner at another address."""
+    world.user("victim@example.com")
+    attacker = [_attempt(servers.api, "victim@example.com", "10.6.6.6") for _ in range(7)]
+    with Browser(base_url=servers.api, headers={"X-Forwarded-For": "10.5.5.5"}) as owner:
+        signed = owner.form("/login", {"email": "victim@example.com", "password": PASSWORD})
+    with Browser(base_url=servers.api, headers={"X-Forwarded-For": "10.6.6.6"}) as client:
+        from_attacker = client.form("/login", {"email": "victim@example.com", "password": PASSWORD})
+    assert [400] * 5 + [429] * 2 == attacker
+    assert 303 == signed.status_code
+    assert 429 == from_attacker.status_code
+
+
+def test_ipv6_addresses_of_one_64_share_their_counters(servers: Servers, world: World) -> None:
+    """Addresses of one IPv6 /64 count as one client: rotating through them gains no attempts."""
+    world.user("victim@example.com")
+    codes = [_attempt(servers.api, "victim@example.com", f"2001:db8:1:2::{n:x}") for n in range(1, 8)]
+    other_block = _attempt(servers.api, "victim@example.com", "2001:db8:1:3::1")
+    assert [400] * 5 + [429] * 2 == codes
+    assert 400 == other_block
 
 
 def test_login_attempts_per_address_are_limited_exactly_under_concurrency(servers: Servers, world: World) -> None:
@@ -90,7 +113,7 @@ def test_throttled_sign_in_says_when_to_retry(servers: Servers, world: World) ->
     """The 429 names the field and carries Retry-After."""
     for _ in range(5):
         _attempt(servers.api, "x@example.com", "10.7.7.7")
-    with Browser(base_url=servers.api, headers={"X-Forwarded-For": "10.7.7.8"}) as client:
+    with Browser(base_url=servers.api, headers={"X-Forwarded-For": "10.7.7.7"}) as client:
         answer = client.form("/login", {"email": "x@example.com", "password": PASSWORD})
     assert 429 == answer.status_code
     assert int(answer.headers["retry-after"]) > 0

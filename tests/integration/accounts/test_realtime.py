@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 import websockets
 
 from app.core.redis import Keys
+from app.core.tokens import sign_token
 from app.realtime.publish import WebSocketService
 from tests.integration.accounts.conftest import Servers, World, signed_in
 
@@ -214,3 +215,50 @@ async def test_revoked_share_link_closes_its_sockets(servers: Servers, world: Wo
     with pytest.raises(websockets.exceptions.InvalidStatus):
         async with websockets.connect(url):
             pass
+
+
+async def test_session_ended_by_sign_out_everywhere_no_longer_opens_a_socket(servers: Servers,
+                                                                             world: World) -> None:
+    """The WebSocket handshake applies the api's session rules: once the user's epoch moves on, 403."""
+    user_id = world.user("epoch@example.com")
+    headers = {"Origin": servers.api, "Cookie": f"beacon_session={world.session_for(user_id)}"}
+    async with websockets.connect(f"ws://127.0.0.1:{servers.realtime_port}/ws", additional_headers=headers) as ok:
+        assert {"type": "hello", "channels": [], "user": True} == json.loads(await ok.recv())
+    world.sql("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = :u", u=user_id)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(f"ws://127.0.0.1:{servers.realtime_port}/ws", additional_headers=headers):
+            pass
+    assert 403 == refused.value.response.status_code
+
+
+async def test_sign_out_everywhere_closes_the_users_sockets_and_voids_their_tokens(servers: Servers,
+                                                                                   world: World) -> None:
+    """Sessions ending closes the user's open WebSockets (4401), and dashboard tokens issued before no longer
+    open one; another user's socket stays."""
+    alice, bob = world.user("alice@example.com"), world.user("bob@example.com")
+    site = world.site("live.example", {alice: "owner"})
+    token = sign_token(servers.settings.security.secret_key, "ws",
+                       {"channels": [f"site:{site}"], "user_id": alice, "epoch": 0}, 600)
+    by_token = f"ws://127.0.0.1:{servers.realtime_port}/ws?token={token}"
+    by_cookie, bobs = await connect(servers, world, alice), await connect(servers, world, bob)
+    tokened = await websockets.connect(by_token)
+    assert "hello" == json.loads(await tokened.recv())["type"]
+    with signed_in(servers, world, alice) as client:
+        page = client.get("/account")
+        found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert found is not None
+        assert 303 == client.post("/account/sessions/end", data={"_csrf_token": found.group(1)}).status_code
+    codes = []
+    for socket in (by_cookie, tokened):
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(socket.recv(), 5)
+        codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+    assert [4401, 4401] == codes
+    await bobs.send(json.dumps({"type": "join", "room": f"site:{site}"}))
+    assert "error" == (await next_message(bobs))["type"]  # still connected: answered, not closed
+    await bobs.close()
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(by_token):
+            pass
+    assert 403 == refused.value.response.status_code
