@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -147,7 +148,8 @@ def remove_stack(var: Path) -> None:
 
 def client(run: Run, environment: dict[str, str]) -> httpx.Client:
     cert = run.var / "nginx" / "tls" / "cert.pem"
-    return httpx.Client(base_url=environment["BEACON_BASE_URL"], verify=str(cert), timeout=15)
+    return httpx.Client(base_url=environment["BEACON_BASE_URL"], timeout=15,
+                        verify=ssl.create_default_context(cafile=str(cert)))
 
 
 def wait_healthy(run: Run, environment: dict[str, str], timeout: float = 120) -> httpx.Response:
