@@ -86,7 +86,7 @@ def _run(args: list[str], *, user: str | None = None, env: Mapping[str, str] | N
     if user is not None:
         args = [program("runuser", "util-linux"), "-u", user, "--", *args]
     try:
-            result = subprocess.run(args, capture_output=True, text=True, env=dict(env) if env else None,
+        result = subprocess.run(args, capture_output=True, text=True, env=dict(env) if env else None,
                                 input=stdin, check=False)
     except OSError as exc:
         raise StackError(f"{what} failed: {exc}") from None
