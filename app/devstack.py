@@ -92,7 +92,9 @@ def _run(args: list[str], *, user: str | None = None, env: Mapping[str, str] | N
         raise StackError(f"{what} failed: {exc}") from None
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip().splitlines()
-        raise StackError(f"{what} failed: {output[-1] if output else f'exit {result.returncode}'}")
+        # The line that says why: nginx -t, for one, ends with a "test failed" after its [emerg] line.
+        reasons = [line for line in output if re.search(r"\[emerg\]|error|fatal", line, re.IGNORECASE)]
+        raise StackError(f"{what} failed: {(reasons or output or [f'exit {result.returncode}'])[-1]}")
     return result.stdout
 
 
