@@ -238,7 +238,6 @@ class Postgres:
             return False
         self._prepare()
         home = self.home
-        (home / "sockets").mkdir(exist_ok=True)
         pwfile = home / ".pwfile"
         pwfile.write_text(self.superuser_password)
         pwfile.chmod(0o600)
@@ -252,15 +251,23 @@ class Postgres:
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\n# Beacon development/test cluster\nlisten_addresses = '127.0.0.1'\n"
-                f"port = {self.port}\nunix_socket_directories = '{home / 'sockets'}'\n"
+                f"port = {self.port}\n# TCP only: a socket path in a deep checkout exceeds the 107 bytes allowed.\n"
+                "unix_socket_directories = ''\n"
                 "shared_buffers = 256MB\nfsync = on\nmax_connections = 200\n"
             )
         return True
 
     def start(self) -> None:
-        _run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-l",
-              str(self.home / "postgres.log"), "-o", f"-p {self.port}", "-w", "-t", "60", "start"],
-             user=self.user, what="starting PostgreSQL")
+        log = self.home / "postgres.log"
+        try:
+            # -k '': no Unix socket (clusters made before it was turned off in postgresql.conf too).
+            _run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-l", str(log),
+                  "-o", f"-p {self.port} -k ''", "-w", "-t", "60", "start"],
+                 user=self.user, what="starting PostgreSQL")
+        except StackError as exc:
+            fatal = [line for line in log.read_text(errors="replace").splitlines() if "FATAL" in line] \
+                if log.exists() else []
+            raise StackError(f"{exc} ({fatal[-1] if fatal else f'see {log}'})") from None
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
