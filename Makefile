@@ -16,7 +16,7 @@ APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 .PHONY: help run test lint unit integration e2e deploy-test bench system-deps venv assets clean
 
 help:
-	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it)"
+	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it); RUN_ARGS=--free-ports"
 	@echo "make test   - lint, type-check and run the whole test suite against real servers"
 	@echo "make bench  - run the benchmarks in tests/benchmarks (prints figures); PYTEST_ARGS=<file> runs one"
 
@@ -28,6 +28,9 @@ system-deps:
 	done; \
 	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing="$$missing nodejs npm"; fi; \
 	if [ -n "$$missing" ]; then \
+	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	    echo "make: missing packages:$$missing; run this as root or install sudo (su -c 'apt-get install sudo')"; exit 1; \
+	  fi; \
 	  echo "Installing:$$missing"; \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
@@ -53,8 +56,9 @@ $(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package.json $(FRONTEND
 assets: $(FRONTEND)/node_modules/.package-lock.json
 	node $(FRONTEND)/build.mjs
 
+# RUN_ARGS: options of `python -m app.devstack run`, e.g. RUN_ARGS=--free-ports or RUN_ARGS="--https-port 9443".
 run: system-deps venv assets
-	$(BIN)/python -m app.devstack run
+	$(BIN)/python -m app.devstack run $(RUN_ARGS)
 
 lint: venv
 	$(BIN)/ruff check app services workers tests systemd/beacon-reload.py

@@ -3,13 +3,21 @@
 ``make run`` uses it to run Beacon for development under ``./var``; the tests use the same pieces to start
 their own servers on free ports in temporary directories. Nothing here is used in production, where the
 distribution's services and systemd run things (see ``ansible/``).
+
+Who runs what: every server runs as the invoking user, with one exception. PostgreSQL refuses to run as
+root, so under root it runs as the ``postgres`` system user; when that user cannot reach the cluster's
+directory (a checkout under ``/root``, a 0700 home or a ``mktemp -d`` directory), the cluster lives in
+``/var/lib/beacon-dev/postgres-<hash of the directory>/`` and the directory is a symlink to it, so
+``./var/postgres`` still shows the data and the log. Nothing loosens the permissions of the user's directories.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
+import hashlib
 import os
 import pwd
 import re
@@ -28,6 +36,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from app.core.settings import CODE_DIR, DEFAULT_PORTS
 
+SHARED_DIR = Path("/var/lib/beacon-dev")
+"""Where a server running as another user (PostgreSQL under root) keeps what it cannot reach in a checkout."""
+MIN_POSTGRES = 15
+"""The oldest PostgreSQL Beacon supports (DESIGN.md: PostgreSQL 15+)."""
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+"""Debian puts nginx and runuser here, outside an ordinary user's PATH."""
+
 
 class StackError(RuntimeError):
     """A piece of the stack could not be set up; the message says which and why."""
@@ -37,6 +52,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def check_port_free(port: int, what: str) -> None:
+    """Raise StackError naming ``what`` when something already listens on 127.0.0.1:``port``."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(f"port {port} ({what}) is already in use: stop what listens there "
+                             "(ss -ltnp) or choose other ports (make run RUN_ARGS=--free-ports)") from None
+
+
+def program(name: str, package: str) -> str:
+    """The path of the command ``name``, looked up in PATH and then in the system directories."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SYSTEM_PATH))
+    if found is None:
+        raise StackError(f"{name} is missing: apt-get install {package} (make run and make test install it)")
+    return found
 
 
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
@@ -51,12 +84,17 @@ def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> 
 def _run(args: list[str], *, user: str | None = None, env: Mapping[str, str] | None = None,
          what: str, stdin: str | None = None) -> str:
     if user is not None:
-        args = ["runuser", "-u", user, "--", *args]
-    result = subprocess.run(args, capture_output=True, text=True, env=dict(env) if env else None,
-                            input=stdin, check=False)
+        args = [program("runuser", "util-linux"), "-u", user, "--", *args]
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, env=dict(env) if env else None,
+                                input=stdin, check=False)
+    except OSError as exc:
+        raise StackError(f"{what} failed: {exc}") from None
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip().splitlines()
-        raise StackError(f"{what} failed: {output[-1] if output else f'exit {result.returncode}'}")
+        # The line that says why: nginx -t, for one, ends with a "test failed" after its [emerg] line.
+        reasons = [line for line in output if re.search(r"\[emerg\]|error|fatal", line, re.IGNORECASE)]
+        raise StackError(f"{what} failed: {(reasons or output or [f'exit {result.returncode}'])[-1]}")
     return result.stdout
 
 
@@ -107,19 +145,62 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 30
             process.wait()
 
 
+@functools.cache
 def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL's bin directory; StackError when none, or one older than MIN_POSTGRES."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).resolve().parent
-    raise StackError("PostgreSQL server binaries not found (apt-get install postgresql)")
+        bindir = Path(found[-1]).parent
+    elif initdb := shutil.which("initdb"):
+        bindir = Path(initdb).resolve().parent
+    else:
+        raise StackError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    version = _run([str(bindir / "initdb"), "--version"], what="initdb --version")
+    major = re.search(r"\(PostgreSQL\) (\d+)", version)
+    if major is None or int(major.group(1)) < MIN_POSTGRES:
+        raise StackError(f"{bindir / 'initdb'} is {version.strip()!r}; Beacon needs PostgreSQL {MIN_POSTGRES} "
+                         "or later (Debian 12 and Ubuntu 24.04 ship it: apt-get install postgresql)")
+    return bindir
+
+
+def can_enter(user: str, path: Path) -> bool:
+    """Whether ``user`` can reach ``path`` (or, if missing, its nearest existing parent), ACLs included."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    result = subprocess.run([program("runuser", "util-linux"), "-u", user, "--", "test", "-x", str(existing)],
+                            capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def shared_directory(path: Path, user: str, kind: str) -> Path:
+    """A directory for a server running as ``user`` that cannot reach ``path``: outside, and linked from it.
+
+    ``SHARED_DIR/<kind>-<first 16 hex of SHA-256 of path>`` owned by ``user`` (mode 0700); ``path`` becomes a
+    symlink to it. A ``checkout`` file inside names ``path``, to tell whose it is.
+    """
+    digest = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:16]
+    target = SHARED_DIR / f"{kind}-{digest}"
+    if target.exists() and any(target.iterdir()):
+        raise StackError(f"{target} holds the {kind} data of an earlier {path}: remove it (rm -rf {target}) "
+                         f"or link it back (ln -s {target} {path})")
+    SHARED_DIR.mkdir(parents=True, exist_ok=True)
+    SHARED_DIR.chmod(0o755)
+    target.mkdir(mode=0o700, exist_ok=True)
+    (target / "checkout").write_text(f"{path.absolute()}\n")
+    _chown(target, user)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target, target_is_directory=True)
+    return target
 
 
 @dataclass
 class Postgres:
-    """A PostgreSQL cluster in ``directory`` listening on 127.0.0.1:``port``, password auth only."""
+    """A PostgreSQL cluster in ``directory`` listening on 127.0.0.1:``port``, password auth only.
+
+    Under root the cluster runs as ``postgres``; if that user cannot reach ``directory``, the cluster lives in
+    a :func:`shared_directory` that ``directory`` links to (see the module's docstring).
+    """
 
     directory: Path
     port: int
@@ -127,22 +208,40 @@ class Postgres:
     user: str | None = field(default_factory=lambda: _service_user("postgres"))
 
     @property
+    def home(self) -> Path:
+        """Where the cluster's files really are: ``directory``, or the target of its symlink."""
+        return self.directory.resolve() if self.directory.is_symlink() else self.directory
+
+    @property
     def datadir(self) -> Path:
-        return self.directory / "data"
+        return self.home / "data"
 
     def url(self, user: str, password: str, database: str) -> str:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def _prepare(self) -> None:
+        """Make ``home`` a directory the server's user owns and can reach, linking it out if need be."""
+        if self.directory.is_symlink() or self.user is None or can_enter(self.user, self.directory):
+            self.home.mkdir(parents=True, exist_ok=True)
+            return
+        if self.directory.exists():
+            # What an initdb that could not reach this directory left behind: empty folders, no data.
+            if any(not item.is_dir() for item in self.directory.rglob("*")):
+                raise StackError(f"{self.directory} holds files but no cluster, and PostgreSQL (running as "
+                                 f"{self.user}) cannot reach it: move it away and run again")
+            shutil.rmtree(self.directory)
+        shared_directory(self.directory, self.user, "postgres")
 
     def init(self) -> bool:
         """Create the cluster unless it exists; True when it was created now."""
         if (self.datadir / "PG_VERSION").exists():
             return False
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / "sockets").mkdir(exist_ok=True)
-        pwfile = self.directory / ".pwfile"
+        self._prepare()
+        home = self.home
+        pwfile = home / ".pwfile"
         pwfile.write_text(self.superuser_password)
         pwfile.chmod(0o600)
-        _chown(self.directory, self.user)
+        _chown(home, self.user)
         try:
             _run([str(postgres_bindir() / "initdb"), "-D", str(self.datadir), "-U", "postgres",
                   "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"],
@@ -152,20 +251,35 @@ class Postgres:
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\n# Beacon development/test cluster\nlisten_addresses = '127.0.0.1'\n"
-                f"port = {self.port}\nunix_socket_directories = '{self.directory / 'sockets'}'\n"
+                f"port = {self.port}\n# TCP only: a socket path in a deep checkout exceeds the 107 bytes allowed.\n"
+                "unix_socket_directories = ''\n"
                 "shared_buffers = 256MB\nfsync = on\nmax_connections = 200\n"
             )
         return True
 
     def start(self) -> None:
-        _run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-l",
-              str(self.directory / "postgres.log"), "-o", f"-p {self.port}", "-w", "-t", "60", "start"],
-             user=self.user, what="starting PostgreSQL")
+        log = self.home / "postgres.log"
+        try:
+            # -k '': no Unix socket (clusters made before it was turned off in postgresql.conf too).
+            _run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-l", str(log),
+                  "-o", f"-p {self.port} -k ''", "-w", "-t", "60", "start"],
+                 user=self.user, what="starting PostgreSQL")
+        except StackError as exc:
+            fatal = [line for line in log.read_text(errors="replace").splitlines() if "FATAL" in line] \
+                if log.exists() else []
+            raise StackError(f"{exc} ({fatal[-1] if fatal else f'see {log}'})") from None
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
             _run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"],
                  user=self.user, what="stopping PostgreSQL")
+
+    def remove(self) -> None:
+        """Delete the (stopped) cluster: the directory and, when it is a link, what it links to."""
+        home = self.home
+        if self.directory.is_symlink():
+            self.directory.unlink()
+        shutil.rmtree(home, ignore_errors=True)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         env = {**os.environ, "PGPASSWORD": self.superuser_password}
@@ -206,8 +320,8 @@ class Redis:
         )
         conf.chmod(0o600)
         # Own session: a Ctrl-C in the terminal reaches only `make run`, which stops everything in order.
-        self.process = subprocess.Popen(["redis-server", str(conf)], stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.process = subprocess.Popen([program("redis-server", "redis-server"), str(conf)],
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port, 20)
 
     def stop(self) -> None:
@@ -238,7 +352,11 @@ def self_signed_certificate(directory: Path, hostname: str = "localhost") -> tup
 
 @dataclass
 class Nginx:
-    """Nginx in front of Beacon's processes, configured from nginx/beacon.conf.j2."""
+    """Nginx in front of Beacon's processes, configured from nginx/beacon.conf.j2.
+
+    Its workers run as the invoking user, as Beacon's own processes do: under root they would otherwise
+    switch to ``nobody``, who cannot read ``app/static/`` in a checkout under a private directory.
+    """
 
     directory: Path
     http_port: int
@@ -261,16 +379,23 @@ class Nginx:
         }, self.directory / "beacon.conf")
         main = render("dev-nginx.conf.j2", {
             "beacon_run_dir": self.directory, "beacon_log_dir": logs, "beacon_site_conf": site,
+            "beacon_worker_user": "root" if os.geteuid() == 0 else None,
         }, self.directory / "nginx.conf")
-        _run(["nginx", "-t", "-q", "-p", str(self.directory), "-c", str(main)], what="nginx -t")
+        _run([*self._command(main), "-t", "-q"], what="nginx -t")
         return main
+
+    def _command(self, main: Path) -> list[str]:
+        # -e: the log nginx writes before it reads its configuration (else /var/log/nginx/error.log).
+        return [program("nginx", "nginx"), "-p", str(self.directory), "-c", str(main),
+                "-e", str(self.directory / "log" / "nginx-error.log")]
 
     def start(self) -> None:
         main = self.configure()
-        self.process = subprocess.Popen(
-            ["nginx", "-p", str(self.directory), "-c", str(main), "-g", "daemon off;"], stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen([*self._command(main), "-g", "daemon off;"], stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        except OSError as exc:
+            raise StackError(f"starting nginx failed: {exc}") from None
         wait_for_port(self.https_port, 20)
 
     def stop(self) -> None:
@@ -380,25 +505,42 @@ def _started(component: Postgres | Redis | Nginx) -> Iterator[None]:
         component.stop()
 
 
-def run_dev(var: Path, admin_email: str, demo_site: str, http_port: int, https_port: int,
-            pg_port: int, redis_port: int) -> int:
+@dataclass(frozen=True)
+class DevPorts:
+    """The loopback ports of one development stack."""
+
+    http: int
+    https: int
+    postgres: int
+    redis: int
+    services: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    """Beacon's own processes, by watcher name (``api``, ``ingest``, ...)."""
+
+    def check_free(self) -> None:
+        """StackError naming the first port something else already listens on."""
+        named = {"Nginx HTTP": self.http, "Nginx HTTPS": self.https, "PostgreSQL": self.postgres,
+                 "Redis": self.redis, **{f"Beacon {name}": port for name, port in self.services.items()}}
+        for what, port in named.items():
+            check_port_free(port, what)
+
+
+def run_dev(var: Path, admin_email: str, demo_site: str, ports: DevPorts) -> int:
+    ports.check_free()
     var = var.resolve()
-    var.mkdir(parents=True, exist_ok=True)
-    var.chmod(0o755)
+    var.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys = _secrets(var / "secrets.env")
-    postgres = Postgres(var / "postgres", pg_port, keys["POSTGRES_PASSWORD"])
-    redis_server = Redis(var / "redis", redis_port, keys["REDIS_PASSWORD"])
-    base_url = f"https://localhost:{https_port}"
+    postgres = Postgres(var / "postgres", ports.postgres, keys["POSTGRES_PASSWORD"])
+    redis_server = Redis(var / "redis", ports.redis, keys["REDIS_PASSWORD"])
+    base_url = f"https://localhost:{ports.https}"
     environment = beacon_environment(
         home=CODE_DIR, state=var, database_url=postgres.url("beacon", keys["DB_PASSWORD"], "beacon"),
         redis_url=redis_server.url(), secret_key=keys["SECRET_KEY"], internal_token=keys["INTERNAL_TOKEN"],
-        base_url=base_url,
+        base_url=base_url, ports=ports.services,
     )
     write_env_file(var / "beacon.env", environment)
     os.environ.update(environment)
-    ports = DEFAULT_PORTS
-    nginx = Nginx(var / "nginx", http_port, https_port, {
-        name: [f"127.0.0.1:{ports[name]}"] for name in ("api", "realtime", "ingest")})
+    nginx = Nginx(var / "nginx", ports.http, ports.https, {
+        name: [f"127.0.0.1:{ports.services[name]}"] for name in ("api", "realtime", "ingest")})
     beacon = [str(Path(sys.prefix) / "bin" / "beacon")]
 
     created = postgres.init()
@@ -418,6 +560,8 @@ def run_dev(var: Path, admin_email: str, demo_site: str, http_port: int, https_p
                 f"  Health:     {base_url}/api/health\n"
                 f"  Processes:  CIRCUSCTL_ENDPOINT={circus.endpoint} {sys.prefix}/bin/circusctl status\n"
                 f"  Logs:       {var / 'log'}/\n"
+                f"  Data:       {postgres.directory}{f' -> {postgres.home}' if postgres.directory.is_symlink() else ''}"
+                " (PostgreSQL), var/redis, var/secrets.env\n"
                 "Press Ctrl-C to stop everything.\n",
                 flush=True,
             )
@@ -445,17 +589,32 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--var", type=Path, default=CODE_DIR / "var")
     run.add_argument("--admin-email", default="admin@beacon.localhost")
     run.add_argument("--demo-site", default="demo.beacon.localhost")
-    run.add_argument("--http-port", type=int, default=8080)
-    run.add_argument("--https-port", type=int, default=8443)
-    run.add_argument("--postgres-port", type=int, default=5433)
-    run.add_argument("--redis-port", type=int, default=6380)
+    run.add_argument("--http-port", type=int, help="default 8080")
+    run.add_argument("--https-port", type=int, help="default 8443")
+    run.add_argument("--postgres-port", type=int, help="default 5433")
+    run.add_argument("--redis-port", type=int, help="default 6380")
+    run.add_argument("--free-ports", action="store_true",
+                     help="free ports, chosen now, for every server whose port is not given (Beacon's own "
+                          "processes included: see var/beacon.env)")
     args = parser.parse_args(argv)
+
+    def port(given: int | None, default: int) -> int:
+        return given if given is not None else free_port() if args.free_ports else default
+
+    ports = DevPorts(port(args.http_port, 8080), port(args.https_port, 8443), port(args.postgres_port, 5433),
+                     port(args.redis_port, 6380),
+                     {name: port(None, default) for name, default in DEFAULT_PORTS.items()})
     try:
-        return run_dev(args.var, args.admin_email, args.demo_site, args.http_port, args.https_port,
-                       args.postgres_port, args.redis_port)
+        return run_dev(args.var, args.admin_email, args.demo_site, ports)
     except StackError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("make run: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,38 +15,47 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
-from app.devstack import Postgres, Redis, beacon_environment, free_port
+from app.devstack import Postgres, Redis, StackError, beacon_environment, free_port, program
 from app.migrate import migrate
 
-REQUIRED_BINARIES = ("redis-server", "nginx", "psql", "openssl")
+REQUIRED_BINARIES = {"redis-server": "redis-server", "nginx": "nginx", "psql": "postgresql-client",
+                     "openssl": "openssl"}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A missing server is a failure, never a silent skip (above all under CI)."""
-    missing = [name for name in REQUIRED_BINARIES if shutil.which(name) is None]
-    if missing:
-        raise pytest.UsageError(f"missing programs: {', '.join(missing)}; run `make test`, which installs them")
+    for name, package in REQUIRED_BINARIES.items():
+        try:
+            program(name, package)  # nginx is in /usr/sbin, outside an ordinary user's PATH
+        except StackError as exc:
+            raise pytest.UsageError(f"{exc}; `make test` installs what is missing") from None
 
 
 @pytest.fixture(scope="session")
 def state_dir() -> Iterator[Path]:
+    """The session's servers' directory: private (0700), as a checkout in a home directory would be.
+
+    Under root, PostgreSQL runs as ``postgres`` and keeps its cluster under /var/lib/beacon-dev (linked from
+    here; see app/devstack.py), which :func:`running_postgres` removes again.
+    """
     path = Path(tempfile.mkdtemp(prefix="beacon-test-"))
-    # PostgreSQL runs as the postgres user when the tests run as root: it must reach its directory.
-    path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def running_postgres(directory: Path) -> Iterator[Postgres]:
-    """A new PostgreSQL cluster in ``directory`` on a free port, stopped afterwards."""
+    """A new PostgreSQL cluster in ``directory`` on a free port, stopped and deleted afterwards."""
     server = Postgres(directory, free_port(), secrets.token_urlsafe(16))
-    server.init()
-    server.start()
     try:
-        yield server
+        server.init()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        server.remove()
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,7 @@ def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[
 
 @pytest.fixture(scope="module")
 def running(stack: Stack) -> Stack:
-    """The session's stack, started again if an earlier module stopped it (test_stack ends with a quit)."""
+    """The session's stack, started again if an earlier test stopped it and did not start it again."""
     if stack.circus.process is None or stack.circus.process.poll() is not None:
         stack.circus.start()
     stack.wait_healthy(90)
