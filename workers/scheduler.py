@@ -46,6 +46,7 @@ class Periodic:
 def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.actors.analytics import refresh_all_rollups
     from workers.actors.ingest import ensure_partitions
+    from workers.actors.integrations import dispatch_webhooks, purge_webhook_log, send_emails
     from workers.actors.system import heartbeat, rotate_salts
 
     return [
@@ -53,6 +54,9 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("rotate_salts", 3600.0, rotate_salts.send),
         Periodic("ensure_partitions", 6 * 3600.0, ensure_partitions.send),
         Periodic("refresh_rollups", 600.0, refresh_all_rollups.send),
+        Periodic("dispatch_webhooks", 1.0, dispatch_webhooks.send),
+        Periodic("send_emails", 5.0, send_emails.send),
+        Periodic("purge_webhook_log", 86400.0, purge_webhook_log.send),
     ]
 
 

@@ -1,0 +1,75 @@
+"""Bodies of the Webhooks API. The integrations service validates the same shapes again (it owns the data);
+these give the api's edge validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+Format = Literal["generic", "slack", "discord"]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Description = Annotated[str, msgspec.Meta(max_length=200)]
+EventTypes = Annotated[list[Annotated[str, msgspec.Meta(max_length=32)]], msgspec.Meta(min_length=1, max_length=7)]
+
+
+class WebhookCreate(msgspec.Struct, forbid_unknown_fields=True):
+    url: Url
+    """Where deliveries are POSTed: https, resolving to public addresses only."""
+    event_types: EventTypes
+    """The event types delivered to this endpoint (see the README for each one's body)."""
+    format: Format = "generic"
+    """``generic`` (Standard Webhooks JSON), ``slack`` (incoming webhook) or ``discord`` (webhook)."""
+    description: Description = ""
+
+
+class WebhookUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    url: Url | msgspec.UnsetType = msgspec.UNSET
+    event_types: EventTypes | msgspec.UnsetType = msgspec.UNSET
+    format: Format | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    """``true`` re-enables an endpoint that was disabled (after a 410 or days of failures)."""
+
+
+class Webhook(msgspec.Struct):
+    id: int
+    url: str
+    description: str
+    format: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    secret: str | None = None
+    """Only in the answer that created the endpoint."""
+
+
+class WebhookCreated(Webhook):
+    """The endpoint just created, with its ``whsec_`` signing secret (shown this once)."""
+
+
+class Attempt(msgspec.Struct):
+    attempted_at: datetime
+    status_code: int | None
+    duration_ms: float
+    response_body: str
+    """The first 2 KB of the receiver's answer."""
+    error: str | None
+
+
+class Delivery(msgspec.Struct):
+    id: int
+    webhook_id: str
+    """The ``webhook-id`` header, the same on every attempt."""
+    event_type: str
+    status: str
+    """``pending``, ``succeeded`` or ``failed``."""
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    created_at: datetime
+    finished_at: datetime | None
+    payload: dict[str, object]
+    log: list[Attempt]
