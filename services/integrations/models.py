@@ -106,6 +106,17 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(200))
 
 
+class WebhookSiteCursor(Base):
+    """How far a site's goal conversions have been turned into ``goal.completed`` messages."""
+
+    __tablename__ = "webhook_site_cursors"
+
+    site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    goals_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """Conversions before this instant have been sent (or fell before the first subscription)."""
+    first_event_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AlertRule(Base):
     """A site's alert: a kind, its parameters, who is told, and how often at most."""
 

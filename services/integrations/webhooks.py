@@ -105,15 +105,17 @@ def sign_headers(secret: str, msg_id: str, body: bytes, now: datetime | None = N
 # The outbox. Each statement runs in the caller's transaction, next to the fact that causes the message.
 ENQUEUE_FOR_SITE = text("""
 INSERT INTO webhook_deliveries (msg_id, endpoint_id, site_id, event_type, payload)
-SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), id, site_id, :event_type, CAST(:payload AS jsonb)
+SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), id, site_id, CAST(:event_type AS varchar),
+       CAST(:payload AS jsonb)
 FROM webhook_endpoints
-WHERE site_id = :site_id AND enabled AND :event_type = ANY (event_types)
+WHERE site_id = :site_id AND enabled AND CAST(:event_type AS varchar) = ANY (event_types)
 RETURNING id""")
 """Params: site_id, event_type, payload (JSON text). One delivery per enabled, subscribed endpoint."""
 
 ENQUEUE_FOR_ENDPOINTS = text("""
 INSERT INTO webhook_deliveries (msg_id, endpoint_id, site_id, event_type, payload)
-SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), id, site_id, :event_type, CAST(:payload AS jsonb)
+SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), id, site_id, CAST(:event_type AS varchar),
+       CAST(:payload AS jsonb)
 FROM webhook_endpoints
 WHERE site_id = :site_id AND enabled AND id = ANY (CAST(:endpoint_ids AS bigint[]))
 RETURNING id""")

@@ -9,37 +9,44 @@ from __future__ import annotations
 
 import dramatiq
 
-from services.integrations import delivery, mail
+from services.integrations import delivery, facts, mail
 from workers.context import context
 
 
 @dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=30_000, max_age=30_000)
-def dispatch_webhooks() -> int:
-    """Lease every due delivery and enqueue its attempt; returns how many."""
+def dispatch_webhooks() -> None:
+    """Lease every due delivery and enqueue its attempt."""
     ctx = context()
     leased = delivery.claim_due(ctx.engine, ctx.settings.integrations)
     for delivery_id, token in leased:
         deliver_webhook.send(delivery_id, token)
-    return len(leased)
 
 
 @dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=45_000)
-def deliver_webhook(delivery_id: int, token: str) -> str:
+def deliver_webhook(delivery_id: int, token: str) -> None:
     """One attempt of one leased delivery. Not retried by Dramatiq: the outbox's schedule decides retries.
     Safe to run twice: a token whose lease has passed to another worker does nothing."""
     ctx = context()
-    return delivery.deliver(ctx.engine, ctx.settings.integrations, delivery_id, token)
+    delivery.deliver(ctx.engine, ctx.settings.integrations, delivery_id, token)
 
 
 @dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
-def send_emails() -> int:
-    """Hand the mail outbox's due emails to the SMTP server; returns how many were sent."""
+def send_emails() -> None:
+    """Hand the mail outbox's due emails to the SMTP server."""
     ctx = context()
-    return mail.send_due(ctx.engine, ctx.settings.integrations)
+    mail.send_due(ctx.engine, ctx.settings.integrations)
 
 
 @dramatiq.actor(queue_name="integrations", max_retries=3, time_limit=300_000)
-def purge_webhook_log() -> int:
+def purge_webhook_log() -> None:
     """Delete finished deliveries older than the log's retention (30 days)."""
     ctx = context()
-    return delivery.purge_log(ctx.engine, ctx.settings.integrations)
+    delivery.purge_log(ctx.engine, ctx.settings.integrations)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
+def coalesce_goals() -> None:
+    """Send each site's goal conversions since the last run as one ``goal.completed`` per endpoint (and the
+    site's first event as ``site.first_event``); the scheduler runs it every ``goal_interval`` seconds."""
+    ctx = context()
+    facts.coalesce(ctx.engine, ctx.settings)

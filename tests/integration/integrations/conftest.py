@@ -170,10 +170,10 @@ def start_stack(postgres: Postgres, redis_server: Redis, state: Path, database: 
 
 @pytest.fixture(scope="package")
 def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[Stack]:
-    """api, integrations, worker and scheduler, delivering to loopback (BEACON_WEBHOOKS_ALLOW_PRIVATE=1)."""
+    """api, integrations, analytics, worker and scheduler, delivering to loopback (BEACON_WEBHOOKS_ALLOW_PRIVATE=1)."""
     running = start_stack(postgres, redis_server, state_dir / "integrations", "beacon_integrations", 5,
-                          {"BEACON_WEBHOOKS_ALLOW_PRIVATE": "1"},
-                          ("api", "integrations", "worker", "scheduler"))
+                          {"BEACON_WEBHOOKS_ALLOW_PRIVATE": "1", "BEACON_WEBHOOKS_GOAL_INTERVAL": "3"},
+                          ("api", "integrations", "analytics", "worker", "scheduler"))
     yield running
     running.stop()
     running.engine.dispose()
@@ -208,7 +208,7 @@ def site(stack: Stack, receiver: Receiver) -> Iterator[Site]:
     made = make_site(stack)
     yield made
     receiver.clear()
-    stack.sql("TRUNCATE users, sites, webhook_endpoints, emails RESTART IDENTITY CASCADE")
+    stack.sql("TRUNCATE users, sites, webhook_endpoints, emails, events, goals RESTART IDENTITY CASCADE")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
