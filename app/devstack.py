@@ -23,10 +23,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from app.core.settings import CODE_DIR, DEFAULT_PORTS
+
+if TYPE_CHECKING:
+    from app.mailsink import MailSink
 
 
 class StackError(RuntimeError):
@@ -380,6 +384,16 @@ def _started(component: Postgres | Redis | Nginx) -> Iterator[None]:
         component.stop()
 
 
+def start_dev_mail(var: Path, port: int = 8025) -> tuple[MailSink, dict[str, str]]:
+    """An SMTP server on loopback keeping mail under ``var/mail/``, and the settings that make Beacon use it
+    (and deliver webhooks to receivers on this machine)."""
+    from app.mailsink import MailSink  # aiosmtpd is a development dependency
+
+    sink = MailSink(var / "mail", port)
+    sink.start()
+    return sink, {"BEACON_SMTP_URL": sink.url, "BEACON_WEBHOOKS_ALLOW_PRIVATE": "1"}
+
+
 def run_dev(var: Path, admin_email: str, demo_site: str, http_port: int, https_port: int,
             pg_port: int, redis_port: int) -> int:
     var = var.resolve()
@@ -394,6 +408,8 @@ def run_dev(var: Path, admin_email: str, demo_site: str, http_port: int, https_p
         redis_url=redis_server.url(), secret_key=keys["SECRET_KEY"], internal_token=keys["INTERNAL_TOKEN"],
         base_url=base_url,
     )
+    mail_sink, mail_environment = start_dev_mail(var)
+    environment.update(mail_environment)
     write_env_file(var / "beacon.env", environment)
     os.environ.update(environment)
     ports = DEFAULT_PORTS
@@ -418,6 +434,7 @@ def run_dev(var: Path, admin_email: str, demo_site: str, http_port: int, https_p
                 f"  Health:     {base_url}/api/health\n"
                 f"  Processes:  CIRCUSCTL_ENDPOINT={circus.endpoint} {sys.prefix}/bin/circusctl status\n"
                 f"  Logs:       {var / 'log'}/\n"
+                f"  Mail:       {var / 'mail'}/ (every email Beacon sends, one .eml file each)\n"
                 "Press Ctrl-C to stop everything.\n",
                 flush=True,
             )
@@ -434,6 +451,7 @@ def run_dev(var: Path, admin_email: str, demo_site: str, http_port: int, https_p
                 time.sleep(0.2)
             print("\nStopping Beacon…", flush=True)
             circus.stop()
+    mail_sink.stop()
     print("Stopped.")
     return 0
 
