@@ -46,7 +46,13 @@ class Periodic:
 def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.actors.analytics import refresh_all_rollups
     from workers.actors.ingest import ensure_partitions
-    from workers.actors.integrations import coalesce_goals, dispatch_webhooks, purge_webhook_log, send_emails
+    from workers.actors.integrations import (
+        coalesce_goals,
+        dispatch_webhooks,
+        purge_webhook_log,
+        send_emails,
+        send_reports,
+    )
     from workers.actors.system import heartbeat, rotate_salts
 
     return [
@@ -58,6 +64,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("send_emails", 5.0, send_emails.send),
         Periodic("purge_webhook_log", 86400.0, purge_webhook_log.send),
         Periodic("coalesce_goals", settings.integrations.goal_interval, coalesce_goals.send),
+        Periodic("send_reports", 3600.0, send_reports.send),
     ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from services.integrations import delivery, facts, mail
+from services.integrations import delivery, facts, mail, reports
 from workers.context import context
 
 
@@ -50,3 +50,10 @@ def coalesce_goals() -> None:
     site's first event as ``site.first_event``); the scheduler runs it every ``goal_interval`` seconds."""
     ctx = context()
     facts.coalesce(ctx.engine, ctx.settings)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=600_000, max_age=3_600_000)
+def send_reports() -> None:
+    """Queue the weekly and monthly reports that are due (Monday / the 1st from 09:00, site time); hourly."""
+    ctx = context()
+    reports.send_reports(ctx.engine, ctx.settings)

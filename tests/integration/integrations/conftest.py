@@ -27,6 +27,7 @@ from sqlalchemy import Engine, text
 from app.core.db import make_engine
 from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port, stop_processes, wait_for_port
+from app.mailsink import MailSink
 from app.migrate import migrate
 from tests.conftest import make_environment
 from tests.integration.conftest import BEACON
@@ -160,19 +161,34 @@ def start_stack(postgres: Postgres, redis_server: Redis, state: Path, database: 
     log_dir = Path(os.environ.get("BEACON_TEST_LOG_DIR") or environment["BEACON_LOG_DIR"])
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(f"http://127.0.0.1:{ports['api']}", environment, settings, make_engine(settings.database), log_dir)
-    for name in names:
-        stack.start(name, *(("serve", name) if name in DEFAULT_PORTS else (name,)))
-    for name in names:
-        if name in DEFAULT_PORTS:
-            wait_for_port(ports[name], 30)
+    try:
+        for name in names:
+            stack.start(name, *(("serve", name) if name in DEFAULT_PORTS else (name,)))
+        for name in names:
+            if name in DEFAULT_PORTS:
+                wait_for_port(ports[name], 120)  # the machine may be busy
+    except BaseException:
+        stack.stop()
+        raise
     return stack
 
 
 @pytest.fixture(scope="package")
-def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[Stack]:
-    """api, integrations, analytics, worker and scheduler, delivering to loopback (BEACON_WEBHOOKS_ALLOW_PRIVATE=1)."""
+def mail_sink(state_dir: Path) -> Iterator[MailSink]:
+    """A real SMTP server on loopback (aiosmtpd) keeping what it receives as files."""
+    sink = MailSink(state_dir / "integrations-mail", free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="package")
+def stack(postgres: Postgres, redis_server: Redis, state_dir: Path, mail_sink: MailSink) -> Iterator[Stack]:
+    """api, integrations, analytics, worker and scheduler, delivering webhooks to loopback
+    (BEACON_WEBHOOKS_ALLOW_PRIVATE=1) and mail to :func:`mail_sink`."""
     running = start_stack(postgres, redis_server, state_dir / "integrations", "beacon_integrations", 5,
-                          {"BEACON_WEBHOOKS_ALLOW_PRIVATE": "1", "BEACON_WEBHOOKS_GOAL_INTERVAL": "3"},
+                          {"BEACON_WEBHOOKS_ALLOW_PRIVATE": "1", "BEACON_WEBHOOKS_GOAL_INTERVAL": "3",
+                           "BEACON_SMTP_URL": mail_sink.url},
                           ("api", "integrations", "analytics", "worker", "scheduler"))
     yield running
     running.stop()
@@ -204,11 +220,13 @@ def make_site(stack: Stack, domain: str = "hooks.example") -> Site:
 
 
 @pytest.fixture
-def site(stack: Stack, receiver: Receiver) -> Iterator[Site]:
+def site(stack: Stack, receiver: Receiver, mail_sink: MailSink) -> Iterator[Site]:
     made = make_site(stack)
     yield made
     receiver.clear()
-    stack.sql("TRUNCATE users, sites, webhook_endpoints, emails, events, goals RESTART IDENTITY CASCADE")
+    for message in mail_sink.messages():
+        message.unlink()
+    stack.sql("TRUNCATE users, sites, webhook_endpoints, emails, events, sessions, goals RESTART IDENTITY CASCADE")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
