@@ -49,6 +49,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.actors.integrations import (
         coalesce_goals,
         dispatch_webhooks,
+        evaluate_alerts,
         purge_webhook_log,
         send_emails,
         send_reports,
@@ -65,6 +66,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("purge_webhook_log", 86400.0, purge_webhook_log.send),
         Periodic("coalesce_goals", settings.integrations.goal_interval, coalesce_goals.send),
         Periodic("send_reports", 3600.0, send_reports.send),
+        Periodic("evaluate_alerts", 60.0, evaluate_alerts.send),
     ]
 
 

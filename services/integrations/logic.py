@@ -18,7 +18,16 @@ from app.core.settings import Settings
 from services.integrations import egress, mail
 from services.integrations.delivery import dumps
 from services.integrations.models import EVENT_TYPES
-from services.integrations.schemas import Attempt, Delivery, Webhook, WebhookCreate, WebhookUpdate
+from services.integrations.schemas import (
+    AlertFiring,
+    AlertRule,
+    AlertRuleCreate,
+    Attempt,
+    Delivery,
+    Webhook,
+    WebhookCreate,
+    WebhookUpdate,
+)
 from services.integrations.webhooks import ENQUEUE_FOR_ENDPOINTS, envelope, new_secret
 
 ENDPOINT_COLUMNS = "id, url, description, format, event_types, enabled, disabled_reason, created_at"
@@ -204,3 +213,78 @@ async def unsubscribe(session: AsyncSession, settings: Settings, token: str) -> 
     await session.execute(text(f"UPDATE report_subscriptions SET {kind} = false "  # kind: weekly or monthly  # noqa: S608 - constants
                                "WHERE site_id = :s AND user_id = :u"), {"s": site_id, "u": user_id})
     return domain, kind
+
+
+RULE_COLUMNS = "id, kind, params, recipients, endpoint_ids, cooldown, enabled, last_fired_at, created_at"
+RULE_PARAMS = {"spike": {"threshold": 1}, "drop": {"threshold": 0, "baseline": 1}, "goal": {"threshold": 1}}
+"""Each kind's numeric parameters and their minimum."""
+
+
+def _rule(row: Any) -> AlertRule:
+    return AlertRule(id=row.id, kind=row.kind, params=row.params, recipients=list(row.recipients),
+                     endpoint_ids=[int(i) for i in row.endpoint_ids], cooldown=row.cooldown, enabled=row.enabled,
+                     last_fired_at=row.last_fired_at, created_at=row.created_at)
+
+
+def check_rule_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    expected = set(RULE_PARAMS[kind]) | ({"goal"} if kind == "goal" else set())
+    unknown = sorted(set(params) - expected)
+    if unknown:
+        raise ClientError(f"params.{unknown[0]}: not a parameter of a {kind} rule")
+    clean: dict[str, Any] = {}
+    for name, minimum in RULE_PARAMS[kind].items():
+        value = params.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ClientError(f"params.{name}: required, a whole number of at least {minimum}")
+        clean[name] = value
+    if kind == "goal":
+        goal = params.get("goal")
+        if not isinstance(goal, str) or not goal.strip() or len(goal) > 120:
+            raise ClientError("params.goal: required, the goal's display name")
+        clean["goal"] = goal.strip()
+    return clean
+
+
+async def list_rules(session: AsyncSession, site_id: int) -> list[AlertRule]:
+    await site_domain(session, site_id)
+    rows = await session.execute(text(f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE site_id = :s ORDER BY id"),  # noqa: S608
+                                 {"s": site_id})
+    return [_rule(row) for row in rows]
+
+
+async def create_rule(session: AsyncSession, site_id: int, data: AlertRuleCreate) -> AlertRule:
+    await site_domain(session, site_id)
+    params = check_rule_params(data.kind, dict(data.params))
+    if not data.recipients and not data.endpoint_ids:
+        raise ClientError("recipients: give at least one recipient or webhook endpoint (endpoint_ids)")
+    endpoint_ids = sorted(set(data.endpoint_ids))
+    if endpoint_ids:
+        found = {int(row[0]) for row in await session.execute(text(
+            "SELECT id FROM webhook_endpoints WHERE site_id = :s AND id = ANY (:ids)"),
+            {"s": site_id, "ids": endpoint_ids})}
+        missing = [i for i in endpoint_ids if i not in found]
+        if missing:
+            raise ClientError(f"endpoint_ids: no webhook endpoint {missing[0]} on this site")
+    row = (await session.execute(text(
+        "INSERT INTO alert_rules (site_id, kind, params, recipients, endpoint_ids, cooldown) "  # noqa: S608
+        f"VALUES (:s, :k, CAST(:p AS jsonb), :r, :e, :c) RETURNING {RULE_COLUMNS}"),
+        {"s": site_id, "k": data.kind, "p": dumps(params), "r": sorted(set(data.recipients)), "e": endpoint_ids,
+         "c": data.cooldown})).one()
+    return _rule(row)
+
+
+async def delete_rule(session: AsyncSession, site_id: int, rule_id: int) -> None:
+    result = await session.execute(text("DELETE FROM alert_rules WHERE id = :r AND site_id = :s"),
+                                   {"r": rule_id, "s": site_id})
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("alert rule not found")
+
+
+async def rule_history(session: AsyncSession, site_id: int, rule_id: int, limit: int = 100) -> list[AlertFiring]:
+    exists = (await session.execute(text("SELECT 1 FROM alert_rules WHERE id = :r AND site_id = :s"),
+                                    {"r": rule_id, "s": site_id})).first()
+    if exists is None:
+        raise NotFound("alert rule not found")
+    rows = await session.execute(text("SELECT fired_at, value, details FROM alert_firings WHERE rule_id = :r "
+                                      "ORDER BY id DESC LIMIT :n"), {"r": rule_id, "n": limit})
+    return [AlertFiring(fired_at=row.fired_at, value=row.value, details=row.details) for row in rows]

@@ -18,6 +18,9 @@ from app.core.resources import Resources
 from app.core.settings import Settings
 from services.integrations import logic
 from services.integrations.schemas import (
+    AlertFiring,
+    AlertRule,
+    AlertRuleCreate,
     Delivery,
     Unsubscribe,
     Unsubscribed,
@@ -93,3 +96,26 @@ async def unsubscribe(session: AsyncSession, settings: Settings, data: JSONBody[
     """Turn off the report a signed one-click unsubscribe token names."""
     site, kind = await logic.unsubscribe(session, settings, data.token)
     return Unsubscribed(site=site, kind=kind)
+
+
+class AlertRulesController(Controller):
+    path = "/sites/{site_id:int}/alerts"
+    guards = [internal_token_guard]
+    dependencies = {"session": Provide(provide_session)}
+
+    @get("/")
+    async def list_rules(self, session: AsyncSession, site_id: FromPath[int]) -> list[AlertRule]:
+        return await logic.list_rules(session, site_id)
+
+    @post("/", status_code=201)
+    async def create_rule(self, session: AsyncSession, site_id: FromPath[int],
+                          data: JSONBody[AlertRuleCreate]) -> AlertRule:
+        return await logic.create_rule(session, site_id, data)
+
+    @delete("/{rule_id:int}", status_code=204)
+    async def delete_rule(self, session: AsyncSession, site_id: FromPath[int], rule_id: FromPath[int]) -> None:
+        await logic.delete_rule(session, site_id, rule_id)
+
+    @get("/{rule_id:int}/history")
+    async def history(self, session: AsyncSession, site_id: FromPath[int], rule_id: FromPath[int]) -> list[AlertFiring]:
+        return await logic.rule_history(session, site_id, rule_id)

@@ -25,6 +25,7 @@ SUMMARIES = {
     "traffic.spike": "{site}: traffic spike — {current_visitors} current visitors (threshold {threshold}).",
     "traffic.drop": "{site}: traffic drop — {visitors} visitors in the last hour, {baseline_visitors} in the "
                     "same hour last week.",
+    "goal.threshold": "{site}: {count} conversions of {goal} today (threshold {threshold}).",
     "report.weekly": "{site}: weekly report — {visitors} visitors, {pageviews} pageviews.",
     "report.monthly": "{site}: monthly report — {visitors} visitors, {pageviews} pageviews.",
     "site.first_event": "{site} received its first event: the tracker is installed.",

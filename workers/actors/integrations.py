@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from services.integrations import delivery, facts, mail, reports
+from services.integrations import alerts, delivery, facts, mail, reports
 from workers.context import context
 
 
@@ -57,3 +57,10 @@ def send_reports() -> None:
     """Queue the weekly and monthly reports that are due (Monday / the 1st from 09:00, site time); hourly."""
     ctx = context()
     reports.send_reports(ctx.engine, ctx.settings)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
+def evaluate_alerts() -> None:
+    """Evaluate the alert rules out of their cool-down; the scheduler runs it every minute."""
+    ctx = context()
+    alerts.evaluate(ctx.engine, ctx.settings)

@@ -20,7 +20,16 @@ from app.core.http import ServiceClient, ServiceError
 from app.core.models import Site
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency
 from app.domain.webhooks.deps import DEPENDENCIES
-from app.domain.webhooks.schemas import Delivery, Webhook, WebhookCreate, WebhookCreated, WebhookUpdate
+from app.domain.webhooks.schemas import (
+    AlertFiring,
+    AlertRule,
+    AlertRuleCreate,
+    Delivery,
+    Webhook,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookUpdate,
+)
 
 Principal = NamedDependency[ApiPrincipal]
 
@@ -80,6 +89,37 @@ class WebhooksApiController(Controller):
                                    f"{_base(site)}/{webhook_id}/deliveries/{delivery_id}/retry")
 
 
+
+
+class AlertRulesApiController(Controller):
+    """A site's alert rules and their history, with a ``sites:write`` key (owner or admin)."""
+
+    path = "/api/v1/sites/{domain:str}/alerts"
+    tags = ["Alerts API"]
+    dependencies = {"principal": api_key_dependency("sites:write"), **DEPENDENCIES}
+    exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
+
+    @get("/", summary="List a site's alert rules")
+    async def list_rules(self, site: Site, services: ServiceClient) -> dict[str, list[AlertRule]]:
+        return {"alerts": await services.json("integrations", "GET", f"/sites/{site.id}/alerts")}
+
+    @post("/", status_code=201, summary="Create an alert rule (spike, drop or goal threshold)")
+    async def create_rule(self, site: Site, services: ServiceClient, data: JSONBody[AlertRuleCreate]) -> AlertRule:
+        return await services.json("integrations", "POST", f"/sites/{site.id}/alerts",  # type: ignore[no-any-return]
+                                   json=msgspec.to_builtins(data))
+
+    @delete("/{rule_id:int}", status_code=204, summary="Delete an alert rule and its history")
+    async def delete_rule(self, site: Site, services: ServiceClient, rule_id: FromPath[int]) -> None:
+        response = await services.request("integrations", "DELETE", f"/sites/{site.id}/alerts/{rule_id}")
+        if response.status_code >= 500:
+            raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
+        if response.status_code >= 400:
+            raise ServiceError(response.status_code, str(response.json().get("detail", "")))
+
+    @get("/{rule_id:int}/history", summary="When the rule fired, and on what value")
+    async def history(self, site: Site, services: ServiceClient,
+                      rule_id: FromPath[int]) -> dict[str, list[AlertFiring]]:
+        return {"history": await services.json("integrations", "GET", f"/sites/{site.id}/alerts/{rule_id}/history")}
 
 
 PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Beacon reports</title></head>"

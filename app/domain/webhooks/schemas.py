@@ -73,3 +73,36 @@ class Delivery(msgspec.Struct):
     finished_at: datetime | None
     payload: dict[str, object]
     log: list[Attempt]
+
+
+Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class AlertRuleCreate(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Literal["spike", "drop", "goal"]
+    """``spike``: current visitors ≥ threshold; ``drop``: last hour ≤ threshold while the same hour last week
+    ≥ baseline; ``goal``: the goal's conversions today ≥ threshold."""
+    params: dict[str, str | int | float]
+    """``{"threshold"}``, ``{"threshold", "baseline"}`` or ``{"goal", "threshold"}``."""
+    recipients: Annotated[list[Email], msgspec.Meta(max_length=20)] = []
+    endpoint_ids: Annotated[list[int], msgspec.Meta(max_length=20)] = []
+    cooldown: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 43200
+    """Seconds the rule stays quiet after firing."""
+
+
+class AlertRule(msgspec.Struct):
+    id: int
+    kind: str
+    params: dict[str, object]
+    recipients: list[str]
+    endpoint_ids: list[int]
+    cooldown: int
+    enabled: bool
+    last_fired_at: datetime | None
+    created_at: datetime
+
+
+class AlertFiring(msgspec.Struct):
+    fired_at: datetime
+    value: float
+    details: dict[str, object]

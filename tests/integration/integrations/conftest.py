@@ -226,7 +226,8 @@ def site(stack: Stack, receiver: Receiver, mail_sink: MailSink) -> Iterator[Site
     receiver.clear()
     for message in mail_sink.messages():
         message.unlink()
-    stack.sql("TRUNCATE users, sites, webhook_endpoints, emails, events, sessions, goals RESTART IDENTITY CASCADE")
+    stack.sql("TRUNCATE users, sites, webhook_endpoints, emails, events, sessions, goals, alert_rules "
+              "RESTART IDENTITY CASCADE")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
