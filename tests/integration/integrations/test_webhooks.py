@@ -147,3 +147,29 @@ def test_killing_the_workers_during_100_deliveries_loses_none(stack: Stack, site
     assert set(ids) == {r.headers["webhook-id"] for r in receiver.on("/ok")}
     assert [("succeeded", 100)] == [tuple(r) for r in stack.sql(
         "SELECT status, count(*) FROM webhook_deliveries GROUP BY status")]
+
+
+def test_an_endpoint_failing_for_5_days_is_disabled(stack: Stack, site: Site, receiver: Receiver) -> None:
+    """The first failure after 5 days of failures disables the endpoint and queues an email to the owner."""
+    webhook = create(stack, site, receiver.url("/fail/100"))
+    stack.sql("UPDATE webhook_endpoints SET failing_since = now() - interval '5 days 1 minute' WHERE id = :e",
+              e=webhook["id"])
+    delivery = send_test(stack, site, webhook["id"])
+    assert "failed" == finished(stack, delivery["id"])
+    reason = stack.sql("SELECT disabled_reason FROM webhook_endpoints WHERE id = :e", e=webhook["id"])[0][0]
+    assert ("deliveries failed for 5 days in a row", 1) == (
+        reason, stack.sql("SELECT count(*) FROM emails WHERE kind = 'endpoint.disabled'")[0][0])
+
+
+def test_the_log_is_kept_30_days(stack: Stack, site: Site, receiver: Receiver) -> None:
+    """Finished deliveries older than 30 days go with their attempts; newer and pending ones stay."""
+    from services.integrations.delivery import purge_log
+
+    webhook = create(stack, site, receiver.url("/ok"))
+    for age, status in (("31 days", "succeeded"), ("29 days", "failed")):
+        stack.sql("INSERT INTO webhook_deliveries (msg_id, endpoint_id, site_id, event_type, payload, status, "
+                  "created_at, next_attempt_at) VALUES ('msg_' || :a, :e, :s, 'webhook.test', '{}', :st, "
+                  "now() - CAST(:a AS interval), now() + interval '1 day')", a=age, e=webhook["id"], s=site.id,
+                  st=status)
+    assert 1 == purge_log(stack.engine, stack.settings.integrations)
+    assert [("29 days",)] == [(r[0].removeprefix("msg_"),) for r in stack.sql("SELECT msg_id FROM webhook_deliveries")]
