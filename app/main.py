@@ -24,7 +24,12 @@ from app.domain.sites.api import SitesApiController
 from app.domain.sites.controllers import SiteController
 from app.domain.stats.controllers import StatsApiController
 from app.domain.system.controllers import SystemController
-from app.domain.webhooks.controllers import AlertRulesApiController, UnsubscribeController, WebhooksApiController
+from app.domain.webhooks.controllers import (
+    AlertRulesApiController,
+    UnsubscribeController,
+    WebhooksApiController,
+    webhook_events,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -41,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         settings,
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
          SitesApiController, StatsApiController, AdminController, AdminPageController, WebhooksApiController,
-         AlertRulesApiController, UnsubscribeController],
+         AlertRulesApiController, UnsubscribeController, webhook_events],
         health_route=False,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
                                        engine_callback=configure_templates),

@@ -28,7 +28,9 @@ from app.domain.webhooks.schemas import (
     Webhook,
     WebhookCreate,
     WebhookCreated,
+    WebhookEventExamples,
     WebhookUpdate,
+    event_examples,
 )
 
 Principal = NamedDependency[ApiPrincipal]
@@ -89,6 +91,12 @@ class WebhooksApiController(Controller):
                                    f"{_base(site)}/{webhook_id}/deliveries/{delivery_id}/retry")
 
 
+
+
+@get("/api/v1/webhooks/events", tags=["Webhooks API"], summary="The body of each webhook event type, by example")
+async def webhook_events() -> WebhookEventExamples:
+    """What generic endpoints receive: ``{type, timestamp, data}``; the schema of each type is in this document."""
+    return event_examples()
 
 
 class AlertRulesApiController(Controller):

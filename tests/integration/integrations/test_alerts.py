@@ -6,9 +6,11 @@ import email
 import email.policy
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from standardwebhooks import Webhook
 
+from app.domain.webhooks.schemas import TrafficSpikeEvent
 from app.mailsink import MailSink
 from services.integrations import alerts
 from tests.integration.integrations.conftest import Receiver, Site, Stack, body, wait_for
@@ -51,6 +53,7 @@ def test_spike_alert_fires_once_per_cooldown(stack: Stack, site: Site, receiver:
 
     delivered = wait_for(lambda: receiver.on("/alerts"), 30, "traffic.spike")[0]
     assert "traffic.spike" == Webhook(webhook["secret"]).verify(delivered.body, delivered.headers)["type"]
+    msgspec.json.decode(delivered.body, type=TrafficSpikeEvent, strict=True)  # the published schema
     message = email.message_from_bytes(wait_for(mail_sink.messages, 30, "the alert email")[0].read_bytes(),
                                        policy=email.policy.default)
     assert ("ops@hooks.example", True) == (message["To"], "traffic spike" in message["Subject"])

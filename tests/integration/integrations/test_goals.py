@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 from standardwebhooks import Webhook
 
+from app.domain.webhooks.schemas import GoalCompletedEvent
 from tests.integration.integrations.conftest import Receiver, Site, Stack, body, wait_for
 
 
@@ -30,6 +32,7 @@ def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, r
                      "goal.completed")
     verified = Webhook(webhook["secret"]).verify(goals[0].body, goals[0].headers)
     assert [{"goal": "Signup", "count": 3}, {"goal": "Purchase", "count": 1}] == verified["data"]["conversions"]
+    msgspec.json.decode(goals[0].body, type=GoalCompletedEvent, strict=True)  # the published schema
     wait_for(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "site.first_event"], 30,
              "site.first_event")
     time.sleep(2 * 3 + 2)  # two more coalescing intervals: no conversion is sent twice

@@ -7,8 +7,10 @@ import email.policy
 from datetime import UTC, datetime
 
 import httpx
+import msgspec
 from standardwebhooks import Webhook
 
+from app.domain.webhooks.schemas import ReportEvent
 from app.mailsink import MailSink
 from services.integrations import reports
 from tests.integration.integrations.conftest import Receiver, Site, Stack, wait_for
@@ -60,6 +62,7 @@ def test_weekly_report_has_the_stats_api_figures(stack: Stack, site: Site, recei
 
     received = wait_for(lambda: receiver.on("/reports"), 30, "the report.weekly delivery")
     data = Webhook(webhook["secret"]).verify(received[0].body, received[0].headers)["data"]
+    msgspec.json.decode(received[0].body, type=ReportEvent, strict=True)  # the published schema
     week, before = ["2026-11-16", "2026-11-22"], ["2026-11-09", "2026-11-15"]
     metrics = ["visitors", "pageviews", "bounce_rate", "visit_duration"]
     expected = dict(zip(metrics, stats(stack, {"site_id": site.domain, "metrics": metrics,

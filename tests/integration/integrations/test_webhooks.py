@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 from standardwebhooks import Webhook
 
+from app.domain.webhooks.schemas import WebhookTestEvent
 from tests.integration.integrations.conftest import (
     Receiver,
     Site,
@@ -45,6 +47,7 @@ def test_test_delivery_is_signed_with_standard_webhooks(stack: Stack, site: Site
     verified = Webhook(webhook["secret"]).verify(received[0].body, received[0].headers)
     assert ("webhook.test", site.domain) == (verified["type"], verified["data"]["site"])
     assert delivery["webhook_id"] == received[0].headers["webhook-id"]
+    msgspec.json.decode(received[0].body, type=WebhookTestEvent, strict=True)  # the published schema
     assert "succeeded" == finished(stack, delivery["id"])
     with stack.client() as client:
         log = client.get(f"/api/v1/sites/{site.domain}/webhooks/{webhook['id']}/deliveries").json()["deliveries"]
