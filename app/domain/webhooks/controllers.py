@@ -34,6 +34,8 @@ from app.domain.webhooks.schemas import (
 )
 
 Principal = NamedDependency[ApiPrincipal]
+ManagedSite = NamedDependency[Site]
+Services = NamedDependency[ServiceClient]
 
 
 def _base(site: Site) -> str:
@@ -47,26 +49,26 @@ class WebhooksApiController(Controller):
     exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
 
     @get("/", summary="List a site's webhook endpoints")
-    async def list_webhooks(self, site: Site, services: ServiceClient) -> dict[str, list[Webhook]]:
+    async def list_webhooks(self, site: ManagedSite, services: Services) -> dict[str, list[Webhook]]:
         return {"webhooks": await services.json("integrations", "GET", _base(site))}
 
     @post("/", status_code=201, summary="Create a webhook endpoint (the answer holds its signing secret, once)")
-    async def create_webhook(self, site: Site, services: ServiceClient,
+    async def create_webhook(self, site: ManagedSite, services: Services,
                              data: JSONBody[WebhookCreate]) -> WebhookCreated:
         return await services.json("integrations", "POST", _base(site), json=msgspec.to_builtins(data))  # type: ignore[no-any-return]
 
     @get("/{webhook_id:int}", summary="Get a webhook endpoint")
-    async def get_webhook(self, site: Site, services: ServiceClient, webhook_id: FromPath[int]) -> Webhook:
+    async def get_webhook(self, site: ManagedSite, services: Services, webhook_id: FromPath[int]) -> Webhook:
         return await services.json("integrations", "GET", f"{_base(site)}/{webhook_id}")  # type: ignore[no-any-return]
 
     @patch("/{webhook_id:int}", summary="Change a webhook endpoint (``enabled: true`` re-enables it)")
-    async def update_webhook(self, site: Site, services: ServiceClient, webhook_id: FromPath[int],
+    async def update_webhook(self, site: ManagedSite, services: Services, webhook_id: FromPath[int],
                              data: JSONBody[WebhookUpdate]) -> Webhook:
         return await services.json("integrations", "PATCH",  # type: ignore[no-any-return]
                                    f"{_base(site)}/{webhook_id}", json=msgspec.to_builtins(data))
 
     @delete("/{webhook_id:int}", status_code=204, summary="Delete a webhook endpoint and its delivery log")
-    async def delete_webhook(self, site: Site, services: ServiceClient, webhook_id: FromPath[int]) -> None:
+    async def delete_webhook(self, site: ManagedSite, services: Services, webhook_id: FromPath[int]) -> None:
         response = await services.request("integrations", "DELETE", f"{_base(site)}/{webhook_id}")
         if response.status_code >= 500:
             raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
@@ -74,18 +76,18 @@ class WebhooksApiController(Controller):
             raise ServiceError(response.status_code, str(response.json().get("detail", "")))
 
     @post("/{webhook_id:int}/test", status_code=202, summary="Send a webhook.test delivery now")
-    async def send_test(self, site: Site, services: ServiceClient, webhook_id: FromPath[int]) -> Delivery:
+    async def send_test(self, site: ManagedSite, services: Services, webhook_id: FromPath[int]) -> Delivery:
         return await services.json("integrations", "POST",  # type: ignore[no-any-return]
                                    f"{_base(site)}/{webhook_id}/test")
 
     @get("/{webhook_id:int}/deliveries", summary="The delivery log: each delivery with its attempts")
-    async def list_deliveries(self, site: Site, services: ServiceClient,
+    async def list_deliveries(self, site: ManagedSite, services: Services,
                               webhook_id: FromPath[int]) -> dict[str, list[Delivery]]:
         return {"deliveries": await services.json("integrations", "GET", f"{_base(site)}/{webhook_id}/deliveries")}
 
     @post("/{webhook_id:int}/deliveries/{delivery_id:int}/retry", status_code=202,
           summary="Send a finished delivery once more, with the same webhook-id")
-    async def retry_delivery(self, site: Site, services: ServiceClient, webhook_id: FromPath[int],
+    async def retry_delivery(self, site: ManagedSite, services: Services, webhook_id: FromPath[int],
                              delivery_id: FromPath[int]) -> Delivery:
         return await services.json("integrations", "POST",  # type: ignore[no-any-return]
                                    f"{_base(site)}/{webhook_id}/deliveries/{delivery_id}/retry")
@@ -108,16 +110,16 @@ class AlertRulesApiController(Controller):
     exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
 
     @get("/", summary="List a site's alert rules")
-    async def list_rules(self, site: Site, services: ServiceClient) -> dict[str, list[AlertRule]]:
+    async def list_rules(self, site: ManagedSite, services: Services) -> dict[str, list[AlertRule]]:
         return {"alerts": await services.json("integrations", "GET", f"/sites/{site.id}/alerts")}
 
     @post("/", status_code=201, summary="Create an alert rule (spike, drop or goal threshold)")
-    async def create_rule(self, site: Site, services: ServiceClient, data: JSONBody[AlertRuleCreate]) -> AlertRule:
+    async def create_rule(self, site: ManagedSite, services: Services, data: JSONBody[AlertRuleCreate]) -> AlertRule:
         return await services.json("integrations", "POST", f"/sites/{site.id}/alerts",  # type: ignore[no-any-return]
                                    json=msgspec.to_builtins(data))
 
     @delete("/{rule_id:int}", status_code=204, summary="Delete an alert rule and its history")
-    async def delete_rule(self, site: Site, services: ServiceClient, rule_id: FromPath[int]) -> None:
+    async def delete_rule(self, site: ManagedSite, services: Services, rule_id: FromPath[int]) -> None:
         response = await services.request("integrations", "DELETE", f"/sites/{site.id}/alerts/{rule_id}")
         if response.status_code >= 500:
             raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
@@ -125,7 +127,7 @@ class AlertRulesApiController(Controller):
             raise ServiceError(response.status_code, str(response.json().get("detail", "")))
 
     @get("/{rule_id:int}/history", summary="When the rule fired, and on what value")
-    async def history(self, site: Site, services: ServiceClient,
+    async def history(self, site: ManagedSite, services: Services,
                       rule_id: FromPath[int]) -> dict[str, list[AlertFiring]]:
         return {"history": await services.json("integrations", "GET", f"/sites/{site.id}/alerts/{rule_id}/history")}
 
@@ -153,7 +155,7 @@ class UnsubscribeController(Controller):
         return Response(PAGE.format(body=body), media_type=MediaType.HTML)
 
     @post("/", status_code=200, media_type=MediaType.HTML, summary="Unsubscribe from a report (one click)")
-    async def unsubscribe(self, services: ServiceClient, token: FromPath[str]) -> Response[str]:
+    async def unsubscribe(self, services: Services, token: FromPath[str]) -> Response[str]:
         try:
             answer = await services.json("integrations", "POST", "/unsubscribe", json={"token": token})
         except ServiceError as exc:

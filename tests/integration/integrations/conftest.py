@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from app.core.db import make_engine
 from app.core.settings import DEFAULT_PORTS, Settings, load_settings
@@ -226,8 +227,15 @@ def site(stack: Stack, receiver: Receiver, mail_sink: MailSink) -> Iterator[Site
     receiver.clear()
     for message in mail_sink.messages():
         message.unlink()
-    stack.sql("TRUNCATE users, sites, webhook_endpoints, emails, events, sessions, goals, alert_rules "
-              "RESTART IDENTITY CASCADE")
+    for attempt in range(10):  # the running worker may hold locks the TRUNCATE waits for (a deadlock)
+        try:
+            stack.sql("TRUNCATE users, sites, webhook_endpoints, emails, events, sessions, goals, alert_rules "
+                      "RESTART IDENTITY CASCADE")
+            break
+        except OperationalError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
