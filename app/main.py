@@ -30,7 +30,7 @@ from app.domain.webhooks.controllers import (
     WebhooksApiController,
     webhook_events,
 )
-from app.domain.webhooks.pages import WebhooksPageController
+from app.domain.webhooks.pages import ReportsPageController, WebhooksPageController
 
 TEMPLATES = Path(__file__).parent / "templates"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         settings,
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
          SitesApiController, StatsApiController, AdminController, AdminPageController, WebhooksApiController,
-         AlertRulesApiController, UnsubscribeController, webhook_events, WebhooksPageController],
+         AlertRulesApiController, UnsubscribeController, webhook_events, WebhooksPageController,
+         ReportsPageController],
         health_route=False,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
                                        engine_callback=configure_templates),

@@ -24,6 +24,7 @@ from services.integrations.schemas import (
     AlertRuleCreate,
     Attempt,
     Delivery,
+    ReportChoice,
     Webhook,
     WebhookCreate,
     WebhookUpdate,
@@ -288,3 +289,23 @@ async def rule_history(session: AsyncSession, site_id: int, rule_id: int, limit:
     rows = await session.execute(text("SELECT fired_at, value, details FROM alert_firings WHERE rule_id = :r "
                                       "ORDER BY id DESC LIMIT :n"), {"r": rule_id, "n": limit})
     return [AlertFiring(fired_at=row.fired_at, value=row.value, details=row.details) for row in rows]
+
+
+async def report_choice(session: AsyncSession, site_id: int, user_id: int) -> ReportChoice:
+    """A member's reports: what they chose, else the default (owners weekly, others none)."""
+    row = (await session.execute(text(
+        "SELECT coalesce(r.weekly, m.role = 'owner'), coalesce(r.monthly, false) FROM memberships m "
+        "LEFT JOIN report_subscriptions r ON r.site_id = m.site_id AND r.user_id = m.user_id "
+        "WHERE m.site_id = :s AND m.user_id = :u"), {"s": site_id, "u": user_id})).first()
+    if row is None:
+        raise NotFound("not a member of this site")
+    return ReportChoice(weekly=bool(row[0]), monthly=bool(row[1]))
+
+
+async def choose_reports(session: AsyncSession, site_id: int, user_id: int, choice: ReportChoice) -> ReportChoice:
+    await report_choice(session, site_id, user_id)
+    await session.execute(text(
+        "INSERT INTO report_subscriptions (site_id, user_id, weekly, monthly) VALUES (:s, :u, :w, :m) "
+        "ON CONFLICT (site_id, user_id) DO UPDATE SET weekly = :w, monthly = :m"),
+        {"s": site_id, "u": user_id, "w": choice.weekly, "m": choice.monthly})
+    return choice

@@ -134,7 +134,8 @@ def render(settings: Settings, kind: str, domain: str, data: dict[str, Any], rec
     lines += [f"{name}: {value} ({delta} vs the period before)" for name, value, delta in rows]
     lines += ["", "Top pages:"] + [f"  {page} — {n} visitors" for page, n in pages]
     lines += ["", "Top sources:"] + [f"  {source} — {n} visitors" for source, n in sources]
-    lines += ["", f"Dashboard: {dashboard}", f"Unsubscribe: {unsubscribe_url}"]
+    lines += ["", f"Dashboard: {dashboard}", f"Choose your reports: {dashboard}/reports",
+              f"Unsubscribe: {unsubscribe_url}"]
 
     def table(items: list[tuple[str, Any]]) -> str:
         return "".join(f"<tr><td>{html.escape(str(a))}</td><td>{html.escape(str(b))}</td></tr>" for a, b in items)

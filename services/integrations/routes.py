@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,7 @@ from services.integrations.schemas import (
     AlertRule,
     AlertRuleCreate,
     Delivery,
+    ReportChoice,
     Unsubscribe,
     Unsubscribed,
     Webhook,
@@ -123,3 +124,20 @@ class AlertRulesController(Controller):
     @get("/{rule_id:int}/history")
     async def history(self, session: Session, site_id: FromPath[int], rule_id: FromPath[int]) -> list[AlertFiring]:
         return await logic.rule_history(session, site_id, rule_id)
+
+
+class ReportsController(Controller):
+    """A member's choice of email reports for a site."""
+
+    path = "/sites/{site_id:int}/reports/{user_id:int}"
+    guards = [internal_token_guard]
+    dependencies = {"session": Provide(provide_session)}
+
+    @get("/")
+    async def get_choice(self, session: Session, site_id: FromPath[int], user_id: FromPath[int]) -> ReportChoice:
+        return await logic.report_choice(session, site_id, user_id)
+
+    @put("/")
+    async def choose(self, session: Session, site_id: FromPath[int], user_id: FromPath[int],
+                     data: JSONBody[ReportChoice]) -> ReportChoice:
+        return await logic.choose_reports(session, site_id, user_id, data)

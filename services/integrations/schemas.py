@@ -110,3 +110,10 @@ class AlertFiring(msgspec.Struct):
     fired_at: datetime
     value: float
     details: dict[str, object]
+
+
+class ReportChoice(msgspec.Struct, forbid_unknown_fields=True):
+    weekly: bool
+    """Monday's report of the week before."""
+    monthly: bool
+    """The 1st's report of the month before."""

@@ -106,3 +106,34 @@ class WebhooksPageController(Controller):
     async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str],
                      webhook_id: FromPath[int]) -> Redirect:
         return await self._action(request, domain, "DELETE", str(webhook_id), "Endpoint deleted.")
+
+
+class ReportsPageController(Controller):
+    """Any member's choice of weekly and monthly email reports for a site."""
+
+    path = "/sites/{domain:str}/reports"
+    include_in_schema = False
+
+    @get("/")
+    async def index(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
+        user, site, services = await member_site(request, domain)
+        choice = await services.json("integrations", "GET", f"/sites/{site.id}/reports/{user.id}")
+        return Template("site_reports.html", context={"user": user, "site": site, "choice": choice})
+
+    @post("/", status_code=303)
+    async def choose(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Redirect:
+        user, site, services = await member_site(request, domain)
+        form = await request.form()
+        choice = {"weekly": form.get("weekly") == "on", "monthly": form.get("monthly") == "on"}
+        await services.json("integrations", "PUT", f"/sites/{site.id}/reports/{user.id}", json=choice)
+        flash(request, "Your email reports are saved.")
+        return Redirect(f"/sites/{domain}/reports", status_code=303)
+
+
+async def member_site(request: Request[Any, Any, Any], domain: str) -> tuple[User, Site, ServiceClient]:
+    """The signed-in user, a site they are a member of (any role; 404 otherwise), and the service client."""
+    user = await require_user(request)
+    resources: Resources = request.app.state.resources
+    async with resources.sessions() as session:
+        access = await site_access(session, user.id, domain, "viewer")
+    return user, access.site, resources.services

@@ -78,3 +78,25 @@ def test_who_may_open_the_page(stack: Stack, site: Site, who: str, status: int) 
                       r=who)
     with browser(stack, user_id) as client:
         assert status == client.get(f"/sites/{site.domain}/webhooks", follow_redirects=False).status_code
+
+
+def test_members_choose_their_reports(stack: Stack, site: Site) -> None:
+    """Owners get the weekly report by default; a viewer who ticks monthly gets the monthly one on the 1st."""
+    from datetime import UTC, datetime
+
+    from services.integrations import reports
+
+    viewer = stack.sql("INSERT INTO users (email, password_hash) VALUES ('viewer@hooks.example', 'x') "
+                       "RETURNING id")[0][0]
+    stack.sql("INSERT INTO memberships (site_id, user_id, role) VALUES (:s, :u, 'viewer')", s=site.id, u=viewer)
+    with browser(stack, site.owner) as owner:
+        assert 'name="weekly" checked' in owner.get(f"/sites/{site.domain}/reports").text
+    with browser(stack, viewer) as client:
+        page = client.get(f"/sites/{site.domain}/reports")
+        assert (False, False) == ('name="weekly" checked' in page.text, 'name="monthly" checked' in page.text)
+        saved = client.post(f"/sites/{site.domain}/reports", data={"monthly": "on", "_csrf_token": csrf(page)})
+        assert 303 == saved.status_code
+        assert 'name="monthly" checked' in client.get(f"/sites/{site.domain}/reports").text
+    reports.send_reports(stack.engine, stack.settings, datetime(2026, 12, 1, 9, 5, tzinfo=UTC))
+    assert [("viewer@hooks.example", "report.monthly")] == [tuple(r) for r in stack.sql(
+        "SELECT recipient, kind FROM emails ORDER BY id")]
