@@ -389,8 +389,12 @@ def start_dev_mail(var: Path, port: int = 8025) -> tuple[MailSink, dict[str, str
     (and deliver webhooks to receivers on this machine)."""
     from app.mailsink import MailSink  # aiosmtpd is a development dependency
 
-    sink = MailSink(var / "mail", port)
-    sink.start()
+    try:
+        sink = MailSink(var / "mail", port)
+        sink.start()
+    except (OSError, RuntimeError):  # the port is taken (another stack on this machine): any free one
+        sink = MailSink(var / "mail", free_port())
+        sink.start()
     return sink, {"BEACON_SMTP_URL": sink.url, "BEACON_WEBHOOKS_ALLOW_PRIVATE": "1"}
 
 
