@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -42,6 +43,9 @@ MIN_POSTGRES = 15
 """The oldest PostgreSQL Beacon supports (DESIGN.md: PostgreSQL 15+)."""
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 """Debian puts nginx and runuser here, outside an ordinary user's PATH."""
+
+if TYPE_CHECKING:
+    from app.mailsink import MailSink
 
 
 class StackError(RuntimeError):
@@ -505,6 +509,20 @@ def _started(component: Postgres | Redis | Nginx) -> Iterator[None]:
         component.stop()
 
 
+def start_dev_mail(var: Path, port: int = 8025) -> tuple[MailSink, dict[str, str]]:
+    """An SMTP server on loopback keeping mail under ``var/mail/``, and the settings that make Beacon use it
+    (and deliver webhooks to receivers on this machine)."""
+    from app.mailsink import MailSink  # aiosmtpd is a development dependency
+
+    try:
+        sink = MailSink(var / "mail", port)
+        sink.start()
+    except (OSError, RuntimeError):  # the port is taken (another stack on this machine): any free one
+        sink = MailSink(var / "mail", free_port())
+        sink.start()
+    return sink, {"BEACON_SMTP_URL": sink.url, "BEACON_WEBHOOKS_ALLOW_PRIVATE": "1"}
+
+
 @dataclass(frozen=True)
 class DevPorts:
     """The loopback ports of one development stack."""
@@ -537,6 +555,8 @@ def run_dev(var: Path, admin_email: str, demo_site: str, ports: DevPorts) -> int
         redis_url=redis_server.url(), secret_key=keys["SECRET_KEY"], internal_token=keys["INTERNAL_TOKEN"],
         base_url=base_url, ports=ports.services,
     )
+    mail_sink, mail_environment = start_dev_mail(var)
+    environment.update(mail_environment)
     write_env_file(var / "beacon.env", environment)
     os.environ.update(environment)
     nginx = Nginx(var / "nginx", ports.http, ports.https, {
@@ -562,6 +582,7 @@ def run_dev(var: Path, admin_email: str, demo_site: str, ports: DevPorts) -> int
                 f"  Logs:       {var / 'log'}/\n"
                 f"  Data:       {postgres.directory}{f' -> {postgres.home}' if postgres.directory.is_symlink() else ''}"
                 " (PostgreSQL), var/redis, var/secrets.env\n"
+                f"  Mail:       {var / 'mail'}/ (every email Beacon sends, one .eml file each)\n"
                 "Press Ctrl-C to stop everything.\n",
                 flush=True,
             )
@@ -578,6 +599,7 @@ def run_dev(var: Path, admin_email: str, demo_site: str, ports: DevPorts) -> int
                 time.sleep(0.2)
             print("\nStopping Beacon…", flush=True)
             circus.stop()
+    mail_sink.stop()
     print("Stopped.")
     return 0
 

@@ -23,6 +23,13 @@ from app.domain.sites.api import SitesApiController
 from app.domain.sites.controllers import SiteController
 from app.domain.stats.controllers import StatsApiController
 from app.domain.system.controllers import SystemController
+from app.domain.webhooks.controllers import (
+    AlertRulesApiController,
+    UnsubscribeController,
+    WebhooksApiController,
+    webhook_events,
+)
+from app.domain.webhooks.pages import ReportsPageController, WebhooksPageController
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -37,7 +44,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "api",
         settings,
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
-         SitesApiController, StatsApiController, AdminController, AdminPageController],
+         SitesApiController, StatsApiController, AdminController, AdminPageController, WebhooksApiController,
+         AlertRulesApiController, UnsubscribeController, webhook_events, WebhooksPageController,
+         ReportsPageController],
         health_route=False,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
                                        engine_callback=configure_templates),

@@ -46,6 +46,14 @@ class Periodic:
 def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.actors.analytics import refresh_all_rollups
     from workers.actors.ingest import ensure_partitions
+    from workers.actors.integrations import (
+        coalesce_goals,
+        dispatch_webhooks,
+        evaluate_alerts,
+        purge_webhook_log,
+        send_emails,
+        send_reports,
+    )
     from workers.actors.system import heartbeat, rotate_salts
 
     return [
@@ -53,6 +61,12 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("rotate_salts", 3600.0, rotate_salts.send),
         Periodic("ensure_partitions", 6 * 3600.0, ensure_partitions.send),
         Periodic("refresh_rollups", 600.0, refresh_all_rollups.send),
+        Periodic("dispatch_webhooks", 1.0, dispatch_webhooks.send),
+        Periodic("send_emails", 5.0, send_emails.send),
+        Periodic("purge_webhook_log", 86400.0, purge_webhook_log.send),
+        Periodic("coalesce_goals", settings.integrations.goal_interval, coalesce_goals.send),
+        Periodic("send_reports", 3600.0, send_reports.send),
+        Periodic("evaluate_alerts", 60.0, evaluate_alerts.send),
     ]
 
 

@@ -151,6 +151,44 @@ class IngestSettings:
     address Nginx saw). Rate limits always use the address Nginx saw."""
 
 
+RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+"""Seconds to wait before each delivery attempt of a webhook (immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
+10 h, 10 h): the schedule Svix publishes for Standard Webhooks senders; eight attempts over about 27 hours."""
+
+
+@dataclass(frozen=True)
+class IntegrationsSettings:
+    allow_private: bool = False
+    """Deliver webhooks to loopback and private addresses (and over plain http): for tests and `make run`
+    only (``BEACON_WEBHOOKS_ALLOW_PRIVATE=1``)."""
+    retry_scale: float = 1.0
+    """Factor applied to every delay of :data:`RETRY_SCHEDULE` (tests compress it, e.g. 0.001)."""
+    lease: float = 60.0
+    """Seconds a worker owns a delivery it is sending; a delivery whose worker died is sent again after this."""
+    connect_timeout: float = 5.0
+    """Seconds to open a connection to a webhook receiver."""
+    read_timeout: float = 10.0
+    """Seconds to wait for a receiver's answer (and between two chunks of it)."""
+    response_capture: int = 2048
+    """Bytes of each receiver's answer kept in the delivery log; the rest is never read."""
+    max_endpoints: int = 20
+    """Webhook endpoints one site may have."""
+    goal_interval: float = 60.0
+    """Seconds over which goal conversions are coalesced into one ``goal.completed`` delivery per endpoint."""
+    disable_after: float = 5 * 86400.0
+    """An endpoint whose deliveries have failed for this many seconds in a row is disabled."""
+    log_retention_days: int = 30
+    """Days the delivery log (deliveries and their attempts) is kept."""
+    smtp_url: str = ""
+    """``smtp://user:password@host:port`` (STARTTLS when offered) or ``smtps://`` (TLS); empty: no mail."""
+    mail_from: str = "Beacon <beacon@localhost>"
+    """The From address of Beacon's emails."""
+
+    def retry_delays(self) -> tuple[float, ...]:
+        """The retry schedule in seconds, scaled by :attr:`retry_scale`."""
+        return tuple(delay * self.retry_scale for delay in RETRY_SCHEDULE)
+
+
 @dataclass(frozen=True)
 class PathSettings:
     home: Path
@@ -182,6 +220,7 @@ class Settings:
     accounts: AccountSettings = field(default_factory=AccountSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    integrations: IntegrationsSettings = field(default_factory=IntegrationsSettings)
     log_level: str = "INFO"
     """Minimum level of log records."""
 
@@ -247,6 +286,30 @@ def _at_least(minimum: int, name: str, value: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def integrations_settings(env: Mapping[str, str]) -> IntegrationsSettings:
+    """``BEACON_WEBHOOKS_*``, ``BEACON_SMTP_URL`` and ``BEACON_MAIL_FROM``; no number may be negative."""
+    defaults = IntegrationsSettings()
+    allow = env.get("BEACON_WEBHOOKS_ALLOW_PRIVATE", "0").strip().lower()
+    if allow not in ("0", "1", "false", "true", ""):
+        raise ConfigError(f"BEACON_WEBHOOKS_ALLOW_PRIVATE must be 0 or 1, got {allow!r}")
+    variables = {"retry_scale": "RETRY_SCALE", "lease": "LEASE", "connect_timeout": "CONNECT_TIMEOUT",
+                 "read_timeout": "READ_TIMEOUT", "response_capture": "RESPONSE_CAPTURE",
+                 "max_endpoints": "MAX_ENDPOINTS", "goal_interval": "GOAL_INTERVAL",
+                 "disable_after": "DISABLE_AFTER", "log_retention_days": "LOG_RETENTION_DAYS"}
+    values: dict[str, Any] = {}
+    for name, suffix in variables.items():
+        variable, default = f"BEACON_WEBHOOKS_{suffix}", getattr(defaults, name)
+        raw = env.get(variable, "").strip()
+        try:
+            values[name] = type(default)(raw) if raw else default
+        except ValueError:
+            raise ConfigError(f"{variable} must be a {type(default).__name__}, got {raw!r}") from None
+        if values[name] < 0:
+            raise ConfigError(f"{variable} must not be negative")
+    return IntegrationsSettings(allow_private=allow in ("1", "true"), smtp_url=env.get("BEACON_SMTP_URL", "").strip(),
+                                mail_from=env.get("BEACON_MAIL_FROM", "").strip() or defaults.mail_from, **values)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -376,6 +439,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             stats_interval=number("BEACON_WS_STATS_INTERVAL", 2.0),
         ),
         ingest=ingest_settings(),
+        integrations=integrations_settings(env),
         log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),
     )
 

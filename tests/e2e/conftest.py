@@ -70,6 +70,9 @@ def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[
     environment["BEACON_BASE_URL"] = f"https://localhost:{https_port}"
     # Heartbeats every second, so the health check sees the scheduler and workers quickly.
     environment["BEACON_HEARTBEAT_INTERVAL"] = "1"
+    # Webhook receivers of the tests listen on loopback; goal conversions are coalesced over 5 s.
+    environment["BEACON_WEBHOOKS_ALLOW_PRIVATE"] = "1"
+    environment["BEACON_WEBHOOKS_GOAL_INTERVAL"] = "5"
     settings = load_settings(environment)
     migrate(settings)
     nginx = Nginx(state / "nginx", free_port(), https_port,

@@ -5,6 +5,6 @@ process happens to import first.
 """
 
 import workers.broker  # noqa: F401  (must precede the actor modules)
-from workers.actors import analytics, ingest, system
+from workers.actors import analytics, ingest, integrations, system
 
-__all__ = ["analytics", "ingest", "system"]
+__all__ = ["analytics", "ingest", "integrations", "system"]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.server
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -90,66 +86,11 @@ def test_compute_summarises_the_daily_series(settings: Settings, serve: Callable
     assert (3, 4, 2, 1) == (body["days"], body["total"], body["maximum"], body["minimum"])
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((dict(self.headers), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    Receiver.received.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
-
-
-def test_test_webhook_is_delivered_signed(settings: Settings, serve: Callable[[str], int], receiver: str) -> None:
-    """A real HTTP receiver gets the payload with a valid HMAC-SHA256 signature."""
-    secret = "s" * 20
-    response = httpx.post(f"http://127.0.0.1:{serve('integrations')}/webhooks/test",
-                          json={"url": receiver, "secret": secret},
-                          headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=15)
-    assert 200 == response.status_code
-    assert (True, 204) == (response.json()["delivered"], response.json()["status_code"])
-    headers, body = Receiver.received[0]
-    fields = dict(part.split("=", 1) for part in headers["X-Beacon-Signature"].split(","))
-    expected = hmac.new(secret.encode(), f"{fields['t']}.".encode() + body, hashlib.sha256).hexdigest()
-    assert expected == fields["v1"]
-
-
-@pytest.mark.parametrize("payload", [
-    pytest.param({"url": "ftp://example.com/x", "secret": "s" * 20}, id="scheme"),
-    pytest.param({"url": "https://example.com/x", "secret": "short"}, id="short-secret"),
-    pytest.param({"secret": "s" * 20}, id="no-url"),
-])
-def test_test_webhook_rejects_bad_input(settings: Settings, serve: Callable[[str], int],
-                                        payload: dict[str, str]) -> None:
-    """Invalid webhook requests are 400 with the field named."""
-    response = httpx.post(f"http://127.0.0.1:{serve('integrations')}/webhooks/test", json=payload,
-                          headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=15)
-    assert 400 == response.status_code
-    assert response.json()["detail"]
-
-
-def test_unreachable_receiver_is_reported(settings: Settings, serve: Callable[[str], int]) -> None:
-    """A receiver that does not answer is reported as not delivered, not as a server error."""
-    from app.devstack import free_port
-
-    response = httpx.post(f"http://127.0.0.1:{serve('integrations')}/webhooks/test",
-                          json={"url": f"http://127.0.0.1:{free_port()}/", "secret": "s" * 20},
-                          headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=15)
-    assert 200 == response.status_code
-    assert (False, "ConnectError") == (response.json()["delivered"], response.json()["error"])
-
-
+def test_integrations_answers_only_with_the_internal_token(settings: Settings, serve: Callable[[str], int]) -> None:
+    """The integrations service refuses callers without the internal token (its webhook tests live in
+    tests/integration/integrations)."""
+    port = serve("integrations")
+    anonymous = httpx.get(f"http://127.0.0.1:{port}/sites/1/webhooks", timeout=15)
+    trusted = httpx.get(f"http://127.0.0.1:{port}/sites/999999/webhooks", timeout=15,
+                        headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token})
+    assert (401, 404) == (anonymous.status_code, trusted.status_code)

@@ -1,0 +1,40 @@
+"""goal.completed: conversions coalesced into one delivery per endpoint per interval; site.first_event."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from standardwebhooks import Webhook
+
+from app.domain.webhooks.schemas import GoalCompletedEvent
+from tests.integration.integrations.conftest import Receiver, Site, Stack, body, wait_for
+
+
+def convert(stack: Stack, site: Site, name: str, count: int) -> None:
+    for n in range(count):
+        stack.sql("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                  "VALUES (:s, now(), :name, :v, :v, :d, '/signup')", s=site.id, name=name, v=1000 + n, d=site.domain)
+
+
+def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, receiver: Receiver) -> None:
+    """Three conversions of one goal, one of another: one goal.completed listing both, then nothing more."""
+    with stack.client() as client:
+        webhook = client.post(f"/api/v1/sites/{site.domain}/webhooks", json={
+            "url": receiver.url("/goals"), "event_types": ["goal.completed", "site.first_event"]}).json()
+    stack.sql("INSERT INTO goals (site_id, event_name, display_name) VALUES (:s, 'Signup', 'Signup'), "
+              "(:s, 'Purchase', 'Purchase')", s=site.id)
+    time.sleep(1)  # the site's cursor starts when the first job sees its endpoint: convert after that
+    wait_for(lambda: stack.sql("SELECT 1 FROM webhook_site_cursors WHERE site_id = :s", s=site.id), 30, "cursor")
+    convert(stack, site, "Signup", 3)
+    convert(stack, site, "Purchase", 1)
+    goals = wait_for(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "goal.completed"], 30,
+                     "goal.completed")
+    verified = Webhook(webhook["secret"]).verify(goals[0].body, goals[0].headers)
+    assert [{"goal": "Signup", "count": 3}, {"goal": "Purchase", "count": 1}] == verified["data"]["conversions"]
+    msgspec.json.decode(goals[0].body, type=GoalCompletedEvent, strict=True)  # the published schema
+    wait_for(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "site.first_event"], 30,
+             "site.first_event")
+    time.sleep(2 * 3 + 2)  # two more coalescing intervals: no conversion is sent twice
+    types = sorted(body(r)["type"] for r in receiver.on("/goals"))
+    assert ["goal.completed", "site.first_event"] == types

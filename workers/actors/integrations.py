@@ -1,0 +1,66 @@
+"""Integrations jobs: send the webhook and mail outboxes, purge the delivery log.
+
+The outboxes are PostgreSQL rows; these messages only point at them. ``dispatch_webhooks`` runs every second
+(the scheduler enqueues it), leases the due deliveries and sends one ``deliver_webhook`` message per lease, so
+a message lost with a killed worker is replaced by a new lease once the old one expires.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from services.integrations import alerts, delivery, facts, mail, reports
+from workers.context import context
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=30_000, max_age=30_000)
+def dispatch_webhooks() -> None:
+    """Lease every due delivery and enqueue its attempt."""
+    ctx = context()
+    leased = delivery.claim_due(ctx.engine, ctx.settings.integrations)
+    for delivery_id, token in leased:
+        deliver_webhook.send(delivery_id, token)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=45_000)
+def deliver_webhook(delivery_id: int, token: str) -> None:
+    """One attempt of one leased delivery. Not retried by Dramatiq: the outbox's schedule decides retries.
+    Safe to run twice: a token whose lease has passed to another worker does nothing."""
+    ctx = context()
+    delivery.deliver(ctx.engine, ctx.settings.integrations, delivery_id, token)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
+def send_emails() -> None:
+    """Hand the mail outbox's due emails to the SMTP server."""
+    ctx = context()
+    mail.send_due(ctx.engine, ctx.settings.integrations)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=3, time_limit=300_000)
+def purge_webhook_log() -> None:
+    """Delete finished deliveries older than the log's retention (30 days)."""
+    ctx = context()
+    delivery.purge_log(ctx.engine, ctx.settings.integrations)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
+def coalesce_goals() -> None:
+    """Send each site's goal conversions since the last run as one ``goal.completed`` per endpoint (and the
+    site's first event as ``site.first_event``); the scheduler runs it every ``goal_interval`` seconds."""
+    ctx = context()
+    facts.coalesce(ctx.engine, ctx.settings)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=600_000, max_age=3_600_000)
+def send_reports() -> None:
+    """Queue the weekly and monthly reports that are due (Monday / the 1st from 09:00, site time); hourly."""
+    ctx = context()
+    reports.send_reports(ctx.engine, ctx.settings)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
+def evaluate_alerts() -> None:
+    """Evaluate the alert rules out of their cool-down; the scheduler runs it every minute."""
+    ctx = context()
+    alerts.evaluate(ctx.engine, ctx.settings)
