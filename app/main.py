@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
          SitesApiController, StatsApiController, AdminController, AdminPageController],
         health_route=False,
+        plausible_prefixes=("/api/v1/", "/api/v2/"),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
                                        engine_callback=configure_templates),
         stores={"sessions": session_store},

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import ClientError
+from app.core.inputs import InvalidInput, check_json_bytes, check_text
 from services.ingest.schemas import EventIn
 
 logger = logging.getLogger("beacon.ingest")
@@ -54,7 +55,10 @@ class CleanEvent:
 def parse_event(body: bytes) -> CleanEvent:
     """Validate a raw request body; raise :class:`ClientError` with a one-line reason."""
     try:
+        check_json_bytes(body)  # before decoding: msgspec recurses without a limit
         raw = msgspec.json.decode(body, type=EventIn)
+    except InvalidInput as exc:
+        raise ClientError(f"invalid event: {exc.detail}") from None
     except msgspec.ValidationError as exc:
         raise ClientError(f"invalid event: {exc}") from None
     except msgspec.DecodeError:
@@ -67,10 +71,10 @@ def parse_event(body: bytes) -> CleanEvent:
     url = raw.url if raw.url is not None else raw.u
     domain = raw.domain if raw.domain is not None else raw.d
     referrer = (raw.referrer if raw.referrer is not None else raw.r) or ""
-    props = raw.props if raw.props is not None else raw.p
+    props: object = raw.props if raw.props is not None else raw.p
     if isinstance(props, str):
         try:
-            props = json.loads(props)
+            props = _json_string(props, "props")
         except ValueError:
             raise ClientError("invalid event: props is not a JSON object") from None
     if not name:
@@ -92,8 +96,7 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: url must be an absolute http(s) URL")
     if len(hostname) > 253:
         raise ClientError("invalid event: the url's host name is longer than 253 characters")
-    if "\x00" in name or "\x00" in url or "\x00" in domain or "\x00" in referrer:
-        raise ClientError("invalid event: NUL characters are not allowed")
+    _check_texts(name=name, url=url, domain=domain, referrer=referrer)
     domains = [d.strip().lower() for d in domain.split(",") if d.strip()]
     if not domains or len(domains) > MAX_DOMAINS or any(len(d) > 253 for d in domains):
         raise ClientError(f"invalid event: domain must name 1 to {MAX_DOMAINS} sites")
@@ -112,6 +115,37 @@ def parse_event(body: bytes) -> CleanEvent:
     )
 
 
+def _json_string(value: str, where: str) -> object:
+    """A JSON document sent as a string field (the tracker's ``p`` and ``$``), depth-checked first."""
+    try:
+        check_json_bytes(value.encode("utf-8", "surrogatepass"), where)
+    except InvalidInput as exc:
+        raise ClientError(f"invalid event: {exc.detail}") from None
+    return json.loads(value)
+
+
+def _check_texts(**fields: str) -> None:
+    """Every text field storable (no NUL, valid Unicode), and the referrer's host a valid host name."""
+    try:
+        for where, value in fields.items():
+            check_text(value, where)
+    except InvalidInput as exc:
+        raise ClientError(f"invalid event: {exc.detail}") from None
+    _check_referrer(fields.get("referrer", ""))
+
+
+def _check_referrer(referrer: str) -> None:
+    """A referrer's host must be a host name DNS allows (253 characters, 63 per label) before parsing it."""
+    if not referrer:
+        return
+    try:
+        host = urlsplit(referrer[:MAX_URL]).hostname or ""
+    except ValueError:
+        return  # not a URL: enrichment treats it as no referrer
+    if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
+        raise ClientError("invalid event: the referrer's host name is not a valid host name")
+
+
 def _pathname(path: str, fragment: str) -> str:
     """The page path; with hash-based routing (``h``) the fragment is part of it, as in Plausible."""
     path = path or "/"
@@ -126,7 +160,7 @@ def _clean_revenue(revenue: object) -> tuple[Decimal | None, str | None]:
         return None, None
     if isinstance(revenue, str):
         try:
-            revenue = json.loads(revenue)
+            revenue = _json_string(revenue, "revenue")
         except ValueError:
             raise ClientError("invalid event: revenue is not a JSON object") from None
     if not isinstance(revenue, dict):
@@ -154,8 +188,12 @@ def _clean_props(props: object) -> dict[str, str]:
         raise ClientError(f"invalid event: at most {MAX_PROPS} props")
     clean: dict[str, str] = {}
     for key, value in props.items():
-        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
-            raise ClientError("invalid event: NUL characters are not allowed in props")
+        try:
+            check_text(key, "props")
+            if isinstance(value, str):
+                check_text(value, f"prop {key!r}")
+        except InvalidInput as exc:
+            raise ClientError(f"invalid event: {exc.detail}") from None
         if len(key) > MAX_PROP_KEY or not key:
             raise ClientError(f"invalid event: prop names must be 1 to {MAX_PROP_KEY} characters")
         if value is None:
