@@ -81,3 +81,33 @@ async def test_message_split_in_fragments_is_one_message(settings: Settings, ser
         await socket.recv()
         await socket.send(iter(['{"type":', '"ping"}']))
         assert {"type": "pong"} == json.loads(await asyncio.wait_for(socket.recv(), 5))
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    pytest.param("[" * 2000 + "]" * 2000, 1007, id="nested-2000"),
+    pytest.param('{"type": "join", "room": [[[[[["x"]]]]]]}', 1007, id="nested-beyond-message-shape"),
+])
+async def test_pathological_frames_get_a_close_frame(settings: Settings, serve: Callable[[str], int], frame: str,
+                                                      code: int) -> None:
+    """JSON nested too deep ends the connection with a close frame that says why, never a dropped socket."""
+    port = serve("realtime")
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token(settings, ['site:1'])}") as client:
+        assert "hello" == json.loads(await client.recv())["type"]
+        await client.send(frame)
+        with pytest.raises(websockets.ConnectionClosedError) as closed:
+            await asyncio.wait_for(client.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert (code, "message: JSON nested deeper than 4 levels") == (closed.value.rcvd.code, closed.value.rcvd.reason)
+
+
+async def test_flat_garbage_is_answered_and_the_connection_stays(settings: Settings,
+                                                                 serve: Callable[[str], int]) -> None:
+    """Text that is not a JSON object gets an error message; the socket stays open for the next one."""
+    port = serve("realtime")
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token(settings, ['site:1'])}") as client:
+        assert "hello" == json.loads(await client.recv())["type"]
+        for text in ("[[[", "not json", "[1, 2]"):
+            await client.send(text)
+            assert "error" == json.loads(await asyncio.wait_for(client.recv(), 5))["type"]
+        await client.send('{"type": "ping"}')
+        assert {"type": "pong"} == json.loads(await asyncio.wait_for(client.recv(), 5))
