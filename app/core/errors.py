@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError
 
 logger = logging.getLogger("beacon.errors")
 
@@ -137,12 +138,27 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
                    "Something went wrong on our side; it has been logged.")
 
 
+def _data_error_detail(exc: DataError) -> str:
+    diag = getattr(exc.orig, "diag", None)
+    reason = getattr(diag, "message_primary", None) or "a value does not fit its field"
+    return f"a value is out of range for its field: {reason}"
+
+
+def data_error_handler(request: Request[Any, Any, Any], exc: DataError) -> Response[Any]:
+    """A value PostgreSQL refused to store (too long, out of range): the edge missed it, still the client's."""
+    logger.warning("input refused by PostgreSQL on %s %s: %s", request.method, request.url.path,
+                   str(exc.orig).splitlines()[0] if exc.orig else exc)
+    return _render(request, 400, "Bad request", _data_error_detail(exc))
+
+
 def plausible_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     """Errors of the Plausible-compatible APIs (Sites, Stats) in Plausible's shape: ``{"error": "..."}``."""
     if isinstance(exc, AppError):
         return Response({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     if isinstance(exc, ValidationException):
         return Response({"error": _describe_validation(exc)}, status_code=400)
+    if isinstance(exc, DataError):
+        return Response({"error": _data_error_detail(exc)}, status_code=400)
     if isinstance(exc, HTTPException):
         return Response({"error": exc.detail}, status_code=exc.status_code, headers=dict(exc.headers or {}))
     return internal_error_handler(request, exc)
@@ -151,12 +167,14 @@ def plausible_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
 PLAUSIBLE_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: plausible_error_handler,
     HTTPException: plausible_error_handler,
+    DataError: plausible_error_handler,
 }
 """Pass to a controller of a Plausible-compatible API."""
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
+    DataError: data_error_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,
     Exception: internal_error_handler,
 }

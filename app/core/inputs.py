@@ -121,7 +121,8 @@ def _content_type(scope: Scope) -> bytes:
 class InputGuardMiddleware(ASGIMiddleware):
     """Applies the checks above to the path, query string and JSON/form body of every HTTP request.
 
-    A WebSocket upgrade gets the path and query checks; bodies of other media types pass untouched. A refusal
+    A WebSocket upgrade gets the path and query checks; bodies of other media types pass untouched
+    (``multipart/form-data`` is checked as text: no Beacon form takes files). A refusal
     is raised as :class:`InvalidInput` (the process's error mapping answers it), except under
     ``plausible_prefixes``, whose routes answer errors in Plausible's ``{"error": "..."}`` shape.
     """
@@ -163,7 +164,8 @@ class InputGuardMiddleware(ASGIMiddleware):
             return []
         kind = _content_type(scope)
         is_json = kind == b"application/json" or kind.endswith(b"+json")
-        if not is_json and kind != b"application/x-www-form-urlencoded":
+        is_multipart = kind == b"multipart/form-data"  # no Beacon form takes files: all text
+        if not is_json and not is_multipart and kind != b"application/x-www-form-urlencoded":
             return []
         messages: list[ReceiveMessage] = []
         chunks: list[bytes] = []
@@ -183,6 +185,8 @@ class InputGuardMiddleware(ASGIMiddleware):
         body = b"".join(chunks)
         if is_json:
             check_json_bytes(body)
+        elif is_multipart:
+            check_text(body.decode("utf-8", "surrogateescape"), "form")
         else:
             check_urlencoded(body, "form")
         return messages
