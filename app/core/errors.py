@@ -107,8 +107,18 @@ def _describe_validation(exc: ValidationException) -> str:
     return "; ".join(parts) or exc.detail
 
 
+def _plausible_path(request: Request[Any, Any, Any]) -> bool:
+    """Under a Plausible-compatible API (``create_service_app(plausible_prefixes=...)``)."""
+    prefixes: tuple[str, ...] = getattr(request.app.state, "plausible_prefixes", ())
+    return bool(prefixes) and request.url.path.startswith(prefixes)
+
+
 def _render(request: Request[Any, Any, Any], status: int, title: str, detail: str,
             headers: dict[str, str] | None = None) -> Response[Any]:
+    if status < 500 and _plausible_path(request):
+        # Errors raised before a Plausible controller's own handlers run (routing, the input guard) keep
+        # Plausible's shape too, as the OpenAPI document declares.
+        return Response({"error": detail}, status_code=status, headers=headers)
     if _wants_html(request):
         if status == 401 and request.method in ("GET", "HEAD"):
             # A browser opening a page it must sign in for goes to the sign-in form, and comes back after.

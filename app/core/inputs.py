@@ -14,7 +14,6 @@ import re
 from datetime import date
 from urllib.parse import unquote_to_bytes
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
@@ -122,29 +121,17 @@ class InputGuardMiddleware(ASGIMiddleware):
     """Applies the checks above to the path, query string and JSON/form body of every HTTP request.
 
     A WebSocket upgrade gets the path and query checks; bodies of other media types pass untouched
-    (``multipart/form-data`` is checked as text: no Beacon form takes files). A refusal
-    is raised as :class:`InvalidInput` (the process's error mapping answers it), except under
-    ``plausible_prefixes``, whose routes answer errors in Plausible's ``{"error": "..."}`` shape.
+    (``multipart/form-data`` is checked as text: no Beacon form takes files). A refusal is raised as
+    :class:`InvalidInput`; the process's error mapping answers it.
     """
 
     scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 
-    def __init__(self, max_body: int = 1024 * 1024, plausible_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, max_body: int = 1024 * 1024) -> None:
         self.max_body = max_body
-        self.plausible_prefixes = plausible_prefixes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        try:
-            messages = await self._check(scope, receive)
-        except ClientError as exc:
-            if scope["type"] != ScopeType.HTTP or not scope.get("path", "").startswith(self.plausible_prefixes):
-                raise
-            body = msgspec.json.encode({"error": exc.detail})
-            await send({"type": "http.response.start", "status": exc.status_code,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-            return
+        messages = await self._check(scope, receive)
         if not messages:
             await next_app(scope, receive, send)
             return

@@ -24,12 +24,14 @@ def create_service_app(
     plausible_prefixes: tuple[str, ...] = (),
     **kwargs: Any,
 ) -> Litestar:
-    """A Litestar app with Beacon's resources, error mapping and (unless told otherwise) ``GET /health``."""
+    """A Litestar app with Beacon's resources, error mapping and (unless told otherwise) ``GET /health``.
+
+    ``plausible_prefixes``: request paths whose errors take Plausible's ``{"error": "..."}`` shape.
+    """
     handlers = [*route_handlers, service_health] if health_route else list(route_handlers)
     # Input no field can hold (NUL, invalid UTF-8, JSON too deep to parse safely) stops before anything else.
-    guard = InputGuardMiddleware(max_body=kwargs.get("request_max_body_size") or 1024 * 1024,
-                                 plausible_prefixes=plausible_prefixes)
-    return Litestar(
+    guard = InputGuardMiddleware(max_body=kwargs.get("request_max_body_size") or 1024 * 1024)
+    app = Litestar(
         route_handlers=handlers,
         lifespan=[resources_lifespan(settings, name), *kwargs.pop("lifespan", [])],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -39,3 +41,6 @@ def create_service_app(
         middleware=[guard, *kwargs.pop("middleware", [])],
         **kwargs,
     )
+    # Paths whose errors are Plausible's {"error": "..."} (app.core.errors reads it).
+    app.state.plausible_prefixes = plausible_prefixes
+    return app
