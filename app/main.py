@@ -7,11 +7,12 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
+from app.core.assets import Assets
+from app.core.openapi import SelfHostedSwaggerUI, components
 from app.core.pages import configure_templates
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_httponly=True, cookie_samesite="lax", exclude=["^/api/"],
         ),
         openapi_config=OpenAPIConfig(
-            title="Beacon API", version="1", path="/api/docs", render_plugins=[SwaggerRenderPlugin()],
+            title="Beacon API", version="1", path="/api/docs", components=components(),
+            render_plugins=[SelfHostedSwaggerUI(Assets().url)],
         ),
         request_max_body_size=1024 * 1024,
     )
