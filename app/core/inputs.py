@@ -57,8 +57,10 @@ def check_json_bytes(body: bytes, where: str = "body", max_depth: int = MAX_JSON
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{where}: not valid UTF-8 (byte {exc.start})") from None
-    if b"\x00" in body or _NUL_ESCAPE.search(body):
+    if b"\x00" in body or (b"\\u0000" in body and _NUL_ESCAPE.search(body)):
         raise InvalidInput(f"{where}: NUL characters (\\u0000) are not allowed")
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return  # cannot nest deeper than it has brackets (the common case: a few C-level scans)
     brackets = _STRING.sub(b"", body).translate(_OPEN_CLOSE, _NOT_BRACKETS)
     # Each pass removes the innermost level of pairs: after max_depth passes a document within the limit
     # has none left, one nested deeper still has a pair, an unbalanced one only unmatched brackets.
