@@ -14,7 +14,9 @@ import websockets
 from app.core.redis import Keys
 from app.core.settings import Settings
 from app.core.tokens import sign_token
+from app.devstack import free_port
 from app.realtime.publish import publish
+from app.realtime.server import WebSocket, WebSocketServer
 
 
 def token(settings: Settings, channels: list[str], ttl: float = 60) -> str:
@@ -111,3 +113,23 @@ async def test_flat_garbage_is_answered_and_the_connection_stays(settings: Setti
             assert "error" == json.loads(await asyncio.wait_for(client.recv(), 5))["type"]
         await client.send('{"type": "ping"}')
         assert {"type": "pong"} == json.loads(await asyncio.wait_for(client.recv(), 5))
+
+
+async def test_a_failing_handler_ends_the_connection_with_1011() -> None:
+    """An exception in message handling is logged and answered with close 1011, not a silent drop."""
+    class Failing(WebSocketServer):
+        def received(self, socket: WebSocket, text: str) -> None:
+            raise RecursionError(text[:10])
+
+    port = free_port()
+    server = Failing()
+    await server.start("127.0.0.1", port)
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as client:
+            await client.send("boom")
+            with pytest.raises(websockets.ConnectionClosedError) as closed:
+                await asyncio.wait_for(client.recv(), 5)
+    finally:
+        await server.stop()
+    assert closed.value.rcvd is not None
+    assert (1011, "internal error") == (closed.value.rcvd.code, closed.value.rcvd.reason)
