@@ -12,7 +12,7 @@ from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
 from app.core.assets import Assets
-from app.core.openapi import SelfHostedSwaggerUI, components
+from app.core.openapi import SelfHostedSwaggerUI, components, events_api_path
 from app.core.pages import configure_templates
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
@@ -62,4 +62,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[SelfHostedSwaggerUI(Assets().url)],
         ),
         request_max_body_size=1024 * 1024,
+        on_startup=[_document_events_api],
     )
+
+
+def _document_events_api(app: Litestar) -> None:
+    """The Events API is served by ingest behind the same host; it belongs in the public API document."""
+    app.openapi_schema.paths = {**(app.openapi_schema.paths or {}), "/api/event": events_api_path()}

@@ -17,7 +17,18 @@ import msgspec
 from litestar.connection import Request as LitestarRequest
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import OpenAPIRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    PathItem,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 
 BEARER = "bearerAuth"
 """Security scheme of the key-authenticated APIs: ``Authorization: Bearer <api key>``."""
@@ -71,6 +82,47 @@ def problem_responses(*codes: int) -> dict[int, ResponseSpec]:
                                media_type="application/problem+json") for code in codes}
 
 
+def _problem_schema() -> Schema:
+    text = Schema(type=OpenAPIType.STRING)
+    return Schema(type=OpenAPIType.OBJECT, required=["type", "title", "status", "detail"],
+                  properties={"type": text, "title": text, "status": Schema(type=OpenAPIType.INTEGER), "detail": text})
+
+
+def events_api_path() -> PathItem:
+    """``POST /api/event`` as the ingest service answers it behind the same host (Plausible's Events API).
+
+    The api process does not serve it; it is in the document because it is part of Beacon's public API.
+    """
+    text = Schema(type=OpenAPIType.STRING)
+    scalar = Schema(one_of=[text, Schema(type=OpenAPIType.NUMBER), Schema(type=OpenAPIType.BOOLEAN)])
+    event = Schema(
+        type=OpenAPIType.OBJECT, required=["name", "url", "domain"],
+        properties={
+            "name": Schema(type=OpenAPIType.STRING, description="pageview or a custom event name"),
+            "url": Schema(type=OpenAPIType.STRING, description="The page's URL"),
+            "domain": Schema(type=OpenAPIType.STRING, description="The site's domain; several comma-separated"),
+            "referrer": text,
+            "props": Schema(type=OpenAPIType.OBJECT, additional_properties=scalar,
+                            description="Custom properties (scalars)"),
+            "revenue": Schema(type=OpenAPIType.OBJECT, properties={"currency": text, "amount": scalar}),
+            "interactive": Schema(type=OpenAPIType.BOOLEAN),
+        },
+    )
+    problem = OpenAPIMediaType(schema=_problem_schema())
+    responses: dict[str, OpenAPIResponse | Reference] = {str(code): OpenAPIResponse(description=_MEANINGS[code],
+                                            content={"application/problem+json": problem})
+                 for code in (400, 413, 429, 503)}
+    responses["202"] = OpenAPIResponse(description="Stored (or dropped: a bot, an unknown or excluded site)",
+                                       content={"text/plain": OpenAPIMediaType(schema=text)})
+    return PathItem(post=Operation(
+        tags=["Events API"], operation_id="RecordEvent", summary="Record a pageview or custom event",
+        description="Plausible's Events API, answered by the ingest service. Trackers send the body as "
+                    "text/plain; the visitor's User-Agent and X-Forwarded-For identify the visitor.",
+        request_body=RequestBody(content={"application/json": OpenAPIMediaType(schema=event)}, required=True),
+        responses=responses, security=[],
+    ))
+
+
 def components() -> Components:
     return Components(security_schemes=dict(SECURITY_SCHEMES))
 
@@ -111,4 +163,4 @@ class SelfHostedSwaggerUI(OpenAPIRenderPlugin):
 
 
 __all__ = ["BEARER", "SECURITY_SCHEMES", "SESSION", "PlausibleError", "Problem", "SelfHostedSwaggerUI",
-           "components", "plausible_responses", "problem_responses"]
+           "components", "events_api_path", "plausible_responses", "problem_responses"]
