@@ -6,11 +6,12 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.stores.redis import RedisStore
 from litestar.template import TemplateConfig
 
+from app.core.assets import Assets
+from app.core.openapi import SelfHostedSwaggerUI, components, events_api_path
 from app.core.pages import configure_templates
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
          AlertRulesApiController, UnsubscribeController, webhook_events, WebhooksPageController,
          ReportsPageController],
         health_route=False,
+        plausible_prefixes=("/api/v1/", "/api/v2/"),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,
                                        engine_callback=configure_templates),
         stores={"sessions": session_store},
@@ -62,7 +64,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CsrfMiddleware(settings.security.secret_key, secure_cookies),
         ],
         openapi_config=OpenAPIConfig(
-            title="Beacon API", version="1", path="/api/docs", render_plugins=[SwaggerRenderPlugin()],
+            title="Beacon API", version="1", path="/api/docs", components=components(),
+            render_plugins=[SelfHostedSwaggerUI(Assets().url)],
         ),
         request_max_body_size=1024 * 1024,
+        on_startup=[_document_events_api],
     )
+
+
+def _document_events_api(app: Litestar) -> None:
+    """The Events API is served by ingest behind the same host; it belongs in the public API document."""
+    app.openapi_schema.paths = {**(app.openapi_schema.paths or {}), "/api/event": events_api_path()}

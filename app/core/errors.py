@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError
 
 logger = logging.getLogger("beacon.errors")
 
@@ -106,8 +107,18 @@ def _describe_validation(exc: ValidationException) -> str:
     return "; ".join(parts) or exc.detail
 
 
+def _plausible_path(request: Request[Any, Any, Any]) -> bool:
+    """Under a Plausible-compatible API (``create_service_app(plausible_prefixes=...)``)."""
+    prefixes: tuple[str, ...] = getattr(request.app.state, "plausible_prefixes", ())
+    return bool(prefixes) and request.url.path.startswith(prefixes)
+
+
 def _render(request: Request[Any, Any, Any], status: int, title: str, detail: str,
             headers: dict[str, str] | None = None) -> Response[Any]:
+    if status < 500 and _plausible_path(request):
+        # Errors raised before a Plausible controller's own handlers run (routing, the input guard) keep
+        # Plausible's shape too, as the OpenAPI document declares.
+        return Response({"error": detail}, status_code=status, headers=headers)
     if _wants_html(request):
         if status == 401 and request.method in ("GET", "HEAD"):
             # A browser opening a page it must sign in for goes to the sign-in form, and comes back after.
@@ -137,12 +148,27 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
                    "Something went wrong on our side; it has been logged.")
 
 
+def _data_error_detail(exc: DataError) -> str:
+    diag = getattr(exc.orig, "diag", None)
+    reason = getattr(diag, "message_primary", None) or "a value does not fit its field"
+    return f"a value is out of range for its field: {reason}"
+
+
+def data_error_handler(request: Request[Any, Any, Any], exc: DataError) -> Response[Any]:
+    """A value PostgreSQL refused to store (too long, out of range): the edge missed it, still the client's."""
+    logger.warning("input refused by PostgreSQL on %s %s: %s", request.method, request.url.path,
+                   str(exc.orig).splitlines()[0] if exc.orig else exc)
+    return _render(request, 400, "Bad request", _data_error_detail(exc))
+
+
 def plausible_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     """Errors of the Plausible-compatible APIs (Sites, Stats) in Plausible's shape: ``{"error": "..."}``."""
     if isinstance(exc, AppError):
         return Response({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
     if isinstance(exc, ValidationException):
         return Response({"error": _describe_validation(exc)}, status_code=400)
+    if isinstance(exc, DataError):
+        return Response({"error": _data_error_detail(exc)}, status_code=400)
     if isinstance(exc, HTTPException):
         return Response({"error": exc.detail}, status_code=exc.status_code, headers=dict(exc.headers or {}))
     return internal_error_handler(request, exc)
@@ -151,12 +177,14 @@ def plausible_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
 PLAUSIBLE_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: plausible_error_handler,
     HTTPException: plausible_error_handler,
+    DataError: plausible_error_handler,
 }
 """Pass to a controller of a Plausible-compatible API."""
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
+    DataError: data_error_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,
     Exception: internal_error_handler,
 }

@@ -10,6 +10,7 @@ from litestar.types import ControllerRouterHandler
 
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.health import service_health
+from app.core.inputs import InputGuardMiddleware
 from app.core.resources import resources_lifespan
 from app.core.settings import Settings
 
@@ -20,16 +21,26 @@ def create_service_app(
     route_handlers: Sequence[ControllerRouterHandler],
     *,
     health_route: bool = True,
+    plausible_prefixes: tuple[str, ...] = (),
     **kwargs: Any,
 ) -> Litestar:
-    """A Litestar app with Beacon's resources, error mapping and (unless told otherwise) ``GET /health``."""
+    """A Litestar app with Beacon's resources, error mapping and (unless told otherwise) ``GET /health``.
+
+    ``plausible_prefixes``: request paths whose errors take Plausible's ``{"error": "..."}`` shape.
+    """
     handlers = [*route_handlers, service_health] if health_route else list(route_handlers)
-    return Litestar(
+    # Input no field can hold (NUL, invalid UTF-8, JSON too deep to parse safely) stops before anything else.
+    guard = InputGuardMiddleware(max_body=kwargs.get("request_max_body_size") or 1024 * 1024)
+    app = Litestar(
         route_handlers=handlers,
         lifespan=[resources_lifespan(settings, name), *kwargs.pop("lifespan", [])],
         exception_handlers=EXCEPTION_HANDLERS,
         debug=False,
         logging_config=None,  # configure_logging() owns the root logger
         openapi_config=kwargs.pop("openapi_config", None),
+        middleware=[guard, *kwargs.pop("middleware", [])],
         **kwargs,
     )
+    # Paths whose errors are Plausible's {"error": "..."} (app.core.errors reads it).
+    app.state.plausible_prefixes = plausible_prefixes
+    return app

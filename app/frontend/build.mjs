@@ -4,7 +4,7 @@
 //
 //   node app/frontend/build.mjs        (run by `make assets`)
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -22,6 +22,13 @@ const entries = {
 for (const name of readdirSync(join(staticDir, "js")).sort()) {
   if (name.endsWith(".js")) entries[`js/${name}`] = join(staticDir, "js", name);
 }
+// Files already built by their package, copied as they are (fingerprinted like the rest): Swagger UI for
+// /api/docs, served from here because Beacon's CSP allows no CDN.
+const swaggerUi = join(root, "app", "frontend", "node_modules", "swagger-ui-dist");
+const copies = {
+  "swagger-ui/swagger-ui-bundle.js": join(swaggerUi, "swagger-ui-bundle.js"),
+  "swagger-ui/swagger-ui.css": join(swaggerUi, "swagger-ui.css"),
+};
 
 async function bundle(entry) {
   const result = await esbuild.build({
@@ -43,8 +50,12 @@ const staging = `${out}.tmp-${process.pid}`;
 rmSync(staging, { recursive: true, force: true });
 const manifest = {};
 try {
-  for (const [name, entry] of Object.entries(entries)) {
-    const contents = await bundle(entry);
+  const sources = [
+    ...Object.entries(entries).map(([name, entry]) => [name, () => bundle(entry)]),
+    ...Object.entries(copies).map(([name, file]) => [name, async () => readFileSync(file)]),
+  ];
+  for (const [name, load] of sources) {
+    const contents = await load();
     const hash = createHash("sha256").update(contents).digest("hex").slice(0, 12);
     const ext = extname(name);
     const built = join(dirname(name), `${basename(name, ext)}.${hash}${ext}`).replace(/^\.\//, "");

@@ -34,6 +34,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from app.core.health import health_body, redis_check, run_checks
+from app.core.inputs import InvalidInput, NestedTooDeep, check_json_bytes
 from app.core.models import Membership, Site, User
 from app.core.resources import Resources
 from app.core.settings import Settings
@@ -49,6 +50,8 @@ logger = logging.getLogger("beacon.realtime")
 WS_TOKEN_PURPOSE = "ws"
 NO_ROOM = "no such room"
 CLIENT_MESSAGE_MAX = 4096
+CLIENT_MESSAGE_DEPTH = 4
+"""Client messages are flat objects; deeper JSON closes the connection (1007)."""
 
 
 @dataclass
@@ -174,8 +177,13 @@ class RealtimeServer(WebSocketServer):
     def received(self, socket: WebSocket, text: str) -> None:
         assert isinstance(socket, Connection)
         try:
+            # The depth is checked on the bytes first: json.loads raises RecursionError on deep input.
+            check_json_bytes(text.encode(), "message", max_depth=CLIENT_MESSAGE_DEPTH)
             message = json.loads(text) if len(text) <= CLIENT_MESSAGE_MAX else None
-        except ValueError:
+        except NestedTooDeep as exc:
+            socket.close(1007, exc.detail[:120])
+            return
+        except (InvalidInput, ValueError):
             message = None
         if not isinstance(message, dict):
             socket.send(_error("messages are JSON objects"))

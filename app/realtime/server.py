@@ -189,7 +189,12 @@ class WebSocket(asyncio.Protocol):
                 self.protocol.fail(1007, "invalid UTF-8")
                 self._flush()
                 return
-            self.server.received(self, text)
+            try:
+                self.server.received(self, text)
+            except Exception:
+                # A message the application cannot handle ends this connection with a close frame, not silence.
+                logger.exception("message handling failed")
+                self.close(1011, "internal error")
         elif frame.opcode is Opcode.BINARY:
             self.protocol.fail(1003, "text messages only")
             self._flush()

@@ -14,9 +14,27 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from app.core.errors import ClientError
 from app.core.redis import Keys
 
 logger = logging.getLogger("beacon.analytics.cache")
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+"""Largest answer (as JSON) the service returns; a bigger one is refused with a 400 asking for fewer rows."""
+MAX_ENTRY_BYTES = 1024 * 1024
+"""Largest answer kept in the cache; bigger ones are computed every time (the cache cannot fill Redis)."""
+
+
+class AnswerTooLarge(ClientError):
+    """The answer to a query is larger than :data:`MAX_ANSWER_BYTES`."""
+
+
+def _bounded(value: Any) -> bytes:
+    encoded = json.dumps(value, default=str).encode()
+    if len(encoded) > MAX_ANSWER_BYTES:
+        raise AnswerTooLarge(f"the answer would exceed {MAX_ANSWER_BYTES // (1024 * 1024)} MiB; ask for fewer "
+                             "rows (pagination.limit, a shorter date_range or fewer dimensions)")
+    return encoded
 
 
 def cache_key(keys: Keys, kind: str, site_id: int, params: Any) -> str:
@@ -26,9 +44,15 @@ def cache_key(keys: Keys, kind: str, site_id: int, params: Any) -> str:
 
 async def cached(client: aioredis.Redis, keys: Keys, ttl: float, kind: str, site_id: int, params: Any,
                  compute: Callable[[], Awaitable[Any]]) -> Any:
-    """The cached answer for (kind, site, params), computing and storing it on a miss."""
+    """The cached answer for (kind, site, params), computing and storing it on a miss.
+
+    Raises:
+        AnswerTooLarge: the computed answer is larger than :data:`MAX_ANSWER_BYTES`.
+    """
     if ttl <= 0:
-        return await compute()
+        value = await compute()
+        _bounded(value)
+        return value
     key = cache_key(keys, kind, site_id, params)
     try:
         hit = await client.get(key)
@@ -38,8 +62,11 @@ async def cached(client: aioredis.Redis, keys: Keys, ttl: float, kind: str, site
     if hit is not None:
         return json.loads(hit)
     value = await compute()
+    encoded = _bounded(value)
+    if len(encoded) > MAX_ENTRY_BYTES:
+        return value
     try:
-        await client.set(key, json.dumps(value, default=str), px=int(ttl * 1000))
+        await client.set(key, encoded, px=int(ttl * 1000))
     except Exception as exc:
         logger.warning("cache unavailable", extra={"error": str(exc)})
     return value

@@ -38,7 +38,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg.errors
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.query import (
@@ -465,9 +467,11 @@ async def run(session: AsyncSession, query: Query, site_id: int) -> Result:
     await prepare(session)
     try:
         rows = (await session.execute(text(statement), params)).all()
-    except Exception as exc:
-        if "invalid regular expression" in str(exc):
-            raise QueryError(f"filters: invalid regular expression: {str(exc).splitlines()[0]}") from None
+    except DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.errors.InvalidRegularExpression):
+            # PostgreSQL's own words (its regex dialect differs from Python's), not the driver's class name.
+            reason = exc.orig.diag.message_primary or "not a valid PostgreSQL regular expression"
+            raise QueryError(f"filters: invalid regular expression: {reason}") from None
         raise
     return rows_to_result(query, rows)
 

@@ -9,11 +9,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, NotFound
+from app.core.inputs import check_date
 
 MAX_RANGE_DAYS = 3660
 
 
 def check_range(date_from: date, date_to: date) -> None:
+    check_date(date_from, "date_from")
+    check_date(date_to, "date_to")
     if date_to < date_from:
         raise ClientError("date_to must not be before date_from")
     if (date_to - date_from).days > MAX_RANGE_DAYS:

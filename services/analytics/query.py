@@ -12,7 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from app.core import inputs
 from app.core.errors import ClientError
+from app.core.inputs import InvalidInput, check_text
 
 
 class QueryError(ClientError):
@@ -38,6 +40,10 @@ FILTER_OPERATORS = frozenset({"is", "is_not", "contains", "contains_not", "match
 LOGICAL_OPERATORS = frozenset({"and", "or", "not"})
 DATE_SHORTCUTS = ("day", "24h", "7d", "28d", "30d", "91d", "month", "6mo", "12mo", "year", "all")
 MAX_LIMIT = 10_000
+MAX_OFFSET = 2**31 - 1
+"""Largest pagination offset (PostgreSQL's ``integer``); beyond it no site has rows."""
+MAX_RANGE_DAYS = 3660
+"""A custom range spans at most ten years, given as dates or as date-times."""
 MAX_FILTER_DEPTH = 5
 MAX_CLAUSES = 100
 
@@ -179,6 +185,7 @@ def _custom_range(first: str, last: str, tz: str) -> DateRange:
                 raise QueryError("date_range: date-times need a UTC offset, e.g. 2024-01-01T12:00:00+02:00")
             if end < start:
                 raise QueryError("date_range: the end is before the start")
+            _check_span(start.date(), end.date())
             zone = ZoneInfo(tz)
             # An inclusive end second, like Plausible's examples (…T15:59:59).
             return DateRange(start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1),
@@ -188,14 +195,36 @@ def _custom_range(first: str, last: str, tz: str) -> DateRange:
         raise QueryError(f"date_range: {exc}") from None
     if last_day < first_day:
         raise QueryError("date_range: the end date is before the start date")
-    if (last_day - first_day).days > 3660:
-        raise QueryError("date_range: a custom range spans at most ten years")
+    _check_span(first_day, last_day)
     return local_days(first_day, last_day, tz)
+
+
+def _check_span(first: date, last: date) -> None:
+    check_date(first, "date_range")
+    check_date(last, "date_range")
+    if (last - first).days > MAX_RANGE_DAYS:
+        raise QueryError("date_range: a custom range spans at most ten years")
+
+
+def check_date(day: date, where: str) -> date:
+    """``day`` if it lies in [MIN_DATE, MAX_DATE]; else a QueryError naming ``where``."""
+    try:
+        return inputs.check_date(day, where)
+    except InvalidInput as exc:
+        raise QueryError(exc.detail) from None
+
+
+def _check_text(value: str, where: str) -> None:
+    try:
+        check_text(value, where)
+    except InvalidInput as exc:
+        raise QueryError(exc.detail) from None
 
 
 def _dimension_kind(name: object, where: str) -> str:
     if not isinstance(name, str):
         raise QueryError(f"{where}: dimension names are strings, got {name!r}")
+    _check_text(name, where)
     if name in EVENT_DIMENSIONS or name in VISIT_DIMENSIONS:
         return name.split(":", 1)[0]
     if name.startswith(PROPS_PREFIX) and 0 < len(name) - len(PROPS_PREFIX) <= 300:
@@ -238,6 +267,8 @@ def _parse_filter(raw: object, depth: int = 0) -> Filter:
         raise QueryError(f"filters: clauses of {dimension} must be a non-empty list")
     if len(clauses) > MAX_CLAUSES or not all(isinstance(c, str) and len(c) <= 2000 for c in clauses):
         raise QueryError(f"filters: clauses of {dimension} must be at most {MAX_CLAUSES} strings")
+    for clause in clauses:
+        _check_text(clause, f"filters: clause of {dimension}")
     if operator in ("matches", "matches_not"):
         for pattern in clauses:
             try:
@@ -281,6 +312,7 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
             relative_date = date.fromisoformat(str(raw["date"]))
         except ValueError:
             raise QueryError(f"date: not an ISO 8601 date: {raw['date']!r}") from None
+        check_date(relative_date, "date")
     date_range = resolve_date_range(raw["date_range"], timezone, now, stats_start, relative_date)
 
     dimensions = raw.get("dimensions", [])
@@ -336,8 +368,8 @@ def _parse_pagination(pagination: object) -> tuple[int, int]:
     limit, offset = pagination.get("limit", MAX_LIMIT), pagination.get("offset", 0)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"pagination.limit: an integer from 1 to {MAX_LIMIT}")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise QueryError("pagination.offset: a non-negative integer")
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise QueryError(f"pagination.offset: an integer from 0 to {MAX_OFFSET}")
     return limit, offset
 
 

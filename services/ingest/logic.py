@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import ClientError
+from app.core.inputs import InvalidInput, check_json_bytes, check_text
 from services.ingest.schemas import EventIn
 
 logger = logging.getLogger("beacon.ingest")
@@ -66,7 +67,10 @@ def parse_event(body: bytes) -> CleanEvent:
     a host is stored under the hostname ``(none)``, an unusable revenue leaves the event without revenue.
     """
     try:
+        check_json_bytes(body)  # before decoding: msgspec recurses without a limit
         raw = msgspec.json.decode(body, type=EventIn)
+    except InvalidInput as exc:
+        raise ClientError(f"invalid event: {exc.detail}") from None
     except msgspec.ValidationError as exc:
         raise ClientError(f"invalid event: {exc}") from None
     except msgspec.DecodeError:
@@ -91,8 +95,7 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: url is required")
     if not domain or not domain.strip():
         raise ClientError("invalid event: domain is required")
-    if "\x00" in name or "\x00" in url or "\x00" in domain or "\x00" in referrer:
-        raise ClientError("invalid event: NUL characters are not allowed")
+    _check_texts(name=name, url=url, domain=domain, referrer=referrer)
     try:
         parts = urlsplit(url)
         hostname = parts.hostname or ""
@@ -128,6 +131,28 @@ def parse_event(body: bytes) -> CleanEvent:
     )
 
 
+def _check_texts(**fields: str) -> None:
+    """Every text field storable (no NUL, valid Unicode), and the referrer's host a valid host name."""
+    try:
+        for where, value in fields.items():
+            check_text(value, where)
+    except InvalidInput as exc:
+        raise ClientError(f"invalid event: {exc.detail}") from None
+    _check_referrer(fields.get("referrer", ""))
+
+
+def _check_referrer(referrer: str) -> None:
+    """A referrer's host must be a host name DNS allows (253 characters, 63 per label) before parsing it."""
+    if not referrer:
+        return
+    try:
+        host = urlsplit(referrer[:MAX_URL]).hostname or ""
+    except ValueError:
+        return  # not a URL: enrichment treats it as no referrer
+    if len(host) > 253 or any(len(label) > 63 for label in host.split(".")):
+        raise ClientError("invalid event: the referrer's host name is not a valid host name")
+
+
 def _number_text(value: int | float) -> str:
     """A numeric event name as text, as JSON wrote it (``404``, ``1.5``)."""
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
@@ -155,10 +180,14 @@ def _pathname(path: str, fragment: str) -> str:
     return pathname
 
 
-def _decode_json_text(value: object) -> object:
+def _decode_json_text(value: object, where: str) -> object:
     """A string holding JSON (the tracker sends props and revenue so) as its value; None if it is not JSON."""
     if not isinstance(value, str):
         return value
+    try:
+        check_json_bytes(value.encode("utf-8", "surrogatepass"), where)  # json.loads recurses unbounded
+    except InvalidInput as exc:
+        raise ClientError(f"invalid event: {exc.detail}") from None
     try:
         return json.loads(value)
     except ValueError:
@@ -171,7 +200,7 @@ def _clean_revenue(revenue: object) -> tuple[Decimal | None, str | None]:
     A currency that is not an ISO 4217 code, or an amount that is not a finite number in range, leaves the
     event without revenue (Plausible records the event and drops the revenue).
     """
-    revenue = _decode_json_text(revenue)
+    revenue = _decode_json_text(revenue, "revenue")
     if not isinstance(revenue, dict):
         return None, None
     currency, amount = revenue.get("currency"), revenue.get("amount")
@@ -194,7 +223,7 @@ def _clean_props(props: object) -> dict[str, str]:
     Keys longer than 300 characters and values longer than 2000 are dropped (Plausible's documented limits);
     anything that is not an object gives no props. Booleans are stored as ``true``/``false``.
     """
-    props = _decode_json_text(props)
+    props = _decode_json_text(props, "props")
     if not isinstance(props, dict):
         return {}
     clean: dict[str, str] = {}
@@ -204,8 +233,11 @@ def _clean_props(props: object) -> dict[str, str]:
         text_value = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if not key or len(key) > MAX_PROP_KEY or len(text_value) > MAX_PROP_VALUE:
             continue
-        if "\x00" in key or "\x00" in text_value:  # PostgreSQL text cannot hold it
-            raise ClientError("invalid event: NUL characters are not allowed in props")
+        try:  # PostgreSQL text cannot hold NUL or lone surrogates
+            check_text(key, "props")
+            check_text(text_value, f"prop {key!r}")
+        except InvalidInput as exc:
+            raise ClientError(f"invalid event: {exc.detail}") from None
         clean[key] = text_value
         if len(clean) == MAX_PROPS:
             break

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from app.core.errors import ClientError
 from services.analytics import rollups
+from services.analytics.logic import check_range
 from services.analytics.query import QueryError, parse_query, resolve_date_range, time_bucket, time_labels
 
 NOW = datetime(2026, 5, 8, 12, 30, tzinfo=UTC)  # a Friday
@@ -136,3 +138,30 @@ def test_goal_and_time_on_page_queries_are_answered_from_raw_events(body: Any) -
     """The rollups store neither goals nor page transitions: the planner sends such queries to the engine."""
     query = parse_query(body, timezone="UTC", now=NOW)
     assert not rollups.applicable(query)
+
+
+@pytest.mark.parametrize(("fields", "tz", "message"), [
+    pytest.param({"date_range": ["9999-12-31", "9999-12-31"]}, "UTC", "1970-01-01 to 2999-12-31", id="year-9999"),
+    pytest.param({"date_range": "month", "date": "9999-12-31"}, "UTC", "date: dates from", id="month-of-9999"),
+    pytest.param({"date_range": ["0001-01-01", "0001-01-02"]}, "Pacific/Kiritimati", "1970-01-01",
+                 id="year-1-east-of-utc"),
+    pytest.param({"date_range": ["1525-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"]}, "UTC", "1970-01-01",
+                 id="date-times-from-1525"),
+    pytest.param({"date_range": ["1990-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"]}, "UTC",
+                 "at most ten years", id="date-times-over-ten-years"),
+    pytest.param({"pagination": {"offset": 2**63}}, "UTC", "pagination.offset", id="offset-2^63"),
+    pytest.param({"filters": [["is", "event:page", ["/\ud800"]]]}, "UTC", "not valid Unicode", id="lone-surrogate"),
+    pytest.param({"filters": [["is", "event:page", ["/\x00"]]]}, "UTC", "NUL", id="nul-clause"),
+    pytest.param({"dimensions": ["event:props:\x00"]}, "UTC", "NUL", id="nul-dimension"),
+])
+def test_values_outside_every_domain_are_refused(fields: dict[str, Any], tz: str, message: str) -> None:
+    """Dates, offsets and text no column or calendar holds: a QueryError naming the key."""
+    with pytest.raises(QueryError, match=message):
+        parse_query(q(**fields), timezone=tz, now=NOW)
+
+
+@pytest.mark.parametrize(("first", "last"), [(date(1, 1, 1), date(1, 1, 2)), (date(9999, 12, 30), date(9999, 12, 31))])
+def test_internal_ranges_stay_in_the_calendar(first: date, last: date) -> None:
+    """The internal pageview endpoints refuse dates outside 1970 to 2999 with a 400, not an OverflowError."""
+    with pytest.raises(ClientError, match="dates from"):
+        check_range(first, last)

@@ -10,6 +10,7 @@ from litestar.response import Template
 from sqlalchemy import func, select
 
 from app.core.models import ApiKey, Site, User
+from app.core.openapi import SESSION, problem_responses
 from app.core.resources import Resources
 from app.domain.accounts.deps import require_admin
 from app.domain.system.services import instance_health
@@ -19,8 +20,10 @@ from app.realtime.publish import RealtimeStats, WebSocketService
 class AdminController(Controller):
     path = "/api/admin"
     tags = ["Admin"]
+    security = [{SESSION: []}]
 
-    @get("/realtime", summary="WebSocket connections: in total, per room, per channel and per process")
+    @get("/realtime", summary="WebSocket connections: in total, per room, per channel and per process",
+         responses=problem_responses(401, 403, 503))
     async def realtime(self, request: Request[Any, Any, Any]) -> RealtimeStats:
         """Signed-in instance admins only (session cookie)."""
         await require_admin(request)

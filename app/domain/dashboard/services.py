@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from app.core.errors import ClientError
+from app.core.inputs import check_date
 from app.core.models import Annotation, Site
 from app.core.resources import Resources
 from app.core.tokens import sign_token
@@ -132,7 +133,7 @@ def _parse_day(value: str | None, name: str) -> date:
     if not value:
         raise ClientError(f"{name}: required with period=custom, a date such as 2026-11-26")
     try:
-        return date.fromisoformat(value)
+        return check_date(date.fromisoformat(value), name)
     except ValueError:
         raise ClientError(f"{name}: not a date such as 2026-11-26: {value[:40]!r}") from None
 

@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS, ClientError
 from app.core.models import Goal, Site
+from app.core.openapi import BEARER, plausible_responses
 from app.core.resources import Resources
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_site
 from app.domain.sites import services
@@ -22,6 +23,9 @@ from app.domain.sites.schemas import Deleted, GoalCreate, GoalDelete, GoalOut, S
 
 Principal = NamedDependency[ApiPrincipal]
 
+
+RESPONSES = plausible_responses(400, 401, 403, 404)
+WRITE_RESPONSES = plausible_responses(400, 401, 403, 404, 413)
 
 def _site_out(site: Site) -> SiteOut:
     return SiteOut(domain=site.domain, timezone=site.timezone)
@@ -43,8 +47,9 @@ class SitesApiController(Controller):
     tags = ["Sites API"]
     dependencies = {"principal": api_key_dependency("sites:write")}
     exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
+    security = [{BEARER: []}]
 
-    @post("/", status_code=200, summary="Create a site")
+    @post("/", status_code=200, summary="Create a site", responses=plausible_responses(400, 401, 403, 409, 413))
     async def create_site(self, request: Request[Any, Any, Any], principal: Principal,
                           data: JSONBody[SiteCreate]) -> SiteOut:
         domain = _required(data.domain, "domain", "create a site")
@@ -54,7 +59,7 @@ class SitesApiController(Controller):
             site = await services.create_site(session, domain, timezone, owner_id=principal.user.id)
             return _site_out(site)
 
-    @get("/", summary="List the sites the key's user can manage")
+    @get("/", summary="List the sites the key's user can manage", responses=plausible_responses(400, 401, 403))
     async def list_sites(self, request: Request[Any, Any, Any], principal: Principal) -> dict[str, Any]:
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
@@ -62,7 +67,7 @@ class SitesApiController(Controller):
         return {"sites": [_site_out(site) for site in sites],
                 "meta": {"after": None, "before": None, "limit": len(sites)}}
 
-    @put("/goals", status_code=200, summary="Find or create a goal")
+    @put("/goals", status_code=200, summary="Find or create a goal", responses=WRITE_RESPONSES)
     async def put_goal(self, request: Request[Any, Any, Any], principal: Principal,
                        data: JSONBody[GoalCreate]) -> GoalOut:
         domain = _required(data.site_id, "site_id", "create a goal")
@@ -74,7 +79,7 @@ class SitesApiController(Controller):
                                                       data.display_name)
             return _goal_out(goal)
 
-    @get("/goals", summary="List a site's goals")
+    @get("/goals", summary="List a site's goals", responses=RESPONSES)
     async def list_goals(self, request: Request[Any, Any, Any], principal: Principal,
                          site_id: FromQuery[str] = "") -> dict[str, Any]:
         site = await principal_site(request, principal, _required(site_id, "site_id", "list goals"), "admin")
@@ -84,7 +89,7 @@ class SitesApiController(Controller):
         return {"goals": [_goal_out(goal) for goal in goals],
                 "meta": {"after": None, "before": None, "limit": len(goals)}}
 
-    @delete("/goals/{goal_id:int}", status_code=200, summary="Delete a goal")
+    @delete("/goals/{goal_id:int}", status_code=200, summary="Delete a goal", responses=WRITE_RESPONSES)
     async def delete_goal(self, request: Request[Any, Any, Any], principal: Principal, goal_id: FromPath[int],
                           data: JSONBody[GoalDelete | None] = None, site_id: FromQuery[str] = "") -> Deleted:
         domain = _required((data.site_id if data else None) or site_id, "site_id", "delete a goal")
@@ -94,12 +99,13 @@ class SitesApiController(Controller):
             await services.delete_goal(session, site.id, goal_id)
         return Deleted()
 
-    @get("/{site_id:str}", summary="Get a site")
+    @get("/{site_id:str}", summary="Get a site", responses=RESPONSES)
     async def get_site(self, request: Request[Any, Any, Any],
                              principal: Principal, site_id: FromPath[str]) -> SiteOut:
         return _site_out(await principal_site(request, principal, site_id, "admin"))
 
-    @delete("/{site_id:str}", status_code=200, summary="Delete a site and all its data")
+    @delete("/{site_id:str}", status_code=200, summary="Delete a site and all its data",
+            responses=RESPONSES)
     async def delete_site(self, request: Request[Any, Any, Any],
                                 principal: Principal, site_id: FromPath[str]) -> Deleted:
         site = await principal_site(request, principal, site_id, "owner")

@@ -7,17 +7,34 @@ is "not found" whether or not it exists. Errors are Plausible's ``{"error": "...
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
 from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS, ClientError
+from app.core.openapi import BEARER, plausible_responses
 from app.core.resources import Resources
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_site
 
 Principal = NamedDependency[ApiPrincipal]
+RESPONSES = plausible_responses(400, 401, 403, 404, 503)
+
+# Stats API v1 parameters as Plausible documents them; the analytics service validates their values.
+SiteId = Annotated[str, QueryParameter(description="The site's domain, as added to Beacon.", max_length=253)]
+Period = Annotated[str | None, QueryParameter(
+    description="day, 7d, 30d, month, 6mo, 12mo, year or custom (default 30d).")]
+Date = Annotated[str | None, QueryParameter(
+    description="YYYY-MM-DD the period ends on, or YYYY-MM-DD,YYYY-MM-DD with period=custom.")]
+Metrics = Annotated[str | None, QueryParameter(description="Comma-separated metrics, e.g. visitors,pageviews.")]
+Filters = Annotated[str | None, QueryParameter(
+    description="property==value, != or ~ (contains), | between values, ; between filters.")]
+Compare = Annotated[str | None, QueryParameter(description="previous_period: add each metric's change.")]
+Interval = Annotated[str | None, QueryParameter(description="date, hour, week or month.")]
+Property = Annotated[str, QueryParameter(description="The property to break down by, e.g. visit:source.")]
+Limit = Annotated[int | None, QueryParameter(description="Rows per page, 1 to 1000 (default 100).", ge=1, le=1000)]
+Page = Annotated[int | None, QueryParameter(description="Page number from 1.", ge=1, le=2**31 - 1)]
 
 
 async def _site_param(request: Request[Any, Any, Any], principal: ApiPrincipal, value: object) -> str:
@@ -32,8 +49,10 @@ class StatsApiController(Controller):
     tags = ["Stats API"]
     dependencies = {"principal": api_key_dependency("stats:read")}
     exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
+    security = [{BEARER: []}]
 
-    @post("/v2/query", status_code=200, summary="Query stats (Plausible Stats API v2)")
+    @post("/v2/query", status_code=200, summary="Query stats (Plausible Stats API v2)",
+          responses=plausible_responses(400, 401, 403, 404, 413, 503))
     async def query(self, request: Request[Any, Any, Any], principal: Principal,
                     data: JSONBody[dict[str, Any]]) -> Any:
         """Metrics over a date range, optionally by dimensions, filtered, ordered and paginated."""
@@ -47,18 +66,26 @@ class StatsApiController(Controller):
         resources: Resources = request.app.state.resources
         return await resources.services.json("analytics", "GET", f"/v1/{endpoint}", params=params)
 
-    @get("/v1/stats/realtime/visitors", summary="Current visitors (last 5 minutes)")
-    async def realtime_visitors(self, request: Request[Any, Any, Any], principal: Principal) -> Any:
+    # The v1 handlers declare their parameters for the OpenAPI document and for type checks; the values go
+    # on to the analytics service as the client sent them.
+    @get("/v1/stats/realtime/visitors", summary="Current visitors (last 5 minutes)", responses=RESPONSES)
+    async def realtime_visitors(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId) -> Any:
         return await self._v1(request, principal, "realtime-visitors")
 
-    @get("/v1/stats/aggregate", summary="Aggregate metrics (Plausible Stats API v1)")
-    async def aggregate(self, request: Request[Any, Any, Any], principal: Principal) -> Any:
+    @get("/v1/stats/aggregate", summary="Aggregate metrics (Plausible Stats API v1)", responses=RESPONSES)
+    async def aggregate(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
+                        period: Period = None, date: Date = None, metrics: Metrics = None, filters: Filters = None,
+                        compare: Compare = None) -> Any:
         return await self._v1(request, principal, "aggregate")
 
-    @get("/v1/stats/timeseries", summary="Time series (Plausible Stats API v1)")
-    async def timeseries(self, request: Request[Any, Any, Any], principal: Principal) -> Any:
+    @get("/v1/stats/timeseries", summary="Time series (Plausible Stats API v1)", responses=RESPONSES)
+    async def timeseries(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
+                         period: Period = None, date: Date = None, metrics: Metrics = None, filters: Filters = None,
+                         interval: Interval = None) -> Any:
         return await self._v1(request, principal, "timeseries")
 
-    @get("/v1/stats/breakdown", summary="Breakdown by a property (Plausible Stats API v1)")
-    async def breakdown(self, request: Request[Any, Any, Any], principal: Principal) -> Any:
+    @get("/v1/stats/breakdown", summary="Breakdown by a property (Plausible Stats API v1)", responses=RESPONSES)
+    async def breakdown(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
+                        property: Property, period: Period = None, date: Date = None, metrics: Metrics = None,
+                        filters: Filters = None, limit: Limit = None, page: Page = None) -> Any:
         return await self._v1(request, principal, "breakdown")

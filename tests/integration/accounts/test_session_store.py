@@ -3,7 +3,8 @@
 The api application runs in this process (``create_app`` against the test PostgreSQL and Redis, its lifespan
 opened) and a tight loop hands it 10,000 cookieless page requests as ASGI messages, every tenth with the kind
 of junk session cookie a scanner sends. Redis' key count must not move and its ``used_memory`` must stay
-within a few KB.
+within a few KB. The api gets a Redis server of its own: in the shared one, other tests' keys expiring during
+the loop would move ``used_memory`` by tens of KB.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import itertools
 import os
 import secrets
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from litestar import Litestar
 
-from app.core.settings import Settings
+from app.core.settings import Settings, load_settings
+from app.devstack import Redis, free_port
 from app.main import create_app
 
 REQUESTS = int(os.environ.get("BEACON_SOAK_REQUESTS", "10000"))
@@ -61,10 +66,21 @@ async def get(app: Litestar, target: str, cookie: str | None) -> tuple[int, list
     return started["status"], [value for name, value in started["headers"] if name.lower() == b"set-cookie"]
 
 
-async def test_ten_thousand_cookieless_page_requests_leave_redis_memory_flat(settings: Settings,
-                                                                             redis_client: redis.Redis) -> None:
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Redis]:
+    server = Redis(tmp_path / "redis", free_port(), secrets.token_urlsafe(16))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_ten_thousand_cookieless_page_requests_leave_redis_memory_flat(
+        settings: Settings, environment: dict[str, str], own_redis: Redis) -> None:
     """10,000 page requests without a session (a tenth with junk session cookies) store nothing in Redis."""
-    app = create_app(settings)
+    app = create_app(load_settings({**environment, "BEACON_REDIS_URL": own_redis.url(0)}))
+    redis_client = redis.Redis.from_url(own_redis.url(0))
     async with app.lifespan():
         for path in PAGES:  # the app's pools and caches exist before the first measurement
             await get(app, path, None)
@@ -79,6 +95,7 @@ async def test_ten_thousand_cookieless_page_requests_leave_redis_memory_flat(set
                 session_cookies_set += sum(1 for value in cookies if value.startswith(b"beacon_session=")
                                            and not value.startswith(b'beacon_session="";'))
         keys_after, memory_after = measure(redis_client)
+    redis_client.close()
     assert {200: REQUESTS * 3 // 5, 302: REQUESTS * 2 // 5} == dict(statuses)
     assert 0 == session_cookies_set
     assert keys_before == keys_after

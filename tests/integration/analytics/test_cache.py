@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 
 from app.core.redis import Keys
 from app.core.settings import Settings
-from services.analytics.cache import cached
+from services.analytics.cache import MAX_ANSWER_BYTES, MAX_ENTRY_BYTES, AnswerTooLarge, cached
 
 
 async def test_hit_within_ttl_and_recomputed_after(settings: Settings, redis_client: redis.Redis) -> None:
@@ -44,3 +45,24 @@ async def test_without_redis_answers_are_computed() -> None:
         assert "fresh" == await cached(client, Keys("t:"), 60, "v2", 1, {}, compute)
     finally:
         await client.aclose()
+
+
+async def test_entries_and_answers_are_bounded(settings: Settings, redis_client: redis.Redis) -> None:
+    """An answer over MAX_ENTRY_BYTES is returned but not stored; one over MAX_ANSWER_BYTES is a 400."""
+    client = aioredis.Redis.from_url(settings.redis.url)
+    keys = Keys(settings.redis.key_prefix)
+    big = {"results": ["x" * 1000] * (MAX_ENTRY_BYTES // 1000 + 1)}
+    huge = {"results": ["x" * 1000] * (MAX_ANSWER_BYTES // 1000 + 1)}
+
+    async def small() -> dict[str, list[str]]:
+        return {"results": ["x"]}
+
+    try:
+        assert big == await cached(client, keys, 60, "v2", 1, {"big": True}, lambda: asyncio.sleep(0, big))
+        assert {"results": ["x"]} == await cached(client, keys, 60, "v2", 1, {"small": True}, small)
+        with pytest.raises(AnswerTooLarge, match="fewer rows"):
+            await cached(client, keys, 60, "v2", 1, {"huge": True}, lambda: asyncio.sleep(0, huge))
+        stored = [redis_client.strlen(key) for key in redis_client.scan_iter(f"{keys.prefix}analytics:*")]
+    finally:
+        await client.aclose()
+    assert [len('{"results": ["x"]}')] == stored

@@ -14,7 +14,9 @@ import websockets
 from app.core.redis import Keys
 from app.core.settings import Settings
 from app.core.tokens import sign_token
+from app.devstack import free_port
 from app.realtime.publish import publish
+from app.realtime.server import WebSocket, WebSocketServer
 
 
 def token(settings: Settings, channels: list[str], ttl: float = 60) -> str:
@@ -81,3 +83,53 @@ async def test_message_split_in_fragments_is_one_message(settings: Settings, ser
         await socket.recv()
         await socket.send(iter(['{"type":', '"ping"}']))
         assert {"type": "pong"} == json.loads(await asyncio.wait_for(socket.recv(), 5))
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    pytest.param("[" * 2000 + "]" * 2000, 1007, id="nested-2000"),
+    pytest.param('{"type": "join", "room": [[[[[["x"]]]]]]}', 1007, id="nested-beyond-message-shape"),
+])
+async def test_pathological_frames_get_a_close_frame(settings: Settings, serve: Callable[[str], int], frame: str,
+                                                      code: int) -> None:
+    """JSON nested too deep ends the connection with a close frame that says why, never a dropped socket."""
+    port = serve("realtime")
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token(settings, ['site:1'])}") as client:
+        assert "hello" == json.loads(await client.recv())["type"]
+        await client.send(frame)
+        with pytest.raises(websockets.ConnectionClosedError) as closed:
+            await asyncio.wait_for(client.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert (code, "message: JSON nested deeper than 4 levels") == (closed.value.rcvd.code, closed.value.rcvd.reason)
+
+
+async def test_flat_garbage_is_answered_and_the_connection_stays(settings: Settings,
+                                                                 serve: Callable[[str], int]) -> None:
+    """Text that is not a JSON object gets an error message; the socket stays open for the next one."""
+    port = serve("realtime")
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token(settings, ['site:1'])}") as client:
+        assert "hello" == json.loads(await client.recv())["type"]
+        for text in ("[[[", "not json", "[1, 2]"):
+            await client.send(text)
+            assert "error" == json.loads(await asyncio.wait_for(client.recv(), 5))["type"]
+        await client.send('{"type": "ping"}')
+        assert {"type": "pong"} == json.loads(await asyncio.wait_for(client.recv(), 5))
+
+
+async def test_a_failing_handler_ends_the_connection_with_1011() -> None:
+    """An exception in message handling is logged and answered with close 1011, not a silent drop."""
+    class Failing(WebSocketServer):
+        def received(self, socket: WebSocket, text: str) -> None:
+            raise RecursionError(text[:10])
+
+    port = free_port()
+    server = Failing()
+    await server.start("127.0.0.1", port)
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as client:
+            await client.send("boom")
+            with pytest.raises(websockets.ConnectionClosedError) as closed:
+                await asyncio.wait_for(client.recv(), 5)
+    finally:
+        await server.stop()
+    assert closed.value.rcvd is not None
+    assert (1011, "internal error") == (closed.value.rcvd.code, closed.value.rcvd.reason)
