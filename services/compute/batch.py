@@ -117,16 +117,22 @@ def detect_csv(path: Path, out: TextIO, *, max_rows: int = MAX_ROWS) -> int:
     series = read_series(path, max_rows=max_rows)
     if len(series.values) < MIN_DETECT_ROWS:
         raise BatchInputError(f"{path}: too short: {len(series.values)} rows, at least {MIN_DETECT_ROWS} are needed")
-    season, step = season_for(series.timestamps)
-    learning = min(math.floor(0.15 * len(series.values)), 750)
-    detector = OnlineDetector(DetectorConfig(season=season, learning=learning))
-    origin = series.timestamps[0]
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["timestamp", "value", "anomaly_score"])
-    for label, stamp, value in zip(series.labels, series.timestamps, series.values, strict=True):
-        position = round((stamp - origin).total_seconds() / step)
-        writer.writerow([label, _number(value), f"{detector.update(value, position).score:.6f}"])
+    for label, value, score in zip(series.labels, series.values, score_rows(series.timestamps, series.values),
+                                   strict=True):
+        writer.writerow([label, _number(value), f"{score:.6f}"])
     return len(series.values)
+
+
+def score_rows(timestamps: list[datetime], values: list[float]) -> list[float]:
+    """Anomaly scores of a whole series as the CLI computes them (and the NAB benchmark scores them)."""
+    season, step = season_for(timestamps)
+    learning = min(math.floor(0.15 * len(values)), 750)
+    detector = OnlineDetector(DetectorConfig(season=season, learning=learning))
+    origin = timestamps[0] if timestamps else datetime.min
+    return [detector.update(value, round((stamp - origin).total_seconds() / step)).score
+            for stamp, value in zip(timestamps, values, strict=True)]
 
 
 def forecast_csv(path: Path, horizon: int, out: TextIO, *, max_rows: int = MAX_ROWS) -> int:
