@@ -29,6 +29,7 @@ worst, about 60 KiB for an hourly web series. For counts (``counts=True``) the v
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -96,20 +97,24 @@ class Scored:
 
 @dataclass
 class WindowStats:
-    """Mean and variance of the last ``size`` values, by running sums (O(1) per value)."""
+    """Mean and variance of the last ``size`` values, by running sums over a ring buffer (O(1) per value)."""
 
-    values: deque[float] = field(default_factory=deque)
+    values: array[float] = field(default_factory=lambda: array("d"))
+    start: int = 0
     total: float = 0.0
     squares: float = 0.0
 
     def push(self, value: float, size: int) -> None:
-        self.values.append(value)
         self.total += value
         self.squares += value * value
-        if len(self.values) > size:
-            old = self.values.popleft()
-            self.total -= old
-            self.squares -= old * old
+        if len(self.values) < size:
+            self.values.append(value)
+            return
+        old = self.values[self.start]
+        self.values[self.start] = value
+        self.start = (self.start + 1) % size
+        self.total -= old
+        self.squares -= old * old
 
     def log_tail(self, value: float, decades: float) -> float:
         """``-log10 P(X > value)`` under a normal fitted to the window, divided by ``decades``, in [0, 1].
@@ -141,7 +146,7 @@ class OnlineDetector:
     low: float = math.inf
     high: float = -math.inf
     levels: deque[int] = field(default_factory=deque)
-    seen: list[dict[tuple[int, ...], int]] = field(default_factory=list)
+    seen: list[dict[int, int]] = field(default_factory=list)
     hold: int = 0
     learnt: list[float] = field(default_factory=list)
 
@@ -224,10 +229,12 @@ class OnlineDetector:
         self.levels.append(level)
         if len(self.levels) > cfg.context:
             self.levels.popleft()
-        history = tuple(self.levels)
+        # each sequence as one integer (its levels as digits in base bins + 2): compact to keep and to store
+        base = cfg.bins + 2
+        key = 0
         unseen = 0
-        for length in range(1, len(history) + 1):
-            key = history[-length:]
+        for length, past in enumerate(reversed(self.levels), start=1):
+            key = key * base + past + 1
             memory = self.seen[length - 1]
             seen = memory.get(key, 0)
             if not seen:

@@ -44,7 +44,7 @@ pytestmark = pytest.mark.skipif(ROOT is None and not os.environ.get("CI"), reaso
 
 
 def _row(name: str, scores: list[float], note: str = "") -> str:
-    return f"  {name:<42}" + "".join(f"{s:>9.2f}" for s in scores) + (f"   {note}" if note else "")
+    return f"  {name:<52}" + "".join(f"{s:>9.2f}" for s in scores) + (f"   {note}" if note else "")
 
 
 def _artime(root: Path) -> dict[str, np.ndarray]:
