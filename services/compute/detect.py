@@ -61,16 +61,18 @@ class DetectorConfig:
     """Smoothing of the residual variance."""
     clip: float = 2.5
     """Residuals are clipped to this many standard deviations before they update the variance."""
-    short_window: int = 6
+    short_window: int = 8
     """Points averaged for the short-term surprise."""
-    history: int = 2000
+    history: int = 4000
     """Points of surprise the likelihood compares against."""
     scale_decades: float = 4.0
     """A likelihood tail probability of ``10**-scale_decades`` scores 1."""
     bins: int = 10
     """Levels the learnt value range is cut into for the novelty view."""
-    context: int = 6
+    context: int = 5
     """Longest sequence of levels the novelty view remembers."""
+    overflow: int = 5
+    """Levels beyond the range seen so far, on each side: how far a new extreme goes is itself a level."""
     max_contexts: int = 4096
     """Remembered sequences per length; beyond it, the ones seen once are forgotten."""
     novelty_weight: float = 0.5
@@ -225,16 +227,16 @@ class OnlineDetector:
         """Add the value's level to the recent sequence; how many of its suffixes were never seen before."""
         cfg = self.config
         width = (self.high - self.low) or 1.0
-        level = max(-1, min(cfg.bins, math.floor((value - self.low) / width * cfg.bins)))
+        level = max(-cfg.overflow, min(cfg.bins - 1 + cfg.overflow, math.floor((value - self.low) / width * cfg.bins)))
         self.levels.append(level)
         if len(self.levels) > cfg.context:
             self.levels.popleft()
         # each sequence as one integer (its levels as digits in base bins + 2): compact to keep and to store
-        base = cfg.bins + 2
+        base = cfg.bins + 2 * cfg.overflow
         key = 0
         unseen = 0
         for length, past in enumerate(reversed(self.levels), start=1):
-            key = key * base + past + 1
+            key = key * base + past + cfg.overflow
             memory = self.seen[length - 1]
             seen = memory.get(key, 0)
             if not seen:
