@@ -11,18 +11,18 @@ Two views of each point are averaged (no code copied; the ideas are from the lit
    Purdy & Agha 2017 ("Unsupervised real-time anomaly detection for streaming data", *Neurocomputing* 262,
    section 4.2) - and put on a log scale: a point is anomalous when it is unusual *for this series*, so a noisy
    series does not alarm all day and a flat one does not alarm on its first wiggle.
-2. **Novelty** - the value is quantised into ``bins`` levels of the range seen while learning (plus one level
-   below and one above it), and the score is the share of the last 1..``context`` levels, read as sequences,
-   that have never occurred before. This is the "contextual" idea of CAD OSE (Smirnov's entry to the 2016 NAB
-   competition) and of sequence memories such as HTM: a pattern never seen is suspect even when its values are
-   not extreme.
+2. **Novelty** - the value is quantised into ``bins`` levels of the range seen so far (plus ``overflow``
+   levels on each side for how far a new extreme goes beyond it), and the score is the share of the last
+   1..``context`` levels, read as sequences, that have never occurred before. This is the "contextual" idea of
+   CAD OSE (Smirnov's entry to the 2016 NAB competition) and of sequence memories such as HTM: a pattern never
+   seen is suspect even when its values are not extreme.
 
 A point whose combined score reaches ``report_level`` starts a **refractory period** of ``refractory`` points
 during which the score is 0: one incident, one alert (NAB also credits only the first detection in a window).
 
-State per series is bounded: the seasonal profile (``season_slots`` floats), two windows of ``history``
-floats, and at most ``max_contexts`` remembered sequences per length - about 200 KiB with the defaults at
-worst, about 60 KiB for an hourly web series. For counts (``counts=True``) the variance has a Poisson floor of
+State per series is bounded: the seasonal profile (``season_slots`` floats), a ring of ``history`` floats, and
+at most ``max_contexts`` remembered sequences per length - about 250 KiB pickled with the defaults at worst,
+about 60 KiB for an hourly web series after 200 days. For counts (``counts=True``) the variance has a Poisson floor of
 ``max(1, expected)``, so a small site's 0 -> 2 visitors at night is no surprise.
 """
 
