@@ -225,6 +225,22 @@ class Dashboard {
     }
   }
 
+  // A goal's conversion rate between two values of a custom property, over the dashboard's range.
+  async compare() {
+    const result = $("#compare-result");
+    const form = new FormData($("#compare-form"));
+    result.textContent = "Comparing…";
+    try {
+      const answer = await this.getJSON("compare", Object.fromEntries(form.entries()));
+      const rate = (segment) => `${segment.label}: ${segment.conversions} of ${segment.visitors} ` +
+        `(${(100 * segment.conversion_rate).toFixed(2)} %)`;
+      result.replaceChildren(el("strong", { text: answer.verdict }), el("br"),
+        `${rate(answer.a)} · ${rate(answer.b)} · P(B beats A) ${(100 * answer.probability_b_beats_a).toFixed(1)} %`);
+    } catch (error) {
+      result.replaceChildren(el("span", { class: "error", text: error.message }));
+    }
+  }
+
   async loadProperties(current) {
     const select = $("#prop-key");
     const list = $("#list-props");
@@ -489,6 +505,10 @@ class Dashboard {
       button.addEventListener("click", () => this.navigate((p) => p.set("metric", button.dataset.chartMetric)));
     }
     $("#interval").addEventListener("change", () => this.navigate((p) => p.set("interval", $("#interval").value)));
+    $("#compare-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.compare();
+    });
     $("#insights").addEventListener("change", () => {
       this.insights = null;
       if ($("#insights").checked) this.loadInsights(() => true);

@@ -24,7 +24,8 @@ SPIKE_DAYS_AGO = 5
 
 @pytest.fixture(scope="module")
 def history(running: Stack) -> Iterator[str]:
-    """60 days of daily visitors with a weekly rhythm up to yesterday, and one day with ten times as many."""
+    """60 days of daily visitors with a weekly rhythm up to yesterday, and one day with ten times as many;
+    odd visitors see variant B and convert (goal Signup) at 20 %, even ones see A and convert at 5 %."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=DAYS)
     rows = []
@@ -36,7 +37,13 @@ def history(running: Stack) -> Iterator[str]:
             count *= 10
         for k in range(count):
             visitor += 1
-            rows.append({"ts": moment + timedelta(hours=9, seconds=k), "visitor": visitor})
+            variant = "B" if visitor % 2 else "A"
+            at = moment + timedelta(hours=9, seconds=k)
+            rows.append({"ts": at, "visitor": visitor, "name": "pageview", "p": json.dumps({"variant": variant})})
+            # B converts at 20 %, A at 5 %
+            if visitor % 20 in ((1, 3, 5, 7) if variant == "B" else (0,)):
+                rows.append({"ts": at + timedelta(minutes=1), "visitor": visitor, "name": "Signup",
+                             "p": json.dumps({"variant": variant})})
     engine = make_engine(running.settings.database)
     with engine.begin() as conn:
         site_id = conn.execute(text("INSERT INTO sites (domain, timezone, created_at) VALUES (:d, 'UTC', :c) "
@@ -44,8 +51,10 @@ def history(running: Stack) -> Iterator[str]:
         conn.execute(text("INSERT INTO memberships (site_id, user_id, role) SELECT :s, id, 'owner' FROM users "
                           "WHERE is_admin"), {"s": site_id})
         conn.execute(text("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
-                          "props) VALUES (:site, :ts, 'pageview', :visitor, :visitor, :host, '/', CAST(:p AS jsonb))"),
-                     [{**row, "site": site_id, "host": DOMAIN, "p": json.dumps({})} for row in rows])
+                          "props) VALUES (:site, :ts, :name, :visitor, :visitor, :host, '/', CAST(:p AS jsonb))"),
+                     [{**row, "site": site_id, "host": DOMAIN} for row in rows])
+        conn.execute(text("INSERT INTO goals (site_id, event_name, display_name) VALUES (:s, 'Signup', 'Signup')"),
+                     {"s": site_id})
     engine.dispose()
     yield DOMAIN
 
@@ -76,6 +85,33 @@ def test_chart_shows_anomaly_marker_and_forecast_band(running: Stack, history: s
         page.uncheck("#insights")
         page.wait_for_function("() => document.getElementById('chart').dataset.forecast === '0'", timeout=10000)
         assert "" == page.inner_text("#anomalies")
+        assert [] == problems.all()
+    finally:
+        browser.close()
+
+
+def test_goals_panel_compares_two_variants(running: Stack, history: str, playwright: Any) -> None:
+    """The goals panel's compare form gives the verdict for variant B against A over the chosen range."""
+    with login(running) as client:
+        session = client.cookies.get("beacon_session")
+    browser = launch(playwright)
+    try:
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+        context.add_cookies([{"name": "beacon_session", "value": session, "url": running.base_url}])
+        page = context.new_page()
+        problems = watch(page)
+        page.goto(f"{running.base_url}/sites/{history}?period=30d")
+        page.click("#compare summary")
+        page.fill("#compare-goal", "Signup")
+        page.fill("#compare-prop", "variant")
+        page.fill("#compare-a", "A")
+        page.fill("#compare-b", "B")
+        page.click("#compare-form button[type=submit]")
+        page.wait_for_function("() => document.getElementById('compare-result').textContent.includes('P(B beats A)')",
+                               timeout=30000)
+        text = page.inner_text("#compare-result")
+        assert text.startswith("B converts better"), text
+        assert "P(B beats A) 100.0 %" in text
         assert [] == problems.all()
     finally:
         browser.close()

@@ -427,3 +427,23 @@ async def insights(resources: Resources, site: Site, state: State) -> dict[str, 
         forecast = [{"label": row["date"], "yhat": row["yhat"], "low": row["yhat_lower"], "high": row["yhat_upper"]}
                     for row in done[1]["forecast"]]
     return {"anomalies": anomalies, "forecast": forecast, "note": None}
+
+
+COMPARE_PARAMS = PARAMS | {"goal", "prop", "a", "b"}
+
+
+async def compare_values(resources: Resources, site: Site, state: State, params: Mapping[str, Sequence[str]]
+                         ) -> dict[str, Any]:
+    """The goal's conversion rate among visitors with ``prop`` = ``b`` against ``prop`` = ``a`` (compute service)."""
+    values = {name: (_one(params, name) or "").strip() for name in ("goal", "prop", "a", "b")}
+    for name, value in values.items():
+        if not value:
+            raise ClientError(f"{name}: required")
+    if state.first is None:
+        raise ClientError("period: choose a range with a first day to compare")
+    dates = [state.first.isoformat(), state.last.isoformat()]
+    segment = {"date_range": dates, "property": values["prop"]}
+    answer: dict[str, Any] = await resources.services.json("compute", "POST", "/compare", json={
+        "site_id": site.domain, "goal": values["goal"],
+        "a": {**segment, "value": values["a"]}, "b": {**segment, "value": values["b"]}})
+    return answer
