@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from app.core.errors import ClientError
 from app.core.internal import internal_token_guard
@@ -58,7 +58,7 @@ async def _query(request: Request[Any, Any, Any], query: dict[str, Any]) -> list
 
 
 @post("/detect", guards=[internal_token_guard], status_code=200)
-async def detect(request: Request[Any, Any, Any], data: DetectRequest) -> DetectResponse:
+async def detect(request: Request[Any, Any, Any], data: JSONBody[DetectRequest]) -> DetectResponse:
     """Anomaly scores in [0, 1] for each hour or day of a site's series, explained where they pass the threshold.
 
     Errors: 400 for a reversed or too long range (hourly: 31 days, daily: 3 years) or what analytics refuses
@@ -72,7 +72,7 @@ async def detect(request: Request[Any, Any, Any], data: DetectRequest) -> Detect
 
 
 @post("/forecast", guards=[internal_token_guard], status_code=200)
-async def forecast(request: Request[Any, Any, Any], data: ForecastRequest) -> ForecastResponse:
+async def forecast(request: Request[Any, Any, Any], data: JSONBody[ForecastRequest]) -> ForecastResponse:
     """Daily forecast with 80 % and 95 % prediction intervals for ``horizon`` days after the range.
 
     Errors: 400 for fewer than 28 days of history, a reversed or too long range, a horizon outside 1-366.
@@ -93,7 +93,7 @@ async def forecast(request: Request[Any, Any, Any], data: ForecastRequest) -> Fo
 
 
 @post("/compare", guards=[internal_token_guard], status_code=200)
-async def compare(request: Request[Any, Any, Any], data: CompareRequest) -> CompareResponse:
+async def compare(request: Request[Any, Any, Any], data: JSONBody[CompareRequest]) -> CompareResponse:
     """The goal's conversion rate in segment B against A: difference, interval, test, P(B beats A), verdict.
 
     Visitors and converted visitors of each segment come from analytics (Stats API v2 aggregates).
