@@ -85,9 +85,11 @@ def fill_buckets(results: list[dict[str, Any]], first: date, last: date, interva
 # --- detection -----------------------------------------------------------------------------------------
 
 def detector_for(interval: str, points: int) -> DetectorConfig:
-    """The NAB-tuned detector for a web series: daily (hourly data) or weekly (daily data) season, counts."""
+    """The NAB-tuned detector for a web series: daily season with weekday offsets (hourly data) or a weekly
+    season (daily data); counts."""
     if interval == "hour":
-        return DetectorConfig(season=24, counts=True, learning=min(336, points // 2), refractory=24)
+        return DetectorConfig(season=24, counts=True, learning=min(336, points // 2), refractory=24,
+                              weekly_gamma=0.003)
     return DetectorConfig(season=7, season_slots=7, counts=True, learning=min(28, points // 2), refractory=7)
 
 

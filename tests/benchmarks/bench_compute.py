@@ -120,7 +120,7 @@ def test_forecast_accuracy() -> None:
 def _warm_state(hours: int = 24 * 200) -> bytes:
     """A site's detector after 200 days of hourly visitors, its history window full (what the pass loads and stores)."""
     rng = np.random.default_rng(7)
-    detector = OnlineDetector(DetectorConfig(season=24, counts=True, learning=336, refractory=24))
+    detector = OnlineDetector(DetectorConfig(season=24, counts=True, learning=336, refractory=24, weekly_gamma=0.003))
     for hour in range(hours):
         rate = 20 + 15 * np.sin((hour % 24 - 8) / 24 * 2 * np.pi)
         detector.update(float(rng.poisson(rate)), hour)
