@@ -53,6 +53,8 @@ class DetectorConfig:
     """Values are counts of events: the variance gets a Poisson floor of ``max(1, expected)``."""
     learning: int = 336
     """Points that only teach the detector (score 0); the novelty's value range is learnt over them."""
+    weekly_gamma: float = 0.0
+    """Smoothing of the weekday offsets added to a daily season (0: no weekly pattern)."""
     alpha: float = 0.05
     """Smoothing of the level (per point)."""
     seasonal_gamma: float = 0.1
@@ -151,6 +153,7 @@ class OnlineDetector:
     seen: list[dict[int, int]] = field(default_factory=list)
     hold: int = 0
     learnt: list[float] = field(default_factory=list)
+    weekly: list[float] = field(default_factory=lambda: [0.0] * 7)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -177,6 +180,9 @@ class OnlineDetector:
         index = self.count if position is None else position
         slot = (index % cfg.season) * len(self.slots) // cfg.season if self.slots else -1
         seasonal = self.slots[slot] if slot >= 0 and self.slot_seen[slot] else 0.0
+        weekday = (index // cfg.season) % 7 if cfg.weekly_gamma > 0 and cfg.season > 7 else -1
+        if weekday >= 0:
+            seasonal += self.weekly[weekday]
         if self.count == 0:
             self.level = value
         expected = self.level + seasonal
@@ -192,7 +198,7 @@ class OnlineDetector:
             short = (sum(window) + raw) / (len(window) + 1)
             likelihood = self.surprise.log_tail(short, cfg.scale_decades)
             score = cfg.novelty_weight * novelty + (1.0 - cfg.novelty_weight) * likelihood
-        self._learn(value, residual, slot)
+        self._learn(value, residual, slot, weekday)
         self.recent.append(raw)
         if len(self.recent) > cfg.short_window:
             self.recent.popleft()
@@ -247,20 +253,23 @@ class OnlineDetector:
             memory[key] = seen + 1
         return unseen
 
-    def _learn(self, value: float, residual: float, slot: int) -> None:
+    def _learn(self, value: float, residual: float, slot: int, weekday: int = -1) -> None:
         cfg = self.config
         if self.count == 0:
             return
         bound = cfg.clip * math.sqrt(self.variance) if self.count > 30 else math.inf
         clipped = max(-bound, min(bound, residual))
         self.variance = (1 - cfg.variance_beta) * self.variance + cfg.variance_beta * clipped * clipped
+        week = self.weekly[weekday] if weekday >= 0 else 0.0
         if slot >= 0:
             if self.slot_seen[slot]:
                 seasonal = self.slots[slot]
-                self.slots[slot] = seasonal + cfg.seasonal_gamma * (value - self.level - seasonal)
+                self.slots[slot] = seasonal + cfg.seasonal_gamma * (value - self.level - week - seasonal)
             else:
-                self.slots[slot] = value - self.level
+                self.slots[slot] = value - self.level - week
             self.slot_seen[slot] += 1
-            self.level += cfg.alpha * (value - self.level - self.slots[slot])
+            if weekday >= 0:
+                self.weekly[weekday] = week + cfg.weekly_gamma * (value - self.level - self.slots[slot] - week)
+            self.level += cfg.alpha * (value - self.level - self.slots[slot] - week)
         else:
             self.level += cfg.alpha * residual
