@@ -195,6 +195,20 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compute(args: argparse.Namespace) -> int:
+    """Batch detection/forecast on a CSV; needs no settings, as it touches no database or service."""
+    from services.compute.batch import BatchInputError, detect_csv, forecast_csv
+
+    try:
+        if args.compute_command == "detect":
+            detect_csv(args.csv, sys.stdout, max_rows=args.max_rows)
+        else:
+            forecast_csv(args.csv, args.horizon, sys.stdout, max_rows=args.max_rows)
+    except BatchInputError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -255,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("scheduler", help="run the periodic-job scheduler (as Circus does)")
     p.set_defaults(func=cmd_scheduler)
+
+    compute = sub.add_parser("compute", help="anomaly scores or a forecast for a CSV file").add_subparsers(
+        dest="compute_command", metavar="ACTION", parser_class=Parser, required=True)
+    for name, text in (("detect", "print timestamp,value,anomaly_score for timestamp,value rows"),
+                       ("forecast", "print date,yhat,yhat_lower,yhat_upper (80 %) for date,value rows")):
+        p = compute.add_parser(name, help=text)
+        p.add_argument("--csv", type=Path, required=True, metavar="FILE")
+        p.add_argument("--max-rows", type=int, default=2_000_000, metavar="N", help="refuse longer files")
+        if name == "forecast":
+            p.add_argument("--horizon", type=int, default=30, metavar="DAYS", help="days to forecast (1-366)")
+        p.set_defaults(standalone=cmd_compute)
     return parser
 
 
@@ -262,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "standalone", None):
+            return int(args.standalone(args))
         settings = get_settings()
         func: Command = args.func
         return func(settings, args)

@@ -100,6 +100,7 @@ class Dashboard {
     this.chartBox = $("#chart");
     this.chart = null;
     this.overview = null;
+    this.insights = null;
     // Each load and each panel request gets a number; an answer that a newer one overtook is dropped
     // (rather than aborting the request, which would show as a failed request).
     this.generation = 0;
@@ -169,7 +170,8 @@ class Dashboard {
     const overview = useEmbedded && this.firstOverview
       ? Promise.resolve(this.firstOverview) : this.getJSON("overview", {});
     const jobs = [
-      overview.then((data) => { if (current()) this.renderOverview(data); }),
+      overview.then((data) => { if (current()) this.renderOverview(data); })
+        .then(() => ($("#insights").checked ? this.loadInsights(current) : null)),
       ...Object.keys(this.tabs).map((panel) => this.loadPanel(panel, current)),
       this.loadProperties(current),
     ];
@@ -205,6 +207,37 @@ class Dashboard {
       throw error;
     } finally {
       if (fresh()) list.removeAttribute("aria-busy");
+    }
+  }
+
+  // Anomaly markers and the forecast band from the compute service; drawn over the chart when switched on.
+  async loadInsights(current) {
+    const list = $("#anomalies");
+    try {
+      const insights = await this.getJSON("insights", {});
+      if (!current() || !$("#insights").checked) return;
+      this.insights = insights;
+      list.replaceChildren(...insights.anomalies.map((a) => el("li", { text: a.explanation })));
+      if (insights.note) list.append(el("li", { class: "dash-muted", text: insights.note }));
+      if (this.overview) this.renderChart(this.overview);
+    } catch (error) {
+      list.replaceChildren(el("li", { class: "error", text: `Anomalies and forecast: ${error.message}` }));
+    }
+  }
+
+  // A goal's conversion rate between two values of a custom property, over the dashboard's range.
+  async compare() {
+    const result = $("#compare-result");
+    const form = new FormData($("#compare-form"));
+    result.textContent = "Comparing…";
+    try {
+      const answer = await this.getJSON("compare", Object.fromEntries(form.entries()));
+      const rate = (segment) => `${segment.label}: ${segment.conversions} of ${segment.visitors} ` +
+        `(${(100 * segment.conversion_rate).toFixed(2)} %)`;
+      result.replaceChildren(el("strong", { text: answer.verdict }), el("br"),
+        `${rate(answer.a)} · ${rate(answer.b)} · P(B beats A) ${(100 * answer.probability_b_beats_a).toFixed(1)} %`);
+    } catch (error) {
+      result.replaceChildren(el("span", { class: "error", text: error.message }));
     }
   }
 
@@ -306,12 +339,16 @@ class Dashboard {
 
   renderChart(data) {
     const metric = data.state.metric;
-    const labels = data.series.labels;
+    const insights = $("#insights").checked ? this.insights : null;
+    if (!insights) $("#anomalies").replaceChildren();
+    const forecast = insights ? insights.forecast.filter((f) => f.label > data.series.labels.at(-1)) : [];
+    const labels = [...data.series.labels, ...forecast.map((f) => f.label)];
     const interval = data.series.interval;
     const xs = labels.map((_, i) => i);
     // Hours still to come today are not zeros: leave them out of the line.
     const now = interval === "hour" ? hourIn(this.timezone) : null;
-    const values = [xs, data.series[metric].map((v, i) => (now && labels[i] > now ? null : v))];
+    const observed = data.series[metric].length;
+    const values = [xs, labels.map((label, i) => (i >= observed || (now && label > now) ? null : data.series[metric][i]))];
     const series = [{ label: interval === "hour" ? "Hour" : interval === "day" ? "Day" : `${interval[0].toUpperCase()}${interval.slice(1)} of`,
       value: (u, i) => (i === null || i === undefined ? "–" : labels[i] || "–") }, {
       label: METRIC_LABELS[metric], stroke: "#2456c7", width: 2, fill: "rgba(36, 86, 199, 0.08)",
@@ -322,6 +359,21 @@ class Dashboard {
       values.push(xs.map((i) => (i < previous.length ? previous[i] : null)));
       series.push({ label: "Previous period", stroke: "#6b7480", width: 1.5, dash: [6, 4], points: { show: false } });
     }
+    const bands = [];
+    if (forecast.length) {
+      // The band starts at the last observed point so that it visibly continues the line.
+      const at = (key) => labels.map((_, i) => (i === observed - 1 ? data.series[metric][i]
+        : i >= observed ? forecast[i - observed][key] : null));
+      const first = values.length;
+      values.push(at("high"), at("yhat"), at("low"));
+      series.push({ label: "Forecast 80 % high", stroke: "#7c3aed", width: 1, dash: [4, 4], points: { show: false } },
+        { label: "Forecast", stroke: "#7c3aed", width: 1.5, dash: [6, 4], points: { show: false } },
+        { label: "Forecast 80 % low", stroke: "#7c3aed", width: 1, dash: [4, 4], points: { show: false } });
+      bands.push({ series: [first, first + 2], fill: "rgba(124, 58, 237, 0.12)" });
+    }
+    const markers = (insights ? insights.anomalies : [])
+      .map((a) => ({ index: labels.indexOf(a.label), value: a.value }))
+      .filter((m) => m.index >= 0);
     const notes = data.annotations.map((note) => {
       let index = -1;
       labels.forEach((label, i) => { if (label.slice(0, 10) <= note.date) index = i; });
@@ -330,6 +382,7 @@ class Dashboard {
     const options = {
       ...this.chartSize(),
       series,
+      bands,
       scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(4, Math.ceil(max * 1.1))] } },
       axes: [
         { values: (u, splits) => splits.map((i) => (Number.isInteger(i) ? tickLabel(labels[i], interval) : "")),
@@ -357,6 +410,15 @@ class Dashboard {
             ctx.arc(x, u.bbox.top + 4 * uPlot.pxRatio, 4 * uPlot.pxRatio, 0, 2 * Math.PI);
             ctx.fill();
           }
+          // anomalies: a ring around the point
+          ctx.strokeStyle = "#c81e1e";
+          ctx.lineWidth = 2 * uPlot.pxRatio;
+          for (const marker of markers) {
+            ctx.beginPath();
+            ctx.arc(Math.round(u.valToPos(marker.index, "x", true)), Math.round(u.valToPos(marker.value, "y", true)),
+              6 * uPlot.pxRatio, 0, 2 * Math.PI);
+            ctx.stroke();
+          }
           ctx.restore();
         }],
       },
@@ -366,11 +428,15 @@ class Dashboard {
     this.chart = new uPlot(options, values, this.chartBox);
     this.chartBox.dataset.points = String(labels.length);
     this.chartBox.dataset.annotations = String(notes.length);
+    this.chartBox.dataset.anomalies = String(markers.length);
+    this.chartBox.dataset.forecast = String(forecast.length);
     const total = data.series[metric].reduce((a, b) => a + b, 0);
     this.chartBox.setAttribute("aria-label",
       `${METRIC_LABELS[metric]} per ${interval}, ${labels.length} points, ${formatMetric(metric, total)} in total` +
       (data.comparison ? ", with the previous period" : "") +
-      (notes.length ? `, ${notes.length} annotation${notes.length > 1 ? "s" : ""}` : ""));
+      (notes.length ? `, ${notes.length} annotation${notes.length > 1 ? "s" : ""}` : "") +
+      (markers.length ? `, ${markers.length} anomal${markers.length > 1 ? "ies" : "y"}` : "") +
+      (forecast.length ? `, forecast for ${forecast.length} ${interval}s` : ""));
   }
 
   // --- controls ------------------------------------------------------------------------------------------
@@ -439,6 +505,15 @@ class Dashboard {
       button.addEventListener("click", () => this.navigate((p) => p.set("metric", button.dataset.chartMetric)));
     }
     $("#interval").addEventListener("change", () => this.navigate((p) => p.set("interval", $("#interval").value)));
+    $("#compare-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.compare();
+    });
+    $("#insights").addEventListener("change", () => {
+      this.insights = null;
+      if ($("#insights").checked) this.loadInsights(() => true);
+      else if (this.overview) this.renderChart(this.overview);
+    });
     $("#prop-key").addEventListener("change", () => {
       const chosen = $("#prop-key").value;
       this.getJSON("breakdown", { dimension: `props:${chosen}` })

@@ -28,7 +28,7 @@ from app.domain.dashboard.services import (
 )
 from app.domain.sites.services import site_access, site_by_share_token
 
-PARTS = ("overview", "breakdown", "properties", "realtime")
+PARTS = ("overview", "breakdown", "properties", "realtime", "insights", "compare")
 
 
 def _params(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
@@ -75,6 +75,11 @@ async def _stats(request: Request[Any, Any, Any], site: Site, part: str) -> Any:
         return {"keys": await services.property_keys(resources, site, parse_state(params, site))}
     if part == "realtime":
         return {"visitors": await services.realtime_visitors(resources, site)}
+    if part == "insights":
+        return await services.insights(resources, site, parse_state(params, site))
+    if part == "compare":
+        state = parse_state(params, site, allowed=services.COMPARE_PARAMS)
+        return await services.compare_values(resources, site, state, params)
     raise NotFound(f"no dashboard data {part!r}; there are {', '.join(PARTS)}")
 
 

@@ -386,3 +386,69 @@ def live_token(resources: Resources, site: Site, user_id: int | None = None, epo
     """
     return sign_token(resources.settings.security.secret_key, "ws",
                       {"channels": [site_channel(site.id)], "user_id": user_id, "epoch": epoch}, WS_TOKEN_TTL)
+
+
+def _created(site: Site) -> date:
+    """The site's first local day: days before it are not zero traffic, they are no data."""
+    return site.created_at.astimezone(ZoneInfo(site.timezone)).date() if site.created_at else date.min
+
+
+INSIGHT_METRICS = frozenset({"visitors", "visits", "pageviews", "events"})
+FORECAST_DAYS = 14
+
+
+async def insights(resources: Resources, site: Site, state: State) -> dict[str, Any]:
+    """Anomaly markers for the chart's buckets and, for a daily chart reaching today, a forecast band.
+
+    Both come from the compute service (``POST /detect``, ``POST /forecast``); the chart's filters are not
+    applied there, so a filtered chart gets neither (``note`` says so). A forecast needs 28 days of history:
+    without them the band is left out.
+    """
+    empty: dict[str, Any] = {"anomalies": [], "forecast": [], "note": None}
+    if state.filters:
+        return {**empty, "note": "anomalies and forecasts are computed for the unfiltered site"}
+    if state.metric not in INSIGHT_METRICS or state.first is None:
+        return {**empty, "note": f"no anomalies or forecast for {state.metric}"}
+    days = (state.last - state.first).days + 1
+    interval = state.interval or default_interval(days)
+    if interval not in ("hour", "day"):
+        return {**empty, "note": "anomalies and forecasts are shown by hour or by day"}
+    detect = resources.services.json("compute", "POST", "/detect", json={
+        "site_id": site.domain, "metric": state.metric, "interval": interval,
+        "date_range": [state.first.isoformat(), state.last.isoformat()]})
+    jobs: list[Any] = [detect]
+    today = local_today(site)
+    if interval == "day" and state.last >= today - timedelta(days=1):
+        jobs.append(resources.services.json("compute", "POST", "/forecast", json={
+            "site_id": site.domain, "metric": state.metric, "horizon": FORECAST_DAYS,
+            "date_range": [max(state.last - timedelta(days=364), _created(site)).isoformat(), state.last.isoformat()]}))
+    done = await asyncio.gather(*jobs, return_exceptions=True)
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    anomalies = [{"label": p["time"], "value": p["value"], "score": p["score"], "explanation": p["explanation"]}
+                 for p in done[0]["points"] if p["anomaly"]]
+    forecast: list[dict[str, Any]] = []
+    if len(done) > 1 and not isinstance(done[1], BaseException):
+        forecast = [{"label": row["date"], "yhat": row["yhat"], "low": row["yhat_lower"], "high": row["yhat_upper"]}
+                    for row in done[1]["forecast"]]
+    return {"anomalies": anomalies, "forecast": forecast, "note": None}
+
+
+COMPARE_PARAMS = PARAMS | {"goal", "prop", "a", "b"}
+
+
+async def compare_values(resources: Resources, site: Site, state: State, params: Mapping[str, Sequence[str]]
+                         ) -> dict[str, Any]:
+    """The goal's conversion rate among visitors with ``prop`` = ``b`` against ``prop`` = ``a`` (compute service)."""
+    values = {name: (_one(params, name) or "").strip() for name in ("goal", "prop", "a", "b")}
+    for name, value in values.items():
+        if not value:
+            raise ClientError(f"{name}: required")
+    if state.first is None:
+        raise ClientError("period: choose a range with a first day to compare")
+    dates = [state.first.isoformat(), state.last.isoformat()]
+    segment = {"date_range": dates, "property": values["prop"]}
+    answer: dict[str, Any] = await resources.services.json("compute", "POST", "/compare", json={
+        "site_id": site.domain, "goal": values["goal"],
+        "a": {**segment, "value": values["a"]}, "b": {**segment, "value": values["b"]}})
+    return answer

@@ -1,0 +1,159 @@
+"""The compute service's figures: NAB scores, forecast accuracy, and the cost of scoring hourly points.
+
+Run: ``make bench PYTEST_ARGS=tests/benchmarks/bench_compute.py`` (about a minute of one core). Needs the shared
+data sets (``BEACON_DATASETS`` or ``../shared/datasets``). Prints:
+
+1. NAB (34-file copy, 67 windows): the fixture detector (ARTime's published output) rescored at its published
+   thresholds next to the published values, the published detectors rescored on this copy
+   (``shared_subset_scores.json``), then this run's baselines (windowed Gaussian, seasonal z-score) and the compute
+   service's detector, each at the corpus-wide threshold found by the exact sweep.
+2. Forecasts: rolling origin (8 origins 30 days apart, 30-day horizon) on the three daily web series: MASE
+   (scaled by the in-sample lag-7 seasonal-naive error), MAE relative to the seasonal-naive forecast, and the
+   coverage of the 80 % and 95 % intervals.
+3. Cost: one hourly point for one site (state loaded, point scored, state stored), and the hourly pass over
+   ``BEACON_BENCH_SITES`` (default 10,000) sites; the same-run baseline is the pass without the detector
+   (state round-trip only). State size per site (after 200 days, the history window full) is printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import pickle
+import statistics
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.compute.batch import score_rows
+from services.compute.detect import DetectorConfig, OnlineDetector
+from services.compute.forecast import forecast_daily
+from tests.benchmarks.forecast_data import load_series, rolling_origin
+from tests.benchmarks.nab import Corpus, datasets_dir, load_corpus, run_detector, score_detector
+from tests.benchmarks.nab_baselines import seasonal_zscore, windowed_gaussian
+
+ROOT = datasets_dir()
+SITES = int(os.environ.get("BEACON_BENCH_SITES", "10000"))
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+pytestmark = pytest.mark.skipif(ROOT is None and not os.environ.get("CI"), reason="shared/datasets not present")
+
+
+def _row(name: str, scores: list[float], note: str = "") -> str:
+    return f"  {name:<52}" + "".join(f"{s:>9.2f}" for s in scores) + (f"   {note}" if note else "")
+
+
+def _artime(root: Path) -> dict[str, np.ndarray]:
+    rows: dict[str, list[float]] = {}
+    with gzip.open(root / "nab" / "results" / "ARTime_anomaly_scores.csv.gz", "rt") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for name, _, score in reader:
+            rows.setdefault(name, []).append(float(score))
+    return {name: np.asarray(scores) for name, scores in rows.items()}
+
+
+def _ours(corpus: Corpus) -> dict[str, np.ndarray]:
+    return {f.name: np.asarray(score_rows([datetime.fromisoformat(t) for t in f.timestamps], list(f.values)))
+            for f in corpus.files}
+
+
+def test_nab_scores() -> None:
+    """Print the NAB table; the scorer must reproduce the fixture's published scores first."""
+    assert ROOT is not None
+    corpus = load_corpus(ROOT / "nab")
+    published = json.loads((ROOT / "nab" / "results" / "shared_subset_scores.json").read_text())["detectors"]
+    print(f"\nNAB v1.1, {len(corpus.files)} files, {corpus.n_windows} windows"
+          f"{'':<8}standard   low FP   low FN")
+    fixture = score_detector(corpus, _artime(ROOT),
+                             {p: published["ARTime"][p]["published_threshold"] for p in PROFILES})
+    expected = [published["ARTime"][p]["at_published_threshold"] for p in PROFILES]
+    got = [fixture[p].score for p in PROFILES]
+    print(_row("ARTime output, published thresholds", got, f"published {expected}"))
+    assert [round(s, 2) for s in got] == expected
+    for name in ("contextOSE", "numenta", "knncad", "twitterADVec", "windowedGaussian"):
+        print(_row(f"{name} (published, rescored on this copy)",
+                   [published[name][p]["at_published_threshold"] for p in PROFILES]))
+    started = time.perf_counter()
+    runs = {
+        "baseline: windowed Gaussian (this run)": run_detector(corpus, windowed_gaussian),
+        "baseline: seasonal z-score (this run)": run_detector(corpus, seasonal_zscore),
+    }
+    baseline_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    runs["compute detector (this run)"] = _ours(corpus)
+    ours_seconds = time.perf_counter() - started
+    for name, scores in runs.items():
+        result = score_detector(corpus, scores)
+        print(_row(name, [result[p].score for p in PROFILES],
+                   "thresholds " + "/".join(f"{result[p].threshold:.4f}" for p in PROFILES)))
+    rows = sum(len(f.values) for f in corpus.files)
+    print(f"  detector: {rows:,} rows in {ours_seconds:.1f} s ({1e6 * ours_seconds / rows:.1f} us a row); "
+          f"both baselines {baseline_seconds:.1f} s")
+
+
+def test_forecast_accuracy() -> None:
+    """Print MASE, relative MAE and interval coverage per series and pooled."""
+    assert ROOT is not None
+
+    def forecaster(days: list, values: list[float], horizon: int) -> list[tuple[float, float, float, float, float]]:
+        return [(r.yhat, r.lower_80, r.upper_80, r.lower_95, r.upper_95)
+                for r in forecast_daily(days, values, horizon)]
+
+    print("\nForecast, rolling origin (8 origins, 30-day horizon)       MASE  relMAE  cover80  cover95")
+    evaluations = []
+    for name, (days, values) in load_series(ROOT).items():
+        evaluation = rolling_origin(days, values, forecaster)
+        evaluations.append(evaluation)
+        print(f"  {name:<54}{evaluation.mase:6.3f}{evaluation.relative_mae:8.3f}"
+              f"{100 * evaluation.coverage_80:8.1f} %{100 * evaluation.coverage_95:7.1f} %")
+    print(f"  {'mean of the three series':<54}{statistics.fmean(e.mase for e in evaluations):6.3f}"
+          f"{statistics.fmean(e.relative_mae for e in evaluations):8.3f}"
+          f"{100 * statistics.fmean(e.coverage_80 for e in evaluations):8.1f} %"
+          f"{100 * statistics.fmean(e.coverage_95 for e in evaluations):7.1f} %")
+
+
+def _warm_state(hours: int = 24 * 200) -> bytes:
+    """A site's detector after 200 days of hourly visitors, its history window full (what the pass loads and stores)."""
+    rng = np.random.default_rng(7)
+    detector = OnlineDetector(DetectorConfig(season=24, counts=True, learning=336, refractory=24, weekly_gamma=0.003))
+    for hour in range(hours):
+        rate = 20 + 15 * np.sin((hour % 24 - 8) / 24 * 2 * np.pi)
+        detector.update(float(rng.poisson(rate)), hour)
+    return pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def test_hourly_cost() -> None:
+    """Print the time to score one hourly point and the hourly pass over many sites, with the baseline."""
+    state = _warm_state()
+    values = np.random.default_rng(11).poisson(20, SITES).astype(float)
+    hour = 24 * 200
+    states = [state] * SITES
+
+    started = time.perf_counter()
+    stored = [pickle.dumps(pickle.loads(s), protocol=pickle.HIGHEST_PROTOCOL) for s in states]
+    baseline = time.perf_counter() - started
+
+    started = time.perf_counter()
+    stored = []
+    for blob, value in zip(states, values, strict=True):
+        detector: OnlineDetector = pickle.loads(blob)
+        detector.update(float(value), hour)
+        stored.append(pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL))
+    elapsed = time.perf_counter() - started
+
+    single = []
+    for value in values[:200]:
+        started = time.perf_counter()
+        detector = pickle.loads(state)
+        detector.update(float(value), hour)
+        pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL)
+        single.append(time.perf_counter() - started)
+    print(f"\nHourly pass: {SITES:,} sites in {elapsed:.2f} s (baseline, state round-trip only: {baseline:.2f} s); "
+          f"one point p50 {1e3 * statistics.median(single):.2f} ms, max {1e3 * max(single):.2f} ms; "
+          f"state {len(state) / 1024:.1f} KiB a site ({len(state) * SITES / 2**20:.0f} MiB for {SITES:,})")
+    assert len(stored) == SITES

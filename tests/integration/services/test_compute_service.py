@@ -1,0 +1,138 @@
+"""The compute service as a real process, reading series from the real analytics service."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.internal import INTERNAL_TOKEN_HEADER
+from app.core.settings import Settings
+
+START = datetime(2026, 2, 1, tzinfo=UTC)
+DAYS = 21
+SPIKE = START + timedelta(days=19, hours=14)
+
+
+def hourly_visitors(moment: datetime) -> int:
+    """A daily rhythm, quieter at weekends; 120 visitors at the spike hour."""
+    if moment == SPIKE:
+        return 120
+    base = 6 + 5 * math.sin((moment.hour - 8) / 24 * 2 * math.pi)
+    return max(0, round(base * (0.6 if moment.weekday() >= 5 else 1.0)))
+
+
+@pytest.fixture
+def site(settings: Settings, db: None) -> str:
+    engine = make_engine(settings.database)
+    rows: list[dict[str, Any]] = []
+    visitor = 0
+    for hour in range(DAYS * 24):
+        moment = START + timedelta(hours=hour)
+        for k in range(hourly_visitors(moment)):
+            visitor += 1
+            variant = "B" if visitor % 2 else "A"
+            rows.append({"ts": moment + timedelta(minutes=k % 60), "name": "pageview", "visitor": visitor,
+                         "props": json.dumps({"variant": variant})})
+            # variant B converts at 20 %, A at 10 %
+            if visitor % 20 in ((1, 3) if variant == "B" else (0,)):
+                rows.append({"ts": moment + timedelta(minutes=k % 60, seconds=30), "name": "Signup",
+                             "visitor": visitor, "props": json.dumps({"variant": variant})})
+    with engine.begin() as conn:
+        site_id = conn.execute(text("INSERT INTO sites (domain, timezone, created_at) VALUES "
+                                    "('compute.example', 'UTC', '2026-01-01') RETURNING id")).scalar_one()
+        conn.execute(text("INSERT INTO goals (site_id, display_name, event_name) VALUES (:s, 'Signup', 'Signup')"),
+                     {"s": site_id})
+        conn.execute(text(
+            "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, props) "
+            "VALUES (:site, :ts, :name, :visitor, :visitor, 'compute.example', '/', CAST(:props AS jsonb))"),
+            [{**row, "site": site_id} for row in rows])
+    engine.dispose()
+    return "compute.example"
+
+
+def post(settings: Settings, serve: Callable[[str], int], path: str, body: dict[str, Any]) -> httpx.Response:
+    serve("analytics")
+    return httpx.post(f"http://127.0.0.1:{serve('compute')}{path}", json=body, timeout=60,
+                      headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token})
+
+
+def test_detect_flags_the_spike_with_an_explanation(settings: Settings, serve: Callable[[str], int],
+                                                    site: str) -> None:
+    """The 120-visitor hour is an anomaly explained in words; the ordinary rhythm raises at most one other."""
+    response = post(settings, serve, "/detect", {"site_id": site, "interval": "hour",
+                                                "date_range": ["2026-02-01", "2026-02-21"]})
+    assert 200 == response.status_code, response.text
+    points = response.json()["points"]
+    assert DAYS * 24 == len(points)
+    flagged = [p for p in points if p["anomaly"]]
+    spike = next(p for p in points if p["time"] == "2026-02-20 14:00:00")
+    assert spike["anomaly"], spike
+    assert spike["explanation"].startswith("visitors 120 at 14:00 on Fri 20 Feb, expected ")
+    assert spike["explanation"].endswith("for a Friday afternoon")
+    assert len(flagged) <= 2, flagged
+
+
+def test_forecast_has_ordered_intervals(settings: Settings, serve: Callable[[str], int], site: str) -> None:
+    """Seven days past the range, each with 95 % ⊇ 80 % ∋ the median, none negative."""
+    response = post(settings, serve, "/forecast", {"site_id": site, "horizon": 7,
+                                                  "date_range": ["2026-02-01", "2026-02-19"]})
+    assert 400 == response.status_code  # 19 days are too few
+    assert "too short" in response.json()["detail"]
+    response = post(settings, serve, "/forecast", {"site_id": site, "horizon": 7,
+                                                  "date_range": ["2026-01-15", "2026-02-19"]})
+    assert 200 == response.status_code, response.text
+    rows = response.json()["forecast"]
+    assert ["2026-02-20", "2026-02-26"] == [rows[0]["date"], rows[-1]["date"]]
+    for row in rows:
+        assert 0 <= row["yhat_lower_95"] <= row["yhat_lower"] <= row["yhat"] <= row["yhat_upper"] \
+            <= row["yhat_upper_95"]
+
+
+def test_compare_variants(settings: Settings, serve: Callable[[str], int], site: str) -> None:
+    """Visitors and conversions per variant come from analytics; the verdict names the better one."""
+    segment = {"date_range": ["2026-02-01", "2026-02-21"], "property": "variant"}
+    response = post(settings, serve, "/compare", {"site_id": site, "goal": "Signup",
+                                                 "a": {**segment, "value": "A"}, "b": {**segment, "value": "B"}})
+    assert 200 == response.status_code, response.text
+    body = response.json()
+    assert body["a"]["visitors"] > 500 and body["b"]["visitors"] > 500
+    assert body["b"]["conversion_rate"] > body["a"]["conversion_rate"]
+    assert body["conclusive"] and body["verdict"].startswith("B converts better")
+
+
+@pytest.mark.parametrize(("path", "body", "detail"), [
+    pytest.param("/detect", {"site_id": "compute.example", "interval": "hour",
+                             "date_range": ["2026-02-01", "2026-03-15"]}, "at most 31 days", id="hourly-too-long"),
+    pytest.param("/detect", {"site_id": "compute.example", "date_range": ["2026-02-05", "2026-02-01"]},
+                 "before the first", id="reversed"),
+    pytest.param("/detect", {"site_id": "compute.example", "date_range": ["2026-02-01"]}, "date_range",
+                 id="one-date"),
+    pytest.param("/forecast", {"site_id": "compute.example", "date_range": ["2026-01-01", "2026-02-20"],
+                               "horizon": 0}, "horizon", id="horizon"),
+    pytest.param("/compare", {"site_id": "compute.example", "goal": "Signup",
+                              "a": {"date_range": ["2026-02-01", "2026-02-02"], "property": "variant"},
+                              "b": {"date_range": ["2026-02-01", "2026-02-02"]}}, "needs its value",
+                 id="property-without-value"),
+])
+def test_bad_requests_are_400(settings: Settings, serve: Callable[[str], int], site: str, path: str,
+                              body: dict[str, Any], detail: str) -> None:
+    """Bad requests get a 400 whose detail says what is wrong."""
+    response = post(settings, serve, path, body)
+    assert 400 == response.status_code, response.text
+    assert detail in json.dumps(response.json())
+
+
+def test_openapi_lists_the_endpoints(settings: Settings, serve: Callable[[str], int]) -> None:
+    """The OpenAPI document has detect, forecast and compare with their schemas."""
+    document = httpx.get(f"http://127.0.0.1:{serve('compute')}/schema/openapi.json", timeout=10).json()
+    assert {"/detect", "/forecast", "/compare"} <= set(document["paths"])
+    assert {"DetectRequest", "DetectResponse", "ForecastResponse", "CompareResponse"} <= \
+        set(document["components"]["schemas"])
