@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 
+from app.domain.accounts.session import new_session
 from tests.integration.integrations.conftest import Receiver, Site, Stack, wait_for
 
 
@@ -18,8 +19,9 @@ def browser(stack: Stack, user_id: int | None) -> httpx.Client:
     if user_id is not None:
         session_id = secrets.token_hex(32)
         with redis.Redis.from_url(stack.settings.redis.url) as store:
-            store.set(f"{stack.settings.redis.key_prefix}sessions:{session_id}", json.dumps({"user_id": user_id}),
-                      ex=600)
+            # A new user's session epoch is 0: nothing has signed them out everywhere yet.
+            store.set(f"{stack.settings.redis.key_prefix}sessions:{session_id}",
+                      json.dumps(new_session(user_id, 0)), ex=600)
         client.cookies.set("beacon_session", session_id)
     return client
 
