@@ -26,8 +26,8 @@ day, so queries ending by yesterday (7d, 30d, 6mo, 12mo: the dashboard's usual r
 rollups alone; queries reaching into today ignore the provisional day and compute it from the events as
 before. The final roll-up of the day replaces the provisional rows.
 
-Goals, conversion rates and time on page are not rolled up: :func:`applicable` sends those queries (like
-filtered ones) to the engine over raw events, so they are exact by construction.
+Goals, conversion rates, time on page and filtered queries are not rolled up: :func:`applicable` leaves them
+to the other sources of :mod:`services.analytics.planner`.
 """
 
 from __future__ import annotations
@@ -402,14 +402,3 @@ async def run(session: AsyncSession, query: Query, site_id: int, state: State) -
     await prepare(session)
     rows = (await session.execute(text(statement), params)).all()
     return rows_to_result(query, rows)
-
-
-async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
-    """From the rollups where they can answer exactly and help; from the raw events otherwise."""
-    from services.analytics import engine
-
-    if applicable(query):
-        state = await rolled_until(session, site_id, query.date_range.timezone)
-        if state is not None and state.rolled_for(query) >= query.date_range.first_day:
-            return await run(session, query, site_id, state)
-    return await engine.run(session, query, site_id)

@@ -11,7 +11,7 @@ from litestar.params import Body, FromPath, FromQuery
 from app.core.errors import NotFound
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
-from services.analytics import engine, logic, rollups, v1
+from services.analytics import engine, logic, planner, v1
 from services.analytics.cache import cached
 from services.analytics.query import parse_query
 from services.analytics.schemas import DailyCount, PageviewCount
@@ -52,7 +52,7 @@ async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str,
         query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
 
         async def compute() -> dict[str, Any]:
-            return engine.response(query, await rollups.answer(session, query, site_id), now)
+            return engine.response(query, await planner.answer(session, query, site_id), now)
 
         return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, "v2",
                             site_id, data, compute)

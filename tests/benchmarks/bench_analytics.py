@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.redis import Keys
 from app.core.settings import Settings
-from services.analytics import engine, rollups
+from services.analytics import engine, planner, rollups
 from services.analytics.cache import cached
 from services.analytics.query import parse_query
 from tests.benchmarks.datagen import generate
@@ -112,7 +112,7 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
                     if run < RUNS:
                         started = time.perf_counter()
                         async with sessions() as session:
-                            answer = await rollups.answer(session, query, loaded)
+                            answer = await planner.answer(session, query, loaded)
                         served.append((time.perf_counter() - started) * 1000)
                     if run < RAW_RUNS:
                         started = time.perf_counter()
@@ -133,7 +133,7 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
                     started = time.perf_counter()
                     async with sessions() as session:
                         async def compute(session: Any = session, query: Any = query) -> Any:
-                            return engine.response(query, await rollups.answer(session, query, loaded), now)
+                            return engine.response(query, await planner.answer(session, query, loaded), now)
 
                         result: Any = await cached(client, keys, 60, "v2", loaded, body | {"r": range_name}, compute)
                     warm.append((time.perf_counter() - started) * 1000)
