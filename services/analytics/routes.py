@@ -19,7 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import NotFound, ServiceUnavailable
+from app.core.contracts import PropertyKeys
+from app.core.errors import ClientError, NotFound, ServiceUnavailable
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
 from services.analytics import engine, logic, planner, v1
@@ -94,6 +95,23 @@ async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: FromPat
         tz = await logic.site_timezone(session, site_id)
         days = await logic.daily_pageviews(session, site_id, date_from, date_to, tz)
     return [DailyCount(date=day, pageviews=n) for day, n in days]
+
+
+@get("/sites/{site_id:int}/property-keys", guards=[internal_token_guard])
+async def site_property_keys(request: Request[Any, Any, Any], site_id: FromPath[int], date_to: FromQuery[date],
+                             date_from: FromQuery[date | None] = None, limit: FromQuery[int] = 50) -> PropertyKeys:
+    """Custom property keys seen between two local dates, inclusive (without ``date_from``: since the site's
+    first event), for the dashboard's property picker."""
+    if not 1 <= limit <= 1000:
+        raise ClientError("limit: an integer from 1 to 1000")
+    resources: Resources = request.app.state.resources
+    async with budgeted(resources) as session:
+        tz = await logic.site_timezone(session, site_id)
+        first = date_from or await logic.first_day(session, site_id, tz) or date_to
+        logic.check_range(first, date_to)
+        start, end = logic.bounds(first, date_to, tz)
+        keys = await logic.property_keys(session, site_id, start, end, limit)
+    return PropertyKeys(site_id=site_id, date_from=first, date_to=date_to, keys=keys)
 
 
 @post("/query", guards=[internal_token_guard], status_code=200)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+import msgspec
 
+from app.core.contracts import PropertyKeys
 from app.core.errors import ClientError
 from app.core.models import Annotation, Site
+from app.core.periods import default_interval
 from app.core.resources import Resources
 from app.core.tokens import sign_token
 from app.realtime.publish import site_channel
@@ -155,16 +157,6 @@ def parse_filter(raw: str) -> Filter:
     if not value or len(value) > MAX_VALUE:
         raise ClientError(f"f: the value of {name} has 1 to {MAX_VALUE} characters")
     return Filter(name, value, negated)
-
-
-def default_interval(days: int) -> str:
-    if days <= 1:
-        return "hour"
-    if days <= 31:
-        return "day"
-    if days <= 92:
-        return "week"
-    return "month"
 
 
 def check_interval(interval: str, days: int) -> None:
@@ -359,16 +351,12 @@ async def breakdown(resources: Resources, site: Site, state: State, name: str, d
 
 
 async def property_keys(resources: Resources, site: Site, state: State, limit: int = 50) -> list[str]:
-    """Custom property keys seen in the range (the analytics engine has no query that lists them)."""
-    zone = ZoneInfo(site.timezone)
-    start = datetime.combine(state.first or date(1970, 1, 1), time.min, zone)
-    end = datetime.combine(state.last + timedelta(days=1), time.min, zone)
-    async with resources.sessions() as session:
-        rows = await session.execute(text(
-            "SELECT DISTINCT key FROM events, jsonb_object_keys(props) AS key "
-            "WHERE site_id = :site AND timestamp >= :start AND timestamp < :end ORDER BY key LIMIT :limit"),
-            {"site": site.id, "start": start, "end": end, "limit": limit})
-        return [str(row[0]) for row in rows]
+    """Custom property keys seen in the range, from the analytics service (the only reader of events)."""
+    params: dict[str, Any] = {"date_to": state.last.isoformat(), "limit": limit}
+    if state.first is not None:
+        params["date_from"] = state.first.isoformat()
+    answer = await resources.services.json("analytics", "GET", f"/sites/{site.id}/property-keys", params=params)
+    return msgspec.convert(answer, PropertyKeys).keys
 
 
 async def realtime_visitors(resources: Resources, site: Site) -> int:
