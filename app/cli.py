@@ -165,6 +165,51 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over."""
+    from datetime import UTC, datetime, timedelta
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlalchemy import text
+
+    from app.core.db import make_engine
+    from services.analytics import rollups
+
+    engine = make_engine(settings.database)
+    now = datetime.now(UTC)
+    visit_timeout = timedelta(seconds=settings.ingest.session_timeout)
+    try:
+        with engine.connect() as conn:
+            sites = [(int(row[0]), str(row[1])) for row in conn.execute(
+                text("SELECT id, domain FROM sites WHERE CAST(:domain AS text) IS NULL OR domain = :domain "
+                     "ORDER BY domain"), {"domain": args.site})]
+        if args.site and not sites:
+            raise CliError(f"--site: no site {args.site!r}")
+        # A bar on a terminal; plain lines in logs and pipes.
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+                      TimeElapsedColumn(), disable=not sys.stderr.isatty(), transient=False) as progress:
+            for site_id, domain in sites:
+                with engine.begin() as conn:
+                    if args.rebuild:
+                        rollups.forget(conn, site_id)
+                    total = rollups.days_to_roll(conn, site_id, now)
+                task = progress.add_task(domain, total=total)
+                days, result = 0, None
+                while True:
+                    with engine.begin() as conn:
+                        result = rollups.refresh(conn, site_id, now, visit_timeout)
+                    if not result.days:
+                        break
+                    days += result.days
+                    progress.update(task, completed=min(days, total))
+                progress.update(task, total=days, completed=days)
+                until = result.rolled_until.isoformat() if result and result.rolled_until else "nothing to roll up"
+                print(f"{domain}: {days} day(s) rolled up; final days until {until}")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _merge_stderr() -> None:
     """Long-running processes: send stderr where stdout goes, so a crash lands in the watcher's one log."""
     if not os.isatty(1):
@@ -246,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="a dump written by `beacon backup`")
     p.add_argument("--no-progress", action="store_true", help="do not draw a progress counter")
     p.set_defaults(func=cmd_restore)
+
+    analytics = sub.add_parser("analytics", help="analytics maintenance").add_subparsers(
+        dest="analytics_command", metavar="ACTION", parser_class=Parser, required=True)
+    p = analytics.add_parser("refresh", help="roll up final days now (as the worker does), with a progress bar")
+    p.add_argument("--site", metavar="DOMAIN", help="only this site (default: every site)")
+    p.add_argument("--rebuild", action="store_true", help="drop the rollups first and build them from the start")
+    p.set_defaults(func=cmd_analytics_refresh)
 
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
     p.add_argument("process", choices=PROCESS_NAMES)

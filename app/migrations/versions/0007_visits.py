@@ -16,6 +16,9 @@ generator, tests), in the same transaction:
 
 Existing events are folded in once here.
 
+The same trigger notes late events: an event whose local day the rollups already cover (an import, a clock
+far behind) adds its (site, day) to ``rollup_stale``, and the rollup job rebuilds the days around it.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-29
@@ -97,6 +100,15 @@ def fold_sql(source: str) -> str:
     )
 
 
+STALE = """
+INSERT INTO rollup_stale (site_id, day)
+SELECT DISTINCT n.site_id, (n.timestamp AT TIME ZONE r.timezone)::date
+FROM new_events n JOIN rollup_state r ON r.site_id = n.site_id
+WHERE (n.timestamp AT TIME ZONE r.timezone)::date <= greatest(r.rolled_until, r.provisional_day)
+ON CONFLICT DO NOTHING
+"""
+
+
 def upgrade() -> None:
     op.execute("DROP TABLE sessions")
     op.execute("""
@@ -137,10 +149,19 @@ def upgrade() -> None:
     """)
     op.execute(fold_sql("events"))
     op.execute("CREATE INDEX sessions_site_start ON sessions (site_id, started_at)")
+    op.execute("""
+        CREATE TABLE rollup_stale (
+            site_id bigint NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+            day date NOT NULL,
+            noted_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (site_id, day)
+        )
+    """)
     op.execute(f"""
         CREATE FUNCTION beacon_fold_visits() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             {fold_sql("new_events")};
+            {STALE};
             RETURN NULL;
         END
         $$
@@ -155,6 +176,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER events_fold_visits ON events")
     op.execute("DROP FUNCTION beacon_fold_visits()")
+    op.execute("DROP TABLE rollup_stale")
     # The previous schema's visits table, rebuilt from the events as far as its columns go.
     op.execute("""
         ALTER TABLE sessions DROP COLUMN first_id, DROP COLUMN entry_hostname, DROP COLUMN entry_at,
