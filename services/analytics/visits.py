@@ -81,7 +81,8 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
         "split AS (SELECT e.session_id, x.* FROM fv e CROSS JOIN LATERAL (SELECT min(x.timestamp) AS timestamp, "
         "count(*) FILTER (WHERE x.name = 'pageview') AS pageviews, count(*) AS events FROM events x "
         "WHERE x.site_id = :site AND x.session_id = e.session_id AND x.timestamp >= greatest(:start, e.v_started_at) "
-        f"AND x.timestamp < :end AND x.timestamp <= e.v_ended_at GROUP BY x.site_id{split_bucket}) x WHERE NOT e.whole)",
+        "AND x.timestamp < :end AND x.timestamp <= e.v_ended_at "
+        f"GROUP BY x.site_id{split_bucket}) x WHERE NOT e.whole)",
         "rows AS (SELECT e.*, e.v_started_at AS timestamp, e.v_pageviews AS r_pageviews, e.events AS r_events "
         "FROM fv e WHERE e.whole UNION ALL SELECT e.*, x.timestamp, x.pageviews, x.events "
         "FROM split x JOIN fv e ON e.session_id = x.session_id)",
