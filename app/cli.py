@@ -165,6 +165,51 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over."""
+    from datetime import UTC, datetime, timedelta
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlalchemy import text
+
+    from app.core.db import make_engine
+    from services.analytics import rollups
+
+    engine = make_engine(settings.database)
+    now = datetime.now(UTC)
+    visit_timeout = timedelta(seconds=settings.ingest.session_timeout)
+    try:
+        with engine.connect() as conn:
+            sites = [(int(row[0]), str(row[1])) for row in conn.execute(
+                text("SELECT id, domain FROM sites WHERE CAST(:domain AS text) IS NULL OR domain = :domain "
+                     "ORDER BY domain"), {"domain": args.site})]
+        if args.site and not sites:
+            raise CliError(f"--site: no site {args.site!r}")
+        # A bar on a terminal; plain lines in logs and pipes.
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+                      TimeElapsedColumn(), disable=not sys.stderr.isatty(), transient=False) as progress:
+            for site_id, domain in sites:
+                with engine.begin() as conn:
+                    if args.rebuild:
+                        rollups.forget(conn, site_id)
+                    total = rollups.days_to_roll(conn, site_id, now)
+                task = progress.add_task(domain, total=total)
+                days, result = 0, None
+                while True:
+                    with engine.begin() as conn:
+                        result = rollups.refresh(conn, site_id, now, visit_timeout)
+                    if not result.days:
+                        break
+                    days += result.days
+                    progress.update(task, completed=min(days, total))
+                progress.update(task, total=days, completed=days)
+                until = result.rolled_until.isoformat() if result and result.rolled_until else "nothing to roll up"
+                print(f"{domain}: {days} day(s) rolled up; final days until {until}")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _merge_stderr() -> None:
     """Long-running processes: send stderr where stdout goes, so a crash lands in the watcher's one log."""
     if not os.isatty(1):
@@ -261,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="do not draw a progress counter")
     p.set_defaults(func=cmd_restore)
 
+    _add_analytics_and_compute(sub)
+
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
     p.add_argument("process", choices=PROCESS_NAMES)
     p.set_defaults(func=cmd_serve)
@@ -270,17 +317,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scheduler", help="run the periodic-job scheduler (as Circus does)")
     p.set_defaults(func=cmd_scheduler)
 
+    return parser
+
+
+def _add_analytics_and_compute(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``beacon analytics refresh`` and ``beacon compute detect|forecast``."""
+    analytics = sub.add_parser("analytics", help="analytics maintenance").add_subparsers(
+        dest="analytics_command", metavar="ACTION", parser_class=Parser, required=True)
+    p = analytics.add_parser("refresh", help="roll up final days now (as the worker does), with a progress bar")
+    p.add_argument("--site", metavar="DOMAIN", help="only this site (default: every site)")
+    p.add_argument("--rebuild", action="store_true", help="drop the rollups first and build them from the start")
+    p.set_defaults(func=cmd_analytics_refresh)
+
     compute = sub.add_parser("compute", help="anomaly scores or a forecast for a CSV file").add_subparsers(
         dest="compute_command", metavar="ACTION", parser_class=Parser, required=True)
     for name, text in (("detect", "print timestamp,value,anomaly_score for timestamp,value rows"),
-                       ("forecast", "print date,yhat,yhat_lower,yhat_upper (80 %) for date,value rows")):
+                       ("forecast", "print date,yhat,yhat_lower,yhat_upper (80 %%) for date,value rows")):
         p = compute.add_parser(name, help=text)
         p.add_argument("--csv", type=Path, required=True, metavar="FILE")
         p.add_argument("--max-rows", type=int, default=2_000_000, metavar="N", help="refuse longer files")
         if name == "forecast":
             p.add_argument("--horizon", type=int, default=30, metavar="DAYS", help="days to forecast (1-366)")
         p.set_defaults(standalone=cmd_compute)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

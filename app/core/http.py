@@ -14,8 +14,8 @@ from app.core.settings import Settings
 
 logger = logging.getLogger("beacon.http")
 
-_RETRY_STATUSES = {502, 503, 504}
-_IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+_NOT_STARTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures after which the callee cannot be working on the request: it never received it."""
 
 
 class ServiceError(AppError):
@@ -32,6 +32,13 @@ class ServiceClient:
 
     A service that cannot be reached, times out or fails raises :class:`ServiceUnavailable` naming the
     service, so one failing service degrades one feature instead of the whole app.
+
+    A call is retried only when the callee cannot be working on it: the connection was never made (refused,
+    connect timeout, no free connection), so nothing was sent, whatever the method. A read timeout, a
+    connection lost after sending, or a 5xx answer is not retried:
+    the first attempt may still be running, and a retry would double the load of exactly the slow requests.
+    A call given up on closes its connection, which the callee sees as a disconnect (the analytics service
+    cancels its statement then; its statements are bounded by a budget below this timeout anyway).
     """
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -48,31 +55,32 @@ class ServiceClient:
         await self._client.aclose()
 
     async def request(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; retry idempotent ones on connection errors and 502/503/504."""
+        """Send a request; retry it only if it never reached the service (see the class docstring)."""
         url = self._urls[service] + path
-        attempts = 1 + (self._retries if method.upper() in _IDEMPOTENT else 0)
+        attempts = 1 + self._retries
         last_error = ""
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(0.05 * 2**attempt)
             try:
-                response = await self._client.request(method, url, **kwargs)
-            except httpx.TimeoutException:
-                last_error = "timed out"
-                continue
-            except httpx.TransportError as exc:
+                return await self._client.request(method, url, **kwargs)
+            except _NOT_STARTED as exc:
                 last_error = f"unreachable ({type(exc).__name__})"
                 continue
-            if response.status_code in _RETRY_STATUSES:
-                last_error = f"answered {response.status_code}"
-                continue
-            return response
+            except httpx.TimeoutException:
+                last_error = "timed out"
+            except httpx.TransportError as exc:
+                last_error = f"connection lost ({type(exc).__name__})"
+            break
         logger.warning("service call failed", extra={"service": service, "path": path, "error": last_error})
         raise ServiceUnavailable(f"the {service} service is unavailable: {last_error}")
 
     async def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         """Call a service and return its JSON body; 4xx answers become :class:`ServiceError`."""
         response = await self.request(service, method, path, **kwargs)
+        if response.status_code == 503 and _problem_detail(response):
+            # The service said why (e.g. a query over its budget): pass that on.
+            raise ServiceUnavailable(_problem_detail(response))
         if response.status_code >= 500:
             raise ServiceUnavailable(f"the {service} service failed with {response.status_code}")
         if response.status_code >= 400:
@@ -82,3 +90,14 @@ class ServiceClient:
                 detail = response.text
             raise ServiceError(response.status_code, str(detail))
         return response.json()
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    """The ``detail`` of a problem+json answer, or ''."""
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("detail") or "") if isinstance(body, dict) else ""

@@ -211,7 +211,8 @@ class Event(Base):
 
 
 class Visit(Base):
-    """One visit (session): maintained by the ingest service in the transaction that stores its events."""
+    """One visit, Plausible's definition: folded from its events by PostgreSQL (trigger of migration 0010) in
+    the transaction that stores them; analytics reads visit attributes and session metrics from here."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("sessions_site_start", "site_id", "started_at"),)
@@ -219,28 +220,40 @@ class Visit(Base):
     site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     visitor_id: Mapped[int] = mapped_column(BigInteger)
+    """The first event's visitor id."""
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """Time of the visit's first event (in ``(timestamp, id)`` order, ``first_id`` being its id)."""
+    first_id: Mapped[int] = mapped_column(BigInteger)
     ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     """Time of the visit's last event; duration = ended_at - started_at."""
     entry_page: Mapped[str] = mapped_column(String(2000))
+    """Pathname of the visit's first pageview; empty when it has none."""
+    entry_hostname: Mapped[str] = mapped_column(String(253))
+    entry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    entry_id: Mapped[int | None] = mapped_column(BigInteger)
     exit_page: Mapped[str] = mapped_column(String(2000))
-    """Pathname of the visit's last pageview (its first event's until a pageview arrives)."""
+    """Pathname of the visit's last pageview; empty when it has none."""
+    exit_hostname: Mapped[str] = mapped_column(String(253))
     exit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    """Time of the pageview that set ``exit_page``."""
-    pageviews: Mapped[int] = mapped_column(Integer, server_default="0")
-    events: Mapped[int] = mapped_column(Integer, server_default="0")
-    interactive_events: Mapped[int] = mapped_column(Integer, server_default="0")
-    """Interactive custom events (``interactive`` not false). Bounce = ``pageviews + interactive_events <= 1``."""
-    referrer: Mapped[str] = mapped_column(String(2000), server_default="")
-    referrer_source: Mapped[str] = mapped_column(String(120), server_default="")
-    channel: Mapped[str] = mapped_column(String(32), server_default="")
-    utm_source: Mapped[str] = mapped_column(String(300), server_default="")
-    utm_medium: Mapped[str] = mapped_column(String(300), server_default="")
-    utm_campaign: Mapped[str] = mapped_column(String(300), server_default="")
-    browser: Mapped[str] = mapped_column(String(80), server_default="")
-    os: Mapped[str] = mapped_column(String(80), server_default="")
-    device: Mapped[str] = mapped_column(String(16), server_default="")
-    country: Mapped[str] = mapped_column(String(2), server_default="")
+    exit_id: Mapped[int | None] = mapped_column(BigInteger)
+    pageviews: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer)
+    interactive_events: Mapped[int] = mapped_column(Integer)
+    """Interactive custom events (``interactive`` not false). Bounce = ``pageviews <= 1 and interactive_events = 0``."""
+    referrer: Mapped[str] = mapped_column(String(2000))
+    referrer_source: Mapped[str] = mapped_column(String(120))
+    channel: Mapped[str] = mapped_column(String(32))
+    utm_source: Mapped[str] = mapped_column(String(300))
+    utm_medium: Mapped[str] = mapped_column(String(300))
+    utm_campaign: Mapped[str] = mapped_column(String(300))
+    utm_content: Mapped[str] = mapped_column(String(300))
+    utm_term: Mapped[str] = mapped_column(String(300))
+    device: Mapped[str] = mapped_column(String(16))
+    browser: Mapped[str] = mapped_column(String(80))
+    browser_version: Mapped[str] = mapped_column(String(40))
+    os: Mapped[str] = mapped_column(String(80))
+    os_version: Mapped[str] = mapped_column(String(40))
+    country: Mapped[str] = mapped_column(String(2))
 
 
 class SiteExclusion(Base):

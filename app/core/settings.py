@@ -75,7 +75,7 @@ class HttpClientSettings:
     timeout: float = 5.0
     """Seconds before a call to an internal service gives up."""
     retries: int = 2
-    """Retries of an idempotent call after a connection error or a 502/503/504."""
+    """Retries of a call that never reached the service (connection refused or not made in time)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,9 @@ class WorkerSettings:
 class AnalyticsSettings:
     cache_ttl: float = 60.0
     """Seconds a query answer is served from Redis: the dashboard is at most this far behind."""
+    query_budget: float = 4.0
+    """Seconds one analytics query may run (its statements' ``statement_timeout``); below the api's
+    ``BEACON_HTTP_TIMEOUT``, so PostgreSQL stops the work before the caller gives up on it."""
 
 
 @dataclass(frozen=True)
@@ -312,6 +315,13 @@ def integrations_settings(env: Mapping[str, str]) -> IntegrationsSettings:
                                 mail_from=env.get("BEACON_MAIL_FROM", "").strip() or defaults.mail_from, **values)
 
 
+def _timeouts(http_timeout: float, query_budget: float) -> tuple[float, float]:
+    if not 0 < query_budget < http_timeout:
+        raise ConfigError(f"BEACON_ANALYTICS_QUERY_BUDGET ({query_budget:g} s) must be positive and below "
+                          f"BEACON_HTTP_TIMEOUT ({http_timeout:g} s): the caller would give up on running work")
+    return http_timeout, query_budget
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``environ`` (default: the process environment plus ``BEACON_ENV_FILE``)."""
     env: dict[str, str] = {}
@@ -382,6 +392,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if registration not in ("open", "invite", "closed"):
         raise ConfigError(f"BEACON_REGISTRATION must be open, invite or closed, got {registration!r}")
 
+    http_timeout, query_budget = _timeouts(number("BEACON_HTTP_TIMEOUT", 5.0),
+                                           number("BEACON_ANALYTICS_QUERY_BUDGET", 4.0))
+
     home = Path(env.get("BEACON_HOME") or CODE_DIR)
     state_dir = Path(env.get("BEACON_STATE_DIR") or home / "var")
     return Settings(
@@ -407,7 +420,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             internal_token=required("BEACON_INTERNAL_TOKEN"),
         ),
         http_client=HttpClientSettings(
-            timeout=number("BEACON_HTTP_TIMEOUT", 5.0),
+            timeout=http_timeout,
             retries=integer("BEACON_HTTP_RETRIES", 2),
         ),
         workers=WorkerSettings(
@@ -415,7 +428,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             heartbeat_interval=number("BEACON_HEARTBEAT_INTERVAL", 15.0),
             heartbeat_max_age=number("BEACON_HEARTBEAT_MAX_AGE", 90.0),
         ),
-        analytics=AnalyticsSettings(cache_ttl=number("BEACON_ANALYTICS_CACHE_TTL", 60.0)),
+        analytics=AnalyticsSettings(cache_ttl=number("BEACON_ANALYTICS_CACHE_TTL", 60.0),
+                                    query_budget=query_budget),
         paths=PathSettings(
             home=home,
             log_dir=Path(env.get("BEACON_LOG_DIR") or state_dir / "log"),

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg.errors
@@ -149,6 +149,36 @@ def visits_cte(columns: Iterable[str]) -> str:
       AND timestamp < CAST(:end AS timestamptz) + interval '1 day'
 ),
 vev AS MATERIALIZED ({visit_events_select("visit_events", columns)})"""
+
+
+TABLE_EXPRESSIONS: dict[str, str] = {
+    **{name: f"s.{name}" for name in VISIT_EXPRESSIONS},
+    "source": "s.referrer_source",
+    "referrer": "regexp_replace(s.referrer, '^[a-z]+://(www\\.)?', '')",
+    "country": "trim(s.country)",
+}
+"""The same attributes read from the visits table (``sessions``, folded from the events by PostgreSQL with the
+definitions of :data:`VISIT_EXPRESSIONS`: first event, first and last pageview in ``(timestamp, id)`` order)."""
+VISIT_SPAN = timedelta(days=1)
+"""How long before the range a visit with events in it may have begun: the raw engine's scan reaches a day
+either side of the range, so the visits table is read from a day before it as well."""
+
+
+def visits_table_cte(columns: Iterable[str]) -> str:
+    """``vev``: the events of the range joined with their visit's ``columns`` from the visits table.
+
+    Not materialised, so that PostgreSQL pushes visit filters down into the scan of ``sessions`` and joins the
+    (usually few) matching visits to the range's events, where the window path sorts every event of the range.
+    """
+    names = [name for name in VISIT_EXPRESSIONS if name in set(columns)]
+    select = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
+    return (
+        f"vev AS NOT MATERIALIZED (SELECT r.*{select} FROM events r JOIN sessions s "
+        "ON s.site_id = r.site_id AND s.session_id = r.session_id "
+        "WHERE r.site_id = :site AND r.timestamp >= :start AND r.timestamp < :end "
+        "AND s.site_id = :site AND s.started_at < :end "
+        f"AND s.started_at >= CAST(:start AS timestamptz) - interval '{VISIT_SPAN.days} day')"
+    )
 
 
 @dataclass
@@ -282,8 +312,13 @@ def _dimension_conditions(dimensions: Sequence[str], exprs: Sequence[str]) -> li
     return where
 
 
-def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
-    """The SQL statement and its parameters for ``query`` on ``site_id``."""
+def build(query: Query, site_id: int, visits: Literal["window", "table"] = "window") -> tuple[str, dict[str, Any]]:
+    """The SQL statement and its parameters for ``query`` on ``site_id``.
+
+    ``visits``: where visit attributes and session metrics come from: ``window`` computes them from the events
+    with window functions (the raw engine, the reference every other path is compared with); ``table`` reads
+    them from the visits table (see :func:`visits_table_cte`).
+    """
     sql = _Sql({"site": site_id, "start": query.date_range.start, "end": query.date_range.end})
     tz = sql.bind(query.date_range.timezone)
     bucket = time_bucket(query)
@@ -326,8 +361,11 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
     joined = f"{source} JOIN goals g ON g.site_id = :site AND {GOAL_MATCH}" if sql.goal_joined else source
 
     ctes = [
-        "in_range AS (SELECT * FROM events WHERE site_id = :site AND timestamp >= :start AND timestamp < :end)",
-        *([visits_cte(visit_columns)] if needs_visits else []),
+        # Inlined where read (table mode): materialising every column of a year's events cost more than
+        # reading them twice.
+        f"in_range AS {'NOT MATERIALIZED ' if visits == 'table' else ''}(SELECT * FROM events "
+        "WHERE site_id = :site AND timestamp >= :start AND timestamp < :end)",
+        *([(visits_cte if visits == "window" else visits_table_cte)(visit_columns)] if needs_visits else []),
         f"matched AS (SELECT {', '.join(columns)} FROM {joined} WHERE {where_sql})",
         f"agg AS (SELECT {', '.join([*d_cols, ''])}"
         "count(DISTINCT visitor_id) AS visitors, count(DISTINCT session_id) AS visits, "
@@ -356,10 +394,21 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
     }
 
     sql.goal_joined = False  # the divisors and the time on page read events without the goal join
-    _conversion_rates(query, sql, dims, source, in_time, (ctes, joins, metric_sql))
+    _conversion_rates(query, sql, dims, source if visits == "window" else "", in_time, (ctes, joins, metric_sql))
     if "time_on_page" in query.metrics:
         _time_on_page(query, sql, source, in_time, (ctes, joins, metric_sql))
     return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
+
+
+def _dimensions_of(filters: Iterable[Filter]) -> set[str]:
+    """Every dimension the filters (and their nested filters) read."""
+    found: set[str] = set()
+    for item in filters:
+        if isinstance(item, Condition):
+            found.add(item.dimension)
+        else:
+            found |= _dimensions_of(item.children)
+    return found
 
 
 def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
@@ -367,7 +416,12 @@ def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_
     """CTEs, joins and SQL of conversion_rate and group_conversion_rate: the divisor is the same query without
     its top-level goal and property filters (and, per group, without the goal dimension)."""
     ctes, joins, metric_sql = into
-    totals_where = [_filter_sql(item, sql) for item in _top_level_without(query, GOAL, PROPS_PREFIX)] + in_time
+    remaining = _top_level_without(query, GOAL, PROPS_PREFIX)
+    totals_where = [_filter_sql(item, sql) for item in remaining] + in_time
+    if not source:
+        # The divisors read visits only if their own filters (or groups) need visit attributes.
+        uses = _dimensions_of(remaining) | {d for d in query.dimensions if d != GOAL}
+        source = "vev e" if uses & set(VISIT_COLUMNS) else "in_range e"
     if "conversion_rate" in query.metrics:
         ctes.append(f"cr_total AS (SELECT count(DISTINCT e.visitor_id) AS visitors FROM {source} "
                     f"WHERE {' AND '.join(totals_where) or 'TRUE'})")
@@ -461,9 +515,16 @@ def _metric_value(name: str, value: Any) -> Any:
     return float(value)
 
 
-async def run(session: AsyncSession, query: Query, site_id: int) -> Result:
-    """Answer ``query`` from the raw events."""
-    statement, params = build(query, site_id)
+async def run(session: AsyncSession, query: Query, site_id: int,
+              visits: Literal["window", "table"] = "window") -> Result:
+    """Answer ``query`` from the events (and their visits, see :func:`build`)."""
+    statement, params = build(query, site_id, visits)
+    return await execute(session, query, statement, params)
+
+
+async def execute(session: AsyncSession, query: Query, statement: str, params: dict[str, Any]) -> Result:
+    """Run a statement built by :func:`finish` with the analytics settings; PostgreSQL's refusal of a regular
+    expression becomes a :class:`QueryError` (400)."""
     await prepare(session)
     try:
         rows = (await session.execute(text(statement), params)).all()

@@ -76,3 +76,19 @@ async def site_for_query(session: AsyncSession, domain: str) -> tuple[int, str, 
         text("SELECT min(timestamp) FROM events WHERE site_id = :site"), {"site": site_id})).scalar()
     start = min(created_at, first) if first is not None else created_at
     return int(site_id), str(tz), start.astimezone(ZoneInfo(str(tz))).date()
+
+
+async def property_keys(session: AsyncSession, site_id: int, start: datetime, end: datetime, limit: int) -> list[str]:
+    """Custom property keys of the site's events in ``[start, end)``, sorted, at most ``limit``."""
+    rows = await session.execute(text(
+        "SELECT DISTINCT key FROM events, jsonb_object_keys(props) AS key "
+        "WHERE site_id = :site AND timestamp >= :start AND timestamp < :end ORDER BY key LIMIT :limit"),
+        {"site": site_id, "start": start, "end": end, "limit": limit})
+    return [str(row[0]) for row in rows]
+
+
+async def first_day(session: AsyncSession, site_id: int, tz: str) -> date | None:
+    """The local day of the site's first event (None without events)."""
+    first = (await session.execute(
+        text("SELECT min(timestamp) FROM events WHERE site_id = :site"), {"site": site_id})).scalar()
+    return None if first is None else first.astimezone(ZoneInfo(tz)).date()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from app.core import inputs
 from app.core.errors import ClientError
 from app.core.inputs import InvalidInput, check_text
+from app.core.periods import default_interval
 
 
 class QueryError(ClientError):
@@ -421,14 +422,7 @@ def time_bucket(query: Query) -> str | None:
         return None
     if dimension != "time":
         return dimension.split(":", 1)[1]
-    days = (query.date_range.last_day - query.date_range.first_day).days + 1
-    if days <= 1:
-        return "hour"
-    if days <= 40:
-        return "day"
-    if days <= 120:
-        return "week"
-    return "month"
+    return default_interval((query.date_range.last_day - query.date_range.first_day).days + 1)
 
 
 def time_labels(query: Query) -> list[str]:

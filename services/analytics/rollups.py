@@ -26,8 +26,8 @@ day, so queries ending by yesterday (7d, 30d, 6mo, 12mo: the dashboard's usual r
 rollups alone; queries reaching into today ignore the provisional day and compute it from the events as
 before. The final roll-up of the day replaces the provisional rows.
 
-Goals, conversion rates and time on page are not rolled up: :func:`applicable` sends those queries (like
-filtered ones) to the engine over raw events, so they are exact by construction.
+Goals, conversion rates, time on page and filtered queries are not rolled up: :func:`applicable` leaves them
+to the other sources of :mod:`services.analytics.planner`.
 """
 
 from __future__ import annotations
@@ -202,10 +202,10 @@ def refresh(conn: Connection, site_id: int, now: datetime, visit_timeout: timede
     state = conn.execute(text("SELECT timezone, rolled_until, provisional_day FROM rollup_state WHERE site_id = :site"),
                          {"site": site_id}).first()
     if state is not None and state[0] != tz:
-        # Local days changed with the time zone: start again.
-        for table in ("rollup_spans", "rollup_days", "rollup_state"):
-            conn.execute(text(f"DELETE FROM {table} WHERE site_id = :site"), {"site": site_id})
+        forget(conn, site_id)  # local days changed with the time zone: start again
         state = None
+    if state is not None and (stale := _rebuild_stale(conn, site_id, tz, state[1], state[2])):
+        return RefreshResult(site_id, state[1], stale)
     target = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=FINAL_AFTER_DAYS)
     if state is not None:
         first = state[1] + timedelta(days=1)
@@ -230,6 +230,53 @@ def refresh(conn: Connection, site_id: int, now: datetime, visit_timeout: timede
         "provisional_day = NULL, updated_at = now()"
     ), params)
     return RefreshResult(site_id, last, (last - first).days + 1)
+
+
+STALE_REACH = timedelta(days=2)
+"""How far from a late event's day the rollups may change: a visitor id lives for at most three local days, so
+its spans begin at most two days before and end at most two days after any of its events."""
+
+
+def forget(conn: Connection, site_id: int) -> None:
+    """Drop the site's rollups, so that the next refreshes build them again from the first event."""
+    for table in ("rollup_spans", "rollup_days", "rollup_state", "rollup_stale"):
+        conn.execute(text(f"DELETE FROM {table} WHERE site_id = :site"), {"site": site_id})
+
+
+def days_to_roll(conn: Connection, site_id: int, now: datetime) -> int:
+    """About how many days the refreshes of the site have to roll up (for a progress bar)."""
+    row = conn.execute(text(
+        "SELECT s.timezone, r.rolled_until, (SELECT count(*) FROM rollup_stale WHERE site_id = s.id), "
+        "(SELECT min(timestamp) FROM events WHERE site_id = s.id) FROM sites s "
+        "LEFT JOIN rollup_state r ON r.site_id = s.id AND r.timezone = s.timezone WHERE s.id = :site"),
+        {"site": site_id}).first()
+    if row is None or row[3] is None:
+        return 0
+    tz, rolled, stale, oldest = str(row[0]), row[1], int(row[2]), row[3]
+    first = rolled + timedelta(days=1) if rolled else oldest.astimezone(ZoneInfo(tz)).date()
+    target = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=FINAL_AFTER_DAYS)
+    return int(max(0, (target - first).days + 1) + 1 + stale * (2 * STALE_REACH.days + 1))
+
+
+def _rebuild_stale(conn: Connection, site_id: int, tz: str, rolled_until: date, provisional: date | None) -> int:
+    """Roll up again the days around the days late events arrived for (noted by the events trigger, see
+    migration 0010); returns how many days were rolled up (0: none was stale)."""
+    days = [row[0] for row in conn.execute(text(
+        "DELETE FROM rollup_stale WHERE site_id = :site RETURNING day"), {"site": site_id})]
+    if not days:
+        return 0
+    last_rolled = max(rolled_until, provisional or rolled_until)
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        # Days before the first rolled-up one (an import of older data) simply get their spans now.
+        first, last = day - STALE_REACH, min(last_rolled, day + STALE_REACH)
+        if ranges and first <= ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+        else:
+            ranges.append((first, last))
+    for first, last in ranges:
+        _roll(conn, site_id, first, last, tz)
+    return sum((last - first).days + 1 for first, last in ranges)
 
 
 def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> dict[str, Any]:
@@ -402,14 +449,3 @@ async def run(session: AsyncSession, query: Query, site_id: int, state: State) -
     await prepare(session)
     rows = (await session.execute(text(statement), params)).all()
     return rows_to_result(query, rows)
-
-
-async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
-    """From the rollups where they can answer exactly and help; from the raw events otherwise."""
-    from services.analytics import engine
-
-    if applicable(query):
-        state = await rolled_until(session, site_id, query.date_range.timezone)
-        if state is not None and state.rolled_for(query) >= query.date_range.first_day:
-            return await run(session, query, site_id, state)
-    return await engine.run(session, query, site_id)

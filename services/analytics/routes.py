@@ -1,20 +1,75 @@
-"""Internal endpoints of the analytics service."""
+"""Internal endpoints of the analytics service.
+
+Every query runs within the analytics query budget (``BEACON_ANALYTICS_QUERY_BUDGET``, below the api's
+timeout): PostgreSQL cancels a statement that exceeds it, and the caller gets a 503 naming the budget rather
+than a timeout of its own while the work goes on. A caller that disconnects earlier cancels the work too.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from litestar import Request, get, post
 from litestar.params import Body, FromPath, FromQuery
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import NotFound
+from app.core.contracts import PropertyKeys
+from app.core.errors import ClientError, NotFound, ServiceUnavailable
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
-from services.analytics import engine, logic, rollups, v1
+from services.analytics import engine, logic, planner, v1
 from services.analytics.cache import cached
 from services.analytics.query import parse_query
 from services.analytics.schemas import DailyCount, PageviewCount
+
+T = TypeVar("T")
+
+
+class OverBudget(ServiceUnavailable):
+    """A query ran longer than the analytics query budget and was stopped."""
+
+    title = "Query over budget"
+
+
+@asynccontextmanager
+async def budgeted(resources: Resources) -> AsyncIterator[AsyncSession]:
+    """A session whose statements PostgreSQL stops at the query budget; that stop raises :class:`OverBudget`."""
+    budget = resources.settings.analytics.query_budget
+    async with resources.sessions() as session:
+        await session.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
+                              {"ms": str(max(1, round(budget * 1000)))})
+        try:
+            yield session
+        except DBAPIError as exc:
+            if "statement timeout" not in str(exc):
+                raise
+            raise OverBudget(f"the query ran longer than its budget of {budget:g} s and was stopped; "
+                             "a shorter date range or fewer filters may fit") from None
+
+
+async def unless_disconnected(request: Request[Any, Any, Any], work: Awaitable[T]) -> T:
+    """Await ``work``; cancel it (and with it the running statement) if the caller hangs up first."""
+    task = asyncio.ensure_future(work)
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(hung_up())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        raise ServiceUnavailable("the caller gave up; the query was cancelled")
+    return task.result()
 
 
 @get("/sites/{site_id:int}/pageviews", guards=[internal_token_guard])
@@ -42,20 +97,41 @@ async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: FromPat
     return [DailyCount(date=day, pageviews=n) for day, n in days]
 
 
+@get("/sites/{site_id:int}/property-keys", guards=[internal_token_guard])
+async def site_property_keys(request: Request[Any, Any, Any], site_id: FromPath[int], date_to: FromQuery[date],
+                             date_from: FromQuery[date | None] = None, limit: FromQuery[int] = 50) -> PropertyKeys:
+    """Custom property keys seen between two local dates, inclusive (without ``date_from``: since the site's
+    first event), for the dashboard's property picker."""
+    if not 1 <= limit <= 1000:
+        raise ClientError("limit: an integer from 1 to 1000")
+    resources: Resources = request.app.state.resources
+    async with budgeted(resources) as session:
+        tz = await logic.site_timezone(session, site_id)
+        first = date_from or await logic.first_day(session, site_id, tz) or date_to
+        logic.check_range(first, date_to)
+        start, end = logic.bounds(first, date_to, tz)
+        keys = await logic.property_keys(session, site_id, start, end, limit)
+    return PropertyKeys(site_id=site_id, date_from=first, date_to=date_to, keys=keys)
+
+
 @post("/query", guards=[internal_token_guard], status_code=200)
 async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str, Any], Body()]) -> Any:
     """Plausible's Stats API v2 query (the api has authenticated the caller for ``site_id``)."""
     resources: Resources = request.app.state.resources
     now = datetime.now(UTC)
-    async with resources.sessions() as session:
-        site_id, tz, stats_start = await logic.site_for_query(session, str(data.get("site_id", "")))
-        query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
 
-        async def compute() -> dict[str, Any]:
-            return engine.response(query, await rollups.answer(session, query, site_id), now)
+    async def answer() -> Any:
+        async with budgeted(resources) as session:
+            site_id, tz, stats_start = await logic.site_for_query(session, str(data.get("site_id", "")))
+            query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
 
-        return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, "v2",
-                            site_id, data, compute)
+            async def compute() -> dict[str, Any]:
+                return engine.response(query, await planner.answer(session, query, site_id), now)
+
+            return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, "v2",
+                                site_id, data, compute)
+
+    return await unless_disconnected(request, answer())
 
 
 V1_HANDLERS = {"aggregate": v1.aggregate, "timeseries": v1.timeseries, "breakdown": v1.breakdown}
@@ -67,16 +143,20 @@ async def stats_v1(request: Request[Any, Any, Any], endpoint: FromPath[str]) -> 
     resources: Resources = request.app.state.resources
     params = dict(request.query_params.items())
     now = datetime.now(UTC)
-    async with resources.sessions() as session:
-        site_id, tz, stats_start = await logic.site_for_query(session, params.get("site_id", ""))
-        if endpoint == "realtime-visitors":
-            return await v1.realtime_visitors(session, site_id, now)
-        handler = V1_HANDLERS.get(endpoint)
-        if handler is None:
-            raise NotFound(f"no Stats API v1 endpoint {endpoint!r}")
 
-        async def compute() -> dict[str, Any]:
-            return await handler(session, site_id, tz, stats_start, params, now)
+    async def answer() -> Any:
+        async with budgeted(resources) as session:
+            site_id, tz, stats_start = await logic.site_for_query(session, params.get("site_id", ""))
+            if endpoint == "realtime-visitors":
+                return await v1.realtime_visitors(session, site_id, now)
+            handler = V1_HANDLERS.get(endpoint)
+            if handler is None:
+                raise NotFound(f"no Stats API v1 endpoint {endpoint!r}")
 
-        return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, endpoint,
-                            site_id, params, compute)
+            async def compute() -> dict[str, Any]:
+                return await handler(session, site_id, tz, stats_start, params, now)
+
+            return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, endpoint,
+                                site_id, params, compute)
+
+    return await unless_disconnected(request, answer())

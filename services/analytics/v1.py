@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics import rollups
+from services.analytics import planner
 from services.analytics.query import Query, QueryError, parse_query, time_labels
 
 V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
@@ -86,14 +86,14 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     metrics = _metrics(params)
     query = _parse(v2_body(params, metrics, []), tz, now, stats_start)
-    values = (await rollups.answer(session, query, site_id)).rows[0]["metrics"]
+    values = (await planner.answer(session, query, site_id)).rows[0]["metrics"]
     result: dict[str, Any] = {m: {"value": v} for m, v in zip(metrics, values, strict=True)}
     compare = params.get("compare")
     if compare:
         if compare != "previous_period":
             raise QueryError("compare: the only option is previous_period")
         previous_query = dataclasses.replace(query, date_range=query.date_range.previous())
-        previous = (await rollups.answer(session, previous_query, site_id)).rows[0]["metrics"]
+        previous = (await planner.answer(session, previous_query, site_id)).rows[0]["metrics"]
         for metric, old in zip(metrics, previous, strict=True):
             result[metric]["change"] = _change(metric, result[metric]["value"], old)
     return {"results": result}
@@ -110,7 +110,7 @@ async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: 
         raise QueryError(f"interval: invalid value {interval!r}; use date, hour, week or month")
     query = _parse({**v2_body(params, metrics, [dimension]), "include": {"time_labels": True}},
                    tz, now, stats_start)
-    rows = {row["dimensions"][0]: row["metrics"] for row in (await rollups.answer(session, query, site_id)).rows}
+    rows = {row["dimensions"][0]: row["metrics"] for row in (await planner.answer(session, query, site_id)).rows}
     zero = [0 for _ in metrics]
     return {"results": [{"date": label, **dict(zip(metrics, rows.get(label, zero), strict=True))}
                         for label in time_labels(query)]}
@@ -133,7 +133,7 @@ async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: A
     query = _parse(body, tz, now, stats_start)
     key = prop.rsplit(":", 1)[-1]
     return {"results": [{key: row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
-                        for row in (await rollups.answer(session, query, site_id)).rows]}
+                        for row in (await planner.answer(session, query, site_id)).rows]}
 
 
 async def realtime_visitors(session: AsyncSession, site_id: int, now: datetime | None = None) -> int:

@@ -5,10 +5,11 @@ a batch closes when it holds ``batch_size`` events or ``batch_wait_ms`` after it
 whichever comes first. Up to ``writers`` batches are written at once, each on a connection of its own, so
 one batch's round trips and COMMIT (a WAL flush) overlap the next batch's; when all are busy the queue
 fills up, so under load batches grow by themselves and the per-event cost falls. A batch is one
-transaction: the
-events by binary ``COPY``, the visits they touch by one ``INSERT ... ON CONFLICT``. Only when ``COMMIT``
-returned are the waiting requests released with success; any error fails every request of the batch
-(they answer 503 and the tracker may resend), so nothing is acknowledged that is not stored.
+transaction: the events by binary ``COPY``; PostgreSQL folds them into their visits (``sessions``) in the
+same transaction (the trigger of migration 0010), so the visits are whatever the stored events say, whoever
+wrote them. Only when ``COMMIT`` returned are the waiting requests released with success; any error fails
+every request of the batch (they answer 503 and the tracker may resend), so nothing is acknowledged that is
+not stored.
 
 When PostgreSQL is down the writer fails fast for a second, then tries to connect again; it needs no
 restart when PostgreSQL is back.
@@ -49,41 +50,6 @@ TYPES = (
     "text", "jsonb",
 )
 COPY_SQL = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-
-# A batch's visits reach PostgreSQL by binary COPY into a temporary table of the writer's connection (emptied
-# at each commit), then one INSERT ... ON CONFLICT from it: psycopg formats COPY rows in C, where array
-# parameters of an unnest() would be formatted in Python at a cost the profile showed as a fifth of the
-# process's CPU.
-VISIT_COLUMNS = (
-    "site_id", "session_id", "visitor_id", "started_at", "ended_at", "entry_page", "exit_page", "exit_at",
-    "pageviews", "events", "interactive_events", "referrer", "referrer_source", "channel", "utm_source",
-    "utm_medium", "utm_campaign", "browser", "os", "device", "country",
-)
-VISIT_TYPES = (
-    "int8", "int8", "int8", "timestamptz", "timestamptz", "text", "text", "timestamptz", "int4", "int4", "int4",
-    "text", "text", "text", "text", "text", "text", "text", "text", "text", "text",
-)
-CREATE_VISITS_STAGE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS visits_stage ("
-    + ", ".join(f"{name} {kind}" for name, kind in zip(VISIT_COLUMNS, VISIT_TYPES, strict=True))
-    + ") ON COMMIT DELETE ROWS"
-)
-COPY_VISITS_SQL = f"COPY visits_stage ({', '.join(VISIT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-UPSERT_SESSIONS = f"""
-INSERT INTO sessions AS s ({', '.join(VISIT_COLUMNS)})
-SELECT {', '.join(VISIT_COLUMNS)} FROM visits_stage ORDER BY site_id, session_id
-ON CONFLICT (site_id, session_id) DO UPDATE SET
-    entry_page = CASE WHEN excluded.started_at < s.started_at THEN excluded.entry_page ELSE s.entry_page END,
-    started_at = least(s.started_at, excluded.started_at),
-    ended_at = greatest(s.ended_at, excluded.ended_at),
-    exit_page = CASE WHEN excluded.exit_at IS NOT NULL AND (s.exit_at IS NULL OR excluded.exit_at >= s.exit_at)
-                     THEN excluded.exit_page ELSE s.exit_page END,
-    exit_at = CASE WHEN s.exit_at IS NULL THEN excluded.exit_at
-                   ELSE greatest(s.exit_at, excluded.exit_at) END,
-    pageviews = s.pageviews + excluded.pageviews,
-    events = s.events + excluded.events,
-    interactive_events = s.interactive_events + excluded.interactive_events
-"""  # noqa: S608 - the column names are this module's constants
 
 # Find or start the visits of a batch's rows, atomically across processes and in the rows' order. ARGV[1] is
 # the timeout, ARGV[2] the visit keys' prefix, ARGV[3] four space-separated fields per row: site id, visitor id
@@ -191,22 +157,6 @@ class _Pending:
     rows: Sequence[Row]
     future: asyncio.Future[None]
     limit: LimitCheck | None = None
-
-
-@dataclass(slots=True)
-class _Visit:
-    site_id: int
-    session_id: int
-    visitor_id: int
-    started_at: datetime
-    ended_at: datetime
-    entry_page: str
-    exit_page: str
-    exit_at: datetime | None
-    first: Row
-    pageviews: int = 0
-    events: int = 0
-    interactive_events: int = 0
 
 
 @dataclass
@@ -399,16 +349,10 @@ class BatchWriter:
             conn = self._idle.pop()
             if not conn.closed:
                 return conn
-        conn = await psycopg.AsyncConnection.connect(
+        return await psycopg.AsyncConnection.connect(
             self._conninfo, connect_timeout=3, application_name=self._application_name,
             options="-c statement_timeout=10000", autocommit=True,
         )
-        try:
-            await conn.execute(CREATE_VISITS_STAGE)
-        except BaseException:
-            await conn.close()
-            raise
-        return conn
 
     async def _assign_sessions(self, rows: list[Row]) -> None:
         """Give each row its visit id from Redis (in order, so one batch's events of a visitor agree)."""
@@ -433,37 +377,7 @@ class BatchWriter:
                 row.visitor_id = row.previous_visitor_id
 
     async def _write(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> None:
-        visits: dict[tuple[int, int], _Visit] = {}
-        for row in rows:
-            key = (row.site_id, row.session_id)
-            visit = visits.get(key)
-            if visit is None:
-                visit = visits[key] = _Visit(row.site_id, row.session_id, row.visitor_id, row.timestamp,
-                                             row.timestamp, row.pathname, row.pathname, None, row)
-            if row.timestamp < visit.started_at:
-                visit.started_at, visit.entry_page = row.timestamp, row.pathname
-            visit.ended_at = max(visit.ended_at, row.timestamp)
-            visit.events += 1
-            if row.name == "pageview":
-                visit.pageviews += 1
-                if visit.exit_at is None or row.timestamp >= visit.exit_at:
-                    visit.exit_page, visit.exit_at = row.pathname, row.timestamp
-            elif row.interactive:
-                visit.interactive_events += 1
-        # A fixed lock order across processes: two batches touching the same visits cannot deadlock.
-        ordered = [visits[key] for key in sorted(visits)]
-        async with conn.transaction(), conn.cursor() as cur:
-            async with cur.copy(COPY_SQL) as copy:
-                copy.set_types(list(TYPES))
-                for row in rows:
-                    await copy.write_row(row.values())
-            async with cur.copy(COPY_VISITS_SQL) as copy:
-                copy.set_types(list(VISIT_TYPES))
-                for v in ordered:
-                    first = v.first
-                    await copy.write_row((
-                        v.site_id, v.session_id, v.visitor_id, v.started_at, v.ended_at, v.entry_page, v.exit_page,
-                        v.exit_at, v.pageviews, v.events, v.interactive_events, first.referrer,
-                        first.referrer_source, first.channel, first.utm_source, first.utm_medium, first.utm_campaign,
-                        first.browser, first.os, first.device, first.country))
-            await cur.execute(UPSERT_SESSIONS)
+        async with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+            copy.set_types(list(TYPES))
+            for row in rows:
+                await copy.write_row(row.values())

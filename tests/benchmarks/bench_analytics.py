@@ -1,17 +1,21 @@
-"""Dashboard query latency on a generated data set: 30 days and 12 months; rollups, raw events, cache.
+"""Dashboard query latency on a generated data set: the eight panels x filters x ranges; served, raw, cached.
 
 Run: ``make bench PYTEST_ARGS=tests/benchmarks/bench_analytics.py``; ``BEACON_BENCH_EVENTS`` sets the
 size (default 1,000,000 events over 365 days on one site, plus three small sites). Prints p50/p95 per
-query for the answer Beacon serves uncached (rollups where they apply, with today's and yesterday's events
-read raw), the same answer computed from raw events only (the baseline), their ratio, and the answer from
-the Redis cache. Each pair of answers is checked to be equal.
+query for the answer Beacon serves uncached (the planner's source: rollups, the visits table, events, or
+events joined with visits), the same answer computed by the raw engine (visits from window functions over
+the events: the baseline), their ratio, the answer from the Redis cache, and which source served it. Each
+pair of answers is checked to be equal. Then bytes on disk per event and the time to roll up one day.
+
+``BEACON_BENCH_FILTERS`` picks filter sets by name (default: all of FILTERS), ``BEACON_BENCH_RANGES`` the
+ranges (default ``day,7d,30d,month,12mo``), ``BEACON_BENCH_PANELS`` the panels (default: all eight).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -23,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.redis import Keys
 from app.core.settings import Settings
-from services.analytics import engine, rollups
+from services.analytics import engine, planner, rollups
 from services.analytics.cache import cached
 from services.analytics.query import parse_query
 from tests.benchmarks.datagen import generate
@@ -32,7 +36,7 @@ EVENTS = int(os.environ.get("BEACON_BENCH_EVENTS", "1000000"))
 RUNS = int(os.environ.get("BEACON_BENCH_RUNS", "5"))
 # The raw baseline over 12 months of 10 M events takes minutes per query: fewer runs of it keep the run short.
 RAW_RUNS = max(1, int(os.environ.get("BEACON_BENCH_RAW_RUNS", str(RUNS))))
-RANGES = [r for r in os.environ.get("BEACON_BENCH_RANGES", "30d,12mo").split(",") if r]
+RANGES = [r for r in os.environ.get("BEACON_BENCH_RANGES", "day,7d,30d,month,12mo").split(",") if r]
 # A raw statement cut at this many seconds counts as "longer than that" (0: no limit), so the ratio is a bound.
 RAW_LIMIT_S = int(os.environ.get("BEACON_BENCH_RAW_LIMIT_S", "0"))
 SITE = "bench.example"
@@ -49,6 +53,30 @@ DASHBOARD = {
     "devices": {"metrics": ["visitors"], "dimensions": ["visit:device"], "pagination": {"limit": 10}},
     "browsers": {"metrics": ["visitors"], "dimensions": ["visit:browser"], "pagination": {"limit": 10}},
 }
+
+
+COUNTRY = ["is", "visit:country", ["DE"]]
+FILTERS: dict[str, list[Any]] = {
+    "none": [],
+    "country": [COUNTRY],
+    "source": [["is", "visit:source", ["Google"]]],
+    "page": [["is", "event:page", ["/"]]],
+    "goal": [["is", "event:goal", ["Signup"]]],
+    "property": [["is", "event:props:plan", ["pro"]]],
+    "two": [COUNTRY, ["is", "visit:source", ["Google"]]],
+}
+FILTER_NAMES = [f for f in os.environ.get("BEACON_BENCH_FILTERS", ",".join(FILTERS)).split(",") if f]
+PANELS = [p for p in os.environ.get("BEACON_BENCH_PANELS", ",".join(DASHBOARD)).split(",") if p]
+
+
+def panel_query(name: str, filter_name: str, range_name: str) -> dict[str, Any]:
+    """A dashboard panel's Stats API query under a filter; with a goal filter the aggregate shows the
+    conversion rate, as Plausible's dashboard does."""
+    body: dict[str, Any] = {"site_id": SITE, "date_range": range_name, **DASHBOARD[name],
+                            "filters": FILTERS[filter_name]}
+    if filter_name == "goal" and name == "aggregate":
+        body["metrics"] = [*body["metrics"], "conversion_rate"]
+    return body
 
 
 def pct(values: list[float], q: float) -> float:
@@ -77,6 +105,10 @@ def loaded(settings: Settings) -> int:
                      end=today, tz=TZ, seed=n)
         print(f"\nloaded {big.events:,} events in {big.visits:,} visits in {big.seconds:.1f} s "
               f"({big.events / big.seconds:,.0f} events/s)")
+    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM goals WHERE site_id = %s", (ids[0],)).fetchone():
+            conn.execute("INSERT INTO goals (site_id, display_name, event_name) VALUES (%s, 'Signup', 'Signup')",
+                         (ids[0],))
     started = time.perf_counter()
     db = make_engine(settings.database)
     for site_id in ids:
@@ -89,61 +121,98 @@ def loaded(settings: Settings) -> int:
     return ids[0]
 
 
-@pytest.mark.timeout(7200)
+@pytest.mark.timeout(14400)
 async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
-    """p50/p95 of each dashboard query for 30 days and 12 months, uncached and cached."""
+    """p50/p95 of each dashboard panel under each filter and range: served, raw and cached; then bytes on disk
+    per event and the time to roll up one day."""
     db = make_async_engine(settings.database)
     sessions = sessionmaker_for(db)
     client = aioredis.Redis.from_url(settings.redis.url)
     keys = Keys(settings.redis.key_prefix)
     now = datetime.now(UTC)
-    print(f"\nserved runs {RUNS}, raw runs {RAW_RUNS}")
-    print(f"{'query':<14}{'range':>6} {'served p50':>11}{'p95':>9} {'raw p50':>10}{'p95':>9} {'raw/served':>11}"
-          f" {'cached p50':>11}{'p95':>8}")
+    print(f"\nserved runs {RUNS}, raw runs {RAW_RUNS}, raw statements cut at {RAW_LIMIT_S or 'no limit'} s, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'query':<12}{'filter':>9}{'range':>6} {'served p50':>11}{'p95':>9} {'raw p50':>10}{'p95':>9} "
+          f"{'raw/served':>11} {'cached p50':>11}{'p95':>8} {'equal':>6} source")
     try:
+        async with sessions() as session:
+            state = await rollups.rolled_until(session, loaded, TZ)
         for range_name in RANGES:
-            for name, body in DASHBOARD.items():
-                query = parse_query({"site_id": SITE, "date_range": range_name, **body}, timezone=TZ, now=now)
-                cut = False
-                served: list[float] = []
-                raw: list[float] = []
-                warm: list[float] = []
-                for run in range(max(RUNS, RAW_RUNS)):
-                    if run < RUNS:
+            for filter_name in FILTER_NAMES:
+                for name in PANELS:
+                    body = panel_query(name, filter_name, range_name)
+                    query = parse_query(body, timezone=TZ, now=now)
+                    source = planner.decide(query, state).source
+                    cut = False
+                    equal = "yes"
+                    served: list[float] = []
+                    raw: list[float] = []
+                    warm: list[float] = []
+                    for run in range(max(RUNS, RAW_RUNS)):
+                        if run < RUNS:
+                            started = time.perf_counter()
+                            async with sessions() as session:
+                                answer = await planner.answer(session, query, loaded)
+                            served.append((time.perf_counter() - started) * 1000)
+                        if run < RAW_RUNS:
+                            started = time.perf_counter()
+                            try:
+                                async with sessions() as session:
+                                    # A year of 10 M raw events takes longer than the 30 s statement timeout.
+                                    await session.execute(text(f"SET LOCAL statement_timeout = {RAW_LIMIT_S * 1000}"))
+                                    baseline = await engine.run(session, query, loaded)
+                            except DBAPIError as exc:
+                                if "statement timeout" not in str(exc):
+                                    raise
+                                cut, equal = True, "cut"
+                            else:
+                                assert (answer.rows, answer.total_rows) == (baseline.rows, baseline.total_rows), body
+                            raw.append((time.perf_counter() - started) * 1000)
+                    await client.flushdb()
+                    for _ in range(RUNS + 1):
                         started = time.perf_counter()
                         async with sessions() as session:
-                            answer = await rollups.answer(session, query, loaded)
-                        served.append((time.perf_counter() - started) * 1000)
-                    if run < RAW_RUNS:
-                        started = time.perf_counter()
-                        try:
-                            async with sessions() as session:
-                                # A year of 10 M raw events takes longer than the 30 s statement timeout.
-                                await session.execute(text(f"SET LOCAL statement_timeout = {RAW_LIMIT_S * 1000}"))
-                                baseline = await engine.run(session, query, loaded)
-                        except DBAPIError as exc:
-                            if "statement timeout" not in str(exc):
-                                raise
-                            cut = True
-                        else:
-                            assert (answer.rows, answer.total_rows) == (baseline.rows, baseline.total_rows), name
-                        raw.append((time.perf_counter() - started) * 1000)
-                await client.flushdb()
-                for _ in range(RUNS + 1):
-                    started = time.perf_counter()
-                    async with sessions() as session:
-                        async def compute(session: Any = session, query: Any = query) -> Any:
-                            return engine.response(query, await rollups.answer(session, query, loaded), now)
+                            async def compute(session: Any = session, query: Any = query) -> Any:
+                                return engine.response(query, await planner.answer(session, query, loaded), now)
 
-                        result: Any = await cached(client, keys, 60, "v2", loaded, body | {"r": range_name}, compute)
-                    warm.append((time.perf_counter() - started) * 1000)
-                warm = warm[1:]  # the first run fills the cache
-                assert result
-                over = ">" if cut else " "  # the raw statement was cut at RAW_LIMIT_S: a lower bound
-                ratio = pct(raw, .5) / pct(served, .5)
-                print(f"{name:<14}{range_name:>6} {pct(served, .5):>9.1f}ms{pct(served, .95):>7.1f}ms"
-                      f" {over}{pct(raw, .5):>7.0f}ms{pct(raw, .95):>7.0f}ms {over}{ratio:>9.1f}x"
-                      f" {pct(warm, .5):>9.2f}ms{pct(warm, .95):>6.2f}ms")
+                            result: Any = await cached(client, keys, 60, "v2", loaded, body, compute)
+                        warm.append((time.perf_counter() - started) * 1000)
+                    warm = warm[1:]  # the first run fills the cache
+                    assert result
+                    over = ">" if cut else " "  # the raw statement was cut at RAW_LIMIT_S: a lower bound
+                    ratio = pct(raw, .5) / pct(served, .5)
+                    print(f"{name:<12}{filter_name:>9}{range_name:>6} "
+                          f"{pct(served, .5):>9.1f}ms{pct(served, .95):>7.1f}ms"
+                          f" {over}{pct(raw, .5):>7.0f}ms{pct(raw, .95):>7.0f}ms {over}{ratio:>9.1f}x"
+                          f" {pct(warm, .5):>9.2f}ms{pct(warm, .95):>6.2f}ms {equal:>6} {source}", flush=True)
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        await _storage_and_rollup(settings, loaded)
     finally:
         await client.aclose()
         await db.dispose()
+
+
+async def _storage_and_rollup(settings: Settings, site_id: int) -> None:
+    """Bytes on disk per event of every site (tables with their indexes and TOAST), and one day's roll-up."""
+    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
+        events = conn.execute("SELECT count(*) FROM events").fetchone()
+        assert events is not None
+        total = 0
+        for relation in ("events", "sessions", "rollup_spans", "rollup_days"):
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "WHERE c.oid = %s::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits "
+                "WHERE inhparent = %s::regclass)", (relation, relation)).fetchone()
+            size = int(row[0]) if row else 0
+            total += size
+            print(f"{relation:<14}{size / 2**20:>10.1f} MiB {size / events[0]:>8.1f} bytes per event")
+        print(f"{'total':<14}{total / 2**20:>10.1f} MiB {total / events[0]:>8.1f} bytes per event "
+              f"({events[0]:,} events)")
+    db = make_engine(settings.database)
+    day = datetime.now(UTC).date() - timedelta(days=10)
+    with db.begin() as conn:
+        started = time.perf_counter()
+        rollups._roll(conn, site_id, day, day, TZ)
+        print(f"rolled up one day ({day}) of {SITE} again in {(time.perf_counter() - started) * 1000:.0f} ms, "
+              f"load average {os.getloadavg()[0]:.1f}")
+    db.dispose()

@@ -31,17 +31,6 @@ from psycopg.types.json import Jsonb
 from services.ingest.writer import COLUMNS as EVENT_COLUMNS
 from services.ingest.writer import TYPES as EVENT_TYPES
 
-SESSION_COLUMNS = (
-    "site_id", "session_id", "visitor_id", "started_at", "ended_at", "entry_page", "exit_page", "exit_at",
-    "pageviews", "events", "interactive_events", "referrer", "referrer_source", "channel", "utm_source",
-    "utm_medium", "utm_campaign", "browser", "os", "device", "country",
-)
-SESSION_TYPES = (
-    "int8", "int8", "int8", "timestamptz", "timestamptz", "varchar", "varchar", "timestamptz", "int4", "int4",
-    "int4", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar", "varchar",
-    "varchar",
-)
-
 # (source, channel, referrer, utm_source, utm_medium, utm_campaign, weight)
 SOURCES = [
     ("", "Direct", "", "", "", "", 38),
@@ -131,67 +120,54 @@ def generate(conninfo: str, site_id: int, domain: str, *, events: int, days: int
     zone = ZoneInfo(tz)
     with psycopg.connect(conninfo, autocommit=False) as conn:
         _ensure_partitions(conn, first, end)
-        with conn.cursor() as cur:
-            session_rows = []
-            with cur.copy(f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(EVENT_TYPES))
-                for start in _visit_starts(rng, first, days, tz, visits_wanted):
-                    local_day = start.astimezone(zone).date()
-                    if local_day != current_day:
-                        current_day, today_visitors = local_day, []
-                    if today_visitors and rng.random() < 0.15:
-                        visitor = rng.choice(today_visitors)
-                    else:
-                        visitor = rng.getrandbits(62) + 1
-                        today_visitors.append(visitor)
-                    session_id = rng.getrandbits(62) + 1
-                    src, channel, referrer, utm_source, utm_medium, utm_campaign, _ = source()
-                    dev, browser, os_name, _ = device()
-                    ctry, _ = country()
-                    browser_version = f"{rng.randint(110, 131)}.0"
-                    os_version = {"Windows": "10", "Mac": "14.5", "iOS": "17.5", "Android": "14"}.get(str(os_name), "")
-                    n_pages = min(1 + int(math.log(1 - rng.random()) / math.log(0.55)), 25)
-                    ts = start
-                    path = rng.choices(pages, page_weights)[0]
-                    visit_rows = []
-                    interactive_events = 0
-                    for i in range(n_pages):
-                        if i:
-                            ts += timedelta(seconds=min(rng.expovariate(1 / 70), 1500))
-                            path = rng.choices(pages, page_weights)[0]
-                        visit_rows.append((ts, "pageview", path, True, None, None, {}))
-                    goal = rng.random()
-                    if goal < 0.03:
-                        ts += timedelta(seconds=rng.randint(5, 120))
-                        plan = rng.choice(["free", "pro", "business"])
-                        visit_rows.append((ts, "Signup", "/signup", True, None, None, {"plan": plan}))
-                        interactive_events += 1
-                    elif goal < 0.045:
-                        ts += timedelta(seconds=rng.randint(5, 120))
-                        amount = Decimal(f"{rng.uniform(9, 299):.2f}")
-                        visit_rows.append((ts, "Purchase", "/checkout", True, amount, "USD", {}))
-                        interactive_events += 1
-                    elif goal < 0.10:
-                        ts += timedelta(seconds=rng.randint(1, 60))
-                        visit_rows.append((ts, "Outbound Link: Click", path, False, None, None,
-                                           {"url": "https://github.com/"}))
-                    for at, name, pathname, interactive, revenue, currency, props in visit_rows:
-                        copy.write_row((site_id, at, name, visitor, session_id, domain, pathname, referrer, src,
-                                        channel, utm_source, utm_medium, utm_campaign, "", "", browser,
-                                        browser_version, os_name, os_version, dev, ctry, interactive, revenue,
-                                        currency, Jsonb(props)))
-                    written += len(visit_rows)
-                    visits += 1
-                    pageview_rows = [r for r in visit_rows if r[1] == "pageview"]
-                    session_rows.append((
-                        site_id, session_id, visitor, visit_rows[0][0], visit_rows[-1][0], pageview_rows[0][2],
-                        pageview_rows[-1][2], pageview_rows[-1][0], len(pageview_rows), len(visit_rows),
-                        interactive_events, referrer, src, channel, utm_source, utm_medium, utm_campaign, browser,
-                        os_name, dev, ctry))
-            with cur.copy(f"COPY sessions ({', '.join(SESSION_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(SESSION_TYPES))
-                for row in session_rows:
-                    copy.write_row(row)
+        copy_sql = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            copy.set_types(list(EVENT_TYPES))
+            for start in _visit_starts(rng, first, days, tz, visits_wanted):
+                local_day = start.astimezone(zone).date()
+                if local_day != current_day:
+                    current_day, today_visitors = local_day, []
+                if today_visitors and rng.random() < 0.15:
+                    visitor = rng.choice(today_visitors)
+                else:
+                    visitor = rng.getrandbits(62) + 1
+                    today_visitors.append(visitor)
+                session_id = rng.getrandbits(62) + 1
+                src, channel, referrer, utm_source, utm_medium, utm_campaign, _ = source()
+                dev, browser, os_name, _ = device()
+                ctry, _ = country()
+                browser_version = f"{rng.randint(110, 131)}.0"
+                os_version = {"Windows": "10", "Mac": "14.5", "iOS": "17.5", "Android": "14"}.get(str(os_name), "")
+                n_pages = min(1 + int(math.log(1 - rng.random()) / math.log(0.55)), 25)
+                ts = start
+                path = rng.choices(pages, page_weights)[0]
+                visit_rows = []
+                for i in range(n_pages):
+                    if i:
+                        ts += timedelta(seconds=min(rng.expovariate(1 / 70), 1500))
+                        path = rng.choices(pages, page_weights)[0]
+                    visit_rows.append((ts, "pageview", path, True, None, None, {}))
+                goal = rng.random()
+                if goal < 0.03:
+                    ts += timedelta(seconds=rng.randint(5, 120))
+                    plan = rng.choice(["free", "pro", "business"])
+                    visit_rows.append((ts, "Signup", "/signup", True, None, None, {"plan": plan}))
+                elif goal < 0.045:
+                    ts += timedelta(seconds=rng.randint(5, 120))
+                    amount = Decimal(f"{rng.uniform(9, 299):.2f}")
+                    visit_rows.append((ts, "Purchase", "/checkout", True, amount, "USD", {}))
+                elif goal < 0.10:
+                    ts += timedelta(seconds=rng.randint(1, 60))
+                    visit_rows.append((ts, "Outbound Link: Click", path, False, None, None,
+                                       {"url": "https://github.com/"}))
+                for at, name, pathname, interactive, revenue, currency, props in visit_rows:
+                    copy.write_row((site_id, at, name, visitor, session_id, domain, pathname, referrer, src,
+                                    channel, utm_source, utm_medium, utm_campaign, "", "", browser,
+                                    browser_version, os_name, os_version, dev, ctry, interactive, revenue,
+                                    currency, Jsonb(props)))
+                written += len(visit_rows)
+                visits += 1
+        # The trigger of migration 0010 has folded the events into their visits (sessions).
         conn.commit()
         with conn.cursor() as cur:
             conn.autocommit = True

@@ -35,7 +35,8 @@ def test_previous_period_has_the_same_length() -> None:
     assert (date(2026, 1, 22), date(2026, 1, 31)) == state.previous()
 
 
-@pytest.mark.parametrize(("days", "interval"), [(1, "hour"), (7, "day"), (31, "day"), (91, "week"), (365, "month")])
+@pytest.mark.parametrize(("days", "interval"), [(1, "hour"), (7, "day"), (31, "day"), (40, "day"), (91, "week"),
+                                                (120, "week"), (121, "month"), (365, "month")])
 def test_default_interval(days: int, interval: str) -> None:
     assert interval == default_interval(days)
 

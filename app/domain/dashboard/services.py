@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+import msgspec
 
+from app.core.contracts import PropertyKeys, StatsAnswer, StatsQuery
 from app.core.errors import ClientError
 from app.core.inputs import check_date
 from app.core.models import Annotation, Site
+from app.core.periods import default_interval
 from app.core.resources import Resources
 from app.core.tokens import sign_token
 from app.realtime.publish import site_channel
@@ -158,16 +160,6 @@ def parse_filter(raw: str) -> Filter:
     return Filter(name, value, negated)
 
 
-def default_interval(days: int) -> str:
-    if days <= 1:
-        return "hour"
-    if days <= 31:
-        return "day"
-    if days <= 92:
-        return "week"
-    return "month"
-
-
 def check_interval(interval: str, days: int) -> None:
     if interval == "hour" and days > MAX_HOURLY_DAYS:
         raise ClientError(f"interval: hour needs a range of at most {MAX_HOURLY_DAYS} days")
@@ -259,30 +251,27 @@ class Stats:
 
     async def query(self, metrics: Sequence[str], date_range: list[str] | str, filters: Sequence[Filter] = (),
                     dimensions: Sequence[str] = (), extra_filters: Sequence[list[Any]] = (),
-                    **options: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "site_id": self._site.domain, "metrics": list(metrics), "date_range": date_range,
-            "dimensions": list(dimensions), "filters": [f.v2() for f in filters] + list(extra_filters), **options,
-        }
-        answer: dict[str, Any] = await self._services.json("analytics", "POST", "/query", json=body)
-        return answer
+                    **options: Any) -> StatsAnswer:
+        body = StatsQuery(site_id=self._site.domain, metrics=list(metrics), date_range=date_range,
+                          dimensions=list(dimensions), filters=[f.v2() for f in filters] + list(extra_filters),
+                          **options)
+        answer = await self._services.json("analytics", "POST", "/query", json=msgspec.to_builtins(body))
+        return msgspec.convert(answer, StatsAnswer)
 
     async def totals(self, metrics: Sequence[str], date_range: list[str] | str,
                      filters: Sequence[Filter]) -> tuple[dict[str, float], date | None]:
         """Aggregate metrics, and the first day the analytics service used (for the period ``all``)."""
         answer = await self.query(metrics, date_range, filters)
-        rows = answer["results"]
-        values = rows[0]["metrics"] if rows else [0] * len(metrics)
-        first = answer.get("query", {}).get("date_range", [None])[0]
-        return dict(zip(metrics, values, strict=True)), date.fromisoformat(first[:10]) if first else None
+        values = answer.results[0].metrics if answer.results else [0] * len(metrics)
+        return dict(zip(metrics, [v or 0 for v in values], strict=True)), answer.first_day
 
     async def series(self, metrics: Sequence[str], first: date, last: date, interval: str,
                      filters: Sequence[Filter]) -> tuple[list[str], dict[str, list[float]]]:
         """Every bucket's label and each metric's value per bucket (0 where nothing happened)."""
         answer = await self.query(metrics, [first.isoformat(), last.isoformat()], filters,
                                   dimensions=[f"time:{interval}"], include={"time_labels": True})
-        labels: list[str] = answer["meta"]["time_labels"]
-        found = {row["dimensions"][0]: row["metrics"] for row in answer["results"]}
+        labels = answer.meta.time_labels or []
+        found = {row.dimensions[0]: [v or 0 for v in row.metrics] for row in answer.results}
         return labels, {metric: [found.get(label, [0] * len(metrics))[i] for label in labels]
                         for i, metric in enumerate(metrics)}
 
@@ -345,8 +334,7 @@ async def breakdown(resources: Resources, site: Site, state: State, name: str, d
     extra = [["is_not", "event:name", ["pageview"]]] if name == "event" else []
     answer = await stats.query(metrics, state.date_range(), state.filters, dimensions=[dimension],
                                extra_filters=extra, order_by=[["visitors", "desc"]], pagination={"limit": limit})
-    rows = [{"value": row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
-            for row in answer["results"]]
+    rows = [{"value": row.dimensions[0], **dict(zip(metrics, row.metrics, strict=True))} for row in answer.results]
     result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "rows": rows}
     if name == "event":
         # Conversion rate as Plausible defines it for goals (converted visitors / all visitors), computed
@@ -360,16 +348,12 @@ async def breakdown(resources: Resources, site: Site, state: State, name: str, d
 
 
 async def property_keys(resources: Resources, site: Site, state: State, limit: int = 50) -> list[str]:
-    """Custom property keys seen in the range (the analytics engine has no query that lists them)."""
-    zone = ZoneInfo(site.timezone)
-    start = datetime.combine(state.first or date(1970, 1, 1), time.min, zone)
-    end = datetime.combine(state.last + timedelta(days=1), time.min, zone)
-    async with resources.sessions() as session:
-        rows = await session.execute(text(
-            "SELECT DISTINCT key FROM events, jsonb_object_keys(props) AS key "
-            "WHERE site_id = :site AND timestamp >= :start AND timestamp < :end ORDER BY key LIMIT :limit"),
-            {"site": site.id, "start": start, "end": end, "limit": limit})
-        return [str(row[0]) for row in rows]
+    """Custom property keys seen in the range, from the analytics service (the only reader of events)."""
+    params: dict[str, Any] = {"date_to": state.last.isoformat(), "limit": limit}
+    if state.first is not None:
+        params["date_from"] = state.first.isoformat()
+    answer = await resources.services.json("analytics", "GET", f"/sites/{site.id}/property-keys", params=params)
+    return msgspec.convert(answer, PropertyKeys).keys
 
 
 async def realtime_visitors(resources: Resources, site: Site) -> int:

@@ -3,49 +3,17 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
-import pytest
 from sqlalchemy import text
 
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.settings import Settings
 from services.analytics import engine, rollups
 from services.analytics.query import parse_query
-from tests.benchmarks.datagen import generate
-
-TZ = "America/New_York"
-DAYS = 40
-
-
-@pytest.fixture
-def generated(settings: Settings, db: None) -> tuple[int, datetime]:
-    """Forty days of traffic up to today, rolled up to two days ago and yesterday provisionally (at noon, when
-    yesterday's visits have ended)."""
-    now = datetime.combine(datetime.now(UTC).astimezone(ZoneInfo(TZ)).date(), time(12), ZoneInfo(TZ))
-    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
-        row = conn.execute("INSERT INTO sites (domain, timezone) VALUES ('rollup.example', %s) RETURNING id",
-                           (TZ,)).fetchone()
-    assert row is not None
-    site_id = int(row[0])
-    generate(settings.database.libpq_url, site_id, "rollup.example", events=25_000, days=DAYS,
-             end=now.date(), tz=TZ, seed=7)
-    db_engine = make_engine(settings.database)
-    chunks = 0
-    with db_engine.begin() as conn:
-        while rollups.refresh(conn, site_id, now).days:
-            chunks += 1
-    with db_engine.connect() as conn:
-        state = conn.execute(text("SELECT rolled_until, provisional_day FROM rollup_state WHERE site_id = :s"),
-                             {"s": site_id}).first()
-    db_engine.dispose()
-    assert chunks >= 6  # forty days take six chunks of seven, then yesterday
-    assert state is not None
-    assert (now.date() - timedelta(days=2), now.date() - timedelta(days=1)) == tuple(state)
-    return site_id, now
+from tests.integration.analytics.conftest import DAYS, TZ
 
 
 def random_query(rng: random.Random, today: date) -> dict[str, Any]:
@@ -135,3 +103,42 @@ async def test_refresh_is_idempotent_and_follows_time_zone_changes(settings: Set
     db_engine.dispose()
     assert result.days > 0
     assert "Asia/Tokyo" == tz
+
+
+async def test_late_events_rebuild_their_days(settings: Settings, generated: tuple[int, datetime]) -> None:
+    """Events arriving for days already rolled up (an import, a clock far behind) are noted by the events
+    trigger; the next refresh rolls those days up again and the rollups answer the raw engine's answer."""
+    site_id, now = generated
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    late_day = today - timedelta(days=10)
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        for n, day in enumerate((late_day, today - timedelta(days=1))):  # a final day and the provisional one
+            at = datetime.combine(day, time(13), ZoneInfo(TZ))
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, country) "
+                "VALUES (:s, :ts, 'pageview', :v, :v, 'rollup.example', '/late', 'EE'), "
+                "(:s, :ts2, 'pageview', :v, :v, 'rollup.example', '/late/2', 'EE')"),
+                {"s": site_id, "ts": at, "ts2": at + timedelta(minutes=3), "v": 77_000 + n})
+        stale = [row[0] for row in conn.execute(text("SELECT day FROM rollup_stale WHERE site_id = :s ORDER BY day"),
+                                                 {"s": site_id})]
+        assert [late_day, today - timedelta(days=1)] == stale
+        rebuilt = rollups.refresh(conn, site_id, now).days
+        assert 0 == conn.execute(text("SELECT count(*) FROM rollup_stale")).scalar()
+    db_engine.dispose()
+    assert 8 == rebuilt  # late_day ± 2 days, and the two days before the provisional one with it
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+            assert state is not None
+            for body in ({"metrics": ["visitors", "visits", "pageviews", "bounce_rate"], "date_range": "30d"},
+                         {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"], "date_range": "7d"},
+                         {"metrics": ["visitors"], "dimensions": ["visit:country", "time:day"], "date_range": "30d"}):
+                query = parse_query({"site_id": "rollup.example", **body}, timezone=TZ, now=now)
+                assert rollups.applicable(query)
+                raw = await engine.run(session, query, site_id)
+                rolled = await rollups.run(session, query, site_id, state)
+                assert (raw.rows, raw.total_rows) == (rolled.rows, rolled.total_rows), body
+    finally:
+        await db.dispose()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
+from app.core.settings import Settings
 from app.devstack import free_port
 from tests.integration.conftest import run_beacon
 
@@ -86,3 +88,23 @@ def test_check_fails_and_names_what_is_down(environment: dict[str, str], setting
     assert "FAIL" == table["api"]
     assert "FAIL" == table["ingest"]
     assert "checks failed" in result.stderr
+
+
+def test_analytics_refresh(environment: dict[str, str], settings: Settings, db: None) -> None:
+    """`beacon analytics refresh` rolls up a site's final days now; --rebuild starts over; an unknown site is a
+    one-line error."""
+    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
+        site = conn.execute("INSERT INTO sites (domain, timezone) VALUES ('cli.example', 'UTC') RETURNING id"
+                            ).fetchone()
+        assert site is not None
+        conn.execute("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                     "VALUES (%s, now() - interval '5 days', 'pageview', 1, 1, 'cli.example', '/')", (site[0],))
+    first = run_beacon(environment, "analytics", "refresh", "--site", "cli.example")
+    assert 0 == first.returncode, first.stderr
+    assert "cli.example: " in first.stdout and " 0 day(s)" not in first.stdout
+    again = run_beacon(environment, "analytics", "refresh")
+    assert "cli.example: 0 day(s) rolled up" in again.stdout
+    rebuilt = run_beacon(environment, "analytics", "refresh", "--site", "cli.example", "--rebuild")
+    assert first.stdout == rebuilt.stdout
+    unknown = run_beacon(environment, "analytics", "refresh", "--site", "nope.example")
+    assert (1, "beacon: error: --site: no site 'nope.example'\n") == (unknown.returncode, unknown.stderr)

@@ -15,7 +15,7 @@ from tests.integration.ingest.conftest import UA, ingest_client, sql
 # What the analytics engine may rely on: a visit's figures derived from its events alone.
 DERIVED = """
 SELECT e.site_id, e.session_id, min(e.timestamp), max(e.timestamp),
-       (array_agg(e.pathname ORDER BY e.timestamp, e.id))[1],
+       (array_agg(e.pathname ORDER BY e.timestamp, e.id) FILTER (WHERE e.name = 'pageview'))[1],
        (array_agg(e.pathname ORDER BY e.timestamp DESC, e.id DESC) FILTER (WHERE e.name = 'pageview'))[1],
        count(*) FILTER (WHERE e.name = 'pageview'), count(*),
        count(*) FILTER (WHERE e.name <> 'pageview' AND e.interactive)

@@ -1,0 +1,45 @@
+"""Generated traffic shared by the analytics tests that compare served answers with the raw engine's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.settings import Settings
+from services.analytics import rollups
+from tests.benchmarks.datagen import generate
+
+TZ = "America/New_York"
+DAYS = 40
+
+
+@pytest.fixture
+def generated(settings: Settings, db: None) -> tuple[int, datetime]:
+    """Forty days of traffic up to today, rolled up to two days ago and yesterday provisionally (at noon, when
+    yesterday's visits have ended)."""
+    now = datetime.combine(datetime.now(UTC).astimezone(ZoneInfo(TZ)).date(), time(12), ZoneInfo(TZ))
+    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
+        row = conn.execute("INSERT INTO sites (domain, timezone) VALUES ('rollup.example', %s) RETURNING id",
+                           (TZ,)).fetchone()
+    assert row is not None
+    site_id = int(row[0])
+    generate(settings.database.libpq_url, site_id, "rollup.example", events=25_000, days=DAYS,
+             end=now.date(), tz=TZ, seed=7)
+    db_engine = make_engine(settings.database)
+    chunks = 0
+    with db_engine.begin() as conn:
+        while rollups.refresh(conn, site_id, now).days:
+            chunks += 1
+    with db_engine.connect() as conn:
+        state = conn.execute(text("SELECT rolled_until, provisional_day FROM rollup_state WHERE site_id = :s"),
+                             {"s": site_id}).first()
+    db_engine.dispose()
+    assert chunks >= 6  # forty days take six chunks of seven, then yesterday
+    assert state is not None
+    assert (now.date() - timedelta(days=2), now.date() - timedelta(days=1)) == tuple(state)
+    return site_id, now

@@ -1,0 +1,55 @@
+"""The planner picks the cheapest exact source of each query, as Plausible's TableDecider does."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from services.analytics.planner import Source, decide
+from services.analytics.query import parse_query
+from services.analytics.rollups import State
+
+NOW = datetime(2026, 5, 8, 12, 30, tzinfo=UTC)
+ROLLED = State(date(2026, 5, 6), date(2026, 5, 7))
+COUNTRY = ["is", "visit:country", ["DE"]]
+PAGE = ["is", "event:page", ["/"]]
+GOAL = ["is", "event:goal", ["Signup"]]
+
+
+def q(**fields: Any) -> dict[str, Any]:
+    return {"site_id": "example.com", "metrics": ["visitors"], "date_range": "30d", **fields}
+
+
+@pytest.mark.parametrize(("body", "state", "source"), [
+    pytest.param(q(), ROLLED, Source.ROLLUPS, id="aggregate-rolled"),
+    pytest.param(q(dimensions=["visit:source"]), ROLLED, Source.ROLLUPS, id="sources-rolled"),
+    pytest.param(q(dimensions=["visit:source"]), None, Source.VISITS, id="sources-not-rolled"),
+    pytest.param(q(metrics=["pageviews"], dimensions=["event:page"]), None, Source.EVENTS, id="pages-not-rolled"),
+    pytest.param(q(date_range="day"), ROLLED, Source.VISITS, id="today-so-far"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[COUNTRY]), ROLLED, Source.VISITS,
+                 id="aggregate-country"),
+    pytest.param(q(metrics=["visitors", "pageviews"], dimensions=["time:day"], filters=[COUNTRY]), ROLLED,
+                 Source.VISITS, id="timeseries-country"),
+    pytest.param(q(dimensions=["visit:entry_page"], filters=[["contains", "visit:source", ["oo"]], COUNTRY]), ROLLED,
+                 Source.VISITS, id="two-visit-filters"),
+    pytest.param(q(filters=[["not", ["matches", "visit:browser", ["^Fire"]]]]), ROLLED, Source.VISITS,
+                 id="not-matches"),
+    pytest.param(q(metrics=["visitors", "pageviews"], dimensions=["event:page"], filters=[COUNTRY]), ROLLED,
+                 Source.JOIN, id="pages-country"),
+    pytest.param(q(dimensions=["visit:source"], filters=[PAGE]), ROLLED, Source.JOIN, id="sources-page"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[PAGE]), ROLLED, Source.JOIN, id="bounce-page"),
+    pytest.param(q(metrics=["visitors"], filters=[PAGE]), ROLLED, Source.EVENTS, id="visitors-page"),
+    pytest.param(q(metrics=["visitors", "conversion_rate"], filters=[GOAL]), ROLLED, Source.EVENTS, id="goal"),
+    pytest.param(q(metrics=["visitors", "conversion_rate"], filters=[GOAL, COUNTRY]), ROLLED, Source.JOIN,
+                 id="goal-country"),
+    pytest.param(q(metrics=["visitors"], dimensions=["event:props:plan"]), ROLLED, Source.EVENTS, id="property"),
+    pytest.param(q(metrics=["time_on_page"], dimensions=["event:page"]), ROLLED, Source.EVENTS, id="time-on-page"),
+    pytest.param(q(metrics=["time_on_page"], dimensions=["event:page"], filters=[COUNTRY]), ROLLED, Source.JOIN,
+                 id="time-on-page-country"),
+])
+def test_decide(body: dict[str, Any], state: State | None, source: Source) -> None:
+    """Rollups when unfiltered and rolled up; the visits table for visit-only questions; events alone when
+    no visit attribute is read; the join otherwise."""
+    assert source == decide(parse_query(body, timezone="UTC", now=NOW), state).source
