@@ -356,7 +356,8 @@ def self_signed_certificate(directory: Path, hostname: str = "localhost") -> tup
 
 @dataclass
 class Nginx:
-    """Nginx in front of Beacon's processes, configured from nginx/beacon.conf.j2.
+    """Nginx in front of Beacon's processes, configured from nginx/beacon.conf.j2, on loopback only (127.0.0.1
+    and ::1; production listens on every interface).
 
     Its workers run as the invoking user, as Beacon's own processes do: under root they would otherwise
     switch to ``nobody``, who cannot read ``app/static/`` in a checkout under a private directory.
@@ -379,7 +380,7 @@ class Nginx:
             "beacon_server_name": "_", "beacon_tls_cert": cert, "beacon_tls_key": key,
             "beacon_snippets_dir": CODE_DIR / "nginx" / "snippets", "beacon_static_dir": self.static_dir,
             "beacon_acme_dir": self.directory / "acme", "beacon_upstreams": self.upstreams,
-            "beacon_log_dir": logs,
+            "beacon_log_dir": logs, "beacon_listen_addresses": ["127.0.0.1", "[::1]"],
         }, self.directory / "beacon.conf")
         main = render("dev-nginx.conf.j2", {
             "beacon_run_dir": self.directory, "beacon_log_dir": logs, "beacon_site_conf": site,

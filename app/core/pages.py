@@ -11,13 +11,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, cast
-from zoneinfo import available_timezones
 
 from litestar import Request, Response
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.core.assets import Assets
 from app.core.errors import AppError
+from app.core.timezones import site_timezones
 
 logger = logging.getLogger("beacon.pages")
 
@@ -162,4 +162,4 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
     engine.engine.globals["flashes"] = take_flashes
     engine.engine.globals["sparkline"] = sparkline
     engine.engine.globals["blank_form"] = FormState()
-    engine.engine.globals["timezones"] = sorted(available_timezones() | {"UTC"})
+    engine.engine.globals["timezones"] = sorted(site_timezones())

@@ -16,8 +16,9 @@ import html
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -96,7 +97,9 @@ def read_unsubscribe_token(secret_key: str, token: str) -> tuple[int, int, str] 
 
 
 def build_message(row: dict[str, object], sender: str) -> EmailMessage:
+    """The message of an outbox row, dated now (RFC 5322 requires ``Date``; relays need not add it)."""
     message = EmailMessage()
+    message["Date"] = format_datetime(datetime.now(UTC).replace(microsecond=0))
     message["From"] = sender
     message["To"] = str(row["recipient"])
     message["Subject"] = str(row["subject"])

@@ -8,7 +8,7 @@ import pytest
 from app.core.errors import ClientError
 from app.domain.accounts.controllers import _safe_next
 from app.domain.search.services import _prefix_query
-from app.domain.sites.services import check_goal, normalize_domain
+from app.domain.sites.services import check_goal, check_timezone, normalize_domain
 from app.realtime.publish import ProcessStats, aggregate, is_channel, room_site_id
 
 
@@ -26,6 +26,19 @@ def test_bad_domain_names_the_field(raw: str) -> None:
     """A bad domain is a client error naming the field."""
     with pytest.raises(ClientError, match=r"^domain:"):
         normalize_domain(raw)
+
+
+@pytest.mark.parametrize("raw", ["localtime", "posixrules", "Mars/Base", "posix/Europe/Berlin", "../UTC"])
+def test_time_zone_is_an_iana_name(raw: str) -> None:
+    """``localtime`` (a link to the host's /etc/localtime on Debian) is no time zone of its own: a site's reports
+    would follow whichever machine computes them."""
+    with pytest.raises(ClientError, match=r"^timezone:"):
+        check_timezone(raw)
+
+
+@pytest.mark.parametrize("name", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"])
+def test_iana_time_zones_are_accepted(name: str) -> None:
+    assert name == check_timezone(name)
 
 
 @pytest.mark.parametrize(("target", "expected"), [

@@ -10,7 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import AppError, ClientError, Conflict, Forbidden, NotFound
 from app.core.models import ROLES, Goal, Invitation, Membership, Site, SiteExclusion, User
 from app.core.resources import Resources
+from app.core.timezones import site_timezones
 from app.realtime.publish import WebSocketService, site_channel
 
 logger = logging.getLogger("beacon.sites")
@@ -39,7 +40,7 @@ def normalize_domain(domain: str) -> str:
 
 
 def check_timezone(tz: str) -> str:
-    if tz not in available_timezones() and tz != "UTC":
+    if tz not in site_timezones():
         raise ClientError(f"timezone: unknown time zone {tz!r} (use an IANA name such as Europe/Berlin)")
     try:
         ZoneInfo(tz)

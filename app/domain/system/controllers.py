@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response, get, head
 from litestar.openapi.datastructures import ResponseSpec
 
 from app.core.health import health_response
@@ -22,3 +22,11 @@ class SystemController(Controller):
         """200 when PostgreSQL, Redis, the four services, the workers and the scheduler are fine; 503 naming
         what failed otherwise."""
         return health_response(await instance_health(request.app.state.resources))
+
+    # Not in the OpenAPI document: HEAD is GET without the body (RFC 9110), not an operation of its own.
+    @head("/health", summary="The health check's status code alone (for monitors that send HEAD)",
+          exclude_from_auth=True, include_in_schema=False)
+    async def health_head(self, request: Request[Any, Any, Any]) -> Response[None]:
+        """200 or 503 exactly as ``GET /api/health``, without a body (RFC 9110 §9.3.2)."""
+        report = health_response(await instance_health(request.app.state.resources))
+        return Response(content=None, status_code=report.status_code)

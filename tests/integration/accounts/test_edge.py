@@ -72,6 +72,8 @@ def test_no_version_on_either_port(edge: Nginx) -> None:
 @pytest.mark.parametrize(("request_bytes", "status"), [
     pytest.param(b"GET /api/health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400,
                  id="400-duplicate-host"),
+    pytest.param(b"GET /api/v1/unsubscribe/%00 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 400,
+                 id="400-nul-in-path"),
     pytest.param(b"POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n", 413,
                  id="413-body-too-large"),
     pytest.param(b"GET /api/health HTTP/1.1\r\nHost: a\r\nCookie: a=" + b"x" * 9000 + b"\r\nConnection: close\r\n\r\n",
@@ -94,6 +96,15 @@ def test_oversized_cookie_on_a_page_is_a_431_page(edge: Nginx) -> None:
         answer = client.get("/login", headers={"Cookie": f"beacon_session={'x' * 9000}"})
     assert (431, "text/html") == (answer.status_code, answer.headers["content-type"])
     assert "cookies" in answer.text
+
+
+@pytest.mark.parametrize("path", ["/share/%00/stats/overview", "/%00", "/sites/a%00b"])
+def test_a_path_nginx_cannot_decode_is_a_400_page(edge: Nginx, path: str) -> None:
+    """A NUL byte in the path leaves Nginx without a URI to hand to a named location: the answer must still be
+    the 400 page, not a 500 ("empty URI in redirect to named location")."""
+    with https(edge) as client:
+        answer = client.get(path)
+    assert (400, "text/html") == (answer.status_code, answer.headers["content-type"])
 
 
 def test_errors_of_the_app_itself_pass_through_unchanged(edge: Nginx) -> None:

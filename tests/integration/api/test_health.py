@@ -29,6 +29,17 @@ async def test_health_is_503_and_names_failed_components(settings: Settings, red
     assert "unreachable" in body["checks"]["ingest"]
 
 
+async def test_head_gives_the_same_status_without_a_body(settings: Settings, redis_client: redis.Redis,
+                                                         serve: Callable[[str], int]) -> None:
+    """Uptime monitors often send HEAD (RFC 9110 §9.3.2: a server supports it wherever it supports GET): the
+    status is GET's, here 503 with services down, and no body."""
+    serve("analytics")
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        get, head = await client.get("/api/health"), await client.head("/api/health")
+    assert 503 == get.status_code == head.status_code
+    assert b"" == head.content
+
+
 async def test_unknown_api_route_is_problem_json(settings: Settings) -> None:
     """API errors are application/problem+json, not HTML and never a traceback."""
     async with AsyncTestClient(app=create_app(settings)) as client:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack import SHARED_DIR, Postgres, StackError, _run, check_port_free, free_port, program
+from app.devstack import SHARED_DIR, Nginx, Postgres, StackError, _run, check_port_free, free_port, program
 
 
 def test_cluster_under_a_private_directory_is_reachable_by_its_server(tmp_path: Path) -> None:
@@ -65,3 +65,34 @@ def test_a_port_in_use_is_named() -> None:
         with pytest.raises(StackError) as in_use:
             check_port_free(port, "Redis")
     assert str(in_use.value).startswith(f"port {port} (Redis) is already in use")
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of the TCP sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, port_hex = local.split(":")
+                if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                    continue
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(socket.inet_ntop(family, raw))
+    return found
+
+
+def test_development_nginx_listens_on_loopback_only(tmp_path: Path) -> None:
+    """A development or test stack (admin password printed, webhooks to private addresses allowed) is not
+    reachable from the network: its Nginx binds 127.0.0.1 and ::1, never every interface."""
+    nginx = Nginx(tmp_path / "nginx", free_port(), free_port(), {
+        "api": [f"127.0.0.1:{free_port()}"], "realtime": [f"127.0.0.1:{free_port()}"],
+        "ingest": [f"127.0.0.1:{free_port()}"]})
+    nginx.start()
+    try:
+        for port in (nginx.http_port, nginx.https_port):
+            assert _listening_addresses(port) == {"127.0.0.1", "::1"}
+    finally:
+        nginx.stop()
