@@ -41,6 +41,15 @@ class Periodic:
     every: float
     enqueue: Callable[[], object]
     next_at: float = 0.0
+    offset: float | None = None
+    """When set, runs after the first tick are aligned to the clock: ``offset`` seconds past each multiple of
+    ``every`` (Unix time), so an hourly job runs at the same minute of every hour without drifting."""
+
+    def schedule_after(self, now: float) -> None:
+        if self.offset is None:
+            self.next_at = now + self.every
+        else:
+            self.next_at = (now - self.offset) // self.every * self.every + self.every + self.offset
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
@@ -50,6 +59,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         coalesce_goals,
         dispatch_webhooks,
         evaluate_alerts,
+        evaluate_anomaly_alerts,
         purge_webhook_log,
         send_emails,
         send_reports,
@@ -67,6 +77,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("coalesce_goals", settings.integrations.goal_interval, coalesce_goals.send),
         Periodic("send_reports", 3600.0, send_reports.send),
         Periodic("evaluate_alerts", 60.0, evaluate_alerts.send),
+        Periodic("evaluate_anomaly_alerts", 3600.0, evaluate_anomaly_alerts.send, offset=120.0),
     ]
 
 
@@ -96,7 +107,7 @@ class Scheduler:
         for job in self.jobs:
             if now >= job.next_at:
                 job.enqueue()
-                job.next_at = now + job.every
+                job.schedule_after(now)
 
     def release(self) -> None:
         if self.leader and self.redis.get(self.keys.scheduler_lock()) == self.identity.encode():

@@ -3,13 +3,14 @@
 Two views of each point are averaged (no code copied; the ideas are from the literature):
 
 1. **Statistical surprise** - the point against a prediction: a level and a seasonal profile by exponential
-   smoothing (Holt-Winters; Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., ch. 8)
-   and an exponentially weighted variance of the residuals (EWMA control charts, Roberts 1959), updated with
-   residuals winsorised at ``clip`` deviations (Huber) so one spike does not blind the detector to the next.
-   The residual's ``|z|`` averaged over the last ``short_window`` points is then judged against the
-   distribution of single points' ``|z|`` over the last ``history`` points - the *anomaly likelihood* of Ahmad, Lavin,
-   Purdy & Agha 2017 ("Unsupervised real-time anomaly detection for streaming data", *Neurocomputing* 262,
-   section 4.2) - and put on a log scale: a point is anomalous when it is unusual *for this series*, so a noisy
+   smoothing (Holt-Winters; Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., ch. 8) and an
+   exponentially weighted variance of the residuals (EWMA control charts, Roberts 1959), updated with residuals
+   winsorised at ``clip`` deviations (Huber) so one spike does not blind the detector to the next. The residual's
+   ``|z|``, capped at ``surprise_cap`` (one burst, however tall, weighs like a few moderately unusual points: a
+   winsorised mean, as in Huber's M-estimators), averaged over the last ``short_window`` points is then judged
+   against the distribution of single points' ``|z|`` over the last ``history`` points - the *anomaly likelihood* of
+   Ahmad, Lavin, Purdy & Agha 2017 ("Unsupervised real-time anomaly detection for streaming data", *Neurocomputing*
+   262, section 4.2) - and put on a log scale: a point is anomalous when it is unusual *for this series*, so a noisy
    series does not alarm all day and a flat one does not alarm on its first wiggle.
 2. **Novelty** - the value is quantised into ``bins`` levels of the range seen so far (plus ``overflow``
    levels on each side for how far a new extreme goes beyond it), and the score is the share of the last
@@ -65,6 +66,8 @@ class DetectorConfig:
     """Residuals are clipped to this many standard deviations before they update the variance."""
     short_window: int = 8
     """Points averaged for the short-term surprise."""
+    surprise_cap: float = 4.0
+    """Each point's ``|z|`` is capped at this before it is averaged and remembered."""
     history: int = 4000
     """Points of surprise the likelihood compares against."""
     scale_decades: float = 4.0
@@ -190,7 +193,7 @@ class OnlineDetector:
         floor = max(1.0, expected) if cfg.counts else max(1e-9, 0.001 * abs(expected)) ** 2
         scale = math.sqrt(self.variance + floor)
         z = residual / scale
-        raw = min(abs(z), 20.0)
+        raw = min(abs(z), cfg.surprise_cap)
         novelty = self._novelty(value)
         score = 0.0
         if self.count >= cfg.learning:

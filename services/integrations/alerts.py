@@ -8,7 +8,10 @@ Kinds and their ``params``:
   same hour a week earlier had at least M. Message type ``traffic.drop``.
 - ``goal``: ``{"goal": "<display name>", "threshold": N}`` — fires when the goal's conversions today (site
   time) reach N. Message type ``goal.threshold``.
-- ``anomaly``: reserved for an adaptive threshold from the compute service; stored, never evaluated here.
+- ``anomaly``: ``{"threshold": S, "metric": "visitors"|"pageviews"}`` — fires when the last complete hour (site
+  time) of the metric scores at least S (in (0, 1], default 0.5) in the compute service's online detector
+  (``POST /detect`` over the 31 days up to that hour). Message type ``traffic.anomaly``, carrying the detector's
+  explanation in words. Evaluated once an hour by :func:`evaluate_anomalies`, not by the minute pass.
 
 A rule that fired stays quiet for ``cooldown`` seconds (default 12 h). Each firing is a row of
 ``alert_firings`` written in the same transaction as its emails (to ``recipients``) and webhook deliveries (to
@@ -22,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 
@@ -35,11 +39,23 @@ from services.integrations.webhooks import ENQUEUE_FOR_ENDPOINTS, envelope, summ
 logger = logging.getLogger("beacon.integrations")
 
 EVALUATED = ("spike", "drop", "goal")
-MESSAGE_TYPES = {"spike": "traffic.spike", "drop": "traffic.drop", "goal": "goal.threshold"}
+MESSAGE_TYPES = {"spike": "traffic.spike", "drop": "traffic.drop", "goal": "goal.threshold",
+                 "anomaly": "traffic.anomaly"}
+ANOMALY_DAYS = 31
+"""Days of hourly history sent to the compute service (its hourly limit; the detector learns on 14 of them)."""
 
 DUE_RULES = text("""
 SELECT r.id, r.site_id, r.kind, r.params, s.domain FROM alert_rules r JOIN sites s ON s.id = r.site_id
 WHERE r.enabled AND r.kind IN ('spike', 'drop', 'goal')
+  AND (r.last_fired_at IS NULL OR r.last_fired_at + make_interval(secs => r.cooldown) <= :now)
+ORDER BY r.id""")
+
+
+DUE_ANOMALY_RULES = text("""
+SELECT r.id, r.params, s.domain, s.timezone,
+       (SELECT f.details ->> 'hour' FROM alert_firings f WHERE f.rule_id = r.id ORDER BY f.fired_at DESC LIMIT 1)
+FROM alert_rules r JOIN sites s ON s.id = r.site_id
+WHERE r.enabled AND r.kind = 'anomaly'
   AND (r.last_fired_at IS NULL OR r.last_fired_at + make_interval(secs => r.cooldown) <= :now)
 ORDER BY r.id""")
 
@@ -88,6 +104,41 @@ async def measure(settings: Settings, kind: str, params: dict[str, Any], domain:
     return Check(count >= threshold, count, {"goal": goal, "count": count, "threshold": threshold})
 
 
+def last_complete_hour(now: datetime, timezone: str) -> datetime:
+    """The start of the last hour that has ended at ``now``, in the site's time zone (naive, local)."""
+    local = now.astimezone(ZoneInfo(timezone)).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    return local - timedelta(hours=1)
+
+
+async def detect_hour(settings: Settings, params: dict[str, Any], domain: str, hour: datetime) -> Check:
+    """Ask the compute service's ``POST /detect`` about one hour (naive, site time) of a site's series.
+
+    The request covers the ``ANOMALY_DAYS`` days ending on that hour's day, hourly, with the rule's score
+    threshold; the detector is online, so the hours after ``hour`` (still empty) do not change its score.
+
+    Raises:
+        ServiceError / ServiceUnavailable: the compute service refused or failed (the rule is skipped).
+    """
+    threshold = float(params.get("threshold", 0.5))
+    metric = str(params.get("metric", "visitors"))
+    first = hour.date() - timedelta(days=ANOMALY_DAYS - 1)
+    client = ServiceClient(settings)
+    try:
+        answer = await client.json("compute", "POST", "/detect", json={
+            "site_id": domain, "date_range": [first.isoformat(), hour.date().isoformat()], "metric": metric,
+            "interval": "hour", "threshold": threshold})
+    finally:
+        await client.aclose()
+    label = f"{hour:%Y-%m-%d %H}:00:00"
+    point = next((p for p in answer["points"] if p["time"] == label), None)
+    if point is None:
+        return Check(False, 0.0, {})
+    return Check(bool(point["anomaly"]), float(point["score"]), {
+        "metric": metric, "hour": label, "value": point["value"], "score": point["score"], "threshold": threshold,
+        "expected": point["expected"], "expected_low": point["expected_low"],
+        "expected_high": point["expected_high"], "explanation": point["explanation"]})
+
+
 def fire(engine: Engine, settings: Settings, rule_id: int, check: Check, now: datetime) -> bool:
     """Record a firing and send its messages, unless another evaluation fired the rule meanwhile."""
     with engine.begin() as conn:
@@ -126,4 +177,28 @@ def evaluate(engine: Engine, settings: Settings, now: datetime | None = None) ->
                 fired += fire(engine, settings, int(rule_id), check, moment)
         except Exception:
             logger.exception("alert rule failed", extra={"rule_id": rule_id})
+    return fired
+
+
+def evaluate_anomalies(engine: Engine, settings: Settings, now: datetime | None = None) -> int:
+    """The hourly pass: every enabled ``anomaly`` rule out of its cool-down is checked against the last complete
+    hour (site time), each hour at most once per rule; returns how many fired. A failing rule is skipped.
+
+    No detector state is kept between passes: the compute service replays the 31 days before the hour (744
+    points, a few milliseconds), so nothing per site is stored and a restart loses nothing.
+    """
+    moment = now or datetime.now(UTC)
+    with engine.connect() as conn:
+        rules = conn.execute(DUE_ANOMALY_RULES, {"now": moment}).all()
+    fired = 0
+    for rule_id, params, domain, timezone, last_hour in rules:
+        try:
+            hour = last_complete_hour(moment, str(timezone))
+            if last_hour == f"{hour:%Y-%m-%d %H}:00:00":
+                continue
+            check = asyncio.run(detect_hour(settings, dict(params), str(domain), hour))
+            if check.fires:
+                fired += fire(engine, settings, int(rule_id), check, moment)
+        except Exception:
+            logger.exception("anomaly rule failed", extra={"rule_id": rule_id})
     return fired

@@ -227,7 +227,27 @@ def _rule(row: Any) -> AlertRule:
                      last_fired_at=row.last_fired_at, created_at=row.created_at)
 
 
+ANOMALY_METRICS = ("visitors", "pageviews")
+
+
+def check_anomaly_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``threshold``: the detector's score in (0, 1] (default 0.5); ``metric``: visitors or pageviews."""
+    unknown = sorted(set(params) - {"threshold", "metric"})
+    if unknown:
+        raise ClientError(f"params.{unknown[0]}: not a parameter of an anomaly rule")
+    threshold = params.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+        raise ClientError("params.threshold: an anomaly score above 0 and at most 1 (0.5 by default)")
+    metric = params.get("metric", "visitors")
+    if metric not in ANOMALY_METRICS:
+        raise ClientError(f"params.metric: one of {', '.join(ANOMALY_METRICS)}")
+    return {"threshold": float(threshold), "metric": metric}
+
+
 def check_rule_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The rule's parameters, cleaned; a 400 naming ``params.<name>`` when one is missing, unknown or wrong."""
+    if kind == "anomaly":
+        return check_anomaly_params(params)
     expected = set(RULE_PARAMS[kind]) | ({"goal"} if kind == "goal" else set())
     unknown = sorted(set(params) - expected)
     if unknown:

@@ -38,7 +38,7 @@ FORMATS = ("generic", "slack", "discord")
 """Body formats: Standard Webhooks JSON, a Slack incoming webhook, a Discord webhook."""
 
 RULE_KINDS = ("spike", "drop", "goal", "anomaly")
-"""Alert rule kinds; ``anomaly`` (an adaptive threshold from the compute service) is reserved."""
+"""Alert rule kinds; ``anomaly`` is the compute service's adaptive threshold, evaluated hourly."""
 
 
 class WebhookEndpoint(Base):
@@ -128,7 +128,7 @@ class AlertRule(Base):
     kind: Mapped[str] = mapped_column(String(16))
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     """``spike``: ``{threshold}``; ``drop``: ``{threshold, baseline}``; ``goal``: ``{goal, threshold}``;
-    ``anomaly``: whatever the compute service's detector takes."""
+    ``anomaly``: ``{threshold, metric}`` (the detector's score in (0, 1]; visitors or pageviews)."""
     recipients: Mapped[list[str]] = mapped_column(ARRAY(String(254)), server_default="{}")
     endpoint_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
     cooldown: Mapped[int] = mapped_column(Integer, server_default="43200")

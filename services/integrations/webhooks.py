@@ -26,6 +26,7 @@ SUMMARIES = {
     "traffic.drop": "{site}: traffic drop — {visitors} visitors in the last hour, {baseline_visitors} in the "
                     "same hour last week.",
     "goal.threshold": "{site}: {count} conversions of {goal} today (threshold {threshold}).",
+    "traffic.anomaly": "{site}: unusual traffic — {explanation} (anomaly score {score}).",
     "report.weekly": "{site}: weekly report — {visitors} visitors, {pageviews} pageviews.",
     "report.monthly": "{site}: monthly report — {visitors} visitors, {pageviews} pageviews.",
     "site.first_event": "{site} received its first event: the tracker is installed.",

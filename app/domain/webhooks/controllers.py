@@ -113,7 +113,7 @@ class AlertRulesApiController(Controller):
     async def list_rules(self, site: ManagedSite, services: Services) -> dict[str, list[AlertRule]]:
         return {"alerts": await services.json("integrations", "GET", f"/sites/{site.id}/alerts")}
 
-    @post("/", status_code=201, summary="Create an alert rule (spike, drop or goal threshold)")
+    @post("/", status_code=201, summary="Create an alert rule (spike, drop, goal threshold or anomaly)")
     async def create_rule(self, site: ManagedSite, services: Services, data: JSONBody[AlertRuleCreate]) -> AlertRule:
         return await services.json("integrations", "POST", f"/sites/{site.id}/alerts",  # type: ignore[no-any-return]
                                    json=msgspec.to_builtins(data))

@@ -79,11 +79,13 @@ Email = Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.
 
 
 class AlertRuleCreate(msgspec.Struct, forbid_unknown_fields=True):
-    kind: Literal["spike", "drop", "goal"]
+    kind: Literal["spike", "drop", "goal", "anomaly"]
     """``spike``: current visitors ≥ threshold; ``drop``: last hour ≤ threshold while the same hour last week
-    ≥ baseline; ``goal``: the goal's conversions today ≥ threshold."""
+    ≥ baseline; ``goal``: the goal's conversions today ≥ threshold; ``anomaly``: the last complete hour's
+    anomaly score (compute service's detector) ≥ threshold."""
     params: dict[str, str | int | float]
-    """``{"threshold"}``, ``{"threshold", "baseline"}`` or ``{"goal", "threshold"}``."""
+    """``{"threshold"}``, ``{"threshold", "baseline"}``, ``{"goal", "threshold"}`` or, for ``anomaly``,
+    ``{"threshold": 0.5, "metric": "visitors"}`` (score in (0, 1]; ``visitors`` or ``pageviews``)."""
     recipients: Annotated[list[Email], msgspec.Meta(max_length=20)] = []
     endpoint_ids: Annotated[list[int], msgspec.Meta(max_length=20)] = []
     cooldown: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 43200

@@ -185,12 +185,12 @@ def mail_sink(state_dir: Path) -> Iterator[MailSink]:
 
 @pytest.fixture(scope="package")
 def stack(postgres: Postgres, redis_server: Redis, state_dir: Path, mail_sink: MailSink) -> Iterator[Stack]:
-    """api, integrations, analytics, worker and scheduler, delivering webhooks to loopback
+    """api, integrations, analytics, compute, worker and scheduler, delivering webhooks to loopback
     (BEACON_WEBHOOKS_ALLOW_PRIVATE=1) and mail to :func:`mail_sink`."""
     running = start_stack(postgres, redis_server, state_dir / "integrations", "beacon_integrations", 5,
                           {"BEACON_WEBHOOKS_ALLOW_PRIVATE": "1", "BEACON_WEBHOOKS_GOAL_INTERVAL": "3",
                            "BEACON_SMTP_URL": mail_sink.url},
-                          ("api", "integrations", "analytics", "worker", "scheduler"))
+                          ("api", "integrations", "analytics", "compute", "worker", "scheduler"))
     yield running
     running.stop()
     running.engine.dispose()

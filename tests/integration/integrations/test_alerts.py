@@ -1,13 +1,15 @@
-"""Alert rules: spike, drop and goal threshold, with cool-down and history; email and webhook."""
+"""Alert rules: spike, drop, goal threshold and anomaly, with cool-down and history; email and webhook."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import math
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from app.domain.webhooks.schemas import TrafficSpikeEvent
@@ -87,7 +89,16 @@ def test_goal_threshold_alert(stack: Stack, site: Site, receiver: Receiver) -> N
 
 
 @pytest.mark.parametrize(("fields", "field"), [
-    pytest.param({"kind": "anomaly", "params": {}, "recipients": ["a@b.example"]}, "kind", id="anomaly-not-yet"),
+    pytest.param({"kind": "anomaly", "params": {"threshold": 0}, "recipients": ["a@b.example"]},
+                 "params.threshold", id="anomaly-zero-threshold"),
+    pytest.param({"kind": "anomaly", "params": {"threshold": 1.5}, "recipients": ["a@b.example"]},
+                 "params.threshold", id="anomaly-threshold-above-1"),
+    pytest.param({"kind": "anomaly", "params": {"threshold": "high"}, "recipients": ["a@b.example"]},
+                 "params.threshold", id="anomaly-threshold-not-a-number"),
+    pytest.param({"kind": "anomaly", "params": {"metric": "bounce_rate"}, "recipients": ["a@b.example"]},
+                 "params.metric", id="anomaly-unknown-metric"),
+    pytest.param({"kind": "anomaly", "params": {"baseline": 3}, "recipients": ["a@b.example"]},
+                 "params.baseline", id="anomaly-foreign-param"),
     pytest.param({"kind": "surge", "params": {"threshold": 1}, "recipients": ["a@b.example"]}, "kind",
                  id="unknown-kind"),
     pytest.param({"kind": "spike", "params": {}, "recipients": ["a@b.example"]}, "params.threshold",
@@ -111,3 +122,66 @@ def test_bad_rules_are_refused(stack: Stack, site: Site, fields: dict, field: st
         response = client.post(f"/api/v1/sites/{site.domain}/alerts", json=fields)
     assert (400, True) == (response.status_code, field in response.json()["error"]), response.text
     assert [] == stack.sql("SELECT id FROM alert_rules")
+
+
+SPIKE = datetime(2026, 2, 20, 14, tzinfo=UTC)
+
+
+def rhythm(stack: Stack, site: Site, days: int = 21) -> None:
+    """Three weeks of hourly visitors with a daily rhythm, quieter at weekends, and 120 visitors at SPIKE."""
+    start = SPIKE.replace(hour=0) - timedelta(days=days - 2)
+    rows, visitor = [], 0
+    for hour in range(days * 24):
+        moment = start + timedelta(hours=hour)
+        base = 6 + 5 * math.sin((moment.hour - 8) / 24 * 2 * math.pi)
+        count = 120 if moment == SPIKE else max(0, round(base * (0.6 if moment.weekday() >= 5 else 1.0)))
+        for k in range(count):
+            visitor += 1
+            rows.append({"s": site.id, "ts": moment + timedelta(minutes=k % 60), "v": visitor, "d": site.domain})
+    with stack.engine.begin() as conn:
+        conn.execute(text("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                          "VALUES (:s, :ts, 'pageview', :v, :v, :d, '/')"), rows)
+
+
+def test_anomaly_alert_names_the_unusual_hour(stack: Stack, site: Site, receiver: Receiver,
+                                              mail_sink: MailSink) -> None:
+    """The compute service's detector, asked by the hourly pass: quiet on the ordinary hour before the spike,
+    one firing for the 120-visitor hour with the explanation in the webhook and the email, not twice for the
+    same hour (even out of cool-down), and quiet on the ordinary hour after it."""
+    with stack.client() as client:
+        webhook = client.post(f"/api/v1/sites/{site.domain}/webhooks", json={
+            "url": receiver.url("/anomalies"), "event_types": ["traffic.spike"]}).json()
+    made = rule(stack, site, kind="anomaly", params={"threshold": 0.5}, recipients=["ops@hooks.example"],
+                endpoint_ids=[webhook["id"]], cooldown=60)
+    assert ({"threshold": 0.5, "metric": "visitors"}, "anomaly") == (made["params"], made["kind"])
+    rhythm(stack, site)
+    alerts.evaluate(stack.engine, stack.settings, SPIKE + timedelta(hours=1, minutes=2))  # the minute pass
+    assert [] == history(stack, site, made["id"])
+
+    assert 0 == alerts.evaluate_anomalies(stack.engine, stack.settings, SPIKE + timedelta(minutes=2))
+    assert 1 == alerts.evaluate_anomalies(stack.engine, stack.settings, SPIKE + timedelta(hours=1, minutes=2))
+    assert 0 == alerts.evaluate_anomalies(stack.engine, stack.settings, SPIKE + timedelta(hours=1, minutes=40))
+    assert 0 == alerts.evaluate_anomalies(stack.engine, stack.settings, SPIKE + timedelta(hours=2, minutes=2))
+    fired = history(stack, site, made["id"])
+    assert 1 == len(fired), fired
+    details = fired[0]["details"]
+    explanation = "visitors 120 at 14:00 on Fri 20 Feb, expected "
+    assert ("2026-02-20 14:00:00", 120, True) == (details["hour"], details["value"],
+                                                  details["explanation"].startswith(explanation)), details
+    assert details["expected_high"] < 120 and fired[0]["value"] >= 0.5
+
+    delivered = wait_for(lambda: receiver.on("/anomalies"), 30, "traffic.anomaly")[0]
+    sent = Webhook(webhook["secret"]).verify(delivered.body, delivered.headers)
+    assert ("traffic.anomaly", details["explanation"]) == (sent["type"], sent["data"]["explanation"])
+    message = email.message_from_bytes(wait_for(mail_sink.messages, 30, "the alert email")[0].read_bytes(),
+                                       policy=email.policy.default)
+    assert explanation in message.get_body(("plain",)).get_content()
+
+
+def test_anomaly_rule_on_a_quiet_series_stays_quiet(stack: Stack, site: Site) -> None:
+    """No data at all (every hour 0): nothing is unusual, nothing fires."""
+    made = rule(stack, site, kind="anomaly", params={"metric": "pageviews", "threshold": 0.9},
+                recipients=["ops@hooks.example"])
+    assert {"metric": "pageviews", "threshold": 0.9} == made["params"]
+    assert 0 == alerts.evaluate_anomalies(stack.engine, stack.settings, SPIKE + timedelta(hours=1, minutes=2))
+    assert [] == history(stack, site, made["id"])
