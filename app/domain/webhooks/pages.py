@@ -264,7 +264,8 @@ class AlertsPageController(Controller):
             return await self._page(request, domain, status=exc.status_code,
                                     failed=(kind, FormState.failed(exc, values)))
         except ServiceError as exc:
-            detail = exc.detail.removeprefix("params.")
+            # The service names API fields; the page's fields are the parameters themselves.
+            detail = exc.detail.removeprefix("params.").replace(" (endpoint_ids)", "")
             return await self._page(request, domain, status=exc.status_code,
                                     failed=(kind, FormState.failed(ClientError(detail), values)))
         flash(request, f"{RULE_KINDS[kind]['title']} alert added.")
