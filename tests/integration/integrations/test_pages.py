@@ -189,6 +189,9 @@ def test_who_may_open_and_change_the_alerts_page(stack: Stack, site: Site, who: 
     with browser(stack, user_id) as client:
         assert status == client.get(f"/sites/{site.domain}/alerts", follow_redirects=False).status_code
         assert status == client.get(f"/sites/{site.domain}/alerts/{rule}", follow_redirects=False).status_code
+        if who in ("viewer", "admin"):  # the settings link the alerts page only to those who may open it
+            linked = f'href="/sites/{site.domain}/alerts"' in client.get(f"/sites/{site.domain}/settings").text
+            assert (who == "admin") == linked
         if user_id is None:
             return
         # A form token of a page every signed-in user may open.
