@@ -216,7 +216,8 @@ def parse_rule_form(form: Any, kind: str) -> dict[str, Any]:
 
 
 class AlertsPageController(Controller):
-    """The site's alert rules (owners and admins): list, add one of each kind, delete, and each rule's history."""
+    """The site's alert rules (owners and admins): list, add one of each kind, pause, resume, delete, and each
+    rule's history."""
 
     path = "/sites/{domain:str}/alerts"
     include_in_schema = False
@@ -281,6 +282,25 @@ class AlertsPageController(Controller):
             raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
         flash(request, "Alert deleted with its history.")
         return Redirect(f"/sites/{domain}/alerts", status_code=303)
+
+    async def _set_enabled(self, request: Request[Any, Any, Any], domain: str, rule_id: int, enabled: bool) -> Redirect:
+        _, site, services = await managed_site(request, domain)
+        response = await services.request("integrations", "PATCH", f"/sites/{site.id}/alerts/{rule_id}",
+                                          json={"enabled": enabled})
+        if response.status_code == 404:
+            raise NotFound("alert rule not found")
+        if response.status_code >= 400:
+            raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
+        flash(request, "Alert resumed." if enabled else "Alert paused: it is not checked until you resume it.")
+        return Redirect(f"/sites/{domain}/alerts", status_code=303)
+
+    @post("/{rule_id:int}/pause", status_code=303)
+    async def pause(self, request: Request[Any, Any, Any], domain: FromPath[str], rule_id: FromPath[int]) -> Redirect:
+        return await self._set_enabled(request, domain, rule_id, False)
+
+    @post("/{rule_id:int}/resume", status_code=303)
+    async def resume(self, request: Request[Any, Any, Any], domain: FromPath[str], rule_id: FromPath[int]) -> Redirect:
+        return await self._set_enabled(request, domain, rule_id, True)
 
     @get("/{rule_id:int}")
     async def history(self, request: Request[Any, Any, Any], domain: FromPath[str], rule_id: FromPath[int]) -> Template:

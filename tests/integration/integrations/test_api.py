@@ -128,6 +128,7 @@ ROUTES = [
     ("GET", "/api/v1/sites/{site}/alerts"),
     ("POST", "/api/v1/sites/{site}/alerts"),
     ("GET", "/api/v1/sites/{site}/alerts/{rule}/history"),
+    ("PATCH", "/api/v1/sites/{site}/alerts/{rule}"),
     ("DELETE", "/api/v1/sites/{site}/alerts/{rule}"),
 ]
 RULE = {"kind": "spike", "params": {"threshold": 5}, "recipients": ["ops@hooks.example"]}
@@ -165,6 +166,8 @@ def test_authz_matrix(stack: Stack, site: Site, receiver: Receiver, method: str,
         body = None
     if "/alerts" in path and method == "POST":
         body = RULE
+    if "/alerts" in path and method == "PATCH":
+        body = {"enabled": False}
     expected = {"anonymous": 401, "stats": 403, "revoked": 401, "viewer": 404, "other": 404}
     got: dict[str, int] = {}
     for caller in ("anonymous", "stats", "revoked", "viewer", "other", "admin", "owner"):

@@ -113,8 +113,8 @@ def field_error(page: httpx.Response, field_id: str) -> str:
 
 
 def test_add_an_alert_rule_see_it_fire_and_delete_it(stack: Stack, site: Site) -> None:
-    """Refused forms come back with the error next to the field and nothing stored; a valid one is listed, and
-    after it fires its history page shows the value."""
+    """Refused forms come back with the error next to the field and nothing stored; a valid one is listed,
+    after it fires its history page shows the value, paused it does not fire, and it can be deleted."""
     from datetime import UTC, datetime
 
     from services.integrations import alerts
@@ -150,6 +150,15 @@ def test_add_an_alert_rule_see_it_fire_and_delete_it(stack: Stack, site: Site) -
         history = client.get(f"/sites/{site.domain}/alerts/{rule_id}")
         assert 200 == history.status_code
         assert "current visitors: 3" in history.text
+
+        paused = client.post(f"/sites/{site.domain}/alerts/{rule_id}/pause", data={"_csrf_token": token})
+        enabled = [tuple(r) for r in stack.sql("SELECT enabled FROM alert_rules")]
+        assert (303, [(False,)]) == (paused.status_code, enabled)
+        assert "(paused)" in client.get(f"/sites/{site.domain}/alerts").text
+        stack.sql("UPDATE alert_rules SET last_fired_at = NULL")  # out of its cool-down, yet paused
+        assert 0 == alerts.evaluate(stack.engine, stack.settings, datetime.now(UTC))
+        client.post(f"/sites/{site.domain}/alerts/{rule_id}/resume", data={"_csrf_token": token})
+        assert [(True,)] == [tuple(r) for r in stack.sql("SELECT enabled FROM alert_rules")]
 
         deleted = client.post(f"/sites/{site.domain}/alerts/{rule_id}/delete", data={"_csrf_token": token})
         assert 303 == deleted.status_code
@@ -199,10 +208,13 @@ def test_who_may_open_and_change_the_alerts_page(stack: Stack, site: Site, who: 
         added = client.post(f"/sites/{site.domain}/alerts", data={
             "kind": "spike", "threshold": "1", "cooldown": "60", "recipients": "x@hooks.example",
             "_csrf_token": token}, follow_redirects=False)
+        paused = client.post(f"/sites/{site.domain}/alerts/{rule}/pause", data={"_csrf_token": token},
+                             follow_redirects=False)
         deleted = client.post(f"/sites/{site.domain}/alerts/{rule}/delete", data={"_csrf_token": token},
                               follow_redirects=False)
-    expected = (303, 303, 2 - 1) if status == 200 else (status, status, 1)
-    assert expected == (added.status_code, deleted.status_code, len(stack.sql("SELECT id FROM alert_rules")))
+    expected = (303, 303, 303, 2 - 1) if status == 200 else (status, status, status, 1)
+    assert expected == (added.status_code, paused.status_code, deleted.status_code,
+                        len(stack.sql("SELECT id FROM alert_rules")))
 
 
 def test_alert_forms_need_the_form_token(stack: Stack, site: Site) -> None:
