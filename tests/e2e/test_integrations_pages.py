@@ -119,6 +119,13 @@ def test_alert_rule_from_the_page_fires_and_shows_in_its_history(running: Stack,
 
     wait_for(alert_mail, 60, "the alert email at the SMTP server")
     assert [] == check_page(admin, axe_source, history, "site-alert-history")
+
+    # The rule would fire every minute for the rest of the session: delete it from the page.
+    admin.go(f"/sites/{SITE}/alerts")
+    with page.expect_navigation():
+        page.click("main .actions button:has-text('Delete')")
+    expect(page.locator(".flash")).to_have_text("Alert deleted with its history.")
+    expect(page.locator("main")).to_contain_text("No alert rules yet.")
     assert [] == unexpected(admin.problems, 400)
 
 
