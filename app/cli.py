@@ -240,6 +240,30 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reports_send(settings: Settings, args: argparse.Namespace) -> int:
+    """Queue the reports due at ``--at`` (default now), as the hourly job does; idempotent per member and period."""
+    from datetime import UTC, datetime
+
+    from app.core.db import make_engine
+    from services.integrations.reports import send_reports
+
+    moment = datetime.now(UTC)
+    if args.at:
+        try:
+            moment = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise CliError(f"--at: {args.at!r} is not an ISO 8601 date and time (2026-11-30T09:30:00+00:00)") from None
+        if moment.tzinfo is None:
+            raise CliError(f"--at: {args.at!r} needs a UTC offset (…Z or …+01:00)")
+    engine = make_engine(settings.database)
+    try:
+        made = send_reports(engine, settings, moment)
+    finally:
+        engine.dispose()
+    print(f"queued {made} report emails and webhook messages due at {moment.isoformat()}")
+    return 0
+
+
 def cmd_compute(args: argparse.Namespace) -> int:
     """Batch detection/forecast on a CSV; needs no settings, as it touches no database or service."""
     from services.compute.batch import BatchInputError, detect_csv, forecast_csv
@@ -257,6 +281,16 @@ def cmd_compute(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------------------------------
 
 Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def _add_reports_parser(sub: argparse._SubParsersAction[Parser]) -> None:
+    reports = sub.add_parser("reports", help="email reports").add_subparsers(
+        dest="reports_command", metavar="ACTION", parser_class=Parser, required=True)
+    p = reports.add_parser("send", help="queue the weekly/monthly reports due at a moment (e.g. ones missed "
+                                        "while Beacon was down); each is sent once per member and period")
+    p.add_argument("--at", metavar="DATETIME", help="ISO 8601 with a UTC offset (default now); a report is due "
+                                                    "on Monday (weekly) or the 1st (monthly) from 09:00 site time")
+    p.set_defaults(func=cmd_reports_send)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -308,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_analytics_and_compute(sub)
 
+    _add_reports_parser(sub)
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
     p.add_argument("process", choices=PROCESS_NAMES)
     p.set_defaults(func=cmd_serve)

@@ -30,7 +30,7 @@ from app.domain.webhooks.controllers import (
     WebhooksApiController,
     webhook_events,
 )
-from app.domain.webhooks.pages import ReportsPageController, WebhooksPageController
+from app.domain.webhooks.pages import AlertsPageController, ReportsPageController, WebhooksPageController
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
          SitesApiController, StatsApiController, AdminController, AdminPageController, WebhooksApiController,
          AlertRulesApiController, UnsubscribeController, webhook_events, WebhooksPageController,
-         ReportsPageController],
+         ReportsPageController, AlertsPageController],
         health_route=False,
         plausible_prefixes=("/api/v1/", "/api/v2/"),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,

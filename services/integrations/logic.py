@@ -22,6 +22,7 @@ from services.integrations.schemas import (
     AlertFiring,
     AlertRule,
     AlertRuleCreate,
+    AlertRuleUpdate,
     Attempt,
     Delivery,
     ReportChoice,
@@ -291,6 +292,15 @@ async def create_rule(session: AsyncSession, site_id: int, data: AlertRuleCreate
         f"VALUES (:s, :k, CAST(:p AS jsonb), :r, :e, :c) RETURNING {RULE_COLUMNS}"),
         {"s": site_id, "k": data.kind, "p": dumps(params), "r": sorted(set(data.recipients)), "e": endpoint_ids,
          "c": data.cooldown})).one()
+    return _rule(row)
+
+
+async def update_rule(session: AsyncSession, site_id: int, rule_id: int, data: AlertRuleUpdate) -> AlertRule:
+    """Pause (``enabled: false``) or resume a rule; a paused rule is not evaluated and keeps its history."""
+    statement = f"UPDATE alert_rules SET enabled = :e WHERE id = :r AND site_id = :s RETURNING {RULE_COLUMNS}"  # noqa: S608
+    row = (await session.execute(text(statement), {"e": data.enabled, "r": rule_id, "s": site_id})).first()
+    if row is None:
+        raise NotFound("alert rule not found")
     return _rule(row)
 
 

@@ -21,6 +21,7 @@ from services.integrations.schemas import (
     AlertFiring,
     AlertRule,
     AlertRuleCreate,
+    AlertRuleUpdate,
     Delivery,
     ReportChoice,
     Unsubscribe,
@@ -116,6 +117,11 @@ class AlertRulesController(Controller):
     async def create_rule(self, session: Session, site_id: FromPath[int],
                           data: JSONBody[AlertRuleCreate]) -> AlertRule:
         return await logic.create_rule(session, site_id, data)
+
+    @patch("/{rule_id:int}")
+    async def update_rule(self, session: Session, site_id: FromPath[int], rule_id: FromPath[int],
+                          data: JSONBody[AlertRuleUpdate]) -> AlertRule:
+        return await logic.update_rule(session, site_id, rule_id, data)
 
     @delete("/{rule_id:int}", status_code=204)
     async def delete_rule(self, session: Session, site_id: FromPath[int], rule_id: FromPath[int]) -> None:

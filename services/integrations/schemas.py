@@ -96,6 +96,11 @@ class AlertRuleCreate(msgspec.Struct, forbid_unknown_fields=True):
     """Seconds the rule stays quiet after firing."""
 
 
+class AlertRuleUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool
+    """``false`` pauses the rule (it is not evaluated); ``true`` resumes it."""
+
+
 class AlertRule(msgspec.Struct):
     id: int
     kind: str

@@ -17,6 +17,7 @@ import pytest
 
 from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Circus, Nginx, Postgres, Redis, free_port
+from app.mailsink import MailSink
 from app.migrate import migrate
 from tests.conftest import make_environment
 from tests.e2e.browser import CHROMIUM
@@ -34,6 +35,8 @@ class Stack:
     nginx: Nginx
     base_url: str
     cert: Path
+    mail: MailSink
+    """The SMTP server on loopback (aiosmtpd) that every email of the stack goes to, kept as .eml files."""
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, verify=self.ssl_context(), timeout=15, **kwargs)  # type: ignore[arg-type]
@@ -63,27 +66,42 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[Stack]:
-    ports = {name: free_port() for name in DEFAULT_PORTS}
+    # free_port() may hand out the same port twice (it is free again once asked): draw until all differ.
+    drawn: set[int] = set()
+
+    def distinct_port() -> int:
+        port = free_port()
+        while port in drawn:
+            port = free_port()
+        drawn.add(port)
+        return port
+
+    ports = {name: distinct_port() for name in DEFAULT_PORTS}
     state = state_dir / "e2e"
     environment = make_environment(postgres, redis_server, state, "beacon_e2e", redis_db=2, ports=ports)
-    https_port = free_port()
+    https_port = distinct_port()
     environment["BEACON_BASE_URL"] = f"https://localhost:{https_port}"
     # Heartbeats every second, so the health check sees the scheduler and workers quickly.
     environment["BEACON_HEARTBEAT_INTERVAL"] = "1"
     # Webhook receivers of the tests listen on loopback; goal conversions are coalesced over 5 s.
     environment["BEACON_WEBHOOKS_ALLOW_PRIVATE"] = "1"
     environment["BEACON_WEBHOOKS_GOAL_INTERVAL"] = "5"
+    # A delivery whose worker was killed is leased again after 10 s (60 s in production).
+    environment["BEACON_WEBHOOKS_LEASE"] = "10"
+    mail = MailSink(state / "mail", distinct_port())
+    environment["BEACON_SMTP_URL"] = mail.url
     settings = load_settings(environment)
     migrate(settings)
-    nginx = Nginx(state / "nginx", free_port(), https_port,
+    nginx = Nginx(state / "nginx", distinct_port(), https_port,
                   {name: [f"127.0.0.1:{ports[name]}"] for name in ("api", "realtime", "ingest")})
     circus = Circus(environment)
     result = Stack(environment, settings, circus, nginx, f"https://localhost:{https_port}",
-                   state / "nginx" / "tls" / "cert.pem")
+                   state / "nginx" / "tls" / "cert.pem", mail)
     created = result.beacon("createuser", "--email", ADMIN_EMAIL, "--password-stdin", "--admin",
                             stdin=ADMIN_PASSWORD + "\n")
     assert 0 == created.returncode, created.stderr
     assert 0 == result.beacon("site", "add", SITE).returncode
+    mail.start()
     nginx.start()
     circus.start()
     try:
@@ -92,6 +110,7 @@ def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[
     finally:
         circus.stop()
         nginx.stop()
+        mail.stop()
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from app.domain.webhooks.schemas import (
     AlertFiring,
     AlertRule,
     AlertRuleCreate,
+    AlertRuleUpdate,
     Delivery,
     Webhook,
     WebhookCreate,
@@ -116,6 +117,12 @@ class AlertRulesApiController(Controller):
     @post("/", status_code=201, summary="Create an alert rule (spike, drop, goal threshold or anomaly)")
     async def create_rule(self, site: ManagedSite, services: Services, data: JSONBody[AlertRuleCreate]) -> AlertRule:
         return await services.json("integrations", "POST", f"/sites/{site.id}/alerts",  # type: ignore[no-any-return]
+                                   json=msgspec.to_builtins(data))
+
+    @patch("/{rule_id:int}", summary="Pause (``enabled: false``) or resume an alert rule")
+    async def update_rule(self, site: ManagedSite, services: Services, rule_id: FromPath[int],
+                          data: JSONBody[AlertRuleUpdate]) -> AlertRule:
+        return await services.json("integrations", "PATCH", f"/sites/{site.id}/alerts/{rule_id}",  # type: ignore[no-any-return]
                                    json=msgspec.to_builtins(data))
 
     @delete("/{rule_id:int}", status_code=204, summary="Delete an alert rule and its history")

@@ -125,14 +125,20 @@ ROUTES = [
     ("GET", "/api/v1/sites/{site}/webhooks/{hook}/deliveries"),
     ("POST", "/api/v1/sites/{site}/webhooks/{hook}/deliveries/{delivery}/retry"),
     ("DELETE", "/api/v1/sites/{site}/webhooks/{hook}"),
+    ("GET", "/api/v1/sites/{site}/alerts"),
+    ("POST", "/api/v1/sites/{site}/alerts"),
+    ("GET", "/api/v1/sites/{site}/alerts/{rule}/history"),
+    ("PATCH", "/api/v1/sites/{site}/alerts/{rule}"),
+    ("DELETE", "/api/v1/sites/{site}/alerts/{rule}"),
 ]
+RULE = {"kind": "spike", "params": {"threshold": 5}, "recipients": ["ops@hooks.example"]}
 OK = {"GET": 200, "POST": 201, "PATCH": 200, "DELETE": 204}
 
 
 @pytest.mark.parametrize(("method", "path"), [pytest.param(m, p, id=f"{m} {p}") for m, p in ROUTES])
 def test_authz_matrix(stack: Stack, site: Site, receiver: Receiver, method: str, path: str) -> None:
-    """No key 401, a key without sites:write 403, a viewer's, another site's or a revoked key 404; the
-    owner's and an admin's keys succeed (the same answer whether or not the webhook exists)."""
+    """Every Webhooks and Alerts API route: no key 401, a key without sites:write 403, a viewer's, another
+    site's or a revoked key 404; the owner's and an admin's keys succeed."""
     keys = {}
     for role in ("viewer", "admin", "other", "stats", "revoked"):
         user = stack.sql("INSERT INTO users (email, password_hash) VALUES (:e, 'x') RETURNING id",
@@ -153,18 +159,26 @@ def test_authz_matrix(stack: Stack, site: Site, receiver: Receiver, method: str,
         hook = client.post(f"/api/v1/sites/{site.domain}/webhooks",
                            json={"url": receiver.url("/ok"), "event_types": ["webhook.test"]}).json()["id"]
         delivery_id = client.post(f"/api/v1/sites/{site.domain}/webhooks/{hook}/test").json()["id"]
+        rule = client.post(f"/api/v1/sites/{site.domain}/alerts", json=RULE).json()["id"]
     stack.sql("UPDATE webhook_deliveries SET status = 'failed' WHERE id = :d", d=delivery_id)
     body = {"url": receiver.url("/ok"), "event_types": ["webhook.test"]} if method in ("POST", "PATCH") else None
     if path.endswith(("/test", "/retry")):
         body = None
+    if "/alerts" in path and method == "POST":
+        body = RULE
+    if "/alerts" in path and method == "PATCH":
+        body = {"enabled": False}
     expected = {"anonymous": 401, "stats": 403, "revoked": 401, "viewer": 404, "other": 404}
     got: dict[str, int] = {}
     for caller in ("anonymous", "stats", "revoked", "viewer", "other", "admin", "owner"):
-        url = path.format(site=site.domain, hook=hook, delivery=delivery_id)
+        url = path.format(site=site.domain, hook=hook, delivery=delivery_id, rule=rule)
         headers = {} if caller == "anonymous" else {"Authorization": f"Bearer {keys[caller]}"}
         response = httpx.request(method, stack.api + url, json=body, headers=headers, timeout=15)
         got[caller] = response.status_code
-        if method == "DELETE" and response.status_code == 204:  # the next caller deletes a new one
+        if method == "DELETE" and response.status_code == 204 and "/alerts" in path:
+            with stack.client() as client:
+                rule = client.post(f"/api/v1/sites/{site.domain}/alerts", json=RULE).json()["id"]
+        elif method == "DELETE" and response.status_code == 204:  # the next caller deletes a new one
             with stack.client() as client:
                 hook = client.post(f"/api/v1/sites/{site.domain}/webhooks",
                                    json={"url": receiver.url("/ok"), "event_types": ["webhook.test"]}).json()["id"]
