@@ -35,11 +35,7 @@ def visit(stack: Stack, site: Site, day: str, visitor: int, pages: list[str], so
                   "referrer_source) VALUES (:s, CAST(:t AS timestamptz) + make_interval(secs => :o), 'pageview', "
                   ":v, :v, :d, :p, :r)", s=site.id, t=start, o=n * seconds / max(len(pages) - 1, 1), v=visitor,
                   d=site.domain, p=page, r=source)
-    stack.sql("INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, entry_page, exit_page, "
-              "exit_at, pageviews, events, referrer_source) VALUES (:s, :v, :v, CAST(:t AS timestamptz), "
-              "CAST(:t AS timestamptz) + make_interval(secs => :sec), :entry, :exit, "
-              "CAST(:t AS timestamptz) + make_interval(secs => :sec), :n, :n, :r)",
-              s=site.id, v=visitor, t=start, sec=seconds, entry=pages[0], exit=pages[-1], n=len(pages), r=source)
+    # The visit (sessions row) is folded from these events by PostgreSQL's trigger (migration 0010).
 
 
 def stats(stack: Stack, query: dict) -> list:
