@@ -14,12 +14,13 @@ import httpx
 import msgspec
 from litestar import Controller, MediaType, Response, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS, ServiceUnavailable
 from app.core.http import ServiceClient, ServiceError
 from app.core.models import Site
-from app.core.openapi import BEARER, plausible_responses
+from app.core.openapi import BEARER, plausible_responses, problem_responses
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency
 from app.domain.webhooks.deps import DEPENDENCIES
 from app.domain.webhooks.schemas import (
@@ -160,6 +161,17 @@ PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Beacon report
         "<body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">{body}</body></html>")
 
 
+PAGE_ERRORS = {
+    **{code: ResponseSpec(data_container=str, media_type=MediaType.HTML, generate_examples=False,
+                          description=meaning) for code, meaning in (
+        (400, "Not a valid unsubscribe link (a page saying so)"),
+        (404, "The link's site no longer exists (a page saying so)"))},
+    **problem_responses(503),
+}
+"""The one-click answers are pages for the person who clicked, errors included; an unreachable integrations
+service is a 503 problem, as everywhere under ``/api/``."""
+
+
 class UnsubscribeController(Controller):
     """One-click unsubscribe from email reports (RFC 8058): the link in ``List-Unsubscribe``.
 
@@ -178,7 +190,8 @@ class UnsubscribeController(Controller):
                 "<button type=\"submit\">Unsubscribe</button></form>")
         return Response(PAGE.format(body=body), media_type=MediaType.HTML)
 
-    @post("/", status_code=200, media_type=MediaType.HTML, summary="Unsubscribe from a report (one click)")
+    @post("/", status_code=200, media_type=MediaType.HTML, summary="Unsubscribe from a report (one click)",
+          responses=PAGE_ERRORS)
     async def unsubscribe(self, services: Services, token: FromPath[str]) -> Response[str]:
         try:
             answer = await services.json("integrations", "POST", "/unsubscribe", json={"token": token})

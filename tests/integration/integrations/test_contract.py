@@ -144,3 +144,14 @@ def test_the_service_refuses_out_of_range_ids_itself(stack: Stack, site: Site, p
         response = client.get(path)
     assert (400, "application/problem+json") == (response.status_code, response.headers["content-type"])
     assert "_id" in response.json()["detail"], response.text
+
+
+def test_unsubscribe_errors_are_pages_as_declared(stack: Stack) -> None:
+    """A bad one-click link is a 400 page for the person who followed it, and the document says text/html."""
+    with httpx.Client(base_url=stack.api, timeout=15) as client:
+        answer = client.post("/api/v1/unsubscribe/not-a-token")
+        declared = client.get("/api/docs/openapi.json").json()["paths"]["/api/v1/unsubscribe/{token}"]["post"]
+    assert (400, "text/html; charset=utf-8") == (answer.status_code, answer.headers["content-type"])
+    assert "token: not a valid unsubscribe link" in answer.text
+    assert {"400": ["text/html"], "404": ["text/html"], "503": ["application/problem+json"]} == {
+        code: list(declared["responses"][code]["content"]) for code in ("400", "404", "503")}
