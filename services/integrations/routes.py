@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.internal import internal_token_guard
@@ -23,6 +23,7 @@ from services.integrations.schemas import (
     AlertRuleCreate,
     AlertRuleUpdate,
     Delivery,
+    PathId,
     ReportChoice,
     Unsubscribe,
     Unsubscribed,
@@ -54,45 +55,45 @@ class WebhooksController(Controller):
     dependencies = {"session": Provide(provide_session), "settings": Provide(provide_settings, sync_to_thread=False)}
 
     @get("/")
-    async def list_webhooks(self, session: Session, site_id: FromPath[int]) -> list[Webhook]:
+    async def list_webhooks(self, session: Session, site_id: PathId) -> list[Webhook]:
         return await logic.list_webhooks(session, site_id)
 
     @post("/", status_code=201)
-    async def create_webhook(self, session: Session, settings: SettingsDep, site_id: FromPath[int],
+    async def create_webhook(self, session: Session, settings: SettingsDep, site_id: PathId,
                              data: JSONBody[WebhookCreate]) -> Webhook:
         return await logic.create_webhook(session, settings, site_id, data)
 
     @get("/{webhook_id:int}")
-    async def get_webhook(self, session: Session, site_id: FromPath[int], webhook_id: FromPath[int]) -> Webhook:
+    async def get_webhook(self, session: Session, site_id: PathId, webhook_id: PathId) -> Webhook:
         return await logic.get_webhook(session, site_id, webhook_id)
 
     @patch("/{webhook_id:int}")
-    async def update_webhook(self, session: Session, settings: SettingsDep, site_id: FromPath[int],
-                             webhook_id: FromPath[int], data: JSONBody[WebhookUpdate]) -> Webhook:
+    async def update_webhook(self, session: Session, settings: SettingsDep, site_id: PathId,
+                             webhook_id: PathId, data: JSONBody[WebhookUpdate]) -> Webhook:
         return await logic.update_webhook(session, settings, site_id, webhook_id, data)
 
     @delete("/{webhook_id:int}", status_code=204)
-    async def delete_webhook(self, session: Session, site_id: FromPath[int], webhook_id: FromPath[int]) -> None:
+    async def delete_webhook(self, session: Session, site_id: PathId, webhook_id: PathId) -> None:
         await logic.delete_webhook(session, site_id, webhook_id)
 
     @post("/{webhook_id:int}/test", status_code=202)
-    async def send_test(self, session: Session, settings: SettingsDep, site_id: FromPath[int],
-                        webhook_id: FromPath[int]) -> Delivery:
+    async def send_test(self, session: Session, settings: SettingsDep, site_id: PathId,
+                        webhook_id: PathId) -> Delivery:
         return await logic.send_test(session, settings, site_id, webhook_id)
 
     @get("/{webhook_id:int}/deliveries")
-    async def list_deliveries(self, session: Session, site_id: FromPath[int],
-                              webhook_id: FromPath[int]) -> list[Delivery]:
+    async def list_deliveries(self, session: Session, site_id: PathId,
+                              webhook_id: PathId) -> list[Delivery]:
         return await logic.list_deliveries(session, site_id, webhook_id)
 
     @get("/{webhook_id:int}/deliveries/{delivery_id:int}")
-    async def get_delivery(self, session: Session, site_id: FromPath[int], webhook_id: FromPath[int],
-                           delivery_id: FromPath[int]) -> Delivery:
+    async def get_delivery(self, session: Session, site_id: PathId, webhook_id: PathId,
+                           delivery_id: PathId) -> Delivery:
         return await logic.get_delivery(session, site_id, webhook_id, delivery_id)
 
     @post("/{webhook_id:int}/deliveries/{delivery_id:int}/retry", status_code=202)
-    async def retry_delivery(self, session: Session, settings: SettingsDep, site_id: FromPath[int],
-                             webhook_id: FromPath[int], delivery_id: FromPath[int]) -> Delivery:
+    async def retry_delivery(self, session: Session, settings: SettingsDep, site_id: PathId,
+                             webhook_id: PathId, delivery_id: PathId) -> Delivery:
         return await logic.retry_delivery(session, settings, site_id, webhook_id, delivery_id)
 
 
@@ -110,25 +111,25 @@ class AlertRulesController(Controller):
     dependencies = {"session": Provide(provide_session)}
 
     @get("/")
-    async def list_rules(self, session: Session, site_id: FromPath[int]) -> list[AlertRule]:
+    async def list_rules(self, session: Session, site_id: PathId) -> list[AlertRule]:
         return await logic.list_rules(session, site_id)
 
     @post("/", status_code=201)
-    async def create_rule(self, session: Session, site_id: FromPath[int],
+    async def create_rule(self, session: Session, site_id: PathId,
                           data: JSONBody[AlertRuleCreate]) -> AlertRule:
         return await logic.create_rule(session, site_id, data)
 
     @patch("/{rule_id:int}")
-    async def update_rule(self, session: Session, site_id: FromPath[int], rule_id: FromPath[int],
+    async def update_rule(self, session: Session, site_id: PathId, rule_id: PathId,
                           data: JSONBody[AlertRuleUpdate]) -> AlertRule:
         return await logic.update_rule(session, site_id, rule_id, data)
 
     @delete("/{rule_id:int}", status_code=204)
-    async def delete_rule(self, session: Session, site_id: FromPath[int], rule_id: FromPath[int]) -> None:
+    async def delete_rule(self, session: Session, site_id: PathId, rule_id: PathId) -> None:
         await logic.delete_rule(session, site_id, rule_id)
 
     @get("/{rule_id:int}/history")
-    async def history(self, session: Session, site_id: FromPath[int], rule_id: FromPath[int]) -> list[AlertFiring]:
+    async def history(self, session: Session, site_id: PathId, rule_id: PathId) -> list[AlertFiring]:
         return await logic.rule_history(session, site_id, rule_id)
 
 
@@ -140,10 +141,10 @@ class ReportsController(Controller):
     dependencies = {"session": Provide(provide_session)}
 
     @get("/")
-    async def get_choice(self, session: Session, site_id: FromPath[int], user_id: FromPath[int]) -> ReportChoice:
+    async def get_choice(self, session: Session, site_id: PathId, user_id: PathId) -> ReportChoice:
         return await logic.report_choice(session, site_id, user_id)
 
     @put("/")
-    async def choose(self, session: Session, site_id: FromPath[int], user_id: FromPath[int],
+    async def choose(self, session: Session, site_id: PathId, user_id: PathId,
                      data: JSONBody[ReportChoice]) -> ReportChoice:
         return await logic.choose_reports(session, site_id, user_id, data)

@@ -6,6 +6,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
+from litestar.params import PathParameter
+
+ID_MAX = 2**63 - 1
+"""Ids are PostgreSQL bigints: one outside [1, ID_MAX] names nothing and must not reach SQL."""
+Id = Annotated[int, msgspec.Meta(ge=1, le=ID_MAX)]
+PathId = Annotated[int, PathParameter(ge=1, le=ID_MAX)]
+"""An id in a path: out of range it is a 400 naming the parameter."""
 
 Format = Literal["generic", "slack", "discord"]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
@@ -91,7 +98,7 @@ class AlertRuleCreate(msgspec.Struct, forbid_unknown_fields=True):
     """``{"threshold"}``, ``{"threshold", "baseline"}``, ``{"goal", "threshold"}`` or, for ``anomaly``,
     ``{"threshold": 0.5, "metric": "visitors"}`` (score in (0, 1]; ``visitors`` or ``pageviews``)."""
     recipients: Annotated[list[Email], msgspec.Meta(max_length=20)] = []
-    endpoint_ids: Annotated[list[int], msgspec.Meta(max_length=20)] = []
+    endpoint_ids: Annotated[list[Id], msgspec.Meta(max_length=20)] = []
     cooldown: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 43200
     """Seconds the rule stays quiet after firing."""
 

@@ -84,6 +84,17 @@ def test_static_files_served_by_nginx_with_cache_headers(stack: Stack) -> None:
     assert 404 == hidden.status_code
 
 
+def test_dot_segments_under_api_reach_the_api(stack: Stack) -> None:
+    """Hidden files stay refused by Nginx; a path value starting with a dot under /api/ is the API's to answer
+    (in its own JSON shape, as the OpenAPI document declares), not Nginx's HTML 404."""
+    with stack.client() as client:
+        dotfile = client.get("/.env")
+        dot_domain = client.get("/api/v1/sites/.hidden.example/webhooks")
+    assert 404 == dotfile.status_code
+    assert (401, "application/json") == (dot_domain.status_code, dot_domain.headers["content-type"])
+    assert "error" in dot_domain.json()
+
+
 def test_event_lands_in_postgres_and_reaches_the_websocket(stack: Stack) -> None:
     """An event posted through Nginx is committed and pushed to a browser's WebSocket through Nginx."""
     with login(stack) as client:

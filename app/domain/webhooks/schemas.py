@@ -7,6 +7,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
+from litestar.params import PathParameter
+
+ID_MAX = 2**63 - 1
+"""Ids are PostgreSQL bigints: one outside [1, ID_MAX] names nothing and must not reach SQL."""
+Id = Annotated[int, msgspec.Meta(ge=1, le=ID_MAX)]
+PathId = Annotated[int, PathParameter(ge=1, le=ID_MAX)]
+"""An id in a path: out of range it is a 400 naming the parameter, as the OpenAPI document declares."""
 
 Format = Literal["generic", "slack", "discord"]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
@@ -87,7 +94,7 @@ class AlertRuleCreate(msgspec.Struct, forbid_unknown_fields=True):
     """``{"threshold"}``, ``{"threshold", "baseline"}``, ``{"goal", "threshold"}`` or, for ``anomaly``,
     ``{"threshold": 0.5, "metric": "visitors"}`` (score in (0, 1]; ``visitors`` or ``pageviews``)."""
     recipients: Annotated[list[Email], msgspec.Meta(max_length=20)] = []
-    endpoint_ids: Annotated[list[int], msgspec.Meta(max_length=20)] = []
+    endpoint_ids: Annotated[list[Id], msgspec.Meta(max_length=20)] = []
     cooldown: Annotated[int, msgspec.Meta(ge=60, le=30 * 86400)] = 43200
     """Seconds the rule stays quiet after firing."""
 
@@ -164,6 +171,25 @@ class GoalThresholdData(EventData, kw_only=True):
     threshold: float
 
 
+class TrafficAnomalyData(EventData, kw_only=True):
+    """An anomaly rule fired: the compute service's verdict on the last complete hour (docs/compute.md)."""
+
+    rule_id: int
+    metric: str
+    """``visitors`` or ``pageviews``."""
+    hour: str
+    """The hour judged, in the site's time zone (``YYYY-MM-DD HH:00:00``)."""
+    value: float
+    score: float
+    """Anomaly score in [0, 1]."""
+    threshold: float
+    expected: float
+    expected_low: float
+    expected_high: float
+    explanation: str
+    """The verdict in words, e.g. "visitors 120 at 14:00 on Fri 20 Feb, expected 2-15 for a Friday afternoon"."""
+
+
 class Period(msgspec.Struct):
     start: str = msgspec.field(name="from")
     end: str = msgspec.field(name="to")
@@ -233,6 +259,12 @@ class GoalThresholdEvent(msgspec.Struct):
     data: GoalThresholdData
 
 
+class TrafficAnomalyEvent(msgspec.Struct):
+    type: Literal["traffic.anomaly"]
+    timestamp: str
+    data: TrafficAnomalyData
+
+
 class ReportEvent(msgspec.Struct):
     type: Literal["report.weekly", "report.monthly"]
     timestamp: str
@@ -253,6 +285,7 @@ class WebhookEventExamples(msgspec.Struct):
     traffic_spike: TrafficSpikeEvent = msgspec.field(name="traffic.spike")
     traffic_drop: TrafficDropEvent = msgspec.field(name="traffic.drop")
     goal_threshold: GoalThresholdEvent = msgspec.field(name="goal.threshold")
+    traffic_anomaly: TrafficAnomalyEvent = msgspec.field(name="traffic.anomaly")
     report_weekly: ReportEvent = msgspec.field(name="report.weekly")
     site_first_event: FirstEventEvent = msgspec.field(name="site.first_event")
 
@@ -274,6 +307,10 @@ def event_examples() -> WebhookEventExamples:
             **common, rule_id=4, visitors=2, threshold=10, baseline_visitors=180, baseline=100)),
         goal_threshold=GoalThresholdEvent("goal.threshold", when, GoalThresholdData(
             **common, rule_id=5, goal="Signup", count=50, threshold=50)),
+        traffic_anomaly=TrafficAnomalyEvent("traffic.anomaly", when, TrafficAnomalyData(
+            **common, rule_id=6, metric="visitors", hour="2026-11-23 08:00:00", value=120, score=0.93, threshold=0.5,
+            expected=8, expected_low=2, expected_high=15,
+            explanation="visitors 120 at 08:00 on Mon 23 Nov, expected 2-15 for a Monday morning")),
         report_weekly=ReportEvent("report.weekly", when, ReportData(
             **common, period=Period("2026-11-16", "2026-11-22"), previous_period=Period("2026-11-09", "2026-11-15"),
             metrics=metrics, previous=ReportMetrics(visitors=2, pageviews=2, bounce_rate=100.0, visit_duration=15),
