@@ -64,14 +64,21 @@ def postgres(state_dir: Path) -> Iterator[Postgres]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def redis_server(state_dir: Path) -> Iterator[Redis]:
-    server = Redis(state_dir / "redis", free_port(), secrets.token_urlsafe(16))
+@contextlib.contextmanager
+def running_redis(directory: Path) -> Iterator[Redis]:
+    """A new Redis server in ``directory`` on a free port, configured as app/devstack.py runs it, stopped afterwards."""
+    server = Redis(directory, free_port(), secrets.token_urlsafe(16))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(state_dir: Path) -> Iterator[Redis]:
+    with running_redis(state_dir / "redis") as server:
+        yield server
 
 
 def make_environment(postgres: Postgres, redis_server: Redis, state: Path, database: str,

@@ -23,8 +23,9 @@ import redis
 from litestar import Litestar
 
 from app.core.settings import Settings, load_settings
-from app.devstack import Redis, free_port
+from app.devstack import Redis
 from app.main import create_app
+from tests.conftest import running_redis
 
 REQUESTS = int(os.environ.get("BEACON_SOAK_REQUESTS", "10000"))
 PAGES = ("/login", "/register", "/", "/login?next=/account", "/account")
@@ -68,12 +69,8 @@ async def get(app: Litestar, target: str, cookie: str | None) -> tuple[int, list
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[Redis]:
-    server = Redis(tmp_path / "redis", free_port(), secrets.token_urlsafe(16))
-    server.start()
-    try:
+    with running_redis(tmp_path / "redis") as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_ten_thousand_cookieless_page_requests_leave_redis_memory_flat(
