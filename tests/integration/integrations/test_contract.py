@@ -19,12 +19,13 @@ from tests.integration.integrations.conftest import Receiver, Site, Stack
 OPERATIONS = [
     ("GET", "/webhooks"), ("POST", "/webhooks"), ("GET", "/webhooks/1"), ("PATCH", "/webhooks/1"),
     ("DELETE", "/webhooks/1"), ("POST", "/webhooks/1/test"), ("GET", "/webhooks/1/deliveries"),
-    ("POST", "/webhooks/1/deliveries/1/retry"), ("GET", "/alerts"), ("POST", "/alerts"), ("DELETE", "/alerts/1"),
-    ("GET", "/alerts/1/history"),
+    ("POST", "/webhooks/1/deliveries/1/retry"), ("GET", "/alerts"), ("POST", "/alerts"), ("PATCH", "/alerts/1"),
+    ("DELETE", "/alerts/1"), ("GET", "/alerts/1/history"),
 ]
 BODIES = {("POST", "/webhooks"): {"url": "https://hooks.example.net/in", "event_types": ["goal.completed"]},
           ("PATCH", "/webhooks/1"): {"description": "x"},
-          ("POST", "/alerts"): {"kind": "spike", "params": {"threshold": 5}, "recipients": ["a@b.example"]}}
+          ("POST", "/alerts"): {"kind": "spike", "params": {"threshold": 5}, "recipients": ["a@b.example"]},
+          ("PATCH", "/alerts/1"): {"enabled": False}}
 
 
 def _call(client: httpx.Client, method: str, path: str, body: Any = None) -> httpx.Response:
