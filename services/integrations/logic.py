@@ -14,22 +14,22 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, Conflict, NotFound
-from app.core.settings import Settings
-from services.integrations import egress, mail
-from services.integrations.delivery import dumps
-from services.integrations.models import EVENT_TYPES
-from services.integrations.schemas import (
+from app.core.integration_contracts import (
     AlertFiring,
     AlertRule,
     AlertRuleCreate,
     AlertRuleUpdate,
     Attempt,
     Delivery,
-    ReportChoice,
     Webhook,
     WebhookCreate,
     WebhookUpdate,
 )
+from app.core.settings import Settings
+from services.integrations import egress, mail
+from services.integrations.delivery import dumps
+from services.integrations.models import EVENT_TYPES
+from services.integrations.schemas import ReportChoice
 from services.integrations.webhooks import ENQUEUE_FOR_ENDPOINTS, envelope, new_secret
 
 ENDPOINT_COLUMNS = "id, url, description, format, event_types, enabled, disabled_reason, created_at"

@@ -13,24 +13,22 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.internal import internal_token_guard
-from app.core.resources import Resources
-from app.core.settings import Settings
-from services.integrations import logic
-from services.integrations.schemas import (
+from app.core.integration_contracts import (
     AlertFiring,
     AlertRule,
     AlertRuleCreate,
     AlertRuleUpdate,
     Delivery,
     PathId,
-    ReportChoice,
-    Unsubscribe,
-    Unsubscribed,
     Webhook,
     WebhookCreate,
     WebhookUpdate,
 )
+from app.core.internal import internal_token_guard
+from app.core.resources import Resources
+from app.core.settings import Settings
+from services.integrations import logic
+from services.integrations.schemas import ReportChoice, Unsubscribe, Unsubscribed
 
 
 async def provide_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:

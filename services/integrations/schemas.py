@@ -9,49 +9,6 @@ from typing import Annotated
 
 import msgspec
 
-from app.core.integration_contracts import (
-    ID_MAX,
-    AlertFiring,
-    AlertRule,
-    AlertRuleCreate,
-    AlertRuleUpdate,
-    Attempt,
-    Delivery,
-    Description,
-    Email,
-    EventTypes,
-    Format,
-    Id,
-    PathId,
-    Url,
-    Webhook,
-    WebhookCreate,
-    WebhookUpdate,
-)
-
-__all__ = [
-    "ID_MAX",
-    "AlertFiring",
-    "AlertRule",
-    "AlertRuleCreate",
-    "AlertRuleUpdate",
-    "Attempt",
-    "Delivery",
-    "Description",
-    "Email",
-    "EventTypes",
-    "Format",
-    "Id",
-    "PathId",
-    "ReportChoice",
-    "Unsubscribe",
-    "Unsubscribed",
-    "Url",
-    "Webhook",
-    "WebhookCreate",
-    "WebhookUpdate",
-]
-
 
 class Unsubscribe(msgspec.Struct, forbid_unknown_fields=True):
     token: Annotated[str, msgspec.Meta(max_length=200)]

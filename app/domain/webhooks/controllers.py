@@ -19,11 +19,7 @@ from litestar.params import FromPath, JSONBody
 
 from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS, ServiceUnavailable
 from app.core.http import ServiceClient, ServiceError
-from app.core.models import Site
-from app.core.openapi import BEARER, plausible_responses, problem_responses
-from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency
-from app.domain.webhooks.deps import DEPENDENCIES
-from app.domain.webhooks.schemas import (
+from app.core.integration_contracts import (
     AlertFiring,
     AlertRule,
     AlertRuleCreate,
@@ -32,11 +28,13 @@ from app.domain.webhooks.schemas import (
     PathId,
     Webhook,
     WebhookCreate,
-    WebhookCreated,
-    WebhookEventExamples,
     WebhookUpdate,
-    event_examples,
 )
+from app.core.models import Site
+from app.core.openapi import BEARER, plausible_responses, problem_responses
+from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency
+from app.domain.webhooks.deps import DEPENDENCIES
+from app.domain.webhooks.schemas import WebhookCreated, WebhookEventExamples, event_examples
 
 Principal = NamedDependency[ApiPrincipal]
 ManagedSite = NamedDependency[Site]

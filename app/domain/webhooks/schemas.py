@@ -7,45 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from app.core.integration_contracts import (
-    ID_MAX,
-    AlertFiring,
-    AlertRule,
-    AlertRuleCreate,
-    AlertRuleUpdate,
-    Attempt,
-    Delivery,
-    Description,
-    Email,
-    EventTypes,
-    Format,
-    Id,
-    PathId,
-    Url,
-    Webhook,
-    WebhookCreate,
-    WebhookUpdate,
-)
-
-__all__ = [
-    "ID_MAX",
-    "AlertFiring",
-    "AlertRule",
-    "AlertRuleCreate",
-    "AlertRuleUpdate",
-    "Attempt",
-    "Delivery",
-    "Description",
-    "Email",
-    "EventTypes",
-    "Format",
-    "Id",
-    "PathId",
-    "Url",
-    "Webhook",
-    "WebhookCreate",
-    "WebhookUpdate",
-]
+from app.core.integration_contracts import Webhook
 
 
 class WebhookCreated(Webhook):
