@@ -10,7 +10,7 @@ likelihood's history (4,000 points) is full.
 
 The state is rebuilt - the 31 days up to the hour replayed, as :func:`services.compute.logic.detect_series`
 does - when it is missing (first check, expiry, Redis flushed or unavailable), was learnt under other detector
-parameters, is more than 31 days behind, or is ahead of the asked hour (a site's time zone changed, data were
+parameters, is 31 days or more behind, or is ahead of the asked hour (a site's time zone changed, data were
 re-imported for the past). Hours between the stored one and the asked one are fetched in one analytics query
 and learnt in order, so a missed pass costs nothing but those hours. A value is read once, when its hour is
 first scored: events arriving later for an already scored hour do not change the state.
@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from services.compute.detect import OnlineDetector, Scored, dump_state, load_state
 from services.compute.logic import detector_for, explain, fill_buckets
@@ -93,7 +94,7 @@ async def detect_hour(store: aioredis.Redis, key: str, request: DetectHourReques
     try:
         blob = await store.get(key)
         loaded = _load(blob if isinstance(blob, bytes) else None)
-    except Exception:  # Redis down: score as if there were no state (slower, same answer)
+    except (RedisError, OSError):  # Redis down: score as if there were no state (slower, same answer)
         logger.warning("detector state unreadable; rebuilding", extra={"key": key}, exc_info=True)
         loaded = None
     if loaded is not None and loaded[0].position == target:
@@ -101,8 +102,11 @@ async def detect_hour(store: aioredis.Redis, key: str, request: DetectHourReques
         scored = Scored(stored.score, stored.expected, stored.expected_low, stored.expected_high, stored.surprise,
                         stored.novelty)
         return _answer(request, scored, stored.value, "stored", 0)
-    if loaded is not None and 0 < target - loaded[0].position <= HISTORY_DAYS * 24:
-        detector, first_hour = loaded[1], hour_at(loaded[0].position + 1)
+    resume_at = hour_at(loaded[0].position + 1) if loaded is not None else request.hour
+    behind = (request.hour.date() - resume_at.date()).days
+    if loaded is not None and resume_at <= request.hour and behind < HISTORY_DAYS:
+        # the hours to learn span at most HISTORY_DAYS days: one query within analytics' hourly limit
+        detector, first_hour = loaded[1], resume_at
         state: Literal["advanced", "rebuilt"] = "advanced"
     else:
         detector = OnlineDetector(CONFIG)
@@ -119,7 +123,7 @@ async def detect_hour(store: aioredis.Redis, key: str, request: DetectHourReques
                         scored.surprise, scored.novelty, dump_state(detector))
     try:
         await store.set(key, _ENCODER.encode(stored), ex=STATE_TTL_S)
-    except Exception:
+    except (RedisError, OSError):
         logger.warning("detector state not stored", extra={"key": key}, exc_info=True)
     return _answer(request, scored, value, state, fed)
 

@@ -184,3 +184,6 @@ def test_detect_hour_keeps_the_detector_state(settings: Settings, services: Serv
     back = hour("2026-02-20T10:00:00")  # behind the stored state (e.g. the site's time zone changed): rebuilt
     assert "rebuilt" == back["state"]
     assert replayed["2026-02-20 10:00:00"]["score"] == back["point"]["score"]
+    month = hour("2026-03-22T10:00:00")  # 30 days later: the hours in between in one query
+    assert ("advanced", 30 * 24) == (month["state"], month["hours_fed"])
+    assert "rebuilt" == hour("2026-04-22T10:00:00")["state"]  # 31 days behind: too far to catch up
