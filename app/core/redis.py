@@ -34,6 +34,10 @@ class Keys:
         """Held by the one scheduler allowed to enqueue periodic jobs."""
         return f"{self.prefix}scheduler:lock"
 
+    def compute_detector(self, site_id: str, metric: str) -> str:
+        """The compute service's stored anomaly detector of a site's hourly metric (services/compute/hourly.py)."""
+        return f"{self.prefix}compute:detector:{site_id}:{metric}"
+
     def channel(self, name: str) -> str:
         """Pub/sub channel fanned out to WebSocket clients by the realtime service."""
         return f"{self.prefix}rt:{name}"

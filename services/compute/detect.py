@@ -22,17 +22,21 @@ A point whose combined score reaches ``report_level`` starts a **refractory peri
 during which the score is 0: one incident, one alert (NAB also credits only the first detection in a window).
 
 State per series is bounded: the seasonal profile (``season_slots`` floats), a ring of ``history`` floats, and
-at most ``max_contexts`` remembered sequences per length - about 250 KiB pickled with the defaults at worst,
-about 60 KiB for an hourly web series after 200 days. For counts (``counts=True``) the variance has a Poisson floor of
-``max(1, expected)``, so a small site's 0 -> 2 visitors at night is no surprise.
+at most ``max_contexts`` remembered sequences per length - about 250 KiB with the defaults at worst, about 60 KiB
+for an hourly web series after 200 days (:func:`dump_state`'s MessagePack; :func:`load_state` resumes it). For
+counts (``counts=True``) the variance has a Poisson floor of ``max(1, expected)``, so a small site's 0 -> 2
+visitors at night is no surprise.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
+
+import msgspec
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -104,24 +108,29 @@ class Scored:
 
 @dataclass
 class WindowStats:
-    """Mean and variance of the last ``size`` values, by running sums over a ring buffer (O(1) per value)."""
+    """Mean and variance of the last ``size`` values, by running sums over a ring buffer (O(1) per value).
 
-    values: array[float] = field(default_factory=lambda: array("d"))
+    Values are kept as 32-bit floats (half the memory and the stored state; a surprise capped at a few units
+    needs no more precision), and the sums are of the values as kept, so a resumed state is exact."""
+
+    values: array[float] = field(default_factory=lambda: array("f"))
     start: int = 0
     total: float = 0.0
     squares: float = 0.0
 
     def push(self, value: float, size: int) -> None:
-        self.total += value
-        self.squares += value * value
         if len(self.values) < size:
             self.values.append(value)
-            return
-        old = self.values[self.start]
-        self.values[self.start] = value
-        self.start = (self.start + 1) % size
-        self.total -= old
-        self.squares -= old * old
+            kept = self.values[-1]
+        else:
+            old = self.values[self.start]
+            self.values[self.start] = value
+            kept = self.values[self.start]
+            self.start = (self.start + 1) % size
+            self.total -= old
+            self.squares -= old * old
+        self.total += kept
+        self.squares += kept * kept
 
     def log_tail(self, value: float, decades: float) -> float:
         """``-log10 P(X > value)`` under a normal fitted to the window, divided by ``decades``, in [0, 1].
@@ -276,3 +285,66 @@ class OnlineDetector:
             self.level += cfg.alpha * (value - self.level - self.slots[slot] - week)
         else:
             self.level += cfg.alpha * residual
+
+
+class DetectorState(msgspec.Struct, array_like=True):
+    """Everything an :class:`OnlineDetector` has learnt, in plain values (MessagePack; no pickle, so whoever can
+    write the store cannot make the service run code). ``config`` is kept so a state learnt under other
+    parameters is never resumed."""
+
+    config: DetectorConfig
+    count: int
+    level: float
+    variance: float
+    slots: list[float]
+    slot_seen: list[int]
+    surprise: bytes
+    """The ring of surprises: 32-bit floats, little-endian."""
+    surprise_start: int
+    surprise_total: float
+    surprise_squares: float
+    recent: list[float]
+    low: float
+    high: float
+    levels: list[int]
+    seen: list[dict[int, int]]
+    hold: int
+    learnt: list[float]
+    weekly: list[float]
+
+
+_STATE_ENCODER = msgspec.msgpack.Encoder()
+_STATE_DECODER = msgspec.msgpack.Decoder(DetectorState)
+
+
+def dump_state(detector: OnlineDetector) -> bytes:
+    """The detector's state as MessagePack bytes (see the module's docstring for its size)."""
+    d = detector
+    ring = d.surprise.values
+    if sys.byteorder == "big":
+        ring = array("f", ring)
+        ring.byteswap()
+    return _STATE_ENCODER.encode(DetectorState(
+        d.config, d.count, d.level, d.variance, d.slots, d.slot_seen, ring.tobytes(), d.surprise.start,
+        d.surprise.total, d.surprise.squares, list(d.recent), d.low, d.high, list(d.levels), d.seen, d.hold,
+        d.learnt, d.weekly))
+
+
+def load_state(blob: bytes, config: DetectorConfig) -> OnlineDetector | None:
+    """A detector resumed from :func:`dump_state`'s bytes, or None when they are unreadable or were learnt
+    under another configuration (the caller then starts afresh)."""
+    try:
+        s = _STATE_DECODER.decode(blob)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if (s.config != config or len(s.seen) != config.context or len(s.slots) != len(s.slot_seen)
+            or len(s.surprise) % 4):
+        return None
+    ring = array("f")
+    ring.frombytes(s.surprise)
+    if sys.byteorder == "big":
+        ring.byteswap()
+    return OnlineDetector(
+        config, s.count, s.level, s.variance, s.slots, s.slot_seen,
+        WindowStats(ring, s.surprise_start, s.surprise_total, s.surprise_squares),
+        deque(s.recent), s.low, s.high, deque(s.levels), s.seen, s.hold, s.learnt, s.weekly)

@@ -12,11 +12,13 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from app.core.errors import ClientError
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
-from services.compute import logic
+from services.compute import hourly, logic
 from services.compute.forecast import ForecastInputError, forecast_daily
 from services.compute.schemas import (
     CompareRequest,
     CompareResponse,
+    DetectHourRequest,
+    DetectHourResponse,
     DetectRequest,
     DetectResponse,
     ForecastPoint,
@@ -71,6 +73,25 @@ async def detect(request: Request[Any, Any, Any], data: JSONBody[DetectRequest])
     return await asyncio.to_thread(logic.detect_series, data, labels, stamps, values)
 
 
+@post("/detect/hour", guards=[internal_token_guard], status_code=200)
+async def detect_hour(request: Request[Any, Any, Any], data: JSONBody[DetectHourRequest]) -> DetectHourResponse:
+    """One hour of a site's hourly series scored with the detector state kept in Redis for that site and metric
+    (the ``anomaly`` alert rule's hourly check: one update instead of a 31-day replay; docs/compute.md).
+
+    Errors: 400 for an hour not on the hour or with a time zone, 404 for an unknown site, 503 when analytics is
+    unavailable. Without Redis the hour is still scored (by replaying 31 days).
+    """
+    if (data.hour.minute, data.hour.second, data.hour.microsecond) != (0, 0, 0):
+        raise ClientError(f"hour: {data.hour.isoformat()} is not the start of an hour")
+    resources: Resources = request.app.state.resources
+
+    async def fetch(first: date, last: date) -> list[dict[str, Any]]:
+        return await _query(request, logic.series_query(data.site_id, data.metric, first, last, "hour", None))
+
+    return await hourly.detect_hour(resources.redis, resources.keys.compute_detector(data.site_id, data.metric),
+                                    data, fetch)
+
+
 @post("/forecast", guards=[internal_token_guard], status_code=200)
 async def forecast(request: Request[Any, Any, Any], data: JSONBody[ForecastRequest]) -> ForecastResponse:
     """Daily forecast with 80 % and 95 % prediction intervals for ``horizon`` days after the range.
@@ -111,4 +132,4 @@ async def compare(request: Request[Any, Any, Any], data: JSONBody[CompareRequest
     return logic.comparison(data, counts)
 
 
-ROUTES = [site_summary, detect, forecast, compare]
+ROUTES = [site_summary, detect, detect_hour, forecast, compare]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -142,3 +142,27 @@ class CompareResponse(msgspec.Struct):
     probability_b_beats_a: float
     conclusive: bool
     verdict: str
+
+
+class DetectHourRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Score one hour of a site's hourly series with the detector state stored for that site and metric."""
+
+    site_id: str
+    hour: Annotated[datetime, msgspec.Meta(tz=False)]
+    """The hour's start in the site's time zone, naive, on the hour: ``2026-03-10T14:00:00``."""
+    metric: Literal["visitors", "pageviews"] = "visitors"
+    threshold: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.5
+    """The point is an anomaly when its score is at least this."""
+
+
+class DetectHourResponse(msgspec.Struct):
+    site_id: str
+    metric: str
+    threshold: float
+    point: AnomalyPoint
+    state: Literal["advanced", "rebuilt", "stored"]
+    """``advanced``: the stored state took the hours since its last one; ``rebuilt``: there was no usable state
+    (missing, expired, learnt under other parameters, too old, or ahead of this hour), so the 31 days up to the
+    hour were replayed; ``stored``: this hour had already been scored, the stored verdict is returned."""
+    hours_fed: int
+    """Hourly points the detector learnt from in this call."""

@@ -10,8 +10,9 @@ Kinds and their ``params``:
   time) reach N. Message type ``goal.threshold``.
 - ``anomaly``: ``{"threshold": S, "metric": "visitors"|"pageviews"}`` — fires when the last complete hour (site
   time) of the metric scores at least S (in (0, 1], default 0.5) in the compute service's online detector
-  (``POST /detect`` over the 31 days up to that hour). Message type ``traffic.anomaly``, carrying the detector's
-  explanation in words. Evaluated once an hour by :func:`evaluate_anomalies`, not by the minute pass.
+  (``POST /detect/hour``, which keeps the detector's state per site and metric). Message type
+  ``traffic.anomaly``, carrying the detector's explanation in words. Evaluated once an hour by
+  :func:`evaluate_anomalies`, not by the minute pass.
 
 A rule that fired stays quiet for ``cooldown`` seconds (default 12 h). Each firing is a row of
 ``alert_firings`` written in the same transaction as its emails (to ``recipients``) and webhook deliveries (to
@@ -41,8 +42,6 @@ logger = logging.getLogger("beacon.integrations")
 EVALUATED = ("spike", "drop", "goal")
 MESSAGE_TYPES = {"spike": "traffic.spike", "drop": "traffic.drop", "goal": "goal.threshold",
                  "anomaly": "traffic.anomaly"}
-ANOMALY_DAYS = 31
-"""Days of hourly history sent to the compute service (its hourly limit; the detector learns on 14 of them)."""
 
 DUE_RULES = text("""
 SELECT r.id, r.site_id, r.kind, r.params, s.domain FROM alert_rules r JOIN sites s ON s.id = r.site_id
@@ -111,31 +110,26 @@ def last_complete_hour(now: datetime, timezone: str) -> datetime:
 
 
 async def detect_hour(settings: Settings, params: dict[str, Any], domain: str, hour: datetime) -> Check:
-    """Ask the compute service's ``POST /detect`` about one hour (naive, site time) of a site's series.
+    """Ask the compute service's ``POST /detect/hour`` about one hour (naive, site time) of a site's series.
 
-    The request covers the ``ANOMALY_DAYS`` days ending on that hour's day, hourly, with the rule's score
-    threshold; the detector is online, so the hours after ``hour`` (still empty) do not change its score.
+    The compute service keeps the detector learnt so far for the site and metric, so this costs one update and a
+    one-day analytics query (the 31 days up to the hour are replayed only when that state is missing).
 
     Raises:
         ServiceError / ServiceUnavailable: the compute service refused or failed (the rule is skipped).
     """
     threshold = float(params.get("threshold", 0.5))
     metric = str(params.get("metric", "visitors"))
-    first = hour.date() - timedelta(days=ANOMALY_DAYS - 1)
     client = ServiceClient(settings)
     try:
-        answer = await client.json("compute", "POST", "/detect", json={
-            "site_id": domain, "date_range": [first.isoformat(), hour.date().isoformat()], "metric": metric,
-            "interval": "hour", "threshold": threshold})
+        answer = await client.json("compute", "POST", "/detect/hour", json={
+            "site_id": domain, "hour": hour.isoformat(), "metric": metric, "threshold": threshold})
     finally:
         await client.aclose()
-    label = f"{hour:%Y-%m-%d %H}:00:00"
-    point = next((p for p in answer["points"] if p["time"] == label), None)
-    if point is None:
-        return Check(False, 0.0, {})
+    point = answer["point"]
     return Check(bool(point["anomaly"]), float(point["score"]), {
-        "metric": metric, "hour": label, "value": point["value"], "score": point["score"], "threshold": threshold,
-        "expected": point["expected"], "expected_low": point["expected_low"],
+        "metric": metric, "hour": point["time"], "value": point["value"], "score": point["score"],
+        "threshold": threshold, "expected": point["expected"], "expected_low": point["expected_low"],
         "expected_high": point["expected_high"], "explanation": point["explanation"]})
 
 
@@ -184,8 +178,8 @@ def evaluate_anomalies(engine: Engine, settings: Settings, now: datetime | None 
     """The hourly pass: every enabled ``anomaly`` rule out of its cool-down is checked against the last complete
     hour (site time), each hour at most once per rule; returns how many fired. A failing rule is skipped.
 
-    No detector state is kept between passes: the compute service replays the 31 days before the hour (744
-    points, a few milliseconds), so nothing per site is stored and a restart loses nothing.
+    The compute service keeps each site's and metric's detector state (in Redis) and advances it by the hours
+    since its last check; a lost state is rebuilt from the 31 days before the hour.
     """
     moment = now or datetime.now(UTC)
     with engine.connect() as conn:

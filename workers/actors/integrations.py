@@ -69,6 +69,6 @@ def evaluate_alerts() -> None:
 @dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=1_800_000, max_age=1_800_000)
 def evaluate_anomaly_alerts() -> None:
     """The hourly pass of the ``anomaly`` rules: each due rule's last complete hour scored by the compute
-    service (no detector state is kept here); the scheduler runs it every hour."""
+    service, which keeps the detector state per site and metric; the scheduler runs it every hour."""
     ctx = context()
     alerts.evaluate_anomalies(ctx.engine, ctx.settings)

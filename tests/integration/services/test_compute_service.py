@@ -10,11 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.internal import INTERNAL_TOKEN_HEADER
+from app.core.redis import Keys
 from app.core.settings import Settings
+from tests.integration.conftest import Services
 
 START = datetime(2026, 2, 1, tzinfo=UTC)
 DAYS = 21
@@ -115,6 +118,12 @@ def test_compare_variants(settings: Settings, serve: Callable[[str], int], site:
                  "before the first", id="reversed"),
     pytest.param("/detect", {"site_id": "compute.example", "date_range": ["2026-02-01"]}, "date_range",
                  id="one-date"),
+    pytest.param("/detect/hour", {"site_id": "compute.example", "hour": "2026-02-20T14:30:00"},
+                 "not the start of an hour", id="hour-not-on-the-hour"),
+    pytest.param("/detect/hour", {"site_id": "compute.example", "hour": "2026-02-20T14:00:00Z"}, "hour",
+                 id="hour-with-a-time-zone"),
+    pytest.param("/detect/hour", {"site_id": "compute.example", "hour": "2026-02-20T14:00:00", "threshold": 0},
+                 "threshold", id="hour-threshold-zero"),
     pytest.param("/forecast", {"site_id": "compute.example", "date_range": ["2026-01-01", "2026-02-20"],
                                "horizon": 0}, "horizon", id="horizon"),
     pytest.param("/compare", {"site_id": "compute.example", "goal": "Signup",
@@ -133,6 +142,48 @@ def test_bad_requests_are_400(settings: Settings, serve: Callable[[str], int], s
 def test_openapi_lists_the_endpoints(settings: Settings, serve: Callable[[str], int]) -> None:
     """The OpenAPI document has detect, forecast and compare with their schemas."""
     document = httpx.get(f"http://127.0.0.1:{serve('compute')}/schema/openapi.json", timeout=10).json()
-    assert {"/detect", "/forecast", "/compare"} <= set(document["paths"])
-    assert {"DetectRequest", "DetectResponse", "ForecastResponse", "CompareResponse"} <= \
+    assert {"/detect", "/detect/hour", "/forecast", "/compare"} <= set(document["paths"])
+    assert {"DetectRequest", "DetectResponse", "DetectHourRequest", "DetectHourResponse", "ForecastResponse",
+            "CompareResponse"} <= \
         set(document["components"]["schemas"])
+
+
+def test_detect_hour_keeps_the_detector_state(settings: Settings, services: Services, site: str,
+                                              redis_client: redis.Redis) -> None:
+    """The hourly check's stored state: the first check replays 31 days (``rebuilt``), the next hour is one
+    update (``advanced``) with exactly the score ``POST /detect`` gives over the same range, the same hour again
+    is the stored verdict; the state survives a restart of the service and is rebuilt when it is lost."""
+    key = Keys(settings.redis.key_prefix).compute_detector(site, "visitors")
+    redis_client.delete(key)
+
+    def hour(label: str) -> dict[str, Any]:
+        response = post(settings, services.start, "/detect/hour", {"site_id": site, "hour": label})
+        assert 200 == response.status_code, response.text
+        return dict(response.json())
+
+    first = hour("2026-02-20T13:00:00")
+    assert ("rebuilt", 30 * 24 + 14, False) == (first["state"], first["hours_fed"], first["point"]["anomaly"])
+    assert redis_client.ttl(key) > 0
+    spike = hour("2026-02-20T14:00:00")
+    assert ("advanced", 1, True) == (spike["state"], spike["hours_fed"], spike["point"]["anomaly"])
+    replay = post(settings, services.start, "/detect", {"site_id": site, "interval": "hour",
+                                                        "date_range": ["2026-01-21", "2026-02-20"]}).json()
+    replayed = {p["time"]: p for p in replay["points"]}
+    assert replayed["2026-02-20 14:00:00"] == spike["point"]
+    assert replayed["2026-02-20 13:00:00"] == first["point"]
+    assert ("stored", spike["point"]) == (hour("2026-02-20T14:00:00")["state"], spike["point"])
+
+    services.stop("compute")
+    later = hour("2026-02-20T17:00:00")  # a new process; three hours in one step (two passes were missed)
+    assert ("advanced", 3) == (later["state"], later["hours_fed"])
+    assert replayed["2026-02-20 17:00:00"] == later["point"]
+
+    redis_client.delete(key)
+    again = hour("2026-02-20T18:00:00")
+    assert ("rebuilt", 30 * 24 + 19) == (again["state"], again["hours_fed"])
+    back = hour("2026-02-20T10:00:00")  # behind the stored state (e.g. the site's time zone changed): rebuilt
+    assert "rebuilt" == back["state"]
+    assert replayed["2026-02-20 10:00:00"]["score"] == back["point"]["score"]
+    month = hour("2026-03-22T10:00:00")  # 30 days later: the hours in between in one query
+    assert ("advanced", 30 * 24) == (month["state"], month["hours_fed"])
+    assert "rebuilt" == hour("2026-04-22T10:00:00")["state"]  # 31 days behind: too far to catch up
