@@ -12,7 +12,7 @@ import csv
 import hashlib
 import os
 import zipfile
-from collections.abc import AsyncIterable, Callable, Generator, Iterator
+from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -191,13 +191,25 @@ class _Lines:
         self.line = line
 
 
-def _records(reader: Iterator[list[str]], lines: _Lines, columns: list[str], name: str,
-             close: Callable[[], None]) -> Generator[Row]:
-    try:
+class Records:
+    """The records of one CSV as :class:`Row` objects; a context manager that closes the file."""
+
+    def __init__(self, reader: Iterator[list[str]], lines: _Lines, columns: list[str], name: str,
+                 stack: contextlib.ExitStack) -> None:
+        self.reader, self.lines, self.columns, self.name, self.stack = reader, lines, columns, name, stack
+
+    def __enter__(self) -> Records:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def __iter__(self) -> Iterator[Row]:
+        name, columns = self.name, self.columns
         while True:
-            start = lines.line + 1
+            start = self.lines.line + 1
             try:
-                fields = next(reader)
+                fields = next(self.reader)
             except StopIteration:
                 return
             except csv.Error as exc:
@@ -207,17 +219,16 @@ def _records(reader: Iterator[list[str]], lines: _Lines, columns: list[str], nam
             if len(fields) != len(columns):
                 raise ImportRefused(f"{len(fields)} fields where the header has {len(columns)}", file=name,
                                     line=start)
-            yield Row(start, lines.offset, dict(zip(columns, fields, strict=True)))
-    finally:
-        close()
+            yield Row(start, self.lines.offset, dict(zip(columns, fields, strict=True)))
 
 
 def read_csv(path: Path, entry: Entry, display: str, offset: int, first_line: int,
-             header: list[str] | None = None) -> tuple[list[str], Generator[Row]]:
+             header: list[str] | None = None) -> tuple[list[str], Records]:
     """The header and the records of ``entry`` from byte ``offset`` on (``0``: after reading the header).
 
     ``first_line`` is the line number at ``offset`` when resuming, ``header`` the header read then. Records
-    are dicts by column name; a record with a different number of fields than the header is refused.
+    are dicts by column name; a record with a different number of fields than the header is refused. Use the
+    records as a context manager: leaving it closes the file.
     """
     name = entry.name or display
     stack = contextlib.ExitStack()
@@ -238,7 +249,7 @@ def read_csv(path: Path, entry: Entry, display: str, offset: int, first_line: in
     except BaseException:
         stack.close()
         raise
-    return header, _records(reader, lines, header, name, stack.close)
+    return header, Records(reader, lines, header, name, stack)
 
 
 def remove(path: str | None) -> None:

@@ -32,6 +32,10 @@ from services.integrations.models import IMPORTED_TABLES
 logger = logging.getLogger(__name__)
 
 
+STAGING = "site_import_events"
+"""Where raw events wait to be folded into aggregates (it has no ``site_id`` of its own)."""
+
+
 class LeaseLost(Exception):
     """Another job holds the import now, or it was deleted: stop without writing."""
 
@@ -72,7 +76,9 @@ class Run:
                  "days": len(self.days), "lease": self.limits.lease, "id": self.import_id, "token": self.token})
             if renewed.rowcount != 1:
                 raise LeaseLost
-            if rows:
+            if rows and table == STAGING:
+                copy_rows(conn, table, ("import_id", *columns), ((self.import_id, *row) for row in rows))
+            elif rows:
                 copy_rows(conn, table, ("site_id", "import_id", *columns),
                           ((self.site_id, self.import_id, *row) for row in rows))
         self.cursor = cursor
@@ -106,18 +112,19 @@ def import_plausible(run: Run) -> None:
         resume = run.cursor if run.cursor.get("entry") == index else {}
         header, records = read_csv(run.upload, entry, name, resume.get("offset", 0), resume.get("line", 1),
                                    resume.get("header"))
-        plausible.check_header(spec, header, name)
         batch: list[Sequence[Any]] = []
         position = {"entry": index, "offset": resume.get("offset", 0), "line": resume.get("line", 1),
                     "header": header}
-        for row in records:
-            day, values = plausible.parse_row(spec, row.values, name, row.line, today)
-            run.days.add(day.isoformat())
-            batch.append((day, *values))
-            position.update(offset=row.end, line=row.line)
-            if len(batch) >= run.limits.batch_rows:
-                run.commit(spec.table, ("date", *spec.columns), batch, position, done_before + row.end, total)
-                batch = []
+        with records:
+            plausible.check_header(spec, header, name)
+            for row in records:
+                day, values = plausible.parse_row(spec, row.values, name, row.line, today)
+                run.days.add(day.isoformat())
+                batch.append((day, *values))
+                position.update(offset=row.end, line=row.line)
+                if len(batch) >= run.limits.batch_rows:
+                    run.commit(spec.table, ("date", *spec.columns), batch, position, done_before + row.end, total)
+                    batch = []
         done_before += entry.size
         run.commit(spec.table, ("date", *spec.columns), batch, {"entry": index + 1}, done_before, total)
 
@@ -145,23 +152,23 @@ def import_umami(run: Run) -> None:
         resume = run.cursor if run.cursor.get("entry") == index else {}
         header, records = read_csv(run.upload, entry, name, resume.get("offset", 0), resume.get("line", 1),
                                    resume.get("header"))
-        umami.check_header(header, name)
         batch: list[Sequence[Any]] = []
         position = {"entry": index, "offset": resume.get("offset", 0), "line": resume.get("line", 1),
                     "header": header}
-        for row in records:
-            parsed = umami.parse_row(row.values, name, row.line, now)
-            position.update(offset=row.end, line=row.line)
-            if parsed is not None:
-                moment, values = parsed
-                run.days.add(moment.astimezone(zone).date().isoformat())
-                batch.append(values)
-            if len(batch) >= run.limits.batch_rows:
-                run.commit("site_import_events", columns, batch, position, done_before + row.end, total,
-                           _FOLD_SHARE)
-                batch = []
+        with records:
+            umami.check_header(header, name)
+            for row in records:
+                parsed = umami.parse_row(row.values, name, row.line, now)
+                position.update(offset=row.end, line=row.line)
+                if parsed is not None:
+                    moment, values = parsed
+                    run.days.add(moment.astimezone(zone).date().isoformat())
+                    batch.append(values)
+                if len(batch) >= run.limits.batch_rows:
+                    run.commit(STAGING, columns, batch, position, done_before + row.end, total, _FOLD_SHARE)
+                    batch = []
         done_before += entry.size
-        run.commit("site_import_events", columns, batch, {"entry": index + 1}, done_before, total, _FOLD_SHARE)
+        run.commit(STAGING, columns, batch, {"entry": index + 1}, done_before, total, _FOLD_SHARE)
     with run.engine.begin() as conn:
         _hold(conn, run)
         for statement in umami.FOLD.split(";\n\n"):
@@ -247,7 +254,7 @@ def _complete(run: Run) -> None:
 def _fail(run: Run, exc: ImportRefused) -> None:
     with run.engine.begin() as conn:
         _hold(conn, run)
-        for table in (*IMPORTED_TABLES, "site_import_events"):
+        for table in (*IMPORTED_TABLES, STAGING):
             conn.execute(text(f"DELETE FROM {table} WHERE import_id = :id"),  # noqa: S608 - constants
                          {"id": run.import_id})
         conn.execute(text(

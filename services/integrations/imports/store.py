@@ -7,7 +7,6 @@ An import is created ``pending`` after its upload has been stored and its files'
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ def inspect(path: Path, source: str, display: str, limits: ImportSettings) -> No
         if source == "umami" and entry.name and not entry.name.lower().endswith(".csv"):
             raise ImportRefused("not a CSV file of Umami's export", file=name)
         header, records = read_csv(path, entry, display, 0, 1)
-        with contextlib.closing(records):
+        with records:
             if source == "plausible":
                 plausible.check_header(plausible.SPECS[plausible.table_of(name)], header, name)
             else:
