@@ -96,6 +96,27 @@ def store_file(source: Path, directory: Path, name: str, limit: int) -> Stored:
     return Stored(path, size, digest.hexdigest())
 
 
+def store_stream(source: IO[bytes], directory: Path, name: str, limit: int) -> Stored:
+    """Copy a byte stream (the CLI's standard input) into the imports directory, hashing it."""
+    path, digest, size = directory / name, hashlib.sha256(), 0
+    try:
+        with path.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the input is larger than the maximum of {limit} bytes "
+                                          "(BEACON_IMPORT_MAX_UPLOAD)")
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise ImportRefused("the input is empty")
+    return Stored(path, size, digest.hexdigest())
+
+
 @dataclass(frozen=True)
 class Entry:
     """A CSV to read: a zip entry or the upload itself."""
