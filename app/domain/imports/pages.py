@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post, put
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
 
 from app.core.errors import PayloadTooLarge, ServiceUnavailable, problem
@@ -19,7 +19,7 @@ from app.domain.webhooks.pages import managed_site
 
 SOURCES = (("plausible", "Plausible CE — CSV export (zip of imported_*.csv)"),
            ("umami", "Umami — data export (website events CSV, or its zip)"))
-FileName = Annotated[str, Parameter(query="name", min_length=1, max_length=300)]
+FileName = Annotated[str, QueryParameter(min_length=1, max_length=300)]
 
 
 class ImportsPageController(Controller):
@@ -43,7 +43,7 @@ class ImportsPageController(Controller):
         return Response(response.content, status_code=response.status_code, media_type="application/json")
 
     @put("/upload", request_max_body_size=None, media_type="application/json")
-    async def upload(self, request: Request[Any, Any, Any], domain: FromPath[str], source: ImportSource,
+    async def upload(self, request: Request[Any, Any, Any], domain: FromPath[str], source: FromQuery[ImportSource],
                      name: FileName) -> Response[Any]:
         """Stream the body to the integrations service, which stores and checks it: 201 with the import, or its
         problem (413 too large, 422 with file, line and column, 409 already imported)."""

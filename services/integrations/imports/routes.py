@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from litestar import Controller, Request, delete, get, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from app.core.errors import PayloadTooLarge
 from app.core.import_contracts import ImportSource, SiteImport
@@ -26,8 +26,8 @@ def provide_resources(request: Request[Any, Any, Any]) -> Resources:
 
 
 ResourcesDep = NamedDependency[Resources]
-FileName = Annotated[str, Parameter(query="name", min_length=1, max_length=300)]
-UserId = Annotated[int | None, Parameter(query="user", ge=1, required=False)]
+FileName = Annotated[str, QueryParameter(min_length=1, max_length=300)]
+UserId = Annotated[int | None, QueryParameter(ge=1, required=False)]
 
 
 class ImportsController(Controller):
@@ -37,7 +37,7 @@ class ImportsController(Controller):
 
     @put("/", status_code=201, request_max_body_size=None)
     async def upload(self, request: Request[Any, Any, Any], resources: ResourcesDep, site_id: PathId,
-                     source: ImportSource, name: FileName, user: UserId = None) -> SiteImport:
+                     source: FromQuery[ImportSource], name: FileName, user: UserId = None) -> SiteImport:
         """Stream the request body to the imports directory (up to ``BEACON_IMPORT_MAX_UPLOAD``), check its files'
         names and headers, and create the pending import. 413 over the maximum, 422 for a file that cannot be
         imported (naming file, line and column), 409 for a file already imported into the site."""
