@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_restore)
 
     _add_analytics_and_compute(sub)
-    _add_import_parser(sub)
+    _add_import_parser(sub)  # returns the `beacon import` sub-parsers: sources with other arguments add theirs
 
     _add_reports_parser(sub)
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
