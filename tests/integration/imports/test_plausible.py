@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,17 @@ def test_orphaned_uploads_are_purged_after_a_day(imports: Imports, site: Site, t
     assert ["upload-orphan"] == store.purge_orphans(imports.engine, directory)
     assert (True, False, True) == (kept.exists(), orphan.exists(), fresh.exists())
     fresh.unlink()
+
+
+def test_archivers_own_entries_are_skipped(imports: Imports, site: Site, tmp_path: Path) -> None:
+    """A zip made by macOS's Finder (with __MACOSX/ and .DS_Store entries) imports its CSV files."""
+    export = plausible_export(days=4)
+    path = export.zip(tmp_path / "export.zip")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(f"__MACOSX/._{export.name('imported_visitors')}", b"\x00\x05\x16\x07")
+        archive.writestr(".DS_Store", b"\x00\x00\x00\x01Bud1")
+    import_id = start(imports, site, path)
+
+    assert "completed" == job.run_import(imports.engine, imports.settings.imports, import_id)
+    assert export.sums["imported_visitors"] == sums(imports, "imported_visitors",
+                                                    list(export.sums["imported_visitors"]), import_id)
