@@ -1,4 +1,4 @@
-"""The integrations models describe exactly what migration 0009 creates."""
+"""The integrations models describe exactly what migrations 0009 and 0011 create."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from services.integrations import models
 from tests.integration.integrations.conftest import Stack
 
 TABLES = {"webhook_endpoints", "webhook_deliveries", "webhook_attempts", "webhook_site_cursors", "alert_rules",
-          "alert_firings", "report_subscriptions", "emails"}
+          "alert_firings", "report_subscriptions", "emails", "site_imports",
+          "site_import_events", *models.IMPORTED_TABLES}
 
 
 def test_models_match_the_migration(stack: Stack) -> None:
