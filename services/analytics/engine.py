@@ -78,6 +78,11 @@ VISIT_COLUMNS: dict[str, tuple[str, str | None]] = {
     "visit:os_version": ("os_version", NOT_SET),
     "visit:country": ("country", None),
 }
+KEEPING_EMPTY = {f"{name}+empty": (column, "") for name, (column, empty) in VISIT_COLUMNS.items()
+                 if name.startswith("visit:utm_")}
+"""Internal variants of the UTM dimensions that keep visits without the value in a group of their own (the CSV
+export's sources rows); never accepted from a client (the query parser knows only Plausible's names)."""
+VISIT_COLUMNS.update(KEEPING_EMPTY)
 EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:name": "name"}
 UNAVAILABLE = {"visit:region", "visit:city", "visit:region_name", "visit:city_name", "visit:country_name"}
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
