@@ -210,6 +210,57 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Store an export, create its import and (unless ``--no-wait``) follow the worker's progress with a bar."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from sqlalchemy import text
+
+    from app.core.db import make_engine
+    from services.integrations.imports import store
+    from services.integrations.imports.files import imports_dir, store_file, store_stream
+
+    engine = make_engine(settings.database, application_name="beacon-cli")
+    limits = settings.imports
+    try:
+        with engine.connect() as conn:
+            site_id = conn.execute(text("SELECT id FROM sites WHERE domain = :d"), {"d": args.site.lower()}).scalar()
+        if site_id is None:
+            raise CliError(f"--site: no site {args.site!r}")
+        directory, name = imports_dir(settings.paths.state_dir), store.upload_name()
+        if str(args.file) == "-":
+            stored, display = store_stream(sys.stdin.buffer, directory, name, limits.max_upload), "stdin"
+        else:
+            stored, display = store_file(args.file, directory, name, limits.max_upload), args.file.name
+        import_id = store.create_import(engine, int(site_id), args.source, stored, display, limits,
+                                        label=args.label or "")
+        print(f"import {import_id} of {display} into {args.site} created; a worker runs it")
+        if args.no_wait:
+            return 0
+        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                   TextColumn("{task.fields[rows]} rows · {task.fields[days]} days"), TimeElapsedColumn())
+        with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as progress:
+            task = progress.add_task(f"{args.source} → {args.site}", total=100, rows=0, days=0)
+            waiting_since = time.monotonic()
+            while True:
+                state = store.read_import(engine, import_id)
+                progress.update(task, completed=state.percent, rows=state.rows, days=state.days)
+                if state.status in ("completed", "failed"):
+                    break
+                if state.status == "pending" and time.monotonic() - waiting_since > 30:
+                    progress.console.print("still waiting for a worker: are the worker and scheduler running?")
+                    waiting_since = time.monotonic()
+                time.sleep(0.5)
+        if state.status == "failed":
+            raise CliError(f"import {import_id} failed: {state.error}")
+        print(f"import {import_id} completed: {state.rows} rows, {state.days} days "
+              f"({state.start_date} to {state.end_date})")
+        return 0
+    finally:
+        engine.dispose()
+
+
 def _merge_stderr() -> None:
     """Long-running processes: send stderr where stdout goes, so a crash lands in the watcher's one log."""
     if not os.isatty(1):
@@ -341,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_restore)
 
     _add_analytics_and_compute(sub)
+    _add_import_parser(sub)
 
     _add_reports_parser(sub)
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
@@ -353,6 +405,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_scheduler)
 
     return parser
+
+
+IMPORT_FILES = {
+    "plausible": "a Plausible CE CSV export: the zip of imported_*.csv files (or one of them)",
+    "umami": "an Umami data export: the CSV of website events, or a zip of it",
+}
+"""``beacon import <source>`` taking a file; sources with other arguments (GA4) add their own parser."""
+
+
+def _add_import_parser(sub: argparse._SubParsersAction[Parser]) -> argparse._SubParsersAction[Parser]:
+    """``beacon import plausible|umami --site DOMAIN FILE``; returns the sub-parsers for more sources."""
+    imports = sub.add_parser("import", help="import a site's history from another analytics tool").add_subparsers(
+        dest="source", metavar="SOURCE", parser_class=Parser, required=True)
+    for source, what in IMPORT_FILES.items():
+        p = imports.add_parser(source, help=f"import {what}")
+        p.add_argument("--site", required=True, metavar="DOMAIN", help="the Beacon site to import into")
+        p.add_argument("file", type=Path, metavar="FILE",
+                       help="the export; '-' reads standard input (when the beacon user cannot read the file)")
+        p.add_argument("--label", help="a note shown with the import")
+        p.add_argument("--no-wait", action="store_true", help="create the import and return; do not follow it")
+        p.set_defaults(func=cmd_import)
+    return imports
 
 
 def _add_analytics_and_compute(sub: argparse._SubParsersAction[Parser]) -> None:

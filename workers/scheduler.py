@@ -57,6 +57,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.actors.ingest import ensure_partitions
     from workers.actors.integrations import (
         coalesce_goals,
+        dispatch_imports,
         dispatch_webhooks,
         evaluate_alerts,
         evaluate_anomaly_alerts,
@@ -72,6 +73,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("ensure_partitions", 6 * 3600.0, ensure_partitions.send),
         Periodic("refresh_rollups", 600.0, refresh_all_rollups.send),
         Periodic("dispatch_webhooks", 1.0, dispatch_webhooks.send),
+        Periodic("dispatch_imports", 2.0, dispatch_imports.send),
         Periodic("send_emails", 5.0, send_emails.send),
         Periodic("purge_webhook_log", 86400.0, purge_webhook_log.send),
         Periodic("coalesce_goals", settings.integrations.goal_interval, coalesce_goals.send),

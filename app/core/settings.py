@@ -193,6 +193,38 @@ class IntegrationsSettings:
 
 
 @dataclass(frozen=True)
+class ImportSettings:
+    max_upload: int = 2 * 1024**3
+    """Bytes an uploaded export may have at most (``BEACON_IMPORT_MAX_UPLOAD``); a larger one is refused."""
+    max_entries: int = 64
+    """Entries a zip may have at most (``BEACON_IMPORT_MAX_ENTRIES``)."""
+    max_entry_size: int = 8 * 1024**3
+    """Uncompressed bytes of one zip entry at most (``BEACON_IMPORT_MAX_ENTRY_SIZE``)."""
+    max_ratio: int = 200
+    """Largest uncompressed/compressed ratio of a zip entry (``BEACON_IMPORT_MAX_RATIO``): a zip bomb's is
+    in the thousands, CSV compresses 5-20 times."""
+    batch_rows: int = 5000
+    """Rows written per transaction; the cursor advances with each (``BEACON_IMPORT_BATCH_ROWS``)."""
+    lease: float = 120.0
+    """Seconds a job owns an import between two batches; an import whose job died is resumed after this
+    (``BEACON_IMPORT_LEASE``)."""
+
+
+def import_settings(env: Mapping[str, str]) -> ImportSettings:
+    """``BEACON_IMPORT_<FIELD>`` for each field of :class:`ImportSettings`; each must be positive."""
+    values: dict[str, Any] = {}
+    for name, default in vars(ImportSettings()).items():
+        variable, raw = f"BEACON_IMPORT_{name.upper()}", env.get(f"BEACON_IMPORT_{name.upper()}", "").strip()
+        try:
+            values[name] = type(default)(raw) if raw else default
+        except ValueError:
+            raise ConfigError(f"{variable} must be a {type(default).__name__}, got {raw!r}") from None
+        if values[name] <= 0:
+            raise ConfigError(f"{variable} must be positive")
+    return ImportSettings(**values)
+
+
+@dataclass(frozen=True)
 class PathSettings:
     home: Path
     """The code directory (Circus working_dir)."""
@@ -224,6 +256,7 @@ class Settings:
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     integrations: IntegrationsSettings = field(default_factory=IntegrationsSettings)
+    imports: ImportSettings = field(default_factory=ImportSettings)
     log_level: str = "INFO"
     """Minimum level of log records."""
 
@@ -454,6 +487,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         ingest=ingest_settings(),
         integrations=integrations_settings(env),
+        imports=import_settings(env),
         log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),
     )
 

@@ -1,4 +1,4 @@
-"""Integrations jobs: send the webhook and mail outboxes, purge the delivery log.
+"""Integrations jobs: send the webhook and mail outboxes, purge the delivery log, run imports.
 
 The outboxes are PostgreSQL rows; these messages only point at them. ``dispatch_webhooks`` runs every second
 (the scheduler enqueues it), leases the due deliveries and sends one ``deliver_webhook`` message per lease, so
@@ -10,6 +10,9 @@ from __future__ import annotations
 import dramatiq
 
 from services.integrations import alerts, delivery, facts, mail, reports
+from services.integrations.imports import job as imports_job
+from services.integrations.imports import store as imports_store
+from services.integrations.imports.files import ImportRefused
 from workers.context import context
 
 
@@ -72,3 +75,19 @@ def evaluate_anomaly_alerts() -> None:
     service (no detector state is kept here); the scheduler runs it every hour."""
     ctx = context()
     alerts.evaluate_anomalies(ctx.engine, ctx.settings)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=30_000, max_age=30_000)
+def dispatch_imports() -> None:
+    """Send the job of every import that needs one (new, its message lost, or its worker killed)."""
+    ctx = context()
+    for import_id in imports_store.dispatch(ctx.engine, ctx.settings.imports):
+        run_import.send(import_id)
+
+
+@dramatiq.actor(queue_name="imports", max_retries=3, time_limit=6 * 3_600_000, throws=(ImportRefused,))
+def run_import(import_id: int) -> None:
+    """Run or resume one import from its cursor; safe to run twice (a second job finds it leased or done).
+    A refusal fails the import with its reason and is not retried; other errors are, from the cursor."""
+    ctx = context()
+    imports_job.run_import(ctx.engine, ctx.settings.imports, import_id)

@@ -1,0 +1,279 @@
+"""Uploads on disk and the streaming readers every importer uses.
+
+A CSV is read line by line from a byte offset (the cursor), decoded strictly as UTF-8, never held whole in
+memory; a zip is read entry by entry after its directory has been checked against the limits on entries,
+sizes and compression ratio (a zip bomb is refused before a byte is inflated).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import os
+import zipfile
+from collections.abc import AsyncIterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from app.core.errors import ClientError, PayloadTooLarge
+from app.core.settings import ImportSettings
+
+
+class ImportRefused(ClientError):
+    """The upload cannot be imported; ``file``, ``line`` (1-based, the header is line 1) and ``column`` (a
+    column name, or a character position for an encoding error) say where, when known."""
+
+    status_code = 422
+    title = "Unprocessable import"
+
+    def __init__(self, message: str, *, file: str = "", line: int | None = None, column: str | None = None) -> None:
+        where = ", ".join(part for part in (file, f"line {line}" if line else "",
+                                            f"column {column}" if column else "") if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.message, self.file, self.line, self.column = message, file, line, column
+
+    def location(self) -> dict[str, str | int | None]:
+        return {"file": self.file, "line": self.line, "column": self.column}
+
+
+@dataclass(frozen=True)
+class Stored:
+    path: Path
+    size: int
+    checksum: str
+    """SHA-256, hex."""
+
+
+def imports_dir(state_dir: Path) -> Path:
+    path = state_dir / "imports"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+async def store_upload(chunks: AsyncIterable[bytes], directory: Path, name: str, limit: int) -> Stored:
+    """Write an upload's chunks to ``directory/name`` as they arrive, hashing them.
+
+    Raises:
+        PayloadTooLarge: past ``limit`` bytes (the partial file is removed).
+    """
+    path, digest, size = directory / name, hashlib.sha256(), 0
+    try:
+        with path.open("wb") as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the file is larger than the maximum of {limit} bytes "
+                                          "(BEACON_IMPORT_MAX_UPLOAD)")
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise ImportRefused("the file is empty")
+    return Stored(path, size, digest.hexdigest())
+
+
+def store_file(source: Path, directory: Path, name: str, limit: int) -> Stored:
+    """Copy a local file (the CLI's argument) into the imports directory, hashing it, in 1 MiB chunks."""
+    if not source.is_file():
+        raise ImportRefused("no such file", file=str(source))
+    if source.stat().st_size > limit:
+        raise PayloadTooLarge(f"{source}: the file is larger than the maximum of {limit} bytes "
+                              "(BEACON_IMPORT_MAX_UPLOAD)")
+    path, digest, size = directory / name, hashlib.sha256(), 0
+    with source.open("rb") as src, path.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise ImportRefused("the file is empty", file=source.name)
+    return Stored(path, size, digest.hexdigest())
+
+
+def store_stream(source: IO[bytes], directory: Path, name: str, limit: int) -> Stored:
+    """Copy a byte stream (the CLI's standard input) into the imports directory, hashing it."""
+    path, digest, size = directory / name, hashlib.sha256(), 0
+    try:
+        with path.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the input is larger than the maximum of {limit} bytes "
+                                          "(BEACON_IMPORT_MAX_UPLOAD)")
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        path.unlink(missing_ok=True)
+        raise ImportRefused("the input is empty")
+    return Stored(path, size, digest.hexdigest())
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A CSV to read: a zip entry or the upload itself."""
+
+    name: str
+    size: int
+    """Uncompressed bytes."""
+
+
+def entries(path: Path, display: str, limits: ImportSettings) -> list[Entry]:
+    """The CSV files of an upload, in name order; a zip's directory is checked against the limits first.
+
+    Raises:
+        ImportRefused: not a zip or a CSV, too many entries, an entry too large or compressed too well.
+    """
+    with path.open("rb") as head:
+        magic = head.read(4)
+    if magic != b"PK\x03\x04":
+        if magic.startswith(b"PK"):
+            raise ImportRefused("the zip archive is damaged or empty", file=display)
+        return [Entry("", path.stat().st_size)]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ImportRefused(f"the zip archive is damaged ({exc})", file=display) from None
+    if len(infos) > limits.max_entries:
+        raise ImportRefused(f"the zip has {len(infos)} entries, more than the maximum of {limits.max_entries}",
+                            file=display)
+    found: list[Entry] = []
+    for info in infos:
+        if info.file_size > limits.max_entry_size:
+            raise ImportRefused(f"the entry is {info.file_size} bytes uncompressed, more than the maximum of "
+                                f"{limits.max_entry_size}", file=info.filename)
+        if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise ImportRefused(f"the entry expands {info.file_size // max(info.compress_size, 1)} times, more "
+                                f"than the maximum ratio of {limits.max_ratio} (a zip bomb?)", file=info.filename)
+        if info.flag_bits & 0x1:
+            raise ImportRefused("the entry is encrypted", file=info.filename)
+        found.append(Entry(info.filename, info.file_size))
+    if not found:
+        raise ImportRefused("the zip archive has no files", file=display)
+    return sorted(found, key=lambda entry: entry.name)
+
+
+class _Bounded:
+    """Reads at most ``limit`` bytes from a stream, then refuses: a zip entry may lie about its size."""
+
+    def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
+        self.raw, self.left, self.name = raw, limit, name
+
+    def readline(self) -> bytes:
+        line = self.raw.readline(self.left + 1)
+        self.left -= len(line)
+        if self.left < 0:
+            raise ImportRefused("the entry is larger than its zip directory says (a zip bomb?)", file=self.name)
+        return line
+
+
+@dataclass
+class Row:
+    line: int
+    """Line number of the record's first line (the header is line 1)."""
+    end: int
+    """Byte offset just after the record: where to resume."""
+    values: dict[str, str]
+
+
+class _Lines:
+    """The lines of a byte stream decoded strictly as UTF-8, counting lines and bytes consumed."""
+
+    def __init__(self, stream: _Bounded, name: str) -> None:
+        self.stream, self.name, self.offset, self.line = stream, name, 0, 0
+
+    def __iter__(self) -> Iterator[str]:
+        while chunk := self.stream.readline():
+            self.line += 1
+            self.offset += len(chunk)
+            try:
+                yield chunk.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                text = chunk[:exc.start].decode("utf-8", "replace")
+                raise ImportRefused("the file is not UTF-8 text", file=self.name, line=self.line,
+                                    column=f"{len(text) + 1} (byte {exc.start + 1})") from None
+
+    def skip(self, to: int, line: int) -> None:
+        """Move to byte ``to`` (a record boundary read before), which is line ``line``."""
+        while self.offset < to:
+            chunk = self.stream.readline()
+            if not chunk:
+                raise ImportRefused("the file changed since the import began", file=self.name)
+            self.offset += len(chunk)
+        self.line = line
+
+
+class Records:
+    """The records of one CSV as :class:`Row` objects; a context manager that closes the file."""
+
+    def __init__(self, reader: Iterator[list[str]], lines: _Lines, columns: list[str], name: str,
+                 stack: contextlib.ExitStack) -> None:
+        self.reader, self.lines, self.columns, self.name, self.stack = reader, lines, columns, name, stack
+
+    def __enter__(self) -> Records:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def __iter__(self) -> Iterator[Row]:
+        name, columns = self.name, self.columns
+        while True:
+            start = self.lines.line + 1
+            try:
+                fields = next(self.reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise ImportRefused(f"not valid CSV ({exc})", file=name, line=start) from None
+            if not fields:
+                continue
+            if len(fields) != len(columns):
+                raise ImportRefused(f"{len(fields)} fields where the header has {len(columns)}", file=name,
+                                    line=start)
+            yield Row(start, self.lines.offset, dict(zip(columns, fields, strict=True)))
+
+
+def read_csv(path: Path, entry: Entry, display: str, offset: int, first_line: int,
+             header: list[str] | None = None) -> tuple[list[str], Records]:
+    """The header and the records of ``entry`` from byte ``offset`` on (``0``: after reading the header).
+
+    ``first_line`` is the line number at ``offset`` when resuming, ``header`` the header read then. Records
+    are dicts by column name; a record with a different number of fields than the header is refused. Use the
+    records as a context manager: leaving it closes the file.
+    """
+    name = entry.name or display
+    stack = contextlib.ExitStack()
+    archive = stack.enter_context(zipfile.ZipFile(path)) if entry.name else None
+    raw: IO[bytes] = stack.enter_context(archive.open(entry.name) if archive else path.open("rb"))
+    lines = _Lines(_Bounded(raw, entry.size, name), name)
+    reader = csv.reader(lines, strict=True)
+    try:
+        if header is None or offset == 0:
+            try:
+                header = [column.strip().lstrip("\ufeff") for column in next(reader)]
+            except StopIteration:
+                raise ImportRefused("the file is empty", file=name, line=1) from None
+            except csv.Error as exc:
+                raise ImportRefused(f"the header is not valid CSV ({exc})", file=name, line=1) from None
+        else:
+            lines.skip(offset, first_line)
+    except BaseException:
+        stack.close()
+        raise
+    return header, Records(reader, lines, header, name, stack)
+
+
+def remove(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
