@@ -66,6 +66,10 @@ class GA4Error(Exception):
     """The GA4 import cannot go on; the message says why in words (shown on the import's page)."""
 
 
+class GA4Unavailable(GA4Error):
+    """Google kept answering 429 (quota) or 5xx, or could not be reached, through every retry."""
+
+
 class _Retryable(Exception):
     """A 429 or 5xx answer (or a lost connection): worth another try after a pause."""
 
@@ -172,7 +176,7 @@ class Client:
                     return response
         except _Retryable:
             pass
-        raise GA4Error(f"{last}; gave up after {self.attempts} attempts, the import can be resumed later")
+        raise GA4Unavailable(f"{last}; gave up after {self.attempts} attempts")
 
     def run_report(self, report: Report, first: date, last: date, offset: int, limit: int = PAGE_SIZE
                    ) -> tuple[list[dict[str, str]], int]:
