@@ -1,0 +1,182 @@
+"""The imports page over HTTP (api → integrations service → worker): who may use it, an upload streamed
+through, its refusals, its progress and its deletion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from app.core.settings import load_settings
+from app.devstack import stop_processes, wait_for_port
+from app.domain.accounts.session import new_session
+from tests.integration.imports.conftest import Imports, Site
+from tests.integration.imports.exports import pages_csv, plausible_export
+
+BEACON = str(Path(sys.prefix) / "bin" / "beacon")
+MAX_UPLOAD = 3 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def api(imports: Imports) -> Iterator[str]:
+    """api, integrations, a worker and the scheduler on the imports database; uploads up to 3 MiB."""
+    environment = {**imports.environment, "BEACON_IMPORT_MAX_UPLOAD": str(MAX_UPLOAD)}
+    settings = load_settings(environment)
+    log = Path(os.environ.get("BEACON_TEST_LOG_DIR") or imports.state) / "imports-pages.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = []
+    with log.open("ab") as out:
+        for args in (("serve", "api"), ("serve", "integrations"), ("worker",), ("scheduler",)):
+            started.append(subprocess.Popen([BEACON, *args], env={**os.environ, **environment}, stdout=out,
+                                            stderr=out))
+    try:
+        for name in ("api", "integrations"):
+            wait_for_port(settings.server.ports[name], 120)
+        yield f"http://127.0.0.1:{settings.server.ports['api']}"
+    finally:
+        stop_processes(started, 20)
+
+
+def member(imports: Imports, site: Site, role: str) -> int:
+    user = imports.sql("INSERT INTO users (email, password_hash) VALUES (:e, 'x') RETURNING id",
+                       e=f"{role}-{secrets.token_hex(3)}@imports.example")[0][0]
+    if role != "stranger":
+        imports.sql("INSERT INTO memberships (site_id, user_id, role) VALUES (:s, :u, :r)", s=site.id, u=user, r=role)
+    return int(user)
+
+
+def browser(imports: Imports, api: str, user_id: int | None) -> httpx.Client:
+    client = httpx.Client(base_url=api, timeout=30, headers={"Accept": "text/html"})
+    if user_id is not None:
+        session_id = secrets.token_hex(32)
+        with redis.Redis.from_url(imports.settings.redis.url) as store:
+            store.set(f"{imports.settings.redis.key_prefix}sessions:{session_id}",
+                      json.dumps(new_session(user_id, 0)), ex=600)
+        client.cookies.set("beacon_session", session_id)
+    return client
+
+
+def csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert found is not None, page.text[:500]
+    return found.group(1)
+
+
+def upload(client: httpx.Client, domain: str, token: str, body: bytes, name: str = "export.zip",
+           source: str = "plausible") -> httpx.Response:
+    return client.put(f"/sites/{domain}/imports/upload", params={"source": source, "name": name}, content=body,
+                      headers={"X-CSRFToken": token, "Content-Type": "application/octet-stream"})
+
+
+def wait_for_status(imports: Imports, import_id: int, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = imports.sql("SELECT status, rows_done, days_done FROM site_imports WHERE id = :id", id=import_id)
+        if row and row[0][0] in ("completed", "failed"):
+            return row[0]
+        time.sleep(0.2)
+    raise AssertionError("the import did not end")
+
+
+@pytest.mark.parametrize(("role", "page", "put"), [
+    pytest.param("owner", 200, 201, id="owner"),
+    pytest.param("admin", 200, 201, id="admin"),
+    pytest.param("viewer", 403, 403, id="viewer"),
+    pytest.param("stranger", 404, 404, id="not-a-member"),
+])
+def test_who_may_import(imports: Imports, site: Site, api: str, tmp_path: Path, role: str, page: int,
+                        put: int) -> None:
+    """Owners and admins may import; a viewer is forbidden and a non-member finds no site; nothing is created."""
+    user = site.owner if role == "owner" else member(imports, site, role)
+    body = plausible_export(days=3).zip(tmp_path / "e.zip").read_bytes()
+    with browser(imports, api, user) as client:
+        shown = client.get(f"/sites/{site.domain}/imports")
+        assert page == shown.status_code, shown.text[-2500:]
+        token = csrf(client.get("/account"))
+        answer = upload(client, site.domain, token, body)
+
+    assert put == answer.status_code, answer.text[:300]
+    assert (1 if put == 201 else 0) == imports.sql("SELECT count(*) FROM site_imports")[0][0]
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(imports: Imports, site: Site, api: str) -> None:
+    """Without a session the page redirects to the sign-in page and an upload is refused."""
+    with browser(imports, api, None) as client:
+        assert client.get(f"/sites/{site.domain}/imports").status_code in (302, 303, 401)
+        assert upload(client, site.domain, "x", b"PK").status_code in (401, 403)
+
+
+def test_upload_runs_shows_progress_and_deletes(imports: Imports, site: Site, api: str, tmp_path: Path) -> None:
+    """An upload is imported by the worker, listed with its rows and days, and its deletion removes its rows."""
+    export = plausible_export(days=30)
+    with browser(imports, api, site.owner) as client:
+        page = client.get(f"/sites/{site.domain}/imports")
+        assert "Nothing imported yet." in page.text
+        answer = upload(client, site.domain, csrf(page), export.zip(tmp_path / "e.zip").read_bytes(), "e.zip")
+        assert 201 == answer.status_code, answer.text
+        created = answer.json()
+        assert ("plausible", "e.zip") == (created["source"], created["upload_name"])
+
+        assert ("completed", sum(export.rows.values()), 30) == tuple(wait_for_status(imports, created["id"]))
+        listed = client.get(f"/sites/{site.domain}/imports/list").json()
+        assert [(created["id"], "completed", 100.0, export.first.isoformat())] == [
+            (i["id"], i["status"], i["percent"], i["start_date"]) for i in listed]
+        page = client.get(f"/sites/{site.domain}/imports")
+        assert f"{export.first} to {export.last}" in page.text
+
+        deleted = client.post(f"/sites/{site.domain}/imports/{created['id']}/delete",
+                              data={"_csrf_token": csrf(page)})
+        assert 303 == deleted.status_code
+    assert [(0, 0)] == imports.sql("SELECT (SELECT count(*) FROM site_imports), "
+                                   "(SELECT count(*) FROM imported_visitors)")
+
+
+@pytest.mark.parametrize(("body", "status", "detail"), [
+    pytest.param(b"date,visitors\n2024-01-01,1\n", 422,
+                 "imported_visitors_20240101_20240102.csv, line 1, column pageviews: missing columns", id="header"),
+    pytest.param(b"x" * (MAX_UPLOAD + 1), 413, "larger than the maximum", id="too-large"),
+])
+def test_upload_refusals(imports: Imports, site: Site, api: str, body: bytes, status: int, detail: str) -> None:
+    """A bad file is answered with its reason (file, line, column) and creates nothing."""
+    uploads = imports.settings.paths.state_dir / "imports"
+    before = set(uploads.glob("upload-*"))
+    with browser(imports, api, site.owner) as client:
+        token = csrf(client.get(f"/sites/{site.domain}/imports"))
+        answer = upload(client, site.domain, token, body, "imported_visitors_20240101_20240102.csv")
+
+    assert status == answer.status_code, answer.text[:300]
+    assert detail in answer.json()["detail"]
+    assert 0 == imports.sql("SELECT count(*) FROM site_imports")[0][0]
+    assert before == set(uploads.glob("upload-*"))  # the refused upload was removed
+
+
+def test_upload_without_the_csrf_token_is_refused(imports: Imports, site: Site, api: str) -> None:
+    """A cross-site PUT without the token gets 403."""
+    with browser(imports, api, site.owner) as client:
+        answer = upload(client, site.domain, "forged", b"date\n")
+    assert 403 == answer.status_code
+
+
+def test_a_large_csv_streams_through(imports: Imports, site: Site, api: str) -> None:
+    """A 1 MiB-plus CSV (past the services' 64 KiB JSON limit) reaches the service whole and is imported."""
+    body, pageviews = pages_csv(30_000, dt.datetime.now(dt.UTC).date() - dt.timedelta(days=40))
+    assert len(body) > 1024 * 1024
+    with browser(imports, api, site.owner) as client:
+        token = csrf(client.get(f"/sites/{site.domain}/imports"))
+        answer = upload(client, site.domain, token, body.encode(), "imported_pages_20240101_20240201.csv")
+    assert 201 == answer.status_code, answer.text
+
+    assert "completed" == wait_for_status(imports, answer.json()["id"], 120)[0]
+    assert [(30_000, pageviews)] == imports.sql("SELECT count(*), sum(pageviews) FROM imported_pages")
