@@ -1,6 +1,7 @@
-"""Export a site's stats in Plausible's CSV export format: ``GET /api/v1/sites/{domain}/export``.
+"""Export a site's stats in Plausible's CSV export format: ``GET /api/v1/sites/{domain}/export`` (an API key of
+scope ``stats:read`` on a site the key's user can see, else "not found") and the **Export** button of the site's
+imports page (``GET /sites/{domain}/export``, owners and admins, signed in).
 
-Authenticated with an API key of scope ``stats:read`` on a site the key's user can see (else "not found").
 The analytics service builds the zip (``services/analytics/export.py``); the api passes its bytes on as they
 come, so the zip is never whole in memory here.
 """
@@ -20,6 +21,7 @@ from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS
 from app.core.openapi import BEARER, plausible_responses
 from app.core.resources import Resources
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_site
+from app.domain.webhooks.pages import managed_site
 
 Principal = NamedDependency[ApiPrincipal]
 DateRange = Annotated[str, QueryParameter(
@@ -58,4 +60,16 @@ class ExportApiController(Controller):
                      date_range: DateRange = "all") -> Stream:
         """A zip of ``imported_*.csv`` files (one row per local day and group), which Plausible and Beacon import."""
         site = await principal_site(request, principal, domain)
+        return await export_stream(request.app.state.resources, site.id, date_range)
+
+
+class ExportPageController(Controller):
+    path = "/sites/{domain:str}/export"
+    include_in_schema = False
+
+    @get("/", media_type="application/zip")
+    async def download(self, request: Request[Any, Any, Any], domain: FromPath[str],
+                       date_range: DateRange = "all") -> Stream:
+        """The site settings' export button: the same zip as the API's, for a signed-in owner or admin."""
+        _, site, _ = await managed_site(request, domain)
         return await export_stream(request.app.state.resources, site.id, date_range)

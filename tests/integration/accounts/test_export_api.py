@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.integration.accounts.conftest import Servers, World
+from tests.integration.accounts.conftest import Servers, World, signed_in
 from tests.integration.conftest import run_beacon
 
 
@@ -57,3 +57,14 @@ def test_export_refusals(servers: Servers, key: str, domain: str, params: dict[s
     response = get(servers, domain, key if with_key else None, **params)
     assert status == response.status_code, response.text
     assert "error" in response.json()
+
+
+def test_settings_export_button_for_owners(servers: Servers, world: World, key: str) -> None:
+    """The imports page's export: the owner gets the zip; a site the user does not administer is not found."""
+    with signed_in(servers, world, world.users["owner@example.com"]) as owner:
+        mine = owner.get("/sites/export.example/export", params={"date_range": "2026-03-01,2026-03-31"})
+        theirs = owner.get("/sites/hidden.example/export")
+    assert 200 == mine.status_code, mine.text
+    with zipfile.ZipFile(io.BytesIO(mine.content)) as archive:
+        assert 10 == len(archive.namelist())
+    assert 404 == theirs.status_code
