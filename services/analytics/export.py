@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import engine
@@ -31,6 +32,8 @@ from services.analytics.engine import DIRECT, NOT_SET
 from services.analytics.query import Condition, Query, local_days
 
 EVERYTHING = 2**31 - 1
+STATEMENT_TIMEOUT = "10min"
+"""Longest one file's statement may run (the session's default is the database's 30 s)."""
 _EMPTY_LABELS = {DIRECT, NOT_SET}
 
 
@@ -134,18 +137,21 @@ async def stream(session: AsyncSession, site_id: int, domain: str, tz: str, firs
     One statement per file; each file's rows are written to the zip as they are read and the zip's bytes
     are handed on after every file.
     """
+    # One file's statement reads the whole range's events (with their visits): far longer than a dashboard
+    # query's budget for a large site. Bounded like the api's wait for the export (10 minutes per statement).
+    await session.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for table in tables:
             query = _query(table, domain, first, last, tz)
             result = await engine.run(session, query, site_id, "table")
             with archive.open(file_name(table.name, first, last), "w") as raw:
-                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-                writer = csv.writer(text, lineterminator="\n")
+                wrapper = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                writer = csv.writer(wrapper, lineterminator="\n")
                 writer.writerow(["date", *(column for column, _ in table.columns)])
                 for row in result.rows:
                     writer.writerow([row["dimensions"][0], *(_cell(source, row, query) for _, source in table.columns)])
-                text.flush()
-                text.detach()
+                wrapper.flush()
+                wrapper.detach()
             yield sink.take()
     yield sink.take()
