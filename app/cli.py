@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_restore)
 
     _add_analytics_and_compute(sub)
-    _add_ga4_parser(_add_import_parser(sub))
+    _add_ga4_parser(_add_import_parser(sub))  # ga4 takes other arguments than a file
 
     _add_reports_parser(sub)
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")

@@ -12,7 +12,7 @@ import dramatiq
 from services.integrations import alerts, delivery, facts, mail, reports
 from services.integrations.imports import job as imports_job
 from services.integrations.imports import store as imports_store
-from services.integrations.imports.files import ImportRefused
+from services.integrations.imports.files import ImportRefused, imports_dir
 from workers.context import context
 
 
@@ -91,3 +91,10 @@ def run_import(import_id: int) -> None:
     A refusal fails the import with its reason and is not retried; other errors are, from the cursor."""
     ctx = context()
     imports_job.run_import(ctx.engine, ctx.settings.imports, import_id)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=3, time_limit=300_000, max_age=3_600_000)
+def purge_import_uploads() -> None:
+    """Remove uploaded exports that no import points at any more (a day after they were written)."""
+    ctx = context()
+    imports_store.purge_orphans(ctx.engine, imports_dir(ctx.settings.paths.state_dir))

@@ -140,7 +140,9 @@ def entries(path: Path, display: str, limits: ImportSettings) -> list[Entry]:
         return [Entry("", path.stat().st_size)]
     try:
         with zipfile.ZipFile(path) as archive:
-            infos = [info for info in archive.infolist() if not info.is_dir()]
+            # Archivers' own entries (macOS's __MACOSX/ resource forks, dot files) are not the user's data.
+            infos = [info for info in archive.infolist() if not info.is_dir() and not any(
+                part.startswith(".") or part == "__MACOSX" for part in info.filename.split("/"))]
     except (zipfile.BadZipFile, OSError) as exc:
         raise ImportRefused(f"the zip archive is damaged ({exc})", file=display) from None
     if len(infos) > limits.max_entries:

@@ -142,9 +142,7 @@ def import_umami(run: Run) -> None:
     done_before = sum(entry.size for entry in files[:run.cursor.get("entry", 0)])
     now = dt.datetime.now(dt.UTC)
     zone = ZoneInfo(run.timezone)
-    columns = ("session_id", "visit_id", "created_at", "event_type", "event_name", "hostname", "url_path",
-               "referrer_domain", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "browser",
-               "os", "device", "country", "region", "city")
+    columns = umami.STAGED
     for index in range(run.cursor.get("entry", 0), len(files)):
         entry = files[index]
         name = entry.name or run.display

@@ -8,6 +8,7 @@ An import is created ``pending`` after its upload has been stored and its files'
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,21 @@ def dispatch(engine: Engine, limits: ImportSettings) -> list[int]:
             "WHERE id IN (SELECT id FROM site_imports WHERE status IN ('pending', 'importing') "
             "AND (leased_until IS NULL OR leased_until < now()) ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING id"),
             {"lease": limits.lease})]
+
+
+def purge_orphans(engine: Engine, directory: Path, older_than: float = 86400.0) -> list[str]:
+    """Remove uploads no import points at (a process that died between storing a file and creating its import,
+    an import deleted while its job held the file) once they are ``older_than`` seconds old; returns their names."""
+    cutoff = time.time() - older_than
+    candidates = [path for path in directory.glob("upload-*") if path.stat().st_mtime < cutoff]
+    if not candidates:
+        return []
+    with engine.connect() as conn:
+        kept = {str(row[0]) for row in conn.execute(text(
+            "SELECT upload_path FROM site_imports WHERE upload_path IS NOT NULL"))}
+    removed = []
+    for path in candidates:
+        if str(path) not in kept:
+            remove(str(path))
+            removed.append(path.name)
+    return removed

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,34 @@ def test_days_are_checked_in_the_site_time_zone(imports: Imports, site: Site, tm
     import_id = start(imports, site, plausible_export(days=3, last=today).zip(tmp_path / "export.zip"))
 
     assert "completed" == job.run_import(imports.engine, imports.settings.imports, import_id)
+
+
+def test_orphaned_uploads_are_purged_after_a_day(imports: Imports, site: Site, tmp_path: Path) -> None:
+    """A day-old upload no import points at is removed; a pending import's upload and a fresh file stay."""
+    directory = imports_dir(imports.settings.paths.state_dir)
+    import_id = start(imports, site, plausible_export(days=2).zip(tmp_path / "export.zip"))
+    kept = Path(imports.sql("SELECT upload_path FROM site_imports WHERE id = :id", id=import_id)[0][0])
+    orphan, fresh = directory / "upload-orphan", directory / "upload-fresh"
+    orphan.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    day_ago = time.time() - 90_000
+    for path in (kept, orphan):
+        os.utime(path, (day_ago, day_ago))
+
+    assert ["upload-orphan"] == store.purge_orphans(imports.engine, directory)
+    assert (True, False, True) == (kept.exists(), orphan.exists(), fresh.exists())
+    fresh.unlink()
+
+
+def test_archivers_own_entries_are_skipped(imports: Imports, site: Site, tmp_path: Path) -> None:
+    """A zip made by macOS's Finder (with __MACOSX/ and .DS_Store entries) imports its CSV files."""
+    export = plausible_export(days=4)
+    path = export.zip(tmp_path / "export.zip")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(f"__MACOSX/._{export.name('imported_visitors')}", b"\x00\x05\x16\x07")
+        archive.writestr(".DS_Store", b"\x00\x00\x00\x01Bud1")
+    import_id = start(imports, site, path)
+
+    assert "completed" == job.run_import(imports.engine, imports.settings.imports, import_id)
+    assert export.sums["imported_visitors"] == sums(imports, "imported_visitors",
+                                                    list(export.sums["imported_visitors"]), import_id)
