@@ -261,6 +261,64 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def cmd_import_ga4(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a GA4 import (credentials read from a file) and follow the worker's progress."""
+    import datetime as dt
+    import time
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from sqlalchemy import text
+
+    from app.core.db import make_engine
+    from services.integrations.ga4 import Credentials, GA4Error
+    from services.integrations.imports import ga4, store
+    from services.integrations.imports.files import ImportRefused
+
+    dates = []
+    for option, value in (("--from", args.first), ("--to", args.last)):
+        try:
+            dates.append(dt.date.fromisoformat(value))
+        except ValueError:
+            raise CliError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+    where = "standard input" if str(args.credentials) == "-" else str(args.credentials)
+    try:
+        raw = sys.stdin.read() if where == "standard input" else args.credentials.read_text(encoding="utf-8")
+        credentials = Credentials.from_json(raw, f"--credentials {where}")
+    except OSError as exc:
+        raise CliError(f"--credentials: cannot read {where}: {exc.strerror}") from None
+    except (GA4Error, UnicodeDecodeError) as exc:
+        raise CliError(str(exc)) from None
+    engine = make_engine(settings.database, application_name="beacon-cli")
+    try:
+        with engine.connect() as conn:
+            site_id = conn.execute(text("SELECT id FROM sites WHERE domain = :d"), {"d": args.site.lower()}).scalar()
+        if site_id is None:
+            raise CliError(f"--site: no site {args.site!r}")
+        try:
+            import_id = ga4.create(engine, int(site_id), args.property, dates[0], dates[1], credentials,
+                                   label=args.label or "", data_api=args.data_api_url, token_url=args.token_url)
+        except ImportRefused as exc:
+            raise CliError(f"--{exc.column or 'property'}: {exc.message}") from None
+        print(f"import {import_id} of GA4 property {args.property} into {args.site} created; a worker runs it")
+        if args.no_wait:
+            return 0
+        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                   TextColumn("{task.fields[rows]} rows · {task.fields[days]} days"), TimeElapsedColumn())
+        with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as progress:
+            task = progress.add_task(f"ga4 → {args.site}", total=100, rows=0, days=0)
+            while (state := store.read_import(engine, import_id)).status not in ("completed", "failed"):
+                progress.update(task, completed=state.percent, rows=state.rows, days=state.days)
+                time.sleep(0.5)
+            progress.update(task, completed=state.percent, rows=state.rows, days=state.days)
+        if state.status == "failed":
+            raise CliError(f"import {import_id} failed: {state.error}")
+        print(f"import {import_id} completed: {state.rows} rows, {state.days} days "
+              f"({state.start_date} to {state.end_date})")
+        return 0
+    finally:
+        engine.dispose()
+
+
 def _merge_stderr() -> None:
     """Long-running processes: send stderr where stdout goes, so a crash lands in the watcher's one log."""
     if not os.isatty(1):
@@ -392,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_restore)
 
     _add_analytics_and_compute(sub)
-    _add_import_parser(sub)  # returns the `beacon import` sub-parsers: sources with other arguments add theirs
+    _add_ga4_parser(_add_import_parser(sub))  # ga4 takes other arguments than a file
 
     _add_reports_parser(sub)
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
@@ -427,6 +485,23 @@ def _add_import_parser(sub: argparse._SubParsersAction[Parser]) -> argparse._Sub
         p.add_argument("--no-wait", action="store_true", help="create the import and return; do not follow it")
         p.set_defaults(func=cmd_import)
     return imports
+
+
+def _add_ga4_parser(imports: argparse._SubParsersAction[Parser]) -> None:
+    """``beacon import ga4 --site DOMAIN --property ID --credentials FILE --from DATE --to DATE``."""
+    p = imports.add_parser("ga4", help="import a Google Analytics 4 property through the GA4 Data API")
+    p.add_argument("--site", required=True, metavar="DOMAIN", help="the Beacon site to import into")
+    p.add_argument("--property", required=True, metavar="ID", help="the GA4 property id (digits)")
+    p.add_argument("--credentials", required=True, type=Path, metavar="FILE",
+                   help="a JSON file with client_id, client_secret and refresh_token of an OAuth 2 client "
+                        "(scope analytics.readonly); '-' reads standard input")
+    p.add_argument("--from", dest="first", required=True, metavar="YYYY-MM-DD", help="the first day to import")
+    p.add_argument("--to", dest="last", required=True, metavar="YYYY-MM-DD", help="the last day to import")
+    p.add_argument("--label", help="a note shown with the import")
+    p.add_argument("--no-wait", action="store_true", help="create the import and return; do not follow it")
+    p.add_argument("--data-api-url", default="https://analyticsdata.googleapis.com", help=argparse.SUPPRESS)
+    p.add_argument("--token-url", default="https://oauth2.googleapis.com/token", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_import_ga4)
 
 
 def _add_analytics_and_compute(sub: argparse._SubParsersAction[Parser]) -> None:

@@ -24,6 +24,7 @@ from app.domain.search.controllers import SearchController
 from app.domain.sites.api import SitesApiController
 from app.domain.sites.controllers import SiteController
 from app.domain.stats.controllers import StatsApiController
+from app.domain.stats.export import ExportApiController, ExportPageController
 from app.domain.system.controllers import SystemController
 from app.domain.webhooks.controllers import (
     AlertRulesApiController,
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "api",
         settings,
         [SystemController, AccountController, DashboardController, SiteController, SearchController,
-         SitesApiController, StatsApiController, AdminController, AdminPageController, WebhooksApiController,
+         SitesApiController, StatsApiController, ExportApiController, ExportPageController, AdminController,
+         AdminPageController, WebhooksApiController,
          AlertRulesApiController, UnsubscribeController, webhook_events, WebhooksPageController,
          ReportsPageController, AlertsPageController, ImportsPageController],
         health_route=False,

@@ -42,9 +42,13 @@ class ResultRow(msgspec.Struct, frozen=True):
     """In the order of the query's metrics; null where a metric has no value (time on page)."""
 
 
-class ResultMeta(msgspec.Struct, frozen=True):
+class ResultMeta(msgspec.Struct, frozen=True, omit_defaults=True):
     time_labels: list[str] | None = None
     total_rows: int | None = None
+    imports_included: bool | None = None
+    """Plausible's imports fields, present when the query asked for imports (``include.imports``)."""
+    imports_skip_reason: str | None = None
+    imports_warning: str | None = None
 
 
 class StatsAnswer(msgspec.Struct, frozen=True):

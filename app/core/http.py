@@ -78,18 +78,42 @@ class ServiceClient:
     async def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         """Call a service and return its JSON body; 4xx answers become :class:`ServiceError`."""
         response = await self.request(service, method, path, **kwargs)
-        if response.status_code == 503 and _problem_detail(response):
-            # The service said why (e.g. a query over its budget): pass that on.
-            raise ServiceUnavailable(_problem_detail(response))
-        if response.status_code >= 500:
-            raise ServiceUnavailable(f"the {service} service failed with {response.status_code}")
+        _raise_for(service, response)
+        return response.json()
+
+    async def open_stream(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call a service whose answer is streamed; errors map as in :meth:`json` before any byte is read.
+
+        The caller reads ``aiter_bytes()`` and must ``aclose()`` the response. Not retried: the answer may be
+        long and the callee may be working on it.
+        """
+        try:
+            response = await self._client.send(
+                self._client.build_request(method, self._urls[service] + path, **kwargs), stream=True)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"the {service} service is unavailable: {type(exc).__name__}") from None
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail") or response.text
-            except ValueError:
-                detail = response.text
-            raise ServiceError(response.status_code, str(detail))
-        return response.json()
+                await response.aread()
+            finally:
+                await response.aclose()
+            _raise_for(service, response)
+        return response
+
+
+def _raise_for(service: str, response: httpx.Response) -> None:
+    """Map a service's error answer: 5xx to :class:`ServiceUnavailable`, 4xx to :class:`ServiceError`."""
+    if response.status_code == 503 and _problem_detail(response):
+        # The service said why (e.g. a query over its budget): pass that on.
+        raise ServiceUnavailable(_problem_detail(response))
+    if response.status_code >= 500:
+        raise ServiceUnavailable(f"the {service} service failed with {response.status_code}")
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail") or response.text
+        except ValueError:
+            detail = response.text
+        raise ServiceError(response.status_code, str(detail))
 
 
 def _problem_detail(response: httpx.Response) -> str:

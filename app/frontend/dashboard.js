@@ -260,6 +260,18 @@ class Dashboard {
 
   // --- rendering -----------------------------------------------------------------------------------------
 
+  // Why imported stats are not in the numbers, in Plausible's words (its imports_warning), when they are not.
+  renderImports(imports) {
+    const note = $("#imports-note");
+    const reasons = {
+      out_of_range: "No imported data in this period.",
+      no_imported_data: "",
+    };
+    const text = imports.imports_warning || reasons[imports.imports_skip_reason] || "";
+    note.textContent = text;
+    note.hidden = !text;
+  }
+
   renderOverview(data) {
     this.overview = data;
     for (const tile of $$(".dash-metric[data-metric]")) {
@@ -279,6 +291,7 @@ class Dashboard {
       }
     }
     this.renderFilters(data.state.filters);
+    this.renderImports(data.imports || {});
     const interval = $("#interval");
     const days = Math.round((Date.parse(data.state.to) - Date.parse(data.state.from)) / 86400000) + 1;
     for (const option of interval.options) {
@@ -453,6 +466,7 @@ class Dashboard {
       if (custom) input.value = params.get(id) || input.value;
     }
     $("#compare").checked = params.get("compare") === "previous";
+    $("#imports").checked = params.get("imports") !== "off";
     // All time has no previous period to compare with.
     $("#compare").disabled = period === "all";
     const metric = params.get("metric") || "visitors";
@@ -481,6 +495,8 @@ class Dashboard {
       if (period === "custom") { params.set("from", from); params.set("to", to); }
       else { params.delete("from"); params.delete("to"); }
       if ($("#compare").checked) params.set("compare", "previous"); else params.delete("compare");
+      // Imported stats are on by default, as on Plausible's dashboard.
+      if ($("#imports").checked) params.delete("imports"); else params.set("imports", "off");
     });
   }
 
@@ -501,6 +517,7 @@ class Dashboard {
       });
     }
     $("#compare").addEventListener("change", () => this.applyForm());
+    $("#imports").addEventListener("change", () => this.applyForm());
     for (const button of $$("[data-chart-metric]")) {
       button.addEventListener("click", () => this.navigate((p) => p.set("metric", button.dataset.chartMetric)));
     }

@@ -8,6 +8,7 @@ from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
 from services.analytics.routes import (
     site_daily_pageviews,
+    site_export,
     site_pageviews,
     site_property_keys,
     stats_query,
@@ -17,4 +18,5 @@ from services.analytics.routes import (
 
 def create_app(settings: Settings | None = None) -> Litestar:
     return create_service_app("analytics", settings or get_settings(),
-                              [site_pageviews, site_daily_pageviews, site_property_keys, stats_query, stats_v1])
+                              [site_pageviews, site_daily_pageviews, site_export, site_property_keys, stats_query,
+                               stats_v1])

@@ -78,6 +78,11 @@ VISIT_COLUMNS: dict[str, tuple[str, str | None]] = {
     "visit:os_version": ("os_version", NOT_SET),
     "visit:country": ("country", None),
 }
+KEEPING_EMPTY = {f"{name}+empty": (column, "") for name, (column, empty) in VISIT_COLUMNS.items()
+                 if name.startswith("visit:utm_")}
+"""Internal variants of the UTM dimensions that keep visits without the value in a group of their own (the CSV
+export's sources rows); never accepted from a client (the query parser knows only Plausible's names)."""
+VISIT_COLUMNS.update(KEEPING_EMPTY)
 EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:name": "name"}
 UNAVAILABLE = {"visit:region", "visit:city", "visit:region_name", "visit:city_name", "visit:country_name"}
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
@@ -291,6 +296,8 @@ async def prepare(session: AsyncSession) -> None:
 class Result:
     rows: list[dict[str, Any]]
     total_rows: int
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Extra ``meta`` fields of the response (the imports' fields)."""
 
 
 def _top_level_without(query: Query, *dimensions: str) -> list[Filter]:
@@ -382,7 +389,8 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
         ctes.append(
             f"sess AS (SELECT {', '.join([*sd_cols, ''])}"
             "round(100 * avg(bounce::int)) AS bounce_rate, round(avg(duration)) AS visit_duration, "
-            f"round(avg(pageviews), 2) AS views_per_visit FROM per_visit {session_group})"
+            f"round(avg(pageviews), 2) AS views_per_visit, sum(bounce::int) AS bounces, sum(duration) AS duration, "
+            f"count(*) AS n, sum(pageviews) AS visit_pageviews FROM per_visit {session_group})"
         )
         on = " AND ".join(f"sess.{sd} IS NOT DISTINCT FROM agg.{d}" for sd, d in zip(sd_cols, d_cols, strict=True))
         joins.append(f"LEFT JOIN sess ON {on or 'TRUE'}")
@@ -391,6 +399,9 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
         "bounce_rate": "coalesce(sess.bounce_rate, 0)", "visit_duration": "coalesce(sess.visit_duration, 0)",
         "views_per_visit": "coalesce(sess.views_per_visit, 0)",
         "percentage": "round(100.0 * agg.visitors / nullif((SELECT count(DISTINCT visitor_id) FROM matched), 0), 1)",
+        # The components of the session metrics, for merging imported stats (services.analytics.imports).
+        "__bounces": "coalesce(sess.bounces, 0)", "__duration": "coalesce(sess.duration, 0)",
+        "__session_visits": "coalesce(sess.n, 0)", "__visit_pageviews": "coalesce(sess.visit_pageviews, 0)",
     }
 
     sql.goal_joined = False  # the divisors and the time on page read events without the goal join
@@ -555,7 +566,7 @@ def rows_to_result(query: Query, rows: Sequence[Any]) -> Result:
 
 def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
     """Plausible's response shape: results, meta, query."""
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = dict(result.meta)
     if query.time_labels:
         meta["time_labels"] = time_labels(query)
     if query.total_rows:
@@ -563,7 +574,7 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
     zone = ZoneInfo(query.date_range.timezone)
     return {
         "results": result.rows,
-        "meta": meta,
+        "meta": dict(sorted(meta.items())),
         "query": {
             "site_id": query.site,
             "metrics": list(query.metrics),
@@ -572,7 +583,8 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
             "dimensions": list(query.dimensions),
             "filters": [_filter_json(item) for item in query.filters],
             "order_by": [list(pair) for pair in (query.order_by or _default_order(query))],
-            "include": {"time_labels": query.time_labels, "total_rows": query.total_rows},
+            "include": {"time_labels": query.time_labels, "total_rows": query.total_rows,
+                        **({"imports": True} if query.imports else {})},
             "pagination": {"limit": query.limit, "offset": query.offset},
         },
     }

@@ -92,3 +92,12 @@ async def first_day(session: AsyncSession, site_id: int, tz: str) -> date | None
     first = (await session.execute(
         text("SELECT min(timestamp) FROM events WHERE site_id = :site"), {"site": site_id})).scalar()
     return None if first is None else first.astimezone(ZoneInfo(tz)).date()
+
+
+async def site_for_export(session: AsyncSession, site_id: int) -> tuple[str, str, date]:
+    """Domain, time zone and first stats day of the site ``site_id``; NotFound without it."""
+    domain = (await session.execute(text("SELECT domain FROM sites WHERE id = :id"), {"id": site_id})).scalar()
+    if domain is None:
+        raise NotFound(f"no site with id {site_id}")
+    _, tz, start = await site_for_query(session, str(domain))
+    return str(domain), tz, start

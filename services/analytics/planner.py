@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics import engine, rollups, visits
+from services.analytics import engine, imports, rollups, visits
 from services.analytics.engine import VISIT_COLUMNS, Result
 from services.analytics.query import SESSION_METRICS, Query
 
@@ -60,7 +60,21 @@ def decide(query: Query, state: rollups.State | None) -> Plan:
 
 
 async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
-    """The answer to ``query`` from the source :func:`decide` picks."""
+    """The answer to ``query`` from the source :func:`decide` picks, with imported stats merged in when the
+    query asks for them and Plausible's rules allow (see :mod:`services.analytics.imports`); the imports' meta
+    fields ride on the result."""
+    found = await imports.resolve(session, query, site_id)
+    if found.included:
+        result = await imports.answer(session, query, site_id, found,
+                                      lambda inner: native(session, inner, site_id))
+    else:
+        result = await native(session, query, site_id)
+    result.meta.update(found.meta())
+    return result
+
+
+async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
+    """The answer to ``query`` from Beacon's own events, from the source :func:`decide` picks."""
     state = (await rollups.rolled_until(session, site_id, query.date_range.timezone)
              if rollups.applicable(query) else None)
     plan = decide(query, state)

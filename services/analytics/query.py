@@ -100,6 +100,8 @@ class Query:
     limit: int = MAX_LIMIT
     offset: int = 0
     raw_date_range: Any = field(default=None, compare=False)
+    imports: bool = False
+    """Whether imported stats were asked for (``include.imports``); see :mod:`services.analytics.imports`."""
 
     @property
     def time_dimension(self) -> str | None:
@@ -337,7 +339,7 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
         site=site, metrics=tuple(metrics), date_range=date_range, dimensions=tuple(dimensions), filters=filters,
         order_by=_parse_order_by(raw.get("order_by"), metrics, dimensions),
         time_labels=include.get("time_labels", False), total_rows=include.get("total_rows", False),
-        limit=limit, offset=offset, raw_date_range=raw["date_range"],
+        limit=limit, offset=offset, raw_date_range=raw["date_range"], imports=include.get("imports", False),
     )
     _check_combinations(query, kinds)
     return query

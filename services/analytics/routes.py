@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from litestar import Request, get, post
 from litestar.params import Body, FromPath, FromQuery
+from litestar.response import Stream
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,9 +24,9 @@ from app.core.contracts import PropertyKeys
 from app.core.errors import ClientError, NotFound, ServiceUnavailable
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
-from services.analytics import engine, logic, planner, v1
+from services.analytics import engine, export, logic, planner, v1
 from services.analytics.cache import cached
-from services.analytics.query import parse_query
+from services.analytics.query import parse_query, resolve_date_range
 from services.analytics.schemas import DailyCount, PageviewCount
 
 T = TypeVar("T")
@@ -132,6 +133,33 @@ async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str,
                                 site_id, data, compute)
 
     return await unless_disconnected(request, answer())
+
+
+@get("/sites/{site_id:int}/export", guards=[internal_token_guard])
+async def site_export(request: Request[Any, Any, Any], site_id: FromPath[int],
+                      date_range: FromQuery[str] = "all") -> Stream:
+    """The site's stats as a zip of Plausible's CSV export files, streamed (see :mod:`services.analytics.export`).
+
+    ``date_range``: ``YYYY-MM-DD,YYYY-MM-DD`` or a Stats API shortcut (``all``, ``30d``, ``12mo``, ...); whole
+    local days. The range is checked (400) before the first byte is sent.
+    """
+    resources: Resources = request.app.state.resources
+    now = datetime.now(UTC)
+    async with resources.sessions() as session:
+        domain, tz, stats_start = await logic.site_for_export(session, site_id)
+    value: Any = date_range.split(",") if "," in date_range else date_range
+    dr = resolve_date_range(value, tz, now, stats_start)
+    first, last = dr.first_day, dr.last_day
+    logic.check_range(first, last)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with resources.sessions() as session:
+            async for chunk in export.stream(session, site_id, domain, tz, first, last):
+                yield chunk
+
+    name = f"{domain.replace('/', '_')}_{first:%Y%m%d}_{last:%Y%m%d}.zip"
+    return Stream(body(), media_type="application/zip",
+                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 V1_HANDLERS = {"aggregate": v1.aggregate, "timeseries": v1.timeseries, "breakdown": v1.breakdown}

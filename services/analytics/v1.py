@@ -65,7 +65,18 @@ def v2_body(params: Mapping[str, str], metrics: list[str], dimensions: list[str]
                             "dimensions": dimensions, "filters": parse_filters(params.get("filters", ""))}
     if relative_date:
         body["date"] = relative_date
+    if params.get("with_imported") == "true":  # Plausible's v1 flag; any other value leaves imports out
+        body["include"] = {"imports": True}
     return body
+
+
+def _with_warning(payload: dict[str, Any], meta: Mapping[str, Any], *, interval: bool = False) -> dict[str, Any]:
+    """Plausible's v1 ``warning``: aggregate and breakdown warn of an unsupported query only, timeseries of
+    an unsupported interval too."""
+    reason = meta.get("imports_skip_reason")
+    if reason == "unsupported_query" or (interval and reason == "unsupported_interval"):
+        payload["warning"] = meta["imports_warning"]
+    return payload
 
 
 def _parse(body: dict[str, Any], tz: str, now: datetime, stats_start: Any) -> Query:
@@ -86,7 +97,8 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     metrics = _metrics(params)
     query = _parse(v2_body(params, metrics, []), tz, now, stats_start)
-    values = (await planner.answer(session, query, site_id)).rows[0]["metrics"]
+    answer = await planner.answer(session, query, site_id)
+    values = answer.rows[0]["metrics"]
     result: dict[str, Any] = {m: {"value": v} for m, v in zip(metrics, values, strict=True)}
     compare = params.get("compare")
     if compare:
@@ -96,7 +108,7 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
         previous = (await planner.answer(session, previous_query, site_id)).rows[0]["metrics"]
         for metric, old in zip(metrics, previous, strict=True):
             result[metric]["change"] = _change(metric, result[metric]["value"], old)
-    return {"results": result}
+    return _with_warning({"results": result}, answer.meta)
 
 
 async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
@@ -108,12 +120,13 @@ async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: 
                  "week": "time:week"}.get(interval)
     if dimension is None:
         raise QueryError(f"interval: invalid value {interval!r}; use date, hour, week or month")
-    query = _parse({**v2_body(params, metrics, [dimension]), "include": {"time_labels": True}},
-                   tz, now, stats_start)
-    rows = {row["dimensions"][0]: row["metrics"] for row in (await planner.answer(session, query, site_id)).rows}
+    body = v2_body(params, metrics, [dimension])
+    query = _parse({**body, "include": {**body.get("include", {}), "time_labels": True}}, tz, now, stats_start)
+    answer = await planner.answer(session, query, site_id)
+    rows = {row["dimensions"][0]: row["metrics"] for row in answer.rows}
     zero = [0 for _ in metrics]
-    return {"results": [{"date": label, **dict(zip(metrics, rows.get(label, zero), strict=True))}
-                        for label in time_labels(query)]}
+    return _with_warning({"results": [{"date": label, **dict(zip(metrics, rows.get(label, zero), strict=True))}
+                                      for label in time_labels(query)]}, answer.meta, interval=True)
 
 
 async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
@@ -132,8 +145,9 @@ async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: A
     body = {**v2_body(params, metrics, [prop]), "pagination": {"limit": limit, "offset": (page - 1) * limit}}
     query = _parse(body, tz, now, stats_start)
     key = prop.rsplit(":", 1)[-1]
-    return {"results": [{key: row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
-                        for row in (await planner.answer(session, query, site_id)).rows]}
+    answer = await planner.answer(session, query, site_id)
+    return _with_warning({"results": [{key: row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
+                                      for row in answer.rows]}, answer.meta)
 
 
 async def realtime_visitors(session: AsyncSession, site_id: int, now: datetime | None = None) -> int:

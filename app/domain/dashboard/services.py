@@ -60,7 +60,7 @@ BREAKDOWN_METRICS: dict[str, tuple[str, ...]] = {
 }
 PROP_METRICS = ("visitors", "events")
 DEFAULT_METRICS = ("visitors", "percentage")
-PARAMS = frozenset({"period", "from", "to", "compare", "metric", "interval", "f"})
+PARAMS = frozenset({"period", "from", "to", "compare", "metric", "interval", "f", "imports"})
 BREAKDOWN_PARAMS = PARAMS | {"dimension", "limit"}
 
 
@@ -105,6 +105,9 @@ class State:
     metric: str
     interval: str | None
     filters: tuple[Filter, ...] = field(default=())
+    imports: bool = True
+    """Whether imported stats join the answers where Plausible's rules allow (``imports=off`` leaves them out;
+    on by default, as on Plausible's dashboard)."""
 
     def date_range(self) -> list[str] | str:
         return "all" if self.first is None else [self.first.isoformat(), self.last.isoformat()]
@@ -119,7 +122,7 @@ class State:
     def to_json(self) -> dict[str, Any]:
         return {"period": self.period, "from": self.first.isoformat() if self.first else None,
                 "to": self.last.isoformat(), "compare": self.compare, "metric": self.metric,
-                "interval": self.interval, "filters": [
+                "interval": self.interval, "imports": self.imports, "filters": [
                     {"name": f.name, "value": f.value, "negated": f.negated, "param": f.param()}
                     for f in self.filters]}
 
@@ -200,6 +203,9 @@ def parse_state(params: Mapping[str, Sequence[str]], site: Site, *, allowed: fro
     metric = _one(params, "metric") or "visitors"
     if metric not in CHART_METRICS:
         raise ClientError(f"metric: one of {', '.join(CHART_METRICS)}")
+    imports = _one(params, "imports") or "on"
+    if imports not in ("on", "off"):
+        raise ClientError("imports: on or off")
     interval = _one(params, "interval")
     if interval is not None:
         if interval not in INTERVALS:
@@ -212,7 +218,7 @@ def parse_state(params: Mapping[str, Sequence[str]], site: Site, *, allowed: fro
     filters = tuple(parse_filter(raw) for raw in raw_filters)
     if len({(f.name, f.value) for f in filters}) != len(filters):
         raise ClientError("f: the same filter twice")
-    return State(period, first, last, compare == "previous", metric, interval, filters)
+    return State(period, first, last, compare == "previous", metric, interval, filters, imports == "on")
 
 
 def breakdown_dimension(params: Mapping[str, Sequence[str]]) -> tuple[str, str, tuple[str, ...]]:
@@ -245,18 +251,25 @@ def breakdown_limit(params: Mapping[str, Sequence[str]]) -> int:
 class Stats:
     """Sends the dashboard's v2 queries for one site to the analytics service."""
 
-    def __init__(self, resources: Resources, site: Site) -> None:
+    def __init__(self, resources: Resources, site: Site, imports: bool = False) -> None:
         self._services = resources.services
         self._site = site
+        self._imports = imports
+        self.imports_meta: dict[str, Any] = {}
+        """Plausible's imports fields of the last answer (``imports_included``, ``imports_skip_reason``, ...)."""
 
     async def query(self, metrics: Sequence[str], date_range: list[str] | str, filters: Sequence[Filter] = (),
                     dimensions: Sequence[str] = (), extra_filters: Sequence[list[Any]] = (),
                     **options: Any) -> StatsAnswer:
+        if self._imports:
+            options["include"] = {**(options.get("include") or {}), "imports": True}
         body = StatsQuery(site_id=self._site.domain, metrics=list(metrics), date_range=date_range,
                           dimensions=list(dimensions), filters=[f.v2() for f in filters] + list(extra_filters),
                           **options)
         answer = await self._services.json("analytics", "POST", "/query", json=msgspec.to_builtins(body))
-        return msgspec.convert(answer, StatsAnswer)
+        converted = msgspec.convert(answer, StatsAnswer)
+        self.imports_meta = {k: v for k, v in msgspec.to_builtins(converted.meta).items() if k.startswith("imports_")}
+        return converted
 
     async def totals(self, metrics: Sequence[str], date_range: list[str] | str,
                      filters: Sequence[Filter]) -> tuple[dict[str, float], date | None]:
@@ -290,8 +303,9 @@ def _change(metric: str, value: float, previous: float | None) -> float | None:
 async def overview(resources: Resources, site: Site, state: State,
                    annotations: Sequence[Annotation] = ()) -> dict[str, Any]:
     """Top metrics (with their change when comparing) and the time series of the chart."""
-    stats = Stats(resources, site)
+    stats = Stats(resources, site, state.imports)
     totals, used_first = await stats.totals(TOP_METRICS, state.date_range(), state.filters)
+    imports = dict(stats.imports_meta)
     first = state.first or used_first or state.last
     days = (state.last - first).days + 1
     interval = state.interval or default_interval(days)
@@ -322,6 +336,7 @@ async def overview(resources: Resources, site: Site, state: State,
         "state": {**state.to_json(), "from": first.isoformat(), "interval": interval},
         "metrics": metrics, "series": {"labels": labels, "interval": interval, **series},
         "comparison": comparison,
+        "imports": imports,
         "annotations": [{"date": note.date.isoformat(), "body": note.body} for note in annotations
                         if first <= note.date <= state.last],
     }
@@ -330,12 +345,13 @@ async def overview(resources: Resources, site: Site, state: State,
 async def breakdown(resources: Resources, site: Site, state: State, name: str, dimension: str,
                     metrics: tuple[str, ...], limit: int) -> dict[str, Any]:
     """The top ``limit`` values of one dimension, by visitors."""
-    stats = Stats(resources, site)
+    stats = Stats(resources, site, state.imports)
     extra = [["is_not", "event:name", ["pageview"]]] if name == "event" else []
     answer = await stats.query(metrics, state.date_range(), state.filters, dimensions=[dimension],
                                extra_filters=extra, order_by=[["visitors", "desc"]], pagination={"limit": limit})
     rows = [{"value": row.dimensions[0], **dict(zip(metrics, row.metrics, strict=True))} for row in answer.results]
-    result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "rows": rows}
+    result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "rows": rows,
+                              "imports": dict(stats.imports_meta)}
     if name == "event":
         # Conversion rate as Plausible defines it for goals (converted visitors / all visitors), computed
         # here because the engine's conversion_rate is a metric of goals only.

@@ -34,6 +34,8 @@ Compare = Annotated[str | None, QueryParameter(description="previous_period: add
 Interval = Annotated[str | None, QueryParameter(description="date, hour, week or month.")]
 Property = Annotated[str, QueryParameter(description="The property to break down by, e.g. visit:source.")]
 Limit = Annotated[int | None, QueryParameter(description="Rows per page, 1 to 1000 (default 100).", ge=1, le=1000)]
+WithImported = Annotated[str | None, QueryParameter(
+    description="true: include imported stats where they can answer the query (Plausible's with_imported).")]
 Page = Annotated[int | None, QueryParameter(description="Page number from 1.", ge=1, le=2**31 - 1)]
 
 
@@ -75,17 +77,18 @@ class StatsApiController(Controller):
     @get("/v1/stats/aggregate", summary="Aggregate metrics (Plausible Stats API v1)", responses=RESPONSES)
     async def aggregate(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
                         period: Period = None, date: Date = None, metrics: Metrics = None, filters: Filters = None,
-                        compare: Compare = None) -> Any:
+                        compare: Compare = None, with_imported: WithImported = None) -> Any:
         return await self._v1(request, principal, "aggregate")
 
     @get("/v1/stats/timeseries", summary="Time series (Plausible Stats API v1)", responses=RESPONSES)
     async def timeseries(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
                          period: Period = None, date: Date = None, metrics: Metrics = None, filters: Filters = None,
-                         interval: Interval = None) -> Any:
+                         interval: Interval = None, with_imported: WithImported = None) -> Any:
         return await self._v1(request, principal, "timeseries")
 
     @get("/v1/stats/breakdown", summary="Breakdown by a property (Plausible Stats API v1)", responses=RESPONSES)
     async def breakdown(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
                         property: Property, period: Period = None, date: Date = None, metrics: Metrics = None,
-                        filters: Filters = None, limit: Limit = None, page: Page = None) -> Any:
+                        filters: Filters = None, limit: Limit = None, page: Page = None,
+                        with_imported: WithImported = None) -> Any:
         return await self._v1(request, principal, "breakdown")

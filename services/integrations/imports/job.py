@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, text
 from app.core.settings import ImportSettings
 from services.integrations.imports import plausible, umami
 from services.integrations.imports.files import Entry, ImportRefused, entries, read_csv, remove
+from services.integrations.imports.ga4 import import_ga4
 from services.integrations.models import IMPORTED_TABLES
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def import_umami(run: Run) -> None:
                                                "tz": run.timezone})
 
 
-IMPORTERS: dict[str, Importer] = {"plausible": import_plausible, "umami": import_umami}
+IMPORTERS: dict[str, Importer] = {"plausible": import_plausible, "umami": import_umami, "ga4": import_ga4}
 """The importer of each source; the GA4 importer registers itself here."""
 
 

@@ -1,0 +1,224 @@
+"""Queries with imported stats (``include.imports``, ``with_imported``) against answers computed by hand.
+
+Site ``imports.example`` (UTC). Native events on 2026-03-10:
+
+- visit 1, visitor 1 (Google, Desktop, Chrome, DE): 09:00 pageview /, 09:05 pageview /pricing (300 s, no bounce);
+- visit 2, visitor 2 (direct, Mobile, Safari, FR): 10:00 pageview /blog (a bounce, 0 s).
+
+Native: visitors 2, visits 2, pageviews 3, bounces 1, total duration 300 s, visit pageviews 3.
+
+A completed import covering 2026-03-01..2026-03-09:
+
+- imported_visitors: 03-05 visitors 10, pageviews 30, bounces 4, visits 12, duration 600;
+  03-06 visitors 5, pageviews 5, bounces 5, visits 5, duration 0;
+- imported_sources: 03-05 Google 6/7/20/2/400 and direct 4/5/10/2/200 (visitors/visits/pageviews/bounces/
+  duration); 03-06 Google 5/5/5/5/0;
+- imported_pages: 03-05 / visitors 8, visits 9, pageviews 15; /docs visitors 3, visits 3, pageviews 15.
+
+A failed import holds 1000 visitors on 03-05: it never counts.
+
+Over 03-01..03-10 with imports: visitors 2+15 = 17, visits 2+17 = 19, pageviews 3+35 = 38, events 38 (imported
+pageviews count as events), bounce rate (1+9)/19 = 52.6 % -> 53, visit duration (300+600)/19 = 47.4 -> 47 s,
+views per visit (3+35)/19 = 2.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.internal import INTERNAL_TOKEN_HEADER
+from app.core.settings import Settings
+
+RANGE = ["2026-03-01", "2026-03-10"]
+ALL = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"]
+UNSUPPORTED_QUERY = ("Imported stats are not included in the results because query parameters are not supported. "
+                     "For more information, see: https://plausible.io/docs/stats-api#filtering-imported-stats")
+UNSUPPORTED_INTERVAL = ("Imported stats are not included because the time dimension (i.e. the interval) is too "
+                        "short.")
+
+
+@pytest.fixture
+def dataset(settings: Settings, db: None) -> None:
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        site = conn.execute(text("INSERT INTO sites (domain, timezone, created_at) VALUES "
+                                 "('imports.example', 'UTC', '2026-01-01') RETURNING id")).scalar_one()
+        conn.execute(text("INSERT INTO sites (domain, timezone, created_at) VALUES "
+                          "('empty.example', 'UTC', '2026-01-01')"))
+        for visitor, session, minute, path, source, device, browser, country in [
+            (1, 1, 0, "/", "Google", "Desktop", "Chrome", "DE"),
+            (1, 1, 5, "/pricing", "Google", "Desktop", "Chrome", "DE"),
+            (2, 2, 60, "/blog", "", "Mobile", "Safari", "FR"),
+        ]:
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
+                "referrer, referrer_source, device, browser, country, interactive, props) VALUES (:site, :ts, "
+                "'pageview', :visitor, :session, 'imports.example', :path, :referrer, :source, :device, :browser, "
+                ":country, true, '{}')"),
+                {"site": site, "ts": datetime(2026, 3, 10, 9 + minute // 60, minute % 60, tzinfo=UTC),
+                 "visitor": visitor, "session": session, "path": path, "source": source, "device": device,
+                 "browser": browser, "country": country,
+                 "referrer": f"https://www.{source.lower()}.com/" if source else ""})
+        done, failed = (conn.execute(text(
+            "INSERT INTO site_imports (site_id, source, status, start_date, end_date) VALUES "
+            "(:site, 'plausible', :status, '2026-03-01', '2026-03-09') RETURNING id"),
+            {"site": site, "status": status}).scalar_one() for status in ("completed", "failed"))
+        rows = {
+            "imported_visitors": [
+                (done, "2026-03-05", {"visitors": 10, "pageviews": 30, "bounces": 4, "visits": 12,
+                                      "visit_duration": 600}),
+                (done, "2026-03-06", {"visitors": 5, "pageviews": 5, "bounces": 5, "visits": 5, "visit_duration": 0}),
+                (failed, "2026-03-05", {"visitors": 1000, "pageviews": 1000, "bounces": 0, "visits": 1000,
+                                        "visit_duration": 0}),
+            ],
+            "imported_sources": [
+                (done, "2026-03-05", {"source": "Google", "visitors": 6, "visits": 7, "pageviews": 20, "bounces": 2,
+                                      "visit_duration": 400}),
+                (done, "2026-03-05", {"source": "", "visitors": 4, "visits": 5, "pageviews": 10, "bounces": 2,
+                                      "visit_duration": 200}),
+                (done, "2026-03-06", {"source": "Google", "visitors": 5, "visits": 5, "pageviews": 5, "bounces": 5,
+                                      "visit_duration": 0}),
+            ],
+            "imported_pages": [
+                (done, "2026-03-05", {"hostname": "imports.example", "page": "/", "visitors": 8, "visits": 9,
+                                      "pageviews": 15}),
+                (done, "2026-03-05", {"hostname": "imports.example", "page": "/docs", "visitors": 3, "visits": 3,
+                                      "pageviews": 15}),
+            ],
+        }
+        for table, entries in rows.items():
+            for import_id, day, values in entries:
+                columns = ", ".join(values)
+                conn.execute(text(f"INSERT INTO {table} (site_id, import_id, date, {columns}) VALUES "
+                                  f"(:site, :import_id, :day, {', '.join(':' + c for c in values)})"),
+                             {"site": site, "import_id": import_id, "day": day, **values})
+    engine.dispose()
+
+
+def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx.Response:
+    payload = {"site_id": "imports.example", "date_range": RANGE, **body}
+    return httpx.post(f"http://127.0.0.1:{serve('analytics')}/query", json=payload,
+                      headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+
+
+def v1(settings: Settings, serve: Callable[[str], int], endpoint: str, **params: str) -> dict[str, Any]:
+    response = httpx.get(f"http://127.0.0.1:{serve('analytics')}/v1/{endpoint}",
+                         params={"site_id": "imports.example", "period": "custom", "date": ",".join(RANGE), **params},
+                         headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+    assert 200 == response.status_code, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def results(response: httpx.Response) -> list[tuple[Any, ...]]:
+    assert 200 == response.status_code, response.text
+    return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
+
+
+def imports_meta(response: httpx.Response) -> dict[str, Any]:
+    return {k: v for k, v in response.json()["meta"].items() if k.startswith("imports_")}
+
+
+def test_aggregate_merges_the_completed_import(settings: Settings, serve: Callable[[str], int],
+                                               dataset: None) -> None:
+    """Every aggregate metric from native and imported components; the failed import counts nothing."""
+    response = query(settings, serve, metrics=ALL, include={"imports": True})
+    assert [(17, 19, 38, 38, 53, 47, 2.0)] == results(response)
+    assert {"imports_included": True} == imports_meta(response)
+    assert {"imports": True, "time_labels": False, "total_rows": False} == response.json()["query"]["include"]
+
+
+def test_without_include_imports_only_native_and_no_meta(settings: Settings, serve: Callable[[str], int],
+                                                          dataset: None) -> None:
+    """Imports are left out unless asked for, and then the meta says nothing about them."""
+    response = query(settings, serve, metrics=ALL)
+    assert [(2, 2, 3, 3, 50, 150, 1.5)] == results(response)
+    assert {} == imports_meta(response)
+
+
+def test_breakdown_by_source_merges_groups_and_labels_direct(settings: Settings, serve: Callable[[str], int],
+                                                             dataset: None) -> None:
+    """Google: 1+11 visitors, bounces (0+7)/(1+12) -> 54; direct (empty source): 1+4, (1+2)/(1+5) -> 50;
+    percentage over 2 native + 15 imported visitors."""
+    response = query(settings, serve, metrics=["visitors", "bounce_rate", "percentage"],
+                     dimensions=["visit:source"], include={"imports": True})
+    assert [("Google", 12, 54, 70.6), ("Direct / None", 5, 50, 29.4)] == results(response)
+
+
+def test_breakdown_by_page_with_pagination(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """Pages: / 1+8 visitors and 1+15 pageviews, /docs imported only; ties by name; total_rows of the merge."""
+    response = query(settings, serve, metrics=["visitors", "pageviews"], dimensions=["event:page"],
+                     include={"imports": True, "total_rows": True})
+    assert [("/", 9, 16), ("/docs", 3, 15), ("/blog", 1, 1), ("/pricing", 1, 1)] == results(response)
+    paged = query(settings, serve, metrics=["visitors", "pageviews"], dimensions=["event:page"],
+                  include={"imports": True, "total_rows": True}, pagination={"limit": 2, "offset": 1})
+    assert [("/docs", 3, 15), ("/blog", 1, 1)] == results(paged)
+    assert 4 == paged.json()["meta"]["total_rows"]
+
+
+def test_time_series_by_day_and_by_week(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """Imported days join the native ones; weeks start on Monday, the first one at the range's start."""
+    daily = query(settings, serve, metrics=["visitors"], dimensions=["time:day"], include={"imports": True})
+    assert [("2026-03-05", 10), ("2026-03-06", 5), ("2026-03-10", 2)] == results(daily)
+    weekly = query(settings, serve, metrics=["visitors", "pageviews"], dimensions=["time:week"],
+                   include={"imports": True})
+    assert [("2026-03-02", 15, 35), ("2026-03-09", 2, 3)] == results(weekly)
+
+
+def test_filter_answered_from_the_sources_table(settings: Settings, serve: Callable[[str], int],
+                                                dataset: None) -> None:
+    """visit:source is Google: 1 native + 11 imported visitors; the direct label filters empty sources."""
+    google = query(settings, serve, metrics=["visitors"], filters=[["is", "visit:source", ["Google"]]],
+                   include={"imports": True})
+    assert [(12,)] == results(google)
+    direct = query(settings, serve, metrics=["visitors", "visits"],
+                   filters=[["is", "visit:source", ["Direct / None"]]], include={"imports": True})
+    assert [(5, 6)] == results(direct)
+
+
+@pytest.mark.parametrize(("body", "site", "meta"), [
+    pytest.param({"dimensions": ["visit:source"], "filters": [["is", "visit:device", ["Desktop"]]]},
+                 "imports.example",
+                 {"imports_included": False, "imports_skip_reason": "unsupported_query",
+                  "imports_warning": UNSUPPORTED_QUERY}, id="unsupported_query"),
+    pytest.param({"dimensions": ["visit:entry_page_hostname"]}, "imports.example",
+                 {"imports_included": False, "imports_skip_reason": "unsupported_query",
+                  "imports_warning": UNSUPPORTED_QUERY}, id="dimension-without-table"),
+    pytest.param({"dimensions": ["time:hour"], "date_range": ["2026-03-05", "2026-03-05"]}, "imports.example",
+                 {"imports_included": False, "imports_skip_reason": "unsupported_interval",
+                  "imports_warning": UNSUPPORTED_INTERVAL}, id="unsupported_interval"),
+    pytest.param({"date_range": ["2026-03-10", "2026-03-10"]}, "imports.example",
+                 {"imports_included": False, "imports_skip_reason": "out_of_range"}, id="out_of_range"),
+    pytest.param({}, "empty.example",
+                 {"imports_included": False, "imports_skip_reason": "no_imported_data"}, id="no_imported_data"),
+])
+def test_skip_reasons(settings: Settings, serve: Callable[[str], int], dataset: None, body: dict[str, Any],
+                      site: str, meta: dict[str, Any]) -> None:
+    """Plausible's skip reasons and warnings; the answer is the native one."""
+    response = query(settings, serve, **{"metrics": ["visitors"], "include": {"imports": True}, "site_id": site,
+                                         **body})
+    assert meta == imports_meta(response)
+    native = query(settings, serve, **{"metrics": ["visitors"], "site_id": site, **body})
+    assert results(native) == results(response)
+
+
+def test_v1_with_imported(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1: with_imported=true merges; an unsupported query or interval says so in ``warning``."""
+    assert {"results": {"visitors": {"value": 17}}} == v1(settings, serve, "aggregate", with_imported="true")
+    assert {"results": {"visitors": {"value": 2}}} == v1(settings, serve, "aggregate")
+    breakdown = v1(settings, serve, "breakdown", property="visit:source", with_imported="true",
+                   filters="visit:device==Desktop")
+    assert {"results": [{"source": "Google", "visitors": 1}], "warning": UNSUPPORTED_QUERY} == breakdown
+    hourly = v1(settings, serve, "timeseries", period="day", date="2026-03-05", interval="hour",
+                with_imported="true")
+    assert UNSUPPORTED_INTERVAL == hourly["warning"]
+    daily = v1(settings, serve, "timeseries", interval="date", with_imported="true")
+    assert {"date": "2026-03-05", "visitors": 10} == daily["results"][4]
+    assert "warning" not in daily
