@@ -22,12 +22,19 @@ Definitions follow Plausible's documentation:
   query without its top-level ``event:goal`` and ``event:props:*`` filters and without dimensions;
   ``group_conversion_rate``: the same per group, the divisor being the group's visitors (grouped by the
   query's dimensions other than ``event:goal``) without those filters. Both in percent, one decimal.
-- ``time_on_page`` (Plausible's legacy definition): the events of each visit in time order; every event
+- ``time_on_page`` (Plausible's current definition): the engaged time that the tracker's ``engagement`` events
+  report for the page (table ``engagements``), in seconds, divided by the number of visits that reported
+  some; without ``event:page`` dimension, over the pages the filters keep. Days before the site's first
+  engagement event use Plausible's legacy definition, and both add up where a range spans the two (Plausible's
+  ``legacy_time_on_page_cutoff``): the events of each visit in time order; every event
   followed by another of the same visit gives the time to that next event. Grouped by (page, next page,
   visit), a page's time is the sum of those durations divided by the number of groups whose next page is
   another page; so reloads and custom events on a page add time without counting a transition, and a visit's
   last event counts nothing. Without ``event:page`` dimension: the sum over the pages matching the
   top-level ``event:page`` filters divided by their transitions. Seconds, rounded; null without transitions.
+- ``scroll_depth``: per visit (and group) the deepest scroll its engagement events report, averaged over
+  those visits; percent, rounded half to even (ClickHouse's rounding of a float); null without any.
+- Engagement events are never events, pageviews or visits: they live in their own table.
 """
 
 from __future__ import annotations
@@ -395,6 +402,10 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
 
     sql.goal_joined = False  # the divisors and the time on page read events without the goal join
     _conversion_rates(query, sql, dims, source if visits == "window" else "", in_time, (ctes, joins, metric_sql))
+    if {"time_on_page", "scroll_depth"} & set(query.metrics):
+        ctes.append(_engagements_cte(query, sql, visit_columns))
+    if "scroll_depth" in query.metrics:
+        _scroll_depth(query, sql, dims, (ctes, joins, metric_sql))
     if "time_on_page" in query.metrics:
         _time_on_page(query, sql, source, in_time, (ctes, joins, metric_sql))
     return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
@@ -441,15 +452,61 @@ def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_
         metric_sql["group_conversion_rate"] = "coalesce(round(100.0 * agg.visitors / nullif(gcr.visitors, 0), 1), 0)"
 
 
+def _engagements_cte(query: Query, sql: _Sql, visit_columns: set[str]) -> str:
+    """``eng``: the range's engagement events (migration 0013) with their visit's ``visit_columns`` (from the
+    visits table, whichever path the query takes) and the query's filters applied, shaped like ``matched``'s
+    rows so that dimension and filter SQL reads them alike."""
+    names = [name for name in VISIT_EXPRESSIONS if name in visit_columns]
+    select = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
+    join = "JOIN sessions s ON s.site_id = r.site_id AND s.session_id = r.session_id " if names else ""
+    where = [_filter_sql(item, sql) for item in query.filters]
+    return (f"eng AS (SELECT * FROM (SELECT r.*, CAST('engagement' AS varchar) AS name{select} "
+            f"FROM engagements r {join}WHERE r.site_id = :site AND r.timestamp >= :start AND r.timestamp < :end) e "
+            f"WHERE {' AND '.join(where) or 'TRUE'})")
+
+
+def _scroll_depth(query: Query, sql: _Sql, dims: list[str], into: tuple[list[str], list[str], dict[str, str]]) -> None:
+    """CTEs, join and SQL of scroll_depth (Plausible's definition): the deepest scroll of each visit (in each
+    group), averaged over the visits that reported one; percent, rounded half to even; null without any."""
+    ctes, joins, metric_sql = into
+    d_cols = [f"d{i}" for i in range(len(dims))]
+    groups = [c for c in _dimension_conditions(query.dimensions, dims) if c != "e.name = 'pageview'"]
+    ctes += [
+        f"sd_visits AS (SELECT {''.join(f'{d} AS {c}, ' for d, c in zip(dims, d_cols, strict=True))}"
+        "e.session_id, max(e.scroll_depth) AS depth FROM eng e "
+        f"WHERE {' AND '.join(['e.scroll_depth IS NOT NULL', *groups])} "
+        f"GROUP BY {', '.join([*d_cols, 'e.session_id'])})",
+        f"sd AS (SELECT {''.join(f'{c}, ' for c in d_cols)}round(CAST(sum(depth) AS float8) / count(*)) AS depth "
+        f"FROM sd_visits{' GROUP BY ' + ', '.join(d_cols) if d_cols else ''})",
+    ]
+    on = " AND ".join(f"sd.{c} IS NOT DISTINCT FROM agg.{c}" for c in d_cols)
+    joins.append(f"LEFT JOIN sd ON {on or 'TRUE'}")
+    metric_sql["scroll_depth"] = "sd.depth"
+
+
 def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
                   into: tuple[list[str], list[str], dict[str, str]]) -> None:
-    """CTEs, join and SQL of time_on_page: ``top_pages`` holds, per page, the summed time to the visit's next
-    event and the number of transitions."""
+    """CTEs, join and SQL of time_on_page, Plausible's current definition joined to its legacy one.
+
+    From the site's first engagement event on (its local midnight, Plausible's ``legacy_time_on_page_cutoff``)
+    a page's time is the engaged time its engagement events report, in seconds, divided by the visits that
+    reported one (``top_new``). Before that day, the legacy definition (``top_pages``): the summed time to the
+    visit's next event and the number of transitions. Where both reach, the totals and the counts add up.
+    """
     ctes, joins, metric_sql = into
+    tz = sql.bind(query.date_range.timezone)
+    cutoff = (f"(SELECT coalesce(date_trunc('day', min(timestamp) AT TIME ZONE {tz}) AT TIME ZONE {tz}, "
+              "'infinity') FROM engagements WHERE site_id = :site)")
+    by_page = "event:page" in query.dimensions
+    ctes.append(
+        f"top_new AS (SELECT {'e.pathname, ' if by_page else ''}sum(e.engagement_time) / 1000.0 AS duration, "
+        f"count(DISTINCT e.session_id) AS visits FROM eng e{' GROUP BY e.pathname' if by_page else ''})"
+    )
+    legacy_where = [f"e.timestamp < {cutoff}"]
     # Plausible leaves out the top-level page filters (and, by page, the property filters) so that the
     # next event is seen whatever its page; pages are picked afterwards.
     dropped = ("event:page",) if "event:page" not in query.dimensions else ("event:page", PROPS_PREFIX)
-    where = [_filter_sql(item, sql) for item in _top_level_without(query, *dropped)] + in_time
+    where = [_filter_sql(item, sql) for item in _top_level_without(query, *dropped)] + in_time + legacy_where
     ctes += [
         "top_events AS (SELECT e.session_id, e.pathname, e.timestamp, lead(e.pathname) OVER s AS next_pathname, "
         f"lead(e.timestamp) OVER s AS next_timestamp FROM {source} WHERE {' AND '.join(where) or 'TRUE'} "
@@ -460,14 +517,21 @@ def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
         "top_pages AS (SELECT pathname, sum(duration) AS duration, count(*) FILTER (WHERE transition) AS transitions "
         "FROM top_pairs GROUP BY pathname)",
     ]
-    if "event:page" in query.dimensions:
-        joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = agg.d{query.dimensions.index('event:page')}")
-        metric_sql["time_on_page"] = "round(top_pages.duration / nullif(top_pages.transitions, 0))"
+    if by_page:
+        page = f"agg.d{query.dimensions.index('event:page')}"
+        joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = {page}")
+        joins.append(f"LEFT JOIN top_new ON top_new.pathname = {page}")
+        metric_sql["time_on_page"] = (
+            "round((coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)) / "
+            "nullif(coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0), 0))")
     else:
         pages = [_filter_sql(item, sql) for item in query.filters
                  if isinstance(item, Condition) and item.dimension == "event:page"]
-        metric_sql["time_on_page"] = ("(SELECT round(sum(e.duration) / nullif(sum(e.transitions), 0)) "
-                                      f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
+        ctes.append("top_old AS (SELECT sum(e.duration) AS duration, sum(e.transitions) AS transitions "
+                    f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
+        metric_sql["time_on_page"] = (
+            "(SELECT round((coalesce(o.duration, 0) + coalesce(n.duration, 0)) / "
+            "nullif(coalesce(o.transitions, 0) + coalesce(n.visits, 0), 0)) FROM top_old o, top_new n)")
 
 
 def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "") -> str:
@@ -509,8 +573,9 @@ def _label(value: Any, query: Query) -> Any:
 
 def _metric_value(name: str, value: Any) -> Any:
     if value is None:
-        return 0 if name not in ("percentage", "time_on_page") else None
-    if name in ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "time_on_page"):
+        return 0 if name not in ("percentage", "time_on_page", "scroll_depth") else None
+    if name in ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "time_on_page",
+                "scroll_depth"):
         return int(value)
     return float(value)
 
@@ -560,6 +625,10 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
         meta["time_labels"] = time_labels(query)
     if query.total_rows:
         meta["total_rows"] = result.total_rows
+    if query.imports:
+        # Plausible's meta when imports are asked for and the site has none.
+        meta["imports_included"] = False
+        meta["imports_skip_reason"] = "no_imported_data"
     zone = ZoneInfo(query.date_range.timezone)
     return {
         "results": result.rows,
@@ -572,7 +641,8 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
             "dimensions": list(query.dimensions),
             "filters": [_filter_json(item) for item in query.filters],
             "order_by": [list(pair) for pair in (query.order_by or _default_order(query))],
-            "include": {"time_labels": query.time_labels, "total_rows": query.total_rows},
+            "include": {"time_labels": query.time_labels, "total_rows": query.total_rows,
+                        **({"imports": True} if query.imports else {})},
             "pagination": {"limit": query.limit, "offset": query.offset},
         },
     }
