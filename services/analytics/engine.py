@@ -39,13 +39,16 @@ Definitions follow Plausible's documentation:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg.errors
+from babel.numbers import format_compact_currency, format_currency
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,6 +63,7 @@ from services.analytics.query import (
     time_labels,
 )
 
+REVENUE_METRICS = frozenset({"total_revenue", "average_revenue"})
 DIRECT = "Direct / None"
 NOT_SET = "(not set)"
 NO_PROP = "(none)"
@@ -358,6 +362,9 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
     where_sql = " AND ".join([*where, *in_time]) or "TRUE"
     columns = [f"{expr} AS {col}" for expr, col in zip(dims, d_cols, strict=True)]
     columns += ["e.visitor_id", "e.session_id", "e.name"]
+    revenue = bool(REVENUE_METRICS & set(query.metrics))
+    if revenue:
+        columns += ["e.revenue_amount", "e.revenue_currency"]
     if needs_sessions:
         columns += [f"{expr} AS {col}" for expr, col in zip(session_dims, sd_cols, strict=True)]
         columns += ["(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce",
@@ -376,8 +383,11 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
         f"matched AS (SELECT {', '.join(columns)} FROM {joined} WHERE {where_sql})",
         f"agg AS (SELECT {', '.join([*d_cols, ''])}"
         "count(DISTINCT visitor_id) AS visitors, count(DISTINCT session_id) AS visits, "
-        "count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events "
-        f"FROM matched {group})",
+        "count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events"
+        + (", sum(revenue_amount) AS revenue_total, avg(revenue_amount) AS revenue_average, "
+           "min(revenue_currency) AS revenue_currency, count(DISTINCT revenue_currency) AS revenue_currencies"
+           if revenue else "")
+        + f" FROM matched {group})",
     ]
     joins: list[str] = []
     if needs_sessions:
@@ -402,13 +412,31 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
 
     sql.goal_joined = False  # the divisors and the time on page read events without the goal join
     _conversion_rates(query, sql, dims, source if visits == "window" else "", in_time, (ctes, joins, metric_sql))
+    extra = _page_and_revenue_metrics(query, sql, dims, source, in_time, visit_columns, (ctes, joins, metric_sql))
+    return finish(query, sql, ctes, metric_sql, " ".join(joins), extra), sql.params
+
+
+def _page_and_revenue_metrics(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
+                              visit_columns: set[str], into: tuple[list[str], list[str], dict[str, str]]
+                              ) -> dict[str, str]:
+    """scroll_depth and time_on_page (from the engagement events), total_revenue and average_revenue: their
+    CTEs, joins and SQL; returns the extra columns :func:`rows_to_result` needs (the revenue's currency)."""
+    ctes, _, metric_sql = into
     if {"time_on_page", "scroll_depth"} & set(query.metrics):
         ctes.append(_engagements_cte(query, sql, visit_columns))
     if "scroll_depth" in query.metrics:
-        _scroll_depth(query, sql, dims, (ctes, joins, metric_sql))
+        _scroll_depth(query, sql, dims, into)
     if "time_on_page" in query.metrics:
-        _time_on_page(query, sql, source, in_time, (ctes, joins, metric_sql))
-    return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
+        _time_on_page(query, sql, source, in_time, into)
+    if not REVENUE_METRICS & set(query.metrics):
+        return {}
+    # Plausible sums revenue only for revenue goals (a goal filter or dimension) of one currency, converting
+    # amounts to it; Beacon's goals have no currency, so a group's revenue counts when it is in one currency.
+    goal = GOAL in {*query.dimensions, *query.filtered_dimensions()}
+    for name, column in (("total_revenue", "revenue_total"), ("average_revenue", "revenue_average")):
+        metric_sql[name] = (f"CASE WHEN agg.revenue_currencies = 1 AND {'TRUE' if goal else 'FALSE'} "
+                            f"THEN round(agg.{column}, 3) END")
+    return {"revenue_currency": "agg.revenue_currency"}
 
 
 def _dimensions_of(filters: Iterable[Filter]) -> set[str]:
@@ -534,13 +562,16 @@ def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
             "nullif(coalesce(o.transitions, 0) + coalesce(n.visits, 0), 0)) FROM top_old o, top_new n)")
 
 
-def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "") -> str:
-    """The final SELECT over a CTE ``agg`` with dimension columns d0, d1, …: metrics, order, pagination."""
+def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "",
+           extra: dict[str, str] | None = None) -> str:
+    """The final SELECT over a CTE ``agg`` with dimension columns d0, d1, …: metrics, order, pagination;
+    ``extra`` columns (name -> SQL) follow the metrics, for :func:`rows_to_result`."""
     unsupported = [m for m in query.metrics if m not in metric_sql]
     if unsupported:
         raise QueryError(f"metrics: {', '.join(unsupported)} not available yet")
     d_cols = [f"d{i}" for i in range(len(query.dimensions))]
     select = [f"agg.{col}" for col in d_cols] + [f"{metric_sql[m]} AS m_{m}" for m in query.metrics]
+    select += [f"{expr} AS x_{name}" for name, expr in (extra or {}).items()]
     select.append("count(*) OVER () AS total_rows")
     order: list[str] = []
     for name, direction in query.order_by or _default_order(query):
@@ -569,6 +600,21 @@ def _label(value: Any, query: Query) -> Any:
         day = value.date()
         return max(day, query.date_range.first_day).isoformat() if bucket in ("week", "month") else day.isoformat()
     return value
+
+
+def money(value: Decimal | None, currency: str | None) -> dict[str, Any] | None:
+    """A revenue metric as Plausible answers it: ``{"currency", "value", "long", "short"}`` (``$1,659.50``,
+    ``$1.7K``: CLDR's English formats, through Babel); None without a single currency."""
+    if value is None or currency is None:
+        return None
+    amount = float(value)
+    long = format_currency(value, currency, locale="en_US")
+    if abs(amount) < 1000:
+        short = format_currency(round(value, 1), currency, format="¤#,##0.0", locale="en_US", currency_digits=False)
+    else:
+        short = format_compact_currency(amount, currency, locale="en_US", fraction_digits=1)
+        short = re.sub(r"(\d)([^\d.,]+)$", r"\1.0\2", short) if "." not in short else short
+    return {"currency": currency, "long": long, "short": short, "value": amount}
 
 
 def _metric_value(name: str, value: Any) -> Any:
@@ -608,13 +654,15 @@ def rows_to_result(query: Query, rows: Sequence[Any]) -> Result:
     results = [
         {
             "dimensions": [_label(row[i], query) for i in range(n)],
-            "metrics": [_metric_value(m, row[n + j]) for j, m in enumerate(query.metrics)],
+            "metrics": [money(row[n + j], row._mapping["x_revenue_currency"]) if m in REVENUE_METRICS
+                        else _metric_value(m, row[n + j]) for j, m in enumerate(query.metrics)],
         }
         for row in rows
     ]
     total = int(rows[0][-1]) if rows else 0
     if not query.dimensions and not results:
-        results = [{"dimensions": [], "metrics": [_metric_value(m, 0) for m in query.metrics]}]
+        results = [{"dimensions": [], "metrics": [None if m in REVENUE_METRICS else _metric_value(m, 0)
+                                                  for m in query.metrics]}]
     return Result(results, total)
 
 
@@ -625,6 +673,12 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
         meta["time_labels"] = time_labels(query)
     if query.total_rows:
         meta["total_rows"] = result.total_rows
+    revenue = [m for m in query.metrics if m in REVENUE_METRICS]
+    if revenue and GOAL not in {*query.dimensions, *query.filtered_dimensions()}:
+        # Plausible's answer when no revenue goal matches: the metrics are null, and why.
+        meta["metric_warnings"] = {m: {"code": "no_revenue_goals_matching",
+                                       "warning": "Revenue metrics are null as there are no matching revenue goals."}
+                                   for m in revenue}
     if query.imports:
         # Plausible's meta when imports are asked for and the site has none.
         meta["imports_included"] = False

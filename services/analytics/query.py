@@ -25,7 +25,8 @@ class QueryError(ClientError):
 
 METRICS = (
     "visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events",
-    "percentage", "conversion_rate", "group_conversion_rate", "time_on_page", "scroll_depth",
+    "percentage", "conversion_rate", "group_conversion_rate", "time_on_page", "scroll_depth", "total_revenue",
+    "average_revenue",
 )
 SESSION_METRICS = frozenset({"bounce_rate", "views_per_visit", "visit_duration"})
 EVENT_DIMENSIONS = frozenset({"event:page", "event:hostname", "event:name", "event:goal"})
