@@ -55,7 +55,8 @@ NEGATABLE = frozenset(DIMENSIONS) - {"goal"}
 """Plausible's event:goal filter has no is_not: a goal filter cannot be negated."""
 # Metrics of each breakdown besides visitors (session metrics cannot go with event dimensions).
 BREAKDOWN_METRICS: dict[str, tuple[str, ...]] = {
-    "page": ("visitors", "pageviews"), "entry_page": ("visitors", "visits"), "exit_page": ("visitors", "visits"),
+    "page": ("visitors", "pageviews", "scroll_depth"),
+    "entry_page": ("visitors", "visits"), "exit_page": ("visitors", "visits"),
     "goal": ("visitors", "events", "conversion_rate"), "event": ("visitors", "events"),
 }
 PROP_METRICS = ("visitors", "events")
