@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     PrimaryKeyConstraint,
     Sequence,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -207,6 +208,29 @@ class Event(Base):
     interactive: Mapped[bool] = mapped_column(Boolean, server_default="true")
     revenue_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
     revenue_currency: Mapped[str | None] = mapped_column(CHAR(3))
+    props: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+
+
+class Engagement(Base):
+    """One ``engagement`` event of Plausible's tracker (migration 0013): how deep and how long a page was read.
+
+    Never counted as an event or pageview; read only by ``scroll_depth`` and ``time_on_page``.
+    """
+
+    __tablename__ = "engagements"
+    __table_args__ = (Index("engagements_site_time", "site_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"))
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    visitor_id: Mapped[int] = mapped_column(BigInteger)
+    session_id: Mapped[int] = mapped_column(BigInteger)
+    hostname: Mapped[str] = mapped_column(String(253))
+    pathname: Mapped[str] = mapped_column(String(2000))
+    scroll_depth: Mapped[int | None] = mapped_column(SmallInteger)
+    """Deepest scroll on the page, percent 0-100; NULL when the tracker could not tell."""
+    engagement_time: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Milliseconds the page was visible and focused since the previous engagement event."""
     props: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
 
 

@@ -8,7 +8,7 @@ import uPlot from "uplot";
 
 const METRIC_LABELS = {
   visitors: "Visitors", visits: "Visits", pageviews: "Pageviews", events: "Events",
-  percentage: "%", conversion_rate: "CR",
+  percentage: "%", conversion_rate: "CR", scroll_depth: "Scroll depth",
 };
 const DIMENSION_LABELS = {
   page: "Page", entry_page: "Entry page", exit_page: "Exit page", hostname: "Hostname", source: "Source",
@@ -40,6 +40,7 @@ export function formatMetric(name, value) {
   if (name === "bounce_rate" || name === "percentage" || name === "conversion_rate") {
     return `${name === "bounce_rate" ? Math.round(value) : Number(value).toFixed(1).replace(/\.0$/, "")}%`;
   }
+  if (name === "scroll_depth") return `${Math.round(value)}%`;
   if (name === "views_per_visit") return Number(value).toFixed(2);
   if (name === "visit_duration") {
     const seconds = Math.round(value);

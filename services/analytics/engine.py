@@ -22,23 +22,33 @@ Definitions follow Plausible's documentation:
   query without its top-level ``event:goal`` and ``event:props:*`` filters and without dimensions;
   ``group_conversion_rate``: the same per group, the divisor being the group's visitors (grouped by the
   query's dimensions other than ``event:goal``) without those filters. Both in percent, one decimal.
-- ``time_on_page`` (Plausible's legacy definition): the events of each visit in time order; every event
+- ``time_on_page`` (Plausible's current definition): the engaged time that the tracker's ``engagement`` events
+  report for the page (table ``engagements``), in seconds, divided by the number of visits that reported
+  some; without ``event:page`` dimension, over the pages the filters keep. Days before the site's first
+  engagement event use Plausible's legacy definition, and both add up where a range spans the two (Plausible's
+  ``legacy_time_on_page_cutoff``): the events of each visit in time order; every event
   followed by another of the same visit gives the time to that next event. Grouped by (page, next page,
   visit), a page's time is the sum of those durations divided by the number of groups whose next page is
   another page; so reloads and custom events on a page add time without counting a transition, and a visit's
   last event counts nothing. Without ``event:page`` dimension: the sum over the pages matching the
   top-level ``event:page`` filters divided by their transitions. Seconds, rounded; null without transitions.
+- ``scroll_depth``: per visit (and group) the deepest scroll its engagement events report, averaged over
+  those visits; percent, rounded half to even (ClickHouse's rounding of a float); null without any.
+- Engagement events are never events, pageviews or visits: they live in their own table.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg.errors
+from babel.numbers import format_compact_currency, format_currency
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +63,7 @@ from services.analytics.query import (
     time_labels,
 )
 
+REVENUE_METRICS = frozenset({"total_revenue", "average_revenue"})
 DIRECT = "Direct / None"
 NOT_SET = "(not set)"
 NO_PROP = "(none)"
@@ -358,6 +369,9 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
     where_sql = " AND ".join([*where, *in_time]) or "TRUE"
     columns = [f"{expr} AS {col}" for expr, col in zip(dims, d_cols, strict=True)]
     columns += ["e.visitor_id", "e.session_id", "e.name"]
+    revenue = bool(REVENUE_METRICS & set(query.metrics))
+    if revenue:
+        columns += ["e.revenue_amount", "e.revenue_currency"]
     if needs_sessions:
         columns += [f"{expr} AS {col}" for expr, col in zip(session_dims, sd_cols, strict=True)]
         columns += ["(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce",
@@ -376,8 +390,11 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
         f"matched AS (SELECT {', '.join(columns)} FROM {joined} WHERE {where_sql})",
         f"agg AS (SELECT {', '.join([*d_cols, ''])}"
         "count(DISTINCT visitor_id) AS visitors, count(DISTINCT session_id) AS visits, "
-        "count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events "
-        f"FROM matched {group})",
+        "count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events"
+        + (", sum(revenue_amount) AS revenue_total, avg(revenue_amount) AS revenue_average, "
+           "min(revenue_currency) AS revenue_currency, count(DISTINCT revenue_currency) AS revenue_currencies"
+           if revenue else "")
+        + f" FROM matched {group})",
     ]
     joins: list[str] = []
     if needs_sessions:
@@ -406,9 +423,31 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
 
     sql.goal_joined = False  # the divisors and the time on page read events without the goal join
     _conversion_rates(query, sql, dims, source if visits == "window" else "", in_time, (ctes, joins, metric_sql))
+    extra = _page_and_revenue_metrics(query, sql, dims, source, in_time, visit_columns, (ctes, joins, metric_sql))
+    return finish(query, sql, ctes, metric_sql, " ".join(joins), extra), sql.params
+
+
+def _page_and_revenue_metrics(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
+                              visit_columns: set[str], into: tuple[list[str], list[str], dict[str, str]]
+                              ) -> dict[str, str]:
+    """scroll_depth and time_on_page (from the engagement events), total_revenue and average_revenue: their
+    CTEs, joins and SQL; returns the extra columns :func:`rows_to_result` needs (the revenue's currency)."""
+    ctes, _, metric_sql = into
+    if {"time_on_page", "scroll_depth"} & set(query.metrics):
+        ctes.append(_engagements_cte(query, sql, visit_columns))
+    if "scroll_depth" in query.metrics:
+        _scroll_depth(query, sql, dims, into)
     if "time_on_page" in query.metrics:
-        _time_on_page(query, sql, source, in_time, (ctes, joins, metric_sql))
-    return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
+        _time_on_page(query, sql, source, in_time, into)
+    if not REVENUE_METRICS & set(query.metrics):
+        return {}
+    # Plausible sums revenue only for revenue goals (a goal filter or dimension) of one currency, converting
+    # amounts to it; Beacon's goals have no currency, so a group's revenue counts when it is in one currency.
+    goal = GOAL in {*query.dimensions, *query.filtered_dimensions()}
+    for name, column in (("total_revenue", "revenue_total"), ("average_revenue", "revenue_average")):
+        metric_sql[name] = (f"CASE WHEN agg.revenue_currencies = 1 AND {'TRUE' if goal else 'FALSE'} "
+                            f"THEN round(agg.{column}, 3) END")
+    return {"revenue_currency": "agg.revenue_currency"}
 
 
 def _dimensions_of(filters: Iterable[Filter]) -> set[str]:
@@ -452,15 +491,61 @@ def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_
         metric_sql["group_conversion_rate"] = "coalesce(round(100.0 * agg.visitors / nullif(gcr.visitors, 0), 1), 0)"
 
 
+def _engagements_cte(query: Query, sql: _Sql, visit_columns: set[str]) -> str:
+    """``eng``: the range's engagement events (migration 0013) with their visit's ``visit_columns`` (from the
+    visits table, whichever path the query takes) and the query's filters applied, shaped like ``matched``'s
+    rows so that dimension and filter SQL reads them alike."""
+    names = [name for name in VISIT_EXPRESSIONS if name in visit_columns]
+    select = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
+    join = "JOIN sessions s ON s.site_id = r.site_id AND s.session_id = r.session_id " if names else ""
+    where = [_filter_sql(item, sql) for item in query.filters]
+    return (f"eng AS (SELECT * FROM (SELECT r.*, CAST('engagement' AS varchar) AS name{select} "
+            f"FROM engagements r {join}WHERE r.site_id = :site AND r.timestamp >= :start AND r.timestamp < :end) e "
+            f"WHERE {' AND '.join(where) or 'TRUE'})")
+
+
+def _scroll_depth(query: Query, sql: _Sql, dims: list[str], into: tuple[list[str], list[str], dict[str, str]]) -> None:
+    """CTEs, join and SQL of scroll_depth (Plausible's definition): the deepest scroll of each visit (in each
+    group), averaged over the visits that reported one; percent, rounded half to even; null without any."""
+    ctes, joins, metric_sql = into
+    d_cols = [f"d{i}" for i in range(len(dims))]
+    groups = [c for c in _dimension_conditions(query.dimensions, dims) if c != "e.name = 'pageview'"]
+    ctes += [
+        f"sd_visits AS (SELECT {''.join(f'{d} AS {c}, ' for d, c in zip(dims, d_cols, strict=True))}"
+        "e.session_id, max(e.scroll_depth) AS depth FROM eng e "
+        f"WHERE {' AND '.join(['e.scroll_depth IS NOT NULL', *groups])} "
+        f"GROUP BY {', '.join([*d_cols, 'e.session_id'])})",
+        f"sd AS (SELECT {''.join(f'{c}, ' for c in d_cols)}round(CAST(sum(depth) AS float8) / count(*)) AS depth "
+        f"FROM sd_visits{' GROUP BY ' + ', '.join(d_cols) if d_cols else ''})",
+    ]
+    on = " AND ".join(f"sd.{c} IS NOT DISTINCT FROM agg.{c}" for c in d_cols)
+    joins.append(f"LEFT JOIN sd ON {on or 'TRUE'}")
+    metric_sql["scroll_depth"] = "sd.depth"
+
+
 def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
                   into: tuple[list[str], list[str], dict[str, str]]) -> None:
-    """CTEs, join and SQL of time_on_page: ``top_pages`` holds, per page, the summed time to the visit's next
-    event and the number of transitions."""
+    """CTEs, join and SQL of time_on_page, Plausible's current definition joined to its legacy one.
+
+    From the site's first engagement event on (its local midnight, Plausible's ``legacy_time_on_page_cutoff``)
+    a page's time is the engaged time its engagement events report, in seconds, divided by the visits that
+    reported one (``top_new``). Before that day, the legacy definition (``top_pages``): the summed time to the
+    visit's next event and the number of transitions. Where both reach, the totals and the counts add up.
+    """
     ctes, joins, metric_sql = into
+    tz = sql.bind(query.date_range.timezone)
+    cutoff = (f"(SELECT coalesce(date_trunc('day', min(timestamp) AT TIME ZONE {tz}) AT TIME ZONE {tz}, "
+              "'infinity') FROM engagements WHERE site_id = :site)")
+    by_page = "event:page" in query.dimensions
+    ctes.append(
+        f"top_new AS (SELECT {'e.pathname, ' if by_page else ''}sum(e.engagement_time) / 1000.0 AS duration, "
+        f"count(DISTINCT e.session_id) AS visits FROM eng e{' GROUP BY e.pathname' if by_page else ''})"
+    )
+    legacy_where = [f"e.timestamp < {cutoff}"]
     # Plausible leaves out the top-level page filters (and, by page, the property filters) so that the
     # next event is seen whatever its page; pages are picked afterwards.
     dropped = ("event:page",) if "event:page" not in query.dimensions else ("event:page", PROPS_PREFIX)
-    where = [_filter_sql(item, sql) for item in _top_level_without(query, *dropped)] + in_time
+    where = [_filter_sql(item, sql) for item in _top_level_without(query, *dropped)] + in_time + legacy_where
     ctes += [
         "top_events AS (SELECT e.session_id, e.pathname, e.timestamp, lead(e.pathname) OVER s AS next_pathname, "
         f"lead(e.timestamp) OVER s AS next_timestamp FROM {source} WHERE {' AND '.join(where) or 'TRUE'} "
@@ -471,23 +556,33 @@ def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
         "top_pages AS (SELECT pathname, sum(duration) AS duration, count(*) FILTER (WHERE transition) AS transitions "
         "FROM top_pairs GROUP BY pathname)",
     ]
-    if "event:page" in query.dimensions:
-        joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = agg.d{query.dimensions.index('event:page')}")
-        metric_sql["time_on_page"] = "round(top_pages.duration / nullif(top_pages.transitions, 0))"
+    if by_page:
+        page = f"agg.d{query.dimensions.index('event:page')}"
+        joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = {page}")
+        joins.append(f"LEFT JOIN top_new ON top_new.pathname = {page}")
+        metric_sql["time_on_page"] = (
+            "round((coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)) / "
+            "nullif(coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0), 0))")
     else:
         pages = [_filter_sql(item, sql) for item in query.filters
                  if isinstance(item, Condition) and item.dimension == "event:page"]
-        metric_sql["time_on_page"] = ("(SELECT round(sum(e.duration) / nullif(sum(e.transitions), 0)) "
-                                      f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
+        ctes.append("top_old AS (SELECT sum(e.duration) AS duration, sum(e.transitions) AS transitions "
+                    f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
+        metric_sql["time_on_page"] = (
+            "(SELECT round((coalesce(o.duration, 0) + coalesce(n.duration, 0)) / "
+            "nullif(coalesce(o.transitions, 0) + coalesce(n.visits, 0), 0)) FROM top_old o, top_new n)")
 
 
-def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "") -> str:
-    """The final SELECT over a CTE ``agg`` with dimension columns d0, d1, …: metrics, order, pagination."""
+def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "",
+           extra: dict[str, str] | None = None) -> str:
+    """The final SELECT over a CTE ``agg`` with dimension columns d0, d1, …: metrics, order, pagination;
+    ``extra`` columns (name -> SQL) follow the metrics, for :func:`rows_to_result`."""
     unsupported = [m for m in query.metrics if m not in metric_sql]
     if unsupported:
         raise QueryError(f"metrics: {', '.join(unsupported)} not available yet")
     d_cols = [f"d{i}" for i in range(len(query.dimensions))]
     select = [f"agg.{col}" for col in d_cols] + [f"{metric_sql[m]} AS m_{m}" for m in query.metrics]
+    select += [f"{expr} AS x_{name}" for name, expr in (extra or {}).items()]
     select.append("count(*) OVER () AS total_rows")
     order: list[str] = []
     for name, direction in query.order_by or _default_order(query):
@@ -518,10 +613,26 @@ def _label(value: Any, query: Query) -> Any:
     return value
 
 
+def money(value: Decimal | None, currency: str | None) -> dict[str, Any] | None:
+    """A revenue metric as Plausible answers it: ``{"currency", "value", "long", "short"}`` (``$1,659.50``,
+    ``$1.7K``: CLDR's English formats, through Babel); None without a single currency."""
+    if value is None or currency is None:
+        return None
+    amount = float(value)
+    long = format_currency(value, currency, locale="en_US")
+    if abs(amount) < 1000:
+        short = format_currency(round(value, 1), currency, format="¤#,##0.0", locale="en_US", currency_digits=False)
+    else:
+        short = format_compact_currency(amount, currency, locale="en_US", fraction_digits=1)
+        short = re.sub(r"(\d)([^\d.,]+)$", r"\1.0\2", short) if "." not in short else short
+    return {"currency": currency, "long": long, "short": short, "value": amount}
+
+
 def _metric_value(name: str, value: Any) -> Any:
     if value is None:
-        return 0 if name not in ("percentage", "time_on_page") else None
-    if name in ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "time_on_page"):
+        return 0 if name not in ("percentage", "time_on_page", "scroll_depth") else None
+    if name in ("visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "time_on_page",
+                "scroll_depth"):
         return int(value)
     return float(value)
 
@@ -554,13 +665,15 @@ def rows_to_result(query: Query, rows: Sequence[Any]) -> Result:
     results = [
         {
             "dimensions": [_label(row[i], query) for i in range(n)],
-            "metrics": [_metric_value(m, row[n + j]) for j, m in enumerate(query.metrics)],
+            "metrics": [money(row[n + j], row._mapping["x_revenue_currency"]) if m in REVENUE_METRICS
+                        else _metric_value(m, row[n + j]) for j, m in enumerate(query.metrics)],
         }
         for row in rows
     ]
     total = int(rows[0][-1]) if rows else 0
     if not query.dimensions and not results:
-        results = [{"dimensions": [], "metrics": [_metric_value(m, 0) for m in query.metrics]}]
+        results = [{"dimensions": [], "metrics": [None if m in REVENUE_METRICS else _metric_value(m, 0)
+                                                  for m in query.metrics]}]
     return Result(results, total)
 
 
@@ -571,6 +684,17 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
         meta["time_labels"] = time_labels(query)
     if query.total_rows:
         meta["total_rows"] = result.total_rows
+    revenue = [m for m in query.metrics if m in REVENUE_METRICS]
+    if revenue and GOAL not in {*query.dimensions, *query.filtered_dimensions()}:
+        # Plausible's answer when no revenue goal matches: the metrics are null, and why.
+        meta["metric_warnings"] = {m: {"code": "no_revenue_goals_matching",
+                                       "warning": "Revenue metrics are null as there are no matching revenue goals."}
+                                   for m in revenue}
+    if query.imports and "imports_included" not in meta:
+        # Plausible's meta when imports are asked for and nothing decided otherwise (services.analytics.imports
+        # sets these fields whenever it looked at the site's imports).
+        meta["imports_included"] = False
+        meta["imports_skip_reason"] = "no_imported_data"
     zone = ZoneInfo(query.date_range.timezone)
     return {
         "results": result.rows,

@@ -6,6 +6,7 @@ Every rule that Plausible's documentation states is checked here, and each failu
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,7 +25,8 @@ class QueryError(ClientError):
 
 METRICS = (
     "visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events",
-    "percentage", "conversion_rate", "group_conversion_rate", "time_on_page",
+    "percentage", "conversion_rate", "group_conversion_rate", "time_on_page", "scroll_depth", "total_revenue",
+    "average_revenue",
 )
 SESSION_METRICS = frozenset({"bounce_rate", "views_per_visit", "visit_duration"})
 EVENT_DIMENSIONS = frozenset({"event:page", "event:hostname", "event:name", "event:goal"})
@@ -45,6 +47,8 @@ MAX_OFFSET = 2**31 - 1
 """Largest pagination offset (PostgreSQL's ``integer``); beyond it no site has rows."""
 MAX_RANGE_DAYS = 3660
 """A custom range spans at most ten years, given as dates or as date-times."""
+MAX_SHORTCUT_DAYS = 5000
+MAX_SHORTCUT_MONTHS = 100
 MAX_FILTER_DEPTH = 5
 MAX_CLAUSES = 100
 
@@ -161,19 +165,23 @@ def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date 
             end = now.astimezone(UTC)
             start = end - timedelta(hours=24)
             return DateRange(start, end, start.astimezone(zone).date(), end.astimezone(zone).date(), tz)
-        if match := re.fullmatch(r"(7|28|30|91)d", value):
+        # Plausible takes any "<n>d" (1 to 5000 days) and "<n>mo" (1 to 100 months): the n days before today,
+        # the n whole months before this one.
+        if (match := re.fullmatch(r"([1-9][0-9]{0,3})d", value)) and int(match.group(1)) <= MAX_SHORTCUT_DAYS:
             days = int(match.group(1))
-            return local_days(anchor - timedelta(days=days), anchor - timedelta(days=1), tz)
+            return local_days(check_date(anchor - timedelta(days=days), "date_range"), anchor - timedelta(days=1), tz)
         if value == "month":
             return local_days(anchor.replace(day=1), _month_end(anchor), tz)
-        if value in ("6mo", "12mo"):
-            months = int(value.removesuffix("mo"))
-            return local_days(_month_start(anchor, months), _month_start(anchor) - timedelta(days=1), tz)
+        if (match := re.fullmatch(r"([1-9][0-9]{0,2})mo", value)) and int(match.group(1)) <= MAX_SHORTCUT_MONTHS:
+            months = int(match.group(1))
+            return local_days(check_date(_month_start(anchor, months), "date_range"),
+                              _month_start(anchor) - timedelta(days=1), tz)
         if value == "year":
             return local_days(date(anchor.year, 1, 1), date(anchor.year, 12, 31), tz)
         if value == "all":
             return local_days(min(stats_start or anchor, anchor), anchor, tz)
-        raise QueryError(f"date_range: invalid value {value!r}; use one of {', '.join(DATE_SHORTCUTS)} "
+        raise QueryError(f"date_range: invalid value {value!r}; use one of {', '.join(DATE_SHORTCUTS)}, "
+                         f"<n>d (n up to {MAX_SHORTCUT_DAYS}), <n>mo (n up to {MAX_SHORTCUT_MONTHS}) "
                          "or a list of two ISO 8601 dates")
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
         return _custom_range(value[0], value[1], tz)
@@ -183,7 +191,12 @@ def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date 
 def _custom_range(first: str, last: str, tz: str) -> DateRange:
     try:
         if "T" in first or "T" in last:
-            start, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
+            try:
+                start, end = datetime.fromisoformat(first), datetime.fromisoformat(last)
+            except ValueError:
+                # Plausible's words; Python's (an offset "strictly between -timedelta(hours=24) and …") say
+                # nothing to an API client.
+                raise QueryError(f"Invalid date_range '{json.dumps([first, last], ensure_ascii=False)}'.") from None
             if start.tzinfo is None or end.tzinfo is None:
                 raise QueryError("date_range: date-times need a UTC offset, e.g. 2024-01-01T12:00:00+02:00")
             if end < start:
@@ -194,8 +207,8 @@ def _custom_range(first: str, last: str, tz: str) -> DateRange:
             return DateRange(start.astimezone(UTC), end.astimezone(UTC) + timedelta(seconds=1),
                              start.astimezone(zone).date(), end.astimezone(zone).date(), tz)
         first_day, last_day = date.fromisoformat(first), date.fromisoformat(last)
-    except ValueError as exc:
-        raise QueryError(f"date_range: {exc}") from None
+    except ValueError:
+        raise QueryError(f"Invalid date_range '{json.dumps([first, last], ensure_ascii=False)}'.") from None
     if last_day < first_day:
         raise QueryError("date_range: the end date is before the start date")
     _check_span(first_day, last_day)
@@ -411,6 +424,12 @@ def _check_combinations(query: Query, kinds: list[str]) -> None:
     if "time_on_page" in query.metrics and set(query.dimensions) - {"event:page"}:
         raise QueryError("metrics: time_on_page can be broken down by event:page only, not by "
                          f"{', '.join(d for d in query.dimensions if d != 'event:page')}")
+    if "scroll_depth" in query.metrics and "event:page" not in query.dimensions and not any(
+            isinstance(item, Condition) and item.dimension == "event:page" for item in query.filters):
+        # Plausible's words: a page filter nested in a logical one does not count.
+        raise QueryError("Metric `scroll_depth` can only be queried with event:page filters or dimensions.")
+    if "scroll_depth" in query.metrics and "event:goal" in query.dimensions:
+        raise QueryError("metrics: scroll_depth cannot be broken down by event:goal")
     if query.time_labels and query.time_dimension is None:
         raise QueryError("include.time_labels: requires a time dimension")
     if query.time_dimension == "time:hour" and (query.date_range.last_day - query.date_range.first_day).days > 31:

@@ -7,6 +7,7 @@ into v1's response format.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,9 @@ from services.analytics.query import Query, QueryError, parse_query, time_labels
 V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
 V1_OPERATORS = (("!=", "is_not"), ("==", "is"), ("~", "contains"))
 REALTIME_WINDOW = timedelta(minutes=5)
+UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+DEFAULT_INTERVALS = {"day": "hour", "6mo": "month", "12mo": "month", "year": "month"}
+"""v1 timeseries' interval when none is given (Plausible's ``Interval.default_for_period``); else ``date``."""
 
 
 def _metrics(params: Mapping[str, str], default: str = "visitors") -> list[str]:
@@ -27,7 +31,13 @@ def _metrics(params: Mapping[str, str], default: str = "visitors") -> list[str]:
 
 
 def parse_filters(raw: str) -> list[list[Any]]:
-    """``visit:browser==Firefox;visit:country==FR|DE;event:page!=/x`` as v2 filters."""
+    """Plausible's v1 filter string as v2 filters: ``visit:browser==Firefox;visit:country==FR|DE;event:page!=/x``.
+
+    As Plausible's ``LegacyStatsAPIFilterParser``: ``;`` joins filters; ``==`` and ``!=`` compare; ``|``
+    separates alternatives and ``\\|`` is a literal pipe; a value holding ``*`` is a wildcard (``*`` and ``**``
+    match any characters, on every property); ``event:goal`` is always compared exactly; a ``visit:country``
+    filter whose codes are not two letters is left out. ``~`` (contains) is Beacon's own addition.
+    """
     filters: list[list[Any]] = []
     for part in (p.strip() for p in raw.split(";")):
         if not part:
@@ -36,12 +46,25 @@ def parse_filters(raw: str) -> list[list[Any]]:
         if found is None:
             raise QueryError(f"filters: cannot parse {part!r}; use property==value, != or ~, joined with ;")
         token, operator = found
-        dimension, _, values = part.partition(token)
-        clauses = [v for v in values.split("|") if v]
-        if not dimension.strip() or not clauses:
+        dimension, _, value = part.partition(token)
+        dimension, value = dimension.strip(), value.strip()
+        clauses = [c.replace("\\|", "|") for c in UNESCAPED_PIPE.split(value)]
+        if not dimension or not value or any(t in value for t, _ in V1_OPERATORS if t != "~"):
             raise QueryError(f"filters: cannot parse {part!r}")
-        filters.append([operator, dimension.strip(), clauses])
+        if dimension == "visit:country" and any(len(c) != 2 for c in clauses):
+            continue  # Plausible leaves such a filter out rather than matching nothing
+        if "*" in value and dimension != "event:goal" and token != "~":
+            filters.append(["matches" if token == "==" else "matches_not", dimension, [wildcard_regex(value)]])
+        else:
+            filters.append([operator, dimension, clauses])
     return filters
+
+
+def wildcard_regex(value: str) -> str:
+    """A v1 wildcard value as a regular expression, as Plausible's ``page_regex`` makes it: the whole value,
+    ``*`` (and ``**``) any characters, unescaped ``|`` between alternatives."""
+    alternatives = [re.escape(part.replace("\\|", "|")).replace(r"\*", ".*") for part in UNESCAPED_PIPE.split(value)]
+    return f"^(?:{'|'.join(alternatives)})$"
 
 
 def _date_range(params: Mapping[str, str]) -> tuple[Any, str | None]:
@@ -115,7 +138,7 @@ async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: 
                      params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     metrics = _metrics(params)
     period = params.get("period", "30d")
-    interval = params.get("interval") or ("month" if period in ("6mo", "12mo") else "date")
+    interval = params.get("interval") or DEFAULT_INTERVALS.get(period, "date")
     dimension = {"date": "time:day", "day": "time:day", "month": "time:month", "hour": "time:hour",
                  "week": "time:week"}.get(interval)
     if dimension is None:

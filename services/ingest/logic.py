@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import ipaddress
@@ -55,6 +56,15 @@ class CleanEvent:
     interactive: bool = True
     revenue_amount: Decimal | None = None
     revenue_currency: str | None = None
+    scroll_depth: int | None = None
+    """An engagement event's deepest scroll, percent 0-100 (None: unknown)."""
+    engagement_time: int = 0
+    """An engagement event's engaged time, milliseconds."""
+
+
+ENGAGEMENT = "engagement"
+"""The name of Plausible's engagement events (scroll depth and engaged time, never counted as events)."""
+MAX_ENGAGEMENT_TIME = 2**31 - 1
 
 
 def parse_event(body: bytes) -> CleanEvent:
@@ -117,7 +127,7 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError(f"invalid event: domain must name 1 to {MAX_DOMAINS} sites")
     amount, currency = (_clean_revenue(raw.r_revenue if raw.r_revenue is not None else raw.revenue)
                         if raw.r_revenue is not None or raw.revenue is not None else (None, None))
-    return CleanEvent(
+    return _with_engagement(raw, CleanEvent(
         name=name,
         domains=list(dict.fromkeys(domains)),
         hostname=hostname.lower(),
@@ -128,7 +138,21 @@ def parse_event(body: bytes) -> CleanEvent:
         interactive=raw.interactive if raw.i is None else raw.i,
         revenue_amount=amount,
         revenue_currency=currency,
-    )
+    ))
+
+
+def _with_engagement(raw: EventIn, event: CleanEvent) -> CleanEvent:
+    """An engagement event with its ``sd`` and ``e``: an integer scroll depth is clamped to 0-100 and anything
+    else is unknown; an engaged time that is not a non-negative integer counts 0 ms. An engagement is never an
+    interaction and carries no revenue. Other events as they are."""
+    if event.name != ENGAGEMENT:
+        return event
+    depth = raw.sd if isinstance(raw.sd, int) and not isinstance(raw.sd, bool) else None
+    time_ms = raw.e if isinstance(raw.e, int) and not isinstance(raw.e, bool) else 0
+    return dataclasses.replace(
+        event, scroll_depth=None if depth is None else min(max(depth, 0), 100),
+        engagement_time=min(max(time_ms, 0), MAX_ENGAGEMENT_TIME), interactive=False, revenue_amount=None,
+        revenue_currency=None)
 
 
 def _check_texts(**fields: str) -> None:

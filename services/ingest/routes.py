@@ -121,6 +121,7 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
             os=agent.os, os_version=agent.os_version, device=agent.device, country=country,
             interactive=event.interactive, revenue_amount=event.revenue_amount,
             revenue_currency=event.revenue_currency, props=event.props, domain=site.domain,
+            scroll_depth=event.scroll_depth, engagement_time=event.engagement_time,
         ))
     try:
         await state.writer.submit(rows, state.limiter.check_for(edge_ip, [site.id for site in sites]))

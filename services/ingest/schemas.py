@@ -36,3 +36,7 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=False):
     """Plausible's long name for ``h``."""
     i: bool | None = None
     """``false`` for events that do not count as interaction (a bounce stays a bounce)."""
+    sd: Any = None
+    """Scroll depth of an ``engagement`` event: the deepest point of the page seen, percent."""
+    e: Any = None
+    """Engaged time of an ``engagement`` event: milliseconds the page was visible since the last one."""

@@ -50,6 +50,12 @@ TYPES = (
     "text", "jsonb",
 )
 COPY_SQL = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+ENGAGEMENT = "engagement"
+ENGAGEMENT_COLUMNS = ("site_id", "timestamp", "visitor_id", "session_id", "hostname", "pathname",
+                      "scroll_depth", "engagement_time", "props")
+ENGAGEMENT_TYPES = ("int8", "timestamptz", "int8", "int8", "varchar", "varchar", "int2", "int4", "jsonb")
+ENGAGEMENT_COPY_SQL = f"COPY engagements ({', '.join(ENGAGEMENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+"""Engagement events go to their own table (migration 0013): they are never events, pageviews or visits."""
 
 # Find or start the visits of a batch's rows, atomically across processes and in the rows' order. ARGV[1] is
 # the timeout, ARGV[2] the visit keys' prefix, ARGV[3] four space-separated fields per row: site id, visitor id
@@ -143,6 +149,10 @@ class Row:
     props: dict[str, str]
     session_id: int = 0
     domain: str = ""
+    scroll_depth: int | None = None
+    """Engagement events only: deepest scroll, percent."""
+    engagement_time: int = 0
+    """Engagement events only: engaged milliseconds."""
 
     def values(self) -> tuple[Any, ...]:
         return (self.site_id, self.timestamp, self.name, self.visitor_id, self.session_id, self.hostname,
@@ -150,6 +160,10 @@ class Row:
                 self.utm_medium, self.utm_campaign, self.utm_term, self.utm_content, self.browser,
                 self.browser_version, self.os, self.os_version, self.device, self.country, self.interactive,
                 self.revenue_amount, self.revenue_currency, Jsonb(self.props))
+
+    def engagement_values(self) -> tuple[Any, ...]:
+        return (self.site_id, self.timestamp, self.visitor_id, self.session_id, self.hostname, self.pathname,
+                self.scroll_depth, self.engagement_time, Jsonb(self.props))
 
 
 @dataclass(slots=True)
@@ -308,9 +322,10 @@ class BatchWriter:
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_result(None)
-        for callback in self.on_commit:
+        counted = [row for row in rows if row.name != ENGAGEMENT]  # live feeds show events, not engagement
+        for callback in self.on_commit if counted else ():
             try:
-                await callback(rows)
+                await callback(counted)
             except Exception as exc:  # live updates are best effort; the events are stored
                 logger.warning("after-commit hook failed", extra={"error": str(exc)})
 
@@ -377,7 +392,16 @@ class BatchWriter:
                 row.visitor_id = row.previous_visitor_id
 
     async def _write(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> None:
-        async with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-            copy.set_types(list(TYPES))
-            for row in rows:
-                await copy.write_row(row.values())
+        engagements = [row for row in rows if row.name == ENGAGEMENT]
+        events = [row for row in rows if row.name != ENGAGEMENT] if engagements else rows
+        async with conn.transaction(), conn.cursor() as cur:
+            if events:
+                async with cur.copy(COPY_SQL) as copy:
+                    copy.set_types(list(TYPES))
+                    for row in events:
+                        await copy.write_row(row.values())
+            if engagements:
+                async with cur.copy(ENGAGEMENT_COPY_SQL) as copy:
+                    copy.set_types(list(ENGAGEMENT_TYPES))
+                    for row in engagements:
+                        await copy.write_row(row.engagement_values())

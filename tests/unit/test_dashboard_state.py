@@ -15,18 +15,29 @@ NOW = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
 SITE = Site(domain="state.example", timezone="Europe/Berlin")
 
 
-@pytest.mark.parametrize(("period", "first"), [
-    pytest.param("today", date(2026, 4, 1), id="today"),
-    pytest.param("7d", date(2026, 3, 26), id="7d"),
-    pytest.param("30d", date(2026, 3, 3), id="30d"),
-    pytest.param("month", date(2026, 4, 1), id="month"),
-    pytest.param("6mo", date(2025, 11, 1), id="6mo"),
-    pytest.param("12mo", date(2025, 5, 1), id="12mo"),
-    pytest.param("all", None, id="all"),
+@pytest.mark.parametrize(("period", "first", "last"), [
+    pytest.param("today", date(2026, 4, 1), date(2026, 4, 1), id="today"),
+    # Plausible's last N days and last N months end before today and before this month.
+    pytest.param("7d", date(2026, 3, 25), date(2026, 3, 31), id="7d"),
+    pytest.param("30d", date(2026, 3, 2), date(2026, 3, 31), id="30d"),
+    pytest.param("month", date(2026, 4, 1), date(2026, 4, 1), id="month"),
+    pytest.param("6mo", date(2025, 10, 1), date(2026, 3, 31), id="6mo"),
+    pytest.param("12mo", date(2025, 4, 1), date(2026, 3, 31), id="12mo"),
+    pytest.param("all", None, date(2026, 4, 1), id="all"),
 ])
-def test_presets_end_today_in_the_sites_time_zone(period: str, first: date | None) -> None:
+def test_presets_follow_plausible_in_the_sites_time_zone(period: str, first: date | None, last: date) -> None:
     state = parse_state({"period": [period]}, SITE, now=NOW)
-    assert (first, date(2026, 4, 1)) == (state.first, state.last)
+    assert (first, last) == (state.first, state.last)
+
+
+@pytest.mark.parametrize(("created", "period"), [
+    pytest.param(datetime(2026, 3, 31, 8, tzinfo=UTC), "today", id="added-yesterday"),
+    pytest.param(datetime(2026, 3, 29, 8, tzinfo=UTC), "30d", id="added-before"),
+])
+def test_default_period_is_today_for_a_new_site(created: datetime, period: str) -> None:
+    """Without a period: today for a site added today or yesterday (its last 30 days are empty), else 30 days."""
+    site = Site(domain="state.example", timezone="Europe/Berlin", created_at=created)
+    assert period == parse_state({}, site, now=NOW).period
 
 
 def test_previous_period_has_the_same_length() -> None:

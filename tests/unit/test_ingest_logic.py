@@ -166,3 +166,24 @@ def test_visitor_id_depends_on_every_input() -> None:
     assert base not in variants
     assert 4 == len(variants)
     assert -(2**63) <= base < 2**63
+
+
+@pytest.mark.parametrize(("fields", "depth", "engaged"), [
+    pytest.param({"sd": 42, "e": 1500}, 42, 1500, id="as-sent"),
+    pytest.param({"sd": 150, "e": -3}, 100, 0, id="clamped"),
+    pytest.param({"sd": "deep", "e": "long"}, None, 0, id="not-integers"),
+    pytest.param({"sd": True, "e": 2.5}, None, 0, id="bool-and-float"),
+    pytest.param({}, None, 0, id="missing"),
+])
+def test_engagement_fields(fields: dict[str, object], depth: int | None, engaged: int) -> None:
+    """An engagement event's scroll depth and engaged time; it never counts as an interaction nor carries revenue."""
+    event = parse_event(body(n="engagement", u="https://example.com/a", d="example.com", i=True,
+                             revenue={"currency": "EUR", "amount": 3}, **fields))
+    assert (depth, engaged, False, None) == (event.scroll_depth, event.engagement_time, event.interactive,
+                                             event.revenue_amount)
+
+
+def test_other_events_ignore_engagement_fields() -> None:
+    """``sd`` and ``e`` mean something only on an engagement event."""
+    event = parse_event(body(n="pageview", u="https://example.com/a", d="example.com", sd=50, e=1000))
+    assert (None, 0) == (event.scroll_depth, event.engagement_time)

@@ -55,7 +55,8 @@ NEGATABLE = frozenset(DIMENSIONS) - {"goal"}
 """Plausible's event:goal filter has no is_not: a goal filter cannot be negated."""
 # Metrics of each breakdown besides visitors (session metrics cannot go with event dimensions).
 BREAKDOWN_METRICS: dict[str, tuple[str, ...]] = {
-    "page": ("visitors", "pageviews"), "entry_page": ("visitors", "visits"), "exit_page": ("visitors", "visits"),
+    "page": ("visitors", "pageviews", "scroll_depth"),
+    "entry_page": ("visitors", "visits"), "exit_page": ("visitors", "visits"),
     "goal": ("visitors", "events", "conversion_rate"), "event": ("visitors", "events"),
 }
 PROP_METRICS = ("visitors", "events")
@@ -170,16 +171,25 @@ def check_interval(interval: str, days: int) -> None:
         raise ClientError(f"interval: day needs a range of at most {MAX_DAILY_DAYS} days")
 
 
+def default_period(site: Site, today: date) -> str:
+    """The period shown when the URL names none: today for a site added today or yesterday (whose last 30 days,
+    ending yesterday, hold nothing yet), else the last 30 days; Plausible's dashboard does the same."""
+    added = site.created_at
+    if added is not None and added.astimezone(ZoneInfo(site.timezone)).date() >= today - timedelta(days=1):
+        return "today"
+    return DEFAULT_PERIOD
+
+
 def parse_state(params: Mapping[str, Sequence[str]], site: Site, *, allowed: frozenset[str] = PARAMS,
                 now: datetime | None = None) -> State:
     """Validate the dashboard's query string; raise ClientError naming the first bad parameter."""
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ClientError(f"{unknown[0]}: unknown parameter; known are {', '.join(sorted(allowed))}")
-    period = _one(params, "period") or DEFAULT_PERIOD
+    today = local_today(site, now)
+    period = _one(params, "period") or default_period(site, today)
     if period not in PERIODS:
         raise ClientError(f"period: one of {', '.join(PERIODS)}")
-    today = local_today(site, now)
     first: date | None
     last = today
     if period == "custom":
@@ -192,11 +202,17 @@ def parse_state(params: Mapping[str, Sequence[str]], site: Site, *, allowed: fro
         for name in ("from", "to"):
             if _one(params, name) is not None:
                 raise ClientError(f"{name}: only with period=custom")
+        # Plausible's periods (its QueryPeriod): the last N days and the last N months end before today and
+        # before this month, as the Stats API's "30d" and "6mo" do.
         first = {
-            "today": today, "7d": today - timedelta(days=6), "30d": today - timedelta(days=29),
-            "month": today.replace(day=1), "6mo": _month_start(today, 5), "12mo": _month_start(today, 11),
+            "today": today, "7d": today - timedelta(days=7), "30d": today - timedelta(days=30),
+            "month": today.replace(day=1), "6mo": _month_start(today, 6), "12mo": _month_start(today, 12),
             "all": None,
         }[period]
+        if period in ("7d", "30d"):
+            last = today - timedelta(days=1)
+        elif period in ("6mo", "12mo"):
+            last = _month_start(today) - timedelta(days=1)
     compare = _one(params, "compare") or "off"
     if compare not in ("previous", "off"):
         raise ClientError("compare: previous or off")

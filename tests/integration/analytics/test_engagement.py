@@ -1,0 +1,173 @@
+"""Engagement events (scroll depth, engaged time) in the Stats API: Plausible's scroll_depth and time_on_page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_async_engine, make_engine, sessionmaker_for
+from app.core.internal import INTERNAL_TOKEN_HEADER
+from app.core.settings import Settings
+from services.analytics import engine, planner
+from services.analytics.query import parse_query
+
+SITE = "engage.example"
+# Pageviews (visits with their source): (session, day, (hour, minute), path, source).
+PAGEVIEWS = [
+    (12, 1, (0, 0), "/blog", "Google"), (13, 1, (0, 10), "/blog", ""),
+    (21, 2, (9, 0), "/post", "Google"), (21, 2, (9, 5), "/other", "Google"),
+    (22, 2, (9, 0), "/post", ""), (23, 2, (9, 0), "/post", ""),
+    (31, 2, (10, 0), "/half", ""), (32, 2, (10, 0), "/half", ""),
+    # Before the first engagement event: legacy time on page, /blog 120 s to /x, one transition.
+    (51, 0, (10, 0), "/blog", ""), (51, 0, (10, 2), "/x", ""),
+]
+# Engagement events: (session, day, (hour, minute), path, scroll depth, engaged milliseconds).
+ENGAGEMENTS = [
+    # Plausible's own case (query_time_on_page_test): /blog (120 + 20 + 60) s over 2 visits = 100 s.
+    (12, 1, (0, 10), "/blog", None, 120_000), (12, 1, (0, 11), "/blog", None, 20_000),
+    (13, 1, (0, 10), "/blog", None, 60_000),
+    # Scroll depth: /post visit 21 20 %, visit 22 max(17, 60) = 60 %, visit 23 unknown -> (20 + 60) / 2 = 40;
+    # /other visit 21 100 %; /half (2 + 3) / 2 = 2.5 -> 2 (half to even, as ClickHouse rounds a float).
+    (21, 2, (9, 4), "/post", 20, 10_000), (21, 2, (9, 9), "/other", 100, 30_000),
+    (22, 2, (9, 1), "/post", 17, 4_000), (22, 2, (9, 3), "/post", 60, 2_000),
+    (23, 2, (9, 2), "/post", None, 5_000),
+    (31, 2, (10, 1), "/half", 2, 1_000), (32, 2, (10, 1), "/half", 3, 1_000),
+]
+
+
+def _at(day: int, hour: int, minute: int) -> datetime:
+    """``day`` of March 2026 (0: 28 February), UTC."""
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC) if day else datetime(2026, 2, 28, hour, minute,
+                                                                                    tzinfo=UTC)
+
+
+@pytest.fixture
+def engaged(settings: Settings, db: None) -> int:
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        site = conn.execute(text("INSERT INTO sites (domain, timezone, created_at) VALUES "
+                                 "(:d, 'UTC', '2026-01-01') RETURNING id"), {"d": SITE}).scalar_one()
+        for session, day, (hour, minute), path, source in PAGEVIEWS:
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
+                "referrer_source) VALUES (:site, :ts, 'pageview', :session, :session, :host, :path, :source)"),
+                {"site": site, "ts": _at(day, hour, minute), "session": session, "host": SITE, "path": path,
+                 "source": source})
+        for session, day, (hour, minute), path, depth, engaged_ms in ENGAGEMENTS:
+            conn.execute(text(
+                "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, "
+                "scroll_depth, engagement_time) VALUES (:site, :ts, :session, :session, :host, :path, :depth, :ms)"),
+                {"site": site, "ts": _at(day, hour, minute), "session": session, "host": SITE, "path": path,
+                 "depth": depth, "ms": engaged_ms})
+    db_engine.dispose()
+    return int(site)
+
+
+def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx.Response:
+    return httpx.post(f"http://127.0.0.1:{serve('analytics')}/query", json={"site_id": SITE, **body},
+                      headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+
+
+def results(response: httpx.Response) -> list[tuple[Any, ...]]:
+    assert 200 == response.status_code, response.text
+    return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
+
+
+def test_engagements_are_not_events_or_pageviews(settings: Settings, serve: Callable[[str], int],
+                                                 engaged: int) -> None:
+    """Eleven engagement events beside eight pageviews on 1 and 2 March: events and pageviews count the pageviews."""
+    rows = results(query(settings, serve, metrics=["visitors", "visits", "pageviews", "events"],
+                         date_range=["2026-03-01", "2026-03-02"]))
+    assert [(7, 7, 8, 8)] == rows
+
+
+def test_scroll_depth_by_page(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    rows = results(query(settings, serve, metrics=["visitors", "scroll_depth"], dimensions=["event:page"],
+                         date_range=["2026-03-02", "2026-03-02"], order_by=[["scroll_depth", "desc"]]))
+    assert [("/other", 1, 100), ("/post", 3, 40), ("/half", 2, 2)] == rows
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    pytest.param([["is", "event:page", ["/post"]]], 40, id="one-page"),
+    # Per visit the deepest scroll over the pages kept: visit 21 max(20, 100), visit 22 60 -> 80.
+    pytest.param([["is", "event:page", ["/post", "/other"]]], 80, id="two-pages"),
+    # A visit filter: visit 21 came from Google; /post's 20 % is all that is left.
+    pytest.param([["is", "event:page", ["/post"]], ["is", "visit:source", ["Google"]]], 20, id="visit-filter"),
+    pytest.param([["is", "event:page", ["/nowhere"]]], None, id="none"),
+])
+def test_scroll_depth_aggregate(settings: Settings, serve: Callable[[str], int], engaged: int,
+                                filters: list[Any], expected: int | None) -> None:
+    rows = results(query(settings, serve, metrics=["scroll_depth"], filters=filters,
+                         date_range=["2026-03-02", "2026-03-02"]))
+    assert [(expected,)] == rows
+
+
+def test_scroll_depth_time_series(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    rows = results(query(settings, serve, metrics=["pageviews", "scroll_depth"], dimensions=["time:day"],
+                         filters=[["is", "event:page", ["/post"]]], date_range=["2026-03-01", "2026-03-02"]))
+    assert [("2026-03-02", 3, 40)] == rows
+
+
+def test_scroll_depth_needs_a_page_filter_or_dimension(settings: Settings, serve: Callable[[str], int],
+                                                       engaged: int) -> None:
+    """Plausible's message; a page filter under "not" does not count."""
+    response = query(settings, serve, metrics=["scroll_depth"], date_range=["2026-03-02", "2026-03-02"],
+                     filters=[["not", ["is", "event:page", ["/post"]]]])
+    assert 400 == response.status_code
+    assert "Metric `scroll_depth` can only be queried with event:page filters or dimensions." == \
+        response.json()["detail"]
+
+
+def test_time_on_page_from_engaged_time(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    """/blog on 1 March: (120 + 20 + 60) s over 2 visits = 100 (Plausible's own test case); /post on 2 March
+    (10 + 6 + 5) s over 3 visits = 7; /half 1 s each = 1; /other 30 s."""
+    rows = results(query(settings, serve, metrics=["time_on_page"], dimensions=["event:page"],
+                         date_range=["2026-03-01", "2026-03-02"], order_by=[["time_on_page", "desc"]]))
+    assert [("/blog", 100), ("/other", 30), ("/post", 7), ("/half", 1)] == rows
+
+
+def test_time_on_page_adds_the_legacy_days_before_the_first_engagement(
+        settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    """28 Feb precedes the first engagement (1 March): its legacy 120 s and 1 transition join /blog's
+    200 s over 2 visits: 320 / 3 = 107; aggregated the same with the page filter."""
+    by_page = results(query(settings, serve, metrics=["time_on_page"], dimensions=["event:page"],
+                            filters=[["is", "event:page", ["/blog"]]], date_range=["2026-02-28", "2026-03-01"]))
+    total = results(query(settings, serve, metrics=["time_on_page"], filters=[["is", "event:page", ["/blog"]]],
+                          date_range=["2026-02-28", "2026-03-01"]))
+    assert ([("/blog", 107)], [(107,)]) == (by_page, total)
+
+
+@pytest.mark.parametrize("body", [
+    {"metrics": ["visitors", "scroll_depth", "time_on_page"], "dimensions": ["event:page"]},
+    {"metrics": ["scroll_depth", "bounce_rate"], "dimensions": ["event:page"],
+     "filters": [["is", "visit:source", ["Google"]]]},
+    {"metrics": ["scroll_depth", "events"], "dimensions": ["time:day", "event:page"]},
+    {"metrics": ["time_on_page", "pageviews"], "filters": [["contains", "event:page", ["/"]]]},
+    {"metrics": ["scroll_depth"], "dimensions": ["visit:source"], "filters": [["is", "event:page", ["/post"]]]},
+])
+async def test_every_planner_path_gives_the_raw_answer(settings: Settings, engaged: int,
+                                                       body: dict[str, Any]) -> None:
+    query_ = parse_query({"site_id": SITE, "date_range": ["2026-02-28", "2026-03-03"], **body}, timezone="UTC",
+                         now=datetime(2026, 3, 10, tzinfo=UTC))
+    db_engine = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db_engine)() as session:
+            raw = await engine.run(session, query_, engaged)
+            served = await planner.answer(session, query_, engaged)
+    finally:
+        await db_engine.dispose()
+    assert raw.rows and (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
+
+
+def test_imports_meta_without_imports(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    """Plausible's meta for include.imports on a site without imported data; no such keys when not asked."""
+    asked = query(settings, serve, metrics=["visitors"], date_range="all", include={"imports": True})
+    plain = query(settings, serve, metrics=["visitors"], date_range="all")
+    assert 200 == asked.status_code == plain.status_code, asked.text
+    assert {"imports_included": False, "imports_skip_reason": "no_imported_data"} == asked.json()["meta"]
+    assert {} == plain.json()["meta"]
