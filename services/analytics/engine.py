@@ -82,10 +82,9 @@ EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:
 UNAVAILABLE = {"visit:region", "visit:city", "visit:region_name", "visit:city_name", "visit:country_name"}
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
 GOAL = "event:goal"
-GOAL_PATTERN = r"replace(replace(replace(replace(g.page_path, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%')"
-"""A page goal's path as a LIKE pattern: ``*`` matches any characters, as in Plausible."""
 GOAL_MATCH = (
-    f"(g.event_name = e.name OR (g.page_path IS NOT NULL AND e.name = 'pageview' AND e.pathname LIKE {GOAL_PATTERN}))"
+    r"(g.event_name = e.name OR (g.page_path IS NOT NULL AND e.name = 'pageview' AND e.pathname LIKE "
+    r"replace(replace(replace(replace(g.page_path, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%')))"
 )
 """Whether event ``e`` completes goal ``g`` (a page goal's ``*`` matches any characters, as in Plausible)."""
 
@@ -233,12 +232,7 @@ def _goal_condition(cond: Condition, sql: _Sql) -> str:
         named = f"{name} LIKE ANY({sql.bind([f'%{_like_escape(v)}%' for v in values])})"
     if sql.goal_joined:
         return named
-    # The same as EXISTS (a goal named so that the event completes), with the goals' event names and page
-    # patterns looked up once per statement rather than once per event.
-    goals = f"FROM goals g WHERE g.site_id = :site AND {named}"
-    return (f"(e.name = ANY(ARRAY(SELECT g.event_name {goals} AND g.event_name IS NOT NULL)) OR "
-            f"(e.name = 'pageview' AND e.pathname LIKE ANY(ARRAY(SELECT {GOAL_PATTERN} {goals} "
-            "AND g.page_path IS NOT NULL))))")
+    return f"EXISTS (SELECT 1 FROM goals g WHERE g.site_id = :site AND {named} AND {GOAL_MATCH})"
 
 
 def _condition_sql(cond: Condition, sql: _Sql) -> str:
