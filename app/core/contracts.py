@@ -18,6 +18,13 @@ class PropertyKeys(msgspec.Struct, frozen=True):
     """Sorted, at most the ``limit`` asked for."""
 
 
+class EventsReceived(msgspec.Struct, frozen=True):
+    """``GET /sites/{site_id}/received``: whether any event of the site is stored (the setup page's check)."""
+
+    site_id: int
+    received: bool
+
+
 Filter = list[Any]
 """A Stats API v2 filter: ``[operator, dimension, clauses]``, or ``["and"|"or", [filters]]``, ``["not", filter]``."""
 

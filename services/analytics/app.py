@@ -11,6 +11,7 @@ from services.analytics.routes import (
     site_export,
     site_pageviews,
     site_property_keys,
+    site_received,
     stats_query,
     stats_v1,
 )
@@ -18,5 +19,5 @@ from services.analytics.routes import (
 
 def create_app(settings: Settings | None = None) -> Litestar:
     return create_service_app("analytics", settings or get_settings(),
-                              [site_pageviews, site_daily_pageviews, site_export, site_property_keys, stats_query,
-                               stats_v1])
+                              [site_pageviews, site_daily_pageviews, site_export, site_property_keys, site_received,
+                               stats_query, stats_v1])

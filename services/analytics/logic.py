@@ -38,6 +38,13 @@ async def site_timezone(session: AsyncSession, site_id: int) -> str:
     return str(tz)
 
 
+async def has_events(session: AsyncSession, site_id: int) -> bool:
+    """Whether any event of the site is stored (one index probe)."""
+    found = await session.execute(text("SELECT EXISTS (SELECT 1 FROM events WHERE site_id = :site)"),
+                                  {"site": site_id})
+    return bool(found.scalar_one())
+
+
 async def pageviews(session: AsyncSession, site_id: int, start: datetime, end: datetime) -> int:
     count = await session.execute(
         text("SELECT count(*) FROM events WHERE site_id = :site AND name = 'pageview' "

@@ -26,8 +26,10 @@ day, so queries ending by yesterday (7d, 30d, 6mo, 12mo: the dashboard's usual r
 rollups alone; queries reaching into today ignore the provisional day and compute it from the events as
 before. The final roll-up of the day replaces the provisional rows.
 
-Goals, conversion rates, time on page and filtered queries are not rolled up: :func:`applicable` leaves them
-to the other sources of :mod:`services.analytics.planner`.
+A query filtered to one value of a rolled-up dimension (``visit:country is DE``), grouped by time or by that
+dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`). Goals, conversion
+rates, time on page and other filtered queries are not rolled up: :func:`applicable` leaves them to the other
+sources of :mod:`services.analytics.planner`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from services.analytics.engine import (
     rows_to_result,
     visit_events_select,
 )
-from services.analytics.query import TIME_DIMENSIONS, Query, time_bucket
+from services.analytics.query import TIME_DIMENSIONS, Condition, Query, time_bucket
 
 EVENT_DIMENSIONS = ("event:page", "event:name")
 VISIT_DIMENSIONS = (
@@ -317,11 +319,40 @@ def _visits_ended(conn: Connection, site_id: int, day: date, tz: str, now: datet
 # --- answering ----------------------------------------------------------------------------------------
 
 
+def only_value(query: Query) -> tuple[str, str] | None:
+    """``(dimension, value)`` when the query's one filter keeps exactly one value of a rolled-up dimension that
+    is also its only other dimension (or it has none besides time): such a query is that dimension's rollup
+    restricted to the value.
+
+    Exact because the rollups count spans per value: the visitors with a visit (or, for ``event:name``, an
+    event) of that value are the filter's visitors, and so are its visits and their totals. Left out: several
+    values (one visitor can have visits of two values, counted once by the filter and twice by two spans),
+    empty values and empty labels (stored under the label, filtered as ''), case-insensitive matching, page
+    wildcards, and ``event:page`` (the filter also keeps custom events on the page, the rollup pageviews only).
+    """
+    if len(query.filters) != 1 or not isinstance(query.filters[0], Condition):
+        return None
+    cond = query.filters[0]
+    if cond.operator != "is" or len(cond.clauses) != 1 or not cond.case_sensitive:
+        return None
+    dimension, value = cond.dimension, cond.clauses[0]
+    if dimension not in (*VISIT_DIMENSIONS, "event:name") or value == "" or "*" in value:
+        return None
+    if dimension in VISIT_COLUMNS and value == VISIT_COLUMNS[dimension][1]:
+        return None
+    if any(d not in TIME_DIMENSIONS and d != dimension for d in query.dimensions):
+        return None
+    return dimension, value
+
+
 def applicable(query: Query) -> bool:
     """Whether the rollups can answer ``query`` (the engine over raw events answers everything else)."""
-    if query.filters:
+    only = only_value(query)
+    if query.filters and only is None:
         return False
-    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    if only is not None and "percentage" in query.metrics:
+        return False  # the rollups' percentage divides by all visitors, not the filtered ones
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS] or ([only[0]] if only else [])
     if len(others) > 1 or (others and others[0] not in ROLLED):
         return False
     if time_bucket(query) == "hour":
@@ -359,8 +390,9 @@ def _buckets(query: Query) -> list[tuple[date, date, date]]:
 
 def build(query: Query, site_id: int, rolled_until: date, provisional_day: date | None = None
           ) -> tuple[str, dict[str, Any]]:
+    only = only_value(query)
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
-    dimension = others[0] if others else ""
+    dimension = others[0] if others else (only[0] if only else "")
     total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
     dr = query.date_range
     # The provisional day's spans may end later, which no bucket of a query ending on it sees.
@@ -368,6 +400,11 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     boundary = min(rolled + timedelta(days=1), dr.last_day + timedelta(days=1))
     sql = _Sql({"site": site_id, "dim": dimension, "total_dim": total, "range_first": dr.first_day,
                 "range_last": dr.last_day, "boundary": boundary})
+    # A filter keeping one value: that value's rows only.
+    only_sp = only_dd = ""
+    if only is not None:
+        sql.params["only"] = only[1]
+        only_sp, only_dd = " AND sp.value = :only", " AND dd.value = :only"
     buckets = _buckets(query)
     sql.params |= {"labels": [b[0] for b in buckets], "starts": [b[1] for b in buckets],
                    "ends": [b[2] for b in buckets]}
@@ -396,10 +433,10 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         "sum(sp.duration) FILTER (WHERE sp.kind = 'v') AS duration, "
         "sum(sp.pageviews) FILTER (WHERE sp.kind = 'v') AS visit_pageviews "
         "FROM buckets b JOIN all_spans sp ON sp.dimension = :dim AND sp.first_day <= b.end_day "
-        "AND sp.last_day >= b.start_day GROUP BY 1, 2)",
+        f"AND sp.last_day >= b.start_day{only_sp} GROUP BY 1, 2)",
         "d AS (SELECT b.label, dd.value, sum(dd.pageviews) AS pageviews, sum(dd.events) AS events "
-        "FROM buckets b JOIN all_days dd ON dd.dimension = :dim AND dd.day BETWEEN b.start_day AND b.end_day "
-        "GROUP BY 1, 2)",
+        "FROM buckets b JOIN all_days dd ON dd.dimension = :dim AND dd.day BETWEEN b.start_day AND b.end_day"
+        f"{only_dd} GROUP BY 1, 2)",
     ]
     time_label, value = "coalesce(s.label, d.label)::timestamp", "coalesce(s.value, d.value)"
     select = [f"{time_label if name in TIME_DIMENSIONS else value} AS d{i}" for i, name in enumerate(query.dimensions)]

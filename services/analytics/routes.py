@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.contracts import PropertyKeys
+from app.core.contracts import EventsReceived, PropertyKeys
 from app.core.errors import ClientError, NotFound, ServiceUnavailable
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
@@ -113,6 +113,16 @@ async def site_property_keys(request: Request[Any, Any, Any], site_id: FromPath[
         start, end = logic.bounds(first, date_to, tz)
         keys = await logic.property_keys(session, site_id, start, end, limit)
     return PropertyKeys(site_id=site_id, date_from=first, date_to=date_to, keys=keys)
+
+
+@get("/sites/{site_id:int}/received", guards=[internal_token_guard])
+async def site_received(request: Request[Any, Any, Any], site_id: FromPath[int]) -> EventsReceived:
+    """Whether any event of the site is stored (404 for an unknown site), for the setup page."""
+    resources: Resources = request.app.state.resources
+    async with budgeted(resources) as session:
+        await logic.site_timezone(session, site_id)
+        received = await logic.has_events(session, site_id)
+    return EventsReceived(site_id=site_id, received=received)
 
 
 @post("/query", guards=[internal_token_guard], status_code=200)

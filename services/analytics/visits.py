@@ -78,14 +78,17 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
         f"AND s.ended_at >= :start) e WHERE {filters})",
         # The others, split by bucket: their events in the range, per bucket.
         # LATERAL: an index lookup of each such visit's events, never a scan of the range's events.
-        "split AS (SELECT e.session_id, x.* FROM fv e CROSS JOIN LATERAL (SELECT min(x.timestamp) AS timestamp, "
+        "split AS (SELECT e.*, x.timestamp AS x_timestamp, x.pageviews AS x_pageviews, x.events AS x_events "
+        "FROM fv e CROSS JOIN LATERAL (SELECT min(x.timestamp) AS timestamp, "
         "count(*) FILTER (WHERE x.name = 'pageview') AS pageviews, count(*) AS events FROM events x "
         "WHERE x.site_id = :site AND x.session_id = e.session_id AND x.timestamp >= greatest(:start, e.v_started_at) "
         "AND x.timestamp < :end AND x.timestamp <= e.v_ended_at "
         f"GROUP BY x.site_id{split_bucket}) x WHERE NOT e.whole)",
+        # The split visits carry their own columns: joining them back to fv sorted every visit of the range.
         "rows AS (SELECT e.*, e.v_started_at AS timestamp, e.v_pageviews AS r_pageviews, e.events AS r_events "
-        "FROM fv e WHERE e.whole UNION ALL SELECT e.*, x.timestamp, x.pageviews, x.events "
-        "FROM split x JOIN fv e ON e.session_id = x.session_id)",
+        "FROM fv e WHERE e.whole UNION ALL SELECT e.session_id, e.visitor_id, e.events, "
+        f"{', '.join(f'e.v_{n}' for n in sorted(columns))}, e.whole, e.x_timestamp, e.x_pageviews, e.x_events "
+        "FROM split e)",
         f"matched AS (SELECT {''.join(f'{expr} AS {col}, ' for expr, col in zip(dims, d_cols, strict=True))}"
         "e.visitor_id, e.r_pageviews, e.r_events, (e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce, "
         "extract(epoch FROM e.v_ended_at - e.v_started_at) AS duration, e.v_pageviews AS visit_pageviews "

@@ -233,7 +233,9 @@ def run(duration: int = DURATION) -> list[Result]:
                                          hello=hello_port,
                                          hello_rsgi=hello_rsgi_port, port=nginx_port))
         main = render("dev-nginx.conf.j2", {"beacon_run_dir": nginx_dir, "beacon_log_dir": logs,
-                                            "beacon_site_conf": site}, nginx_dir / "nginx.conf")
+                                            "beacon_site_conf": site,
+                                            "beacon_worker_user": "root" if os.geteuid() == 0 else None},
+                      nginx_dir / "nginx.conf")
         nginx_proc = subprocess.Popen(["nginx", "-p", str(nginx_dir), "-c", str(main), "-g", "daemon off;"],
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(nginx_port, 20)

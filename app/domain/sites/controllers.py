@@ -165,7 +165,7 @@ class SiteController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             access = await site_access(session, user.id, domain, "admin")
-            received = await services.has_events(session, access.site.id)
+        received = await services.has_events(resources, access.site.id)
         return Template("site_setup.html", context={
             "user": user, "site": access.site, "received": received,
             "snippet": services.tracker_snippet(resources.settings.server.base_url, access.site.domain)})
@@ -177,7 +177,7 @@ class SiteController(Controller):
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             access = await site_access(session, user.id, domain, "viewer")
-            received = await services.has_events(session, access.site.id)
+        received = await services.has_events(resources, access.site.id)
         return Response({"domain": access.site.domain, "received": received},
                         headers={"Cache-Control": "no-store"})
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.contracts import EventsReceived
 from app.core.errors import AppError, ClientError, Conflict, Forbidden, NotFound
 from app.core.models import ROLES, Goal, Invitation, Membership, Site, SiteExclusion, User
 from app.core.resources import Resources
@@ -300,11 +302,11 @@ async def list_sites_with_roles(session: AsyncSession, user_id: int) -> list[tup
     return [(site, role) for site, role in rows.tuples()]
 
 
-async def has_events(session: AsyncSession, site_id: int) -> bool:
-    """Whether any event of the site is stored (the first-event check of the setup page)."""
-    found = await session.execute(text("SELECT EXISTS (SELECT 1 FROM events WHERE site_id = :site)"),
-                                  {"site": site_id})
-    return bool(found.scalar_one())
+async def has_events(resources: Resources, site_id: int) -> bool:
+    """Whether any event of the site is stored (the first-event check of the setup page), from the analytics
+    service, the only reader of events."""
+    answer = await resources.services.json("analytics", "GET", f"/sites/{site_id}/received")
+    return msgspec.convert(answer, EventsReceived).received
 
 
 # --- visitor overviews for the sites list ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from litestar import get
@@ -179,8 +179,11 @@ def test_exclusions_are_validated_and_scoped_to_the_site(servers: Servers, world
         "SELECT s.domain, x.kind, x.pattern FROM site_exclusions x JOIN sites s ON s.id = x.site_id ORDER BY 1, 2")
 
 
-def test_first_event_status_turns_true_with_the_first_event(servers: Servers, world: World) -> None:
-    """``/sites/<domain>/status`` answers JSON: false until an event of the site is stored, then true."""
+def test_first_event_status_turns_true_with_the_first_event(servers: Servers, world: World,
+                                                            serve: Callable[[str], int]) -> None:
+    """``/sites/<domain>/status`` answers JSON: false until an event of the site is stored, then true (asked of the
+    analytics service, the only reader of events); the setup page says the same."""
+    serve("analytics")
     me = world.user("me@example.com")
     site = world.site("new.example", {me: "viewer"})
     with signed_in(servers, world, me) as client:
@@ -190,6 +193,11 @@ def test_first_event_status_turns_true_with_the_first_event(servers: Servers, wo
         after = client.get("/sites/new.example/status", headers={"Accept": "application/json"})
     assert [False, True] == [before.json()["received"], after.json()["received"]]
     assert "no-store" == after.headers["cache-control"]
+    with signed_in(servers, world, world.user("admin@example.com")) as client:
+        world.sql("INSERT INTO memberships (user_id, site_id, role) VALUES (:u, :s, 'admin')",
+                  u=world.users["admin@example.com"], s=site)
+        setup = client.get("/sites/new.example/setup")
+    assert 200 == setup.status_code and 'data-received="true"' in setup.text
 
 
 def test_flash_message_is_shown_once_after_a_redirect(servers: Servers, world: World) -> None:

@@ -108,3 +108,36 @@ def test_one_statement_of_many_visits(settings: Settings, site: int) -> None:
         for row in rows:
             copy.write_row(row)
     assert fetch(settings, RAW) == fetch(settings, STORED)
+
+
+def test_events_without_a_visit_id_join_their_visitors_visits(settings: Settings, site: int) -> None:
+    """Events stored with ``session_id = 0`` (legacy rows, writers that set none), in several statements, one of
+    them late: each gets the id of its visitor's visit by the 30-minute rule, a negative one, and the visits table
+    holds those visits as the raw engine computes them."""
+    times = {  # visitor: minutes after T0 of its events; gaps of 30 minutes or more start a new visit
+        1: [0, 10, 25, 54],   # one visit (every gap under 30 minutes)
+        2: [0, 30, 100],      # three visits
+        3: [5, 1],            # one: the event of minute 1 arrives last and joins the visit
+    }
+    expected = {(1, 0), (2, 0), (2, 1), (2, 2), (3, 0)}
+    rows = [(site, T0 + timedelta(minutes=m), "pageview", visitor, 0, "a.example", f"/m{m}", "", "", "", "",
+             "Chrome", "Mac", "Desktop", "DE", True) for visitor, minutes in times.items() for m in minutes]
+    rows.sort(key=lambda row: row[1] if row[6] != "/m1" else T0 + timedelta(days=1))
+    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
+        conn.execute(INSERT, rows[0])
+        with conn.cursor() as cur, cur.copy(COPY) as copy:
+            for row in rows[1:6]:
+                copy.write_row(row)
+        for row in rows[6:]:
+            conn.execute(INSERT, row)
+    stored = fetch(settings, "SELECT visitor_id, session_id, timestamp FROM events ORDER BY visitor_id, timestamp")
+    assert len(rows) == len(stored)
+    assert all(session_id < 0 for _, session_id, _ in stored)
+    # The visits found: per visitor, numbered in time order, the same as the 30-minute rule's.
+    ids: dict[int, list[int]] = {}
+    for visitor, session_id, _ in stored:
+        if session_id not in ids.setdefault(visitor, []):
+            ids[visitor].append(session_id)
+    assert expected == {(visitor, n) for visitor, found in ids.items() for n in range(len(found))}
+    assert fetch(settings, RAW) == fetch(settings, STORED)
+    assert 5 == len(fetch(settings, STORED))

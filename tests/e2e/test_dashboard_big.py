@@ -1,0 +1,85 @@
+"""The dashboard of a site with a year of generated traffic, filtered by country over 12 months, in Chromium.
+
+Opt-in (it generates and rolls up ``BEACON_E2E_BIG_EVENTS`` events, a million in about five minutes on a shared
+2-core machine): ``BEACON_E2E_BIG_EVENTS=1000000 .venv/bin/python -m pytest tests/e2e/test_dashboard_big.py -s``.
+Every panel must fill with rows, none may show an error, and the page must raise no console or request error;
+the time from navigation to the last panel filled is printed (recorded in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from app.core.db import make_engine
+from services.analytics import rollups
+from tests.benchmarks.datagen import generate
+from tests.e2e.browser import launch, watch
+from tests.e2e.conftest import Stack
+from tests.e2e.test_stack import login
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = int(os.environ.get("BEACON_E2E_BIG_EVENTS", "0"))
+DOMAIN = "big.e2e.example"
+TZ = "Europe/Berlin"
+PANELS = ("pages", "sources", "locations", "devices", "goals")
+
+
+@pytest.fixture(scope="module")
+def big_site(running: Stack) -> Iterator[str]:
+    if not EVENTS:
+        pytest.skip("set BEACON_E2E_BIG_EVENTS (e.g. 1000000) to run the large-site dashboard check")
+    assert 0 == running.beacon("site", "add", DOMAIN, "--timezone", TZ).returncode
+    url = running.settings.database.libpq_url
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT id FROM sites WHERE domain = %s", (DOMAIN,)).fetchone()
+    assert row is not None
+    site_id = int(row[0])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO goals (site_id, display_name, event_name) VALUES (%s, 'Signup', 'Signup')",
+                     (site_id,))
+    started = time.perf_counter()
+    loaded = generate(url, site_id, DOMAIN, events=EVENTS, days=365, end=datetime.now(UTC).date(), tz=TZ)
+    db = make_engine(running.settings.database)
+    while True:
+        with db.begin() as conn:
+            if not rollups.refresh(conn, site_id, datetime.now(UTC)).days:
+                break
+    db.dispose()
+    print(f"\n{loaded.events:,} events generated and rolled up in {time.perf_counter() - started:.0f} s")
+    yield DOMAIN
+
+
+def test_country_filter_over_twelve_months_fills_every_panel(running: Stack, big_site: str, playwright: Any) -> None:
+    with login(running) as client:
+        session = client.cookies.get("beacon_session")
+    assert session
+    browser = launch(playwright)
+    try:
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+        context.add_cookies([{"name": "beacon_session", "value": session, "url": running.base_url}])
+        page = context.new_page()
+        problems = watch(page)
+        started = time.perf_counter()
+        page.goto(f"{running.base_url}/sites/{big_site}?period=12mo&f=country%3D%3DDE")
+        page.wait_for_function("() => !document.getElementById('dashboard').hasAttribute('aria-busy')",
+                               timeout=60000)
+        filled = time.perf_counter() - started
+        for panel in PANELS:
+            rows = page.locator(f"#list-{panel} button.dash-row")
+            assert rows.count() > 0, f"{panel}: {page.inner_text(f'#list-{panel}')}"
+        assert 0 == page.locator("#dashboard .error").count(), page.inner_text("#dashboard")
+        assert "" == page.inner_text("#dash-status").strip()
+        assert [] == problems.all()
+        visitors = page.inner_text('.dash-metric[data-metric="visitors"] .dash-value')
+        print(f"dashboard of {big_site}, country DE over 12 months: every panel filled in {filled * 1000:.0f} ms "
+              f"(visitors {visitors}), load average {os.getloadavg()[0]:.1f}")
+    finally:
+        browser.close()
