@@ -38,6 +38,10 @@ ROLLUP_FINAL_AFTER_DAYS = 2
 """Days after which a local day is rolled up (``services.analytics.rollups.FINAL_AFTER_DAYS``)."""
 TOP = 15
 """Rows in the tables of the biggest relations and slowest statements."""
+QUEUES = ("analytics", "ingest", "integrations", "system")
+"""The workers' Dramatiq queues (``queue_name`` of ``workers.actors``): listed even when empty, since Redis drops
+an empty list's key."""
+"""Rows in the tables of the biggest relations and slowest statements."""
 
 
 class Part(msgspec.Struct, kw_only=True):
@@ -367,7 +371,7 @@ async def queues(client: aioredis.Redis, keys: Keys) -> Queues:
     namespace = dramatiq_namespace(keys)
     found = [key.decode() if isinstance(key, bytes) else str(key)
              async for key in client.scan_iter(match=f"{namespace}:*", count=500)]
-    names = queue_names(found, namespace)
+    names = sorted(set(queue_names(found, namespace)) | set(QUEUES))
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.llen(f"{namespace}:{name}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dramatiq
 import pytest
 
 from app.core.monitoring import (
+    QUEUES,
     ROLLUP_FINAL_AFTER_DAYS,
     IngestCounts,
     ProcessStats,
@@ -16,9 +18,11 @@ from app.core.monitoring import (
     parse_ingest_metrics,
     queue_names,
 )
+from app.core.settings import load_settings
 from app.domain.admin.schemas import Chart
 from app.domain.admin.services import charts, human, sparkline
 from services.analytics.rollups import FINAL_AFTER_DAYS
+from workers.broker import configure
 
 
 def test_circus_stats_become_watchers_with_bytes_and_seconds() -> None:
@@ -123,3 +127,11 @@ def test_human_values(value: float | None, unit: str, text: str) -> None:
 def test_rollup_finality_matches_the_analytics_service() -> None:
     """The lag is measured against the same finality rule the rollups use."""
     assert FINAL_AFTER_DAYS == ROLLUP_FINAL_AFTER_DAYS
+
+
+def test_known_queues_are_the_workers_queues() -> None:
+    """Every queue an actor uses is listed on the page even while it is empty."""
+    configure(load_settings({"BEACON_SECRET_KEY": "k" * 32, "BEACON_INTERNAL_TOKEN": "t" * 24,
+                             "BEACON_DATABASE_URL": "postgresql+psycopg://u:p@127.0.0.1:1/db",
+                             "BEACON_REDIS_URL": "redis://127.0.0.1:1/0"}))
+    assert set(QUEUES) == {name for name in dramatiq.get_broker().get_declared_queues() if not name.endswith(".DQ")}

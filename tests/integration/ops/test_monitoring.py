@@ -159,7 +159,8 @@ async def test_snapshot_reads_postgres_redis_queues_ingest_and_rollups(monitored
     assert parts.postgres.max_connections > 0 and sum(parts.postgres.connections.values()) >= 1
     assert "sites" in {t.name for t in parts.postgres.tables}
     assert parts.redis.used_memory_bytes > 0 and parts.redis.connected_clients >= 1
-    assert {("default", 2, 0), ("imports", 0, 1)} <= {(q.name, q.ready, q.dead_letters) for q in parts.queues.queues}
+    queued = {(q.name, q.ready, q.dead_letters) for q in parts.queues.queues}
+    assert {("default", 2, 0), ("imports", 0, 1), ("system", 0, 0)} <= queued
     assert "metrics" == parts.ingest.source
     # Five days back and two days of finality: the site waits since the first of the missing final days.
     assert ["lag.example"] == [s.domain for s in parts.rollups.sites]
