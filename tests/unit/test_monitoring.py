@@ -108,6 +108,8 @@ def test_charts_keep_gaps_and_sparkline_breaks_there() -> None:
     assert [1000.0, 2000.0, None, 4000.0, 5000.0] == [value for _, value in chart.points]
     assert 5000.0 == chart.latest
     assert 2 == len(sparkline(chart))
+    lone = Chart("x", "X", "count", [(0.0, 1.0)], 1.0)
+    assert ["240.0,2.0 240.0,2.0"] == sparkline(lone)
     assert [] == sparkline(Chart("x", "X", "count", [], None))
 
 

@@ -87,20 +87,16 @@ def sparkline(chart: Chart, window: float = 3600.0) -> list[str]:
     end = chart.points[-1][0] if chart.points else 0.0
     values = [value for _, value in chart.points if value is not None]
     top = max(values, default=0.0) or 1.0
-    segments: list[str] = []
-    current: list[str] = []
+    runs: list[list[str]] = [[]]
     for at, value in chart.points:
         if value is None:
-            if current:
-                segments.append(" ".join(current))
-            current = []
+            runs.append([])
             continue
         x = SPARK_WIDTH * (1 - (end - at) / window)
         y = SPARK_HEIGHT - 2 - (SPARK_HEIGHT - 4) * value / top
-        current.append(f"{max(x, 0.0):.1f},{y:.1f}")
-    if current:
-        segments.append(" ".join(current))
-    return segments
+        runs[-1].append(f"{max(x, 0.0):.1f},{y:.1f}")
+    # A lone sample is drawn as a dot: a zero-length line with round caps.
+    return [" ".join(run * 2 if len(run) == 1 else run) for run in runs if run]
 
 
 def human_bytes(value: float | None) -> str:
