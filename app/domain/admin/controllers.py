@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlalchemy import func, select
 
@@ -35,7 +36,8 @@ class AdminController(Controller):
 
     @get("/monitoring", summary="Processes, PostgreSQL, Redis, queues, WebSockets, ingest and rollups, with the "
          "last hour's samples", dependencies=DEPENDENCIES, responses=problem_responses(401, 403))
-    async def monitoring(self, admin: User, resources: Resources) -> MonitoringReport:
+    async def monitoring(self, admin: NamedDependency[User],
+                         resources: NamedDependency[Resources]) -> MonitoringReport:
         """Signed-in instance admins only (session cookie). Each part has ``error`` set when its component is
         away (circusd, PostgreSQL, Redis, ingest's /metrics); the others are still filled. Sizes are bytes,
         durations seconds, CPU in percent of one core; definitions in docs/operations.md ("Monitoring")."""
@@ -46,7 +48,8 @@ class AdminPageController(Controller):
     include_in_schema = False
 
     @get("/admin/monitoring", dependencies=DEPENDENCIES)
-    async def monitoring_page(self, admin: User, resources: Resources) -> Template:
+    async def monitoring_page(self, admin: NamedDependency[User],
+                              resources: NamedDependency[Resources]) -> Template:
         """The monitoring report as a page, with a small chart of the last hour per figure."""
         report = await monitoring_report(resources)
         return Template("admin_monitoring.html", context={
