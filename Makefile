@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Servers and tools the development stack and the tests use.
 APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-venv python3-dev \
-                build-essential ca-certificates curl chromium wrk
+                build-essential ca-certificates curl chromium wrk prometheus
 # The deployment test boots a fresh systemd host.
 APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 
@@ -64,6 +64,9 @@ lint: venv
 	$(BIN)/ruff check app services workers tests systemd/beacon-reload.py
 	$(BIN)/mypy
 	cd ansible && ../$(BIN)/ansible-lint
+	@command -v promtool >/dev/null || { echo "promtool is missing: run make system-deps (apt-get install prometheus)"; exit 1; }
+	promtool check rules ansible/roles/beacon_monitoring/files/beacon-alerts.yml
+	promtool test rules tests/prometheus/beacon-alerts.test.yml
 
 test: system-deps venv assets lint
 	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)

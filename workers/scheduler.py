@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from app.core.logging import configure_logging
+from app.core.monitoring import SAMPLE_INTERVAL
 from app.core.redis import Keys, make_redis
 from app.core.settings import Settings, get_settings
 from workers.broker import configure
@@ -66,7 +67,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         send_emails,
         send_reports,
     )
-    from workers.actors.system import heartbeat, rotate_salts
+    from workers.actors.system import heartbeat, rotate_salts, sample_monitoring
 
     return [
         Periodic("heartbeat", settings.workers.heartbeat_interval, lambda: heartbeat.send(time.time())),
@@ -82,6 +83,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("send_reports", 3600.0, send_reports.send),
         Periodic("evaluate_alerts", 60.0, evaluate_alerts.send),
         Periodic("evaluate_anomaly_alerts", 3600.0, evaluate_anomaly_alerts.send, offset=120.0),
+        Periodic("sample_monitoring", SAMPLE_INTERVAL, sample_monitoring.send),
     ]
 
 

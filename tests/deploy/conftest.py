@@ -108,6 +108,12 @@ class Deployment:
             "ansible_become_method": "ansible.builtin.su",
             "beacon_domain": SERVER_NAME,
             "beacon_app_build_dir": str(RELEASES_CACHE),
+            # The optional monitoring role, with an email route (nothing listens on that smarthost: the
+            # configuration is what is checked).
+            "beacon_monitoring_enabled": True,
+            "beacon_monitoring_alert_email_to": "ops@beacon.test",
+            "beacon_monitoring_smtp_smarthost": "127.0.0.1:25",
+            "beacon_monitoring_smtp_require_tls": False,
             **self.secrets,
         }
         lines = ["all:", "  hosts:", f"    {self.container.name}:"]

@@ -193,6 +193,44 @@ def test_no_beacon_process_listens_on_a_public_address(deployment: Deployment) -
             socket.create_connection((deployment.container.address, port), timeout=3).close()
 
 
+MONITORING_JOBS = {"prometheus", "alertmanager", "beacon", "node", "postgresql", "redis", "nginx", "certificate"}
+ALERT_GROUPS = {"beacon-targets", "beacon-http", "beacon-jobs", "beacon-host"}
+
+
+def prometheus_api(deployment: Deployment, path: str) -> Any:
+    """GET a Prometheus (or Alertmanager) API path on the host's loopback, from inside the host."""
+    script = ("import sys, urllib.request; "
+              "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())")
+    return json.loads(deployment.container.run(["python3", "-c", script, f"http://127.0.0.1:{path}"]).stdout)
+
+
+def test_prometheus_scrapes_every_target_and_each_is_up(deployment: Deployment) -> None:
+    """Prometheus (monitoring on) scrapes every Beacon watcher and every exporter, and reports each one up."""
+    expected = {(watcher, "beacon") for watcher in WATCHERS}
+    deadline = time.monotonic() + 90
+    while True:
+        targets = prometheus_api(deployment, "9090/api/v1/targets")["data"]["activeTargets"]
+        health = {(t["labels"].get("watcher", t["labels"]["job"]), t["labels"]["job"]): t["health"] for t in targets}
+        if all(state == "up" for state in health.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert MONITORING_JOBS == {job for _, job in health}
+    assert expected <= set(health)
+    assert {key: "up" for key in health} == health, [(t["scrapeUrl"], t["lastError"]) for t in targets
+                                                        if t["health"] != "up"]
+
+
+def test_prometheus_loads_the_alert_rules(deployment: Deployment) -> None:
+    """Beacon's alert rules are loaded and every rule evaluates without error; Alertmanager is ready."""
+    groups = prometheus_api(deployment, "9090/api/v1/rules")["data"]["groups"]
+    assert ALERT_GROUPS == {group["name"] for group in groups}
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert 13 == len(rules)
+    assert [] == [(rule["name"], rule.get("lastError")) for rule in rules if rule["health"] == "err"]
+    config = prometheus_api(deployment, "9093/api/v2/status")["config"]["original"]
+    assert "ops@beacon.test" in config
+
+
 def test_second_run_changes_nothing(deployment: Deployment) -> None:
     """Running the playbook again reports changed=0."""
     second = deployment.playbook("second playbook run")

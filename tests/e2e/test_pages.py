@@ -344,6 +344,33 @@ def test_admin_page_shows_health_and_realtime(admin: Visit) -> None:
     assert [] == unexpected(admin.problems)
 
 
+def test_monitoring_page_renders_every_section_accessibly(admin: Visit, axe_source: str) -> None:
+    """The monitoring page shows every section with circusd's processes, PostgreSQL and Redis figures, and
+    passes the same audits as the other pages at desktop and phone width."""
+    from playwright.sync_api import expect
+
+    page = admin.page
+    admin.go("/admin")
+    with page.expect_navigation():
+        page.click("text=Monitoring")
+    sections = page.locator("[data-section]").evaluate_all("nodes => nodes.map(n => n.dataset.section)")
+    assert ["charts", "processes", "postgres", "redis", "queues", "realtime", "ingest", "rollups"] == sections
+    for watcher in ("api", "ingest", "worker", "scheduler"):
+        expect(page.locator(f"tr[data-watcher={watcher}]").first).to_be_visible()
+    expect(page.locator("#pg-connections")).to_have_text(re.compile(r"^\d+$"))
+    expect(page.locator("#redis-memory")).to_contain_text("iB")
+    expect(page.locator("[data-chart]")).to_have_count(10)
+    screenshot(page, "admin-monitoring")
+    problems = {}
+    for width in (DESKTOP, PHONE):
+        page.set_viewport_size(width)
+        admin.go("/admin/monitoring")
+        problems[width["width"]] = admin.audit() + axe_violations(page, axe_source)
+    page.set_viewport_size(DESKTOP)
+    assert {DESKTOP["width"]: [], PHONE["width"]: []} == problems
+    assert [] == unexpected(admin.problems)
+
+
 def test_admin_page_is_forbidden_to_others(running: Stack, chromium: Any) -> None:
     """A signed-in user who is not an instance admin gets the Beacon 403 page."""
     other = Visit(running, chromium)

@@ -1,13 +1,17 @@
-"""Housekeeping jobs: the heartbeat that /api/health reports, and daily salt rotation."""
+"""Housekeeping jobs: the heartbeat that /api/health reports, daily salt rotation, monitoring samples."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
 import dramatiq
+from redis import RedisError
 from sqlalchemy import text
 
+from app.core.monitoring import take_sample
+from app.realtime.publish import SyncWebSocketService
 from workers.context import context
 
 SALT_MAX_AGE_HOURS = 48
@@ -41,3 +45,17 @@ def rotate_salts() -> None:
             text("DELETE FROM salts WHERE created_at < now() - make_interval(hours => :hours)"),
             {"hours": SALT_MAX_AGE_HOURS},
         )
+
+
+@dramatiq.actor(queue_name="system", max_retries=0, time_limit=30_000, max_age=60_000, throws=(RedisError,))
+def sample_monitoring() -> None:
+    """Store one minute's figures for the monitoring page's charts (a bounded Redis list, see app.core.monitoring).
+
+    Not retried: a late sample is worth nothing, the next one comes a minute later.
+    """
+    ctx = context()
+    try:
+        connections: int | None = SyncWebSocketService(ctx.redis, ctx.keys).stats().connections
+    except Exception:  # Redis away: take_sample fails just below and says so
+        connections = None
+    asyncio.run(take_sample(ctx.settings, websocket_connections=connections))

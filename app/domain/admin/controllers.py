@@ -1,4 +1,4 @@
-"""Instance administration: the admin page (health, realtime statistics) and realtime statistics as JSON."""
+"""Instance administration: the admin and monitoring pages, realtime statistics and the monitoring report as JSON."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlalchemy import func, select
 
@@ -13,6 +14,9 @@ from app.core.models import ApiKey, Site, User
 from app.core.openapi import SESSION, problem_responses
 from app.core.resources import Resources
 from app.domain.accounts.deps import require_admin
+from app.domain.admin.deps import DEPENDENCIES
+from app.domain.admin.schemas import MonitoringReport
+from app.domain.admin.services import human, human_bytes, human_seconds, monitoring_report, sparkline
 from app.domain.system.services import instance_health
 from app.realtime.publish import RealtimeStats, WebSocketService
 
@@ -30,9 +34,28 @@ class AdminController(Controller):
         resources: Resources = request.app.state.resources
         return await WebSocketService(resources.redis, resources.keys).stats()
 
+    @get("/monitoring", summary="Processes, PostgreSQL, Redis, queues, WebSockets, ingest and rollups, with the "
+         "last hour's samples", dependencies=DEPENDENCIES, responses=problem_responses(401, 403))
+    async def monitoring(self, admin: NamedDependency[User],
+                         resources: NamedDependency[Resources]) -> MonitoringReport:
+        """Signed-in instance admins only (session cookie). Each part has ``error`` set when its component is
+        away (circusd, PostgreSQL, Redis, ingest's /metrics); the others are still filled. Sizes are bytes,
+        durations seconds, CPU in percent of one core; definitions in docs/operations.md ("Monitoring")."""
+        return await monitoring_report(resources)
+
 
 class AdminPageController(Controller):
     include_in_schema = False
+
+    @get("/admin/monitoring", dependencies=DEPENDENCIES)
+    async def monitoring_page(self, admin: NamedDependency[User],
+                              resources: NamedDependency[Resources]) -> Template:
+        """The monitoring report as a page, with a small chart of the last hour per figure."""
+        report = await monitoring_report(resources)
+        return Template("admin_monitoring.html", context={
+            "user": admin, "nav": "admin", "report": report, "sparkline": sparkline, "human": human,
+            "human_bytes": human_bytes, "human_seconds": human_seconds,
+            "generated_at": datetime.fromtimestamp(report.generated_at, UTC).strftime("%Y-%m-%d %H:%M:%S")})
 
     @get("/admin")
     async def admin_page(self, request: Request[Any, Any, Any]) -> Template:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import redis
 from sqlalchemy import text
 
@@ -40,6 +41,28 @@ def test_rotate_salts_creates_todays_and_deletes_old(settings: Settings, db: Non
     assert ages[1] < 1
 
 
+def test_sample_monitoring_job_stores_a_sample(settings: Settings, db: None, redis_client: redis.Redis,
+                                               monkeypatch: object) -> None:
+    """The scheduled job stores one sample in the bounded list, with the parts that answered filled in."""
+    import workers.context
+    from app.core.monitoring import Sample, samples_key
+
+    workers.context.context.cache_clear()
+    monkeypatch.setattr(workers.context, "get_settings", lambda: settings)  # type: ignore[attr-defined]
+    from workers.actors.system import sample_monitoring
+
+    sample_monitoring.fn()
+    worker_context = workers.context.context()
+    worker_context.engine.dispose()
+    worker_context.redis.close()
+    workers.context.context.cache_clear()
+    samples = [msgspec.json.decode(raw, type=Sample)
+               for raw in redis_client.lrange(samples_key(Keys(settings.redis.key_prefix)), 0, -1)]
+    assert 1 == len(samples)
+    assert samples[0].redis_memory_bytes is not None and samples[0].pg_connections is not None
+    assert 0 == samples[0].websocket_connections
+
+
 def test_only_one_scheduler_leads(settings: Settings, redis_client: redis.Redis) -> None:
     """Two schedulers: one holds the lock and enqueues; the other waits until the lock expires."""
     from workers.broker import configure
@@ -55,7 +78,7 @@ def test_only_one_scheduler_leads(settings: Settings, redis_client: redis.Redis)
     keys = Keys(settings.redis.key_prefix)
     assert redis_client.get(keys.heartbeat("scheduler")) is not None
     queued = redis_client.llen(f"{settings.redis.key_prefix}dramatiq:system")
-    assert 2 == queued  # heartbeat and rotate_salts, once
+    assert 3 == queued  # heartbeat, rotate_salts and sample_monitoring, once
     first.release()
     second.tick(now + 1)
     assert second.leader
