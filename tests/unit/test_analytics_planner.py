@@ -28,10 +28,14 @@ def q(**fields: Any) -> dict[str, Any]:
     pytest.param(q(dimensions=["visit:source"]), None, Source.VISITS, id="sources-not-rolled"),
     pytest.param(q(metrics=["pageviews"], dimensions=["event:page"]), None, Source.EVENTS, id="pages-not-rolled"),
     pytest.param(q(date_range="day"), ROLLED, Source.VISITS, id="today-so-far"),
-    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[COUNTRY]), ROLLED, Source.VISITS,
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[COUNTRY]), ROLLED, Source.ROLLUPS,
                  id="aggregate-country"),
     pytest.param(q(metrics=["visitors", "pageviews"], dimensions=["time:day"], filters=[COUNTRY]), ROLLED,
-                 Source.VISITS, id="timeseries-country"),
+                 Source.ROLLUPS, id="timeseries-country"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[["is", "visit:country", ["DE", "FR"]]]), ROLLED,
+                 Source.VISITS, id="aggregate-two-countries"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[COUNTRY]), None, Source.VISITS,
+                 id="aggregate-country-not-rolled"),
     pytest.param(q(dimensions=["visit:entry_page"], filters=[["contains", "visit:source", ["oo"]], COUNTRY]), ROLLED,
                  Source.VISITS, id="two-visit-filters"),
     pytest.param(q(filters=[["not", ["matches", "visit:browser", ["^Fire"]]]]), ROLLED, Source.VISITS,
@@ -50,6 +54,6 @@ def q(**fields: Any) -> dict[str, Any]:
                  id="time-on-page-country"),
 ])
 def test_decide(body: dict[str, Any], state: State | None, source: Source) -> None:
-    """Rollups when unfiltered and rolled up; the visits table for visit-only questions; events alone when
-    no visit attribute is read; the join otherwise."""
+    """Rollups when unfiltered (or filtered to one value of a rolled-up dimension) and rolled up; the visits
+    table for other visit-only questions; events alone when no visit attribute is read; the join otherwise."""
     assert source == decide(parse_query(body, timezone="UTC", now=NOW), state).source
