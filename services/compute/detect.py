@@ -1,6 +1,6 @@
 """Online anomaly detection: one score in [0, 1] per new point, with the range that was expected.
 
-Two views of each point are averaged (no code copied; the ideas are from the literature):
+Two views of each point are averaged and a third can override them (no code copied; the ideas are from the literature):
 
 1. **Statistical surprise** - the point against a prediction: a level and a seasonal profile by exponential
    smoothing (Holt-Winters; Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., ch. 8) and an
@@ -18,7 +18,15 @@ Two views of each point are averaged (no code copied; the ideas are from the lit
    CAD OSE (Smirnov's entry to the 2016 NAB competition) and of sequence memories such as HTM: a pattern never
    seen is suspect even when its values are not extreme.
 
-A point whose combined score reaches ``report_level`` starts a **refractory period** of ``refractory`` points
+3. **Sustained shift** - Page's two-sided CUSUM (Page 1954, "Continuous inspection schemes", *Biometrika* 41;
+   Montgomery, *Introduction to Statistical Quality Control*, ch. 9) of the residual's signed ``z`` capped at
+   ``surprise_cap``: ``up = max(0, up + z - shift_allowance)``, ``down = max(0, down - z - shift_allowance)``.
+   ``shift_weight * min(1, max(up, down) / shift_limit)`` replaces the mean of the two views above when it is
+   larger. Only a long run of points beyond ``shift_allowance`` deviations in one direction fills it - a level
+   shift or a missing daily rise that the smoothing follows too slowly to be one short burst, but too fast for
+   the short-term mean to stay unusual. Both sums restart at 0 after a report and during the refractory period.
+
+A point whose score reaches ``report_level`` starts a **refractory period** of ``refractory`` points
 during which the score is 0: one incident, one alert (NAB also credits only the first detection in a window).
 
 State per series is bounded: the seasonal profile (``season_slots`` floats), a ring of ``history`` floats, and
@@ -90,6 +98,12 @@ class DetectorConfig:
     """A score at or above this is reported and starts a refractory period."""
     refractory: int = 100
     """Points the score is held at 0 after a report."""
+    shift_allowance: float = 2.5
+    """The CUSUM's allowance ``k``: deviations (capped ``|z|``) up to this add nothing to the sums."""
+    shift_limit: float = 45.0
+    """The CUSUM's decision interval ``h``: a sum of this scores ``shift_weight``."""
+    shift_weight: float = 0.6
+    """The sustained-shift view's score at ``shift_limit`` (0 turns the view off)."""
 
 
 @dataclass
@@ -166,6 +180,8 @@ class OnlineDetector:
     hold: int = 0
     learnt: list[float] = field(default_factory=list)
     weekly: list[float] = field(default_factory=lambda: [0.0] * 7)
+    shift_up: float = 0.0
+    shift_down: float = 0.0
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -210,6 +226,11 @@ class OnlineDetector:
             short = (sum(window) + raw) / (len(window) + 1)
             likelihood = self.surprise.log_tail(short, cfg.scale_decades)
             score = cfg.novelty_weight * novelty + (1.0 - cfg.novelty_weight) * likelihood
+            capped = max(-cfg.surprise_cap, min(cfg.surprise_cap, z))
+            self.shift_up = max(0.0, self.shift_up + capped - cfg.shift_allowance)
+            self.shift_down = max(0.0, self.shift_down - capped - cfg.shift_allowance)
+            shift = min(1.0, max(self.shift_up, self.shift_down) / cfg.shift_limit)
+            score = max(score, cfg.shift_weight * shift)
         self._learn(value, residual, slot, weekday)
         self.recent.append(raw)
         if len(self.recent) > cfg.short_window:
@@ -218,8 +239,10 @@ class OnlineDetector:
         if self.hold > 0:
             self.hold -= 1
             score = 0.0
+            self.shift_up = self.shift_down = 0.0
         elif score >= cfg.report_level:
             self.hold = cfg.refractory
+            self.shift_up = self.shift_down = 0.0
         self.count += 1
         spread = 1.96 * scale
         low = max(0.0, expected - spread) if cfg.counts else expected - spread
@@ -311,6 +334,8 @@ class DetectorState(msgspec.Struct, array_like=True):
     hold: int
     learnt: list[float]
     weekly: list[float]
+    shift_up: float
+    shift_down: float
 
 
 _STATE_ENCODER = msgspec.msgpack.Encoder()
@@ -327,7 +352,7 @@ def dump_state(detector: OnlineDetector) -> bytes:
     return _STATE_ENCODER.encode(DetectorState(
         d.config, d.count, d.level, d.variance, d.slots, d.slot_seen, ring.tobytes(), d.surprise.start,
         d.surprise.total, d.surprise.squares, list(d.recent), d.low, d.high, list(d.levels), d.seen, d.hold,
-        d.learnt, d.weekly))
+        d.learnt, d.weekly, d.shift_up, d.shift_down))
 
 
 def load_state(blob: bytes, config: DetectorConfig) -> OnlineDetector | None:
@@ -347,4 +372,5 @@ def load_state(blob: bytes, config: DetectorConfig) -> OnlineDetector | None:
     return OnlineDetector(
         config, s.count, s.level, s.variance, s.slots, s.slot_seen,
         WindowStats(ring, s.surprise_start, s.surprise_total, s.surprise_squares),
-        deque(s.recent), s.low, s.high, deque(s.levels), s.seen, s.hold, s.learnt, s.weekly)
+        deque(s.recent), s.low, s.high, deque(s.levels), s.seen, s.hold, s.learnt, s.weekly,
+        s.shift_up, s.shift_down)
