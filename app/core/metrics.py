@@ -49,6 +49,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
 
 logger = logging.getLogger("beacon.metrics")
+access_logger = logging.getLogger("beacon.http.access")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -200,7 +201,12 @@ def route_template(scope: Scope) -> str:
 
 
 class HttpMetricsMiddleware:
-    """Counts every HTTP request by route template and status class and times it (pure ASGI: cheap)."""
+    """Counts every HTTP request by route template and status class and times it (pure ASGI: cheap).
+
+    An answer with an error status (4xx, 5xx) is also logged, one line with the request id: Nginx's access log
+    holds every public request, this holds the internal calls too, so one failed request can be followed from
+    the api into the service that refused it.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -226,8 +232,12 @@ class HttpMetricsMiddleware:
             route = route_template(scope)
             sent = str(scope.get("method", "GET"))
             method = sent if sent in _METHODS else "OTHER"
+            elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(route, method, status_class(status)).inc()
-            HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
+            HTTP_DURATION.labels(route, method).observe(elapsed)
+            if status >= 400:
+                access_logger.info("answered with an error", extra={
+                    "method": method, "route": route, "status": status, "ms": round(elapsed * 1000, 1)})
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

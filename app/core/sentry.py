@@ -2,7 +2,8 @@
 
 Every event carries the process name and the request id of the request or job it happened in (tag
 ``request_id``, the same ``X-Request-ID`` as in the logs), the deployed version as ``release``, and no
-personal data (``send_default_pii`` off: no cookies, headers with credentials, bodies or client addresses).
+personal data (sentry-sdk's ``data_collection``, which replaces ``send_default_pii``: no user, cookies,
+bodies, query strings, local variables or client addresses; request headers only from a short allowlist).
 """
 
 from __future__ import annotations
@@ -54,7 +55,19 @@ def init_sentry(process: str, settings: Settings) -> bool:
         dsn=config.sentry_dsn,
         release=config.release,
         environment=config.sentry_environment,
-        send_default_pii=False,
+        # No personal data: what send_default_pii=False meant, stricter (sentry-sdk's data_collection option,
+        # which replaces it): no user, cookies, bodies or query strings; only headers that identify no one.
+        data_collection={
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_headers": {"request": {"mode": "allowlist", "terms": ["accept", "content-type", "user-agent",
+                                                                         "x-request-id"]}},
+            "http_bodies": [],
+            "url_query_params": {"mode": "off"},
+            "database_query_data": False,
+            "queues": False,
+            "stack_frame_variables": False,
+        },
         sample_rate=config.sentry_sample_rate,
         traces_sample_rate=config.sentry_traces_sample_rate,
         integrations=integrations,
