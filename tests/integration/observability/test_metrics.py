@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from app.core import metrics_hooks
 from app.core.errors import ConfigError
 from app.core.settings import Settings, load_settings
+from app.devstack import free_port
 
 
 async def test_http_requests_are_counted_by_route_template_and_status_class(settings: Settings) -> None:
@@ -94,3 +96,32 @@ def test_observability_defaults() -> None:
     assert ("", 9191, 9192) == (observability.sentry_dsn, observability.worker_metrics_port,
                                 observability.scheduler_metrics_port)
     assert observability.release.startswith("beacon@")
+
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+
+def sample(exposition: str, line_start: str) -> float:
+    """The value of the first sample line starting with ``line_start`` (0 when absent)."""
+    for line in exposition.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_ingest_counts_its_503s_and_the_pool_its_errors_while_postgres_is_away(
+        settings: Settings, redis_client: object) -> None:
+    """With nothing listening where PostgreSQL should be, an event is a 503, counted, and so is the error."""
+    from services.ingest.app import create_app
+
+    away = dataclasses.replace(settings, database=dataclasses.replace(
+        settings.database, url=f"postgresql+psycopg://nobody:nothing@127.0.0.1:{free_port()}/nowhere"))
+    async with AsyncTestClient(app=create_app(away)) as client:
+        before = (await client.get("/metrics")).text
+        answer = await client.post("/api/event", headers={"User-Agent": BROWSER, "Content-Type": "text/plain"},
+                                   content='{"name":"pageview","url":"https://away.example/","domain":"away.example"}')
+        after = (await client.get("/metrics")).text
+    assert 503 == answer.status_code
+    assert 1 == sample(after, "beacon_ingest_unavailable_total ") - sample(before, "beacon_ingest_unavailable_total ")
+    assert 1 <= (sample(after, 'beacon_db_errors_total{kind="connection"}')
+                 - sample(before, 'beacon_db_errors_total{kind="connection"}'))
