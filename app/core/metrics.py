@@ -63,9 +63,8 @@ HTTP_DURATION = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-HTTP_IN_PROGRESS = Gauge(
-    "beacon_http_requests_in_progress", "Requests being answered right now.", multiprocess_mode="livesum",
-)
+# No in-progress gauge: two more writes into the multiprocess files on every request (the ingest hot path)
+# for a figure that ingest's writers_busy and the duration histogram already show (docs/benchmarks.md).
 
 # -- ingest -----------------------------------------------------------------------------------------------
 INGEST_ACCEPTED = Counter("beacon_ingest_events_accepted_total", "Events stored (committed before the 202).")
@@ -224,23 +223,28 @@ class HttpMetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        HTTP_IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            HTTP_IN_PROGRESS.dec()
             route = route_template(scope)
             sent = str(scope.get("method", "GET"))
             method = sent if sent in _METHODS else "OTHER"
             elapsed = time.perf_counter() - started
-            HTTP_REQUESTS.labels(route, method, status_class(status)).inc()
-            HTTP_DURATION.labels(route, method).observe(elapsed)
+            key = (route, method, status)
+            children = _http_children.get(key)
+            if children is None:
+                # labels() validates and locks on every call: keep each (bounded) combination's children.
+                children = _http_children[key] = (HTTP_REQUESTS.labels(route, method, status_class(status)),
+                                                  HTTP_DURATION.labels(route, method))
+            children[0].inc()
+            children[1].observe(elapsed)
             if status >= 400:
                 access_logger.info("answered with an error", extra={
                     "method": method, "route": route, "status": status, "ms": round(elapsed * 1000, 1)})
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def preset_ingest_reasons() -> None:

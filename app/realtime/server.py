@@ -179,6 +179,11 @@ class WebSocket(asyncio.Protocol):
             self.server.sockets.add(self)
             self.server.opened(self)
             transport.resume_reading()
+        else:
+            # A plain HTTP answer (Connection: close) or a refused handshake: nothing more will be read (reading
+            # stays paused), so close now rather than when the handshake timer fires (a scrape every 15 s would
+            # otherwise keep connections open for 10 s each). Buffered data is still sent first.
+            transport.close()
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT:

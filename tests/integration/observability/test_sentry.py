@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gzip
 import json
@@ -12,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dramatiq
-import httpx
 import pytest
 import sentry_sdk
 from litestar import get
@@ -139,12 +139,17 @@ async def test_error_in_realtime_reaches_sentry_with_its_request_id(
     port = free_port()
     await server.start("127.0.0.1", port)
     try:
-        async with httpx.AsyncClient() as client:
-            answer = await client.get(f"http://127.0.0.1:{port}/boom", headers={"X-Request-ID": "sentry-rt-0001"})
+        # A plain socket, read to the end and closed: the server closes its side when it sees that.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /boom HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: sentry-rt-0001\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.1)
     finally:
         await server.stop()
         await resources.close()
-    assert 500 == answer.status_code
+    assert answer.startswith(b"HTTP/1.1 500 ")
     event = receiver.event_for("sentry-rt-0001")
     assert "realtime" == dict(_tags(event))["process"]
 
