@@ -11,7 +11,6 @@ import signal
 import threading
 
 import dramatiq
-from sentry_sdk.integrations.dramatiq import SentryMiddleware
 
 from app.core.logging import configure_logging
 from app.core.sentry import init_sentry
@@ -31,6 +30,8 @@ def run() -> None:
     sentry = init_sentry("worker", settings)
     broker = configure(settings)
     if sentry:
+        from sentry_sdk.integrations.dramatiq import SentryMiddleware  # only with a DSN (app/core/sentry.py)
+
         # Sentry's Dramatiq integration adds its middleware to brokers created after it starts; this
         # process's broker exists since import (workers/broker.py), so it is added here.
         broker.add_middleware(SentryMiddleware())
