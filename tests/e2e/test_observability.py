@@ -113,6 +113,9 @@ def test_families_move_under_load(running: Stack) -> None:
     assert ("beacon_realtime_connections", ()) in after["realtime"]
     assert ("beacon_analytics_rollup_lag_seconds", ()) in after["analytics"]
     assert ("beacon_db_pool_connections_in_use", ()) in after["api"]
+    # The watchers share their figures through files under the run directory (circus.ini), nowhere else.
+    shared = Path(running.environment["BEACON_RUN_DIR"]) / "metrics"
+    assert {"api", "ingest", "worker"} <= {path.parent.name for path in shared.glob("*/counter_*.db")}
 
 
 def log_lines_with(log: Path, request_id: str) -> list[dict[str, object]]:
