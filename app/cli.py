@@ -134,9 +134,9 @@ def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from app.checks import check_installation
+    from app.checks import check_installation, check_metrics
 
-    rows = _run_async(check_installation(settings))
+    rows = _run_async(check_metrics(settings) if args.metrics else check_installation(settings))
     width = max(len(name) for name, _ in rows)
     for name, result in rows:
         mark = "ok  " if result == "ok" else "FAIL"
@@ -437,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_apikey_create)
 
     p = sub.add_parser("check", help="check every component and print a table; non-zero exit on failure")
+    p.add_argument("--metrics", action="store_true",
+                   help="instead: every process's Prometheus endpoint (loopback) and whether it answers")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("backup", help="dump the database (pg_dump custom format) into the backup directory")

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from app.core.settings import CODE_DIR, DEFAULT_PORTS
+from app.core.settings import CODE_DIR, DEFAULT_PORTS, METRICS_PORTS
 
 SHARED_DIR = Path("/var/lib/beacon-dev")
 """Where a server running as another user (PostgreSQL under root) keeps what it cannot reach in a checkout."""
@@ -532,7 +532,7 @@ class DevPorts:
     https: int
     postgres: int
     redis: int
-    services: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    services: Mapping[str, int] = field(default_factory=lambda: {**DEFAULT_PORTS, **METRICS_PORTS})
     """Beacon's own processes, by watcher name (``api``, ``ingest``, ...)."""
 
     def check_free(self) -> None:
@@ -626,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ports = DevPorts(port(args.http_port, 8080), port(args.https_port, 8443), port(args.postgres_port, 5433),
                      port(args.redis_port, 6380),
-                     {name: port(None, default) for name, default in DEFAULT_PORTS.items()})
+                     {name: port(None, default) for name, default in {**DEFAULT_PORTS, **METRICS_PORTS}.items()})
     try:
         return run_dev(args.var, args.admin_email, args.demo_site, ports)
     except StackError as exc:

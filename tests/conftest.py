@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import text
 
 from app.core.db import make_engine
-from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
+from app.core.settings import CODE_DIR, DEFAULT_PORTS, METRICS_PORTS, Settings, load_settings
 from app.devstack import Postgres, Redis, StackError, beacon_environment, free_port, program
 from app.migrate import migrate
 
@@ -93,6 +93,9 @@ def make_environment(postgres: Postgres, redis_server: Redis, state: Path, datab
     )
     # Tests change data between queries; the cache has its own test (tests/integration/analytics).
     environment["BEACON_ANALYTICS_CACHE_TTL"] = "0"
+    # The workers' and the scheduler's /metrics: free ports, like every other process of a test stack.
+    for name in METRICS_PORTS:
+        environment[f"BEACON_{name.upper()}_PORT"] = str(free_port())
     return environment
 
 

@@ -14,10 +14,13 @@ from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, Shutdow
 
 from app.core.redis import make_redis
 from app.core.settings import Settings
+from workers.observability import RequestIdMiddleware
 
 broker = RedisBroker(  # type: ignore[no-untyped-call]
     client=redis.Redis(host="127.0.0.1", port=1),  # replaced by configure(); never used as is
-    middleware=[AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(), Retries()],
+    # Request ids first: every other middleware's log lines of a message already carry its id.
+    middleware=[RequestIdMiddleware(), AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
+                Retries()],
 )
 dramatiq.set_broker(broker)
 

@@ -19,7 +19,9 @@ import redis
 
 from app.core.logging import configure_logging
 from app.core.monitoring import SAMPLE_INTERVAL
+from app.core.metrics import SCHEDULER_LAST_RUN, serve_metrics
 from app.core.redis import Keys, make_redis
+from app.core.sentry import init_sentry
 from app.core.settings import Settings, get_settings
 from workers.broker import configure
 
@@ -114,6 +116,7 @@ class Scheduler:
             if now >= job.next_at:
                 job.enqueue()
                 job.schedule_after(now)
+                SCHEDULER_LAST_RUN.labels(job.name).set(now)
 
     def release(self) -> None:
         if self.leader and self.redis.get(self.keys.scheduler_lock()) == self.identity.encode():
@@ -123,8 +126,10 @@ class Scheduler:
 def run() -> None:
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
+    init_sentry("scheduler", settings)
     configure(settings)
     scheduler = Scheduler(settings, make_redis(settings.redis))
+    serve_metrics("127.0.0.1", settings.observability.scheduler_metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -13,8 +13,10 @@ import threading
 import dramatiq
 
 from app.core.logging import configure_logging
+from app.core.sentry import init_sentry
 from app.core.settings import get_settings
 from workers.broker import configure
+from workers.observability import start_worker_metrics
 
 logger = logging.getLogger("beacon.worker")
 
@@ -25,7 +27,18 @@ STOP_TIMEOUT_MS = 25_000
 def run() -> None:
     settings = get_settings()
     configure_logging("worker", settings.log_level)
+    sentry = init_sentry("worker", settings)
     broker = configure(settings)
+    if sentry:
+        from sentry_sdk.integrations.dramatiq import SentryMiddleware  # only with a DSN (app/core/sentry.py)
+
+        # Sentry's Dramatiq integration adds its middleware to brokers created after it starts; this
+        # process's broker exists since import (workers/broker.py), so it is added here.
+        broker.add_middleware(SentryMiddleware())
+    if settings.observability.metrics_dir:
+        start_worker_metrics(broker, settings.observability.worker_metrics_port)
+    else:
+        logger.warning("no PROMETHEUS_MULTIPROC_DIR: the worker serves no /metrics (circus.ini sets it)")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, MappedAsDataclass
 
+from app.core.metrics import instrument_engine
 from app.core.settings import DatabaseSettings
 
 
@@ -30,8 +31,8 @@ def _connect_args(settings: DatabaseSettings, application_name: str) -> dict[str
 
 
 def make_async_engine(settings: DatabaseSettings, application_name: str = "beacon") -> AsyncEngine:
-    """An asyncio engine with a pool sized for one process."""
-    return create_async_engine(
+    """An asyncio engine with a pool sized for one process (its pool and errors counted in the metrics)."""
+    engine = create_async_engine(
         settings.url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
@@ -39,11 +40,13 @@ def make_async_engine(settings: DatabaseSettings, application_name: str = "beaco
         pool_recycle=1800,
         connect_args=_connect_args(settings, application_name),
     )
+    instrument_engine(engine.sync_engine)
+    return engine
 
 
 def make_engine(settings: DatabaseSettings, application_name: str = "beacon") -> Engine:
     """A synchronous engine, for the CLI, migrations and Dramatiq workers."""
-    return create_engine(
+    engine = create_engine(
         settings.url,
         pool_size=min(settings.pool_size, 5),
         max_overflow=settings.max_overflow,
@@ -51,6 +54,8 @@ def make_engine(settings: DatabaseSettings, application_name: str = "beacon") ->
         pool_recycle=1800,
         connect_args=_connect_args(settings, application_name),
     )
+    instrument_engine(engine)
+    return engine
 
 
 def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

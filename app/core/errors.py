@@ -16,6 +16,8 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DataError
 
+from app.core.logging import current_request_id
+
 logger = logging.getLogger("beacon.errors")
 
 
@@ -76,9 +78,14 @@ class ServiceUnavailable(AppError):
 
 
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
-    """An ``application/problem+json`` response."""
+    """An ``application/problem+json`` response (RFC 9457), with the extension member ``request_id`` (the
+    request's ``X-Request-ID``) when there is one, so a user can quote it and an operator find its log lines."""
+    content: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    request_id = current_request_id()
+    if request_id is not None:
+        content["request_id"] = request_id
     return Response(
-        content={"type": "about:blank", "title": title, "status": status, "detail": detail},
+        content=content,
         status_code=status,
         media_type="application/problem+json",
         headers=headers,

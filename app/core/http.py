@@ -10,6 +10,7 @@ import httpx
 
 from app.core.errors import AppError, ServiceUnavailable
 from app.core.internal import INTERNAL_TOKEN_HEADER
+from app.core.logging import REQUEST_ID_HEADER, current_request_id
 from app.core.settings import Settings
 
 logger = logging.getLogger("beacon.http")
@@ -57,6 +58,10 @@ class ServiceClient:
     async def request(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request; retry it only if it never reached the service (see the class docstring)."""
         url = self._urls[service] + path
+        request_id = current_request_id()
+        if request_id is not None:
+            # The callee logs and answers under the same id (app.core.request_id).
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), REQUEST_ID_HEADER: request_id}
         attempts = 1 + self._retries
         last_error = ""
         for attempt in range(attempts):

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import re
+import secrets
 import sys
 import time
 from typing import Any
+
+REQUEST_ID_HEADER = "X-Request-ID"
+"""Set by Nginx on every proxied request (a valid incoming one passed through); carried by every service
+call and Dramatiq message, logged on every line, shown in error pages and problem+json bodies."""
+
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+"""What Nginx passes through (nginx/beacon.conf.j2, ``map $http_x_request_id``); anything else is replaced."""
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("beacon_request_id", default=None)
+"""The request id of the request or job this task or thread works for (``None`` outside one)."""
+
+
+def valid_request_id(value: str | None) -> str | None:
+    """``value`` if it is an acceptable request id (8-128 of ``A-Za-z0-9._:-``), else ``None``."""
+    return value if value and _VALID_REQUEST_ID.fullmatch(value) else None
+
+
+def new_request_id() -> str:
+    """A fresh request id, shaped like Nginx's ``$request_id`` (32 hex digits)."""
+    return secrets.token_hex(16)
+
+
+def current_request_id() -> str | None:
+    """The request id of the current request or job, if any."""
+    return request_id_var.get()
+
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -26,6 +55,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = request_id_var.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

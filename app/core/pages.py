@@ -17,6 +17,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.core.assets import Assets
 from app.core.errors import AppError
+from app.core.logging import current_request_id
 from app.core.timezones import site_timezones
 
 logger = logging.getLogger("beacon.pages")
@@ -25,7 +26,8 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{status} {title} · Beacon</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/css/beacon.css"></head>
-<body><main class="narrow" id="main"><h1>{title}</h1><p>{detail}</p><p><a href="/">Back to Beacon</a></p></main>
+<body><main class="narrow" id="main"><h1>{title}</h1><p>{detail}</p>{request_id}
+<p><a href="/">Back to Beacon</a></p></main>
 </body></html>
 """
 
@@ -70,13 +72,15 @@ def error_page(request: Request[Any, Any, Any], status: int, title: str, detail:
         try:
             body = engine.get_template("error.html").render(
                 status=status, heading=heading, title=title, detail=detail, request=request, user=None,
-                signed_in=signed_in, csrf_input="")
+                signed_in=signed_in, csrf_input="", request_id=current_request_id())
         except Exception:
             logger.exception("cannot render the error page for %s", status)
         else:
             return Response(body, status_code=status, media_type="text/html",
                             headers={"Cache-Control": "no-store", **(headers or {})})
-    body = _PAGE.format(status=status, title=html.escape(heading), detail=html.escape(detail))
+    request_id = current_request_id()
+    shown_id = f'<p class="request-id">Request id <code>{html.escape(request_id)}</code></p>' if request_id else ""
+    body = _PAGE.format(status=status, title=html.escape(heading), detail=html.escape(detail), request_id=shown_id)
     return Response(body, status_code=status, media_type="text/html", headers=headers)
 
 

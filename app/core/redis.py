@@ -5,19 +5,22 @@ from __future__ import annotations
 import redis
 import redis.asyncio as aioredis
 
+from app.core.metrics import CountingConnection, CountingSyncConnection
 from app.core.settings import RedisSettings
 
 
 def make_async_redis(settings: RedisSettings) -> aioredis.Redis:
     """An asyncio client; connections are opened lazily and shared by the process."""
     return aioredis.Redis.from_url(
-        settings.url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+        settings.url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
+        connection_class=CountingConnection,
     )
 
 
 def make_redis(settings: RedisSettings) -> redis.Redis:
     """A blocking client, for workers, the scheduler and the CLI."""
-    return redis.Redis.from_url(settings.url, socket_connect_timeout=3, socket_timeout=10)
+    return redis.Redis.from_url(settings.url, socket_connect_timeout=3, socket_timeout=10,
+                                connection_class=CountingSyncConnection)
 
 
 class Keys:

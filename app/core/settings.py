@@ -11,6 +11,7 @@ import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,27 @@ def import_settings(env: Mapping[str, str]) -> ImportSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    metrics_dir: str = ""
+    """Directory of prometheus-client's multiprocess files for this watcher (``PROMETHEUS_MULTIPROC_DIR``,
+    set per watcher by circus.ini); empty: each process reports only its own figures."""
+    worker_metrics_port: int = 9191
+    """Loopback port of the workers' ``/metrics`` (Dramatiq's Prometheus middleware)."""
+    scheduler_metrics_port: int = 9192
+    """Loopback port of the scheduler's ``/metrics``."""
+    sentry_dsn: str = ""
+    """Sentry DSN errors are sent to (``BEACON_SENTRY_DSN``); empty: nothing is sent anywhere."""
+    sentry_sample_rate: float = 1.0
+    """Share of errors sent to Sentry (0 to 1)."""
+    sentry_traces_sample_rate: float = 0.0
+    """Share of requests and jobs traced for Sentry's performance monitoring (0 to 1; 0: none)."""
+    sentry_environment: str = ""
+    """Sentry ``environment`` tag (default: ``BEACON_ENV``)."""
+    release: str = ""
+    """The deployed version reported to Sentry (``BEACON_RELEASE``; default: the installed package's)."""
+
+
+@dataclass(frozen=True)
 class PathSettings:
     home: Path
     """The code directory (Circus working_dir)."""
@@ -257,6 +279,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     integrations: IntegrationsSettings = field(default_factory=IntegrationsSettings)
     imports: ImportSettings = field(default_factory=ImportSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     log_level: str = "INFO"
     """Minimum level of log records."""
 
@@ -273,6 +296,13 @@ DEFAULT_PORTS = {
     "integrations": 8003,
     "compute": 8004,
 }
+
+METRICS_PORTS = {
+    "worker_metrics": 9191,
+    "scheduler_metrics": 9192,
+}
+"""Loopback ports of the processes that serve only ``/metrics`` (``BEACON_<NAME>_PORT``); the HTTP
+processes serve theirs on :data:`DEFAULT_PORTS`."""
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -488,8 +518,42 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ingest=ingest_settings(),
         integrations=integrations_settings(env),
         imports=import_settings(env),
+        observability=observability_settings(env, app_env, integer, number),
         log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),
     )
+
+
+def observability_settings(env: Mapping[str, str], app_env: str, integer: Any, number: Any) -> ObservabilitySettings:
+    """Metrics and Sentry settings; ports must be valid and rates between 0 and 1."""
+    ports: dict[str, int] = {}
+    for name, default in METRICS_PORTS.items():
+        variable = f"BEACON_{name.upper()}_PORT"
+        ports[name] = integer(variable, default)
+        if not 0 < ports[name] < 65536:
+            raise ConfigError(f"{variable} must be between 1 and 65535, got {ports[name]}")
+    rates: dict[str, float] = {}
+    for name, rate in (("sample_rate", 1.0), ("traces_sample_rate", 0.0)):
+        variable = f"BEACON_SENTRY_{name.upper()}"
+        rates[name] = number(variable, rate)
+        if not 0.0 <= rates[name] <= 1.0:
+            raise ConfigError(f"{variable} must be between 0 and 1, got {rates[name]}")
+    return ObservabilitySettings(
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", ""),
+        worker_metrics_port=ports["worker_metrics"],
+        scheduler_metrics_port=ports["scheduler_metrics"],
+        sentry_dsn=env.get("BEACON_SENTRY_DSN", "").strip(),
+        sentry_sample_rate=rates["sample_rate"],
+        sentry_traces_sample_rate=rates["traces_sample_rate"],
+        sentry_environment=env.get("BEACON_SENTRY_ENVIRONMENT", "").strip() or app_env,
+        release=env.get("BEACON_RELEASE", "").strip() or _installed_version(),
+    )
+
+
+def _installed_version() -> str:
+    try:
+        return f"beacon@{version('beacon')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
+        return "beacon@unknown"
 
 
 @functools.cache

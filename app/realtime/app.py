@@ -20,6 +20,7 @@ there and docs/architecture.md for why.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import os
@@ -29,14 +30,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from litestar.stores.redis import RedisStore
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from app.core.health import health_body, redis_check, run_checks
 from app.core.inputs import InvalidInput, NestedTooDeep, check_json_bytes
+from app.core.metrics import exposition
 from app.core.models import Membership, Site, User
 from app.core.resources import Resources
+from app.core.sentry import init_sentry
 from app.core.settings import Settings
 from app.core.tokens import verify_token
 from app.domain.accounts.session import SESSION_COOKIE, session_is_valid, valid_session_id
@@ -227,7 +231,14 @@ class RealtimeServer(WebSocketServer):
             self._join(socket, room, allowed)
 
     async def http(self, request: Request) -> Response:
-        if urlsplit(request.path).path != "/health":
+        path = urlsplit(request.path).path
+        if path == "/metrics":
+            self.hub.snapshot()  # brings this process's gauges up to date
+            exposed = exposition()
+            return Response(200, "OK", Headers({
+                "Date": email.utils.formatdate(usegmt=True), "Connection": "close", "Content-Type": CONTENT_TYPE_LATEST,
+                "Content-Length": str(len(exposed))}), exposed)
+        if path != "/health":
             return await super().http(request)
 
         async def subscription() -> str | None:
@@ -240,6 +251,7 @@ class RealtimeServer(WebSocketServer):
 
 async def run(settings: Settings) -> None:
     """Serve ``/ws`` and ``GET /health`` on the realtime port until SIGTERM or SIGINT."""
+    init_sentry("realtime", settings)
     resources = Resources.open(settings, "realtime")
     server = RealtimeServer(resources)
     stop = asyncio.Event()

@@ -14,6 +14,7 @@ from collections import defaultdict
 import msgspec
 import redis.asyncio as aioredis
 
+from app.core.metrics import REALTIME_CONNECTIONS, REALTIME_MESSAGES, REALTIME_ROOMS, REALTIME_SLOW_DROPPED
 from app.core.redis import Keys
 from app.realtime.publish import BROADCAST, CONTROL, ProcessStats, room_site_id, stats_key
 from app.realtime.server import WebSocket, WebSocketServer, text_frame
@@ -135,9 +136,14 @@ class Hub:
         if not targets:
             return
         frame = text_frame(data)
+        sent = 0
         for conn in tuple(targets):  # closing a slow client may change the sets later
-            if not conn.send_frame(frame):
+            if conn.send_frame(frame):
+                sent += 1
+            else:
                 self.dropped_slow += 1
+                REALTIME_SLOW_DROPPED.inc()
+        REALTIME_MESSAGES.inc(sent)
 
     def sweep(self, timeout: float) -> None:
         """Heartbeat: close connections silent for longer than ``timeout`` (4408), ping the others."""
@@ -149,12 +155,16 @@ class Hub:
                     conn.close(4408, "no heartbeat")
             elif not conn.send_frame(PING):
                 self.dropped_slow += 1
+                REALTIME_SLOW_DROPPED.inc()
 
     def snapshot(self) -> ProcessStats:
         rooms: dict[str, int] = {}
         channels: dict[str, int] = {}
         for name, conns in self._by_name.items():
             (rooms if room_site_id(name) is not None else channels)[name] = len(conns)
+        # This process's share of the watcher's gauges (livesum over its processes).
+        REALTIME_CONNECTIONS.set(len(self._all))
+        REALTIME_ROOMS.set(len(rooms))
         return ProcessStats(process=self.process, connections=len(self._all), rooms=rooms, channels=channels,
                             users=len(self._by_user), dropped_slow=self.dropped_slow,
                             dropped_dead=self.dropped_dead, updated=time.time())

@@ -30,6 +30,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 
+from app.core.logging import REQUEST_ID_HEADER, new_request_id, request_id_var, valid_request_id
+
 logger = logging.getLogger("beacon.realtime")
 # websockets logs every opened and closed connection at INFO: thousands of lines for nothing.
 protocol_logger = logging.getLogger("beacon.realtime.protocol")
@@ -151,6 +153,8 @@ class WebSocket(asyncio.Protocol):
 
     async def _answer(self, request: Request) -> None:
         response: Response | None = None
+        # This task's own context: the id is in every log line (and Sentry event) of this request.
+        request_id_var.set(valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id())
         try:
             path = request.path.partition("?")[0]
             if path != self.server.path:
@@ -175,6 +179,11 @@ class WebSocket(asyncio.Protocol):
             self.server.sockets.add(self)
             self.server.opened(self)
             transport.resume_reading()
+        else:
+            # A plain HTTP answer (Connection: close) or a refused handshake: nothing more will be read (reading
+            # stays paused), so close now rather than when the handshake timer fires (a scrape every 15 s would
+            # otherwise keep connections open for 10 s each). Buffered data is still sent first.
+            transport.close()
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT:

@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.core.errors import ClientError
+from app.core.metrics import ANALYTICS_CACHE
 from app.core.redis import Keys
 
 logger = logging.getLogger("beacon.analytics.cache")
@@ -60,7 +61,9 @@ async def cached(client: aioredis.Redis, keys: Keys, ttl: float, kind: str, site
         logger.warning("cache unavailable", extra={"error": str(exc)})
         return await compute()
     if hit is not None:
+        ANALYTICS_CACHE.labels("hit").inc()
         return json.loads(hit)
+    ANALYTICS_CACHE.labels("miss").inc()
     value = await compute()
     encoded = _bounded(value)
     if len(encoded) > MAX_ENTRY_BYTES:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.metrics import ANALYTICS_QUERY_SECONDS
 from services.analytics import engine, imports, rollups, visits
 from services.analytics.engine import VISIT_COLUMNS, Result
 from services.analytics.query import SESSION_METRICS, Query
@@ -78,10 +79,11 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     state = (await rollups.rolled_until(session, site_id, query.date_range.timezone)
              if rollups.applicable(query) else None)
     plan = decide(query, state)
-    if plan.source is Source.ROLLUPS:
-        assert state is not None
-        return await rollups.run(session, query, site_id, state)
-    if plan.source is Source.VISITS:
-        return await visits.run(session, query, site_id)
-    return await engine.run(session, query, site_id, "table")
+    with ANALYTICS_QUERY_SECONDS.labels(plan.source.value).time():
+        if plan.source is Source.ROLLUPS:
+            assert state is not None
+            return await rollups.run(session, query, site_id, state)
+        if plan.source is Source.VISITS:
+            return await visits.run(session, query, site_id)
+        return await engine.run(session, query, site_id, "table")
 

@@ -486,3 +486,24 @@ async def run(session: AsyncSession, query: Query, site_id: int, state: State) -
     await prepare(session)
     rows = (await session.execute(text(statement), params)).all()
     return rows_to_result(query, rows)
+
+
+LAG_SQL = """
+SELECT count(*), COALESCE(max(EXTRACT(EPOCH FROM now() - due)), 0) FROM (
+  SELECT ((first_open + CAST(:final AS int))::timestamp AT TIME ZONE timezone) AS due FROM (
+    SELECT s.timezone, COALESCE(r.rolled_until + 1, (SELECT (min(e.timestamp) AT TIME ZONE s.timezone)::date
+                                                      FROM events e WHERE e.site_id = s.id)) AS first_open
+    FROM sites s LEFT JOIN rollup_state r ON r.site_id = s.id AND r.timezone = s.timezone
+  ) days WHERE first_open IS NOT NULL
+) due WHERE due < now()
+"""
+
+
+async def lag(session: AsyncSession) -> tuple[int, float]:
+    """``(sites behind, worst lag in seconds)`` over every site.
+
+    A site is behind when a local day became final (:data:`FINAL_AFTER_DAYS` after it) and is not rolled up
+    yet; its lag is the time since the first such day became final. A site without events is never behind.
+    """
+    row = (await session.execute(text(LAG_SQL), {"final": FINAL_AFTER_DAYS})).one()
+    return int(row[0]), float(row[1])

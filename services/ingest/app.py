@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from sqlalchemy.engine import make_url
 
+from app.core.metrics import preset_ingest_reasons
 from app.core.resources import Resources
 from app.core.service import create_service_app
 from app.core.settings import IngestSettings, Settings, get_settings
@@ -42,6 +43,7 @@ def ingest_lifespan(settings: Settings, ingest: IngestSettings):  # type: ignore
             sites=SiteCache(), salts=SaltCache(), countries=Countries(), spam=SpamList(),
         )
         enrich.warm_up()
+        preset_ingest_reasons()
         await live.start()
         await writer.start()
         # Tables loaded at start-up (countries, parsers) live as long as the process: keep them out of the

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.core.errors import ClientError, PayloadTooLarge, ServiceUnavailable, TooManyRequests
 from app.core.internal import internal_token_guard
+from app.core.metrics import INGEST_ACCEPTED, INGEST_DROPPED, INGEST_UNAVAILABLE
 from app.core.resources import Resources
 from services.ingest import enrich, logic
 from services.ingest.state import IngestState
@@ -60,7 +61,14 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _drop(state: IngestState, reason: str) -> None:
+    """Count an event answered without being stored (``/internal/dropped`` and Prometheus)."""
+    state.dropped[reason] += 1
+    INGEST_DROPPED.labels(reason).inc()
+
+
 def _unavailable(state: IngestState) -> ServiceUnavailable:
+    INGEST_UNAVAILABLE.inc()
     return ServiceUnavailable("events cannot be stored right now",
                               headers={"Retry-After": str(state.settings.retry_after)})
 
@@ -79,14 +87,18 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     """Validate, enrich and commit one request's events (none for bots, unknown or excluded sites)."""
     resources: Resources = app.state.resources
     state: IngestState = app.state.ingest
-    event = logic.parse_event(body)
+    try:
+        event = logic.parse_event(body)
+    except ClientError:
+        INGEST_DROPPED.labels("invalid").inc()
+        raise
     user_agent = header(scope, b"user-agent") or ""
     agent = enrich.client(user_agent)
     if agent.bot:  # as Plausible does: accepted, not counted
-        state.dropped["bot"] += 1
+        _drop(state, "bot")
         return
     if event.referrer and state.spam.is_spam(event.referrer):
-        state.dropped["spam"] += 1
+        _drop(state, "spam")
         return
     client = scope.get("client")
     ip, edge_ip = logic.client_addresses(
@@ -95,11 +107,11 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     try:
         sites = await state.sites.lookup(resources.sessions, event.domains)
         if not sites:
-            state.dropped["unknown_site"] += 1
+            _drop(state, "unknown_site")
             return
         sites = [site for site in sites if not site.excludes(ip, event.pathname)]
         if not sites:
-            state.dropped["excluded"] += 1
+            _drop(state, "excluded")
             return
         salts = await state.salts.get(resources.sessions)
     except (OperationalError, DBAPIError, OSError) as exc:
@@ -128,9 +140,12 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     except Unavailable:
         raise _unavailable(state) from None
     except Rejected as exc:
+        INGEST_DROPPED.labels("invalid").inc()
         raise ClientError(f"invalid event: {exc}") from None
     except RateLimited as exc:
+        INGEST_DROPPED.labels("rate_limited").inc()
         raise TooManyRequests(exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None
+    INGEST_ACCEPTED.inc(len(rows))
 
 
 def provide_ingest_state(state: State) -> IngestState:

@@ -32,6 +32,7 @@ import psycopg
 import redis.asyncio as aioredis
 from psycopg.types.json import Jsonb
 
+from app.core.metrics import INGEST_BATCH_SIZE, INGEST_COMMIT_SECONDS, INGEST_WRITERS_BUSY
 from app.core.redis import Keys
 from app.core.settings import IngestSettings
 
@@ -269,9 +270,11 @@ class BatchWriter:
             task.add_done_callback(self._flushing.discard)
 
     async def _flush_and_release(self, batch: list[_Pending]) -> None:
+        INGEST_WRITERS_BUSY.inc()
         try:
             await self._flush(batch)
         finally:
+            INGEST_WRITERS_BUSY.dec()
             self._slots.release()
 
     async def _flush(self, batch: list[_Pending], *, limits_applied: bool = False) -> None:
@@ -281,11 +284,14 @@ class BatchWriter:
             return
         rows = [row for pending in batch for row in pending.rows]
         conn: psycopg.AsyncConnection[Any] | None = None
+        started = time.perf_counter()
         try:
             await self._assign_sessions(rows)
             conn = await self._connection()
             await self._write(conn, rows)
             self._idle.append(conn)
+            INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            INGEST_BATCH_SIZE.observe(len(rows))
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             if conn is not None:
                 self._idle.append(conn)  # the transaction was rolled back; the connection is sound
