@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import redis
 
 from app.core.logging import configure_logging
-from app.core.monitoring import SAMPLE_INTERVAL
 from app.core.metrics import SCHEDULER_LAST_RUN, serve_metrics
+from app.core.monitoring import SAMPLE_INTERVAL
 from app.core.redis import Keys, make_redis
 from app.core.sentry import init_sentry
 from app.core.settings import Settings, get_settings

@@ -38,7 +38,7 @@ ROLLUP_FINAL_AFTER_DAYS = 2
 """Days after which a local day is rolled up (``services.analytics.rollups.FINAL_AFTER_DAYS``)."""
 TOP = 15
 """Rows in the tables of the biggest relations and slowest statements."""
-QUEUES = ("analytics", "ingest", "integrations", "system")
+QUEUES = ("analytics", "imports", "ingest", "integrations", "system")
 """The workers' Dramatiq queues (``queue_name`` of ``workers.actors``): listed even when empty, since Redis drops
 an empty list's key."""
 """Rows in the tables of the biggest relations and slowest statements."""
