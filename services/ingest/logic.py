@@ -77,8 +77,6 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: body is not valid JSON") from None
     except UnicodeDecodeError:
         raise ClientError("invalid event: body is not valid UTF-8") from None
-    if not body.strip():
-        raise ClientError("invalid event: body is empty")
     # The tracker's short field is read before the long one, as Plausible does (inline: this is the hot path).
     name = raw.n if raw.n is not None else raw.name
     url = raw.u if raw.u is not None else raw.url
