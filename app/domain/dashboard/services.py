@@ -23,7 +23,7 @@ from app.core.inputs import check_date
 from app.core.models import Annotation, Site
 from app.core.periods import default_interval
 from app.core.resources import Resources
-from app.core.tokens import sign_token
+from app.core.tokens import WS_TOKEN_PURPOSE, sign_token
 from app.realtime.publish import site_channel
 
 WS_TOKEN_TTL = 12 * 3600
@@ -368,7 +368,7 @@ def live_token(resources: Resources, site: Site, user_id: int | None = None, epo
     ``epoch`` is the user's session epoch: once it moves on (password change, sign-out everywhere) the token
     no longer opens a connection.
     """
-    return sign_token(resources.settings.security.secret_key, "ws",
+    return sign_token(resources.settings.security.secret_key, WS_TOKEN_PURPOSE,
                       {"channels": [site_channel(site.id)], "user_id": user_id, "epoch": epoch}, WS_TOKEN_TTL)
 
 

@@ -19,9 +19,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine, text
 
 from app.core.db import make_engine
+from app.core.sessions import new_session
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port, stop_processes, wait_for_port
-from app.domain.accounts.session import new_session
 from tests.integration.conftest import BEACON
 
 PASSWORD = "correct horse battery"

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from app.domain.accounts.session import new_session
+from app.core.sessions import new_session
 from tests.integration.accounts.conftest import PASSWORD, Browser, Servers, World, signed_in
 
 

@@ -6,12 +6,14 @@ import html
 import json
 import re
 import secrets
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import redis
 
-from app.domain.accounts.session import new_session
+from app.core.sessions import new_session
+from services.integrations import alerts, reports
 from tests.integration.integrations.conftest import Receiver, Site, Stack, wait_for
 
 
@@ -85,9 +87,7 @@ def test_who_may_open_the_page(stack: Stack, site: Site, who: str, status: int) 
 
 def test_members_choose_their_reports(stack: Stack, site: Site) -> None:
     """Owners get the weekly report by default; a viewer who ticks monthly gets the monthly one on the 1st."""
-    from datetime import UTC, datetime
 
-    from services.integrations import reports
 
     viewer = stack.sql("INSERT INTO users (email, password_hash) VALUES ('viewer@hooks.example', 'x') "
                        "RETURNING id")[0][0]
@@ -115,9 +115,7 @@ def field_error(page: httpx.Response, field_id: str) -> str:
 def test_add_an_alert_rule_see_it_fire_and_delete_it(stack: Stack, site: Site) -> None:
     """Refused forms come back with the error next to the field and nothing stored; a valid one is listed,
     after it fires its history page shows the value, paused it does not fire, and it can be deleted."""
-    from datetime import UTC, datetime
 
-    from services.integrations import alerts
 
     with browser(stack, site.owner) as client:
         page = client.get(f"/sites/{site.domain}/alerts")
