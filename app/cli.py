@@ -1,4 +1,9 @@
-"""The ``beacon`` command: operations on an installation (migrate, users, sites, checks, processes)."""
+"""The ``beacon`` command: operations on an installation (migrate, users, sites, checks, processes).
+
+Every process Circus runs starts here (``beacon serve NAME``, ``beacon worker``), so each command imports the
+code it runs inside its own function: a worker must not load the api's domains, nor the api the compute
+service's numpy and statsmodels. Beacon's floor (``app.core``) is imported at the top.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,19 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from app.core.db import make_engine
 from app.core.errors import AppError, ConfigError, Conflict
+from app.core.resources import Resources
 from app.core.settings import Settings, get_settings
+from app.serve import PROCESS_NAMES, serve
 
 
 class CliError(Exception):
@@ -32,7 +45,7 @@ def _run_async(coro: Any) -> Any:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from app.migrate import migrate
+    from app.migrate import migrate  # noqa: PLC0415 - per command
 
     result = migrate(settings)
     if result.seeded:
@@ -57,14 +70,12 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
-    from app.domain.accounts.services import create_user, get_user_by_email, normalize_email
+    from app.domain.accounts.services import create_user, get_user_by_email, normalize_email  # noqa: PLC0415 - per command
 
     email = normalize_email(args.email)
     password = _read_password(args)
 
     async def run() -> str:
-        from app.core.resources import Resources
-
         resources = Resources.open(settings, "cli")
         try:
             async with resources.sessions.begin() as session:
@@ -80,14 +91,12 @@ def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
-    from app.domain.accounts.services import get_user_by_email
-    from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain
+    from app.domain.accounts.services import get_user_by_email  # noqa: PLC0415 - per command
+    from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain  # noqa: PLC0415 - per command
 
     domain = normalize_domain(args.domain)
 
     async def run() -> str:
-        from app.core.resources import Resources
-
         resources = Resources.open(settings, "cli")
         try:
             async with resources.sessions.begin() as session:
@@ -109,14 +118,12 @@ def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
-    from app.domain.accounts.services import get_user_by_email, normalize_email
-    from app.domain.apikeys.services import create_api_key
+    from app.domain.accounts.services import get_user_by_email, normalize_email  # noqa: PLC0415 - per command
+    from app.domain.apikeys.services import create_api_key  # noqa: PLC0415 - per command
 
     email = normalize_email(args.email)
 
     async def run() -> str:
-        from app.core.resources import Resources
-
         resources = Resources.open(settings, "cli")
         try:
             async with resources.sessions.begin() as session:
@@ -134,7 +141,7 @@ def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from app.checks import check_installation
+    from app.checks import check_installation  # noqa: PLC0415 - per command
 
     rows = _run_async(check_installation(settings))
     width = max(len(name) for name, _ in rows)
@@ -150,7 +157,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
-    from app.ops.backup import backup
+    from app.ops.backup import backup  # noqa: PLC0415 - per command
 
     path = backup(settings, output_dir=args.output_dir, keep=args.keep)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
@@ -158,7 +165,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
-    from app.ops.backup import restore
+    from app.ops.backup import restore  # noqa: PLC0415 - per command
 
     result = restore(settings, args.file, progress=not args.no_progress)
     print(f"restored {result.path}: {result.items} archive items")
@@ -167,13 +174,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
     """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over."""
-    from datetime import UTC, datetime, timedelta
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from sqlalchemy import text
-
-    from app.core.db import make_engine
-    from services.analytics import rollups
+    from services.analytics import rollups  # noqa: PLC0415 - per command
 
     engine = make_engine(settings.database)
     now = datetime.now(UTC)
@@ -217,15 +218,13 @@ def _merge_stderr() -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from app.core.serve import serve
-
     _merge_stderr()
     serve(args.process, settings)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.worker import run
+    from workers.worker import run  # noqa: PLC0415 - per command
 
     _merge_stderr()
     run()
@@ -233,7 +232,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.scheduler import run
+    from workers.scheduler import run  # noqa: PLC0415 - per command
 
     _merge_stderr()
     run()
@@ -242,10 +241,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_reports_send(settings: Settings, args: argparse.Namespace) -> int:
     """Queue the reports due at ``--at`` (default now), as the hourly job does; idempotent per member and period."""
-    from datetime import UTC, datetime
-
-    from app.core.db import make_engine
-    from services.integrations.reports import send_reports
+    from services.integrations.reports import send_reports  # noqa: PLC0415 - per command
 
     moment = datetime.now(UTC)
     if args.at:
@@ -266,7 +262,7 @@ def cmd_reports_send(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_compute(args: argparse.Namespace) -> int:
     """Batch detection/forecast on a CSV; needs no settings, as it touches no database or service."""
-    from services.compute.batch import BatchInputError, detect_csv, forecast_csv
+    from services.compute.batch import BatchInputError, detect_csv, forecast_csv  # noqa: PLC0415 - per command
 
     try:
         if args.compute_command == "detect":
@@ -294,8 +290,6 @@ def _add_reports_parser(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.core.serve import PROCESS_NAMES
-
     parser = Parser(prog="beacon", description="Operate a Beacon installation.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
 
@@ -366,9 +360,9 @@ def _add_analytics_and_compute(sub: argparse._SubParsersAction[Parser]) -> None:
 
     compute = sub.add_parser("compute", help="anomaly scores or a forecast for a CSV file").add_subparsers(
         dest="compute_command", metavar="ACTION", parser_class=Parser, required=True)
-    for name, text in (("detect", "print timestamp,value,anomaly_score for timestamp,value rows"),
-                       ("forecast", "print date,yhat,yhat_lower,yhat_upper (80 %%) for date,value rows")):
-        p = compute.add_parser(name, help=text)
+    for name, summary in (("detect", "print timestamp,value,anomaly_score for timestamp,value rows"),
+                          ("forecast", "print date,yhat,yhat_lower,yhat_upper (80 %%) for date,value rows")):
+        p = compute.add_parser(name, help=summary)
         p.add_argument("--csv", type=Path, required=True, metavar="FILE")
         p.add_argument("--max-rows", type=int, default=2_000_000, metavar="N", help="refuse longer files")
         if name == "forecast":
@@ -397,8 +391,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"beacon: error: {exc.detail}", file=sys.stderr)
         return 1
     except Exception as exc:  # the last line of defence: one line, no traceback
-        from sqlalchemy.exc import OperationalError
-
         if isinstance(exc, OperationalError):
             print(f"beacon: error: database unavailable: {str(exc.orig).strip().splitlines()[0]}",
                   file=sys.stderr)

@@ -14,6 +14,7 @@ import redis
 from sqlalchemy import text
 
 from app.core.db import make_engine
+from app.core.resources import Resources
 from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Postgres, Redis, StackError, beacon_environment, free_port, program
 from app.migrate import migrate
@@ -137,8 +138,6 @@ def redis_client(settings: Settings) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 async def resources(settings: Settings) -> AsyncIterator[object]:
-    from app.core.resources import Resources
-
     opened = Resources.open(settings, "test")
     yield opened
     await opened.close()

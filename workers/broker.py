@@ -23,12 +23,10 @@ dramatiq.set_broker(broker)
 
 
 def configure(settings: Settings) -> RedisBroker:
-    """Point the broker at ``settings.redis`` and load every actor."""
+    """Point the broker at ``settings.redis``; the actors are declared by importing :mod:`workers.actors`."""
     client = make_redis(settings.redis)
     broker.client = client
     # The broker's Lua scripts are registered on its client; re-register them on the real one.
     broker.scripts = {name: client.register_script(script.script) for name, script in broker.scripts.items()}
     broker.namespace = f"{settings.redis.key_prefix}dramatiq"
-    import workers.actors  # noqa: F401 - declares the actors on this broker
-
     return broker

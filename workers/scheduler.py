@@ -20,6 +20,18 @@ import redis
 from app.core.logging import configure_logging
 from app.core.redis import Keys, make_redis
 from app.core.settings import Settings, get_settings
+from workers.actors.analytics import refresh_all_rollups
+from workers.actors.ingest import ensure_partitions
+from workers.actors.integrations import (
+    coalesce_goals,
+    dispatch_webhooks,
+    evaluate_alerts,
+    evaluate_anomaly_alerts,
+    purge_webhook_log,
+    send_emails,
+    send_reports,
+)
+from workers.actors.system import heartbeat, rotate_salts
 from workers.broker import configure
 
 logger = logging.getLogger("beacon.scheduler")
@@ -53,19 +65,6 @@ class Periodic:
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
-    from workers.actors.analytics import refresh_all_rollups
-    from workers.actors.ingest import ensure_partitions
-    from workers.actors.integrations import (
-        coalesce_goals,
-        dispatch_webhooks,
-        evaluate_alerts,
-        evaluate_anomaly_alerts,
-        purge_webhook_log,
-        send_emails,
-        send_reports,
-    )
-    from workers.actors.system import heartbeat, rotate_salts
-
     return [
         Periodic("heartbeat", settings.workers.heartbeat_interval, lambda: heartbeat.send(time.time())),
         Periodic("rotate_salts", 3600.0, rotate_salts.send),

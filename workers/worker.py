@@ -12,6 +12,7 @@ import threading
 
 import dramatiq
 
+import workers.actors  # noqa: F401 - importing the package declares every actor on the broker
 from app.core.logging import configure_logging
 from app.core.settings import get_settings
 from workers.broker import configure

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Circus, Nginx, Postgres, Redis, free_port
@@ -131,7 +132,6 @@ def playwright() -> Iterator[Any]:
     """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as started:
         yield started

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser import launch, screenshot
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
@@ -70,8 +71,6 @@ def test_alert_rule_from_the_page_fires_and_shows_in_its_history(running: Stack,
     """A threshold of 0 is stopped by the browser, a rule without recipients by the server (next to the field);
     a valid spike rule fires from a pageview sent through Nginx within the scheduler's minute, its history page
     shows it and the alert email reaches the SMTP server."""
-    from playwright.sync_api import expect
-
     page = admin.page
     assert [] == check_page(admin, axe_source, f"/sites/{SITE}/alerts", "site-alerts")
     admin.go(f"/sites/{SITE}/alerts")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
@@ -125,8 +126,6 @@ def send_pageview(stack: Stack, domain: str) -> None:
 
 def test_register_sign_in_add_a_site_and_see_its_first_event(visit: Visit) -> None:
     """Open registration, sign out and in, add a site: the setup page flips to "arrived" when an event comes."""
-    from playwright.sync_api import expect
-
     page = visit.page
     visit.go("/register")
     screenshot(page, "register")
@@ -204,8 +203,6 @@ def test_first_event_status_without_javascript(running: Stack, chromium: Any, ad
 
 def test_invitation_link_registers_and_joins(running: Stack, chromium: Any, admin: Visit) -> None:
     """An admin invites by e-mail; the invitee opens the link signed out, registers through it and joins."""
-    from playwright.sync_api import expect
-
     admin.go(f"/sites/{SITE}/settings#members")
     admin.page.fill("#invite-email", "invitee@pages.test")
     with admin.page.expect_navigation():
@@ -240,8 +237,6 @@ def test_invitation_link_registers_and_joins(running: Stack, chromium: Any, admi
 
 def test_api_key_is_shown_once_works_and_is_revoked(admin: Visit) -> None:
     """A key created with a scope is shown once, works against the Sites API, and stops working once revoked."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go("/account")
     page.fill("#key-name", "report script")
@@ -272,8 +267,6 @@ def test_api_key_is_shown_once_works_and_is_revoked(admin: Visit) -> None:
 def test_a_form_fails_in_the_browser_and_on_the_server(admin: Visit) -> None:
     """A malformed domain is stopped by the browser with a message; a duplicate one by the server, next to
     the field, with the value kept."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go("/sites/new")
     page.fill("#domain", "not a domain")
@@ -299,8 +292,6 @@ def test_a_form_fails_in_the_browser_and_on_the_server(admin: Visit) -> None:
 
 def test_site_settings_sections_work(admin: Visit) -> None:
     """Goals, exclusions, annotations and the share link from the settings page, each with a message."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go(f"/sites/{SITE}/settings")
     page.fill("#event_name", "Signup")
@@ -332,8 +323,6 @@ def test_site_settings_sections_work(admin: Visit) -> None:
 
 def test_admin_page_shows_health_and_realtime(admin: Visit) -> None:
     """The admin page lists every component's health and the realtime statistics."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go("/admin")
     for component in ("database", "redis", "ingest", "analytics", "worker", "scheduler"):
@@ -430,8 +419,6 @@ def test_sign_in_and_register_are_accessible(visit: Visit, axe_source: str) -> N
 
 def test_phone_width(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> None:
     """At 375 px nothing scrolls sideways, the menu folds behind a button that opens it, tables scroll."""
-    from playwright.sync_api import expect
-
     phone = Visit(running, chromium, PHONE, storage_state=admin_state)
     try:
         page = phone.page

@@ -20,6 +20,8 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
+from workers.actors.system import rotate_salts
+from workers.broker import configure
 
 pytestmark = pytest.mark.e2e
 
@@ -153,14 +155,11 @@ def test_dashboard_requires_sign_in_and_rejects_forged_forms(stack: Stack) -> No
 
 def test_job_enqueued_runs_in_a_worker(stack: Stack) -> None:
     """rotate_salts, enqueued from outside, runs in a worker and deletes a salt older than 48 hours."""
-    from workers.broker import configure
-
     engine = make_engine(stack.settings.database)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO salts (salt, created_at) VALUES (:s, now() - interval '3 days')"),
                      {"s": b"o" * 32})
     configure(stack.settings)
-    from workers.actors.system import rotate_salts
 
     rotate_salts.send()
     deadline = time.monotonic() + 20

@@ -7,16 +7,18 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import make_engine
+import workers.context
+from app.core.db import make_async_engine, make_engine
 from app.core.settings import Settings
+from services.analytics import logic
 from tests.integration.ingest.conftest import sql
+from workers.actors.ingest import ensure_partitions
 
 
 @pytest.fixture
 def worker_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    import workers.context
-
     workers.context.context.cache_clear()
     monkeypatch.setattr(workers.context, "get_settings", lambda: settings)
     yield
@@ -34,8 +36,6 @@ def month_partitions(settings: Settings) -> list[str]:
 
 def test_partitions_cover_last_month_to_three_ahead(settings: Settings, db: None, worker_settings: None) -> None:
     """The scheduler's job creates what is missing and nothing twice."""
-    from workers.actors.ingest import ensure_partitions
-
     ensure_partitions.fn(3)
     assert 0 == ensure_partitions.fn(3)
     today = datetime.now(UTC).date().replace(day=1)
@@ -57,8 +57,6 @@ def test_rows_in_the_default_partition_move_to_their_month(settings: Settings, s
     Rows land in the default partition when their month has no partition yet (the scheduler down for months,
     a clock far off). Creating the month's partition then must not fail, and must lose nothing.
     """
-    from workers.actors.ingest import ensure_partitions
-
     ensure_partitions.fn(3)
     today = datetime.now(UTC).date().replace(day=1)
     def months_ahead(n: int) -> date:
@@ -103,10 +101,7 @@ def test_site_time_range_query_reads_one_partition(settings: Settings, db: None)
 
 async def test_analytics_queries_run_on_partitioned_events(settings: Settings, db: None) -> None:
     """services/analytics/logic.py counts and buckets events from the partitioned table."""
-    from sqlalchemy.ext.asyncio import AsyncSession
 
-    from app.core.db import make_async_engine
-    from services.analytics import logic
 
     sql(settings, "INSERT INTO sites (domain) VALUES ('a.test')")
     (site_id,) = sql(settings, "SELECT id FROM sites")[0]

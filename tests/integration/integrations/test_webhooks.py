@@ -9,6 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from app.domain.webhooks.schemas import WebhookTestEvent
+from services.integrations.delivery import purge_log
 from tests.integration.integrations.conftest import (
     Receiver,
     Site,
@@ -166,8 +167,6 @@ def test_an_endpoint_failing_for_5_days_is_disabled(stack: Stack, site: Site, re
 
 def test_the_log_is_kept_30_days(stack: Stack, site: Site, receiver: Receiver) -> None:
     """Finished deliveries older than 30 days go with their attempts; newer and pending ones stay."""
-    from services.integrations.delivery import purge_log
-
     webhook = create(stack, site, receiver.url("/ok"))
     for age, status in (("31 days", "succeeded"), ("29 days", "failed")):
         stack.sql("INSERT INTO webhook_deliveries (msg_id, endpoint_id, site_id, event_type, payload, status, "

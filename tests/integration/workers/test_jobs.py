@@ -7,19 +7,21 @@ import time
 import redis
 from sqlalchemy import text
 
+import workers.context
 from app.core.db import make_engine
 from app.core.redis import Keys
 from app.core.settings import Settings
+from workers.actors.analytics import refresh_rollups
+from workers.actors.system import rotate_salts
+from workers.broker import configure
+from workers.scheduler import Scheduler
 
 
 def test_rotate_salts_creates_todays_and_deletes_old(settings: Settings, db: None,
                                                      monkeypatch: object) -> None:
     """Salts older than 48 hours go, the previous day's stays, a fresh one appears; twice is the same."""
-    import workers.context
-
     workers.context.context.cache_clear()
     monkeypatch.setattr(workers.context, "get_settings", lambda: settings)  # type: ignore[attr-defined]
-    from workers.actors.system import rotate_salts
 
     engine = make_engine(settings.database)
     with engine.begin() as conn:
@@ -42,9 +44,6 @@ def test_rotate_salts_creates_todays_and_deletes_old(settings: Settings, db: Non
 
 def test_only_one_scheduler_leads(settings: Settings, redis_client: redis.Redis) -> None:
     """Two schedulers: one holds the lock and enqueues; the other waits until the lock expires."""
-    from workers.broker import configure
-    from workers.scheduler import Scheduler
-
     configure(settings)
     first, second = Scheduler(settings, redis_client), Scheduler(settings, redis_client)
     second.identity = "other-host:1"
@@ -63,11 +62,8 @@ def test_only_one_scheduler_leads(settings: Settings, redis_client: redis.Redis)
 
 def test_refresh_rollups_job_rolls_up_final_days(settings: Settings, db: None, monkeypatch: object) -> None:
     """The job rolls a site up to two days ago in its time zone; running it again changes nothing."""
-    import workers.context
-
     workers.context.context.cache_clear()
     monkeypatch.setattr(workers.context, "get_settings", lambda: settings)  # type: ignore[attr-defined]
-    from workers.actors.analytics import refresh_rollups
 
     engine = make_engine(settings.database)
     with engine.begin() as conn:
