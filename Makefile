@@ -63,6 +63,7 @@ run: system-deps venv assets
 lint: venv
 	$(BIN)/ruff check app services workers tests systemd/beacon-reload.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cd ansible && ../$(BIN)/ansible-lint
 
 test: system-deps venv assets lint
