@@ -8,7 +8,6 @@ import ipaddress
 import json
 import logging
 import re
-import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pycountry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core import salts as daily_salts
 from app.core.errors import ClientError
 from app.core.inputs import InvalidInput, check_json_bytes, check_text
 from services.ingest.schemas import EventIn
@@ -352,16 +352,11 @@ class SaltCache:
 
 async def read_salts(session: AsyncSession) -> Salts:
     """Today's salt (created if the newest one is older than a day, one creator at a time) and the one before."""
-    query = text("SELECT salt, created_at > now() - interval '1 day' FROM salts "
-                 "WHERE created_at > now() - interval '48 hours' ORDER BY created_at DESC LIMIT 2")
-    rows: list[tuple[bytes, bool]] = [(bytes(r[0]), bool(r[1])) for r in await session.execute(query)]
+    rows: list[tuple[bytes, bool]] = [(bytes(r[0]), bool(r[1])) for r in await session.execute(daily_salts.RECENT)]
     if not rows or not rows[0][1]:
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('beacon.salts'))"))
-        rows = [(bytes(r[0]), bool(r[1])) for r in await session.execute(query)]
-        if not rows or not rows[0][1]:
-            salt = secrets.token_bytes(32)
-            await session.execute(text("INSERT INTO salts (salt) VALUES (:salt)"), {"salt": salt})
-            rows = [(salt, True), *rows]
+        await session.execute(daily_salts.LOCK)
+        await session.execute(*daily_salts.create_if_stale())
+        rows = [(bytes(r[0]), bool(r[1])) for r in await session.execute(daily_salts.RECENT)]
     return Salts(bytes(rows[0][0]), bytes(rows[1][0]) if len(rows) > 1 else None)
 
 

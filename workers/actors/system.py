@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 
 import dramatiq
-from sqlalchemy import text
 
+from app.core import salts as daily_salts
 from workers.context import context
-
-SALT_MAX_AGE_HOURS = 48
 
 
 @dramatiq.actor(queue_name="system", max_retries=0, time_limit=10_000, max_age=60_000)
@@ -31,13 +28,6 @@ def rotate_salts() -> None:
     Safe to run twice: the advisory lock serialises runs and each step checks before it writes.
     """
     with context().engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('beacon.salts'))"))
-        fresh = conn.execute(
-            text("SELECT 1 FROM salts WHERE created_at > now() - interval '1 day' LIMIT 1")
-        ).first()
-        if fresh is None:
-            conn.execute(text("INSERT INTO salts (salt) VALUES (:salt)"), {"salt": secrets.token_bytes(32)})
-        conn.execute(
-            text("DELETE FROM salts WHERE created_at < now() - make_interval(hours => :hours)"),
-            {"hours": SALT_MAX_AGE_HOURS},
-        )
+        conn.execute(daily_salts.LOCK)
+        conn.execute(*daily_salts.create_if_stale())
+        conn.execute(daily_salts.DELETE_EXPIRED)
