@@ -21,7 +21,7 @@ from app.core.contracts import PropertyKeys, StatsAnswer, StatsQuery
 from app.core.errors import ClientError
 from app.core.inputs import check_date
 from app.core.models import Annotation, Site
-from app.core.periods import default_interval
+from app.core.periods import default_interval, month_start
 from app.core.resources import Resources
 from app.core.tokens import WS_TOKEN_PURPOSE, sign_token
 from app.realtime.publish import site_channel
@@ -66,11 +66,6 @@ BREAKDOWN_PARAMS = PARAMS | {"dimension", "limit"}
 
 def local_today(site: Site, now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(site.timezone)).date()
-
-
-def _month_start(day: date, months_back: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 - months_back
-    return date(index // 12, index % 12 + 1, 1)
 
 
 @dataclass(frozen=True)
@@ -191,7 +186,7 @@ def parse_state(params: Mapping[str, Sequence[str]], site: Site, *, allowed: fro
                 raise ClientError(f"{name}: only with period=custom")
         first = {
             "today": today, "7d": today - timedelta(days=6), "30d": today - timedelta(days=29),
-            "month": today.replace(day=1), "6mo": _month_start(today, 5), "12mo": _month_start(today, 11),
+            "month": today.replace(day=1), "6mo": month_start(today, 5), "12mo": month_start(today, 11),
             "all": None,
         }[period]
     compare = _one(params, "compare") or "off"
