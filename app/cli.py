@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import make_engine
 from app.core.errors import AppError, ConfigError, Conflict
 from app.core.resources import Resources
 from app.core.settings import Settings, get_settings
 from app.serve import PROCESS_NAMES, serve
+
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -37,8 +41,30 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
-def _run_async(coro: Any) -> Any:
-    return asyncio.run(coro)
+def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one database transaction of this process's own resources, opened and closed here.
+
+    The transaction commits when ``work`` returns and rolls back when it raises.
+    """
+    async def run() -> T:
+        resources = Resources.open(settings, "cli")
+        try:
+            async with resources.sessions.begin() as session:
+                return await work(session)
+        finally:
+            await resources.close()
+
+    return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def sync_engine(settings: Settings) -> Iterator[Engine]:
+    """A synchronous engine for a command's work, disposed of when the command ends."""
+    engine = make_engine(settings.database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -75,18 +101,13 @@ def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
     email = normalize_email(args.email)
     password = _read_password(args)
 
-    async def run() -> str:
-        resources = Resources.open(settings, "cli")
-        try:
-            async with resources.sessions.begin() as session:
-                if args.exists_ok and await get_user_by_email(session, email) is not None:
-                    return f"user {email} already exists"
-                user = await create_user(session, email, password, is_admin=args.admin)
-                return f"created {'admin ' if user.is_admin else ''}user {user.email} (id {user.id})"
-        finally:
-            await resources.close()
+    async def work(session: AsyncSession) -> str:
+        if args.exists_ok and await get_user_by_email(session, email) is not None:
+            return f"user {email} already exists"
+        user = await create_user(session, email, password, is_admin=args.admin)
+        return f"created {'admin ' if user.is_admin else ''}user {user.email} (id {user.id})"
 
-    print(_run_async(run()))
+    print(in_transaction(settings, work))
     return 0
 
 
@@ -96,24 +117,19 @@ def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
 
     domain = normalize_domain(args.domain)
 
-    async def run() -> str:
-        resources = Resources.open(settings, "cli")
-        try:
-            async with resources.sessions.begin() as session:
-                if args.exists_ok and await get_site_by_domain(session, domain) is not None:
-                    return f"site {domain} already exists"
-                owner_id = None
-                if args.owner:
-                    owner = await get_user_by_email(session, args.owner)
-                    if owner is None:
-                        raise CliError(f"--owner: no user {args.owner}")
-                    owner_id = owner.id
-                site = await create_site(session, domain, args.timezone, owner_id=owner_id)
-                return f"created site {site.domain} (id {site.id}, time zone {site.timezone})"
-        finally:
-            await resources.close()
+    async def work(session: AsyncSession) -> str:
+        if args.exists_ok and await get_site_by_domain(session, domain) is not None:
+            return f"site {domain} already exists"
+        owner_id = None
+        if args.owner:
+            owner = await get_user_by_email(session, args.owner)
+            if owner is None:
+                raise CliError(f"--owner: no user {args.owner}")
+            owner_id = owner.id
+        site = await create_site(session, domain, args.timezone, owner_id=owner_id)
+        return f"created site {site.domain} (id {site.id}, time zone {site.timezone})"
 
-    print(_run_async(run()))
+    print(in_transaction(settings, work))
     return 0
 
 
@@ -123,27 +139,22 @@ def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
 
     email = normalize_email(args.email)
 
-    async def run() -> str:
-        resources = Resources.open(settings, "cli")
-        try:
-            async with resources.sessions.begin() as session:
-                user = await get_user_by_email(session, email)
-                if user is None:
-                    raise CliError(f"--email: no user {email}")
-                _, plain = await create_api_key(session, user.id, args.name, args.scope or ["stats:read"])
-                return plain
-        finally:
-            await resources.close()
+    async def work(session: AsyncSession) -> str:
+        user = await get_user_by_email(session, email)
+        if user is None:
+            raise CliError(f"--email: no user {email}")
+        _, plain = await create_api_key(session, user.id, args.name, args.scope or ["stats:read"])
+        return plain
 
     # The key alone on stdout, so scripts can capture it; it is not stored and cannot be shown again.
-    print(_run_async(run()))
+    print(in_transaction(settings, work))
     return 0
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from app.checks import check_installation  # noqa: PLC0415 - per command
 
-    rows = _run_async(check_installation(settings))
+    rows = asyncio.run(check_installation(settings))
     width = max(len(name) for name, _ in rows)
     for name, result in rows:
         mark = "ok  " if result == "ok" else "FAIL"
@@ -176,10 +187,9 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
     """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over."""
     from services.analytics import rollups  # noqa: PLC0415 - per command
 
-    engine = make_engine(settings.database)
     now = datetime.now(UTC)
     visit_timeout = timedelta(seconds=settings.ingest.session_timeout)
-    try:
+    with sync_engine(settings) as engine:
         with engine.connect() as conn:
             sites = [(int(row[0]), str(row[1])) for row in conn.execute(
                 text("SELECT id, domain FROM sites WHERE CAST(:domain AS text) IS NULL OR domain = :domain "
@@ -206,8 +216,6 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
                 progress.update(task, total=days, completed=days)
                 until = result.rolled_until.isoformat() if result and result.rolled_until else "nothing to roll up"
                 print(f"{domain}: {days} day(s) rolled up; final days until {until}")
-    finally:
-        engine.dispose()
     return 0
 
 
@@ -251,11 +259,8 @@ def cmd_reports_send(settings: Settings, args: argparse.Namespace) -> int:
             raise CliError(f"--at: {args.at!r} is not an ISO 8601 date and time (2026-11-30T09:30:00+00:00)") from None
         if moment.tzinfo is None:
             raise CliError(f"--at: {args.at!r} needs a UTC offset (…Z or …+01:00)")
-    engine = make_engine(settings.database)
-    try:
+    with sync_engine(settings) as engine:
         made = send_reports(engine, settings, moment)
-    finally:
-        engine.dispose()
     print(f"queued {made} report emails and webhook messages due at {moment.isoformat()}")
     return 0
 
