@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from app.core.sessions import new_session
+from app.core.sessions import SESSION_COOKIE, new_session
 from services.integrations import alerts, reports
 from tests.integration.integrations.conftest import Receiver, Site, Stack, wait_for
 
@@ -25,7 +25,7 @@ def browser(stack: Stack, user_id: int | None) -> httpx.Client:
         with redis.Redis.from_url(stack.settings.redis.url) as store:
             store.set(f"{stack.settings.redis.key_prefix}sessions:{session_id}",
                       json.dumps(new_session(user_id, epoch)), ex=600)
-        client.cookies.set("beacon_session", session_id)
+        client.cookies.set(SESSION_COOKIE, session_id)
     return client
 
 
