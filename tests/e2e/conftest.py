@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from app.mailsink import MailSink
 from app.migrate import migrate
 from tests.conftest import make_environment
 from tests.e2e.browser import CHROMIUM
+from tests.support.polling import wait_until
 
 ADMIN_EMAIL = "admin@e2e.test"
 ADMIN_PASSWORD = "e2e-admin-password"
@@ -51,18 +52,15 @@ class Stack:
                               text=True, timeout=60, check=False)
 
     def wait_healthy(self, timeout: float = 60) -> httpx.Response:
-        deadline = time.monotonic() + timeout
-        last: httpx.Response | None = None
         with self.client() as client:
-            while time.monotonic() < deadline:
-                try:
-                    last = client.get("/api/health")
-                    if last.status_code == 200:
-                        return last
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.25)
-        raise AssertionError(f"stack not healthy after {timeout} s: {last.text if last else 'no answer'}")
+            def healthy() -> httpx.Response | None:
+                with contextlib.suppress(httpx.HTTPError):
+                    answer = client.get("/api/health")
+                    if answer.status_code == 200:
+                        return answer
+                return None
+
+            return wait_until(healthy, timeout, "the stack's /api/health to answer 200", interval=0.25)
 
 
 @pytest.fixture(scope="session")

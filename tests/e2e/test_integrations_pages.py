@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import launch, screenshot
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
 from tests.e2e.test_pages import AXE, DESKTOP, PHONE, Visit, axe_violations, send_pageview, unexpected
-from tests.integration.integrations.conftest import wait_for
+from tests.support.polling import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +109,14 @@ def test_alert_rule_from_the_page_fires_and_shows_in_its_history(running: Stack,
         admin.go(history)
         return page.locator("table").count() > 0
 
-    wait_for(fired, 150, "the rule to fire (the scheduler evaluates every minute)")
+    wait_until(fired, 150, "the rule to fire (the scheduler evaluates every minute)")
     expect(page.get_by_role("region", name="Firings of this rule")).to_contain_text("current visitors:")
 
     def alert_mail() -> bool:
         return any("ops@e2e.test" == email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["To"]
                    for path in running.mail.messages())
 
-    wait_for(alert_mail, 60, "the alert email at the SMTP server")
+    wait_until(alert_mail, 60, "the alert email at the SMTP server")
     assert [] == check_page(admin, axe_source, history, "site-alert-history")
 
     # The rule would fire every minute for the rest of the session: delete it from the page.

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
+from tests.support.polling import wait_until
 from workers.actors.system import rotate_salts
 from workers.broker import configure
 
@@ -162,15 +163,15 @@ def test_job_enqueued_runs_in_a_worker(stack: Stack) -> None:
     configure(stack.settings)
 
     rotate_salts.send()
-    deadline = time.monotonic() + 20
-    old = 1
-    while time.monotonic() < deadline and old:
+    def old_salts() -> int:
         with engine.connect() as conn:
-            old = conn.execute(text("SELECT count(*) FROM salts WHERE created_at < now() - interval '2 days'")
-                               ).scalar_one()
-        time.sleep(0.2)
-    engine.dispose()
-    assert 0 == old
+            return int(conn.execute(text("SELECT count(*) FROM salts WHERE created_at < now() - interval '2 days'")
+                                    ).scalar_one())
+
+    try:
+        wait_until(lambda: old_salts() == 0, 20, "the worker to delete the old salt", interval=0.2)
+    finally:
+        engine.dispose()
 
 
 def watcher_pids(stack: Stack, watcher: str) -> set[int]:
@@ -235,10 +236,8 @@ def test_circusctl_quit_stops_everything_within_its_timeouts(stack: Stack) -> No
         stack.circus.ctl("quit")
         stack.circus.process.wait(45)
         elapsed = time.monotonic() - started
-        deadline = time.monotonic() + 5
-        while beacon_processes(stack) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [] == [p.pid for p in beacon_processes(stack)]
+        wait_until(lambda: not beacon_processes(stack), 5,
+                   f"every Beacon process to exit (left: {[p.pid for p in beacon_processes(stack)]})")
         assert all(not listeners(port) for port in stack.settings.server.ports.values())
         assert elapsed < 30, f"quit took {elapsed:.1f} s"
         print(f"circusctl quit: every process stopped in {elapsed:.2f} s")

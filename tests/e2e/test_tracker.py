@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,6 +22,7 @@ from app.core.db import make_engine
 from app.devstack import free_port
 from tests.e2e.browser import DESKTOP_UA, launch
 from tests.e2e.conftest import SITE, Stack
+from tests.support.polling import wait_until
 
 HOSTS = "MAP tracker.test 127.0.0.1, MAP elsewhere.test 127.0.0.1"
 
@@ -78,12 +78,9 @@ def last_id(stack: Stack) -> int:
 
 
 def wait_for(stack: Stack, since_id: int, count: int, timeout: float = 30) -> list[tuple[Any, ...]]:
-    deadline = time.monotonic() + timeout
-    rows = events(stack, since_id)
-    while len(rows) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-        rows = events(stack, since_id)
-    return rows
+    """The events stored after ``since_id`` once there are ``count`` of them."""
+    return wait_until(lambda: rows if len(rows := events(stack, since_id)) >= count else None, timeout,
+                      f"{count} events after id {since_id}", interval=0.2)
 
 
 def test_pageviews_spa_navigation_and_custom_events(stack: Stack, pages: int, playwright: Any) -> None:

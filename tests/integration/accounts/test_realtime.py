@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from typing import Any
 
 import httpx
@@ -16,8 +15,9 @@ import websockets
 from app.core.redis import Keys
 from app.core.sessions import SESSION_COOKIE
 from app.core.tokens import sign_token
-from app.realtime.publish import WebSocketService
+from app.realtime.publish import RealtimeStats, WebSocketService
 from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.polling import wait_until_async
 
 
 async def connect(servers: Servers, world: World, user_id: int | None, **kwargs: Any) -> Any:
@@ -103,12 +103,11 @@ async def test_statistics_are_aggregated_and_shown_to_admins_only(servers: Serve
     sockets = [await connect(servers, world, user) for _ in range(3)]
     await sockets[0].send(json.dumps({"type": "join", "room": f"site:{site_id}"}))
     await next_message(sockets[0])
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    async def counted() -> RealtimeStats | None:
         stats = await service.stats()
-        if stats.connections == 3 and stats.rooms.get(f"site:{site_id}") == 1:
-            break
-        await asyncio.sleep(0.1)
+        return stats if stats.connections == 3 and stats.rooms.get(f"site:{site_id}") == 1 else None
+
+    stats = await wait_until_async(counted, 5, "the three connections in the statistics")
     assert (3, {f"site:{site_id}": 1}, 1) == (stats.connections, stats.rooms, len(stats.processes))
     with signed_in(servers, world, admin) as client:
         shown = client.get("/api/admin/realtime")

@@ -14,7 +14,8 @@ import redis
 
 from app.core.sessions import SESSION_COOKIE, new_session
 from services.integrations import alerts, reports
-from tests.integration.integrations.conftest import Receiver, Site, Stack, wait_for
+from tests.integration.integrations.conftest import Receiver, Site, Stack
+from tests.support.polling import wait_until
 
 
 def browser(stack: Stack, user_id: int | None) -> httpx.Client:
@@ -54,8 +55,8 @@ def test_add_test_and_delete_an_endpoint_in_the_browser(stack: Stack, site: Site
 
         sent = client.post(f"/sites/{site.domain}/webhooks/{hook[0]}/test", data={"_csrf_token": csrf(page)})
         assert 303 == sent.status_code
-        wait_for(lambda: receiver.on("/ui"), 30, "the test message")
-        wait_for(lambda: "succeeded" in client.get(f"/sites/{site.domain}/webhooks").text, 30, "the log")
+        wait_until(lambda: receiver.on("/ui"), 30, "the test message")
+        wait_until(lambda: "succeeded" in client.get(f"/sites/{site.domain}/webhooks").text, 30, "the log")
         disabled = client.post(f"/sites/{site.domain}/webhooks/{hook[0]}/disable", data={"_csrf_token": csrf(page)})
         assert (303, [(False,)]) == (disabled.status_code, [tuple(r) for r in stack.sql(
             "SELECT enabled FROM webhook_endpoints")])
