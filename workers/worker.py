@@ -12,10 +12,11 @@ import threading
 
 import dramatiq
 
-import workers.actors  # noqa: F401 - importing the package declares every actor on the broker
 from app.core.logging import configure_logging
 from app.core.settings import get_settings
-from workers.broker import configure
+from workers.actors import declare_actors
+from workers.broker import build_broker
+from workers.context import open_context
 
 logger = logging.getLogger("beacon.worker")
 
@@ -26,7 +27,9 @@ STOP_TIMEOUT_MS = 25_000
 def run() -> None:
     settings = get_settings()
     configure_logging("worker", settings.log_level)
-    broker = configure(settings)
+    broker = build_broker(settings)
+    context = open_context(settings, broker)
+    declare_actors(broker, context)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -37,4 +40,4 @@ def run() -> None:
     stop.wait()
     logger.info("stopping: letting running jobs finish")
     worker.stop(timeout=STOP_TIMEOUT_MS)
-    broker.close()
+    context.close()

@@ -21,8 +21,8 @@ from sqlalchemy import text
 from app.core.db import make_engine
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
 from tests.support.polling import wait_until
-from workers.actors.system import rotate_salts
-from workers.broker import configure
+from tests.support.workers import worker_context
+from workers.actors import declare_actors
 
 pytestmark = pytest.mark.e2e
 
@@ -160,9 +160,9 @@ def test_job_enqueued_runs_in_a_worker(stack: Stack) -> None:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO salts (salt, created_at) VALUES (:s, now() - interval '3 days')"),
                      {"s": b"o" * 32})
-    configure(stack.settings)
+    with worker_context(stack.settings) as worker:
+        declare_actors(worker.broker, worker)["rotate_salts"].send()
 
-    rotate_salts.send()
     def old_salts() -> int:
         with engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM salts WHERE created_at < now() - interval '2 days'")

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import time
 
-import dramatiq
-
 from app.core import salts as daily_salts
-from workers.context import context
+from workers.actors.spec import ActorSpec
+from workers.context import WorkerContext
 
 
-@dramatiq.actor(queue_name="system", max_retries=0, time_limit=10_000, max_age=60_000)
-def heartbeat(enqueued_at: float) -> None:
+def heartbeat(ctx: WorkerContext, enqueued_at: float) -> None:
     """Record that a worker ran a job, and how long it waited in the queue."""
-    ctx = context()
     now = time.time()
     pipe = ctx.redis.pipeline()
     pipe.set(ctx.keys.heartbeat("worker"), now)
@@ -21,13 +18,18 @@ def heartbeat(enqueued_at: float) -> None:
     pipe.execute()
 
 
-@dramatiq.actor(queue_name="system", max_retries=5, time_limit=60_000)
-def rotate_salts() -> None:
+def rotate_salts(ctx: WorkerContext) -> None:
     """Create today's salt if the newest is a day old, and delete salts older than 48 hours.
 
     Safe to run twice: the advisory lock serialises runs and each step checks before it writes.
     """
-    with context().engine.begin() as conn:
+    with ctx.engine.begin() as conn:
         conn.execute(daily_salts.LOCK)
         conn.execute(*daily_salts.create_if_stale())
         conn.execute(daily_salts.DELETE_EXPIRED)
+
+
+ACTORS = [
+    ActorSpec(heartbeat, queue_name="system", max_retries=0, time_limit=10_000, options={"max_age": 60_000}),
+    ActorSpec(rotate_salts, queue_name="system", max_retries=5, time_limit=60_000),
+]
