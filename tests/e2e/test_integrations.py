@@ -74,7 +74,7 @@ def test_webhook_test_and_goal_conversion_through_nginx(running: Stack, key: str
     assert 202 == sent.status_code
     sent_at = time.monotonic()
     goals = wait_until(lambda: [r for r in receiver.on("/e2e") if body(r)["type"] == "goal.completed"], 60,
-                     "goal.completed")
+                       "goal.completed")
     print(f"goal.completed arrived {time.monotonic() - sent_at:.1f} s after the event (interval 5 s)")
     data = Webhook(webhook["secret"]).verify(goals[0].body, goals[0].headers)["data"]
     assert [{"goal": "Signup", "count": 1}] == data["conversions"]
@@ -126,7 +126,7 @@ def test_killing_every_worker_during_100_deliveries_loses_none(running: Stack, k
                     pass
             old = {process.pid for process in processes}
             wait_until(lambda old=old: (pids := watcher_pids(running, "worker")) and not pids & old, 30,
-                     "circusd to start the workers again")
+                       "circusd to start the workers again")
         receiver.release.set()  # from now on the receiver answers at once
 
         def finished() -> bool:

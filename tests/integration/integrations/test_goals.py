@@ -30,12 +30,12 @@ def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, r
     convert(stack, site, "Signup", 3)
     convert(stack, site, "Purchase", 1)
     goals = wait_until(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "goal.completed"], 30,
-                     "goal.completed")
+                       "goal.completed")
     verified = Webhook(webhook["secret"]).verify(goals[0].body, goals[0].headers)
     assert [{"goal": "Signup", "count": 3}, {"goal": "Purchase", "count": 1}] == verified["data"]["conversions"]
     msgspec.json.decode(goals[0].body, type=GoalCompletedEvent, strict=True)  # the published schema
     wait_until(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "site.first_event"], 30,
-             "site.first_event")
+               "site.first_event")
     time.sleep(2 * 3 + 2)  # two more coalescing intervals: no conversion is sent twice
     types = sorted(body(r)["type"] for r in receiver.on("/goals"))
     assert ["goal.completed", "site.first_event"] == types

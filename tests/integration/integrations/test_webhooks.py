@@ -91,7 +91,7 @@ def test_redirects_are_not_followed(stack: Stack, site: Site, receiver: Receiver
     webhook = create(stack, site, receiver.url("/redirect"))
     delivery = send_test(stack, site, webhook["id"])
     wait_until(lambda: stack.sql("SELECT 1 FROM webhook_attempts WHERE delivery_id = :d", d=delivery["id"]), 30,
-             "an attempt")
+               "an attempt")
     assert (302, []) == (stack.sql("SELECT status_code FROM webhook_attempts WHERE delivery_id = :d",
                                    d=delivery["id"])[0][0], receiver.on("/ok"))
 
@@ -147,7 +147,7 @@ def test_killing_the_workers_during_100_deliveries_loses_none(stack: Stack, site
         time.sleep(0.5)
         stack.start("worker", "worker")
     wait_until(lambda: not stack.sql("SELECT 1 FROM webhook_deliveries WHERE status = 'pending'"), 120,
-             "every delivery")
+               "every delivery")
     assert set(ids) == {r.headers["webhook-id"] for r in receiver.on("/ok")}
     assert [("succeeded", 100)] == [tuple(r) for r in stack.sql(
         "SELECT status, count(*) FROM webhook_deliveries GROUP BY status")]
