@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.devstack import Postgres, free_port
-from tests.conftest import running_postgres
+from tests.support.servers import running_postgres
 
 
 @pytest.fixture(scope="session")

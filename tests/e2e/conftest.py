@@ -20,9 +20,9 @@ from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Circus, Nginx, Postgres, Redis, free_port
 from app.mailsink import MailSink
 from app.migrate import migrate
-from tests.conftest import make_environment
 from tests.e2e.browser import CHROMIUM
 from tests.support.polling import wait_until
+from tests.support.servers import make_environment
 
 ADMIN_EMAIL = "admin@e2e.test"
 ADMIN_PASSWORD = "e2e-admin-password"

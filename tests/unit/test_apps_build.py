@@ -8,7 +8,7 @@ from app.core.resources import Resources
 from app.core.settings import load_settings
 from app.realtime.app import RealtimeServer
 from app.serve import LITESTAR_PROCESSES, app_factory
-from tests.unit.test_settings import BASE
+from tests.support.settings import BASE
 
 
 @pytest.mark.parametrize("name", LITESTAR_PROCESSES)

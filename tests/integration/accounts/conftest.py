@@ -22,7 +22,7 @@ from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE, new_session
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port, stop_processes, wait_for_port
-from tests.integration.conftest import BEACON
+from tests.support.beacon import BEACON
 
 PASSWORD = "correct horse battery"
 HASH = PasswordHasher().hash(PASSWORD)

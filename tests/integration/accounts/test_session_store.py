@@ -26,7 +26,7 @@ from app.core.sessions import SESSION_COOKIE
 from app.core.settings import Settings, load_settings
 from app.devstack import Redis
 from app.main import create_app
-from tests.conftest import running_redis
+from tests.support.servers import running_redis
 
 REQUESTS = int(os.environ.get("BEACON_SOAK_REQUESTS", "10000"))
 PAGES = ("/login", "/register", "/", "/login?next=/account", "/account")

@@ -7,7 +7,7 @@ import re
 import httpx
 
 from tests.integration.accounts.conftest import Servers, World, signed_in
-from tests.integration.conftest import run_beacon
+from tests.support.beacon import run_beacon
 
 
 def api_key(servers: Servers, world: World, user_id: int, scopes: list[str]) -> str:

@@ -15,7 +15,7 @@ from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port
 from tests.integration.analytics.test_stats_query import DAY, dataset  # noqa: F401 - the fixture
-from tests.integration.conftest import Services
+from tests.support.beacon import Services
 
 
 @pytest.fixture

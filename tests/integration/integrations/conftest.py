@@ -30,8 +30,8 @@ from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port, stop_processes, wait_for_port
 from app.mailsink import MailSink
 from app.migrate import migrate
-from tests.conftest import make_environment
-from tests.integration.conftest import BEACON
+from tests.support.beacon import BEACON
+from tests.support.servers import make_environment
 
 KEY = "bk_integrations_owner_key_0123456789"
 

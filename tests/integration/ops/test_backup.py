@@ -17,7 +17,7 @@ from app.core.db import make_engine
 from app.core.settings import Settings, load_settings
 from app.migrate import migrate
 from app.ops.backup import BackupError, backup, list_backups, prune, restore
-from tests.conftest import make_environment
+from tests.support.servers import make_environment
 
 
 @pytest.fixture(scope="module")
