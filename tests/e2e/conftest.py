@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import ssl
 import subprocess
@@ -21,7 +20,7 @@ from app.devstack import Circus, Nginx, Postgres, Redis, free_port
 from app.mailsink import MailSink
 from app.migrate import migrate
 from tests.e2e.browser import CHROMIUM
-from tests.support.polling import wait_until
+from tests.support.polling import healthy, wait_until
 from tests.support.servers import make_environment
 
 ADMIN_EMAIL = "admin@e2e.test"
@@ -53,14 +52,8 @@ class Stack:
 
     def wait_healthy(self, timeout: float = 60) -> httpx.Response:
         with self.client() as client:
-            def healthy() -> httpx.Response | None:
-                with contextlib.suppress(httpx.HTTPError):
-                    answer = client.get("/api/health")
-                    if answer.status_code == 200:
-                        return answer
-                return None
-
-            return wait_until(healthy, timeout, "the stack's /api/health to answer 200", interval=0.25)
+            return wait_until(lambda: healthy(client), timeout, "the stack's /api/health to answer 200",
+                              interval=0.25)
 
 
 @pytest.fixture(scope="session")

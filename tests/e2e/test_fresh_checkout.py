@@ -31,7 +31,7 @@ import pytest
 
 from app.core.settings import CODE_DIR, read_env_file
 from app.devstack import SHARED_DIR
-from tests.support.polling import wait_until
+from tests.support.polling import healthy, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -152,16 +152,12 @@ def client(run: Run, environment: dict[str, str]) -> httpx.Client:
 
 
 def wait_healthy(run: Run, environment: dict[str, str], timeout: float = 120) -> httpx.Response:
-    with client(run, environment) as http:
-        def healthy() -> httpx.Response | None:
-            assert run.process.poll() is None, f"make run exited:\n{run.log()}"
-            with contextlib.suppress(httpx.HTTPError):
-                answer = http.get("/api/health")
-                if answer.status_code == 200:
-                    return answer
-            return None
+    def running_and_healthy(http: httpx.Client) -> httpx.Response | None:
+        assert run.process.poll() is None, f"make run exited:\n{run.log()}"
+        return healthy(http)
 
-        return wait_until(healthy, timeout, "/api/health to answer 200", interval=0.5)
+    with client(run, environment) as http:
+        return wait_until(lambda: running_and_healthy(http), timeout, "/api/health to answer 200", interval=0.5)
 
 
 def stored(environment: dict[str, str], pathname: str) -> int:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -38,3 +42,12 @@ async def wait_until_async(check: Callable[[], Awaitable[T]], timeout: float = 3
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def healthy(client: httpx.Client) -> httpx.Response | None:
+    """``GET /api/health`` when it answers 200; ``None`` while it does not answer or answers otherwise."""
+    with contextlib.suppress(httpx.HTTPError):
+        answer = client.get("/api/health")
+        if answer.status_code == HTTPStatus.OK:
+            return answer
+    return None
