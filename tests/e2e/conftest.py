@@ -19,7 +19,7 @@ from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Circus, Nginx, Postgres, Redis, free_port
 from app.mailsink import MailSink
 from app.migrate import migrate
-from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import AXE, CHROMIUM, Visit, launch
 from tests.support.polling import healthy, wait_until
 from tests.support.servers import make_environment
 
@@ -126,3 +126,45 @@ def playwright() -> Iterator[Any]:
 
     with sync_playwright() as started:
         yield started
+
+
+# Browser fixtures shared by the page tests (one Chromium per module, one admin sign-in per module).
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe-core, a development package of app/frontend/package.json (``make assets`` installs it)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `make assets` (npm ci in app/frontend)")
+    return AXE.read_text()
+
+
+@pytest.fixture(scope="module")
+def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def admin_state(running: Stack, chromium: Any) -> dict[str, Any]:
+    """The admin's signed-in cookies, from one sign-in through the form (sign-ins per address are limited)."""
+    first = Visit(running, chromium)
+    try:
+        first.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        assert first.page.url.rstrip("/") == running.base_url
+        return dict(first.context.storage_state())
+    finally:
+        first.close()
+
+
+@pytest.fixture
+def visit(running: Stack, chromium: Any) -> Iterator[Visit]:
+    opened = Visit(running, chromium)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def admin(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> Iterator[Visit]:
+    opened = Visit(running, chromium, storage_state=admin_state)
+    yield opened
+    opened.close()

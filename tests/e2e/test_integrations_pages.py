@@ -6,48 +6,12 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import launch, screenshot
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
-from tests.e2e.test_pages import AXE, DESKTOP, PHONE, Visit, axe_violations, send_pageview, unexpected
+from tests.e2e.browser import DESKTOP, PHONE, Visit, axe_violations, screenshot, send_pageview, unexpected
+from tests.e2e.conftest import SITE, Stack
 from tests.support.polling import wait_until
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `make assets` (npm ci in app/frontend)")
-    return AXE.read_text()
-
-
-@pytest.fixture(scope="module")
-def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
-def admin_state(running: Stack, chromium: Any) -> dict[str, Any]:
-    """The admin's signed-in cookies (the admin owns the e2e site)."""
-    first = Visit(running, chromium)
-    try:
-        first.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-        return dict(first.context.storage_state())
-    finally:
-        first.close()
-
-
-@pytest.fixture
-def admin(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> Iterator[Visit]:
-    opened = Visit(running, chromium, storage_state=admin_state)
-    yield opened
-    opened.close()
 
 
 def check_page(visit: Visit, axe_source: str, path: str, name: str) -> list[str]:
