@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +171,37 @@ def admin(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> Iterato
     opened = Visit(running, chromium, storage_state=admin_state)
     yield opened
     opened.close()
+
+
+# The tracker's test site, shared by the tracker and dashboard tests.
+PAGE = """<!doctype html><html><head><title>t</title>
+<script>window.plausible = window.plausible || function () {
+  (window.plausible.q = window.plausible.q || []).push(arguments) };
+plausible("Queued", {props: {early: "yes"}});</script>
+<script defer data-domain="%(site)s" %(options)s src="%(beacon)s/js/script.js"></script>
+</head><body>
+<a id="out" href="https://elsewhere.test/away">away</a>
+<a id="file" href="/files/report.pdf">report</a>
+<script>for (const a of document.querySelectorAll("a")) a.addEventListener("click", e => e.preventDefault());</script>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A static site on 127.0.0.1 with the tracker embedded (default options and hash routing)."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url,
+                                             "options": "data-outbound-links data-file-downloads"})
+    (root / "hash.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url, "options": "data-hash"})
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

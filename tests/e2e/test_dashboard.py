@@ -24,8 +24,7 @@ from app.core.sessions import SESSION_COOKIE
 from app.domain.sites.services import token_hash
 from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
 from tests.e2e.conftest import SITE, Stack
-from tests.e2e.test_stack import login
-from tests.e2e.test_tracker import HOSTS, last_id, pages, wait_for  # noqa: F401 - pages is a fixture
+from tests.e2e.helpers import HOSTS, last_id, login, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +49,7 @@ def sql(stack: Stack, statement: str, **params: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def visitors(running: Stack, pages: int, playwright: Any) -> Iterator[Visitors]:  # noqa: F811
+def visitors(running: Stack, pages: int, playwright: Any) -> Iterator[Visitors]:
     if not MANIFEST.exists():
         pytest.fail(f"{MANIFEST} is missing: run `make assets` (make test and make e2e do)")
     since = last_id(running)

@@ -15,7 +15,7 @@ from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE
 from tests.e2e.browser import launch, watch
 from tests.e2e.conftest import Stack
-from tests.e2e.test_stack import login
+from tests.e2e.helpers import login
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "insights.example"

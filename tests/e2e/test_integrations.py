@@ -22,7 +22,7 @@ from standardwebhooks import Webhook
 
 from app.core.db import make_engine
 from tests.e2e.conftest import ADMIN_EMAIL, SITE, Stack
-from tests.e2e.test_stack import UA, watcher_pids
+from tests.e2e.helpers import UA, watcher_pids
 from tests.integration.integrations.conftest import Receiver, body
 from tests.support.polling import wait_until
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 
 import httpx
 import psutil
@@ -20,28 +18,16 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
+from tests.e2e.helpers import UA, login, watcher_pids
 from tests.support.polling import wait_until
 from tests.support.workers import worker_context
 from workers.actors import declare_actors
 
 pytestmark = pytest.mark.e2e
 
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 WATCHERS = {"api": 2, "realtime": 1, "ingest": 2, "analytics": 1, "integrations": 1, "compute": 1,
             "worker": 2, "scheduler": 1}
 
-
-@contextlib.contextmanager
-def login(stack: Stack) -> Iterator[httpx.Client]:
-    """A client signed in through the login form (with its CSRF token)."""
-    with stack.client() as client:
-        page = client.get("/login")
-        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
-        assert token is not None, page.text
-        answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
-                                             "_csrf_token": token.group(1)})
-        assert 303 == answer.status_code, answer.text
-        yield client
 
 
 def pageviews_in_db(stack: Stack, site: str = SITE, pathname: str | None = None) -> int:
@@ -172,11 +158,6 @@ def test_job_enqueued_runs_in_a_worker(stack: Stack) -> None:
         wait_until(lambda: old_salts() == 0, 20, "the worker to delete the old salt", interval=0.2)
     finally:
         engine.dispose()
-
-
-def watcher_pids(stack: Stack, watcher: str) -> set[int]:
-    output = stack.circus.ctl("list", watcher).strip()
-    return {int(pid) for pid in output.split(",") if pid.strip()}
 
 
 def beacon_processes(stack: Stack) -> list[psutil.Process]:
