@@ -2,7 +2,8 @@
 
 Every process Circus runs starts here (``beacon serve NAME``, ``beacon worker``), so each command imports the
 code it runs inside its own function: a worker must not load the api's domains, nor the api the compute
-service's numpy and statsmodels. Beacon's floor (``app.core``) is imported at the top.
+service's numpy and statsmodels, and ``beacon --help`` or a short command does not load Granian, Redis or
+the service client. Only the errors and the settings are imported at the top.
 """
 
 from __future__ import annotations
@@ -16,18 +17,16 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import make_engine
 from app.core.errors import AppError, ConfigError, Conflict
-from app.core.resources import Resources
-from app.core.settings import Settings, get_settings
-from app.serve import PROCESS_NAMES, serve
+from app.core.settings import DEFAULT_PORTS, Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -46,6 +45,8 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
 
     The transaction commits when ``work`` returns and rolls back when it raises.
     """
+    from app.core.resources import Resources  # noqa: PLC0415 - per command
+
     async def run() -> T:
         resources = Resources.open(settings, "cli")
         try:
@@ -60,6 +61,8 @@ def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[
 @contextlib.contextmanager
 def sync_engine(settings: Settings) -> Iterator[Engine]:
     """A synchronous engine for a command's work, disposed of when the command ends."""
+    from app.core.db import make_engine  # noqa: PLC0415 - per command
+
     engine = make_engine(settings.database)
     try:
         yield engine
@@ -185,6 +188,14 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
     """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over."""
+    from rich.progress import (  # noqa: PLC0415 - per command
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from services.analytics import rollups  # noqa: PLC0415 - per command
 
     now = datetime.now(UTC)
@@ -227,6 +238,8 @@ def _merge_stderr() -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     _merge_stderr()
+    from app.serve import serve  # noqa: PLC0415 - per command
+
     serve(args.process, settings)
     return 0
 
@@ -343,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_reports_parser(sub)
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
-    p.add_argument("process", choices=PROCESS_NAMES)
+    p.add_argument("process", choices=tuple(DEFAULT_PORTS))
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run a background-job worker (as Circus does)")
