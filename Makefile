@@ -63,6 +63,7 @@ run: system-deps venv assets
 lint: venv
 	$(BIN)/ruff check app services workers tests systemd/beacon-reload.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cd ansible && ../$(BIN)/ansible-lint
 	@command -v promtool >/dev/null || { echo "promtool is missing: run make system-deps (apt-get install prometheus)"; exit 1; }
 	promtool check rules ansible/roles/beacon_monitoring/files/beacon-alerts.yml

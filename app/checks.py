@@ -11,12 +11,11 @@ from app.core.health import Check, run_checks, service_check
 from app.core.resources import Resources
 from app.core.settings import Settings
 from app.domain.system.services import component_checks
+from app.migrate import head_revision
 
 
 def _schema_check(resources: Resources) -> Check:
     async def check() -> str | None:
-        from app.migrate import head_revision
-
         async with resources.engine.connect() as conn:
             exists = (await conn.execute(text("SELECT to_regclass('public.alembic_version')"))).scalar()
             current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() \

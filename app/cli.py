@@ -1,18 +1,34 @@
-"""The ``beacon`` command: operations on an installation (migrate, users, sites, checks, processes)."""
+"""The ``beacon`` command: operations on an installation (migrate, users, sites, checks, processes).
+
+Every process Circus runs starts here (``beacon serve NAME``, ``beacon worker``), so each command imports the
+code it runs inside its own function: a worker must not load the api's domains, nor the api the compute
+service's numpy and statsmodels, and ``beacon --help`` or a short command does not load Granian, Redis or
+the service client. Only the errors and the settings are imported at the top.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from app.core.errors import AppError, ConfigError, Conflict
-from app.core.settings import Settings, get_settings
+from app.core.settings import DEFAULT_PORTS, Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -24,15 +40,41 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
-def _run_async(coro: Any) -> Any:
-    return asyncio.run(coro)
+def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one database transaction of this process's own resources, opened and closed here.
+
+    The transaction commits when ``work`` returns and rolls back when it raises.
+    """
+    from app.core.resources import Resources  # noqa: PLC0415 - per command
+
+    async def run() -> T:
+        resources = Resources.open(settings, "cli")
+        try:
+            async with resources.sessions.begin() as session:
+                return await work(session)
+        finally:
+            await resources.close()
+
+    return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def sync_engine(settings: Settings) -> Iterator[Engine]:
+    """A synchronous engine for a command's work, disposed of when the command ends."""
+    from app.core.db import make_engine  # noqa: PLC0415 - per command
+
+    engine = make_engine(settings.database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 # --- commands --------------------------------------------------------------------------------------
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from app.migrate import migrate
+    from app.migrate import migrate  # noqa: PLC0415 - per command
 
     result = migrate(settings)
     if result.seeded:
@@ -57,86 +99,65 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
-    from app.domain.accounts.services import create_user, get_user_by_email, normalize_email
+    from app.domain.accounts.services import create_user, get_user_by_email, normalize_email  # noqa: PLC0415 - per command
 
     email = normalize_email(args.email)
     password = _read_password(args)
 
-    async def run() -> str:
-        from app.core.resources import Resources
+    async def work(session: AsyncSession) -> str:
+        if args.exists_ok and await get_user_by_email(session, email) is not None:
+            return f"user {email} already exists"
+        user = await create_user(session, email, password, is_admin=args.admin)
+        return f"created {'admin ' if user.is_admin else ''}user {user.email} (id {user.id})"
 
-        resources = Resources.open(settings, "cli")
-        try:
-            async with resources.sessions.begin() as session:
-                if args.exists_ok and await get_user_by_email(session, email) is not None:
-                    return f"user {email} already exists"
-                user = await create_user(session, email, password, is_admin=args.admin)
-                return f"created {'admin ' if user.is_admin else ''}user {user.email} (id {user.id})"
-        finally:
-            await resources.close()
-
-    print(_run_async(run()))
+    print(in_transaction(settings, work))
     return 0
 
 
 def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
-    from app.domain.accounts.services import get_user_by_email
-    from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain
+    from app.domain.accounts.services import get_user_by_email  # noqa: PLC0415 - per command
+    from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain  # noqa: PLC0415 - per command
 
     domain = normalize_domain(args.domain)
 
-    async def run() -> str:
-        from app.core.resources import Resources
+    async def work(session: AsyncSession) -> str:
+        if args.exists_ok and await get_site_by_domain(session, domain) is not None:
+            return f"site {domain} already exists"
+        owner_id = None
+        if args.owner:
+            owner = await get_user_by_email(session, args.owner)
+            if owner is None:
+                raise CliError(f"--owner: no user {args.owner}")
+            owner_id = owner.id
+        site = await create_site(session, domain, args.timezone, owner_id=owner_id)
+        return f"created site {site.domain} (id {site.id}, time zone {site.timezone})"
 
-        resources = Resources.open(settings, "cli")
-        try:
-            async with resources.sessions.begin() as session:
-                if args.exists_ok and await get_site_by_domain(session, domain) is not None:
-                    return f"site {domain} already exists"
-                owner_id = None
-                if args.owner:
-                    owner = await get_user_by_email(session, args.owner)
-                    if owner is None:
-                        raise CliError(f"--owner: no user {args.owner}")
-                    owner_id = owner.id
-                site = await create_site(session, domain, args.timezone, owner_id=owner_id)
-                return f"created site {site.domain} (id {site.id}, time zone {site.timezone})"
-        finally:
-            await resources.close()
-
-    print(_run_async(run()))
+    print(in_transaction(settings, work))
     return 0
 
 
 def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
-    from app.domain.accounts.services import get_user_by_email, normalize_email
-    from app.domain.apikeys.services import create_api_key
+    from app.domain.accounts.services import get_user_by_email, normalize_email  # noqa: PLC0415 - per command
+    from app.domain.apikeys.services import create_api_key  # noqa: PLC0415 - per command
 
     email = normalize_email(args.email)
 
-    async def run() -> str:
-        from app.core.resources import Resources
-
-        resources = Resources.open(settings, "cli")
-        try:
-            async with resources.sessions.begin() as session:
-                user = await get_user_by_email(session, email)
-                if user is None:
-                    raise CliError(f"--email: no user {email}")
-                _, plain = await create_api_key(session, user.id, args.name, args.scope or ["stats:read"])
-                return plain
-        finally:
-            await resources.close()
+    async def work(session: AsyncSession) -> str:
+        user = await get_user_by_email(session, email)
+        if user is None:
+            raise CliError(f"--email: no user {email}")
+        _, plain = await create_api_key(session, user.id, args.name, args.scope or ["stats:read"])
+        return plain
 
     # The key alone on stdout, so scripts can capture it; it is not stored and cannot be shown again.
-    print(_run_async(run()))
+    print(in_transaction(settings, work))
     return 0
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from app.checks import check_installation, check_metrics
+    from app.checks import check_installation, check_metrics  # noqa: PLC0415 - per command
 
-    rows = _run_async(check_metrics(settings) if args.metrics else check_installation(settings))
+    rows = asyncio.run(check_metrics(settings) if args.metrics else check_installation(settings))
     width = max(len(name) for name, _ in rows)
     for name, result in rows:
         mark = "ok  " if result == "ok" else "FAIL"
@@ -150,7 +171,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
-    from app.ops.backup import backup
+    from app.ops.backup import backup  # noqa: PLC0415 - per command
 
     path = backup(settings, output_dir=args.output_dir, keep=args.keep)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
@@ -158,7 +179,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
-    from app.ops.backup import restore
+    from app.ops.backup import restore  # noqa: PLC0415 - per command
 
     result = restore(settings, args.file, progress=not args.no_progress)
     print(f"restored {result.path}: {result.items} archive items")
@@ -167,18 +188,19 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
     """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over."""
-    from datetime import UTC, datetime, timedelta
+    from rich.progress import (  # noqa: PLC0415 - per command
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from sqlalchemy import text
+    from services.analytics import rollups  # noqa: PLC0415 - per command
 
-    from app.core.db import make_engine
-    from services.analytics import rollups
-
-    engine = make_engine(settings.database)
     now = datetime.now(UTC)
     visit_timeout = timedelta(seconds=settings.ingest.session_timeout)
-    try:
+    with sync_engine(settings) as engine:
         with engine.connect() as conn:
             sites = [(int(row[0]), str(row[1])) for row in conn.execute(
                 text("SELECT id, domain FROM sites WHERE CAST(:domain AS text) IS NULL OR domain = :domain "
@@ -205,8 +227,6 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
                 progress.update(task, total=days, completed=days)
                 until = result.rolled_until.isoformat() if result and result.rolled_until else "nothing to roll up"
                 print(f"{domain}: {days} day(s) rolled up; final days until {until}")
-    finally:
-        engine.dispose()
     return 0
 
 
@@ -326,15 +346,15 @@ def _merge_stderr() -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from app.core.serve import serve
-
     _merge_stderr()
+    from app.serve import serve  # noqa: PLC0415 - per command
+
     serve(args.process, settings)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.worker import run
+    from workers.worker import run  # noqa: PLC0415 - per command
 
     _merge_stderr()
     run()
@@ -342,7 +362,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.scheduler import run
+    from workers.scheduler import run  # noqa: PLC0415 - per command
 
     _merge_stderr()
     run()
@@ -351,10 +371,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_reports_send(settings: Settings, args: argparse.Namespace) -> int:
     """Queue the reports due at ``--at`` (default now), as the hourly job does; idempotent per member and period."""
-    from datetime import UTC, datetime
-
-    from app.core.db import make_engine
-    from services.integrations.reports import send_reports
+    from services.integrations.reports import send_reports  # noqa: PLC0415 - per command
 
     moment = datetime.now(UTC)
     if args.at:
@@ -364,18 +381,15 @@ def cmd_reports_send(settings: Settings, args: argparse.Namespace) -> int:
             raise CliError(f"--at: {args.at!r} is not an ISO 8601 date and time (2026-11-30T09:30:00+00:00)") from None
         if moment.tzinfo is None:
             raise CliError(f"--at: {args.at!r} needs a UTC offset (…Z or …+01:00)")
-    engine = make_engine(settings.database)
-    try:
+    with sync_engine(settings) as engine:
         made = send_reports(engine, settings, moment)
-    finally:
-        engine.dispose()
     print(f"queued {made} report emails and webhook messages due at {moment.isoformat()}")
     return 0
 
 
 def cmd_compute(args: argparse.Namespace) -> int:
     """Batch detection/forecast on a CSV; needs no settings, as it touches no database or service."""
-    from services.compute.batch import BatchInputError, detect_csv, forecast_csv
+    from services.compute.batch import BatchInputError, detect_csv, forecast_csv  # noqa: PLC0415 - per command
 
     try:
         if args.compute_command == "detect":
@@ -403,8 +417,6 @@ def _add_reports_parser(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.core.serve import PROCESS_NAMES
-
     parser = Parser(prog="beacon", description="Operate a Beacon installation.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
 
@@ -456,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_reports_parser(sub)
     p = sub.add_parser("serve", help="run one HTTP process (as Circus does)")
-    p.add_argument("process", choices=PROCESS_NAMES)
+    p.add_argument("process", choices=tuple(DEFAULT_PORTS))
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run a background-job worker (as Circus does)")
@@ -517,9 +529,9 @@ def _add_analytics_and_compute(sub: argparse._SubParsersAction[Parser]) -> None:
 
     compute = sub.add_parser("compute", help="anomaly scores or a forecast for a CSV file").add_subparsers(
         dest="compute_command", metavar="ACTION", parser_class=Parser, required=True)
-    for name, text in (("detect", "print timestamp,value,anomaly_score for timestamp,value rows"),
-                       ("forecast", "print date,yhat,yhat_lower,yhat_upper (80 %%) for date,value rows")):
-        p = compute.add_parser(name, help=text)
+    for name, summary in (("detect", "print timestamp,value,anomaly_score for timestamp,value rows"),
+                          ("forecast", "print date,yhat,yhat_lower,yhat_upper (80 %%) for date,value rows")):
+        p = compute.add_parser(name, help=summary)
         p.add_argument("--csv", type=Path, required=True, metavar="FILE")
         p.add_argument("--max-rows", type=int, default=2_000_000, metavar="N", help="refuse longer files")
         if name == "forecast":
@@ -548,8 +560,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"beacon: error: {exc.detail}", file=sys.stderr)
         return 1
     except Exception as exc:  # the last line of defence: one line, no traceback
-        from sqlalchemy.exc import OperationalError
-
         if isinstance(exc, OperationalError):
             print(f"beacon: error: database unavailable: {str(exc.orig).strip().splitlines()[0]}",
                   file=sys.stderr)

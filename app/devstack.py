@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from app.core.settings import CODE_DIR, DEFAULT_PORTS, METRICS_PORTS
+from app.core.settings import CODE_DIR, DEFAULT_PORTS, METRICS_PORTS, read_env_file
 
 SHARED_DIR = Path("/var/lib/beacon-dev")
 """Where a server running as another user (PostgreSQL under root) keeps what it cannot reach in a checkout."""
@@ -489,8 +489,6 @@ class Circus:
 
 def _secrets(path: Path) -> dict[str, str]:
     """Development secrets, generated on the first run and kept in var/secrets.env (mode 0600)."""
-    from app.core.settings import read_env_file
-
     names = ("POSTGRES_PASSWORD", "DB_PASSWORD", "REDIS_PASSWORD", "SECRET_KEY", "INTERNAL_TOKEN",
              "ADMIN_PASSWORD")
     values = read_env_file(path) if path.exists() else {}
@@ -513,7 +511,8 @@ def _started(component: Postgres | Redis | Nginx) -> Iterator[None]:
 def start_dev_mail(var: Path, port: int = 8025) -> tuple[MailSink, dict[str, str]]:
     """An SMTP server on loopback keeping mail under ``var/mail/``, and the settings that make Beacon use it
     (and deliver webhooks to receivers on this machine)."""
-    from app.mailsink import MailSink  # aiosmtpd is a development dependency
+    # aiosmtpd is a test dependency, not an installation's: only `make run` and the tests need it.
+    from app.mailsink import MailSink  # noqa: PLC0415 - aiosmtpd is not installed in production
 
     try:
         sink = MailSink(var / "mail", port)

@@ -14,9 +14,10 @@ from app.core.assets import Assets
 from app.core.openapi import SelfHostedSwaggerUI, components, events_api_path
 from app.core.pages import configure_templates
 from app.core.service import create_service_app
+from app.core.sessions import SESSION_COOKIE
 from app.core.settings import Settings, get_settings
 from app.domain.accounts.controllers import AccountController
-from app.domain.accounts.session import SESSION_COOKIE, CookieLimitMiddleware, CsrfMiddleware, SessionConfig
+from app.domain.accounts.session import CookieLimitMiddleware, CsrfMiddleware, SessionConfig
 from app.domain.admin.controllers import AdminController, AdminPageController
 from app.domain.dashboard.controllers import DashboardController
 from app.domain.imports.pages import ImportsPageController

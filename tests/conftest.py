@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -14,9 +12,11 @@ import redis
 from sqlalchemy import text
 
 from app.core.db import make_engine
-from app.core.settings import CODE_DIR, DEFAULT_PORTS, METRICS_PORTS, Settings, load_settings
-from app.devstack import Postgres, Redis, StackError, beacon_environment, free_port, program
+from app.core.resources import Resources
+from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
+from app.devstack import Postgres, Redis, StackError, free_port, program
 from app.migrate import migrate
+from tests.support.servers import make_environment, running_postgres, running_redis
 
 REQUIRED_BINARIES = {"redis-server": "redis-server", "nginx": "nginx", "psql": "postgresql-client",
                      "openssl": "openssl"}
@@ -43,60 +43,16 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def running_postgres(directory: Path) -> Iterator[Postgres]:
-    """A new PostgreSQL cluster in ``directory`` on a free port, stopped and deleted afterwards."""
-    server = Postgres(directory, free_port(), secrets.token_urlsafe(16))
-    try:
-        server.init()
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        server.remove()
-
-
 @pytest.fixture(scope="session")
 def postgres(state_dir: Path) -> Iterator[Postgres]:
     with running_postgres(state_dir / "postgres") as server:
         yield server
 
 
-@contextlib.contextmanager
-def running_redis(directory: Path) -> Iterator[Redis]:
-    """A new Redis server in ``directory`` on a free port, configured as app/devstack.py runs it, stopped afterwards."""
-    server = Redis(directory, free_port(), secrets.token_urlsafe(16))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def redis_server(state_dir: Path) -> Iterator[Redis]:
     with running_redis(state_dir / "redis") as server:
         yield server
-
-
-def make_environment(postgres: Postgres, redis_server: Redis, state: Path, database: str,
-                     redis_db: int = 0, ports: dict[str, int] | None = None) -> dict[str, str]:
-    password = "test-" + database
-    postgres.ensure_database(database, f"{database}_owner", password)
-    environment = beacon_environment(
-        home=CODE_DIR, state=state,
-        database_url=postgres.url(f"{database}_owner", password, database),
-        redis_url=redis_server.url(redis_db), secret_key=secrets.token_urlsafe(32),
-        internal_token=secrets.token_urlsafe(24), base_url="https://localhost", ports=ports or DEFAULT_PORTS,
-    )
-    # Tests change data between queries; the cache has its own test (tests/integration/analytics).
-    environment["BEACON_ANALYTICS_CACHE_TTL"] = "0"
-    # The workers' and the scheduler's /metrics: free ports, like every other process of a test stack.
-    for name in METRICS_PORTS:
-        environment[f"BEACON_{name.upper()}_PORT"] = str(free_port())
-    return environment
 
 
 @pytest.fixture(scope="session")
@@ -140,8 +96,6 @@ def redis_client(settings: Settings) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 async def resources(settings: Settings) -> AsyncIterator[object]:
-    from app.core.resources import Resources
-
     opened = Resources.open(settings, "test")
     yield opened
     await opened.close()

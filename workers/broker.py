@@ -1,14 +1,12 @@
-"""The Dramatiq broker: the one module-level global, pointed at the configured Redis by ``configure``.
+"""The Dramatiq broker, built from the settings through Dramatiq's public API by each process's entry point.
 
-Dramatiq binds actors to the global broker when they are declared, so the broker must exist at import.
-It is created with an unconnected client (redis-py connects lazily) and nothing is read from the settings
-until :func:`configure` runs at process start.
+Not a module-level global: ``beacon worker`` and ``beacon scheduler`` call :func:`build_broker`, then declare
+the actors on it (:func:`workers.actors.declare_actors`) with the process's context, so nothing is read from
+the settings or connected at import time, and tests build their own.
 """
 
 from __future__ import annotations
 
-import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
@@ -16,22 +14,18 @@ from app.core.redis import make_redis
 from app.core.settings import Settings
 from workers.observability import RequestIdMiddleware
 
-broker = RedisBroker(  # type: ignore[no-untyped-call]
-    client=redis.Redis(host="127.0.0.1", port=1),  # replaced by configure(); never used as is
-    # Request ids first: every other middleware's log lines of a message already carry its id.
-    middleware=[RequestIdMiddleware(), AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
-                Retries()],
-)
-dramatiq.set_broker(broker)
 
+def build_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker with its own client on ``settings.redis``, its keys under ``<key_prefix>dramatiq``.
 
-def configure(settings: Settings) -> RedisBroker:
-    """Point the broker at ``settings.redis`` and load every actor."""
-    client = make_redis(settings.redis)
-    broker.client = client
-    # The broker's Lua scripts are registered on its client; re-register them on the real one.
-    broker.scripts = {name: client.register_script(script.script) for name, script in broker.scripts.items()}
-    broker.namespace = f"{settings.redis.key_prefix}dramatiq"
-    import workers.actors  # noqa: F401 - declares the actors on this broker
-
-    return broker
+    Middleware: request ids (first, so every other middleware's log lines of a message carry its id), message
+    age limits, time limits, shutdown notifications, callbacks, pipelines and retries (Dramatiq's defaults
+    without Prometheus, which the worker adds itself, see :mod:`workers.observability`). Sentry's Dramatiq
+    integration, when :func:`app.core.sentry.init_sentry` ran before, adds its own middleware here.
+    """
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        client=make_redis(settings.redis),
+        namespace=f"{settings.redis.key_prefix}dramatiq",
+        middleware=[RequestIdMiddleware(), AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
+                    Retries()],
+    )

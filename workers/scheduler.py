@@ -12,18 +12,21 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
+from dramatiq import Actor
 
 from app.core.logging import configure_logging
 from app.core.metrics import SCHEDULER_LAST_RUN, serve_metrics
 from app.core.monitoring import SAMPLE_INTERVAL
-from app.core.redis import Keys, make_redis
+from app.core.redis import Keys
 from app.core.sentry import init_sentry
 from app.core.settings import Settings, get_settings
-from workers.broker import configure
+from workers.actors import declare_actors
+from workers.broker import build_broker
+from workers.context import open_context
 
 logger = logging.getLogger("beacon.scheduler")
 
@@ -55,47 +58,33 @@ class Periodic:
             self.next_at = (now - self.offset) // self.every * self.every + self.every + self.offset
 
 
-def periodic_jobs(settings: Settings) -> list[Periodic]:
-    from workers.actors.analytics import refresh_all_rollups
-    from workers.actors.ingest import ensure_partitions
-    from workers.actors.integrations import (
-        coalesce_goals,
-        dispatch_imports,
-        dispatch_webhooks,
-        evaluate_alerts,
-        evaluate_anomaly_alerts,
-        purge_import_uploads,
-        purge_webhook_log,
-        send_emails,
-        send_reports,
-    )
-    from workers.actors.system import heartbeat, rotate_salts, sample_monitoring
-
+def periodic_jobs(settings: Settings, actors: Mapping[str, Actor[..., object]]) -> list[Periodic]:
+    """The jobs the scheduler enqueues, on ``actors`` (by name, as :func:`declare_actors` gives them)."""
     return [
-        Periodic("heartbeat", settings.workers.heartbeat_interval, lambda: heartbeat.send(time.time())),
-        Periodic("rotate_salts", 3600.0, rotate_salts.send),
-        Periodic("ensure_partitions", 6 * 3600.0, ensure_partitions.send),
-        Periodic("refresh_rollups", 600.0, refresh_all_rollups.send),
-        Periodic("dispatch_webhooks", 1.0, dispatch_webhooks.send),
-        Periodic("dispatch_imports", 2.0, dispatch_imports.send),
-        Periodic("purge_import_uploads", 3600.0, purge_import_uploads.send),
-        Periodic("send_emails", 5.0, send_emails.send),
-        Periodic("purge_webhook_log", 86400.0, purge_webhook_log.send),
-        Periodic("coalesce_goals", settings.integrations.goal_interval, coalesce_goals.send),
-        Periodic("send_reports", 3600.0, send_reports.send),
-        Periodic("evaluate_alerts", 60.0, evaluate_alerts.send),
-        Periodic("evaluate_anomaly_alerts", 3600.0, evaluate_anomaly_alerts.send, offset=120.0),
-        Periodic("sample_monitoring", SAMPLE_INTERVAL, sample_monitoring.send),
+        Periodic("heartbeat", settings.workers.heartbeat_interval, lambda: actors["heartbeat"].send(time.time())),
+        Periodic("rotate_salts", 3600.0, actors["rotate_salts"].send),
+        Periodic("ensure_partitions", 6 * 3600.0, actors["ensure_partitions"].send),
+        Periodic("refresh_rollups", 600.0, actors["refresh_all_rollups"].send),
+        Periodic("dispatch_webhooks", 1.0, actors["dispatch_webhooks"].send),
+        Periodic("dispatch_imports", 2.0, actors["dispatch_imports"].send),
+        Periodic("purge_import_uploads", 3600.0, actors["purge_import_uploads"].send),
+        Periodic("send_emails", 5.0, actors["send_emails"].send),
+        Periodic("purge_webhook_log", 86400.0, actors["purge_webhook_log"].send),
+        Periodic("coalesce_goals", settings.integrations.goal_interval, actors["coalesce_goals"].send),
+        Periodic("send_reports", 3600.0, actors["send_reports"].send),
+        Periodic("evaluate_alerts", 60.0, actors["evaluate_alerts"].send),
+        Periodic("evaluate_anomaly_alerts", 3600.0, actors["evaluate_anomaly_alerts"].send, offset=120.0),
+        Periodic("sample_monitoring", SAMPLE_INTERVAL, actors["sample_monitoring"].send),
     ]
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis, actors: Mapping[str, Actor[..., object]]) -> None:
         self.settings = settings
         self.redis = client
         self.keys = Keys(settings.redis.key_prefix)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
-        self.jobs = periodic_jobs(settings)
+        self.jobs = periodic_jobs(settings, actors)
         self._renew = client.register_script(_RENEW)
         self.leader = False
 
@@ -127,8 +116,9 @@ def run() -> None:
     settings = get_settings()
     configure_logging("scheduler", settings.log_level)
     init_sentry("scheduler", settings)
-    configure(settings)
-    scheduler = Scheduler(settings, make_redis(settings.redis))
+    broker = build_broker(settings)
+    context = open_context(settings, broker)
+    scheduler = Scheduler(settings, context.redis, declare_actors(broker, context))
     serve_metrics("127.0.0.1", settings.observability.scheduler_metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -142,3 +132,4 @@ def run() -> None:
             logger.warning("redis unavailable; retrying", extra={"error": str(exc)})
         stop.wait(TICK)
     scheduler.release()
+    context.close()

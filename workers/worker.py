@@ -15,7 +15,9 @@ import dramatiq
 from app.core.logging import configure_logging
 from app.core.sentry import init_sentry
 from app.core.settings import get_settings
-from workers.broker import configure
+from workers.actors import declare_actors
+from workers.broker import build_broker
+from workers.context import open_context
 from workers.observability import start_worker_metrics
 
 logger = logging.getLogger("beacon.worker")
@@ -27,14 +29,11 @@ STOP_TIMEOUT_MS = 25_000
 def run() -> None:
     settings = get_settings()
     configure_logging("worker", settings.log_level)
-    sentry = init_sentry("worker", settings)
-    broker = configure(settings)
-    if sentry:
-        from sentry_sdk.integrations.dramatiq import SentryMiddleware  # only with a DSN (app/core/sentry.py)
-
-        # Sentry's Dramatiq integration adds its middleware to brokers created after it starts; this
-        # process's broker exists since import (workers/broker.py), so it is added here.
-        broker.add_middleware(SentryMiddleware())
+    # Before the broker is built: Sentry's Dramatiq integration adds its middleware to brokers created after.
+    init_sentry("worker", settings)
+    broker = build_broker(settings)
+    context = open_context(settings, broker)
+    declare_actors(broker, context)
     if settings.observability.metrics_dir:
         start_worker_metrics(broker, settings.observability.worker_metrics_port)
     else:
@@ -49,4 +48,4 @@ def run() -> None:
     stop.wait()
     logger.info("stopping: letting running jobs finish")
     worker.stop(timeout=STOP_TIMEOUT_MS)
-    broker.close()
+    context.close()

@@ -16,6 +16,7 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DataError
 
+from app.core.error_pages import error_page
 from app.core.logging import current_request_id
 
 logger = logging.getLogger("beacon.errors")
@@ -131,8 +132,6 @@ def _render(request: Request[Any, Any, Any], status: int, title: str, detail: st
             # A browser opening a page it must sign in for goes to the sign-in form, and comes back after.
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return Redirect(f"/login?{urlencode({'next': target})}", status_code=302)
-        from app.core.pages import error_page
-
         return error_page(request, status, title, detail, headers)
     return problem(status, title, detail, headers)
 

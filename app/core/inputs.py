@@ -18,7 +18,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
-from app.core.errors import ClientError, PayloadTooLarge
+from app.core.errors import ClientError, NotFound, PayloadTooLarge
 
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects a JSON body may have (a Stats API query needs about 8)."""
@@ -185,3 +185,17 @@ __all__ = [
     "MAX_DATE", "MAX_JSON_DEPTH", "MIN_DATE", "InputGuardMiddleware", "InvalidInput", "NestedTooDeep", "check_date",
     "check_json_bytes", "check_text", "check_urlencoded",
 ]
+
+
+BIGINT_MAX = 2**63 - 1
+"""PostgreSQL's largest ``bigint``: the largest id a row can have."""
+
+
+def existing_id(value: int, field: str) -> int:
+    """Ids come from URLs: one outside PostgreSQL's bigint range cannot exist (and must not reach SQL).
+
+    Returns ``value``; raises :class:`NotFound` naming ``field`` otherwise.
+    """
+    if not 0 < value <= BIGINT_MAX:
+        raise NotFound(f"{field}: no such {field.removesuffix('_id')}")
+    return value

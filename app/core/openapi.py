@@ -30,6 +30,8 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
+from app.core.sessions import SESSION_COOKIE
+
 BEARER = "bearerAuth"
 """Security scheme of the key-authenticated APIs: ``Authorization: Bearer <api key>``."""
 SESSION = "sessionCookie"
@@ -38,7 +40,7 @@ SESSION = "sessionCookie"
 SECURITY_SCHEMES: dict[str, SecurityScheme] = {
     BEARER: SecurityScheme(type="http", scheme="bearer",
                            description="An API key made on the account page or with `beacon apikey create`."),
-    SESSION: SecurityScheme(type="apiKey", name="beacon_session", security_scheme_in="cookie",
+    SESSION: SecurityScheme(type="apiKey", name=SESSION_COOKIE, security_scheme_in="cookie",
                             description="The session of a signed-in browser."),
 }
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from app.core.errors import ConfigError
 
@@ -25,132 +26,168 @@ CODE_DIR = Path(__file__).resolve().parents[2]
 SERVICE_NAMES = ("ingest", "analytics", "integrations", "compute")
 """The four internal HTTP services the api talks to."""
 
+T = TypeVar("T")
+
+
+def setting(variable: str, default: T, *, minimum: float | None = None, maximum: float | None = None,
+            choices: tuple[str, ...] | None = None) -> T:
+    """A settings field read from the environment ``variable``, ``default`` when it is unset or empty.
+
+    The value is converted to the field's type (``bool``: 1/true/yes/on or 0/false/no/off); ``minimum``,
+    ``maximum`` and ``choices`` are checked, and a value that fails names the variable in a :class:`ConfigError`.
+    """
+    return field(default=default, metadata={"env": variable, "minimum": minimum, "maximum": maximum,
+                                            "choices": choices})
+
+
+def required(variable: str) -> Any:
+    """A settings field that the environment ``variable`` must set (start-up stops naming it otherwise)."""
+    return field(metadata={"env": variable, "required": True})
+
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    url: str
+    url: str = required("BEACON_DATABASE_URL")
     """SQLAlchemy URL of the PostgreSQL database, always with the psycopg 3 driver."""
-    pool_size: int = 10
+    pool_size: int = setting("BEACON_DATABASE_POOL_SIZE", 10)
     """Connections each process keeps open."""
-    max_overflow: int = 10
+    max_overflow: int = setting("BEACON_DATABASE_MAX_OVERFLOW", 10)
     """Extra connections a process may open under load."""
-    statement_timeout_ms: int = 30_000
+    statement_timeout_ms: int = setting("BEACON_DATABASE_STATEMENT_TIMEOUT_MS", 30_000)
     """Server-side limit for one statement, so a runaway query cannot hold a connection forever."""
 
     @property
     def libpq_url(self) -> str:
-        """The same URL in the form libpq tools (psql, pg_dump) understand."""
-        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        """The same URL in the form libpq and its tools (psycopg, psql, pg_dump) understand."""
+        return self._libpq(with_password=True)
+
+    @property
+    def libpq_url_without_password(self) -> str:
+        """:attr:`libpq_url` without the password (pass :attr:`password` as ``PGPASSWORD``, out of ``ps``)."""
+        return self._libpq(with_password=False)
+
+    @property
+    def password(self) -> str | None:
+        """The password in the URL, if it has one."""
+        password = make_url(self.url).password
+        return None if password is None else str(password)
+
+    def _libpq(self, *, with_password: bool) -> str:
+        url = make_url(self.url)
+        # Rebuilt rather than url.set(password=None): set() ignores None and would keep the password.
+        return URL.create(drivername="postgresql", username=url.username,
+                          password=url.password if with_password else None, host=url.host, port=url.port,
+                          database=url.database, query=url.query).render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True)
 class RedisSettings:
-    url: str
+    url: str = required("BEACON_REDIS_URL")
     """Redis URL (``redis://:password@host:port/db``)."""
-    key_prefix: str = "beacon:"
+    key_prefix: str = setting("BEACON_REDIS_PREFIX", "beacon:")
     """Prefix of every key and channel Beacon uses, so one Redis can host several instances."""
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    bind_host: str = "127.0.0.1"
+    bind_host: str = setting("BEACON_BIND_HOST", "127.0.0.1")
     """Address every Beacon HTTP process binds to; loopback unless the host is part of a private network."""
     ports: Mapping[str, int] = field(default_factory=dict)
     """Port of each HTTP process (api, realtime, ingest, analytics, integrations, compute)."""
     service_urls: Mapping[str, str] = field(default_factory=dict)
     """Base URL at which each HTTP process is reached by the others (and by ``beacon check``)."""
-    base_url: str = "https://localhost:8443"
+    base_url: str = setting("BEACON_BASE_URL", "https://localhost:8443")
     """Public URL of this Beacon instance, as browsers see it."""
 
 
 @dataclass(frozen=True)
 class SecuritySettings:
-    secret_key: str
+    secret_key: str = required("BEACON_SECRET_KEY")
     """Key for signed tokens and visitor-id hashing; long and random."""
-    internal_token: str
+    internal_token: str = required("BEACON_INTERNAL_TOKEN")
     """Shared secret that every service-to-service call carries."""
 
 
 @dataclass(frozen=True)
 class HttpClientSettings:
-    timeout: float = 5.0
+    timeout: float = setting("BEACON_HTTP_TIMEOUT", 5.0)
     """Seconds before a call to an internal service gives up."""
-    retries: int = 2
+    retries: int = setting("BEACON_HTTP_RETRIES", 2)
     """Retries of a call that never reached the service (connection refused or not made in time)."""
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    threads: int = 4
+    threads: int = setting("BEACON_WORKER_THREADS", 4)
     """Dramatiq worker threads per worker process."""
-    heartbeat_interval: float = 15.0
+    heartbeat_interval: float = setting("BEACON_HEARTBEAT_INTERVAL", 15.0)
     """Seconds between two heartbeat jobs enqueued by the scheduler."""
-    heartbeat_max_age: float = 90.0
+    heartbeat_max_age: float = setting("BEACON_HEARTBEAT_MAX_AGE", 90.0)
     """A worker or scheduler heartbeat older than this makes /api/health fail."""
 
 
 @dataclass(frozen=True)
 class AnalyticsSettings:
-    cache_ttl: float = 60.0
+    cache_ttl: float = setting("BEACON_ANALYTICS_CACHE_TTL", 60.0)
     """Seconds a query answer is served from Redis: the dashboard is at most this far behind."""
-    query_budget: float = 4.0
+    query_budget: float = setting("BEACON_ANALYTICS_QUERY_BUDGET", 4.0)
     """Seconds one analytics query may run (its statements' ``statement_timeout``); below the api's
     ``BEACON_HTTP_TIMEOUT``, so PostgreSQL stops the work before the caller gives up on it."""
 
 
 @dataclass(frozen=True)
 class AccountSettings:
-    registration: str = "open"
+    registration: str = setting("BEACON_REGISTRATION", "open", choices=("open", "invite", "closed"))
     """Who may create an account: ``open`` (anyone), ``invite`` (only with a site invitation link) or
     ``closed`` (nobody; operators use ``beacon createuser``). The very first account may always register."""
-    login_attempts_per_account: int = 5
+    login_attempts_per_account: int = setting("BEACON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5)
     """Sign-in attempts allowed for one e-mail address from one client address per ``login_window`` (a
     successful sign-in from that address resets it); other addresses are not affected."""
-    login_attempts_per_ip: int = 30
+    login_attempts_per_ip: int = setting("BEACON_LOGIN_ATTEMPTS_PER_IP", 30)
     """Sign-in attempts allowed from one client address (an IPv6 /64) per ``login_window``, whatever the account."""
-    login_window: int = 900
+    login_window: int = setting("BEACON_LOGIN_WINDOW", 900)
     """Seconds over which sign-in attempts are counted."""
-    session_max_age: int = 14 * 24 * 3600
+    session_max_age: int = setting("BEACON_SESSION_MAX_AGE", 14 * 24 * 3600, minimum=60)
     """Seconds a browser session lasts after its last request (sliding)."""
-    session_lifetime: int = 30 * 24 * 3600
+    session_lifetime: int = setting("BEACON_SESSION_LIFETIME", 30 * 24 * 3600, minimum=60)
     """Seconds a browser session lasts after sign-in at most, however active it is (absolute)."""
 
 
 @dataclass(frozen=True)
 class RealtimeSettings:
-    heartbeat_interval: float = 25.0
+    heartbeat_interval: float = setting("BEACON_WS_HEARTBEAT_INTERVAL", 25.0)
     """Seconds between two pings the realtime process sends on every WebSocket."""
-    heartbeat_timeout: float = 75.0
+    heartbeat_timeout: float = setting("BEACON_WS_HEARTBEAT_TIMEOUT", 75.0)
     """A WebSocket from which nothing (not even a pong) arrived for this long is closed as dead."""
-    send_buffer_limit: int = 1_048_576
+    send_buffer_limit: int = setting("BEACON_WS_SEND_BUFFER_LIMIT", 1_048_576)
     """Bytes one client may leave unread (beyond the kernel's socket buffer) before it is dropped as too slow."""
-    stats_interval: float = 2.0
+    stats_interval: float = setting("BEACON_WS_STATS_INTERVAL", 2.0)
     """Seconds between two writes of this process's connection statistics to Redis."""
 
 
 @dataclass(frozen=True)
 class IngestSettings:
-    batch_size: int = 1000
+    batch_size: int = setting("BEACON_INGEST_BATCH_SIZE", 1000, minimum=0)
     """Events after which a batch closes at once."""
-    batch_wait_ms: float = 4.0
+    batch_wait_ms: float = setting("BEACON_INGEST_BATCH_WAIT_MS", 4.0, minimum=0)
     """Milliseconds a batch stays open for more events after its first one arrived."""
-    writers: int = 2
+    writers: int = setting("BEACON_INGEST_WRITERS", 2, minimum=0)
     """Batches of one process in flight at once, each on its own connection (at least 1)."""
-    retry_after: int = 5
+    retry_after: int = setting("BEACON_INGEST_RETRY_AFTER", 5, minimum=0)
     """Seconds announced in ``Retry-After`` when PostgreSQL cannot take events."""
-    rate_per_ip: int = 600
+    rate_per_ip: int = setting("BEACON_INGEST_RATE_PER_IP", 600, minimum=0)
     """Events accepted per client IP per window (0: no limit)."""
-    rate_per_site: int = 100_000
+    rate_per_site: int = setting("BEACON_INGEST_RATE_PER_SITE", 100_000, minimum=0)
     """Events accepted per site per window (0: no limit)."""
-    rate_window: int = 60
+    rate_window: int = setting("BEACON_INGEST_RATE_WINDOW", 60, minimum=0)
     """Length of a rate-limit window in seconds."""
-    live_interval_ms: float = 250.0
+    live_interval_ms: float = setting("BEACON_INGEST_LIVE_INTERVAL_MS", 250.0, minimum=0)
     """Live messages of one site are coalesced into at most one per this interval."""
-    session_timeout: int = 1800
+    session_timeout: int = setting("BEACON_INGEST_SESSION_TIMEOUT", 1800, minimum=0)
     """Seconds of inactivity that end a visit."""
-    presence_window: int = 300
+    presence_window: int = setting("BEACON_INGEST_PRESENCE_WINDOW", 300, minimum=0)
     """A visitor seen within this many seconds counts as live."""
-    honour_forwarded_for: bool = True
+    honour_forwarded_for: bool = setting("BEACON_INGEST_HONOUR_FORWARDED_FOR", True)
     """The visitor's address is the first one in the client's X-Forwarded-For, as in Plausible (0: the
     address Nginx saw). Rate limits always use the address Nginx saw."""
 
@@ -162,30 +199,30 @@ RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 @dataclass(frozen=True)
 class IntegrationsSettings:
-    allow_private: bool = False
+    allow_private: bool = setting("BEACON_WEBHOOKS_ALLOW_PRIVATE", False)
     """Deliver webhooks to loopback and private addresses (and over plain http): for tests and `make run`
     only (``BEACON_WEBHOOKS_ALLOW_PRIVATE=1``)."""
-    retry_scale: float = 1.0
+    retry_scale: float = setting("BEACON_WEBHOOKS_RETRY_SCALE", 1.0, minimum=0)
     """Factor applied to every delay of :data:`RETRY_SCHEDULE` (tests compress it, e.g. 0.001)."""
-    lease: float = 60.0
+    lease: float = setting("BEACON_WEBHOOKS_LEASE", 60.0, minimum=0)
     """Seconds a worker owns a delivery it is sending; a delivery whose worker died is sent again after this."""
-    connect_timeout: float = 5.0
+    connect_timeout: float = setting("BEACON_WEBHOOKS_CONNECT_TIMEOUT", 5.0, minimum=0)
     """Seconds to open a connection to a webhook receiver."""
-    read_timeout: float = 10.0
+    read_timeout: float = setting("BEACON_WEBHOOKS_READ_TIMEOUT", 10.0, minimum=0)
     """Seconds to wait for a receiver's answer (and between two chunks of it)."""
-    response_capture: int = 2048
+    response_capture: int = setting("BEACON_WEBHOOKS_RESPONSE_CAPTURE", 2048, minimum=0)
     """Bytes of each receiver's answer kept in the delivery log; the rest is never read."""
-    max_endpoints: int = 20
+    max_endpoints: int = setting("BEACON_WEBHOOKS_MAX_ENDPOINTS", 20, minimum=0)
     """Webhook endpoints one site may have."""
-    goal_interval: float = 60.0
+    goal_interval: float = setting("BEACON_WEBHOOKS_GOAL_INTERVAL", 60.0, minimum=0)
     """Seconds over which goal conversions are coalesced into one ``goal.completed`` delivery per endpoint."""
-    disable_after: float = 5 * 86400.0
+    disable_after: float = setting("BEACON_WEBHOOKS_DISABLE_AFTER", 5 * 86400.0, minimum=0)
     """An endpoint whose deliveries have failed for this many seconds in a row is disabled."""
-    log_retention_days: int = 30
+    log_retention_days: int = setting("BEACON_WEBHOOKS_LOG_RETENTION_DAYS", 30, minimum=0)
     """Days the delivery log (deliveries and their attempts) is kept."""
-    smtp_url: str = ""
+    smtp_url: str = setting("BEACON_SMTP_URL", "")
     """``smtp://user:password@host:port`` (STARTTLS when offered) or ``smtps://`` (TLS); empty: no mail."""
-    mail_from: str = "Beacon <beacon@localhost>"
+    mail_from: str = setting("BEACON_MAIL_FROM", "Beacon <beacon@localhost>")
     """The From address of Beacon's emails."""
 
     def retry_delays(self) -> tuple[float, ...]:
@@ -195,53 +232,38 @@ class IntegrationsSettings:
 
 @dataclass(frozen=True)
 class ImportSettings:
-    max_upload: int = 2 * 1024**3
-    """Bytes an uploaded export may have at most (``BEACON_IMPORT_MAX_UPLOAD``); a larger one is refused."""
-    max_entries: int = 64
-    """Entries a zip may have at most (``BEACON_IMPORT_MAX_ENTRIES``)."""
-    max_entry_size: int = 8 * 1024**3
-    """Uncompressed bytes of one zip entry at most (``BEACON_IMPORT_MAX_ENTRY_SIZE``)."""
-    max_ratio: int = 200
-    """Largest uncompressed/compressed ratio of a zip entry (``BEACON_IMPORT_MAX_RATIO``): a zip bomb's is
-    in the thousands, CSV compresses 5-20 times."""
-    batch_rows: int = 5000
-    """Rows written per transaction; the cursor advances with each (``BEACON_IMPORT_BATCH_ROWS``)."""
-    lease: float = 120.0
-    """Seconds a job owns an import between two batches; an import whose job died is resumed after this
-    (``BEACON_IMPORT_LEASE``)."""
-
-
-def import_settings(env: Mapping[str, str]) -> ImportSettings:
-    """``BEACON_IMPORT_<FIELD>`` for each field of :class:`ImportSettings`; each must be positive."""
-    values: dict[str, Any] = {}
-    for name, default in vars(ImportSettings()).items():
-        variable, raw = f"BEACON_IMPORT_{name.upper()}", env.get(f"BEACON_IMPORT_{name.upper()}", "").strip()
-        try:
-            values[name] = type(default)(raw) if raw else default
-        except ValueError:
-            raise ConfigError(f"{variable} must be a {type(default).__name__}, got {raw!r}") from None
-        if values[name] <= 0:
-            raise ConfigError(f"{variable} must be positive")
-    return ImportSettings(**values)
+    max_upload: int = setting("BEACON_IMPORT_MAX_UPLOAD", 2 * 1024**3, minimum=1)
+    """Bytes an uploaded export may have at most; a larger one is refused."""
+    max_entries: int = setting("BEACON_IMPORT_MAX_ENTRIES", 64, minimum=1)
+    """Entries a zip may have at most."""
+    max_entry_size: int = setting("BEACON_IMPORT_MAX_ENTRY_SIZE", 8 * 1024**3, minimum=1)
+    """Uncompressed bytes of one zip entry at most."""
+    max_ratio: int = setting("BEACON_IMPORT_MAX_RATIO", 200, minimum=1)
+    """Largest uncompressed/compressed ratio of a zip entry: a zip bomb's is in the thousands, CSV compresses
+    5-20 times."""
+    batch_rows: int = setting("BEACON_IMPORT_BATCH_ROWS", 5000, minimum=1)
+    """Rows written per transaction; the cursor advances with each."""
+    lease: float = setting("BEACON_IMPORT_LEASE", 120.0, minimum=0.1)
+    """Seconds a job owns an import between two batches; an import whose job died is resumed after this."""
 
 
 @dataclass(frozen=True)
 class ObservabilitySettings:
-    metrics_dir: str = ""
-    """Directory of prometheus-client's multiprocess files for this watcher (``PROMETHEUS_MULTIPROC_DIR``,
-    set per watcher by circus.ini); empty: each process reports only its own figures."""
-    worker_metrics_port: int = 9191
+    metrics_dir: str = setting("PROMETHEUS_MULTIPROC_DIR", "")
+    """Directory of prometheus-client's multiprocess files for this watcher (set per watcher by circus.ini);
+    empty: each process reports only its own figures."""
+    worker_metrics_port: int = setting("BEACON_WORKER_METRICS_PORT", 9191, minimum=1, maximum=65535)
     """Loopback port of the workers' ``/metrics`` (Dramatiq's Prometheus middleware)."""
-    scheduler_metrics_port: int = 9192
+    scheduler_metrics_port: int = setting("BEACON_SCHEDULER_METRICS_PORT", 9192, minimum=1, maximum=65535)
     """Loopback port of the scheduler's ``/metrics``."""
-    sentry_dsn: str = ""
-    """Sentry DSN errors are sent to (``BEACON_SENTRY_DSN``); empty: nothing is sent anywhere."""
-    sentry_sample_rate: float = 1.0
+    sentry_dsn: str = setting("BEACON_SENTRY_DSN", "")
+    """Sentry DSN errors are sent to; empty: nothing is sent anywhere."""
+    sentry_sample_rate: float = setting("BEACON_SENTRY_SAMPLE_RATE", 1.0, minimum=0.0, maximum=1.0)
     """Share of errors sent to Sentry (0 to 1)."""
-    sentry_traces_sample_rate: float = 0.0
+    sentry_traces_sample_rate: float = setting("BEACON_SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0, maximum=1.0)
     """Share of requests and jobs traced for Sentry's performance monitoring (0 to 1; 0: none)."""
     sentry_environment: str = ""
-    """Sentry ``environment`` tag (default: ``BEACON_ENV``)."""
+    """Sentry ``environment`` tag (``BEACON_SENTRY_ENVIRONMENT``; default: ``BEACON_ENV``)."""
     release: str = ""
     """The deployed version reported to Sentry (``BEACON_RELEASE``; default: the installed package's)."""
 
@@ -264,8 +286,6 @@ class PathSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    env: str
-    """``production`` or ``development``."""
     database: DatabaseSettings
     redis: RedisSettings
     server: ServerSettings
@@ -273,6 +293,8 @@ class Settings:
     http_client: HttpClientSettings
     workers: WorkerSettings
     paths: PathSettings
+    env: str = setting("BEACON_ENV", "production", choices=("production", "development"))
+    """``production`` or ``development``."""
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
@@ -280,7 +302,7 @@ class Settings:
     integrations: IntegrationsSettings = field(default_factory=IntegrationsSettings)
     imports: ImportSettings = field(default_factory=ImportSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
-    log_level: str = "INFO"
+    log_level: str = setting("BEACON_LOG_LEVEL", "INFO")
     """Minimum level of log records."""
 
     @property
@@ -336,163 +358,149 @@ def _database_url(raw: str) -> str:
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    """A yes/no variable: 1/true/yes/on or 0/false/no/off; unset or empty gives ``default``."""
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
+def _switch(name: str, raw: str) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
         return True
-    if raw in ("0", "false", "no", "off"):
+    if value in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {raw!r}")
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {value!r}")
 
 
-def _at_least(minimum: int, name: str, value: int) -> int:
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+def _convert(name: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        return _switch(name, raw)
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    return raw.strip()
+
+
+def _check(name: str, value: Any, minimum: float | None, choices: tuple[str, ...] | None,
+           maximum: float | None = None) -> Any:
+    if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}, got {value}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must not be negative" if minimum == 0 else
+                          f"{name} must be at least {minimum}, got {value}")
+    if choices is not None:
+        value = value.lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
     return value
 
 
-def integrations_settings(env: Mapping[str, str]) -> IntegrationsSettings:
-    """``BEACON_WEBHOOKS_*``, ``BEACON_SMTP_URL`` and ``BEACON_MAIL_FROM``; no number may be negative."""
-    defaults = IntegrationsSettings()
-    allow = env.get("BEACON_WEBHOOKS_ALLOW_PRIVATE", "0").strip().lower()
-    if allow not in ("0", "1", "false", "true", ""):
-        raise ConfigError(f"BEACON_WEBHOOKS_ALLOW_PRIVATE must be 0 or 1, got {allow!r}")
-    variables = {"retry_scale": "RETRY_SCALE", "lease": "LEASE", "connect_timeout": "CONNECT_TIMEOUT",
-                 "read_timeout": "READ_TIMEOUT", "response_capture": "RESPONSE_CAPTURE",
-                 "max_endpoints": "MAX_ENDPOINTS", "goal_interval": "GOAL_INTERVAL",
-                 "disable_after": "DISABLE_AFTER", "log_retention_days": "LOG_RETENTION_DAYS"}
-    values: dict[str, Any] = {}
-    for name, suffix in variables.items():
-        variable, default = f"BEACON_WEBHOOKS_{suffix}", getattr(defaults, name)
-        raw = env.get(variable, "").strip()
-        try:
-            values[name] = type(default)(raw) if raw else default
-        except ValueError:
-            raise ConfigError(f"{variable} must be a {type(default).__name__}, got {raw!r}") from None
-        if values[name] < 0:
-            raise ConfigError(f"{variable} must not be negative")
-    return IntegrationsSettings(allow_private=allow in ("1", "true"), smtp_url=env.get("BEACON_SMTP_URL", "").strip(),
-                                mail_from=env.get("BEACON_MAIL_FROM", "").strip() or defaults.mail_from, **values)
+S = TypeVar("S")
 
 
-def _timeouts(http_timeout: float, query_budget: float) -> tuple[float, float]:
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """The resolved field types of ``cls`` (annotations are strings under ``from __future__``)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def read_field(cls: type[Any], name: str, env: Mapping[str, str]) -> Any:
+    """Field ``name`` of settings dataclass ``cls`` from ``env``, by its :func:`setting`/:func:`required`
+    declaration; raises :class:`ConfigError` naming the variable when it is missing or invalid."""
+    return _read(cls, next(spec for spec in fields(cls) if spec.name == name), env)
+
+
+def _read(cls: type[Any], spec: Field[Any], env: Mapping[str, str]) -> Any:
+    variable: str = spec.metadata["env"]
+    raw = env.get(variable, "")
+    if raw.strip():
+        return _check(variable, _convert(variable, raw, _hints(cls)[spec.name]), spec.metadata.get("minimum"),
+                      spec.metadata.get("choices"), spec.metadata.get("maximum"))
+    if spec.metadata.get("required"):
+        raise ConfigError(f"missing required setting {variable}")
+    return spec.default
+
+
+def read_section(cls: type[S], env: Mapping[str, str], **given: Any) -> S:
+    """Settings dataclass ``cls`` from ``env``: every field declared with :func:`setting` or :func:`required`
+    read from its variable, the others taken from ``given`` (values derived by the caller)."""
+    values = dict(given)
+    for spec in fields(cls):  # type: ignore[arg-type]
+        if spec.name not in values and "env" in spec.metadata:
+            values[spec.name] = _read(cls, spec, env)
+    return cls(**values)
+
+
+def _timeouts(http_timeout: float, query_budget: float) -> None:
     if not 0 < query_budget < http_timeout:
         raise ConfigError(f"BEACON_ANALYTICS_QUERY_BUDGET ({query_budget:g} s) must be positive and below "
                           f"BEACON_HTTP_TIMEOUT ({http_timeout:g} s): the caller would give up on running work")
-    return http_timeout, query_budget
+
+
+def _ports(env: Mapping[str, str]) -> dict[str, int]:
+    """``BEACON_<PROCESS>_PORT`` for each process, :data:`DEFAULT_PORTS` where unset."""
+    ports: dict[str, int] = {}
+    for name, default in DEFAULT_PORTS.items():
+        variable = f"BEACON_{name.upper()}_PORT"
+        raw = env.get(variable, "")
+        ports[name] = _convert(variable, raw, int) if raw.strip() else default
+        if not 0 < ports[name] < 65536:
+            raise ConfigError(f"{variable} must be between 1 and 65535, got {ports[name]}")
+    return ports
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from ``environ`` (default: the process environment plus ``BEACON_ENV_FILE``)."""
+    """Build settings from ``environ`` (default: the process environment plus ``BEACON_ENV_FILE``).
+
+    Every field names its variable and its default once, in its dataclass (:func:`setting`); only what is
+    derived from other values (ports and service URLs, paths under the state directory) is computed here.
+    Raises :class:`ConfigError` naming the first variable that is missing or invalid.
+    """
     env: dict[str, str] = {}
     source = dict(os.environ if environ is None else environ)
     if source.get("BEACON_ENV_FILE"):
         env.update(read_env_file(Path(source["BEACON_ENV_FILE"])))
     env.update(source)
 
-    def required(name: str) -> str:
-        value = env.get(name, "").strip()
-        if not value:
-            raise ConfigError(f"missing required setting {name}")
-        return value
-
-    def integer(name: str, default: int) -> int:
-        raw = env.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-
-    def number(name: str, default: float) -> float:
-        raw = env.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-    def ingest_settings() -> IngestSettings:
-        """``BEACON_INGEST_<FIELD>`` for each field of :class:`IngestSettings`; none may be negative."""
-        values: dict[str, Any] = {}
-        for name, default in vars(IngestSettings()).items():
-            variable = f"BEACON_INGEST_{name.upper()}"
-            values[name] = (_switch(env, variable, default) if isinstance(default, bool)
-                            else integer(variable, default) if isinstance(default, int)
-                            else number(variable, default))
-            if values[name] < 0:
-                raise ConfigError(f"{variable} must not be negative")
-        return IngestSettings(**values)
-
-    app_env = env.get("BEACON_ENV", "production")
-    redis_prefix = env.get("BEACON_REDIS_PREFIX", "beacon:")
-    if not redis_prefix or any(char.isspace() for char in redis_prefix):
+    app_env: str = read_field(Settings, "env", env)
+    redis = read_section(RedisSettings, env)
+    if any(char.isspace() for char in redis.key_prefix):
         # Ingest's Redis scripts receive key names space-separated in one argument.
         raise ConfigError("BEACON_REDIS_PREFIX must be non-empty and contain no spaces")
-    if app_env not in ("production", "development"):
-        raise ConfigError(f"BEACON_ENV must be production or development, got {app_env!r}")
-
-    secret_key = required("BEACON_SECRET_KEY")
-    if app_env == "production" and len(secret_key) < 32:
+    security = read_section(SecuritySettings, env)
+    if app_env == "production" and len(security.secret_key) < 32:
         raise ConfigError("BEACON_SECRET_KEY must be at least 32 characters in production")
 
-    bind_host = env.get("BEACON_BIND_HOST", "127.0.0.1")
-    ports = {name: integer(f"BEACON_{name.upper()}_PORT", port) for name, port in DEFAULT_PORTS.items()}
-    for name, port in ports.items():
-        if not 0 < port < 65536:
-            raise ConfigError(f"BEACON_{name.upper()}_PORT must be between 1 and 65535, got {port}")
-    service_urls = {
-        name: env.get(f"BEACON_{name.upper()}_URL") or f"http://{bind_host}:{ports[name]}"
-        for name in DEFAULT_PORTS
-    }
+    bind_host: str = read_field(ServerSettings, "bind_host", env)
+    ports = _ports(env)
+    service_urls = {name: env.get(f"BEACON_{name.upper()}_URL") or f"http://{bind_host}:{port}"
+                    for name, port in ports.items()}
+    base_url: str = read_field(ServerSettings, "base_url", env)
 
-    registration = env.get("BEACON_REGISTRATION", "open").strip().lower()
-    if registration not in ("open", "invite", "closed"):
-        raise ConfigError(f"BEACON_REGISTRATION must be open, invite or closed, got {registration!r}")
-
-    http_timeout, query_budget = _timeouts(number("BEACON_HTTP_TIMEOUT", 5.0),
-                                           number("BEACON_ANALYTICS_QUERY_BUDGET", 4.0))
+    http_client = read_section(HttpClientSettings, env)
+    analytics = read_section(AnalyticsSettings, env)
+    _timeouts(http_client.timeout, analytics.query_budget)
 
     home = Path(env.get("BEACON_HOME") or CODE_DIR)
     state_dir = Path(env.get("BEACON_STATE_DIR") or home / "var")
     return Settings(
         env=app_env,
-        database=DatabaseSettings(
-            url=_database_url(required("BEACON_DATABASE_URL")),
-            pool_size=integer("BEACON_DATABASE_POOL_SIZE", 10),
-            max_overflow=integer("BEACON_DATABASE_MAX_OVERFLOW", 10),
-            statement_timeout_ms=integer("BEACON_DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
-        ),
-        redis=RedisSettings(
-            url=required("BEACON_REDIS_URL"),
-            key_prefix=redis_prefix,
-        ),
-        server=ServerSettings(
-            bind_host=bind_host,
-            ports=ports,
-            service_urls=service_urls,
-            base_url=env.get("BEACON_BASE_URL", "https://localhost:8443").rstrip("/"),
-        ),
-        security=SecuritySettings(
-            secret_key=secret_key,
-            internal_token=required("BEACON_INTERNAL_TOKEN"),
-        ),
-        http_client=HttpClientSettings(
-            timeout=http_timeout,
-            retries=integer("BEACON_HTTP_RETRIES", 2),
-        ),
-        workers=WorkerSettings(
-            threads=integer("BEACON_WORKER_THREADS", 4),
-            heartbeat_interval=number("BEACON_HEARTBEAT_INTERVAL", 15.0),
-            heartbeat_max_age=number("BEACON_HEARTBEAT_MAX_AGE", 90.0),
-        ),
-        analytics=AnalyticsSettings(cache_ttl=number("BEACON_ANALYTICS_CACHE_TTL", 60.0),
-                                    query_budget=query_budget),
+        database=read_section(DatabaseSettings, env,
+                              url=_database_url(read_field(DatabaseSettings, "url", env))),
+        redis=redis,
+        server=ServerSettings(bind_host=bind_host, ports=ports, service_urls=service_urls,
+                              base_url=base_url.rstrip("/")),
+        security=security,
+        http_client=http_client,
+        workers=read_section(WorkerSettings, env),
+        analytics=analytics,
         paths=PathSettings(
             home=home,
             log_dir=Path(env.get("BEACON_LOG_DIR") or state_dir / "log"),
@@ -501,51 +509,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             backup_dir=Path(env.get("BEACON_BACKUP_DIR") or state_dir / "backups"),
             init_sql_dir=Path(env.get("BEACON_INIT_SQL_DIR") or home / "backups"),
         ),
-        accounts=AccountSettings(
-            registration=registration,
-            login_attempts_per_account=integer("BEACON_LOGIN_ATTEMPTS_PER_ACCOUNT", 5),
-            login_attempts_per_ip=integer("BEACON_LOGIN_ATTEMPTS_PER_IP", 30),
-            login_window=integer("BEACON_LOGIN_WINDOW", 900),
-            session_max_age=_at_least(60, "BEACON_SESSION_MAX_AGE", integer("BEACON_SESSION_MAX_AGE", 14 * 86400)),
-            session_lifetime=_at_least(60, "BEACON_SESSION_LIFETIME", integer("BEACON_SESSION_LIFETIME", 30 * 86400)),
-        ),
-        realtime=RealtimeSettings(
-            heartbeat_interval=number("BEACON_WS_HEARTBEAT_INTERVAL", 25.0),
-            heartbeat_timeout=number("BEACON_WS_HEARTBEAT_TIMEOUT", 75.0),
-            send_buffer_limit=integer("BEACON_WS_SEND_BUFFER_LIMIT", 1_048_576),
-            stats_interval=number("BEACON_WS_STATS_INTERVAL", 2.0),
-        ),
-        ingest=ingest_settings(),
-        integrations=integrations_settings(env),
-        imports=import_settings(env),
-        observability=observability_settings(env, app_env, integer, number),
-        log_level=env.get("BEACON_LOG_LEVEL", "INFO").upper(),
-    )
-
-
-def observability_settings(env: Mapping[str, str], app_env: str, integer: Any, number: Any) -> ObservabilitySettings:
-    """Metrics and Sentry settings; ports must be valid and rates between 0 and 1."""
-    ports: dict[str, int] = {}
-    for name, default in METRICS_PORTS.items():
-        variable = f"BEACON_{name.upper()}_PORT"
-        ports[name] = integer(variable, default)
-        if not 0 < ports[name] < 65536:
-            raise ConfigError(f"{variable} must be between 1 and 65535, got {ports[name]}")
-    rates: dict[str, float] = {}
-    for name, rate in (("sample_rate", 1.0), ("traces_sample_rate", 0.0)):
-        variable = f"BEACON_SENTRY_{name.upper()}"
-        rates[name] = number(variable, rate)
-        if not 0.0 <= rates[name] <= 1.0:
-            raise ConfigError(f"{variable} must be between 0 and 1, got {rates[name]}")
-    return ObservabilitySettings(
-        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", ""),
-        worker_metrics_port=ports["worker_metrics"],
-        scheduler_metrics_port=ports["scheduler_metrics"],
-        sentry_dsn=env.get("BEACON_SENTRY_DSN", "").strip(),
-        sentry_sample_rate=rates["sample_rate"],
-        sentry_traces_sample_rate=rates["traces_sample_rate"],
-        sentry_environment=env.get("BEACON_SENTRY_ENVIRONMENT", "").strip() or app_env,
-        release=env.get("BEACON_RELEASE", "").strip() or _installed_version(),
+        accounts=read_section(AccountSettings, env),
+        realtime=read_section(RealtimeSettings, env),
+        ingest=read_section(IngestSettings, env),
+        integrations=read_section(IntegrationsSettings, env),
+        imports=read_section(ImportSettings, env),
+        observability=read_section(
+            ObservabilitySettings, env,
+            sentry_environment=env.get("BEACON_SENTRY_ENVIRONMENT", "").strip() or app_env,
+            release=env.get("BEACON_RELEASE", "").strip() or _installed_version()),
+        log_level=read_field(Settings, "log_level", env).upper(),
     )
 
 

@@ -1,4 +1,5 @@
-"""Short signed tokens (HMAC-SHA256 over a JSON payload, with an expiry), e.g. for WebSocket access."""
+"""Short signed tokens (HMAC-SHA256 over a JSON payload, with an expiry), e.g. for WebSocket access, and the
+hash under which random tokens and keys are stored."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import hmac
 import json
 import time
 from typing import Any
+
+WS_TOKEN_PURPOSE = "ws"
+"""The purpose of the tokens the api signs for the realtime server (a browser's WebSocket rooms)."""
+
+
+def token_hash(token: str) -> bytes:
+    """Tokens and keys are long random strings: SHA-256 is enough to store them without the secret."""
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _b64(data: bytes) -> str:

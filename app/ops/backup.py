@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy.engine import URL, make_url
-
 from app.core.errors import AppError
 from app.core.settings import Settings
 
@@ -73,23 +71,13 @@ class _Connection:
 
 
 def _connection(settings: Settings) -> _Connection:
-    url: URL = make_url(settings.database.url)
     env = dict(os.environ)
-    if url.password is not None:
-        env["PGPASSWORD"] = str(url.password)
-    # Rebuilt rather than url.set(password=None): set() ignores None and would keep the password.
-    url = URL.create(
-        drivername="postgresql",
-        username=url.username,
-        host=url.host,
-        port=url.port,
-        database=url.database,
-        query=url.query,
-    )
+    if settings.database.password is not None:
+        env["PGPASSWORD"] = settings.database.password
     # Never let a stray PGDATABASE/PGSERVICE in the caller's environment point the tools elsewhere.
     for name in ("PGDATABASE", "PGSERVICE", "PGSERVICEFILE"):
         env.pop(name, None)
-    return _Connection(dsn=url.render_as_string(hide_password=False), env=env)
+    return _Connection(dsn=settings.database.libpq_url_without_password, env=env)
 
 
 def _tool(name: str) -> str:

@@ -41,17 +41,15 @@ from app.core.metrics import exposition
 from app.core.models import Membership, Site, User
 from app.core.resources import Resources
 from app.core.sentry import init_sentry
+from app.core.sessions import SESSION_COOKIE, session_is_valid, valid_session_id
 from app.core.settings import Settings
-from app.core.tokens import verify_token
-from app.domain.accounts.session import SESSION_COOKIE, session_is_valid, valid_session_id
-from app.domain.sites.services import token_hash
+from app.core.tokens import WS_TOKEN_PURPOSE, token_hash, verify_token
 from app.realtime.hub import Connection, Hub
 from app.realtime.publish import is_channel, room_site_id, site_channel
 from app.realtime.server import WebSocket, WebSocketServer, json_response
 
 logger = logging.getLogger("beacon.realtime")
 
-WS_TOKEN_PURPOSE = "ws"
 NO_ROOM = "no such room"
 CLIENT_MESSAGE_MAX = 4096
 CLIENT_MESSAGE_DEPTH = 4

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, NotFound
 from app.core.inputs import check_date
+from app.core.periods import local_day_bounds
 
 MAX_RANGE_DAYS = 3660
 
@@ -25,10 +26,7 @@ def check_range(date_from: date, date_to: date) -> None:
 
 def bounds(date_from: date, date_to: date, tz: str) -> tuple[datetime, datetime]:
     """The half-open UTC interval covering whole local days ``date_from``..``date_to``."""
-    zone = ZoneInfo(tz)
-    start = datetime.combine(date_from, time.min, zone)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, zone)
-    return start, end
+    return local_day_bounds(date_from, date_to, tz)
 
 
 async def site_timezone(session: AsyncSession, site_id: int) -> str:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from app.core import inputs
 from app.core.errors import ClientError
 from app.core.inputs import InvalidInput, check_text
-from app.core.periods import default_interval
+from app.core.periods import default_interval, local_day_bounds, month_end, month_start
 
 
 class QueryError(ClientError):
@@ -127,21 +127,8 @@ class Query:
 
 
 def local_days(first: date, last: date, tz: str) -> DateRange:
-    zone = ZoneInfo(tz)
-    return DateRange(
-        start=datetime.combine(first, time.min, zone).astimezone(UTC),
-        end=datetime.combine(last + timedelta(days=1), time.min, zone).astimezone(UTC),
-        first_day=first, last_day=last, timezone=tz,
-    )
-
-
-def _month_start(day: date, months_back: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 - months_back
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _month_end(day: date) -> date:
-    return _month_start(day, -1) - timedelta(days=1)
+    start, end = local_day_bounds(first, last, tz)
+    return DateRange(start=start, end=end, first_day=first, last_day=last, timezone=tz)
 
 
 def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date | None = None,
@@ -171,11 +158,11 @@ def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date 
             days = int(match.group(1))
             return local_days(check_date(anchor - timedelta(days=days), "date_range"), anchor - timedelta(days=1), tz)
         if value == "month":
-            return local_days(anchor.replace(day=1), _month_end(anchor), tz)
+            return local_days(anchor.replace(day=1), month_end(anchor), tz)
         if (match := re.fullmatch(r"([1-9][0-9]{0,2})mo", value)) and int(match.group(1)) <= MAX_SHORTCUT_MONTHS:
             months = int(match.group(1))
-            return local_days(check_date(_month_start(anchor, months), "date_range"),
-                              _month_start(anchor) - timedelta(days=1), tz)
+            return local_days(check_date(month_start(anchor, months), "date_range"),
+                              month_start(anchor) - timedelta(days=1), tz)
         if value == "year":
             return local_days(date(anchor.year, 1, 1), date(anchor.year, 12, 31), tz)
         if value == "all":
@@ -468,5 +455,5 @@ def time_labels(query: Query) -> list[str]:
         month = first.replace(day=1)
         while month <= last:
             labels.append(max(month, first).isoformat())
-            month = _month_start(month, -1)
+            month = month_start(month, -1)
     return labels

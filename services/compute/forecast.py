@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 CALIBRATION_ORIGINS = 4
 """Earlier origins the intervals are calibrated on (each one more fit)."""
@@ -122,9 +124,6 @@ def _calibrated(history: np.ndarray, horizon: int) -> tuple[np.ndarray, ...]:
 
 
 def _fit_and_predict(history: np.ndarray, horizon: int) -> tuple[np.ndarray, ...]:
-    import pandas as pd
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-
     if float(np.ptp(history)) == 0.0:
         flat = np.full(horizon, history[-1])
         return flat, flat, flat, flat, flat

@@ -15,6 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+from scipy.stats import beta, fisher_exact, norm
+
 MIN_VISITORS = 100
 """Per segment: below this a rate's interval is too wide to act on."""
 MIN_CONVERSIONS = 10
@@ -45,8 +48,6 @@ class Comparison:
 
 def wilson_interval(successes: int, trials: int, confidence: float) -> tuple[float, float]:
     """Wilson's score interval for one proportion (Wilson 1927)."""
-    from scipy.stats import norm
-
     if trials == 0:
         return 0.0, 1.0
     z = float(norm.ppf(0.5 + confidence / 2))
@@ -69,8 +70,6 @@ def newcombe_interval(conv_a: int, n_a: int, conv_b: int, n_b: int, confidence: 
 
 def two_proportion_z(conv_a: int, n_a: int, conv_b: int, n_b: int) -> float:
     """Two-sided p-value of the pooled two-proportion z-test (1.0 when both rates are 0 % or both 100 %)."""
-    from scipy.stats import norm
-
     pooled = (conv_a + conv_b) / (n_a + n_b)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
     if se == 0:
@@ -81,9 +80,6 @@ def two_proportion_z(conv_a: int, n_a: int, conv_b: int, n_b: int) -> float:
 
 def probability_b_beats_a(conv_a: int, n_a: int, conv_b: int, n_b: int, points: int = 4001) -> float:
     """``P(p_B > p_A)`` for Beta(1 + c, 1 + n - c) posteriors, by the trapezoidal rule on a fine grid."""
-    import numpy as np
-    from scipy.stats import beta
-
     x = np.linspace(0.0, 1.0, points)
     density_b = beta.pdf(x, 1 + conv_b, 1 + n_b - conv_b)
     cdf_a = beta.cdf(x, 1 + conv_a, 1 + n_a - conv_a)
@@ -111,8 +107,6 @@ def compare(conv_a: int, n_a: int, conv_b: int, n_b: int, confidence: float = 0.
             raise CompareInputError(f"segment {name} has no visitors")
     if not 0.5 <= confidence < 1:
         raise CompareInputError("confidence must be at least 0.5 and below 1")
-    from scipy.stats import fisher_exact
-
     total = n_a + n_b
     conversions = conv_a + conv_b
     expected = [n * conversions / total for n in (n_a, n_b)] + [n * (total - conversions) / total for n in (n_a, n_b)]

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from sqlalchemy.engine import make_url
 
 from app.core.metrics import preset_ingest_reasons
 from app.core.resources import Resources
@@ -25,16 +24,11 @@ from services.ingest.writer import BatchWriter
 MAX_BODY = 64 * 1024  # also enforced by the route itself (routes.MAX_BODY)
 
 
-def libpq_conninfo(settings: Settings) -> str:
-    """The database URL as psycopg wants it (no SQLAlchemy driver suffix)."""
-    return make_url(settings.database.url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def ingest_lifespan(settings: Settings, ingest: IngestSettings):  # type: ignore[no-untyped-def]
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         resources: Resources = app.state.resources
-        writer = BatchWriter(libpq_conninfo(settings), resources.redis, resources.keys, ingest)
+        writer = BatchWriter(settings.database.libpq_url, resources.redis, resources.keys, ingest)
         live = Live(resources.redis, resources.keys, ingest)
         writer.on_commit.append(live.after_commit)
         app.state.ingest = IngestState(

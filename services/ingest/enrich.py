@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import crawleruseragents
+from geoip2fast import GeoIP2Fast
 from referer_parser import REFERERS, Referer
 from ua_parser import parse as parse_user_agent
 
@@ -352,8 +353,6 @@ class Countries:
     """Country of an IP address from the dataset inside ``geoip2fast``; loaded once per process."""
 
     def __init__(self) -> None:
-        from geoip2fast import GeoIP2Fast
-
         # The IPv6-capable file covers IPv4 too.
         self._db = GeoIP2Fast(verbose=False, geoip2fast_data_file="geoip2fast-ipv6.dat.gz")
 

@@ -1,4 +1,5 @@
-"""Redis side of ingest: atomic rate limits, live-visitor presence, and coalesced live messages."""
+"""Redis side of ingest: rate-limit counters (the writer's RATE_SCRIPT checks them), live-visitor presence,
+and coalesced live messages."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,38 +20,6 @@ from app.realtime.publish import publish, site_channel
 from services.ingest.writer import LimitCheck, Row
 
 logger = logging.getLogger("beacon.ingest")
-
-# Fixed-window limits. ARGV[1] holds, space-separated, for each request of a batch: how many keys it has, its
-# per-client and per-site limits, the keys' lifetime, then its keys (the client's, then its sites'). The
-# script runs the requests in order, all inside one atomic call, so concurrent requests in any number of
-# processes see one order: a request whose counters are all below their limits increments them all; otherwise
-# none is incremented. Returns, space-separated, per request 0 or the index of the key whose limit was reached.
-# (One string rather than KEYS and ARGV, as for the writer's SESSION_SCRIPT: cheaper to encode.)
-RATE_SCRIPT = """
-local f, out, a = {}, {}, 1
-for field in string.gmatch(ARGV[1], '%S+') do f[#f + 1] = field end
-while a <= #f do
-  local n, per_ip, per_site, ttl = tonumber(f[a]), tonumber(f[a + 1]), tonumber(f[a + 2]), f[a + 3]
-  local k = a + 4
-  local hit = 0
-  for i = 0, n - 1 do
-    local limit = (i == 0) and per_ip or per_site
-    if limit > 0 and tonumber(redis.call('GET', f[k + i]) or '0') >= limit then
-      hit = i + 1
-      break
-    end
-  end
-  if hit == 0 then
-    for i = 0, n - 1 do
-      if redis.call('INCR', f[k + i]) == 1 then redis.call('EXPIRE', f[k + i], ttl) end
-    end
-  end
-  out[#out + 1] = hit
-  a = k + n
-end
-return table.concat(out, ' ')
-"""
-
 
 # Presence of a batch's visitors: ARGV[1] the time now, ARGV[2] the window in seconds, ARGV[3] the presence
 # keys' prefix, ARGV[4] space-separated pairs of site id and visitor id. Per site: the visitors' scores set to
@@ -134,9 +103,6 @@ class Live:
         self._closing = False
         self._presence_script = redis.register_script(PRESENCE_SCRIPT)
 
-    def presence_key(self, site_id: int) -> str:
-        return f"{self._keys.prefix}live:{site_id}"
-
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-live")
 
@@ -170,11 +136,6 @@ class Live:
             }
         self._wake.set()
 
-    async def visitors(self, site_id: int) -> int:
-        """Visitors seen on the site within the presence window."""
-        return int(await self._redis.zcount(self.presence_key(site_id), time.time() - self._settings.presence_window,
-                                            "+inf"))
-
     async def _run(self) -> None:
         interval = self._settings.live_interval_ms / 1000
         while not self._closing or self._pending:
@@ -188,7 +149,3 @@ class Live:
                     logger.warning("live publish failed", extra={"error": str(exc)})
             if not self._closing:
                 await asyncio.sleep(interval)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -9,7 +9,6 @@ import ipaddress
 import json
 import logging
 import re
-import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pycountry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core import salts as daily_salts
 from app.core.errors import ClientError
 from app.core.inputs import InvalidInput, check_json_bytes, check_text
 from services.ingest.schemas import EventIn
@@ -87,8 +87,6 @@ def parse_event(body: bytes) -> CleanEvent:
         raise ClientError("invalid event: body is not valid JSON") from None
     except UnicodeDecodeError:
         raise ClientError("invalid event: body is not valid UTF-8") from None
-    if not body.strip():
-        raise ClientError("invalid event: body is empty")
     # The tracker's short field is read before the long one, as Plausible does (inline: this is the hot path).
     name = raw.n if raw.n is not None else raw.name
     url = raw.u if raw.u is not None else raw.url
@@ -378,16 +376,11 @@ class SaltCache:
 
 async def read_salts(session: AsyncSession) -> Salts:
     """Today's salt (created if the newest one is older than a day, one creator at a time) and the one before."""
-    query = text("SELECT salt, created_at > now() - interval '1 day' FROM salts "
-                 "WHERE created_at > now() - interval '48 hours' ORDER BY created_at DESC LIMIT 2")
-    rows: list[tuple[bytes, bool]] = [(bytes(r[0]), bool(r[1])) for r in await session.execute(query)]
+    rows: list[tuple[bytes, bool]] = [(bytes(r[0]), bool(r[1])) for r in await session.execute(daily_salts.RECENT)]
     if not rows or not rows[0][1]:
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('beacon.salts'))"))
-        rows = [(bytes(r[0]), bool(r[1])) for r in await session.execute(query)]
-        if not rows or not rows[0][1]:
-            salt = secrets.token_bytes(32)
-            await session.execute(text("INSERT INTO salts (salt) VALUES (:salt)"), {"salt": salt})
-            rows = [(salt, True), *rows]
+        await session.execute(daily_salts.LOCK)
+        await session.execute(*daily_salts.create_if_stale())
+        rows = [(bytes(r[0]), bool(r[1])) for r in await session.execute(daily_salts.RECENT)]
     return Salts(bytes(rows[0][0]), bytes(rows[1][0]) if len(rows) > 1 else None)
 
 

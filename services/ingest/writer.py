@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -92,6 +92,38 @@ return table.concat(out, ' ')
 """
 
 
+# Fixed-window limits. ARGV[1] holds, space-separated, for each request of a batch: how many keys it has, its
+# per-client and per-site limits, the keys' lifetime, then its keys (the client's, then its sites'). The
+# script runs the requests in order, all inside one atomic call, so concurrent requests in any number of
+# processes see one order: a request whose counters are all below their limits increments them all; otherwise
+# none is incremented. Returns, space-separated, per request 0 or the index of the key whose limit was reached.
+# (One string rather than KEYS and ARGV, as for SESSION_SCRIPT: cheaper to encode.)
+RATE_SCRIPT = """
+local f, out, a = {}, {}, 1
+for field in string.gmatch(ARGV[1], '%S+') do f[#f + 1] = field end
+while a <= #f do
+  local n, per_ip, per_site, ttl = tonumber(f[a]), tonumber(f[a + 1]), tonumber(f[a + 2]), f[a + 3]
+  local k = a + 4
+  local hit = 0
+  for i = 0, n - 1 do
+    local limit = (i == 0) and per_ip or per_site
+    if limit > 0 and tonumber(redis.call('GET', f[k + i]) or '0') >= limit then
+      hit = i + 1
+      break
+    end
+  end
+  if hit == 0 then
+    for i = 0, n - 1 do
+      if redis.call('INCR', f[k + i]) == 1 then redis.call('EXPIRE', f[k + i], ttl) end
+    end
+  end
+  out[#out + 1] = hit
+  a = k + n
+end
+return table.concat(out, ' ')
+"""
+
+
 class Unavailable(Exception):
     """The batch could not be committed; nothing of it is stored."""
 
@@ -111,7 +143,7 @@ class RateLimited(Exception):
 
 @dataclass(frozen=True)
 class LimitCheck:
-    """The counters one request must pass (see ``live.RATE_SCRIPT``), checked when its batch closes."""
+    """The counters one request must pass (see ``RATE_SCRIPT``), checked when its batch closes."""
 
     keys: list[str]
     args: list[int]
@@ -174,15 +206,6 @@ class _Pending:
     limit: LimitCheck | None = None
 
 
-@dataclass
-class WriterStats:
-    batches: int = 0
-    events: int = 0
-    failures: int = 0
-    largest: int = 0
-    sizes: list[int] = field(default_factory=list)
-
-
 class BatchWriter:
     """Collects rows from concurrent requests and commits them together; see the module docstring."""
 
@@ -205,10 +228,7 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._session_script = redis.register_script(SESSION_SCRIPT)
-        from services.ingest.live import RATE_SCRIPT
-
         self._rate_script = redis.register_script(RATE_SCRIPT)
-        self.stats = WriterStats()
         self.on_commit: list[Any] = []
         """Callables ``(rows) -> Awaitable[None]`` run after a batch committed (live updates)."""
 
@@ -306,7 +326,6 @@ class BatchWriter:
                 batch[0].future.set_exception(Rejected("the event could not be stored as sent"))
             return
         except (psycopg.Error, OSError) as exc:
-            self.stats.failures += 1
             self._down_until = time.monotonic() + 1.0
             logger.warning("batch not stored: database unavailable: %s", exc,
                            extra={"events": len(rows), "error": str(exc).splitlines()[0] if str(exc) else repr(exc)})
@@ -322,9 +341,6 @@ class BatchWriter:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
-        self.stats.batches += 1
-        self.stats.events += len(rows)
-        self.stats.largest = max(self.stats.largest, len(rows))
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_result(None)

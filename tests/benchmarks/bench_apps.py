@@ -20,6 +20,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import uvloop
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
@@ -116,7 +117,6 @@ def main(name: str) -> None:
     interface = Interfaces.RSGI if name == "hello-rsgi" else Interfaces.ASGI
     server = Server(app, address="127.0.0.1", port=int(os.environ["BENCH_PORT"]), interface=interface,
                     http=HTTPModes.http1, backlog=2048, log_enabled=False, log_level=LogLevels.warning)
-    import uvloop
 
     uvloop.run(_serve(server))
 

@@ -22,7 +22,7 @@ from app.core.db import make_engine
 from app.core.settings import DEFAULT_PORTS, load_settings
 from app.devstack import Postgres, Redis, free_port
 from app.migrate import migrate
-from tests.conftest import make_environment
+from tests.support.servers import make_environment
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child of this (large) pytest process would
 # report the parent's peak.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import resource
 import secrets
@@ -37,6 +38,7 @@ from typing import Any
 
 import psutil
 import redis.asyncio as aioredis
+import uvloop
 import websockets
 
 from app.core.redis import Keys
@@ -108,7 +110,6 @@ def _client_process(url: str, cafile: str | None, count: int, rounds: int, conn:
         await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
         return samples
 
-    import uvloop
 
     conn.send(uvloop.run(main()))
 
@@ -116,8 +117,6 @@ def _client_process(url: str, cafile: str | None, count: int, rounds: int, conn:
 async def latency_multiprocess(service: WebSocketService, url: str, cafile: str | None, clients: int,
                                rounds: int, processes: int) -> list[float]:
     """Like :func:`latency`, with the clients spread over ``processes`` child processes."""
-    import multiprocessing
-
     ctx = multiprocessing.get_context("spawn")
     pipes, children = [], []
     for index in range(processes):
@@ -310,7 +309,6 @@ def main() -> None:
         raise SystemExit(f"the hard limit of open files is {limit}; {args.idle + 1000} are needed")
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} cores")
-    import uvloop
 
     for name, line in uvloop.run(run(args)).items():
         print(f"| {name} | {line} |")

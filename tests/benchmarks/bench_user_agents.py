@@ -106,7 +106,7 @@ def cpu_per_parse(parse: Any, rounds: int) -> float:
 def test_user_agent_parsers() -> None:
     """Prints names side by side and CPU per uncached parse; asserts nothing about speed."""
     try:
-        from device_detector import DeviceDetector
+        from device_detector import DeviceDetector  # noqa: PLC0415 - optional, installed by hand (see above)
     except ImportError:
         print("\ndevice-detector is not importable: see this module's docstring")
         return

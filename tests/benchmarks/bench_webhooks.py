@@ -16,7 +16,8 @@ import httpx
 from app.devstack import Postgres, Redis
 from services.integrations.delivery import dumps, tls_context
 from services.integrations.webhooks import ENQUEUE_FOR_ENDPOINTS, envelope, render, sign_headers
-from tests.integration.integrations.conftest import Receiver, make_site, start_stack, wait_for
+from tests.integration.integrations.conftest import Receiver, make_site, start_stack
+from tests.support.polling import wait_until
 
 
 def test_delivery_throughput(postgres: Postgres, redis_server: Redis, state_dir: Path) -> None:
@@ -46,7 +47,7 @@ def test_delivery_throughput(postgres: Postgres, redis_server: Redis, state_dir:
             for _ in range(count):
                 conn.execute(ENQUEUE_FOR_ENDPOINTS, {"site_id": site.id, "endpoint_ids": [endpoint],
                                                      "event_type": "webhook.test", "payload": dumps(payload)})
-        wait_for(lambda: stack.sql("SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'")[0][0]
+        wait_until(lambda: stack.sql("SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'")[0][0]
                  == count, 600, "every delivery")
         elapsed = time.perf_counter() - started
         latencies = sorted(float(row[0]) for row in stack.sql(

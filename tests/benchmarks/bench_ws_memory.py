@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -69,14 +70,14 @@ class RSGIApp:
 
 
 def serve_granian(variant: str, port: int) -> None:
-    from granian.constants import HTTPModes, Interfaces
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-    from granian.server.embed import Server
+    from granian.constants import HTTPModes, Interfaces  # noqa: PLC0415 - the child imports only the server it measures
+    from granian.http import HTTP1Settings  # noqa: PLC0415 - the child imports only the server it measures
+    from granian.log import LogLevels  # noqa: PLC0415 - the child imports only the server it measures
+    from granian.server.embed import Server  # noqa: PLC0415 - the child imports only the server it measures
 
     target: Any
     if variant == "granian-litestar":
-        from litestar import Litestar, WebSocket, websocket
+        from litestar import Litestar, WebSocket, websocket  # noqa: PLC0415 - the child imports only the server it measures
 
         @websocket("/ws")
         async def handler(socket: WebSocket[Any, Any, Any]) -> None:
@@ -98,7 +99,7 @@ def serve_granian(variant: str, port: int) -> None:
     if variant.endswith("-asyncio"):
         asyncio.run(server.serve())
     else:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - the child imports only the server it measures
 
         uvloop.run(server.serve())
 
@@ -107,12 +108,12 @@ def serve(variant: str, port: int) -> None:
     if variant.startswith("granian"):
         serve_granian(variant, port)
         return
-    import uvloop
+    import uvloop  # noqa: PLC0415 - the child imports only the server it measures
 
     async def main() -> None:
         if variant == "websockets":
-            from websockets.asyncio.server import ServerConnection
-            from websockets.asyncio.server import serve as ws_serve
+            from websockets.asyncio.server import ServerConnection  # noqa: PLC0415 - the child imports only the server it measures
+            from websockets.asyncio.server import serve as ws_serve  # noqa: PLC0415 - the child imports only the server it measures
 
             async def handler(connection: ServerConnection) -> None:
                 await connection.wait_closed()
@@ -120,7 +121,7 @@ def serve(variant: str, port: int) -> None:
             async with ws_serve(handler, "127.0.0.1", port, ping_interval=None, compression=None, backlog=2048):
                 await asyncio.Future()
         else:
-            from app.realtime.server import WebSocketServer
+            from app.realtime.server import WebSocketServer  # noqa: PLC0415 - the child imports only the server it measures
 
             server = WebSocketServer()
             await server.start("127.0.0.1", port)
@@ -183,8 +184,6 @@ def main() -> None:
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return
-    import resource
-
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores")

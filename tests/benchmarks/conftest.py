@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 
 from app.devstack import Postgres, free_port
+from tests.support.servers import running_postgres
 
 
 @pytest.fixture(scope="session")
 def postgres(state_dir: Path) -> Iterator[Postgres]:
     kept = os.environ.get("BEACON_BENCH_DIR")
     if not kept:
-        from tests.conftest import running_postgres
-
         with running_postgres(state_dir / "postgres") as server:
             yield server
         return

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.types.json import Jsonb
 
+from app.core.settings import get_settings
+
 # The very COPY format the ingest service writes.
 from services.ingest.writer import COLUMNS as EVENT_COLUMNS
 from services.ingest.writer import TYPES as EVENT_TYPES
@@ -192,8 +194,6 @@ def _ensure_partitions(conn: psycopg.Connection[object], first: date, last: date
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.core.settings import get_settings
-
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.datagen")
     parser.add_argument("--domain", default="bench.example")
     parser.add_argument("--events", type=int, default=1_000_000)

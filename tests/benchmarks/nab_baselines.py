@@ -15,13 +15,12 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import erf
 
 from tests.benchmarks.nab import NabFile
 
 
 def _tail_score(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    from scipy.special import erf
-
     return np.asarray(erf(np.abs(z) / math.sqrt(2.0)), dtype=np.float64)
 
 

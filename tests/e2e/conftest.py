@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Circus, Nginx, Postgres, Redis, free_port
 from app.mailsink import MailSink
 from app.migrate import migrate
-from tests.conftest import make_environment
-from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import AXE, CHROMIUM, Visit, launch
+from tests.support.polling import healthy, wait_until
+from tests.support.servers import make_environment
 
 ADMIN_EMAIL = "admin@e2e.test"
 ADMIN_PASSWORD = "e2e-admin-password"
@@ -50,18 +54,9 @@ class Stack:
                               text=True, timeout=60, check=False)
 
     def wait_healthy(self, timeout: float = 60) -> httpx.Response:
-        deadline = time.monotonic() + timeout
-        last: httpx.Response | None = None
         with self.client() as client:
-            while time.monotonic() < deadline:
-                try:
-                    last = client.get("/api/health")
-                    if last.status_code == 200:
-                        return last
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.25)
-        raise AssertionError(f"stack not healthy after {timeout} s: {last.text if last else 'no answer'}")
+            return wait_until(lambda: healthy(client), timeout, "the stack's /api/health to answer 200",
+                              interval=0.25)
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +126,82 @@ def playwright() -> Iterator[Any]:
     """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as started:
         yield started
+
+
+# Browser fixtures shared by the page tests (one Chromium per module, one admin sign-in per module).
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe-core, a development package of app/frontend/package.json (``make assets`` installs it)."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `make assets` (npm ci in app/frontend)")
+    return AXE.read_text()
+
+
+@pytest.fixture(scope="module")
+def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def admin_state(running: Stack, chromium: Any) -> dict[str, Any]:
+    """The admin's signed-in cookies, from one sign-in through the form (sign-ins per address are limited)."""
+    first = Visit(running, chromium)
+    try:
+        first.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        assert first.page.url.rstrip("/") == running.base_url
+        return dict(first.context.storage_state())
+    finally:
+        first.close()
+
+
+@pytest.fixture
+def visit(running: Stack, chromium: Any) -> Iterator[Visit]:
+    opened = Visit(running, chromium)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def admin(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> Iterator[Visit]:
+    opened = Visit(running, chromium, storage_state=admin_state)
+    yield opened
+    opened.close()
+
+
+# The tracker's test site, shared by the tracker and dashboard tests.
+PAGE = """<!doctype html><html><head><title>t</title>
+<script>window.plausible = window.plausible || function () {
+  (window.plausible.q = window.plausible.q || []).push(arguments) };
+plausible("Queued", {props: {early: "yes"}});</script>
+<script defer data-domain="%(site)s" %(options)s src="%(beacon)s/js/script.js"></script>
+</head><body>
+<a id="out" href="https://elsewhere.test/away">away</a>
+<a id="file" href="/files/report.pdf">report</a>
+<script>for (const a of document.querySelectorAll("a")) a.addEventListener("click", e => e.preventDefault());</script>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A static site on 127.0.0.1 with the tracker embedded (default options and hash routing)."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "index.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url,
+                                             "options": "data-outbound-links data-file-downloads"})
+    (root / "hash.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url, "options": "data-hash"})
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

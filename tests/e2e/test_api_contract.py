@@ -30,6 +30,7 @@ from schemathesis.core.failures import FailureGroup
 from sqlalchemy import text
 
 from app.core.db import make_engine
+from app.core.sessions import SESSION_COOKIE
 from tests.e2e.browser import launch, screenshot, watch
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
 
@@ -49,7 +50,7 @@ def _session_cookie(stack: Stack) -> str:
         answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
                                              "_csrf_token": token.group(1)})
         assert 303 == answer.status_code, answer.text
-        cookie = client.cookies.get("beacon_session")
+        cookie = client.cookies.get(SESSION_COOKIE)
     assert cookie
     return cookie
 
@@ -104,7 +105,7 @@ def _fuzz(operation: Any, mode: Any, admin_cookie: str, found: list[str]) -> Non
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
         try:
-            case.call_and_validate(checks=CHECKS, cookies={"beacon_session": admin_cookie})
+            case.call_and_validate(checks=CHECKS, cookies={SESSION_COOKIE: admin_cookie})
         except (AssertionError, FailureGroup) as exc:
             if len(found) < 3:
                 found.append(f"{case.method} {case.formatted_path} query={case.query} "
@@ -209,7 +210,7 @@ WS_CORPUS: list[tuple[str, str | bytes]] = [
 def test_websocket_answers_hostile_frames(running: Stack, admin_cookie: str, name: str,
                                           frame: str | bytes) -> None:
     """Each frame gets a message or a close frame with a code; the connection is never just dropped."""
-    with running.client(cookies={"beacon_session": admin_cookie}) as client:
+    with running.client(cookies={SESSION_COOKIE: admin_cookie}) as client:
         page = client.get("/sites/e2e.example")
     ws_path = re.search(r'data-ws-url="([^"]+)"', page.text)
     assert ws_path is not None, page.text[:300]

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import text
 
 from app.core.db import make_engine
+from app.core.sessions import SESSION_COOKIE
 from app.domain.sites.services import token_hash
 from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
 from tests.e2e.conftest import SITE, Stack
-from tests.e2e.test_stack import login
-from tests.e2e.test_tracker import HOSTS, last_id, pages, wait_for  # noqa: F401 - pages is a fixture
+from tests.e2e.helpers import HOSTS, last_id, login, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ def sql(stack: Stack, statement: str, **params: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def visitors(running: Stack, pages: int, playwright: Any) -> Iterator[Visitors]:  # noqa: F811
+def visitors(running: Stack, pages: int, playwright: Any) -> Iterator[Visitors]:
     if not MANIFEST.exists():
         pytest.fail(f"{MANIFEST} is missing: run `make assets` (make test and make e2e do)")
     since = last_id(running)
@@ -80,11 +80,11 @@ def visitors(running: Stack, pages: int, playwright: Any) -> Iterator[Visitors]:
 def owner(running: Stack, playwright: Any) -> Iterator[tuple[Any, PageProblems]]:
     """The owner's dashboard page, signed in, watched for console, page and request errors."""
     with login(running) as client:
-        session = client.cookies.get("beacon_session")
+        session = client.cookies.get(SESSION_COOKIE)
     assert session
     browser = launch(playwright)
     context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-    context.add_cookies([{"name": "beacon_session", "value": session, "url": running.base_url}])
+    context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": running.base_url}])
     page = context.new_page()
     problems = watch(page)
     try:

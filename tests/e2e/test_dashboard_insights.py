@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from app.core.db import make_engine
+from app.core.sessions import SESSION_COOKIE
 from tests.e2e.browser import launch, watch
 from tests.e2e.conftest import Stack
-from tests.e2e.test_stack import login
+from tests.e2e.helpers import login
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "insights.example"
@@ -62,11 +63,11 @@ def history(running: Stack) -> Iterator[str]:
 def test_chart_shows_anomaly_marker_and_forecast_band(running: Stack, history: str, playwright: Any) -> None:
     """Switched on, the chart rings the spike day, explains it, and continues with a 14-day forecast band."""
     with login(running) as client:
-        session = client.cookies.get("beacon_session")
+        session = client.cookies.get(SESSION_COOKIE)
     browser = launch(playwright)
     try:
         context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-        context.add_cookies([{"name": "beacon_session", "value": session, "url": running.base_url}])
+        context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": running.base_url}])
         page = context.new_page()
         problems = watch(page)
         page.goto(f"{running.base_url}/sites/{history}?period=30d&interval=day")
@@ -93,11 +94,11 @@ def test_chart_shows_anomaly_marker_and_forecast_band(running: Stack, history: s
 def test_goals_panel_compares_two_variants(running: Stack, history: str, playwright: Any) -> None:
     """The goals panel's compare form gives the verdict for variant B against A over the chosen range."""
     with login(running) as client:
-        session = client.cookies.get("beacon_session")
+        session = client.cookies.get(SESSION_COOKIE)
     browser = launch(playwright)
     try:
         context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-        context.add_cookies([{"name": "beacon_session", "value": session, "url": running.base_url}])
+        context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": running.base_url}])
         page = context.new_page()
         problems = watch(page)
         page.goto(f"{running.base_url}/sites/{history}?period=30d")

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import pytest
 
 from app.core.settings import CODE_DIR, read_env_file
 from app.devstack import SHARED_DIR
+from tests.support.polling import healthy, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -84,13 +84,12 @@ class Run:
 
     def environment(self, timeout: float = 180) -> dict[str, str]:
         """var/beacon.env once this run has written it (its ports and database)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "Beacon is starting" in self.log():
-                return read_env_file(self.var / "beacon.env")
+        def started() -> bool:
             assert self.process.poll() is None, f"make run exited with {self.process.returncode}:\n{self.log()}"
-            time.sleep(0.5)
-        raise AssertionError(f"make run did not start within {timeout} s:\n{self.log()}")
+            return "Beacon is starting" in self.log()
+
+        wait_until(started, timeout, "make run to start", interval=0.5)
+        return read_env_file(self.var / "beacon.env")
 
     def stop(self, timeout: float = 120) -> None:
         """Ctrl-C, as in a terminal: to make and everything in its process group."""
@@ -153,17 +152,12 @@ def client(run: Run, environment: dict[str, str]) -> httpx.Client:
 
 
 def wait_healthy(run: Run, environment: dict[str, str], timeout: float = 120) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    answer: httpx.Response | None = None
+    def running_and_healthy(http: httpx.Client) -> httpx.Response | None:
+        assert run.process.poll() is None, f"make run exited:\n{run.log()}"
+        return healthy(http)
+
     with client(run, environment) as http:
-        while time.monotonic() < deadline:
-            assert run.process.poll() is None, f"make run exited:\n{run.log()}"
-            with contextlib.suppress(httpx.HTTPError):
-                answer = http.get("/api/health")
-                if answer.status_code == 200:
-                    return answer
-            time.sleep(0.5)
-    raise AssertionError(f"not healthy after {timeout} s: {answer.text if answer else 'no answer'}\n{run.log()}")
+        return wait_until(lambda: running_and_healthy(http), timeout, "/api/health to answer 200", interval=0.5)
 
 
 def stored(environment: dict[str, str], pathname: str) -> int:

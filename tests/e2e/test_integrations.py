@@ -22,8 +22,9 @@ from standardwebhooks import Webhook
 
 from app.core.db import make_engine
 from tests.e2e.conftest import ADMIN_EMAIL, SITE, Stack
-from tests.e2e.test_stack import UA, watcher_pids
-from tests.integration.integrations.conftest import Receiver, body, wait_for
+from tests.e2e.helpers import UA, watcher_pids
+from tests.integration.integrations.conftest import Receiver, body
+from tests.support.polling import wait_until
 
 KEY = "bk_e2e_integrations_key_0123456789"
 
@@ -63,7 +64,7 @@ def test_webhook_test_and_goal_conversion_through_nginx(running: Stack, key: str
         assert 201 == created.status_code, created.text
         webhook = created.json()
         assert 202 == client.post(f"/api/v1/sites/{SITE}/webhooks/{webhook['id']}/test").status_code
-    test = wait_for(lambda: receiver.on("/e2e"), 30, "the test delivery")[0]
+    test = wait_until(lambda: receiver.on("/e2e"), 30, "the test delivery")[0]
     assert "webhook.test" == Webhook(webhook["secret"]).verify(test.body, test.headers)["type"]
 
     time.sleep(3)  # the site's goal cursor starts at the first coalescing run that sees the endpoint
@@ -72,8 +73,8 @@ def test_webhook_test_and_goal_conversion_through_nginx(running: Stack, key: str
                            content=json.dumps({"name": "Signup", "url": f"https://{SITE}/join", "domain": SITE}))
     assert 202 == sent.status_code
     sent_at = time.monotonic()
-    goals = wait_for(lambda: [r for r in receiver.on("/e2e") if body(r)["type"] == "goal.completed"], 60,
-                     "goal.completed")
+    goals = wait_until(lambda: [r for r in receiver.on("/e2e") if body(r)["type"] == "goal.completed"], 60,
+                       "goal.completed")
     print(f"goal.completed arrived {time.monotonic() - sent_at:.1f} s after the event (interval 5 s)")
     data = Webhook(webhook["secret"]).verify(goals[0].body, goals[0].headers)["data"]
     assert [{"goal": "Signup", "count": 1}] == data["conversions"]
@@ -113,7 +114,7 @@ def test_killing_every_worker_during_100_deliveries_loses_none(running: Stack, k
         for _ in range(2):
             # Workers hold requests the receiver has not answered: they die mid-delivery.
             seen = len(receiver.on("/hang"))
-            wait_for(lambda seen=seen: len(receiver.on("/hang")) > seen, 60, "workers to be sending")
+            wait_until(lambda seen=seen: len(receiver.on("/hang")) > seen, 60, "workers to be sending")
             held_at_kill.append(len(receiver.on("/hang")) - seen)
             processes = worker_processes(running)
             assert processes, "the worker watcher has processes"
@@ -124,8 +125,8 @@ def test_killing_every_worker_during_100_deliveries_loses_none(running: Stack, k
                 except ProcessLookupError:
                     pass
             old = {process.pid for process in processes}
-            wait_for(lambda old=old: (pids := watcher_pids(running, "worker")) and not pids & old, 30,
-                     "circusd to start the workers again")
+            wait_until(lambda old=old: (pids := watcher_pids(running, "worker")) and not pids & old, 30,
+                       "circusd to start the workers again")
         receiver.release.set()  # from now on the receiver answers at once
 
         def finished() -> bool:
@@ -133,7 +134,7 @@ def test_killing_every_worker_during_100_deliveries_loses_none(running: Stack, k
                 return not conn.execute(text("SELECT 1 FROM webhook_deliveries WHERE endpoint_id = :e AND status "
                                              "= 'pending'"), {"e": webhook["id"]}).first()
 
-        wait_for(finished, 240, "every delivery to finish")
+        wait_until(finished, 240, "every delivery to finish")
         with engine.connect() as conn:
             statuses = [tuple(row) for row in conn.execute(text(
                 "SELECT status, count(*) FROM webhook_deliveries WHERE endpoint_id = :e GROUP BY status"),
@@ -181,7 +182,7 @@ def test_weekly_report_arrives_by_smtp_with_the_stats_api_figures(running: Stack
         return list(answer.json()["results"])
 
     metrics = ["visitors", "pageviews", "bounce_rate", "visit_duration"]
-    wait_for(lambda: query({"metrics": ["pageviews"]})[0]["metrics"] == [4], 30, "the pageviews to be counted")
+    wait_until(lambda: query({"metrics": ["pageviews"]})[0]["metrics"] == [4], 30, "the pageviews to be counted")
 
     refused = running.beacon("reports", "send", "--at", "next monday")
     assert (1, True) == (refused.returncode, "--at" in refused.stderr), refused.stderr
@@ -195,7 +196,7 @@ def test_weekly_report_arrives_by_smtp_with_the_stats_api_figures(running: Stack
                 return message  # type: ignore[return-value]
         return None
 
-    message = wait_for(report, 60, "the weekly report at the SMTP server")
+    message = wait_until(report, 60, "the weekly report at the SMTP server")
     text_part = message.get_body(preferencelist=("plain",))
     assert text_part is not None
     body = text_part.get_content()

@@ -6,47 +6,12 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
+from playwright.sync_api import expect
 
-from tests.e2e.browser import launch, screenshot
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
-from tests.e2e.test_pages import AXE, DESKTOP, PHONE, Visit, axe_violations, send_pageview, unexpected
-from tests.integration.integrations.conftest import wait_for
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `make assets` (npm ci in app/frontend)")
-    return AXE.read_text()
-
-
-@pytest.fixture(scope="module")
-def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
-def admin_state(running: Stack, chromium: Any) -> dict[str, Any]:
-    """The admin's signed-in cookies (the admin owns the e2e site)."""
-    first = Visit(running, chromium)
-    try:
-        first.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-        return dict(first.context.storage_state())
-    finally:
-        first.close()
-
-
-@pytest.fixture
-def admin(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> Iterator[Visit]:
-    opened = Visit(running, chromium, storage_state=admin_state)
-    yield opened
-    opened.close()
+from tests.e2e.browser import DESKTOP, PHONE, Visit, axe_violations, screenshot, send_pageview, unexpected
+from tests.e2e.conftest import SITE, Stack
+from tests.support.polling import wait_until
 
 
 def check_page(visit: Visit, axe_source: str, path: str, name: str) -> list[str]:
@@ -70,8 +35,6 @@ def test_alert_rule_from_the_page_fires_and_shows_in_its_history(running: Stack,
     """A threshold of 0 is stopped by the browser, a rule without recipients by the server (next to the field);
     a valid spike rule fires from a pageview sent through Nginx within the scheduler's minute, its history page
     shows it and the alert email reaches the SMTP server."""
-    from playwright.sync_api import expect
-
     page = admin.page
     assert [] == check_page(admin, axe_source, f"/sites/{SITE}/alerts", "site-alerts")
     admin.go(f"/sites/{SITE}/alerts")
@@ -110,14 +73,14 @@ def test_alert_rule_from_the_page_fires_and_shows_in_its_history(running: Stack,
         admin.go(history)
         return page.locator("table").count() > 0
 
-    wait_for(fired, 150, "the rule to fire (the scheduler evaluates every minute)")
+    wait_until(fired, 150, "the rule to fire (the scheduler evaluates every minute)")
     expect(page.get_by_role("region", name="Firings of this rule")).to_contain_text("current visitors:")
 
     def alert_mail() -> bool:
         return any("ops@e2e.test" == email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["To"]
                    for path in running.mail.messages())
 
-    wait_for(alert_mail, 60, "the alert email at the SMTP server")
+    wait_until(alert_mail, 60, "the alert email at the SMTP server")
     assert [] == check_page(admin, axe_source, history, "site-alert-history")
 
     # The rule would fire every minute for the rest of the session: delete it from the page.

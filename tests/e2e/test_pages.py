@@ -7,126 +7,18 @@ the main pages are kept under tests/artifacts/screenshots (desktop, and ``-375``
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
-
-PHONE = {"width": 375, "height": 740}
-DESKTOP = {"width": 1280, "height": 860}
-
-# The accessibility audit evaluated in each page (see the comment at the top of audit.js).
-AUDIT = "\n".join(line for line in (Path(__file__).parent / "audit.js").read_text().splitlines()
-                  if not line.startswith("//"))
-
-
-AXE = Path(__file__).resolve().parents[2] / "app" / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    """axe-core, a development package of app/frontend/package.json (``make assets`` installs it)."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run `make assets` (npm ci in app/frontend)")
-    return AXE.read_text()
-
-
-def axe_violations(page: Any, source: str) -> list[str]:
-    """axe-core's serious and critical violations of the page (evaluated through the DevTools protocol, which
-    the page's Content-Security-Policy does not restrict, unlike an injected script tag)."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(source)
-    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
-    return [f"{item['impact']} {item['id']}: {[node['target'] for node in item['nodes']][:3]}"
-            for item in result["violations"] if item["impact"] in ("serious", "critical")]
-
-
-@pytest.fixture(scope="module")
-def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
-def admin_state(running: Stack, chromium: Any) -> dict[str, Any]:
-    """The admin's signed-in cookies, from one sign-in through the form (sign-ins per address are limited)."""
-    first = Visit(running, chromium)
-    try:
-        first.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-        assert first.page.url.rstrip("/") == running.base_url
-        return dict(first.context.storage_state())
-    finally:
-        first.close()
-
-
-class Visit:
-    """A browser context with its pages watched for errors."""
-
-    def __init__(self, stack: Stack, chromium: Any, viewport: dict[str, int] = DESKTOP,
-                 storage_state: dict[str, Any] | None = None) -> None:
-        self.stack = stack
-        self.context = chromium.new_context(ignore_https_errors=True, viewport=viewport, user_agent=DESKTOP_UA,
-                                            storage_state=storage_state)
-        self.page = self.context.new_page()
-        self.problems: PageProblems = watch(self.page)
-
-    def go(self, path: str) -> Any:
-        return self.page.goto(self.stack.base_url + path)
-
-    def sign_in(self, email: str, password: str) -> None:
-        self.go("/login")
-        self.page.fill("#email", email)
-        self.page.fill("#password", password)
-        with self.page.expect_navigation():
-            self.page.click("main button[type=submit]")
-
-    def audit(self) -> list[str]:
-        return list(self.page.evaluate(AUDIT))
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def visit(running: Stack, chromium: Any) -> Iterator[Visit]:
-    opened = Visit(running, chromium)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def admin(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> Iterator[Visit]:
-    opened = Visit(running, chromium, storage_state=admin_state)
-    yield opened
-    opened.close()
-
-
-def unexpected(problems: PageProblems, *statuses: int) -> list[str]:
-    """The problems, less Chromium's log line for pages that answered one of ``statuses`` on purpose and
-    requests the browser itself cancelled when it navigated on (``net::ERR_ABORTED``)."""
-    expected = (*(f"the server responded with a status of {status} " for status in statuses), "net::ERR_ABORTED")
-    return [line for line in problems.all() if not any(text in line for text in expected)]
-
-
-def send_pageview(stack: Stack, domain: str) -> None:
-    with stack.client() as client:
-        answer = client.post("/api/event", headers={"User-Agent": DESKTOP_UA, "Content-Type": "text/plain"},
-                             content=json.dumps({"name": "pageview", "url": f"https://{domain}/", "domain": domain}))
-    assert 202 == answer.status_code, answer.text
+from tests.e2e.browser import DESKTOP, PHONE, Visit, axe_violations, screenshot, send_pageview, unexpected
+from tests.e2e.conftest import SITE, Stack
 
 
 def test_register_sign_in_add_a_site_and_see_its_first_event(visit: Visit) -> None:
     """Open registration, sign out and in, add a site: the setup page flips to "arrived" when an event comes."""
-    from playwright.sync_api import expect
-
     page = visit.page
     visit.go("/register")
     screenshot(page, "register")
@@ -204,8 +96,6 @@ def test_first_event_status_without_javascript(running: Stack, chromium: Any, ad
 
 def test_invitation_link_registers_and_joins(running: Stack, chromium: Any, admin: Visit) -> None:
     """An admin invites by e-mail; the invitee opens the link signed out, registers through it and joins."""
-    from playwright.sync_api import expect
-
     admin.go(f"/sites/{SITE}/settings#members")
     admin.page.fill("#invite-email", "invitee@pages.test")
     with admin.page.expect_navigation():
@@ -240,8 +130,6 @@ def test_invitation_link_registers_and_joins(running: Stack, chromium: Any, admi
 
 def test_api_key_is_shown_once_works_and_is_revoked(admin: Visit) -> None:
     """A key created with a scope is shown once, works against the Sites API, and stops working once revoked."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go("/account")
     page.fill("#key-name", "report script")
@@ -272,8 +160,6 @@ def test_api_key_is_shown_once_works_and_is_revoked(admin: Visit) -> None:
 def test_a_form_fails_in_the_browser_and_on_the_server(admin: Visit) -> None:
     """A malformed domain is stopped by the browser with a message; a duplicate one by the server, next to
     the field, with the value kept."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go("/sites/new")
     page.fill("#domain", "not a domain")
@@ -299,8 +185,6 @@ def test_a_form_fails_in_the_browser_and_on_the_server(admin: Visit) -> None:
 
 def test_site_settings_sections_work(admin: Visit) -> None:
     """Goals, exclusions, annotations and the share link from the settings page, each with a message."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go(f"/sites/{SITE}/settings")
     page.fill("#event_name", "Signup")
@@ -332,8 +216,6 @@ def test_site_settings_sections_work(admin: Visit) -> None:
 
 def test_admin_page_shows_health_and_realtime(admin: Visit) -> None:
     """The admin page lists every component's health and the realtime statistics."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go("/admin")
     for component in ("database", "redis", "ingest", "analytics", "worker", "scheduler"):
@@ -457,8 +339,6 @@ def test_sign_in_and_register_are_accessible(visit: Visit, axe_source: str) -> N
 
 def test_phone_width(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> None:
     """At 375 px nothing scrolls sideways, the menu folds behind a button that opens it, tables scroll."""
-    from playwright.sync_api import expect
-
     phone = Visit(running, chromium, PHONE, storage_state=admin_state)
     try:
         page = phone.page

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import json
 import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 
 import httpx
 import psutil
@@ -20,25 +18,16 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
+from tests.e2e.helpers import UA, login, watcher_pids
+from tests.support.polling import wait_until
+from tests.support.workers import worker_context
+from workers.actors import declare_actors
 
 pytestmark = pytest.mark.e2e
 
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 WATCHERS = {"api": 2, "realtime": 1, "ingest": 2, "analytics": 1, "integrations": 1, "compute": 1,
             "worker": 2, "scheduler": 1}
 
-
-@contextlib.contextmanager
-def login(stack: Stack) -> Iterator[httpx.Client]:
-    """A client signed in through the login form (with its CSRF token)."""
-    with stack.client() as client:
-        page = client.get("/login")
-        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
-        assert token is not None, page.text
-        answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
-                                             "_csrf_token": token.group(1)})
-        assert 303 == answer.status_code, answer.text
-        yield client
 
 
 def pageviews_in_db(stack: Stack, site: str = SITE, pathname: str | None = None) -> int:
@@ -153,30 +142,22 @@ def test_dashboard_requires_sign_in_and_rejects_forged_forms(stack: Stack) -> No
 
 def test_job_enqueued_runs_in_a_worker(stack: Stack) -> None:
     """rotate_salts, enqueued from outside, runs in a worker and deletes a salt older than 48 hours."""
-    from workers.broker import configure
-
     engine = make_engine(stack.settings.database)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO salts (salt, created_at) VALUES (:s, now() - interval '3 days')"),
                      {"s": b"o" * 32})
-    configure(stack.settings)
-    from workers.actors.system import rotate_salts
+    with worker_context(stack.settings) as worker:
+        declare_actors(worker.broker, worker)["rotate_salts"].send()
 
-    rotate_salts.send()
-    deadline = time.monotonic() + 20
-    old = 1
-    while time.monotonic() < deadline and old:
+    def old_salts() -> int:
         with engine.connect() as conn:
-            old = conn.execute(text("SELECT count(*) FROM salts WHERE created_at < now() - interval '2 days'")
-                               ).scalar_one()
-        time.sleep(0.2)
-    engine.dispose()
-    assert 0 == old
+            return int(conn.execute(text("SELECT count(*) FROM salts WHERE created_at < now() - interval '2 days'")
+                                    ).scalar_one())
 
-
-def watcher_pids(stack: Stack, watcher: str) -> set[int]:
-    output = stack.circus.ctl("list", watcher).strip()
-    return {int(pid) for pid in output.split(",") if pid.strip()}
+    try:
+        wait_until(lambda: old_salts() == 0, 20, "the worker to delete the old salt", interval=0.2)
+    finally:
+        engine.dispose()
 
 
 def beacon_processes(stack: Stack) -> list[psutil.Process]:
@@ -236,10 +217,8 @@ def test_circusctl_quit_stops_everything_within_its_timeouts(stack: Stack) -> No
         stack.circus.ctl("quit")
         stack.circus.process.wait(45)
         elapsed = time.monotonic() - started
-        deadline = time.monotonic() + 5
-        while beacon_processes(stack) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [] == [p.pid for p in beacon_processes(stack)]
+        wait_until(lambda: not beacon_processes(stack), 5,
+                   f"every Beacon process to exit (left: {[p.pid for p in beacon_processes(stack)]})")
         assert all(not listeners(port) for port in stack.settings.server.ports.values())
         assert elapsed < 30, f"quit took {elapsed:.1f} s"
         print(f"circusctl quit: every process stopped in {elapsed:.2f} s")

@@ -9,81 +9,13 @@ second test checks that the default automated browser sends nothing.
 
 from __future__ import annotations
 
-import functools
-import threading
-import time
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from app.core.db import make_engine
-from app.devstack import free_port
 from tests.e2e.browser import DESKTOP_UA, launch
-from tests.e2e.conftest import SITE, Stack
-
-HOSTS = "MAP tracker.test 127.0.0.1, MAP elsewhere.test 127.0.0.1"
-
-PAGE = """<!doctype html><html><head><title>t</title>
-<script>window.plausible = window.plausible || function () {
-  (window.plausible.q = window.plausible.q || []).push(arguments) };
-plausible("Queued", {props: {early: "yes"}});</script>
-<script defer data-domain="%(site)s" %(options)s src="%(beacon)s/js/script.js"></script>
-</head><body>
-<a id="out" href="https://elsewhere.test/away">away</a>
-<a id="file" href="/files/report.pdf">report</a>
-<script>for (const a of document.querySelectorAll("a")) a.addEventListener("click", e => e.preventDefault());</script>
-</body></html>"""
-
-
-@pytest.fixture(scope="module")
-def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A static site on 127.0.0.1 with the tracker embedded (default options and hash routing)."""
-    root = tmp_path_factory.mktemp("site")
-    (root / "index.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url,
-                                             "options": "data-outbound-links data-file-downloads"})
-    (root / "hash.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url, "options": "data-hash"})
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def events(stack: Stack, since_id: int) -> list[tuple[Any, ...]]:
-    engine = make_engine(stack.settings.database)
-    with engine.connect() as conn:
-        rows = [tuple(row) for row in conn.execute(text(
-            "SELECT name, pathname, props, revenue_amount::text, revenue_currency, hostname, browser FROM events "
-            "WHERE id > :id AND hostname = 'tracker.test' ORDER BY id"), {"id": since_id})]
-    engine.dispose()
-    return rows
-
-
-def last_id(stack: Stack) -> int:
-    engine = make_engine(stack.settings.database)
-    with engine.connect() as conn:
-        value = conn.execute(text("SELECT coalesce(max(id), 0) FROM events")).scalar_one()
-    engine.dispose()
-    return int(value)
-
-
-def wait_for(stack: Stack, since_id: int, count: int, timeout: float = 30) -> list[tuple[Any, ...]]:
-    deadline = time.monotonic() + timeout
-    rows = events(stack, since_id)
-    while len(rows) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-        rows = events(stack, since_id)
-    return rows
+from tests.e2e.conftest import Stack
+from tests.e2e.helpers import HOSTS, last_id, wait_for
 
 
 def test_pageviews_spa_navigation_and_custom_events(stack: Stack, pages: int, playwright: Any) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from app.core.resources import Resources
-from app.core.serve import LITESTAR_PROCESSES, _factory
 from app.core.settings import load_settings
 from app.realtime.app import RealtimeServer
-from tests.unit.test_settings import BASE
+from app.serve import LITESTAR_PROCESSES, app_factory
+from tests.support.settings import BASE
 
 
 @pytest.mark.parametrize("name", LITESTAR_PROCESSES)
 def test_app_builds(name: str) -> None:
     """create_app() of each process succeeds with plain settings and touches no server."""
-    app = _factory(name)(load_settings(BASE))
+    app = app_factory(name)(load_settings(BASE))
     assert app.routes
 
 

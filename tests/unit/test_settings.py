@@ -8,13 +8,7 @@ import pytest
 
 from app.core.errors import ConfigError
 from app.core.settings import load_settings
-
-BASE = {
-    "BEACON_DATABASE_URL": "postgresql://u:p@127.0.0.1:5432/beacon",
-    "BEACON_REDIS_URL": "redis://127.0.0.1:6379/0",
-    "BEACON_SECRET_KEY": "x" * 40,
-    "BEACON_INTERNAL_TOKEN": "token",
-}
+from tests.support.settings import BASE
 
 
 def test_defaults_follow_the_design() -> None:

@@ -1,10 +1,30 @@
-"""Every actor module; importing this package declares them all on the broker.
+"""Every actor, declared on a broker with a context by the process that runs or enqueues them.
 
-``workers.broker`` is imported first so that actors bind to Beacon's broker, whichever actor module a
-process happens to import first.
+Each module lists its actors as :class:`ActorSpec` (function, queue, retries, time limit, ``throws``);
+:func:`declare_actors` binds them to ``broker`` with ``context`` as their first argument, so an actor's
+function takes what it uses as a parameter instead of reaching for a global, and a test calls it directly.
 """
 
-import workers.broker  # noqa: F401  (must precede the actor modules)
-from workers.actors import analytics, ingest, integrations, system
+from __future__ import annotations
 
-__all__ = ["analytics", "ingest", "integrations", "system"]
+import functools
+
+import dramatiq
+from dramatiq import Actor, Broker
+
+from workers.actors import analytics, ingest, integrations, system
+from workers.actors.spec import ActorSpec
+from workers.context import WorkerContext
+
+SPECS: tuple[ActorSpec, ...] = (*system.ACTORS, *ingest.ACTORS, *analytics.ACTORS, *integrations.ACTORS)
+
+
+def declare_actors(broker: Broker, context: WorkerContext) -> dict[str, Actor[..., object]]:
+    """Declare every actor on ``broker``, each calling its function with ``context``; by actor name."""
+    return {spec.name: dramatiq.actor(actor_name=spec.name, broker=broker, queue_name=spec.queue_name,
+                                      max_retries=spec.max_retries, time_limit=spec.time_limit, throws=spec.throws,
+                                      **spec.options)(functools.partial(spec.fn, context))
+            for spec in SPECS}
+
+
+__all__ = ["SPECS", "ActorSpec", "declare_actors"]

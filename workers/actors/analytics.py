@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import dramatiq
 from sqlalchemy import text
 
 from services.analytics import rollups
-from workers.context import context
+from workers.actors.spec import ActorSpec
+from workers.context import WorkerContext
 
 
-@dramatiq.actor(queue_name="analytics", max_retries=3, time_limit=900_000)
-def refresh_rollups(site_id: int) -> None:
+def refresh_rollups(ctx: WorkerContext, site_id: int) -> None:
     """Roll up the site's final days, a chunk per transaction, then yesterday once its visits have ended.
     Safe to run twice: a per-site lock serialises runs and each chunk replaces what it covers."""
-    ctx = context()
     now = datetime.now(UTC)
     # Yesterday is rolled up once its visits have ended, by the ingest service's definition of a visit.
     visit_timeout = timedelta(seconds=ctx.settings.ingest.session_timeout)
@@ -25,10 +23,16 @@ def refresh_rollups(site_id: int) -> None:
                 return
 
 
-@dramatiq.actor(queue_name="analytics", max_retries=0, time_limit=60_000)
-def refresh_all_rollups() -> None:
+def refresh_all_rollups(ctx: WorkerContext) -> None:
     """Enqueue a refresh for every site."""
-    with context().engine.connect() as conn:
+    with ctx.engine.connect() as conn:
         site_ids = [int(row[0]) for row in conn.execute(text("SELECT id FROM sites ORDER BY id"))]
+    refresh = ctx.broker.get_actor("refresh_rollups")
     for site_id in site_ids:
-        refresh_rollups.send(site_id)
+        refresh.send(site_id)
+
+
+ACTORS = [
+    ActorSpec(refresh_rollups, queue_name="analytics", max_retries=3, time_limit=900_000),
+    ActorSpec(refresh_all_rollups, queue_name="analytics", max_retries=0, time_limit=60_000),
+]

@@ -7,94 +7,91 @@ a message lost with a killed worker is replaced by a new lease once the old one 
 
 from __future__ import annotations
 
-import dramatiq
-
 from services.integrations import alerts, delivery, facts, mail, reports
 from services.integrations.imports import job as imports_job
 from services.integrations.imports import store as imports_store
 from services.integrations.imports.files import ImportRefused, imports_dir
-from workers.context import context
+from workers.actors.spec import PERMANENT, ActorSpec
+from workers.context import WorkerContext
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=30_000, max_age=30_000)
-def dispatch_webhooks() -> None:
+def dispatch_webhooks(ctx: WorkerContext) -> None:
     """Lease every due delivery and enqueue its attempt."""
-    ctx = context()
     leased = delivery.claim_due(ctx.engine, ctx.settings.integrations)
+    deliver = ctx.broker.get_actor("deliver_webhook")
     for delivery_id, token in leased:
-        deliver_webhook.send(delivery_id, token)
+        deliver.send(delivery_id, token)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=45_000)
-def deliver_webhook(delivery_id: int, token: str) -> None:
+def deliver_webhook(ctx: WorkerContext, delivery_id: int, token: str) -> None:
     """One attempt of one leased delivery. Not retried by Dramatiq: the outbox's schedule decides retries.
     Safe to run twice: a token whose lease has passed to another worker does nothing."""
-    ctx = context()
     delivery.deliver(ctx.engine, ctx.settings.integrations, delivery_id, token)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
-def send_emails() -> None:
+def send_emails(ctx: WorkerContext) -> None:
     """Hand the mail outbox's due emails to the SMTP server."""
-    ctx = context()
     mail.send_due(ctx.engine, ctx.settings.integrations)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=3, time_limit=300_000)
-def purge_webhook_log() -> None:
+def purge_webhook_log(ctx: WorkerContext) -> None:
     """Delete finished deliveries older than the log's retention (30 days)."""
-    ctx = context()
     delivery.purge_log(ctx.engine, ctx.settings.integrations)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
-def coalesce_goals() -> None:
+def coalesce_goals(ctx: WorkerContext) -> None:
     """Send each site's goal conversions since the last run as one ``goal.completed`` per endpoint (and the
     site's first event as ``site.first_event``); the scheduler runs it every ``goal_interval`` seconds."""
-    ctx = context()
     facts.coalesce(ctx.engine, ctx.settings)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=600_000, max_age=3_600_000)
-def send_reports() -> None:
+def send_reports(ctx: WorkerContext) -> None:
     """Queue the weekly and monthly reports that are due (Monday / the 1st from 09:00, site time); hourly."""
-    ctx = context()
     reports.send_reports(ctx.engine, ctx.settings)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=120_000, max_age=60_000)
-def evaluate_alerts() -> None:
+def evaluate_alerts(ctx: WorkerContext) -> None:
     """Evaluate the alert rules out of their cool-down; the scheduler runs it every minute."""
-    ctx = context()
     alerts.evaluate(ctx.engine, ctx.settings)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=1_800_000, max_age=1_800_000)
-def evaluate_anomaly_alerts() -> None:
+def evaluate_anomaly_alerts(ctx: WorkerContext) -> None:
     """The hourly pass of the ``anomaly`` rules: each due rule's last complete hour scored by the compute
     service, which keeps the detector state per site and metric; the scheduler runs it every hour."""
-    ctx = context()
     alerts.evaluate_anomalies(ctx.engine, ctx.settings)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=30_000, max_age=30_000)
-def dispatch_imports() -> None:
+def dispatch_imports(ctx: WorkerContext) -> None:
     """Send the job of every import that needs one (new, its message lost, or its worker killed)."""
-    ctx = context()
+    run = ctx.broker.get_actor("run_import")
     for import_id in imports_store.dispatch(ctx.engine, ctx.settings.imports):
-        run_import.send(import_id)
+        run.send(import_id)
 
 
-@dramatiq.actor(queue_name="imports", max_retries=3, time_limit=6 * 3_600_000, throws=(ImportRefused,))
-def run_import(import_id: int) -> None:
+def run_import(ctx: WorkerContext, import_id: int) -> None:
     """Run or resume one import from its cursor; safe to run twice (a second job finds it leased or done).
     A refusal fails the import with its reason and is not retried; other errors are, from the cursor."""
-    ctx = context()
     imports_job.run_import(ctx.engine, ctx.settings.imports, import_id)
 
 
-@dramatiq.actor(queue_name="integrations", max_retries=3, time_limit=300_000, max_age=3_600_000)
-def purge_import_uploads() -> None:
+def purge_import_uploads(ctx: WorkerContext) -> None:
     """Remove uploaded exports that no import points at any more (a day after they were written)."""
-    ctx = context()
     imports_store.purge_orphans(ctx.engine, imports_dir(ctx.settings.paths.state_dir))
+
+
+# max_retries=0 where the outbox or the schedule retries by itself; max_age drops a periodic job that waited
+# longer than its period (the next one is on its way).
+_QUEUE = "integrations"
+ACTORS = [
+    ActorSpec(dispatch_webhooks, _QUEUE, max_retries=0, time_limit=30_000, options={"max_age": 30_000}),
+    ActorSpec(deliver_webhook, _QUEUE, max_retries=0, time_limit=45_000),
+    ActorSpec(send_emails, _QUEUE, max_retries=0, time_limit=120_000, options={"max_age": 60_000}),
+    ActorSpec(purge_webhook_log, _QUEUE, max_retries=3, time_limit=300_000),
+    ActorSpec(coalesce_goals, _QUEUE, max_retries=0, time_limit=120_000, options={"max_age": 60_000}),
+    ActorSpec(send_reports, _QUEUE, max_retries=0, time_limit=600_000, options={"max_age": 3_600_000}),
+    ActorSpec(evaluate_alerts, _QUEUE, max_retries=0, time_limit=120_000, options={"max_age": 60_000}),
+    ActorSpec(evaluate_anomaly_alerts, _QUEUE, max_retries=0, time_limit=1_800_000, options={"max_age": 1_800_000}),
+    ActorSpec(dispatch_imports, _QUEUE, max_retries=0, time_limit=30_000, options={"max_age": 30_000}),
+    ActorSpec(run_import, "imports", max_retries=3, time_limit=6 * 3_600_000, throws=(*PERMANENT, ImportRefused)),
+    ActorSpec(purge_import_uploads, _QUEUE, max_retries=3, time_limit=300_000, options={"max_age": 3_600_000}),
+]

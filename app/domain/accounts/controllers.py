@@ -15,11 +15,16 @@ from app.core.errors import AppError, ClientError, TooManyRequests
 from app.core.pages import FormState, flash
 from app.core.resources import Resources
 from app.domain.accounts.deps import client_address, current_user, require_user
-from app.domain.accounts.services import authenticate, change_password, end_sessions, register_user
+from app.domain.accounts.services import (
+    authenticate,
+    change_password,
+    end_sessions,
+    pending_invitation,
+    register_user,
+)
 from app.domain.accounts.session import rotate_session, start_session
 from app.domain.accounts.throttle import LoginThrottle
 from app.domain.apikeys.services import create_api_key, list_api_keys, revoke_api_key
-from app.domain.sites.services import pending_invitation
 from app.realtime.publish import WebSocketService
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, Conflict, Forbidden, Unauthorized
-from app.core.models import User
+from app.core.models import Invitation, Site, User
+from app.core.tokens import token_hash
 
 _hasher = PasswordHasher()
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -121,3 +123,14 @@ async def change_password(session: AsyncSession, user_id: int, current: str, new
 async def end_sessions(session: AsyncSession, user_id: int) -> None:
     """Sign the user out of every browser session (it takes effect on each session's next request)."""
     await session.execute(update(User).where(User.id == user_id).values(session_epoch=User.session_epoch + 1))
+
+
+async def pending_invitation(session: AsyncSession, token: str) -> tuple[Invitation, Site] | None:
+    """The invitation ``token`` names and its site, while it is unused and unexpired; else ``None``."""
+    if not token or len(token) > 200:
+        return None
+    row = (await session.execute(
+        select(Invitation, Site).join(Site, Site.id == Invitation.site_id)
+        .where(Invitation.token_hash == token_hash(token), Invitation.accepted_at.is_(None),
+               Invitation.expires_at > datetime.now(UTC)))).first()
+    return (row[0], row[1]) if row else None

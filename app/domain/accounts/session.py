@@ -38,9 +38,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, ScopeSession, Send
 from litestar.utils.scope.state import ScopeState
 
 from app.core.errors import ClientError
+from app.core.sessions import new_session, session_is_valid, valid_session_id
 from app.core.tokens import sign_token, verify_token
 
-SESSION_COOKIE = "beacon_session"
 CSRF_COOKIE = "beacon_csrf"
 FLASH_COOKIE = "beacon_flash"
 CSRF_FIELD = "_csrf_token"
@@ -50,7 +50,6 @@ MAX_COOKIE_HEADER = 8192
 FLASH_TTL = 300
 """Seconds a flash message for a visitor without a session survives in its cookie."""
 
-_SESSION_ID = re.compile(r"[0-9a-f]{64}")
 _CSRF_NONCE = re.compile(r"[0-9a-f]{32}")
 _CSRF_TOKEN = re.compile(r"[0-9a-f]{96}")
 _LOADED_ID = "beacon.session_id"
@@ -63,26 +62,6 @@ _CSRF_SECRET = "beacon.csrf_secret"
 class CookieTooLarge(ClientError):
     status_code = 431
     title = "Request header fields too large"
-
-
-def new_session(user_id: int, epoch: int, now: float | None = None) -> dict[str, Any]:
-    """The data of a session that signs ``user_id`` in (as stored in Redis, JSON-encoded)."""
-    return {"user_id": user_id, "epoch": epoch, "created": int(time.time() if now is None else now)}
-
-
-def session_is_valid(data: object, lifetime: int, now: float | None = None) -> bool:
-    """Whether stored session ``data`` has the shape :func:`new_session` gives and is younger than ``lifetime`` s."""
-    if not isinstance(data, dict):
-        return False
-    user_id, epoch, created = data.get("user_id"), data.get("epoch"), data.get("created")
-    if not isinstance(user_id, int) or not isinstance(epoch, int) or not isinstance(created, int | float):
-        return False
-    return 0 <= (time.time() if now is None else now) - created < lifetime
-
-
-def valid_session_id(value: str | None) -> str | None:
-    """``value`` when it has the shape of an id Beacon issues, else ``None`` (never looked up in Redis)."""
-    return value if value is not None and _SESSION_ID.fullmatch(value) else None
 
 
 def start_session(request: Request[Any, Any, Any], user_id: int, epoch: int) -> None:

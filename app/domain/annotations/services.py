@@ -8,8 +8,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, NotFound
+from app.core.inputs import existing_id
 from app.core.models import Annotation
-from app.domain.sites.services import existing_id
 
 BODY_MAX = 2000
 

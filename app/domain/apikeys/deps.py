@@ -20,8 +20,8 @@ from litestar.di import Provide
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.models import ApiKey, Site, User
 from app.core.resources import Resources
+from app.domain.access.services import SiteAccess, site_access
 from app.domain.apikeys.services import verify_api_key
-from app.domain.sites.services import SiteAccess, site_access
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="beacon"'}
 

@@ -9,8 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ClientError, NotFound
+from app.core.inputs import existing_id
 from app.core.models import API_SCOPES, ApiKey, User
-from app.domain.sites.services import existing_id, token_hash
+from app.core.tokens import token_hash
 
 KEY_PREFIX = "bk_"
 LAST_USED_RESOLUTION = 60

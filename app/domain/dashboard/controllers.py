@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 from app.core.errors import NotFound, ServiceUnavailable, Unauthorized
 from app.core.models import Site, User
 from app.core.resources import Resources
+from app.domain.access.services import site_access
 from app.domain.accounts.deps import current_user
 from app.domain.annotations.services import list_annotations
 from app.domain.dashboard import services
@@ -26,7 +27,7 @@ from app.domain.dashboard.services import (
     live_token,
     parse_state,
 )
-from app.domain.sites.services import site_access, site_by_share_token
+from app.domain.sites.services import site_by_share_token
 
 PARTS = ("overview", "breakdown", "properties", "realtime", "insights", "compare")
 

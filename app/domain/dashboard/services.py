@@ -21,9 +21,9 @@ from app.core.contracts import PropertyKeys, StatsAnswer, StatsQuery
 from app.core.errors import ClientError
 from app.core.inputs import check_date
 from app.core.models import Annotation, Site
-from app.core.periods import default_interval
+from app.core.periods import default_interval, month_start
 from app.core.resources import Resources
-from app.core.tokens import sign_token
+from app.core.tokens import WS_TOKEN_PURPOSE, sign_token
 from app.realtime.publish import site_channel
 
 WS_TOKEN_TTL = 12 * 3600
@@ -67,11 +67,6 @@ BREAKDOWN_PARAMS = PARAMS | {"dimension", "limit"}
 
 def local_today(site: Site, now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(site.timezone)).date()
-
-
-def _month_start(day: date, months_back: int = 0) -> date:
-    index = day.year * 12 + day.month - 1 - months_back
-    return date(index // 12, index % 12 + 1, 1)
 
 
 @dataclass(frozen=True)
@@ -206,13 +201,13 @@ def parse_state(params: Mapping[str, Sequence[str]], site: Site, *, allowed: fro
         # before this month, as the Stats API's "30d" and "6mo" do.
         first = {
             "today": today, "7d": today - timedelta(days=7), "30d": today - timedelta(days=30),
-            "month": today.replace(day=1), "6mo": _month_start(today, 6), "12mo": _month_start(today, 12),
+            "month": today.replace(day=1), "6mo": month_start(today, 6), "12mo": month_start(today, 12),
             "all": None,
         }[period]
         if period in ("7d", "30d"):
             last = today - timedelta(days=1)
         elif period in ("6mo", "12mo"):
-            last = _month_start(today) - timedelta(days=1)
+            last = month_start(today) - timedelta(days=1)
     compare = _one(params, "compare") or "off"
     if compare not in ("previous", "off"):
         raise ClientError("compare: previous or off")
@@ -400,7 +395,7 @@ def live_token(resources: Resources, site: Site, user_id: int | None = None, epo
     ``epoch`` is the user's session epoch: once it moves on (password change, sign-out everywhere) the token
     no longer opens a connection.
     """
-    return sign_token(resources.settings.security.secret_key, "ws",
+    return sign_token(resources.settings.security.secret_key, WS_TOKEN_PURPOSE,
                       {"channels": [site_channel(site.id)], "user_id": user_id, "epoch": epoch}, WS_TOKEN_TTL)
 
 

@@ -18,10 +18,11 @@ from app.core.errors import ClientError
 from app.core.models import User
 from app.core.pages import FormState, flash
 from app.core.resources import Resources
+from app.domain.access.services import SiteAccess, site_access
 from app.domain.accounts.deps import require_user
+from app.domain.accounts.services import pending_invitation
 from app.domain.annotations.services import create_annotation, delete_annotation, list_annotations
 from app.domain.sites import services
-from app.domain.sites.services import SiteAccess, site_access
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -323,7 +324,7 @@ class SiteController(Controller):
         user = await require_user(request)
         resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
-            found = await services.pending_invitation(session, token)
+            found = await pending_invitation(session, token)
         return Template("invitation.html", status_code=200 if found else 404, context={
             "user": user, "token": token, "invitation": found[0] if found else None,
             "site": found[1] if found else None})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import re
@@ -19,16 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.contracts import EventsReceived
 from app.core.errors import AppError, ClientError, Conflict, Forbidden, NotFound
-from app.core.models import ROLES, Goal, Invitation, Membership, Site, SiteExclusion, User
+from app.core.inputs import existing_id
+from app.core.models import Goal, Invitation, Membership, Site, SiteExclusion, User
 from app.core.resources import Resources
 from app.core.timezones import site_timezones
+from app.core.tokens import token_hash
+from app.domain.access.services import SiteAccess
+from app.domain.accounts.services import normalize_email, pending_invitation
 from app.realtime.publish import WebSocketService, site_channel
 
 logger = logging.getLogger("beacon.sites")
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-RANK = {role: len(ROLES) - index for index, role in enumerate(ROLES)}
-"""owner 3, admin 2, viewer 1: a role grants everything a weaker one does."""
 INVITATION_TTL = timedelta(days=7)
 
 
@@ -49,21 +50,6 @@ def check_timezone(tz: str) -> str:
     except ZoneInfoNotFoundError:
         raise ClientError(f"timezone: unknown time zone {tz!r}") from None
     return tz
-
-
-BIGINT_MAX = 2**63 - 1
-
-
-def existing_id(value: int, field: str) -> int:
-    """Ids come from URLs: one outside PostgreSQL's bigint range cannot exist (and must not reach SQL)."""
-    if not 0 < value <= BIGINT_MAX:
-        raise NotFound(f"{field}: no such {field.removesuffix('_id')}")
-    return value
-
-
-def token_hash(token: str) -> bytes:
-    """Tokens and keys are long random strings: SHA-256 is enough to store them without the secret."""
-    return hashlib.sha256(token.encode()).digest()
 
 
 async def create_site(session: AsyncSession, domain: str, timezone: str = "UTC", *,
@@ -96,31 +82,6 @@ async def list_sites(session: AsyncSession, user_id: int | None = None) -> list[
         query = query.join(Membership, Membership.site_id == Site.id).where(Membership.user_id == user_id)
     return list((await session.execute(query)).scalars())
 
-
-@dataclass(frozen=True)
-class SiteAccess:
-    site: Site
-    role: str
-
-    def allows(self, needed: str) -> bool:
-        return RANK[self.role] >= RANK[needed]
-
-
-async def site_access(session: AsyncSession, user_id: int, domain: str, needed: str = "viewer") -> SiteAccess:
-    """The user's access to the site, if at least ``needed``.
-
-    A site that does not exist and one the user is not a member of give the same ``NotFound``, so nobody
-    learns which domains exist; a member without the role gets ``Forbidden``.
-    """
-    row = (await session.execute(
-        select(Site, Membership.role).join(Membership, Membership.site_id == Site.id)
-        .where(Site.domain == domain.strip().lower(), Membership.user_id == user_id))).first()
-    if row is None:
-        raise NotFound(f"no site {domain}")
-    access = SiteAccess(row[0], row[1])
-    if not access.allows(needed):
-        raise Forbidden(f"your role on {access.site.domain} ({access.role}) does not allow this")
-    return access
 
 
 async def update_site(session: AsyncSession, site: Site, domain: str, timezone: str) -> None:
@@ -171,8 +132,6 @@ async def list_members(session: AsyncSession, site_id: int) -> list[tuple[User, 
 async def create_invitation(session: AsyncSession, access: SiteAccess, email: str, role: str,
                             invited_by: int) -> str:
     """An invitation link token for ``email`` with ``role``; only owners may invite admins."""
-    from app.domain.accounts.services import normalize_email
-
     email = normalize_email(email)
     if role not in ("admin", "viewer"):
         raise ClientError("role: choose admin or viewer")
@@ -183,16 +142,6 @@ async def create_invitation(session: AsyncSession, access: SiteAccess, email: st
                            invited_by=invited_by, expires_at=datetime.now(UTC) + INVITATION_TTL))
     await session.flush()
     return token
-
-
-async def pending_invitation(session: AsyncSession, token: str) -> tuple[Invitation, Site] | None:
-    if not token or len(token) > 200:
-        return None
-    row = (await session.execute(
-        select(Invitation, Site).join(Site, Site.id == Invitation.site_id)
-        .where(Invitation.token_hash == token_hash(token), Invitation.accepted_at.is_(None),
-               Invitation.expires_at > datetime.now(UTC)))).first()
-    return (row[0], row[1]) if row else None
 
 
 async def accept_invitation(session: AsyncSession, token: str, user: User) -> Site:

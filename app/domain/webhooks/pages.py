@@ -16,8 +16,8 @@ from app.core.http import ServiceClient, ServiceError
 from app.core.models import Goal, Site, User
 from app.core.pages import FormState, flash
 from app.core.resources import Resources
+from app.domain.access.services import site_access
 from app.domain.accounts.deps import require_user
-from app.domain.sites.services import site_access
 
 EVENT_TYPES = (
     ("goal.completed", "Goal conversions (one message per minute listing each)"),

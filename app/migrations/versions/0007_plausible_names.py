@@ -30,6 +30,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+# The one definition of attribution and of the names is ingest's; a copy here would drift from it.
+from services.ingest.enrich import APP_FAMILIES, BROWSER_NAMES, OS_NAMES, attribution
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -100,9 +103,6 @@ def _rename(table: str, column: str, pairs: dict[str, str]) -> None:
 
 def _attribution(table: str) -> None:
     """Recompute referrer, source and channel of every distinct (referrer, tags) combination of ``table``."""
-    # The one definition of attribution is ingest's; a copy here would drift from it.
-    from services.ingest.enrich import attribution
-
     bind = op.get_bind()
     combos = bind.execute(sa.text(
         f"SELECT DISTINCT referrer, referrer_source, channel, utm_source, utm_medium, utm_campaign "  # noqa: S608
@@ -130,8 +130,6 @@ def _attribution(table: str) -> None:
 
 
 def _names(table: str) -> None:
-    from services.ingest.enrich import APP_FAMILIES, BROWSER_NAMES, OS_NAMES
-
     # iPads first: their OS is still "iOS" and their device still "tablet" here.
     op.execute(f"UPDATE {table} SET os = 'iPadOS' WHERE os = 'iOS' AND device = 'tablet'")  # noqa: S608 - constant
     if table == "events":  # in-app browsers have no version in Plausible (its "mobile app" clients)

@@ -19,10 +19,10 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine, text
 
 from app.core.db import make_engine
+from app.core.sessions import SESSION_COOKIE, new_session
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port, stop_processes, wait_for_port
-from app.domain.accounts.session import new_session
-from tests.integration.conftest import BEACON
+from tests.support.beacon import BEACON
 
 PASSWORD = "correct horse battery"
 HASH = PasswordHasher().hash(PASSWORD)
@@ -132,5 +132,5 @@ def browser(servers: Servers) -> Iterator[Browser]:
 
 def signed_in(servers: Servers, world: World, user_id: int) -> Browser:
     client = Browser(base_url=servers.api, timeout=15, headers={"Accept": "text/html"})
-    client.cookies.set("beacon_session", world.session_for(user_id), domain="127.0.0.1")
+    client.cookies.set(SESSION_COOKIE, world.session_for(user_id), domain="127.0.0.1")
     return client

@@ -7,6 +7,7 @@ import re
 
 import httpx
 
+from app.core.sessions import SESSION_COOKIE
 from tests.integration.accounts.conftest import PASSWORD, Browser, Servers, World, signed_in
 
 
@@ -37,11 +38,11 @@ def test_registration_names_the_bad_field(browser: Browser, world: World) -> Non
 def test_login_issues_a_new_session_id(browser: Browser, world: World) -> None:
     """A session id planted before sign-in is not the one that is signed in (no session fixation)."""
     world.user("a@example.com")
-    browser.cookies.set("beacon_session", "f" * 64)
+    browser.cookies.set(SESSION_COOKIE, "f" * 64)
     world.redis.set(f"{world.settings.redis.key_prefix}sessions:{'f' * 64}", b'{"planted":true}')
     answer = browser.form("/login", {"email": "a@example.com", "password": PASSWORD, "next": "/"})
     assert 303 == answer.status_code
-    new_id = answer.cookies.get("beacon_session")
+    new_id = answer.cookies.get(SESSION_COOKIE)
     assert new_id and new_id != "f" * 64
     assert world.redis.get(f"{world.settings.redis.key_prefix}sessions:{'f' * 64}") is None
     assert 200 == browser.get("/").status_code
@@ -51,9 +52,9 @@ def test_logout_ends_the_session(browser: Browser, world: World) -> None:
     """After sign-out the old cookie no longer signs anyone in."""
     world.user("a@example.com")
     browser.form("/login", {"email": "a@example.com", "password": PASSWORD})
-    old = browser.cookies.get("beacon_session")
+    old = browser.cookies.get(SESSION_COOKIE)
     browser.form("/logout")
-    with httpx.Client(base_url=browser.base_url, cookies={"beacon_session": old or ""}) as replay:
+    with httpx.Client(base_url=browser.base_url, cookies={SESSION_COOKIE: old or ""}) as replay:
         assert 302 == replay.get("/", follow_redirects=False).status_code
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.domain.sites.services import token_hash
+from app.core.tokens import token_hash
 from tests.integration.accounts.conftest import Servers, World, signed_in
 
 SHARE = "share-token-of-dash-example-0123456789"

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.core.sessions import SESSION_COOKIE
 from app.devstack import Nginx, free_port
 from tests.integration.accounts.conftest import Servers
 
@@ -93,7 +94,7 @@ def test_errors_nginx_answers_under_api_are_problem_json(edge: Nginx, request_by
 def test_oversized_cookie_on_a_page_is_a_431_page(edge: Nginx) -> None:
     """Outside /api/ the 431 for more than 8 KB of cookies is an HTML page telling what to do."""
     with https(edge) as client:
-        answer = client.get("/login", headers={"Cookie": f"beacon_session={'x' * 9000}"})
+        answer = client.get("/login", headers={"Cookie": f"{SESSION_COOKIE}={'x' * 9000}"})
     assert (431, "text/html") == (answer.status_code, answer.headers["content-type"])
     assert "cookies" in answer.text
 

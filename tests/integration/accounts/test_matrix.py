@@ -16,6 +16,7 @@ import httpx
 import pytest
 import websockets
 
+from app.core.sessions import SESSION_COOKIE
 from tests.integration.accounts.conftest import Browser, Servers, World, signed_in
 
 ACTORS = ("anonymous", "other", "viewer", "admin", "owner", "key_other", "key_revoked", "share")
@@ -149,7 +150,7 @@ async def ws_join(servers: Servers, world: World, ids: dict[str, int], actor: st
     url = f"ws://127.0.0.1:{servers.realtime_port}/ws"
     headers: dict[str, str] = {"Origin": servers.api}
     if actor in ("other", "viewer", "admin", "owner"):
-        headers["Cookie"] = f"beacon_session={world.session_for(ids[actor])}"
+        headers["Cookie"] = f"{SESSION_COOKIE}={world.session_for(ids[actor])}"
     elif actor in ("key_other", "key_revoked"):
         headers["Authorization"] = f"Bearer {key_for('other' if actor == 'key_other' else 'revoked')}"
     elif actor == "share":

@@ -21,7 +21,7 @@ from app.core.pages import FormState, sparkline
 from app.core.settings import Settings
 from app.main import create_app
 from tests.integration.accounts.conftest import Servers, World, signed_in
-from tests.integration.conftest import Services
+from tests.support.beacon import Services
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 JSON = {"Accept": "application/json"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from typing import Any
 
 import httpx
@@ -14,15 +13,17 @@ import redis.asyncio as aioredis
 import websockets
 
 from app.core.redis import Keys
+from app.core.sessions import SESSION_COOKIE
 from app.core.tokens import sign_token
-from app.realtime.publish import WebSocketService
+from app.realtime.publish import RealtimeStats, WebSocketService
 from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.polling import wait_until_async
 
 
 async def connect(servers: Servers, world: World, user_id: int | None, **kwargs: Any) -> Any:
     headers = {"Origin": servers.api}
     if user_id is not None:
-        headers["Cookie"] = f"beacon_session={world.session_for(user_id)}"
+        headers["Cookie"] = f"{SESSION_COOKIE}={world.session_for(user_id)}"
     socket = await websockets.connect(f"ws://127.0.0.1:{servers.realtime_port}/ws", additional_headers=headers,
                                       **kwargs)
     assert "hello" == json.loads(await socket.recv())["type"]
@@ -102,12 +103,11 @@ async def test_statistics_are_aggregated_and_shown_to_admins_only(servers: Serve
     sockets = [await connect(servers, world, user) for _ in range(3)]
     await sockets[0].send(json.dumps({"type": "join", "room": f"site:{site_id}"}))
     await next_message(sockets[0])
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    async def counted() -> RealtimeStats | None:
         stats = await service.stats()
-        if stats.connections == 3 and stats.rooms.get(f"site:{site_id}") == 1:
-            break
-        await asyncio.sleep(0.1)
+        return stats if stats.connections == 3 and stats.rooms.get(f"site:{site_id}") == 1 else None
+
+    stats = await wait_until_async(counted, 5, "the three connections in the statistics")
     assert (3, {f"site:{site_id}": 1}, 1) == (stats.connections, stats.rooms, len(stats.processes))
     with signed_in(servers, world, admin) as client:
         shown = client.get("/api/admin/realtime")
@@ -122,7 +122,8 @@ async def test_statistics_are_aggregated_and_shown_to_admins_only(servers: Serve
 
 async def test_cookie_from_another_origin_is_refused(servers: Servers, world: World) -> None:
     """A session cookie on a cross-site handshake does not authenticate (cross-site WebSocket hijacking)."""
-    headers = {"Origin": "https://evil.example", "Cookie": f"beacon_session={world.session_for(world.user('a@x.com'))}"}
+    session_id = world.session_for(world.user("a@x.com"))
+    headers = {"Origin": "https://evil.example", "Cookie": f"{SESSION_COOKIE}={session_id}"}
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
         async with websockets.connect(f"ws://127.0.0.1:{servers.realtime_port}/ws", additional_headers=headers):
             pass
@@ -221,7 +222,7 @@ async def test_session_ended_by_sign_out_everywhere_no_longer_opens_a_socket(ser
                                                                              world: World) -> None:
     """The WebSocket handshake applies the api's session rules: once the user's epoch moves on, 403."""
     user_id = world.user("epoch@example.com")
-    headers = {"Origin": servers.api, "Cookie": f"beacon_session={world.session_for(user_id)}"}
+    headers = {"Origin": servers.api, "Cookie": f"{SESSION_COOKIE}={world.session_for(user_id)}"}
     async with websockets.connect(f"ws://127.0.0.1:{servers.realtime_port}/ws", additional_headers=headers) as ok:
         assert {"type": "hello", "channels": [], "user": True} == json.loads(await ok.recv())
     world.sql("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = :u", u=user_id)

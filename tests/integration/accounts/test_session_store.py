@@ -22,10 +22,11 @@ import pytest
 import redis
 from litestar import Litestar
 
+from app.core.sessions import SESSION_COOKIE
 from app.core.settings import Settings, load_settings
 from app.devstack import Redis
 from app.main import create_app
-from tests.conftest import running_redis
+from tests.support.servers import running_redis
 
 REQUESTS = int(os.environ.get("BEACON_SOAK_REQUESTS", "10000"))
 PAGES = ("/login", "/register", "/", "/login?next=/account", "/account")
@@ -86,11 +87,11 @@ async def test_ten_thousand_cookieless_page_requests_leave_redis_memory_flat(
         session_cookies_set = 0
         async with asyncio.timeout(600):
             for number, path in zip(range(REQUESTS), itertools.cycle(PAGES), strict=False):
-                junk = f"beacon_session=junk{number}-{secrets.token_hex(200)}" if number % 10 == 0 else None
+                junk = f"{SESSION_COOKIE}=junk{number}-{secrets.token_hex(200)}" if number % 10 == 0 else None
                 status, cookies = await get(app, path, junk)
                 statuses[status] += 1
-                session_cookies_set += sum(1 for value in cookies if value.startswith(b"beacon_session=")
-                                           and not value.startswith(b'beacon_session="";'))
+                session_cookies_set += sum(1 for value in cookies if value.startswith(f"{SESSION_COOKIE}=".encode())
+                                           and not value.startswith(f'{SESSION_COOKIE}="";'.encode()))
         keys_after, memory_after = measure(redis_client)
     redis_client.close()
     assert {200: REQUESTS * 3 // 5, 302: REQUESTS * 2 // 5} == dict(statuses)

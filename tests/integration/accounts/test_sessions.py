@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from app.domain.accounts.session import new_session
+from app.core.sessions import SESSION_COOKIE, new_session
 from tests.integration.accounts.conftest import PASSWORD, Browser, Servers, World, signed_in
 
 
@@ -33,14 +33,14 @@ def token_of(page: httpx.Response) -> str:
 def test_visitor_without_a_session_stores_nothing_and_gets_no_session_cookie(servers: Servers, world: World,
                                                                              cookie: str | None) -> None:
     """Pages for a visitor with no session (whatever the cookie says) write nothing to Redis and echo no id."""
-    headers = {"Accept": "text/html"} | ({"Cookie": f"beacon_session={cookie}"} if cookie else {})
+    headers = {"Accept": "text/html"} | ({"Cookie": f"{SESSION_COOKIE}={cookie}"} if cookie else {})
     with httpx.Client(base_url=servers.api, timeout=15) as client:
         answers = [client.get(path, headers=headers) for path in ("/register", "/login", "/")]
     assert [200, 200, 302] == [answer.status_code for answer in answers]
     assert [] == session_keys(world)
     for answer in answers:
         for value in answer.headers.get_list("set-cookie"):
-            assert not value.startswith("beacon_session=") or value.startswith('beacon_session=""'), value
+            assert not value.startswith(f"{SESSION_COOKIE}=") or value.startswith(f'{SESSION_COOKIE}=""'), value
             assert cookie is None or cookie not in value
 
 
@@ -48,9 +48,9 @@ def test_unknown_session_id_is_replaced_by_a_server_generated_one_at_sign_in(bro
                                                                              world: World) -> None:
     """A well-formed id that names no session is not adopted: sign-in issues a fresh id of the server's own."""
     world.user("a@example.com")
-    browser.cookies.set("beacon_session", "a" * 64)
+    browser.cookies.set(SESSION_COOKIE, "a" * 64)
     answer = browser.form("/login", {"email": "a@example.com", "password": PASSWORD})
-    issued = answer.cookies.get("beacon_session")
+    issued = answer.cookies.get(SESSION_COOKIE)
     assert 303 == answer.status_code
     assert issued is not None and re.fullmatch("[0-9a-f]{64}", issued) and issued != "a" * 64
     assert [f"{world.settings.redis.key_prefix}sessions:{issued}".encode()] == session_keys(world)
@@ -63,7 +63,7 @@ def test_unknown_session_id_is_replaced_by_a_server_generated_one_at_sign_in(bro
 def test_oversized_cookie_header_is_refused_with_431(servers: Servers, world: World, path: str, accept: str,
                                                      media_type: str) -> None:
     """More than 8 KB of cookies: 431 with a page or problem+json, and nothing stored."""
-    cookie = f"beacon_session={'a' * 64}; other={'x' * 9000}"
+    cookie = f"{SESSION_COOKIE}={'a' * 64}; other={'x' * 9000}"
     with httpx.Client(base_url=servers.api, timeout=15) as client:
         answer = client.get(path, headers={"Cookie": cookie, "Accept": accept})
     assert 431 == answer.status_code
@@ -78,7 +78,7 @@ def test_session_ends_at_its_absolute_lifetime_however_active(servers: Servers, 
     key = f"{world.settings.redis.key_prefix}sessions:{'b' * 64}"
     lifetime = world.settings.accounts.session_lifetime
     world.redis.set(key, json.dumps(new_session(user_id, 0, time.time() - lifetime - 1)), ex=3600)
-    with httpx.Client(base_url=servers.api, timeout=15, cookies={"beacon_session": "b" * 64}) as client:
+    with httpx.Client(base_url=servers.api, timeout=15, cookies={SESSION_COOKIE: "b" * 64}) as client:
         answer = client.get("/account", headers={"Accept": "text/html"})
     assert 302 == answer.status_code
     assert answer.headers["location"].startswith("/login")
@@ -91,10 +91,10 @@ def test_an_active_session_is_kept_no_longer_than_its_lifetime_allows(servers: S
     key = f"{world.settings.redis.key_prefix}sessions:{'c' * 64}"
     lifetime = world.settings.accounts.session_lifetime
     world.redis.set(key, json.dumps(new_session(user_id, 0, time.time() - lifetime + 100)), ex=3600)
-    with httpx.Client(base_url=servers.api, timeout=15, cookies={"beacon_session": "c" * 64}) as client:
+    with httpx.Client(base_url=servers.api, timeout=15, cookies={SESSION_COOKIE: "c" * 64}) as client:
         answer = client.get("/account", headers={"Accept": "text/html"})
     assert 200 == answer.status_code
-    max_age = re.search(r"beacon_session=c{64}; .*Max-Age=(\d+)", answer.headers["set-cookie"])
+    max_age = re.search(rf"{SESSION_COOKIE}=c{{64}}; .*Max-Age=(\d+)", answer.headers["set-cookie"])
     assert max_age is not None and 0 < int(max_age.group(1)) <= 100
     assert 0 < world.redis.ttl(key) <= 100
 
@@ -112,11 +112,11 @@ def test_password_change_ends_the_other_sessions_and_keeps_this_one(servers: Ser
     user_id = world.user("a@example.com")
     with signed_in(servers, world, user_id) as here, signed_in(servers, world, user_id) as elsewhere:
         assert 200 == elsewhere.get("/account").status_code
-        old_id = here.cookies.get("beacon_session")
+        old_id = here.cookies.get(SESSION_COOKIE)
         changed = here.form("/account/password", {"current_password": PASSWORD, "new_password": "a new password",
                                                   "new_password_again": "a new password"})
         assert 200 == changed.status_code
-        assert old_id != here.cookies.get("beacon_session")
+        assert old_id != here.cookies.get(SESSION_COOKIE)
         # The page answering the change carries tokens for the rotated session: its forms still work.
         assert 201 == here.post("/account/api-keys", data={"name": "after", "scopes": "stats:read",
                                                            "_csrf_token": token_of(changed)}).status_code

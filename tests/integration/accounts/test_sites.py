@@ -7,6 +7,7 @@ import re
 import httpx
 
 from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.beacon import run_beacon
 
 
 def api_key(servers: Servers, world: World, user_id: int, scopes: list[str]) -> str:
@@ -131,8 +132,6 @@ def test_bad_form_input_names_the_field(servers: Servers, world: World) -> None:
 
 def test_cli_creates_an_api_key_that_works(servers: Servers, world: World) -> None:
     """`beacon apikey create` prints a key that the Sites API accepts; an unknown user exits 1."""
-    from tests.integration.conftest import run_beacon
-
     world.user("ops@example.com")
     made = run_beacon(servers.environment, "apikey", "create", "--email", "ops@example.com", "--name", "ci",
                       "--scope", "sites:write")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.accounts.conftest import Servers, World
-from tests.integration.conftest import run_beacon
+from tests.support.beacon import run_beacon
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from app.core.db import make_engine
 from app.core.settings import Settings
 from services.analytics import rollups
 from tests.benchmarks.datagen import generate
+from tests.support.analytics import load_dataset
 
 TZ = "America/New_York"
 DAYS = 40
@@ -43,3 +44,9 @@ def generated(settings: Settings, db: None) -> tuple[int, datetime]:
     assert state is not None
     assert (now.date() - timedelta(days=2), now.date() - timedelta(days=1)) == tuple(state)
     return site_id, now
+
+
+@pytest.fixture
+def dataset(settings: Settings, db: None) -> None:
+    """The Stats API tests' hand-computed dataset (tests/support/analytics.py)."""
+    load_dataset(settings)

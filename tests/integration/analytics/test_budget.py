@@ -14,8 +14,8 @@ import pytest
 from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port
-from tests.integration.analytics.test_stats_query import DAY, dataset  # noqa: F401 - the fixture
-from tests.integration.conftest import Services
+from tests.support.analytics import DAY
+from tests.support.beacon import Services
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def tight(environment: dict[str, str], settings: Settings) -> Iterator[int]:
         processes.stop("analytics")
 
 
-def test_query_over_budget(settings: Settings, tight: int, dataset: None) -> None:  # noqa: F811
+def test_query_over_budget(settings: Settings, tight: int, dataset: None) -> None:
     """The statement is cancelled at the budget; the answer says so, with the budget, not 'unavailable'."""
     response = httpx.post(f"http://127.0.0.1:{tight}/query",
                           json={"site_id": "stats.example", "date_range": DAY, "metrics": ["visitors", "bounce_rate"],
@@ -49,7 +49,7 @@ def waiting_on_sessions(conn: psycopg.Connection[Any]) -> int:
 
 
 def test_caller_hanging_up_cancels_the_query(settings: Settings, serve: Callable[[str], int],
-                                             dataset: None) -> None:  # noqa: F811
+                                             dataset: None) -> None:
     """A caller that gives up closes its connection; analytics cancels the statement then, well before its
     budget (4 s) would have stopped it."""
     port = serve("analytics")

@@ -11,7 +11,7 @@ from app.core.db import make_engine
 from app.core.settings import load_settings
 from app.devstack import Postgres, Redis
 from app.migrate import alembic_config
-from tests.conftest import make_environment
+from tests.support.servers import make_environment
 
 # visitor, minutes after the first event: visitor 1 has two visits (a gap of 40 minutes), visitor 2 one.
 LEGACY = [(1, 0), (1, 10), (1, 50), (2, 5), (2, 20)]

@@ -7,7 +7,7 @@ import pytest
 
 from app.core.settings import Settings
 from app.devstack import free_port
-from tests.integration.conftest import run_beacon
+from tests.support.beacon import run_beacon
 
 
 def test_migrate_is_idempotent(environment: dict[str, str], settings: object) -> None:

@@ -15,7 +15,7 @@ from app.core.db import make_engine
 from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port
 from app.migrate import migrate
-from tests.conftest import make_environment
+from tests.support.servers import make_environment
 
 
 @dataclass

@@ -18,8 +18,8 @@ import redis
 from app.core.settings import DEFAULT_PORTS, RedisSettings, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port
 from app.migrate import migrate
-from tests.conftest import make_environment, running_postgres
 from tests.integration.ingest.conftest import UA, IngestProcesses, ingest_client, sql
+from tests.support.servers import make_environment, running_postgres
 
 CLIENTS = 32
 RUN_SECONDS = 10.0

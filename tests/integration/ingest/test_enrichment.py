@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, sql
+from tests.integration.ingest.conftest import UA, ingest_client, sql
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/17.5 Mobile/15E148 Safari/604.1")
@@ -164,8 +164,6 @@ async def test_bots_are_accepted_and_dropped(client: httpx.AsyncClient, settings
 async def test_site_exclusions(settings: Settings, sites: dict[str, int], kind: str, pattern: str, ip: str,
                                path: str, stored: bool) -> None:
     """A site's excluded IP ranges and path patterns are accepted and not stored."""
-    from tests.integration.ingest.conftest import ingest_client
-
     sql(settings, "INSERT INTO site_exclusions (site_id, kind, pattern) VALUES (:site, :kind, :pattern)",
         {"site": sites["example.com"], "kind": kind, "pattern": pattern})
     async with ingest_client(settings) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 import redis
@@ -12,6 +13,7 @@ import redis
 from app.core.redis import Keys
 from app.core.settings import Settings
 from tests.integration.ingest.conftest import UA
+from tests.support.polling import wait_until_async
 
 
 async def post(client: httpx.AsyncClient, ip: str, path: str) -> int:
@@ -31,12 +33,15 @@ async def test_burst_is_coalesced_and_presence_counts_visitors(client: httpx.Asy
     pubsub.get_message(timeout=1)
     statuses = await asyncio.gather(*(post(client, f"198.51.100.{i % 12}", f"/p{i}") for i in range(60)))
     assert {202} == set(statuses)
-    messages = []
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and sum(m["count"] for m in messages) < 60:
+    messages: list[dict[str, Any]] = []
+
+    async def all_counted() -> bool:
         message = await asyncio.to_thread(pubsub.get_message, timeout=0.5)
         if message and message["type"] == "message":
             messages.append(json.loads(message["data"]))
+        return sum(m["count"] for m in messages) >= 60
+
+    await wait_until_async(all_counted, 3, "live messages that count all 60 events", interval=0)
     pubsub.close()
     assert 60 == sum(m["count"] for m in messages)
     assert len(messages) <= 10
@@ -51,5 +56,10 @@ async def test_presence_forgets_visitors_after_the_window(client: httpx.AsyncCli
     key = f"{settings.redis.key_prefix}live:{sites['example.com']}"
     redis_client.zadd(key, {"old-visitor": time.time() - 301})
     assert 202 == await post(client, "198.51.100.200", "/now")
-    await asyncio.sleep(0.1)
+
+    async def old_visitor_forgotten() -> bool:
+        # The presence of a stored batch is recorded after its commit, so after the 202: poll for it.
+        return redis_client.zscore(key, "old-visitor") is None
+
+    await wait_until_async(old_visitor_forgotten, 5, "the live hook to record the batch's presence")
     assert 1 == redis_client.zcard(key)

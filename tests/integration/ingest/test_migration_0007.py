@@ -11,7 +11,7 @@ from app.core.db import make_engine
 from app.core.settings import load_settings
 from app.devstack import Postgres, Redis
 from app.migrate import alembic_config
-from tests.conftest import make_environment
+from tests.support.servers import make_environment
 
 OLD_EVENTS = [
     # pathname, referrer, referrer_source, channel, utm_source, utm_medium, browser, os, device

@@ -7,23 +7,21 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import make_engine
+from app.core.db import make_async_engine, make_engine
 from app.core.settings import Settings
+from services.analytics import logic
 from tests.integration.ingest.conftest import sql
+from tests.support.workers import worker_context
+from workers.actors.ingest import ensure_partitions
+from workers.context import WorkerContext
 
 
 @pytest.fixture
-def worker_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    import workers.context
-
-    workers.context.context.cache_clear()
-    monkeypatch.setattr(workers.context, "get_settings", lambda: settings)
-    yield
-    context = workers.context.context()
-    context.engine.dispose()
-    context.redis.close()
-    workers.context.context.cache_clear()
+def worker(settings: Settings) -> Iterator[WorkerContext]:
+    with worker_context(settings) as context:
+        yield context
 
 
 def month_partitions(settings: Settings) -> list[str]:
@@ -32,12 +30,10 @@ def month_partitions(settings: Settings) -> list[str]:
                                                    "AND c.relname <> 'events_default' ORDER BY 1")]
 
 
-def test_partitions_cover_last_month_to_three_ahead(settings: Settings, db: None, worker_settings: None) -> None:
+def test_partitions_cover_last_month_to_three_ahead(settings: Settings, db: None, worker: WorkerContext) -> None:
     """The scheduler's job creates what is missing and nothing twice."""
-    from workers.actors.ingest import ensure_partitions
-
-    ensure_partitions.fn(3)
-    assert 0 == ensure_partitions.fn(3)
+    ensure_partitions(worker, 3)
+    assert 0 == ensure_partitions(worker, 3)
     today = datetime.now(UTC).date().replace(day=1)
     expected = []
     for offset in range(-1, 4):
@@ -45,21 +41,19 @@ def test_partitions_cover_last_month_to_three_ahead(settings: Settings, db: None
         year = today.year + (today.month - 1 + offset) // 12
         expected.append(f"events_{year:04d}_{month:02d}")
     assert set(expected) <= set(month_partitions(settings))
-    assert 1 == ensure_partitions.fn(4)
+    assert 1 == ensure_partitions(worker, 4)
     sql(settings, "DROP TABLE IF EXISTS events_" + (
         f"{today.year + (today.month + 3) // 12:04d}_{(today.month + 3) % 12 + 1:02d}"))
 
 
 def test_rows_in_the_default_partition_move_to_their_month(settings: Settings, sites: dict[str, int],
-                                                            worker_settings: None) -> None:
+                                                            worker: WorkerContext) -> None:
     """A month the default partition holds rows of still gets its partition, with those rows moved into it.
 
     Rows land in the default partition when their month has no partition yet (the scheduler down for months,
     a clock far off). Creating the month's partition then must not fail, and must lose nothing.
     """
-    from workers.actors.ingest import ensure_partitions
-
-    ensure_partitions.fn(3)
+    ensure_partitions(worker, 3)
     today = datetime.now(UTC).date().replace(day=1)
     def months_ahead(n: int) -> date:
         return date(today.year + (today.month - 1 + n) // 12, (today.month - 1 + n) % 12 + 1, 1)
@@ -72,7 +66,7 @@ def test_rows_in_the_default_partition_move_to_their_month(settings: Settings, s
     assert [(3,)] == sql(settings, "SELECT count(*) FROM events_default")
     try:
         # Four and five months ahead (the latter failed before: a row of it was stored), and 2020-03.
-        assert 3 == ensure_partitions.fn(5)
+        assert 3 == ensure_partitions(worker, 5)
         assert [(0,)] == sql(settings, "SELECT count(*) FROM events_default")
         assert [(2,)] == sql(settings, "SELECT count(*) FROM events_2020_03")
         assert [(3,)] == sql(settings, "SELECT count(*) FROM events WHERE site_id = :site", {"site": site})
@@ -103,10 +97,7 @@ def test_site_time_range_query_reads_one_partition(settings: Settings, db: None)
 
 async def test_analytics_queries_run_on_partitioned_events(settings: Settings, db: None) -> None:
     """services/analytics/logic.py counts and buckets events from the partitioned table."""
-    from sqlalchemy.ext.asyncio import AsyncSession
 
-    from app.core.db import make_async_engine
-    from services.analytics import logic
 
     sql(settings, "INSERT INTO sites (domain) VALUES ('a.test')")
     (site_id,) = sql(settings, "SELECT id FROM sites")[0]

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,8 +30,8 @@ from app.core.settings import DEFAULT_PORTS, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port, stop_processes, wait_for_port
 from app.mailsink import MailSink
 from app.migrate import migrate
-from tests.conftest import make_environment
-from tests.integration.conftest import BEACON
+from tests.support.beacon import BEACON
+from tests.support.servers import make_environment
 
 KEY = "bk_integrations_owner_key_0123456789"
 
@@ -236,16 +236,6 @@ def site(stack: Stack, receiver: Receiver, mail_sink: MailSink) -> Iterator[Site
             if attempt == 9:
                 raise
             time.sleep(0.5)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def delivery_status(stack: Stack, delivery_id: int) -> str:

@@ -15,7 +15,8 @@ from standardwebhooks import Webhook
 from app.domain.webhooks.schemas import TrafficSpikeEvent
 from app.mailsink import MailSink
 from services.integrations import alerts
-from tests.integration.integrations.conftest import Receiver, Site, Stack, body, wait_for
+from tests.integration.integrations.conftest import Receiver, Site, Stack, body
+from tests.support.polling import wait_until
 
 
 def visitors_at(stack: Stack, site: Site, count: int, ago: str = "0 seconds", name: str = "pageview") -> None:
@@ -53,10 +54,10 @@ def test_spike_alert_fires_once_per_cooldown(stack: Stack, site: Site, receiver:
     fired = history(stack, site, made["id"])
     assert [(3.0, 3)] == [(f["value"], f["details"]["current_visitors"]) for f in fired]
 
-    delivered = wait_for(lambda: receiver.on("/alerts"), 30, "traffic.spike")[0]
+    delivered = wait_until(lambda: receiver.on("/alerts"), 30, "traffic.spike")[0]
     assert "traffic.spike" == Webhook(webhook["secret"]).verify(delivered.body, delivered.headers)["type"]
     msgspec.json.decode(delivered.body, type=TrafficSpikeEvent, strict=True)  # the published schema
-    message = email.message_from_bytes(wait_for(mail_sink.messages, 30, "the alert email")[0].read_bytes(),
+    message = email.message_from_bytes(wait_until(mail_sink.messages, 30, "the alert email")[0].read_bytes(),
                                        policy=email.policy.default)
     assert ("ops@hooks.example", True) == (message["To"], "traffic spike" in message["Subject"])
 
@@ -84,7 +85,7 @@ def test_goal_threshold_alert(stack: Stack, site: Site, receiver: Receiver) -> N
     rule(stack, site, kind="goal", params={"goal": "Signup", "threshold": 2}, endpoint_ids=[webhook["id"]])
     visitors_at(stack, site, 2, name="Signup")
     alerts.evaluate(stack.engine, stack.settings)
-    delivered = wait_for(lambda: receiver.on("/goal-alerts"), 30, "goal.threshold")[0]
+    delivered = wait_until(lambda: receiver.on("/goal-alerts"), 30, "goal.threshold")[0]
     assert ("goal.threshold", 2) == (body(delivered)["type"], body(delivered)["data"]["count"])
 
 
@@ -170,10 +171,10 @@ def test_anomaly_alert_names_the_unusual_hour(stack: Stack, site: Site, receiver
                                                   details["explanation"].startswith(explanation)), details
     assert details["expected_high"] < 120 and fired[0]["value"] >= 0.5
 
-    delivered = wait_for(lambda: receiver.on("/anomalies"), 30, "traffic.anomaly")[0]
+    delivered = wait_until(lambda: receiver.on("/anomalies"), 30, "traffic.anomaly")[0]
     sent = Webhook(webhook["secret"]).verify(delivered.body, delivered.headers)
     assert ("traffic.anomaly", details["explanation"]) == (sent["type"], sent["data"]["explanation"])
-    message = email.message_from_bytes(wait_for(mail_sink.messages, 30, "the alert email")[0].read_bytes(),
+    message = email.message_from_bytes(wait_until(mail_sink.messages, 30, "the alert email")[0].read_bytes(),
                                        policy=email.policy.default)
     assert explanation in message.get_body(("plain",)).get_content()
 

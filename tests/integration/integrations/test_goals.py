@@ -8,7 +8,8 @@ import msgspec
 from standardwebhooks import Webhook
 
 from app.domain.webhooks.schemas import GoalCompletedEvent
-from tests.integration.integrations.conftest import Receiver, Site, Stack, body, wait_for
+from tests.integration.integrations.conftest import Receiver, Site, Stack, body
+from tests.support.polling import wait_until
 
 
 def convert(stack: Stack, site: Site, name: str, count: int) -> None:
@@ -25,16 +26,16 @@ def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, r
     stack.sql("INSERT INTO goals (site_id, event_name, display_name) VALUES (:s, 'Signup', 'Signup'), "
               "(:s, 'Purchase', 'Purchase')", s=site.id)
     time.sleep(1)  # the site's cursor starts when the first job sees its endpoint: convert after that
-    wait_for(lambda: stack.sql("SELECT 1 FROM webhook_site_cursors WHERE site_id = :s", s=site.id), 30, "cursor")
+    wait_until(lambda: stack.sql("SELECT 1 FROM webhook_site_cursors WHERE site_id = :s", s=site.id), 30, "cursor")
     convert(stack, site, "Signup", 3)
     convert(stack, site, "Purchase", 1)
-    goals = wait_for(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "goal.completed"], 30,
-                     "goal.completed")
+    goals = wait_until(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "goal.completed"], 30,
+                       "goal.completed")
     verified = Webhook(webhook["secret"]).verify(goals[0].body, goals[0].headers)
     assert [{"goal": "Signup", "count": 3}, {"goal": "Purchase", "count": 1}] == verified["data"]["conversions"]
     msgspec.json.decode(goals[0].body, type=GoalCompletedEvent, strict=True)  # the published schema
-    wait_for(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "site.first_event"], 30,
-             "site.first_event")
+    wait_until(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "site.first_event"], 30,
+               "site.first_event")
     time.sleep(2 * 3 + 2)  # two more coalescing intervals: no conversion is sent twice
     types = sorted(body(r)["type"] for r in receiver.on("/goals"))
     assert ["goal.completed", "site.first_event"] == types

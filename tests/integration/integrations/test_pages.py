@@ -6,13 +6,16 @@ import html
 import json
 import re
 import secrets
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 import redis
 
-from app.domain.accounts.session import new_session
-from tests.integration.integrations.conftest import Receiver, Site, Stack, wait_for
+from app.core.sessions import SESSION_COOKIE, new_session
+from services.integrations import alerts, reports
+from tests.integration.integrations.conftest import Receiver, Site, Stack
+from tests.support.polling import wait_until
 
 
 def browser(stack: Stack, user_id: int | None) -> httpx.Client:
@@ -23,7 +26,7 @@ def browser(stack: Stack, user_id: int | None) -> httpx.Client:
         with redis.Redis.from_url(stack.settings.redis.url) as store:
             store.set(f"{stack.settings.redis.key_prefix}sessions:{session_id}",
                       json.dumps(new_session(user_id, epoch)), ex=600)
-        client.cookies.set("beacon_session", session_id)
+        client.cookies.set(SESSION_COOKIE, session_id)
     return client
 
 
@@ -52,8 +55,8 @@ def test_add_test_and_delete_an_endpoint_in_the_browser(stack: Stack, site: Site
 
         sent = client.post(f"/sites/{site.domain}/webhooks/{hook[0]}/test", data={"_csrf_token": csrf(page)})
         assert 303 == sent.status_code
-        wait_for(lambda: receiver.on("/ui"), 30, "the test message")
-        wait_for(lambda: "succeeded" in client.get(f"/sites/{site.domain}/webhooks").text, 30, "the log")
+        wait_until(lambda: receiver.on("/ui"), 30, "the test message")
+        wait_until(lambda: "succeeded" in client.get(f"/sites/{site.domain}/webhooks").text, 30, "the log")
         disabled = client.post(f"/sites/{site.domain}/webhooks/{hook[0]}/disable", data={"_csrf_token": csrf(page)})
         assert (303, [(False,)]) == (disabled.status_code, [tuple(r) for r in stack.sql(
             "SELECT enabled FROM webhook_endpoints")])
@@ -85,9 +88,7 @@ def test_who_may_open_the_page(stack: Stack, site: Site, who: str, status: int) 
 
 def test_members_choose_their_reports(stack: Stack, site: Site) -> None:
     """Owners get the weekly report by default; a viewer who ticks monthly gets the monthly one on the 1st."""
-    from datetime import UTC, datetime
 
-    from services.integrations import reports
 
     viewer = stack.sql("INSERT INTO users (email, password_hash) VALUES ('viewer@hooks.example', 'x') "
                        "RETURNING id")[0][0]
@@ -115,9 +116,7 @@ def field_error(page: httpx.Response, field_id: str) -> str:
 def test_add_an_alert_rule_see_it_fire_and_delete_it(stack: Stack, site: Site) -> None:
     """Refused forms come back with the error next to the field and nothing stored; a valid one is listed,
     after it fires its history page shows the value, paused it does not fire, and it can be deleted."""
-    from datetime import UTC, datetime
 
-    from services.integrations import alerts
 
     with browser(stack, site.owner) as client:
         page = client.get(f"/sites/{site.domain}/alerts")

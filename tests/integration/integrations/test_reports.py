@@ -13,7 +13,8 @@ from standardwebhooks import Webhook
 from app.domain.webhooks.schemas import ReportEvent
 from app.mailsink import MailSink
 from services.integrations import reports
-from tests.integration.integrations.conftest import Receiver, Site, Stack, wait_for
+from tests.integration.integrations.conftest import Receiver, Site, Stack
+from tests.support.polling import wait_until
 
 MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 """A Monday after 09:00 UTC: the report covers 2026-11-16 to 2026-11-22, compared with the week before."""
@@ -56,7 +57,7 @@ def test_weekly_report_has_the_stats_api_figures(stack: Stack, site: Site, recei
     reports.send_reports(stack.engine, stack.settings, MONDAY)
     reports.send_reports(stack.engine, stack.settings, MONDAY)  # idempotent
 
-    received = wait_for(lambda: receiver.on("/reports"), 30, "the report.weekly delivery")
+    received = wait_until(lambda: receiver.on("/reports"), 30, "the report.weekly delivery")
     data = Webhook(webhook["secret"]).verify(received[0].body, received[0].headers)["data"]
     msgspec.json.decode(received[0].body, type=ReportEvent, strict=True)  # the published schema
     week, before = ["2026-11-16", "2026-11-22"], ["2026-11-09", "2026-11-15"]
@@ -74,7 +75,7 @@ def test_weekly_report_has_the_stats_api_figures(stack: Stack, site: Site, recei
     assert [{"source": r["dimensions"][0], "visitors": r["metrics"][0]} for r in sources] == data["top_sources"]
     assert 4 == expected["visitors"]
 
-    message = email.message_from_bytes(wait_for(mail_sink.messages, 30, "the report email")[0].read_bytes(),
+    message = email.message_from_bytes(wait_until(mail_sink.messages, 30, "the report email")[0].read_bytes(),
                                        policy=email.policy.default)
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "owner@hooks.example" == message["To"]
@@ -95,4 +96,4 @@ def test_weekly_report_has_the_stats_api_figures(stack: Stack, site: Site, recei
         path.unlink()
     reports.send_reports(stack.engine, stack.settings, datetime(2026, 11, 30, 10, tzinfo=UTC))
     assert [] == stack.sql("SELECT id FROM emails WHERE dedup_key LIKE :k", k="report.weekly:%:2026-11-23")
-    wait_for(lambda: len(receiver.on("/reports")) == 2, 30, "the next week's report.weekly (still subscribed)")
+    wait_until(lambda: len(receiver.on("/reports")) == 2, 30, "the next week's report.weekly (still subscribed)")

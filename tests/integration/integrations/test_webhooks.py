@@ -9,14 +9,15 @@ import pytest
 from standardwebhooks import Webhook
 
 from app.domain.webhooks.schemas import WebhookTestEvent
+from services.integrations.delivery import purge_log
 from tests.integration.integrations.conftest import (
     Receiver,
     Site,
     Stack,
     body,
     delivery_status,
-    wait_for,
 )
+from tests.support.polling import wait_until
 
 
 def create(stack: Stack, site: Site, url: str, event_types: list[str] | None = None, **extra: object) -> dict:
@@ -35,7 +36,7 @@ def send_test(stack: Stack, site: Site, webhook_id: int) -> dict:
 
 
 def finished(stack: Stack, delivery_id: int) -> str:
-    return wait_for(lambda: (s := delivery_status(stack, delivery_id)) != "pending" and s, 60, "the delivery")
+    return wait_until(lambda: (s := delivery_status(stack, delivery_id)) != "pending" and s, 60, "the delivery")
 
 
 def test_test_delivery_is_signed_with_standard_webhooks(stack: Stack, site: Site, receiver: Receiver) -> None:
@@ -43,7 +44,7 @@ def test_test_delivery_is_signed_with_standard_webhooks(stack: Stack, site: Site
     webhook = create(stack, site, receiver.url("/ok"))
     assert webhook["secret"].startswith("whsec_")
     delivery = send_test(stack, site, webhook["id"])
-    received = wait_for(lambda: receiver.on("/ok"), 30, "the test delivery")
+    received = wait_until(lambda: receiver.on("/ok"), 30, "the test delivery")
     verified = Webhook(webhook["secret"]).verify(received[0].body, received[0].headers)
     assert ("webhook.test", site.domain) == (verified["type"], verified["data"]["site"])
     assert delivery["webhook_id"] == received[0].headers["webhook-id"]
@@ -89,8 +90,8 @@ def test_redirects_are_not_followed(stack: Stack, site: Site, receiver: Receiver
     """A 302 is a failed attempt; the Location is never requested."""
     webhook = create(stack, site, receiver.url("/redirect"))
     delivery = send_test(stack, site, webhook["id"])
-    wait_for(lambda: stack.sql("SELECT 1 FROM webhook_attempts WHERE delivery_id = :d", d=delivery["id"]), 30,
-             "an attempt")
+    wait_until(lambda: stack.sql("SELECT 1 FROM webhook_attempts WHERE delivery_id = :d", d=delivery["id"]), 30,
+               "an attempt")
     assert (302, []) == (stack.sql("SELECT status_code FROM webhook_attempts WHERE delivery_id = :d",
                                    d=delivery["id"])[0][0], receiver.on("/ok"))
 
@@ -109,7 +110,7 @@ def test_chat_formats(stack: Stack, site: Site, receiver: Receiver, fmt: str) ->
     """Slack gets blocks with a summary and a dashboard link; Discord gets an embed; both are signed."""
     webhook = create(stack, site, receiver.url("/ok"), format=fmt)
     send_test(stack, site, webhook["id"])
-    received = wait_for(lambda: receiver.on("/ok"), 30, "the delivery")[0]
+    received = wait_until(lambda: receiver.on("/ok"), 30, "the delivery")[0]
     Webhook(webhook["secret"]).verify(received.body, received.headers)
     sent = body(received)
     link = f"{stack.settings.server.base_url}/sites/{site.domain}"
@@ -141,12 +142,12 @@ def test_killing_the_workers_during_100_deliveries_loses_none(stack: Stack, site
     webhook = create(stack, site, receiver.url("/ok"))
     ids = [send_test(stack, site, webhook["id"])["webhook_id"] for _ in range(100)]
     for _ in range(2):
-        wait_for(lambda: receiver.on("/ok"), 30, "deliveries to start")
+        wait_until(lambda: receiver.on("/ok"), 30, "deliveries to start")
         stack.kill("worker")
         time.sleep(0.5)
         stack.start("worker", "worker")
-    wait_for(lambda: not stack.sql("SELECT 1 FROM webhook_deliveries WHERE status = 'pending'"), 120,
-             "every delivery")
+    wait_until(lambda: not stack.sql("SELECT 1 FROM webhook_deliveries WHERE status = 'pending'"), 120,
+               "every delivery")
     assert set(ids) == {r.headers["webhook-id"] for r in receiver.on("/ok")}
     assert [("succeeded", 100)] == [tuple(r) for r in stack.sql(
         "SELECT status, count(*) FROM webhook_deliveries GROUP BY status")]
@@ -166,8 +167,6 @@ def test_an_endpoint_failing_for_5_days_is_disabled(stack: Stack, site: Site, re
 
 def test_the_log_is_kept_30_days(stack: Stack, site: Site, receiver: Receiver) -> None:
     """Finished deliveries older than 30 days go with their attempts; newer and pending ones stay."""
-    from services.integrations.delivery import purge_log
-
     webhook = create(stack, site, receiver.url("/ok"))
     for age, status in (("31 days", "succeeded"), ("29 days", "failed")):
         stack.sql("INSERT INTO webhook_deliveries (msg_id, endpoint_id, site_id, event_type, payload, status, "

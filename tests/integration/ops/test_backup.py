@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from app.core.db import make_engine
 from app.core.settings import Settings, load_settings
 from app.migrate import migrate
 from app.ops.backup import BackupError, backup, list_backups, prune, restore
-from tests.conftest import make_environment
+from tests.support.servers import make_environment
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +166,6 @@ def test_backup_with_a_wrong_password_fails_cleanly(backup_settings: Settings, t
 def test_the_password_is_not_on_the_command_line(backup_settings: Settings, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """pg_dump gets the password through PGPASSWORD, so `ps` never shows it."""
-    import subprocess
-
     seen: list[list[str]] = []
     real_run = subprocess.run
 

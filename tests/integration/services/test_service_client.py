@@ -15,7 +15,7 @@ import pytest
 from app.core.errors import ServiceUnavailable
 from app.core.http import ServiceClient
 from app.core.settings import HttpClientSettings, Settings, load_settings
-from tests.unit.test_settings import BASE
+from tests.support.settings import BASE
 
 Answer = Callable[[], tuple[float, int, dict[str, str], bytes]]
 

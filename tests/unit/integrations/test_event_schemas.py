@@ -8,7 +8,7 @@ from app.core.settings import load_settings
 from app.main import create_app
 from services.integrations.alerts import MESSAGE_TYPES
 from services.integrations.models import EVENT_TYPES
-from tests.unit.test_settings import BASE
+from tests.support.settings import BASE
 
 
 def document() -> dict[str, Any]:

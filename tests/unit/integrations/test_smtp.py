@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiosmtplib
 import pytest
@@ -107,8 +108,6 @@ def tls_server(trusted: ssl.SSLContext) -> Iterator[tuple[Controller, Inbox]]:
 
 
 def url(scheme: str, port: int, password: str = PASSWORD) -> str:
-    from urllib.parse import quote
-
     return f"{scheme}://{USER}:{quote(password, safe='')}@localhost:{port}"
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from app.core.errors import ConfigError
 from app.core.settings import RETRY_SCHEDULE, IntegrationsSettings, load_settings
 from services.integrations.webhooks import envelope, new_secret, render, sign_headers
 
@@ -46,7 +47,6 @@ def test_settings_read_the_environment() -> None:
     settings = load_settings({**base, "BEACON_WEBHOOKS_ALLOW_PRIVATE": "1", "BEACON_WEBHOOKS_RETRY_SCALE": "0.5"})
     assert (True, 0.5, 20) == (settings.integrations.allow_private, settings.integrations.retry_scale,
                                settings.integrations.max_endpoints)
-    from app.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="BEACON_WEBHOOKS_LEASE"):
         load_settings({**base, "BEACON_WEBHOOKS_LEASE": "-1"})

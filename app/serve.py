@@ -1,4 +1,6 @@
-"""Run one Beacon HTTP process: Granian embedded in this very process.
+"""``beacon serve NAME``: the one place that maps a watcher's name to its application, above all of them.
+
+Each HTTP process runs Granian embedded in this very process.
 
 Why embedded: Granian's own process model forks workers, and measured under Circus a SIGKILL of its main
 process leaves the workers serving the port as orphans, while a SIGKILL of one worker takes the whole
@@ -18,6 +20,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import uvloop
 from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
@@ -29,17 +32,20 @@ from app.core.settings import Settings, get_settings
 logger = logging.getLogger("beacon.serve")
 
 
-def _factory(name: str) -> Callable[[Settings], Litestar]:
+# Each process imports only its own application: the api must not carry the compute service's numpy and
+# statsmodels, nor an ingest process the api's templates. Hence the imports inside the branches below.
+def app_factory(name: str) -> Callable[[Settings], Litestar]:
+    """``create_app(settings)`` of the Litestar process ``name``; raises ``ValueError`` for another name."""
     if name == "api":
-        from app.main import create_app
+        from app.main import create_app  # noqa: PLC0415 - one application per process (see above)
     elif name == "ingest":
-        from services.ingest.app import create_app
+        from services.ingest.app import create_app  # noqa: PLC0415 - one application per process
     elif name == "analytics":
-        from services.analytics.app import create_app
+        from services.analytics.app import create_app  # noqa: PLC0415 - one application per process
     elif name == "integrations":
-        from services.integrations.app import create_app
+        from services.integrations.app import create_app  # noqa: PLC0415 - one application per process
     elif name == "compute":
-        from services.compute.app import create_app
+        from services.compute.app import create_app  # noqa: PLC0415 - one application per process
     else:
         raise ValueError(f"unknown process {name!r}")
     return create_app
@@ -63,11 +69,11 @@ def serve(name: str, settings: Settings | None = None) -> None:
     configure_logging(name, settings.log_level)
     if name == "realtime":
         # Not Granian: its WebSockets cost ~150 KiB each (see app/realtime/server.py).
-        from app.realtime.app import run
+        from app.realtime.app import run  # noqa: PLC0415 - one application per process (see app_factory)
 
         _run(run(settings))
         return
-    app = _factory(name)(settings)
+    app = app_factory(name)(settings)
     port = settings.server.ports[name]
     server = Server(
         app,
@@ -93,9 +99,4 @@ def serve(name: str, settings: Settings | None = None) -> None:
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps odd platforms working
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+    uvloop.run(main)

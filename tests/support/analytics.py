@@ -1,0 +1,47 @@
+"""The Stats API tests' dataset: four visits on 2026-03-10 in Europe/Berlin, computed by hand in
+tests/integration/analytics/test_stats_query.py's docstring."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from app.core.db import make_engine
+from app.core.settings import Settings
+
+A, B, C = 101, 102, 103
+EVENTS = [
+    # visitor, visit, day, (h, m) UTC, name, path, source, utm_medium, device, browser, country, interactive, props
+    (A, 11, 10, (9, 0), "pageview", "/", "Google", "", "Desktop", "Chrome", "DE", True, {}),
+    (A, 11, 10, (9, 5), "pageview", "/pricing", "Google", "", "Desktop", "Chrome", "DE", True, {}),
+    (A, 11, 10, (9, 10), "Signup", "/pricing", "Google", "", "Desktop", "Chrome", "DE", True, {"plan": "pro"}),
+    (B, 21, 10, (10, 0), "pageview", "/blog/a", "Twitter", "social", "Mobile", "Safari", "FR", True, {}),
+    (A, 12, 10, (15, 0), "pageview", "/blog/b", "", "", "Desktop", "Chrome", "DE", True, {}),
+    (A, 12, 10, (15, 1), "Outbound Link: Click", "/blog/b", "", "", "Desktop", "Chrome", "DE", False, {}),
+    (C, 31, 10, (22, 50), "pageview", "/", "Google", "", "Tablet", "Firefox", "US", True, {}),
+    (C, 31, 10, (23, 10), "pageview", "/docs", "Google", "", "Tablet", "Firefox", "US", True, {}),
+]
+DAY = ["2026-03-10", "2026-03-10"]
+
+
+def load_dataset(settings: Settings) -> None:
+    """The hand-computed dataset of the Stats API tests (see tests/integration/analytics/test_stats_query.py)."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        site = conn.execute(text("INSERT INTO sites (domain, timezone, created_at) VALUES "
+                                 "('stats.example', 'Europe/Berlin', '2026-01-01') RETURNING id")).scalar_one()
+        for visitor, session, day, (hour, minute), name, path, source, medium, device, browser, country, \
+                interactive, props in EVENTS:
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
+                "referrer, referrer_source, utm_medium, device, browser, country, interactive, props) VALUES "
+                "(:site, :ts, :name, :visitor, :session, 'stats.example', :path, :referrer, :source, :medium, "
+                ":device, :browser, :country, :interactive, CAST(:props AS jsonb))"),
+                {"site": site, "ts": datetime(2026, 3, day, hour, minute, tzinfo=UTC), "name": name,
+                 "visitor": visitor, "session": session, "path": path,
+                 "referrer": f"https://www.{source.lower()}.com/" if source else "", "source": source,
+                 "medium": medium, "device": device, "browser": browser, "country": country,
+                 "interactive": interactive, "props": json.dumps(props)})
+    engine.dispose()
