@@ -232,14 +232,14 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     """Store an export, create its import and (unless ``--no-wait``) follow the worker's progress with a bar."""
-    import time
+    import time  # noqa: PLC0415 - per command
 
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-    from sqlalchemy import text
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415 - per command
+    from sqlalchemy import text  # noqa: PLC0415 - per command
 
-    from app.core.db import make_engine
-    from services.integrations.imports import store
-    from services.integrations.imports.files import imports_dir, store_file, store_stream
+    from app.core.db import make_engine  # noqa: PLC0415 - per command
+    from services.integrations.imports import store  # noqa: PLC0415 - per command
+    from services.integrations.imports.files import imports_dir, store_file, store_stream  # noqa: PLC0415 - per command
 
     engine = make_engine(settings.database, application_name="beacon-cli")
     limits = settings.imports
@@ -283,16 +283,16 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_import_ga4(settings: Settings, args: argparse.Namespace) -> int:
     """Create a GA4 import (credentials read from a file) and follow the worker's progress."""
-    import datetime as dt
-    import time
+    import datetime as dt  # noqa: PLC0415 - per command
+    import time  # noqa: PLC0415 - per command
 
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-    from sqlalchemy import text
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415 - per command
+    from sqlalchemy import text  # noqa: PLC0415 - per command
 
-    from app.core.db import make_engine
-    from services.integrations.ga4 import Credentials, GA4Error
-    from services.integrations.imports import ga4, store
-    from services.integrations.imports.files import ImportRefused
+    from app.core.db import make_engine  # noqa: PLC0415 - per command
+    from services.integrations.ga4 import Credentials, GA4Error  # noqa: PLC0415 - per command
+    from services.integrations.imports import ga4, store  # noqa: PLC0415 - per command
+    from services.integrations.imports.files import ImportRefused  # noqa: PLC0415 - per command
 
     dates = []
     for option, value in (("--from", args.first), ("--to", args.last)):

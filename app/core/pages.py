@@ -15,7 +15,6 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.core.assets import Assets
 from app.core.errors import AppError
-from app.core.logging import current_request_id
 from app.core.timezones import site_timezones
 
 logger = logging.getLogger("beacon.pages")

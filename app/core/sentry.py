@@ -46,9 +46,9 @@ def init_sentry(process: str, settings: Settings) -> bool:
         return False
     # Imported only when a DSN is set: sentry-sdk and its integrations add ~0.25 s to every process's start-up
     # on this machine, which counts when Circus restarts a killed process (tests/e2e/test_stack.py).
-    import sentry_sdk
-    from sentry_sdk.integrations.dramatiq import DramatiqIntegration
-    from sentry_sdk.integrations.litestar import LitestarIntegration
+    import sentry_sdk  # noqa: PLC0415 - only with a DSN (start-up cost, see above)
+    from sentry_sdk.integrations.dramatiq import DramatiqIntegration  # noqa: PLC0415 - only with a DSN (start-up cost, see above)
+    from sentry_sdk.integrations.litestar import LitestarIntegration  # noqa: PLC0415 - only with a DSN (start-up cost, see above)
 
     integrations: list[Integration] = []
     if process in _HTTP_PROCESSES:

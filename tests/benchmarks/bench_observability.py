@@ -16,6 +16,9 @@ import tempfile
 import time
 from typing import Any
 
+from app.core.metrics import HttpMetricsMiddleware
+from app.core.request_id import RequestIdMiddleware
+
 CALLS = 100_000
 
 
@@ -42,9 +45,6 @@ async def _time(app: Any, calls: int) -> float:
 
 def measure(calls: int = CALLS) -> tuple[float, float]:
     """Microseconds per request: (bare app, app wrapped as in every Beacon HTTP process)."""
-    from app.core.metrics import HttpMetricsMiddleware
-    from app.core.request_id import RequestIdMiddleware
-
     wrapped = RequestIdMiddleware(HttpMetricsMiddleware(_bare))
     asyncio.run(_time(wrapped, calls // 10))  # warm up
     bare = asyncio.run(_time(_bare, calls))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import text
 
 from app.core.db import make_engine
@@ -62,8 +63,6 @@ def export_zip(path: Path, days: int) -> tuple[Path, int]:
 
 def test_upload_an_export_follow_it_and_delete_it(running: Stack, admin: Visit, tmp_path: Path) -> None:
     """The page uploads, shows the import reach "completed" with its rows and days, and deletes it."""
-    from playwright.sync_api import expect
-
     if not AXE.exists():
         pytest.fail(f"{AXE} is missing: run `make assets` (npm ci in app/frontend)")
     page = admin.page

@@ -229,8 +229,6 @@ def test_admin_page_shows_health_and_realtime(admin: Visit) -> None:
 def test_monitoring_page_renders_every_section_accessibly(admin: Visit, axe_source: str) -> None:
     """The monitoring page shows every section with circusd's processes, PostgreSQL and Redis figures, and
     passes the same audits as the other pages at desktop and phone width."""
-    from playwright.sync_api import expect
-
     page = admin.page
     admin.go("/admin")
     with page.expect_navigation():

@@ -36,7 +36,7 @@ from services.integrations.ga4 import (
 from services.integrations.imports.files import ImportRefused
 
 if TYPE_CHECKING:
-    from services.integrations.imports.job import Run
+    from services.integrations.imports.run import Run
 
 UNITS = 1_000_000
 """Progress units per report (``bytes_done`` of a GA4 import counts these, not bytes)."""

@@ -17,13 +17,13 @@ from app.core import metrics_hooks
 from app.core.errors import ConfigError
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port
+from services.compute.app import create_app as create_compute
+from services.ingest.app import create_app as create_ingest
 
 
 async def test_http_requests_are_counted_by_route_template_and_status_class(settings: Settings) -> None:
     """Labels name the route template and the status class, never the address as requested."""
-    from services.compute.app import create_app
-
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with AsyncTestClient(app=create_compute(settings)) as client:
         await client.get("/health")
         await client.get("/sites/secret-site.example/nothing-here")
         exposition = (await client.get("/metrics")).text
@@ -112,11 +112,9 @@ def sample(exposition: str, line_start: str) -> float:
 async def test_ingest_counts_its_503s_and_the_pool_its_errors_while_postgres_is_away(
         settings: Settings, redis_client: object) -> None:
     """With nothing listening where PostgreSQL should be, an event is a 503, counted, and so is the error."""
-    from services.ingest.app import create_app
-
     away = dataclasses.replace(settings, database=dataclasses.replace(
         settings.database, url=f"postgresql+psycopg://nobody:nothing@127.0.0.1:{free_port()}/nowhere"))
-    async with AsyncTestClient(app=create_app(away)) as client:
+    async with AsyncTestClient(app=create_ingest(away)) as client:
         before = (await client.get("/metrics")).text
         answer = await client.post("/api/event", headers={"User-Agent": BROWSER, "Content-Type": "text/plain"},
                                    content='{"name":"pageview","url":"https://away.example/","domain":"away.example"}')

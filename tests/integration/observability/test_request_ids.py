@@ -11,11 +11,14 @@ from collections.abc import Iterator
 
 import dramatiq
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 from litestar.testing import AsyncTestClient
 
 from app.core.logging import JsonFormatter, request_id_var
 from app.core.settings import Settings
-from workers.broker import configure  # before the test actor below: it binds to this broker
+from app.main import create_app as create_api
+from services.compute.app import create_app as create_compute
+from workers.broker import build_broker
 
 
 @pytest.fixture
@@ -39,9 +42,7 @@ def records(stream: io.StringIO) -> list[dict[str, object]]:
 
 async def test_a_valid_id_is_answered_back_and_in_the_problem_body(settings: Settings, log_lines: io.StringIO) -> None:
     """The caller's id comes back as a header, in the problem+json body, and on the process's log line."""
-    from services.compute.app import create_app
-
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with AsyncTestClient(app=create_compute(settings)) as client:
         answer = await client.get("/no-such-route", headers={"X-Request-ID": "trace-0001-abc"})
     assert (404, "trace-0001-abc") == (answer.status_code, answer.headers["x-request-id"])
     assert "trace-0001-abc" == answer.json()["request_id"]
@@ -58,19 +59,15 @@ async def test_a_valid_id_is_answered_back_and_in_the_problem_body(settings: Set
 ])
 async def test_a_missing_or_invalid_id_is_replaced(settings: Settings, sent: str | None) -> None:
     """Nothing a log line should not hold is taken over: a fresh 32-hex-digit id replaces it."""
-    from services.compute.app import create_app
-
     headers = {} if sent is None else {"X-Request-ID": sent}
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with AsyncTestClient(app=create_compute(settings)) as client:
         answer = await client.get("/health", headers=headers)
     assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"])
 
 
 async def test_the_error_page_shows_the_request_id(settings: Settings) -> None:
     """A browser's error page names the request id, so a user can quote it."""
-    from app.main import create_app
-
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with AsyncTestClient(app=create_api(settings)) as client:
         page = await client.get("/no-such-page", headers={"X-Request-ID": "page-0001-xyz", "Accept": "text/html"})
     assert 404 == page.status_code
     assert "page-0001-xyz" in page.text
@@ -79,19 +76,24 @@ async def test_the_error_page_shows_the_request_id(settings: Settings) -> None:
 seen: list[str | None] = []
 
 
-@dramatiq.actor(queue_name="test_request_ids", max_retries=0, time_limit=10_000)
 def logging_job() -> None:
     seen.append(request_id_var.get())
     logging.getLogger("beacon.test").info("job ran")
 
 
+def declared(settings: Settings) -> tuple[RedisBroker, dramatiq.Actor[[], None]]:
+    """A broker as the worker builds it, with :func:`logging_job` declared on it."""
+    broker = build_broker(settings)
+    return broker, dramatiq.actor(logging_job, broker=broker, queue_name="test_request_ids", max_retries=0,
+                                  time_limit=10_000)
+
+
 def test_a_job_enqueued_during_a_request_logs_with_its_id(settings: Settings, log_lines: io.StringIO) -> None:
     """The message carries the request's id; a real worker sets it, so the job's log line shows it."""
-    broker = configure(settings)
-    broker.declare_queue("test_request_ids")
+    broker, job = declared(settings)
     token = request_id_var.set("job-trace-0001")
     try:
-        message = logging_job.send()
+        message = job.send()
     finally:
         request_id_var.reset(token)
     done = threading.Event()
@@ -105,6 +107,7 @@ def test_a_job_enqueued_during_a_request_logs_with_its_id(settings: Settings, lo
     finally:
         worker.stop()
         broker.flush("test_request_ids")
+        broker.close()
     assert "job-trace-0001" == message.options["request_id"]
     assert ["job-trace-0001"] == seen
     assert any(line["msg"] == "job ran" and line.get("request_id") == "job-trace-0001" for line in records(log_lines))
@@ -112,10 +115,10 @@ def test_a_job_enqueued_during_a_request_logs_with_its_id(settings: Settings, lo
 
 def test_a_job_enqueued_outside_a_request_gets_an_id_of_its_own(settings: Settings) -> None:
     """The scheduler's messages get a fresh id each, so a job's lines still belong together."""
-    broker = configure(settings)
-    broker.declare_queue("test_request_ids")
-    first, second = logging_job.send(), logging_job.send()
+    broker, job = declared(settings)
+    first, second = job.send(), job.send()
     broker.flush("test_request_ids")
+    broker.close()
     ids = {first.options["request_id"], second.options["request_id"]}
     assert 2 == len(ids)
     assert all(re.fullmatch(r"[0-9a-f]{32}", value) for value in ids)

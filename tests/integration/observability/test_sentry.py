@@ -25,8 +25,10 @@ from app.core.resources import Resources
 from app.core.sentry import init_sentry
 from app.core.settings import ObservabilitySettings, Settings
 from app.devstack import free_port
+from app.main import create_app as create_api
 from app.realtime.app import RealtimeServer
-from workers.broker import configure  # before the test actor below: it binds to this broker
+from services.compute.app import create_app as create_compute
+from workers.broker import build_broker
 
 
 class Receiver:
@@ -108,10 +110,7 @@ def exception_types(event: dict[str, Any]) -> list[str]:
 async def test_error_in_an_http_process_reaches_sentry_with_its_request_id(
         sentry_settings: Settings, receiver: Receiver, process: str) -> None:
     """An exception in a route of the api or a service: the 500 and an event tagged with the request id."""
-    if process == "api":
-        from app.main import create_app
-    else:
-        from services.compute.app import create_app
+    create_app = create_api if process == "api" else create_compute
     assert init_sentry(process, sentry_settings)
     app = create_app(sentry_settings)
     app.register(boom)
@@ -154,7 +153,6 @@ async def test_error_in_realtime_reaches_sentry_with_its_request_id(
     assert "realtime" == dict(_tags(event))["process"]
 
 
-@dramatiq.actor(queue_name="test_observability", max_retries=0, time_limit=10_000)
 def failing_job() -> None:
     raise Boom("raised on purpose")
 
@@ -163,13 +161,14 @@ def test_error_in_a_worker_reaches_sentry_with_the_request_id_of_its_message(
         sentry_settings: Settings, receiver: Receiver) -> None:
     """A job enqueued during a request fails in a real worker: the event carries the request's id."""
     assert init_sentry("worker", sentry_settings)
-    broker = configure(sentry_settings)
-    broker.declare_queue("test_observability")
-    sentry = SentryMiddleware()
-    broker.add_middleware(sentry)
+    # Built after Sentry started, as ``beacon worker`` does: Sentry's integration adds its middleware itself.
+    broker = build_broker(sentry_settings)
+    assert any(isinstance(middleware, SentryMiddleware) for middleware in broker.middleware)
+    job = dramatiq.actor(failing_job, broker=broker, queue_name="test_observability", max_retries=0,
+                         time_limit=10_000)
     token = request_id_var.set("sentry-job-0001")
     try:
-        failing_job.send()
+        job.send()
     finally:
         request_id_var.reset(token)
     worker = dramatiq.Worker(broker, queues={"test_observability"}, worker_threads=1, worker_timeout=100)
@@ -178,7 +177,7 @@ def test_error_in_a_worker_reaches_sentry_with_the_request_id_of_its_message(
         event = receiver.event_for("sentry-job-0001")
     finally:
         worker.stop()
-        broker.middleware.remove(sentry)
         broker.flush("test_observability")
+        broker.close()
     assert "Boom" in exception_types(event)
     assert "worker" == dict(_tags(event))["process"]
