@@ -57,10 +57,12 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.actors.ingest import ensure_partitions
     from workers.actors.integrations import (
         coalesce_goals,
+        dispatch_exports,
         dispatch_imports,
         dispatch_webhooks,
         evaluate_alerts,
         evaluate_anomaly_alerts,
+        purge_exports,
         purge_import_uploads,
         purge_webhook_log,
         send_emails,
@@ -76,6 +78,8 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic("dispatch_webhooks", 1.0, dispatch_webhooks.send),
         Periodic("dispatch_imports", 2.0, dispatch_imports.send),
         Periodic("purge_import_uploads", 3600.0, purge_import_uploads.send),
+        Periodic("dispatch_exports", 5.0, dispatch_exports.send),
+        Periodic("purge_exports", 3600.0, purge_exports.send),
         Periodic("send_emails", 5.0, send_emails.send),
         Periodic("purge_webhook_log", 86400.0, purge_webhook_log.send),
         Periodic("coalesce_goals", settings.integrations.goal_interval, coalesce_goals.send),

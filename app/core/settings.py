@@ -208,6 +208,11 @@ class ImportSettings:
     lease: float = 120.0
     """Seconds a job owns an import between two batches; an import whose job died is resumed after this
     (``BEACON_IMPORT_LEASE``)."""
+    export_job_events: int = 1_000_000
+    """A site with at least this many events is "large": the imports page's Export builds its zip in a job and
+    links (and emails) it instead of streaming it (``BEACON_IMPORT_EXPORT_JOB_EVENTS``)."""
+    export_ttl: float = 7 * 86400.0
+    """Seconds an export job's file and download link live (``BEACON_IMPORT_EXPORT_TTL``); then it is purged."""
 
 
 def import_settings(env: Mapping[str, str]) -> ImportSettings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from services.integrations import alerts, delivery, facts, mail, reports
+from services.integrations import alerts, delivery, exports, facts, mail, reports
 from services.integrations.imports import job as imports_job
 from services.integrations.imports import store as imports_store
 from services.integrations.imports.files import ImportRefused, imports_dir
@@ -98,3 +98,26 @@ def purge_import_uploads() -> None:
     """Remove uploaded exports that no import points at any more (a day after they were written)."""
     ctx = context()
     imports_store.purge_orphans(ctx.engine, imports_dir(ctx.settings.paths.state_dir))
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=0, time_limit=30_000, max_age=30_000)
+def dispatch_exports() -> None:
+    """Send the job of every export job that needs one (new, its message lost, or its worker killed)."""
+    ctx = context()
+    for export_id in exports.dispatch(ctx.engine, ctx.settings.imports.lease):
+        build_export.send(export_id)
+
+
+@dramatiq.actor(queue_name="imports", max_retries=3, time_limit=3_600_000, throws=(exports.LeaseLost,))
+def build_export(export_id: int) -> None:
+    """Build one export's zip, mark it ready and email its link; safe to run twice (a second job finds it
+    leased or done). A range the analytics service refuses fails the export; other errors are retried."""
+    ctx = context()
+    exports.build(ctx.engine, ctx.settings, export_id)
+
+
+@dramatiq.actor(queue_name="integrations", max_retries=3, time_limit=300_000, max_age=3_600_000)
+def purge_exports() -> None:
+    """Remove the files of exports past their expiry (``BEACON_IMPORT_EXPORT_TTL``); hourly."""
+    ctx = context()
+    exports.purge_expired(ctx.engine)
