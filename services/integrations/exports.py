@@ -198,6 +198,8 @@ def build(engine: Engine, settings: Settings, export_id: int) -> str:
                 {"error": f"the export failed {MAX_ATTEMPTS} times (see the worker's log); ask for it again"})
         return "failed"
     directory = exports_dir(settings.paths.state_dir)
+    for leftover in directory.glob(f"export-{export_id}-*.partial"):  # of a job killed while writing
+        leftover.unlink(missing_ok=True)
     partial = directory / f"export-{export_id}-{token}.partial"
     try:
         name = asyncio.run(_download(settings, engine, export_id, token, row.site_id, row.date_range, partial))

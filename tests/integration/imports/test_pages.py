@@ -285,3 +285,30 @@ def test_a_small_site_export_streams_and_a_bad_range_is_refused(imports: Imports
                               data={"_csrf_token": token, "date_range": "yesterday-ish"}, follow_redirects=True)
         assert "Date_range must be YYYY-MM-DD,YYYY-MM-DD or one of all" in refused.text
     assert 0 == imports.sql("SELECT count(*) FROM site_exports")[0][0]
+
+
+def test_export_jobs_fail_in_words_and_a_dead_job_is_rebuilt(imports: Imports, site: Site, api: str) -> None:
+    """A range the analytics service refuses fails the export with its reason, shown on the page; an export
+    left ``building`` by a killed worker (its lease expired, a partial file behind) is built again from the
+    start by the next job."""
+    track(imports, site, LARGE)
+    with browser(imports, api, site.owner) as client:
+        token = csrf(client.get(f"/sites/{site.domain}/imports"))
+        client.post(f"/sites/{site.domain}/imports/export",
+                    data={"_csrf_token": token, "date_range": "2026-02-30,2026-03-01"})
+        export_id, status, _, path, error = wait_for_export(imports)
+        assert ("failed", None) == (status, path)
+        assert "date_range: day is out of range for month" == error
+        assert html.escape(error) in client.get(f"/sites/{site.domain}/imports").text
+
+    dead = imports.sql("INSERT INTO site_exports (site_id, date_range, requested_by, status, lease_token, "
+                       "leased_until, attempts, bytes_done) VALUES (:s, 'all', :u, 'building', 'killed', "
+                       "now() - interval '1 second', 1, 4096) RETURNING id", s=site.id, u=site.owner)[0][0]
+    leftover = imports.settings.paths.state_dir / "exports" / f"export-{dead}-killed.partial"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"PK\x03\x04 half a zip")
+    export_id, status, size, path, error = wait_for_export(imports)
+    assert (dead, "ready", None) == (export_id, status, error)
+    assert size == Path(path).stat().st_size
+    assert [(2,)] == imports.sql("SELECT attempts FROM site_exports WHERE id = :id", id=dead)
+    assert not leftover.exists()
