@@ -20,7 +20,7 @@ from app.domain.accounts.controllers import AccountController
 from app.domain.accounts.session import CookieLimitMiddleware, CsrfMiddleware, SessionConfig
 from app.domain.admin.controllers import AdminController, AdminPageController
 from app.domain.dashboard.controllers import DashboardController
-from app.domain.imports.pages import ImportsPageController
+from app.domain.imports.pages import ExportDownloadController, ImportsPageController
 from app.domain.search.controllers import SearchController
 from app.domain.sites.api import SitesApiController
 from app.domain.sites.controllers import SiteController
@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
          SitesApiController, StatsApiController, ExportApiController, ExportPageController, AdminController,
          AdminPageController, WebhooksApiController,
          AlertRulesApiController, UnsubscribeController, webhook_events, WebhooksPageController,
-         ReportsPageController, AlertsPageController, ImportsPageController],
+         ReportsPageController, AlertsPageController, ImportsPageController,
+         ExportDownloadController],
         health_route=False,
         plausible_prefixes=("/api/v1/", "/api/v2/"),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine,

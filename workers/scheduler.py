@@ -68,6 +68,8 @@ def periodic_jobs(settings: Settings, actors: Mapping[str, Actor[..., object]]) 
         Periodic("dispatch_webhooks", 1.0, actors["dispatch_webhooks"].send),
         Periodic("dispatch_imports", 2.0, actors["dispatch_imports"].send),
         Periodic("purge_import_uploads", 3600.0, actors["purge_import_uploads"].send),
+        Periodic("dispatch_exports", 5.0, actors["dispatch_exports"].send),
+        Periodic("purge_exports", 3600.0, actors["purge_exports"].send),
         Periodic("send_emails", 5.0, actors["send_emails"].send),
         Periodic("purge_webhook_log", 86400.0, actors["purge_webhook_log"].send),
         Periodic("coalesce_goals", settings.integrations.goal_interval, actors["coalesce_goals"].send),

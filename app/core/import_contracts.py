@@ -36,3 +36,28 @@ class SiteImport(msgspec.Struct):
     """``{"file", "line", "column"}`` of a refusal."""
     created_at: datetime
     finished_at: datetime | None
+
+
+class SiteExport(msgspec.Struct):
+    """One export job of a site's stats as Plausible's CSV export (a large site's; small ones are streamed)."""
+
+    id: int
+    date_range: str
+    status: str
+    """``pending``, ``building``, ``ready``, ``failed`` or ``expired`` (its file purged)."""
+    bytes_done: int
+    """Bytes of the zip written so far (its size once ready)."""
+    file_name: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime | None
+    """When the file and its download link expire (``BEACON_IMPORT_EXPORT_TTL`` after it is ready)."""
+
+
+class ExportRequest(msgspec.Struct):
+    """Ask for a site's export: answered with the job (201), or ``null`` (200) when the site is small enough to
+    stream its export at once."""
+
+    date_range: str = msgspec.field(default="all")
+    requested_by: int | None = None

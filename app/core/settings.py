@@ -245,6 +245,11 @@ class ImportSettings:
     """Rows written per transaction; the cursor advances with each."""
     lease: float = setting("BEACON_IMPORT_LEASE", 120.0, minimum=0.1)
     """Seconds a job owns an import between two batches; an import whose job died is resumed after this."""
+    export_job_events: int = setting("BEACON_IMPORT_EXPORT_JOB_EVENTS", 1_000_000, minimum=1)
+    """A site with at least this many events is "large": the imports page's Export builds its zip in a job and
+    links (and emails) it instead of streaming it."""
+    export_ttl: float = setting("BEACON_IMPORT_EXPORT_TTL", 7 * 86400.0, minimum=1)
+    """Seconds an export job's file and download link live; then it is purged."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The integrations service (port 8003): webhook endpoints and their delivery log, alert rules, email, imports."""
+"""The integrations service (port 8003): webhook endpoints and their delivery log, alert rules, email, imports,
+export jobs."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from litestar import Litestar
 
 from app.core.service import create_service_app
 from app.core.settings import Settings, get_settings
-from services.integrations.imports.routes import ImportsController
+from services.integrations.imports.routes import ExportsController, ImportsController
 from services.integrations.routes import AlertRulesController, ReportsController, WebhooksController, unsubscribe
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     return create_service_app("integrations", settings or get_settings(),
                               [WebhooksController, AlertRulesController, ReportsController, ImportsController,
-                               unsubscribe],
+                               ExportsController, unsubscribe],
                               request_max_body_size=64 * 1024)

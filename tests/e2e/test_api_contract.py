@@ -135,6 +135,28 @@ def test_every_operation_holds_its_contract(api_schema: Any, admin_cookie: str) 
     assert {} == failures
 
 
+EXPORT = "GET /api/v1/sites/{domain}/export"
+
+
+def test_the_export_operation_is_covered_and_holds(api_schema: Any, admin_cookie: str, fuzz_key: str) -> None:
+    """The export route is in the fuzzed document with its error answers declared, holds its contract under
+    fuzzing, and answers a real site's valid and invalid ranges as declared (a zip, or problem+json)."""
+    operations = {result.ok().label: result.ok() for result in api_schema.get_all_operations()}
+    assert EXPORT in operations
+    operation = operations[EXPORT]
+    declared = set(operation.definition.raw["responses"])
+    assert {"200", "400", "401", "404"} <= declared
+    failures: dict[str, list[str]] = {}
+    for mode in MODES:
+        _fuzz(operation, mode, admin_cookie, failures.setdefault(mode.value, []))
+    assert {} == {label: found for label, found in failures.items() if found}
+    for date_range, status in (("7d", 200), ("2026-02-30,2026-03-01", 400), ("someday", 400)):
+        case = operation.Case(path_parameters={"domain": FUZZ_SITE}, query={"date_range": date_range},
+                              headers={"Authorization": f"Bearer {fuzz_key}", "User-Agent": UA})
+        response = case.call_and_validate(checks=CHECKS)
+        assert status == response.status_code, response.text[:300]
+
+
 @pytest.fixture(scope="module")
 def admin_cookie(running: Stack) -> str:
     return _session_cookie(running)

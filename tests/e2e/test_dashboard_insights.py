@@ -102,7 +102,7 @@ def test_goals_panel_compares_two_variants(running: Stack, history: str, playwri
         page = context.new_page()
         problems = watch(page)
         page.goto(f"{running.base_url}/sites/{history}?period=30d")
-        page.click("#compare summary")
+        page.click("#compare-values summary")
         page.fill("#compare-goal", "Signup")
         page.fill("#compare-prop", "variant")
         page.fill("#compare-a", "A")

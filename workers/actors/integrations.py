@@ -7,7 +7,7 @@ a message lost with a killed worker is replaced by a new lease once the old one 
 
 from __future__ import annotations
 
-from services.integrations import alerts, delivery, facts, mail, reports
+from services.integrations import alerts, delivery, exports, facts, mail, reports
 from services.integrations.imports import job as imports_job
 from services.integrations.imports import store as imports_store
 from services.integrations.imports.files import ImportRefused, imports_dir
@@ -79,6 +79,24 @@ def purge_import_uploads(ctx: WorkerContext) -> None:
     imports_store.purge_orphans(ctx.engine, imports_dir(ctx.settings.paths.state_dir))
 
 
+def dispatch_exports(ctx: WorkerContext) -> None:
+    """Send the job of every export job that needs one (new, its message lost, or its worker killed)."""
+    build = ctx.broker.get_actor("build_export")
+    for export_id in exports.dispatch(ctx.engine, ctx.settings.imports.lease):
+        build.send(export_id)
+
+
+def build_export(ctx: WorkerContext, export_id: int) -> None:
+    """Build one export's zip, mark it ready and email its link; safe to run twice (a second job finds it
+    leased or done). A range the analytics service refuses fails the export; other errors are retried."""
+    exports.build(ctx.engine, ctx.settings, export_id)
+
+
+def purge_exports(ctx: WorkerContext) -> None:
+    """Remove the files of exports past their expiry (``BEACON_IMPORT_EXPORT_TTL``); hourly."""
+    exports.purge_expired(ctx.engine)
+
+
 # max_retries=0 where the outbox or the schedule retries by itself; max_age drops a periodic job that waited
 # longer than its period (the next one is on its way).
 _QUEUE = "integrations"
@@ -94,4 +112,7 @@ ACTORS = [
     ActorSpec(dispatch_imports, _QUEUE, max_retries=0, time_limit=30_000, options={"max_age": 30_000}),
     ActorSpec(run_import, "imports", max_retries=3, time_limit=6 * 3_600_000, throws=(*PERMANENT, ImportRefused)),
     ActorSpec(purge_import_uploads, _QUEUE, max_retries=3, time_limit=300_000, options={"max_age": 3_600_000}),
+    ActorSpec(dispatch_exports, _QUEUE, max_retries=0, time_limit=30_000, options={"max_age": 30_000}),
+    ActorSpec(build_export, "imports", max_retries=3, time_limit=3_600_000, throws=(*PERMANENT, exports.LeaseLost)),
+    ActorSpec(purge_exports, _QUEUE, max_retries=3, time_limit=300_000, options={"max_age": 3_600_000}),
 ]

@@ -4,22 +4,69 @@ without ever being held in memory here."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, FromQuery, QueryParameter
-from litestar.response import Redirect, Response, Template
+from litestar.response import Redirect, Response, Stream, Template
 
-from app.core.errors import PayloadTooLarge, ServiceUnavailable, problem
+from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable, problem
 from app.core.http import ServiceError
 from app.core.import_contracts import ImportSource
 from app.core.pages import flash
 from app.core.resources import Resources
+from app.core.tokens import sign_token, verify_token
 from app.domain.webhooks.pages import managed_site
 
 SOURCES = (("plausible", "Plausible CE — CSV export (zip of imported_*.csv)"),
            ("umami", "Umami — data export (website events CSV, or its zip)"))
 FileName = Annotated[str, QueryParameter(min_length=1, max_length=300)]
+
+
+EXPORT_DOWNLOAD = "export-download"
+"""The purpose of an export's signed download link (the integrations service signs the emailed one alike)."""
+
+
+def export_link(resources: Resources, domain: str, site_id: int, item: dict[str, Any]) -> str | None:
+    """The signed download link of a ready export, valid until it expires; ``None`` for any other."""
+    if item.get("status") != "ready" or not item.get("expires_at"):
+        return None
+    ttl = (datetime.fromisoformat(item["expires_at"]) - datetime.now(UTC)).total_seconds()
+    if ttl <= 0:
+        return None
+    token = sign_token(resources.settings.security.secret_key, EXPORT_DOWNLOAD,
+                       {"export": item["id"], "site": site_id}, ttl)
+    return f"/sites/{domain}/exports/{item['id']}/download?{urlencode({'token': token})}"
+
+
+class ExportDownloadController(Controller):
+    path = "/sites/{domain:str}/exports"
+    include_in_schema = False
+
+    @get("/{export_id:int}/download", media_type="application/zip")
+    async def download(self, request: Request[Any, Any, Any], domain: FromPath[str], export_id: FromPath[int],
+                       token: Annotated[str, QueryParameter(max_length=600)] = "") -> Stream:
+        """An export job's zip: for a signed-in owner or admin of the site, with the link's unexpired signature
+        (404 otherwise, and once the file is purged)."""
+        _, site, services = await managed_site(request, domain)
+        resources: Resources = request.app.state.resources
+        payload = verify_token(resources.settings.security.secret_key, EXPORT_DOWNLOAD, token)
+        if payload is None or payload.get("export") != export_id or payload.get("site") != site.id:
+            raise NotFound("this download link is not valid or has expired")
+        upstream = await services.open_stream("integrations", "GET", f"/sites/{site.id}/exports/{export_id}/file")
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in upstream.aiter_bytes():
+                    yield chunk
+            finally:
+                await upstream.aclose()
+
+        disposition = upstream.headers.get("content-disposition", 'attachment; filename="export.zip"')
+        return Stream(body(), media_type="application/zip", headers={"Content-Disposition": disposition})
 
 
 class ImportsPageController(Controller):
@@ -31,8 +78,10 @@ class ImportsPageController(Controller):
         user, site, services = await managed_site(request, domain)
         imports = await services.json("integrations", "GET", f"/sites/{site.id}/imports")
         resources: Resources = request.app.state.resources
+        exports = [{**item, "download": export_link(resources, site.domain, site.id, item)}
+                   for item in await services.json("integrations", "GET", f"/sites/{site.id}/exports")]
         return Template("site_imports.html", context={
-            "user": user, "site": site, "imports": imports, "sources": SOURCES,
+            "user": user, "site": site, "imports": imports, "exports": exports, "sources": SOURCES,
             "max_upload": resources.settings.imports.max_upload})
 
     @get("/list", media_type="application/json")
@@ -62,6 +111,36 @@ class ImportsPageController(Controller):
             raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
         return Response(response.content, status_code=response.status_code,
                         media_type=response.headers.get("content-type", "application/json"))
+
+    @post("/export", status_code=303)
+    async def export(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Redirect:
+        """The Export button: a small site's zip is streamed at once (a redirect to ``/sites/{domain}/export``);
+        a large one's is built by an export job, shown below with its progress and emailed when ready."""
+        user, site, services = await managed_site(request, domain)
+        form = await request.form()
+        date_range = str(form.get("date_range") or "all")[:40]
+        response = await services.request("integrations", "POST", f"/sites/{site.id}/exports",
+                                          json={"date_range": date_range, "requested_by": user.id})
+        if response.status_code >= 500:
+            raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
+        if response.status_code >= 400:
+            detail = str(response.json().get("detail", "the export was refused"))
+            flash(request, detail[:1].upper() + detail[1:], "error")
+            return Redirect(f"/sites/{domain}/imports#export", status_code=303)
+        if response.status_code == 200:  # small enough to stream at once
+            return Redirect(f"/sites/{domain}/export?{urlencode({'date_range': date_range})}", status_code=303)
+        flash(request, "The export is being built. Its download link appears below and is emailed to you when "
+                       "it is ready.")
+        return Redirect(f"/sites/{domain}/imports#exports", status_code=303)
+
+    @get("/exports", media_type="application/json")
+    async def export_status(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Response[Any]:
+        """The export jobs as JSON (``SiteExport`` list), each ready one with its signed download link."""
+        _, site, services = await managed_site(request, domain)
+        exports = await services.json("integrations", "GET", f"/sites/{site.id}/exports")
+        resources: Resources = request.app.state.resources
+        return Response([{**item, "download": export_link(resources, site.domain, site.id, item)}
+                         for item in exports], media_type="application/json")
 
     @post("/{import_id:int}/delete", status_code=303)
     async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str],

@@ -1,5 +1,5 @@
 // The imports page: upload the chosen file as the request body (streamed by the browser, with its progress),
-// then follow the imports' progress until none is running.
+// then follow the imports' progress until none is running, and the export jobs' until each is ready.
 (function () {
   "use strict";
   var form = document.getElementById("import-form");
@@ -74,4 +74,30 @@
       .catch(function () { window.setTimeout(poll, 5000); });
   }
   window.setTimeout(poll, 1000);
+
+  // Export jobs: follow the bytes written until each is ready (or failed), then show its link.
+  function building() {
+    return document.querySelectorAll("tr[data-export-id][data-status=pending], tr[data-export-id][data-status=building]").length > 0;
+  }
+
+  function pollExports() {
+    if (!building()) return;
+    fetch("/sites/" + encodeURIComponent(domain) + "/imports/exports", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : []; })
+      .then(function (exports) {
+        var finished = false;
+        exports.forEach(function (e) {
+          var row = document.querySelector("tr[data-export-id='" + e.id + "']");
+          if (!row) return;
+          if (row.dataset.status !== e.status && (e.status === "ready" || e.status === "failed")) finished = true;
+          row.dataset.status = e.status;
+          row.querySelector(".export-status").textContent = e.status;
+          row.querySelector(".export-progress").textContent = (e.bytes_done / 1024).toFixed(1) + " KiB";
+        });
+        if (finished) { window.location.reload(); return; }
+        window.setTimeout(pollExports, 2000);
+      })
+      .catch(function () { window.setTimeout(pollExports, 5000); });
+  }
+  window.setTimeout(pollExports, 1000);
 })();

@@ -28,6 +28,7 @@ from services.integrations.imports import plausible, umami
 from services.integrations.imports.files import Entry, ImportRefused, entries, read_csv, remove
 from services.integrations.imports.ga4 import import_ga4
 from services.integrations.imports.run import STAGING, LeaseLost, Run
+from services.integrations.imports.window import NO_WINDOW, free_window
 from services.integrations.models import IMPORTED_TABLES
 
 logger = logging.getLogger(__name__)
@@ -176,9 +177,41 @@ _UNION = " UNION ALL ".join(f"SELECT date FROM {table} WHERE import_id = :id"  #
 _DATES = f"SELECT min(date), max(date), count(DISTINCT date) FROM ({_UNION}) d"  # noqa: S608 - constants
 
 
+def _clamp(conn: Connection, run: Run) -> None:
+    """Delete the import's rows on days the site's own stats or its other completed imports hold (see
+    :mod:`.window`); refuse it when no day is left. The site's row is locked so that two imports of one site
+    ending together see each other."""
+    first, last = conn.execute(text(_DATES), {"id": run.import_id}).one()[:2]
+    if first is None:
+        return
+    conn.execute(text("SELECT 1 FROM sites WHERE id = :site FOR UPDATE"), {"site": run.site_id})
+    native = conn.execute(text("SELECT min(timestamp) FROM events WHERE site_id = :site"),
+                          {"site": run.site_id}).scalar()
+    occupied = [(row.start_date, row.end_date) for row in conn.execute(text(
+        "SELECT start_date, end_date FROM site_imports WHERE site_id = :site AND id <> :id "
+        "AND status = 'completed' AND start_date IS NOT NULL AND end_date IS NOT NULL"),
+        {"site": run.site_id, "id": run.import_id})]
+    native_day = native.astimezone(ZoneInfo(run.timezone)).date() if native is not None else None
+    kept = free_window(first, last, native_day, occupied)
+    if kept is None:
+        raise ImportRefused(NO_WINDOW)
+    if kept == (first, last):
+        return
+    removed = 0
+    for table in IMPORTED_TABLES:
+        removed += conn.execute(text(f"DELETE FROM {table} WHERE import_id = :id "  # noqa: S608 - constants
+                                     "AND (date < :first OR date > :last)"),
+                                {"id": run.import_id, "first": kept[0], "last": kept[1]}).rowcount
+    conn.execute(text("UPDATE site_imports SET rows_done = greatest(rows_done - :removed, 0) WHERE id = :id"),
+                 {"removed": removed, "id": run.import_id})
+    logger.info("import clamped", extra={"import_id": run.import_id, "first": kept[0].isoformat(),
+                                         "last": kept[1].isoformat(), "rows_removed": removed})
+
+
 def _complete(run: Run) -> None:
     with run.engine.begin() as conn:
         _hold(conn, run)
+        _clamp(conn, run)
         first, last, days = conn.execute(text(_DATES), {"id": run.import_id}).one()
         conn.execute(text(
             "UPDATE site_imports SET status = 'completed', start_date = :first, end_date = :last, days_done = :days, "

@@ -1,20 +1,23 @@
-"""Internal endpoints of imports (called by the api with the internal token, which has checked the caller may
-write the site): upload an export, list a site's imports, read one, delete one."""
+"""Internal endpoints of imports and exports (called by the api with the internal token, which has checked the
+caller may write the site): upload an export, list a site's imports, read one, delete one; ask for an export
+job, list them, read a ready one's file."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import anyio.to_thread
-from litestar import Controller, Request, delete, get, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.response import File, Response
 
 from app.core.errors import PayloadTooLarge
-from app.core.import_contracts import ImportSource, SiteImport
+from app.core.import_contracts import ExportRequest, ImportSource, SiteExport, SiteImport
 from app.core.integration_contracts import PathId
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
+from services.integrations import exports
 from services.integrations.imports import store
 from services.integrations.imports.files import imports_dir, remove, store_upload
 from services.integrations.routes import Session, provide_session
@@ -70,3 +73,33 @@ class ImportsController(Controller):
         upload = await store.delete_import(session, site_id, import_id)
         await session.commit()
         remove(upload)
+
+
+class ExportsController(Controller):
+    """A site's export jobs (see :mod:`services.integrations.exports`)."""
+
+    path = "/sites/{site_id:int}/exports"
+    guards = [internal_token_guard]
+    dependencies = {"session": Provide(provide_session), "resources": Provide(provide_resources, sync_to_thread=False)}
+
+    @post("/")
+    async def request_export(self, resources: ResourcesDep, site_id: PathId,
+                             data: JSONBody[ExportRequest]) -> Response[SiteExport | None]:
+        """201 with a new pending export job when the site has at least ``BEACON_IMPORT_EXPORT_JOB_EVENTS``
+        events; 200 with ``null`` when it is small enough to stream its export at once. 400 for a bad range."""
+        async with resources.sessions.begin() as session:
+            if not await exports.is_large(session, site_id, resources.settings.imports.export_job_events):
+                exports.check_range(data.date_range)
+                return Response(None, status_code=200, media_type="application/json")
+            created = await exports.create_export(session, site_id, data.date_range, data.requested_by)
+        return Response(created, status_code=201)
+
+    @get("/")
+    async def list_exports(self, session: Session, site_id: PathId) -> list[SiteExport]:
+        return await exports.list_exports(session, site_id)
+
+    @get("/{export_id:int}/file", media_type="application/zip")
+    async def file(self, session: Session, site_id: PathId, export_id: PathId) -> File:
+        """The zip of a ready, unexpired export (404 otherwise)."""
+        path, name = await exports.ready_file(session, site_id, export_id)
+        return File(path, filename=name, media_type="application/zip")

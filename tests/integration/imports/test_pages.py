@@ -1,9 +1,12 @@
 """The imports page over HTTP (api → integrations service → worker): who may use it, an upload streamed
-through, its refusals, its progress and its deletion."""
+through, its refusals, its progress and its deletion; the Export button's streamed download and export jobs."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import html
+import io
 import json
 import os
 import re
@@ -11,6 +14,7 @@ import secrets
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,27 +26,33 @@ import redis
 from app.core.settings import load_settings
 from app.devstack import stop_processes, wait_for_port
 from app.domain.accounts.session import new_session
+from services.integrations import exports
 from tests.integration.imports.conftest import Imports, Site
 from tests.integration.imports.exports import pages_csv, plausible_export
 
 BEACON = str(Path(sys.prefix) / "bin" / "beacon")
 MAX_UPLOAD = 3 * 1024 * 1024
+LARGE = 5
+"""Events from which a site's export is built by an export job (``BEACON_IMPORT_EXPORT_JOB_EVENTS``)."""
 
 
 @pytest.fixture(scope="module")
 def api(imports: Imports) -> Iterator[str]:
-    """api, integrations, a worker and the scheduler on the imports database; uploads up to 3 MiB."""
-    environment = {**imports.environment, "BEACON_IMPORT_MAX_UPLOAD": str(MAX_UPLOAD)}
+    """api, integrations, analytics, a worker and the scheduler on the imports database; uploads up to 3 MiB,
+    export jobs from 5 events."""
+    environment = {**imports.environment, "BEACON_IMPORT_MAX_UPLOAD": str(MAX_UPLOAD),
+                   "BEACON_IMPORT_EXPORT_JOB_EVENTS": str(LARGE)}
     settings = load_settings(environment)
     log = Path(os.environ.get("BEACON_TEST_LOG_DIR") or imports.state) / "imports-pages.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = []
     with log.open("ab") as out:
-        for args in (("serve", "api"), ("serve", "integrations"), ("worker",), ("scheduler",)):
+        for args in (("serve", "api"), ("serve", "integrations"), ("serve", "analytics"), ("worker",),
+                     ("scheduler",)):
             started.append(subprocess.Popen([BEACON, *args], env={**os.environ, **environment}, stdout=out,
                                             stderr=out))
     try:
-        for name in ("api", "integrations"):
+        for name in ("api", "integrations", "analytics"):
             wait_for_port(settings.server.ports[name], 120)
         yield f"http://127.0.0.1:{settings.server.ports['api']}"
     finally:
@@ -180,3 +190,125 @@ def test_a_large_csv_streams_through(imports: Imports, site: Site, api: str) -> 
 
     assert "completed" == wait_for_status(imports, answer.json()["id"], 120)[0]
     assert [(30_000, pageviews)] == imports.sql("SELECT count(*), sum(pageviews) FROM imported_pages")
+
+
+def track(imports: Imports, site: Site, events: int) -> None:
+    """``events`` pageviews of distinct visitors, yesterday at noon (UTC)."""
+    moment = dt.datetime.combine(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    for n in range(events):
+        imports.sql(
+            "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, referrer, "
+            "referrer_source, device, browser, country, interactive, props) VALUES (:site, :ts, 'pageview', :n, "
+            ":n, 'imports.example', '/', '', '', 'Desktop', 'Chrome', 'DE', true, '{}')",
+            site=site.id, ts=moment + dt.timedelta(minutes=n), n=n + 1)
+
+
+def wait_for_export(imports: Imports, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = imports.sql("SELECT id, status, bytes_done, file_path, error FROM site_exports ORDER BY id DESC LIMIT 1")
+        if row and row[0][1] in ("ready", "failed"):
+            return row[0]
+        time.sleep(0.3)
+    raise AssertionError("the export did not end")
+
+
+def test_a_large_site_export_is_built_linked_emailed_and_purged(imports: Imports, site: Site, api: str) -> None:
+    """A site with BEACON_IMPORT_EXPORT_JOB_EVENTS events: Export creates a job, which writes the zip; the page
+    links it, the outbox emails the same link, only an owner or admin with the unexpired signature downloads it,
+    and once expired the file is purged and the link answers 404."""
+    track(imports, site, LARGE + 2)
+    owner_email = imports.sql("SELECT email FROM users WHERE id = :id", id=site.owner)[0][0]
+    with browser(imports, api, site.owner) as client:
+        page = client.get(f"/sites/{site.domain}/imports")
+        assert "No export jobs." in page.text
+        asked = client.post(f"/sites/{site.domain}/imports/export",
+                            data={"_csrf_token": csrf(page), "date_range": "all"})
+        assert (303, f"/sites/{site.domain}/imports#exports") == (asked.status_code, asked.headers["location"])
+
+        export_id, status, size, path, error = wait_for_export(imports)
+        assert ("ready", None) == (status, error)
+        assert size == Path(path).stat().st_size > 0
+        listed = client.get(f"/sites/{site.domain}/imports/exports").json()
+        assert [(export_id, "ready")] == [(e["id"], e["status"]) for e in listed]
+        link = listed[0]["download"]
+        assert link.startswith(f"/sites/{site.domain}/exports/{export_id}/download?token=")
+        assert html.escape(link) in client.get(f"/sites/{site.domain}/imports").text
+
+        answer = client.get(link)
+        assert 200 == answer.status_code, answer.text[:300]
+        assert "application/zip" == answer.headers["content-type"]
+        with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+            names = archive.namelist()
+            visitors_file = next(n for n in names if n.startswith("imported_visitors_"))
+            rows = list(csv.DictReader(io.StringIO(archive.read(visitors_file).decode())))
+        assert 10 == len(names)
+        assert LARGE + 2 == sum(int(r["visitors"]) for r in rows)
+
+        tampered = client.get(link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB"))
+        assert 404 == tampered.status_code
+
+    body = imports.sql("SELECT text_body FROM emails WHERE kind = 'export_ready' AND recipient = :r "
+                       "ORDER BY id DESC LIMIT 1", r=owner_email)[0][0]
+    emailed = re.search(r"https?://\S+/sites/\S+/download\?token=\S+", body)
+    assert emailed is not None, body
+    emailed_path = emailed.group(0).split("/sites/", 1)[1]
+    with browser(imports, api, site.owner) as client:
+        assert 200 == client.get(f"/sites/{emailed_path}").status_code
+    with browser(imports, api, member(imports, site, "viewer")) as client:
+        assert 403 == client.get(link).status_code
+    with browser(imports, api, member(imports, site, "admin")) as client:
+        assert 200 == client.get(link).status_code
+
+    imports.sql("UPDATE site_exports SET expires_at = now() - interval '1 second' WHERE id = :id", id=export_id)
+    assert [export_id] == exports.purge_expired(imports.engine)
+    assert not Path(path).exists()
+    assert [("expired", None)] == imports.sql("SELECT status, file_path FROM site_exports WHERE id = :id",
+                                              id=export_id)
+    with browser(imports, api, site.owner) as client:
+        assert 404 == client.get(link).status_code
+
+
+def test_a_small_site_export_streams_and_a_bad_range_is_refused(imports: Imports, site: Site, api: str) -> None:
+    """Under the threshold the Export button redirects to the streamed download; a malformed range is said in
+    words and creates no job."""
+    track(imports, site, LARGE - 1)
+    with browser(imports, api, site.owner) as client:
+        token = csrf(client.get(f"/sites/{site.domain}/imports"))
+        asked = client.post(f"/sites/{site.domain}/imports/export", data={"_csrf_token": token, "date_range": "7d"})
+        assert (303, f"/sites/{site.domain}/export?date_range=7d") == (asked.status_code, asked.headers["location"])
+        streamed = client.get(asked.headers["location"])
+        assert (200, "application/zip") == (streamed.status_code, streamed.headers["content-type"])
+
+        track(imports, site, 2)
+        refused = client.post(f"/sites/{site.domain}/imports/export",
+                              data={"_csrf_token": token, "date_range": "yesterday-ish"}, follow_redirects=True)
+        assert "Date_range must be YYYY-MM-DD,YYYY-MM-DD or one of all" in refused.text
+    assert 0 == imports.sql("SELECT count(*) FROM site_exports")[0][0]
+
+
+def test_export_jobs_fail_in_words_and_a_dead_job_is_rebuilt(imports: Imports, site: Site, api: str) -> None:
+    """A range the analytics service refuses fails the export with its reason, shown on the page; an export
+    left ``building`` by a killed worker (its lease expired, a partial file behind) is built again from the
+    start by the next job."""
+    track(imports, site, LARGE)
+    with browser(imports, api, site.owner) as client:
+        token = csrf(client.get(f"/sites/{site.domain}/imports"))
+        client.post(f"/sites/{site.domain}/imports/export",
+                    data={"_csrf_token": token, "date_range": "2026-02-30,2026-03-01"})
+        export_id, status, _, path, error = wait_for_export(imports)
+        assert ("failed", None) == (status, path)
+        assert "date_range: day is out of range for month" == error
+        assert html.escape(error) in client.get(f"/sites/{site.domain}/imports").text
+
+    dead = imports.sql("INSERT INTO site_exports (site_id, date_range, requested_by, status, lease_token, "
+                       "leased_until, attempts, bytes_done) VALUES (:s, 'all', :u, 'building', 'killed', "
+                       "now() - interval '1 second', 1, 4096) RETURNING id", s=site.id, u=site.owner)[0][0]
+    leftover = imports.settings.paths.state_dir / "exports" / f"export-{dead}-killed.partial"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"PK\x03\x04 half a zip")
+    export_id, status, size, path, error = wait_for_export(imports)
+    assert (dead, "ready", None) == (export_id, status, error)
+    assert size == Path(path).stat().st_size
+    assert [(2,)] == imports.sql("SELECT attempts FROM site_exports WHERE id = :id", id=dead)
+    assert not leftover.exists()
