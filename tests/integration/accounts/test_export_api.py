@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.accounts.conftest import Servers, World, signed_in
-from tests.integration.conftest import run_beacon
+from tests.support.beacon import run_beacon
 
 
 @pytest.fixture

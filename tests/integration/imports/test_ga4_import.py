@@ -12,9 +12,9 @@ import pytest
 from services.integrations.ga4 import REPORTS
 from services.integrations.imports import ga4, job
 from services.integrations.imports.files import ImportRefused
-from tests.integration.conftest import run_beacon
 from tests.integration.imports.conftest import Imports, Site
 from tests.integration.imports.google import CREDENTIALS, PROPERTY, Google, google
+from tests.support.beacon import run_beacon
 
 __all__ = ["google"]
 

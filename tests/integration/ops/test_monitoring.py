@@ -42,8 +42,8 @@ from app.core.settings import Settings, load_settings
 from app.devstack import Circus, free_port, stop_processes, wait_for_port
 from app.domain.accounts.session import new_session
 from app.domain.admin.services import monitoring_report
-from tests.conftest import running_redis
-from tests.integration.conftest import BEACON
+from tests.support.beacon import BEACON
+from tests.support.servers import running_redis
 
 WATCHERS = textwrap.dedent("""\
     [circus]

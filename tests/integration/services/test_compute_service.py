@@ -17,7 +17,7 @@ from app.core.db import make_engine
 from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.redis import Keys
 from app.core.settings import Settings
-from tests.integration.conftest import Services
+from tests.support.beacon import Services
 
 START = datetime(2026, 2, 1, tzinfo=UTC)
 DAYS = 21
