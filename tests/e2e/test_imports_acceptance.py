@@ -23,9 +23,8 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from tests.benchmarks.datagen import generate
-from tests.e2e.browser import launch, screenshot
+from tests.e2e.browser import AXE, DESKTOP, Visit, axe_violations, launch, screenshot
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
-from tests.e2e.test_pages import AXE, DESKTOP, Visit, axe_violations
 
 LAST = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 FIRST = LAST - dt.timedelta(days=89)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,8 @@ from playwright.sync_api import expect
 from sqlalchemy import text
 
 from app.core.db import make_engine
-from tests.e2e.browser import launch, screenshot
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
-from tests.e2e.test_pages import AXE, DESKTOP, PHONE, Visit, axe_violations
-
-
-@pytest.fixture(scope="module")
-def chromium(running: Stack, playwright: Any) -> Iterator[Any]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def admin(running: Stack, chromium: Any) -> Iterator[Visit]:
-    opened = Visit(running, chromium)
-    opened.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-    yield opened
-    opened.close()
+from tests.e2e.browser import AXE, DESKTOP, PHONE, Visit, axe_violations, screenshot
+from tests.e2e.conftest import SITE, Stack
 
 
 def sql(stack: Stack, statement: str) -> list[Any]:
