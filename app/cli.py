@@ -232,11 +232,6 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     """Store an export, create its import and (unless ``--no-wait``) follow the worker's progress with a bar."""
-    import time  # noqa: PLC0415 - per command
-
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415 - per command
-    from sqlalchemy import text  # noqa: PLC0415 - per command
-
     from app.core.db import make_engine  # noqa: PLC0415 - per command
     from services.integrations.imports import store  # noqa: PLC0415 - per command
     from services.integrations.imports.files import imports_dir, store_file, store_stream  # noqa: PLC0415 - per command
@@ -244,39 +239,18 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.database, application_name="beacon-cli")
     limits = settings.imports
     try:
-        with engine.connect() as conn:
-            site_id = conn.execute(text("SELECT id FROM sites WHERE domain = :d"), {"d": args.site.lower()}).scalar()
-        if site_id is None:
-            raise CliError(f"--site: no site {args.site!r}")
+        site_id = _import_site(engine, args.site)
         directory, name = imports_dir(settings.paths.state_dir), store.upload_name()
         if str(args.file) == "-":
             stored, display = store_stream(sys.stdin.buffer, directory, name, limits.max_upload), "stdin"
         else:
             stored, display = store_file(args.file, directory, name, limits.max_upload), args.file.name
-        import_id = store.create_import(engine, int(site_id), args.source, stored, display, limits,
+        import_id = store.create_import(engine, site_id, args.source, stored, display, limits,
                                         label=args.label or "")
         print(f"import {import_id} of {display} into {args.site} created; a worker runs it")
         if args.no_wait:
             return 0
-        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                   TextColumn("{task.fields[rows]} rows · {task.fields[days]} days"), TimeElapsedColumn())
-        with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as progress:
-            task = progress.add_task(f"{args.source} → {args.site}", total=100, rows=0, days=0)
-            waiting_since = time.monotonic()
-            while True:
-                state = store.read_import(engine, import_id)
-                progress.update(task, completed=state.percent, rows=state.rows, days=state.days)
-                if state.status in ("completed", "failed"):
-                    break
-                if state.status == "pending" and time.monotonic() - waiting_since > 30:
-                    progress.console.print("still waiting for a worker: are the worker and scheduler running?")
-                    waiting_since = time.monotonic()
-                time.sleep(0.5)
-        if state.status == "failed":
-            raise CliError(f"import {import_id} failed: {state.error}")
-        print(f"import {import_id} completed: {state.rows} rows, {state.days} days "
-              f"({state.start_date} to {state.end_date})")
-        return 0
+        return _follow_import(engine, import_id, f"{args.source} → {args.site}")
     finally:
         engine.dispose()
 
@@ -284,14 +258,10 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_import_ga4(settings: Settings, args: argparse.Namespace) -> int:
     """Create a GA4 import (credentials read from a file) and follow the worker's progress."""
     import datetime as dt  # noqa: PLC0415 - per command
-    import time  # noqa: PLC0415 - per command
-
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415 - per command
-    from sqlalchemy import text  # noqa: PLC0415 - per command
 
     from app.core.db import make_engine  # noqa: PLC0415 - per command
     from services.integrations.ga4 import Credentials, GA4Error  # noqa: PLC0415 - per command
-    from services.integrations.imports import ga4, store  # noqa: PLC0415 - per command
+    from services.integrations.imports import ga4  # noqa: PLC0415 - per command
     from services.integrations.imports.files import ImportRefused  # noqa: PLC0415 - per command
 
     dates = []
@@ -310,33 +280,57 @@ def cmd_import_ga4(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     engine = make_engine(settings.database, application_name="beacon-cli")
     try:
-        with engine.connect() as conn:
-            site_id = conn.execute(text("SELECT id FROM sites WHERE domain = :d"), {"d": args.site.lower()}).scalar()
-        if site_id is None:
-            raise CliError(f"--site: no site {args.site!r}")
+        site_id = _import_site(engine, args.site)
         try:
-            import_id = ga4.create(engine, int(site_id), args.property, dates[0], dates[1], credentials,
+            import_id = ga4.create(engine, site_id, args.property, dates[0], dates[1], credentials,
                                    label=args.label or "", data_api=args.data_api_url, token_url=args.token_url)
         except ImportRefused as exc:
             raise CliError(f"--{exc.column or 'property'}: {exc.message}") from None
         print(f"import {import_id} of GA4 property {args.property} into {args.site} created; a worker runs it")
         if args.no_wait:
             return 0
-        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                   TextColumn("{task.fields[rows]} rows · {task.fields[days]} days"), TimeElapsedColumn())
-        with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as progress:
-            task = progress.add_task(f"ga4 → {args.site}", total=100, rows=0, days=0)
-            while (state := store.read_import(engine, import_id)).status not in ("completed", "failed"):
-                progress.update(task, completed=state.percent, rows=state.rows, days=state.days)
-                time.sleep(0.5)
-            progress.update(task, completed=state.percent, rows=state.rows, days=state.days)
-        if state.status == "failed":
-            raise CliError(f"import {import_id} failed: {state.error}")
-        print(f"import {import_id} completed: {state.rows} rows, {state.days} days "
-              f"({state.start_date} to {state.end_date})")
-        return 0
+        return _follow_import(engine, import_id, f"ga4 → {args.site}")
     finally:
         engine.dispose()
+
+
+def _import_site(engine: Engine, domain: str) -> int:
+    """The id of the site ``--site`` names; :class:`CliError` when there is none."""
+    with engine.connect() as conn:
+        site_id = conn.execute(text("SELECT id FROM sites WHERE domain = :d"), {"d": domain.lower()}).scalar()
+    if site_id is None:
+        raise CliError(f"--site: no site {domain!r}")
+    return int(site_id)
+
+
+def _follow_import(engine: Engine, import_id: int, description: str) -> int:
+    """Show an import's progress (percent, rows, days) until the worker completes or fails it; 0 when it
+    completed, :class:`CliError` with the worker's reason when it failed."""
+    import time  # noqa: PLC0415 - per command
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415 - per command
+
+    from services.integrations.imports import store  # noqa: PLC0415 - per command
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rows]} rows · {task.fields[days]} days"), TimeElapsedColumn())
+    with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as progress:
+        task = progress.add_task(description, total=100, rows=0, days=0)
+        waiting_since = time.monotonic()
+        while True:
+            state = store.read_import(engine, import_id)
+            progress.update(task, completed=state.percent, rows=state.rows, days=state.days)
+            if state.status in ("completed", "failed"):
+                break
+            if state.status == "pending" and time.monotonic() - waiting_since > 30:
+                progress.console.print("still waiting for a worker: are the worker and scheduler running?")
+                waiting_since = time.monotonic()
+            time.sleep(0.5)
+    if state.status == "failed":
+        raise CliError(f"import {import_id} failed: {state.error}")
+    print(f"import {import_id} completed: {state.rows} rows, {state.days} days "
+          f"({state.start_date} to {state.end_date})")
+    return 0
 
 
 def _merge_stderr() -> None:

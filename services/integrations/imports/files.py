@@ -84,27 +84,25 @@ def store_file(source: Path, directory: Path, name: str, limit: int) -> Stored:
     if source.stat().st_size > limit:
         raise PayloadTooLarge(f"{source}: the file is larger than the maximum of {limit} bytes "
                               "(BEACON_IMPORT_MAX_UPLOAD)")
-    path, digest, size = directory / name, hashlib.sha256(), 0
-    with source.open("rb") as src, path.open("wb") as out:
-        while chunk := src.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-    if size == 0:
-        path.unlink(missing_ok=True)
-        raise ImportRefused("the file is empty", file=source.name)
-    return Stored(path, size, digest.hexdigest())
+    with source.open("rb") as src:
+        return _copy(src, directory / name, limit, "the file", source.name)
 
 
 def store_stream(source: IO[bytes], directory: Path, name: str, limit: int) -> Stored:
     """Copy a byte stream (the CLI's standard input) into the imports directory, hashing it."""
-    path, digest, size = directory / name, hashlib.sha256(), 0
+    return _copy(source, directory / name, limit, "the input", "")
+
+
+def _copy(source: IO[bytes], path: Path, limit: int, what: str, file: str) -> Stored:
+    """Write ``source`` to ``path`` in 1 MiB chunks with its SHA-256; nothing is left behind when it is over
+    ``limit`` bytes (:class:`PayloadTooLarge`), empty (:class:`ImportRefused`) or fails."""
+    digest, size = hashlib.sha256(), 0
     try:
         with path.open("wb") as out:
             while chunk := source.read(1 << 20):
                 size += len(chunk)
                 if size > limit:
-                    raise PayloadTooLarge(f"the input is larger than the maximum of {limit} bytes "
+                    raise PayloadTooLarge(f"{what} is larger than the maximum of {limit} bytes "
                                           "(BEACON_IMPORT_MAX_UPLOAD)")
                 digest.update(chunk)
                 out.write(chunk)
@@ -113,7 +111,7 @@ def store_stream(source: IO[bytes], directory: Path, name: str, limit: int) -> S
         raise
     if size == 0:
         path.unlink(missing_ok=True)
-        raise ImportRefused("the input is empty")
+        raise ImportRefused(f"{what} is empty", file=file)
     return Stored(path, size, digest.hexdigest())
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, text
 
 from app.core.settings import ImportSettings
 from services.integrations.imports import plausible, umami
-from services.integrations.imports.files import Entry, ImportRefused, entries, read_csv, remove
+from services.integrations.imports.files import Entry, ImportRefused, Records, entries, read_csv, remove
 from services.integrations.imports.ga4 import import_ga4
 from services.integrations.imports.run import STAGING, LeaseLost, Run
 from services.integrations.imports.window import NO_WINDOW, free_window
@@ -37,6 +37,16 @@ logger = logging.getLogger(__name__)
 Importer = Callable[[Run], None]
 """Reads an import's source into its tables through :meth:`Run.commit`; raises :class:`ImportRefused`."""
 
+
+def _open_entry(run: Run, index: int, entry: Entry, name: str) -> tuple[list[str], Records, dict[str, Any]]:
+    """Entry ``index`` of the upload read as CSV from where the cursor stopped in it (its start otherwise):
+    its header, its rows, and the cursor position a batch of those rows commits."""
+    assert run.upload is not None
+    resume = run.cursor if run.cursor.get("entry") == index else {}
+    header, records = read_csv(run.upload, entry, name, resume.get("offset", 0), resume.get("line", 1),
+                               resume.get("header"))
+    return header, records, {"entry": index, "offset": resume.get("offset", 0), "line": resume.get("line", 1),
+                             "header": header}
 
 def import_plausible(run: Run) -> None:
     """Plausible CE's CSV export: each ``imported_*.csv`` straight into its table."""
@@ -50,12 +60,8 @@ def import_plausible(run: Run) -> None:
         entry = files[index]
         name = entry.name or run.display
         spec = plausible.SPECS[tables[entry.name]]
-        resume = run.cursor if run.cursor.get("entry") == index else {}
-        header, records = read_csv(run.upload, entry, name, resume.get("offset", 0), resume.get("line", 1),
-                                   resume.get("header"))
+        header, records, position = _open_entry(run, index, entry, name)
         batch: list[Sequence[Any]] = []
-        position = {"entry": index, "offset": resume.get("offset", 0), "line": resume.get("line", 1),
-                    "header": header}
         with records:
             plausible.check_header(spec, header, name)
             for row in records:
@@ -88,12 +94,8 @@ def import_umami(run: Run) -> None:
         name = entry.name or run.display
         if entry.name and not entry.name.lower().endswith(".csv"):
             raise ImportRefused("not a CSV file of Umami's export", file=name)
-        resume = run.cursor if run.cursor.get("entry") == index else {}
-        header, records = read_csv(run.upload, entry, name, resume.get("offset", 0), resume.get("line", 1),
-                                   resume.get("header"))
+        header, records, position = _open_entry(run, index, entry, name)
         batch: list[Sequence[Any]] = []
-        position = {"entry": index, "offset": resume.get("offset", 0), "line": resume.get("line", 1),
-                    "header": header}
         with records:
             umami.check_header(header, name)
             for row in records:
