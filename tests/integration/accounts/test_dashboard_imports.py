@@ -12,12 +12,14 @@ from tests.integration.accounts.conftest import Servers, World, signed_in
 
 @pytest.fixture
 def site(servers: Servers, world: World, serve: Callable[[str], int]) -> int:
-    """imported.example: one native visitor today; a completed import with 10 visitors yesterday."""
+    """imported.example: one native visitor and a completed import with 10 visitors, both yesterday (the
+    dashboard's "Last 7 days" ends yesterday, as Plausible's does)."""
     serve("analytics")
     owner = world.user("owner@example.com")
     site_id = world.site("imported.example", {owner: "owner"})
     world.sql("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
-              "VALUES (:s, now(), 'pageview', 1, 1, 'imported.example', '/')", s=site_id)
+              "VALUES (:s, date_trunc('day', now()) - interval '12 hours', 'pageview', 1, 1, 'imported.example', '/')",
+              s=site_id)
     import_id = world.sql("INSERT INTO site_imports (site_id, source, status, start_date, end_date) VALUES "
                           "(:s, 'plausible', 'completed', current_date - 1, current_date - 1) RETURNING id",
                           s=site_id)[0][0]
