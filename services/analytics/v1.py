@@ -16,9 +16,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import planner
-from services.analytics.query import Query, QueryError, parse_query, time_labels
+from services.analytics.query import METRICS, Query, QueryError, dimension_kind, parse_query, time_labels
 
 V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
+"""Plausible's v1 periods, and ``year`` (Beacon's addition, as v2's ``date_range``)."""
+V1_INTERVALS = {"date": "time:day", "day": "time:day", "month": "time:month", "hour": "time:hour",
+                "week": "time:week"}
+"""Plausible's v1 intervals ``day`` (``date`` is its alias) and ``month``; ``hour`` and ``week`` are Beacon's."""
+MAX_BREAKDOWN_LIMIT = 1000
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DOCS = "https://plausible.io/docs/stats-api"
 V1_OPERATORS = (("!=", "is_not"), ("==", "is"), ("~", "contains"))
 REALTIME_WINDOW = timedelta(minutes=5)
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -27,7 +34,50 @@ DEFAULT_INTERVALS = {"day": "hour", "6mo": "month", "12mo": "month", "year": "mo
 
 
 def _metrics(params: Mapping[str, str], default: str = "visitors") -> list[str]:
-    return [m.strip() for m in params.get("metrics", default).split(",") if m.strip()]
+    """The ``metrics`` parameter, validated with Plausible's v1 messages (``ExternalStatsController``)."""
+    metrics = [m.strip() for m in params.get("metrics", default).split(",")]
+    if len(metrics) != len(set(metrics)):
+        raise QueryError("Metrics cannot be queried multiple times.")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise QueryError(f"The metric `{metric}` is not recognized. Find valid metrics from the documentation: "
+                             f"{DOCS}#metrics")
+    return metrics
+
+
+def _check_date(params: Mapping[str, str]) -> None:
+    """Plausible's v1 ``date`` checks and messages: two ISO 8601 dates for a custom period, else one."""
+    date = params.get("date")
+    if params.get("period") == "custom":
+        if date is None:
+            raise QueryError(f"The `date` parameter is required when using a custom period. See {DOCS}#time-periods")
+        parts = [part.strip() for part in date.split(",")]
+        if len(parts) != 2 or not all(ISO_DATE.fullmatch(part) and _is_date(part) for part in parts):
+            raise QueryError("Invalid format for `date` parameter. When using a custom period, please include two "
+                             f"ISO-8601 formatted dates joined by a comma. See {DOCS}#time-periods")
+    elif date is not None:
+        reason = "invalid_format" if not ISO_DATE.fullmatch(date) else None if _is_date(date) else "invalid_date"
+        if reason:
+            raise QueryError(f"Error parsing `date` parameter: {reason}. Please specify a valid date in ISO-8601 "
+                             "format.")
+
+
+def _is_date(value: str) -> bool:
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _check_property(prop: str, message: str) -> None:
+    """A v1 property (``event:*`` or ``visit:*``, no time dimension) or ``message`` as the error."""
+    try:
+        kind = dimension_kind(prop, "property")
+    except QueryError:
+        raise QueryError(message) from None
+    if kind == "time":
+        raise QueryError(message)
 
 
 def parse_filters(raw: str) -> list[list[Any]]:
@@ -51,6 +101,8 @@ def parse_filters(raw: str) -> list[list[Any]]:
         clauses = [c.replace("\\|", "|") for c in UNESCAPED_PIPE.split(value)]
         if not dimension or not value or any(t in value for t, _ in V1_OPERATORS if t != "~"):
             raise QueryError(f"filters: cannot parse {part!r}")
+        _check_property(dimension, f"Invalid filter property '{dimension}'. Please provide a valid filter property: "
+                                   f"{DOCS}#properties")
         if dimension == "visit:country" and any(len(c) != 2 for c in clauses):
             continue  # Plausible leaves such a filter out rather than matching nothing
         if "*" in value and dimension != "event:goal" and token != "~":
@@ -70,12 +122,12 @@ def wildcard_regex(value: str) -> str:
 def _date_range(params: Mapping[str, str]) -> tuple[Any, str | None]:
     period = params.get("period", "30d")
     if period not in V1_PERIODS:
-        raise QueryError(f"period: invalid value {period!r}; use one of {', '.join(V1_PERIODS)}")
+        raise QueryError(f"Error parsing `period` parameter: invalid period `{period}`. Please find accepted values "
+                         f"in our docs: {DOCS}#time-periods")
+    _check_date(params)
     date = params.get("date")
-    if period == "custom":
-        if not date or date.count(",") != 1:
-            raise QueryError("date: a custom period needs date=YYYY-MM-DD,YYYY-MM-DD")
-        return date.split(","), None
+    if period == "custom" and date is not None:
+        return [part.strip() for part in date.split(",")], None
     return period, date
 
 
@@ -118,6 +170,7 @@ def _change(metric: str, current: float, previous: float) -> float | int | None:
 
 async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    _date_range(params)  # Plausible checks period and date before the metrics
     metrics = _metrics(params)
     query = _parse(v2_body(params, metrics, []), tz, now, stats_start)
     answer = await planner.answer(session, query, site_id)
@@ -136,13 +189,15 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
 
 async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
                      params: Mapping[str, str], now: datetime) -> dict[str, Any]:
-    metrics = _metrics(params)
+    _date_range(params)  # Plausible checks period and date before the interval
     period = params.get("period", "30d")
     interval = params.get("interval") or DEFAULT_INTERVALS.get(period, "date")
-    dimension = {"date": "time:day", "day": "time:day", "month": "time:month", "hour": "time:hour",
-                 "week": "time:week"}.get(interval)
+    dimension = V1_INTERVALS.get(interval)
     if dimension is None:
-        raise QueryError(f"interval: invalid value {interval!r}; use date, hour, week or month")
+        valid = ", ".join(f"`{name}`" for name in V1_INTERVALS if name != "date")
+        raise QueryError(f"Error parsing `interval` parameter: invalid interval `{interval}`. "
+                         f"Valid intervals are {valid}")
+    metrics = _metrics(params)
     body = v2_body(params, metrics, [dimension])
     query = _parse({**body, "include": {**body.get("include", {}), "time_labels": True}}, tz, now, stats_start)
     answer = await planner.answer(session, query, site_id)
@@ -154,23 +209,31 @@ async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: 
 
 async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    _date_range(params)  # Plausible checks period and date before the property
     prop = params.get("property")
-    if not prop:
-        raise QueryError("property: required, e.g. visit:source or event:page")
-    metrics = _metrics(params)
-    try:
-        limit = int(params.get("limit", "100"))
-        page = int(params.get("page", "1"))
-    except ValueError:
-        raise QueryError("limit and page must be integers") from None
-    if not 1 <= limit <= 1000 or page < 1:
-        raise QueryError("limit: 1 to 1000; page: 1 or more")
-    body = {**v2_body(params, metrics, [prop]), "pagination": {"limit": limit, "offset": (page - 1) * limit}}
+    if prop is None:
+        raise QueryError("The `property` parameter is required. Please provide at least one property to show a "
+                         "breakdown by.")
+    _check_property(prop, f"Invalid property '{prop}'. Please provide a valid property for the breakdown endpoint: "
+                          f"{DOCS}#properties")
+    body = v2_body(params, _metrics(params), [prop])
+    limit = _positive(params.get("limit", "100"), MAX_BREAKDOWN_LIMIT,
+                      f"Please provide limit as a number between 1 and {MAX_BREAKDOWN_LIMIT}.")
+    page = _positive(params.get("page", "1"), None, "Please provide page as a positive number.")
+    metrics = body["metrics"]
+    body["pagination"] = {"limit": limit, "offset": (page - 1) * limit}
     query = _parse(body, tz, now, stats_start)
     key = prop.rsplit(":", 1)[-1]
     answer = await planner.answer(session, query, site_id)
     return _with_warning({"results": [{key: row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
                                       for row in answer.rows]}, answer.meta)
+
+
+def _positive(raw: str, most: int | None, message: str) -> int:
+    """A whole number from 1 (to ``most``), written in decimal digits only, as Elixir's ``Integer.parse``."""
+    if not re.fullmatch(r"[+-]?\d+", raw) or not 0 < int(raw) <= (most or int(raw)):
+        raise QueryError(message)
+    return int(raw)
 
 
 async def realtime_visitors(session: AsyncSession, site_id: int, now: datetime | None = None) -> int:

@@ -77,3 +77,66 @@ def test_v1_timeseries_of_a_year_is_monthly(settings: Settings, serve: Callable[
     rows = response.json()["results"]
     assert 12 == len(rows)
     assert {"date": "2026-03-01", "visitors": 4} == rows[2]
+
+
+DOCS = "https://plausible.io/docs/stats-api"
+
+
+@pytest.mark.parametrize(("endpoint", "params", "error"), [
+    pytest.param("aggregate", {"period": "3d"}, "Error parsing `period` parameter: invalid period `3d`. Please find "
+                 f"accepted values in our docs: {DOCS}#time-periods", id="period"),
+    pytest.param("aggregate", {"period": "custom", "date": None}, "The `date` parameter is required when using a "
+                 f"custom period. See {DOCS}#time-periods", id="custom-without-date"),
+    pytest.param("aggregate", {"period": "custom", "date": "2026-03-01"}, "Invalid format for `date` parameter. When "
+                 "using a custom period, please include two ISO-8601 formatted dates joined by a comma. See "
+                 f"{DOCS}#time-periods", id="custom-with-one-date"),
+    pytest.param("aggregate", {"period": "custom", "date": "2026-03-01,2026-02-30"}, "Invalid format for `date` "
+                 "parameter. When using a custom period, please include two ISO-8601 formatted dates joined by a "
+                 f"comma. See {DOCS}#time-periods", id="custom-with-an-impossible-date"),
+    pytest.param("aggregate", {"date": "10/03/2026"}, "Error parsing `date` parameter: invalid_format. Please specify "
+                 "a valid date in ISO-8601 format.", id="date-format"),
+    pytest.param("aggregate", {"date": "2026-02-30"}, "Error parsing `date` parameter: invalid_date. Please specify "
+                 "a valid date in ISO-8601 format.", id="impossible-date"),
+    pytest.param("aggregate", {"metrics": "visitors,visitors"}, "Metrics cannot be queried multiple times.",
+                 id="repeated-metric"),
+    pytest.param("aggregate", {"metrics": "visitors,uniques"}, "The metric `uniques` is not recognized. Find valid "
+                 f"metrics from the documentation: {DOCS}#metrics", id="unknown-metric"),
+    pytest.param("aggregate", {"filters": "visit:colour==red"}, "Invalid filter property 'visit:colour'. Please "
+                 f"provide a valid filter property: {DOCS}#properties", id="unknown-filter-property"),
+    pytest.param("timeseries", {"interval": "year"}, "Error parsing `interval` parameter: invalid interval `year`. "
+                 "Valid intervals are `day`, `month`, `hour`, `week`", id="interval"),
+    pytest.param("breakdown", {}, "The `property` parameter is required. Please provide at least one property to "
+                 "show a breakdown by.", id="no-property"),
+    pytest.param("breakdown", {"property": "time:day"}, "Invalid property 'time:day'. Please provide a valid "
+                 f"property for the breakdown endpoint: {DOCS}#properties", id="time-property"),
+    pytest.param("breakdown", {"property": "visit:colour"}, "Invalid property 'visit:colour'. Please provide a valid "
+                 f"property for the breakdown endpoint: {DOCS}#properties", id="unknown-property"),
+    pytest.param("breakdown", {"property": "visit:source", "limit": "1001"},
+                 "Please provide limit as a number between 1 and 1000.", id="limit-too-large"),
+    pytest.param("breakdown", {"property": "visit:source", "limit": "10x"},
+                 "Please provide limit as a number between 1 and 1000.", id="limit-not-a-number"),
+    pytest.param("breakdown", {"property": "visit:source", "page": "0"}, "Please provide page as a positive number.",
+                 id="page-zero"),
+])
+def test_v1_errors_are_plausibles(settings: Settings, serve: Callable[[str], int], traffic: None, endpoint: str,
+                                  params: dict[str, str | None], error: str) -> None:
+    """Each refusal answers 400 with Plausible's own message (its ExternalStatsController's wording)."""
+    query = {"site_id": SITE, "period": "day", "date": "2026-03-10", **params}
+    response = httpx.get(f"http://127.0.0.1:{serve('analytics')}/v1/{endpoint}",
+                         params={k: v for k, v in query.items() if v is not None},
+                         headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+    assert 400 == response.status_code, response.text
+    assert error == response.json()["detail"]
+
+
+@pytest.mark.parametrize(("params", "visitors"), [
+    pytest.param({"period": "custom", "date": "2026-03-10, 2026-03-11"}, 4, id="custom-dates-trimmed"),
+    pytest.param({"property": "visit:country", "limit": "+2", "page": "1"}, 2, id="limit-with-a-sign"),
+])
+def test_v1_accepts_what_plausible_accepts(settings: Settings, serve: Callable[[str], int], traffic: None,
+                                          params: dict[str, str], visitors: int) -> None:
+    endpoint = "breakdown" if "property" in params else "aggregate"
+    response = v1(settings, serve, endpoint, metrics="visitors", **params)
+    assert 200 == response.status_code, response.text
+    results = response.json()["results"]
+    assert visitors == (len(results) if endpoint == "breakdown" else results["visitors"]["value"])
