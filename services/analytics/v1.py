@@ -136,13 +136,49 @@ def v2_body(params: Mapping[str, str], metrics: list[str], dimensions: list[str]
     if not site:
         raise QueryError("site_id: required, the site's domain")
     date_range, relative_date = _date_range(params)
+    filters = parse_filters(params.get("filters", ""))
+    _check_metric_rules(metrics, [d for d in dimensions if not d.startswith("time")], [f[1] for f in filters])
     body: dict[str, Any] = {"site_id": site, "metrics": metrics, "date_range": date_range,
-                            "dimensions": dimensions, "filters": parse_filters(params.get("filters", ""))}
+                            "dimensions": dimensions, "filters": filters}
     if relative_date:
         body["date"] = relative_date
     if params.get("with_imported") == "true":  # Plausible's v1 flag; any other value leaves imports out
         body["include"] = {"imports": True}
     return body
+
+
+def _event_only(dimension: str) -> bool:
+    return dimension in ("event:name", "event:goal") or dimension.startswith("event:props:")
+
+
+def _check_metric_rules(metrics: list[str], dimensions: list[str], filtered: list[str]) -> None:
+    """Plausible's v1 rules for metrics by breakdown property and filters, each with its message
+    (``ExternalStatsController.validate_metric``); the first metric breaking one is reported."""
+    for metric in metrics:
+        problem = None
+        if metric == "time_on_page":
+            if "event:goal" in filtered or "event:name" in filtered:
+                name = "event:goal" if "event:goal" in filtered else "event:name"
+                problem = f"Metric `{metric}` cannot be queried when filtering by `{name}`"
+            elif dimensions and dimensions != ["event:page"]:
+                problem = f"Metric `{metric}` is not supported in breakdown queries (except `event:page` breakdown)"
+            elif not dimensions and "event:page" not in filtered:
+                problem = f"Metric `{metric}` can only be queried in a page breakdown or with a page filter."
+        elif metric == "conversion_rate":
+            if dimensions != ["event:goal"] and "event:goal" not in filtered:
+                problem = f"Metric `{metric}` can only be queried in a goal breakdown or with a goal filter"
+        elif metric == "views_per_visit" and "event:page" in filtered:
+            problem = f"Metric `{metric}` cannot be queried with a filter on `event:page`."
+        elif metric == "views_per_visit" and dimensions:
+            problem = f"Metric `{metric}` is not supported in breakdown queries."
+        if problem is None and metric in ("visits", "bounce_rate", "visit_duration", "views_per_visit"):
+            event_only = next((d for d in filtered if _event_only(d)), None)
+            if len(dimensions) == 1 and _event_only(dimensions[0]):
+                problem = f"Session metric `{metric}` cannot be queried for breakdown by `{dimensions[0]}`."
+            elif event_only:
+                problem = f"Session metric `{metric}` cannot be queried when using a filter on `{event_only}`."
+        if problem:
+            raise QueryError(problem)
 
 
 def _with_warning(payload: dict[str, Any], meta: Mapping[str, Any], *, interval: bool = False) -> dict[str, Any]:

@@ -117,6 +117,23 @@ DOCS = "https://plausible.io/docs/stats-api"
                  "Please provide limit as a number between 1 and 1000.", id="limit-not-a-number"),
     pytest.param("breakdown", {"property": "visit:source", "page": "0"}, "Please provide page as a positive number.",
                  id="page-zero"),
+    pytest.param("aggregate", {"metrics": "conversion_rate"}, "Metric `conversion_rate` can only be queried in a "
+                 "goal breakdown or with a goal filter", id="conversion-rate-without-goal"),
+    pytest.param("aggregate", {"metrics": "time_on_page"}, "Metric `time_on_page` can only be queried in a page "
+                 "breakdown or with a page filter.", id="time-on-page-without-page"),
+    pytest.param("aggregate", {"metrics": "time_on_page", "filters": "event:name==Signup;event:page==/"},
+                 "Metric `time_on_page` cannot be queried when filtering by `event:name`", id="time-on-page-by-name"),
+    pytest.param("breakdown", {"property": "visit:source", "metrics": "time_on_page"}, "Metric `time_on_page` is "
+                 "not supported in breakdown queries (except `event:page` breakdown)", id="time-on-page-breakdown"),
+    pytest.param("aggregate", {"metrics": "views_per_visit", "filters": "event:page==/"}, "Metric `views_per_visit` "
+                 "cannot be queried with a filter on `event:page`.", id="views-per-visit-page-filter"),
+    pytest.param("breakdown", {"property": "visit:source", "metrics": "views_per_visit"}, "Metric `views_per_visit` "
+                 "is not supported in breakdown queries.", id="views-per-visit-breakdown"),
+    pytest.param("breakdown", {"property": "event:name", "metrics": "visitors,bounce_rate"}, "Session metric "
+                 "`bounce_rate` cannot be queried for breakdown by `event:name`.", id="session-metric-by-event"),
+    pytest.param("timeseries", {"metrics": "visit_duration", "filters": "visit:country==DE;event:props:plan==pro"},
+                 "Session metric `visit_duration` cannot be queried when using a filter on `event:props:plan`.",
+                 id="session-metric-event-filter"),
 ])
 def test_v1_errors_are_plausibles(settings: Settings, serve: Callable[[str], int], traffic: None, endpoint: str,
                                   params: dict[str, str | None], error: str) -> None:
@@ -132,11 +149,12 @@ def test_v1_errors_are_plausibles(settings: Settings, serve: Callable[[str], int
 @pytest.mark.parametrize(("params", "visitors"), [
     pytest.param({"period": "custom", "date": "2026-03-10, 2026-03-11"}, 4, id="custom-dates-trimmed"),
     pytest.param({"property": "visit:country", "limit": "+2", "page": "1"}, 2, id="limit-with-a-sign"),
+    pytest.param({"property": "event:page", "metrics": "visitors,time_on_page"}, 3, id="time-on-page-by-page"),
 ])
 def test_v1_accepts_what_plausible_accepts(settings: Settings, serve: Callable[[str], int], traffic: None,
                                           params: dict[str, str], visitors: int) -> None:
     endpoint = "breakdown" if "property" in params else "aggregate"
-    response = v1(settings, serve, endpoint, metrics="visitors", **params)
+    response = v1(settings, serve, endpoint, **{"metrics": "visitors", **params})
     assert 200 == response.status_code, response.text
     results = response.json()["results"]
     assert visitors == (len(results) if endpoint == "breakdown" else results["visitors"]["value"])
