@@ -158,3 +158,19 @@ def test_v1_accepts_what_plausible_accepts(settings: Settings, serve: Callable[[
     assert 200 == response.status_code, response.text
     results = response.json()["results"]
     assert visitors == (len(results) if endpoint == "breakdown" else results["visitors"]["value"])
+
+
+@pytest.mark.parametrize(("prop", "rows"), [
+    pytest.param("visit:utm_campaign", [{"utm_campaign": "spring", "visitors": 1},
+                                        {"utm_campaign": "spring-sale", "visitors": 1},
+                                        {"utm_campaign": "summer", "visitors": 1}], id="no-empty-campaign"),
+    pytest.param("visit:country", [{"country": "DE", "visitors": 2}, {"country": "FR", "visitors": 1},
+                                   {"country": "US", "visitors": 1}], id="ties-by-value"),
+])
+def test_v1_breakdown_rows(settings: Settings, serve: Callable[[str], int], traffic: None, prop: str,
+                           rows: list[dict[str, object]]) -> None:
+    """As Plausible's legacy breakdown: visits without the property (no campaign, no entry page, unknown
+    country …) are no row, and rows are ordered by the first metric, then by the value."""
+    response = v1(settings, serve, "breakdown", property=prop)
+    assert 200 == response.status_code, response.text
+    assert rows == response.json()["results"]
