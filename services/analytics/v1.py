@@ -24,6 +24,9 @@ V1_INTERVALS = {"date": "time:day", "day": "time:day", "month": "time:month", "h
                 "week": "time:week"}
 """Plausible's v1 intervals ``day`` (``date`` is its alias) and ``month``; ``hour`` and ``week`` are Beacon's."""
 MAX_BREAKDOWN_LIMIT = 1000
+BREAKDOWN_DIMENSIONS = {"visit:browser_version": ["visit:browser", "visit:browser_version"],
+                        "visit:os_version": ["visit:os", "visit:os_version"]}
+"""v1 breakdowns by a version name the browser or OS beside it, as Plausible's ``Legacy.Breakdown`` does."""
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 DOCS = "https://plausible.io/docs/stats-api"
 V1_OPERATORS = (("!=", "is_not"), ("==", "is"), ("~", "contains"))
@@ -258,10 +261,15 @@ async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: A
     page = _positive(params.get("page", "1"), None, "Please provide page as a positive number.")
     metrics = body["metrics"]
     body["pagination"] = {"limit": limit, "offset": (page - 1) * limit}
+    body["dimensions"] = dimensions = BREAKDOWN_DIMENSIONS.get(prop, [prop])
+    ranking = next((m for m in metrics if m != "time_on_page"), None)
+    if ranking is not None:  # Plausible's legacy order: the first metric (not time_on_page), then the value
+        body["order_by"] = [[ranking, "desc"], *([[prop, "asc"]] if prop != "event:goal" else [])]
     query = _parse(body, tz, now, stats_start)
-    key = prop.rsplit(":", 1)[-1]
+    keys = [dimension.rsplit(":", 1)[-1] for dimension in dimensions]
     answer = await planner.answer(session, query, site_id)
-    return _with_warning({"results": [{key: row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
+    return _with_warning({"results": [{**dict(zip(keys, row["dimensions"], strict=True)),
+                                       **dict(zip(metrics, row["metrics"], strict=True))}
                                       for row in answer.rows]}, answer.meta)
 
 

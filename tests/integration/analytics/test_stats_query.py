@@ -150,17 +150,17 @@ def test_v1_breakdown_with_filter(settings: Settings, serve: Callable[[str], int
 
 
 @pytest.mark.parametrize(("endpoint", "params", "message"), [
-    pytest.param("aggregate", {"period": "fortnight"}, "period: invalid value", id="period"),
-    pytest.param("aggregate", {"period": "custom"}, "needs date=", id="custom-no-date"),
+    pytest.param("aggregate", {"period": "fortnight"}, "invalid period `fortnight`", id="period"),
+    pytest.param("aggregate", {"period": "custom"}, "The `date` parameter is required", id="custom-no-date"),
     pytest.param("aggregate", {"filters": "visit:browser=Firefox"}, "cannot parse", id="filter"),
     pytest.param("aggregate", {"compare": "last_year"}, "previous_period", id="compare"),
-    pytest.param("breakdown", {}, "property: required", id="no-property"),
-    pytest.param("breakdown", {"property": "visit:source", "limit": "many"}, "integers", id="limit"),
-    pytest.param("timeseries", {"interval": "minute"}, "interval: invalid", id="interval"),
+    pytest.param("breakdown", {}, "The `property` parameter is required", id="no-property"),
+    pytest.param("breakdown", {"property": "visit:source", "limit": "many"}, "provide limit", id="limit"),
+    pytest.param("timeseries", {"interval": "minute"}, "invalid interval `minute`", id="interval"),
 ])
 def test_v1_bad_parameters_are_400(settings: Settings, serve: Callable[[str], int], dataset: None,
                                    endpoint: str, params: dict[str, str], message: str) -> None:
-    """Bad v1 parameters get a 400 naming the parameter."""
+    """Bad v1 parameters get a 400 naming the parameter (in Plausible's words: test_v1_fidelity.py)."""
     response = v1(settings, serve, endpoint, **params)
     assert 400 == response.status_code
     assert message in response.json()["detail"]

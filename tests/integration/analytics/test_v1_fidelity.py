@@ -32,9 +32,11 @@ def traffic(settings: Settings, db: None) -> None:
         for visitor, (hour, minute), path, campaign, country in EVENTS:
             conn.execute(text(
                 "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
-                "utm_campaign, country) VALUES (:s, :ts, 'pageview', :v, :v, :h, :p, :c, :country)"),
+                "utm_campaign, country, browser, browser_version) VALUES (:s, :ts, 'pageview', :v, :v, :h, :p, :c, "
+                ":country, :browser, :version)"),
                 {"s": site, "ts": datetime(2026, 3, 10, hour, minute, tzinfo=UTC), "v": visitor, "h": SITE,
-                 "p": path, "c": campaign, "country": country})
+                 "p": path, "c": campaign, "country": country, "browser": "Safari" if visitor == 3 else "Firefox",
+                 "version": "17.4" if visitor == 3 else "128.0"})
     db_engine.dispose()
 
 
@@ -166,6 +168,9 @@ def test_v1_accepts_what_plausible_accepts(settings: Settings, serve: Callable[[
                                         {"utm_campaign": "summer", "visitors": 1}], id="no-empty-campaign"),
     pytest.param("visit:country", [{"country": "DE", "visitors": 2}, {"country": "FR", "visitors": 1},
                                    {"country": "US", "visitors": 1}], id="ties-by-value"),
+    pytest.param("visit:browser_version", [{"browser": "Firefox", "browser_version": "128.0", "visitors": 3},
+                                           {"browser": "Safari", "browser_version": "17.4", "visitors": 1}],
+                 id="version-with-its-browser"),
 ])
 def test_v1_breakdown_rows(settings: Settings, serve: Callable[[str], int], traffic: None, prop: str,
                            rows: list[dict[str, object]]) -> None:
