@@ -197,6 +197,13 @@ def _parse(body: dict[str, Any], tz: str, now: datetime, stats_start: Any) -> Qu
     return parse_query(body, timezone=tz, now=now, stats_start=stats_start)
 
 
+def _rounded(metric: str, value: Any) -> Any:
+    """v1 aggregate values: bounce_rate and visit_duration as whole numbers (Plausible's ``Legacy.Aggregate``)."""
+    if metric in ("bounce_rate", "visit_duration") and isinstance(value, float):
+        return round(value)
+    return value
+
+
 def _change(metric: str, current: float, previous: float) -> float | int | None:
     if metric == "bounce_rate":
         return round(current - previous)  # points, as Plausible reports it
@@ -214,7 +221,7 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
     query = _parse(v2_body(params, metrics, []), tz, now, stats_start)
     answer = await planner.answer(session, query, site_id)
     values = answer.rows[0]["metrics"]
-    result: dict[str, Any] = {m: {"value": v} for m, v in zip(metrics, values, strict=True)}
+    result: dict[str, Any] = {m: {"value": _rounded(m, v)} for m, v in zip(metrics, values, strict=True)}
     compare = params.get("compare")
     if compare:
         if compare != "previous_period":
@@ -222,6 +229,7 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
         previous_query = dataclasses.replace(query, date_range=query.date_range.previous())
         previous = (await planner.answer(session, previous_query, site_id)).rows[0]["metrics"]
         for metric, old in zip(metrics, previous, strict=True):
+            result[metric]["comparison_value"] = _rounded(metric, old)
             result[metric]["change"] = _change(metric, result[metric]["value"], old)
     return _with_warning({"results": result}, answer.meta)
 

@@ -129,8 +129,9 @@ def test_v1_aggregate_with_comparison(settings: Settings, serve: Callable[[str],
     response = v1(settings, serve, "aggregate", period="day", date="2026-03-10",
                   metrics="visitors,pageviews,bounce_rate", compare="previous_period")
     assert 200 == response.status_code, response.text
-    assert {"visitors": {"value": 3, "change": 100}, "pageviews": {"value": 5, "change": 100},
-            "bounce_rate": {"value": 50, "change": 50}} == response.json()["results"]
+    assert {"visitors": {"value": 3, "comparison_value": 0, "change": 100},
+            "pageviews": {"value": 5, "comparison_value": 0, "change": 100},
+            "bounce_rate": {"value": 50, "comparison_value": 0, "change": 50}} == response.json()["results"]
 
 
 def test_v1_timeseries_fills_every_day(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
@@ -253,8 +254,8 @@ def test_v1_goal_breakdown_and_conversion_rate(settings: Settings, serve: Callab
             {"goal": "Signup", "visitors": 1, "events": 1, "conversion_rate": 33.3}] == response.json()["results"]
     response = v1(settings, serve, "aggregate", period="day", date="2026-03-10", filters="event:goal==Signup",
                   metrics="visitors,conversion_rate", compare="previous_period")
-    assert {"visitors": {"value": 1, "change": 100}, "conversion_rate": {"value": 33.3, "change": 33.3}} == \
-        response.json()["results"]
+    assert {"visitors": {"value": 1, "comparison_value": 0, "change": 100},
+            "conversion_rate": {"value": 33.3, "comparison_value": 0, "change": 33.3}} == response.json()["results"]
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -179,3 +179,15 @@ def test_v1_breakdown_rows(settings: Settings, serve: Callable[[str], int], traf
     response = v1(settings, serve, "breakdown", property=prop)
     assert 200 == response.status_code, response.text
     assert rows == response.json()["results"]
+
+
+def test_v1_aggregate_compare_has_the_comparison_value(settings: Settings, serve: Callable[[str], int],
+                                                       traffic: None) -> None:
+    """compare=previous_period: value, comparison_value and change per metric, as Plausible's legacy aggregate;
+    bounce_rate and visit_duration are whole numbers."""
+    response = v1(settings, serve, "aggregate", metrics="visitors,bounce_rate,visit_duration",
+                  compare="previous_period")
+    assert 200 == response.status_code, response.text
+    assert {"visitors": {"value": 4, "comparison_value": 0, "change": 100},
+            "bounce_rate": {"value": 100, "comparison_value": 0, "change": 100},
+            "visit_duration": {"value": 0, "comparison_value": 0, "change": 0}} == response.json()["results"]
