@@ -224,7 +224,8 @@ def _check_text(value: str, where: str) -> None:
         raise QueryError(exc.detail) from None
 
 
-def _dimension_kind(name: object, where: str) -> str:
+def dimension_kind(name: object, where: str) -> str:
+    """``event``, ``visit`` or ``time`` for a valid dimension name; QueryError naming ``where`` otherwise."""
     if not isinstance(name, str):
         raise QueryError(f"{where}: dimension names are strings, got {name!r}")
     _check_text(name, where)
@@ -262,7 +263,7 @@ def _parse_filter(raw: object, depth: int = 0) -> Filter:
     dimension, clauses = raw[1], raw[2]
     if dimension == "segment":
         raise QueryError("filters: segments are not supported")
-    if _dimension_kind(dimension, "filters") == "time":
+    if dimension_kind(dimension, "filters") == "time":
         raise QueryError(f"filters: time dimension {dimension!r} cannot be filtered; set date_range instead")
     if dimension == "event:goal" and operator not in ("is", "contains"):
         raise QueryError("filters: only 'is' and 'contains' can filter event:goal")
@@ -321,7 +322,7 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
     dimensions = raw.get("dimensions", [])
     if not isinstance(dimensions, list):
         raise QueryError("dimensions: must be a list")
-    kinds = [_dimension_kind(d, "dimensions") for d in dimensions]
+    kinds = [dimension_kind(d, "dimensions") for d in dimensions]
     if len(set(dimensions)) != len(dimensions):
         raise QueryError("dimensions: each dimension may appear only once")
     if kinds.count("time") > 1:

@@ -16,9 +16,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import planner
-from services.analytics.query import Query, QueryError, parse_query, time_labels
+from services.analytics.query import METRICS, Query, QueryError, dimension_kind, parse_query, time_labels
 
 V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
+"""Plausible's v1 periods, and ``year`` (Beacon's addition, as v2's ``date_range``)."""
+V1_INTERVALS = {"date": "time:day", "day": "time:day", "month": "time:month", "hour": "time:hour",
+                "week": "time:week"}
+"""Plausible's v1 intervals ``day`` (``date`` is its alias) and ``month``; ``hour`` and ``week`` are Beacon's."""
+MAX_BREAKDOWN_LIMIT = 1000
+BREAKDOWN_DIMENSIONS = {"visit:browser_version": ["visit:browser", "visit:browser_version"],
+                        "visit:os_version": ["visit:os", "visit:os_version"]}
+"""v1 breakdowns by a version name the browser or OS beside it, as Plausible's ``Legacy.Breakdown`` does."""
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DOCS = "https://plausible.io/docs/stats-api"
 V1_OPERATORS = (("!=", "is_not"), ("==", "is"), ("~", "contains"))
 REALTIME_WINDOW = timedelta(minutes=5)
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -27,7 +37,50 @@ DEFAULT_INTERVALS = {"day": "hour", "6mo": "month", "12mo": "month", "year": "mo
 
 
 def _metrics(params: Mapping[str, str], default: str = "visitors") -> list[str]:
-    return [m.strip() for m in params.get("metrics", default).split(",") if m.strip()]
+    """The ``metrics`` parameter, validated with Plausible's v1 messages (``ExternalStatsController``)."""
+    metrics = [m.strip() for m in params.get("metrics", default).split(",")]
+    if len(metrics) != len(set(metrics)):
+        raise QueryError("Metrics cannot be queried multiple times.")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise QueryError(f"The metric `{metric}` is not recognized. Find valid metrics from the documentation: "
+                             f"{DOCS}#metrics")
+    return metrics
+
+
+def _check_date(params: Mapping[str, str]) -> None:
+    """Plausible's v1 ``date`` checks and messages: two ISO 8601 dates for a custom period, else one."""
+    date = params.get("date")
+    if params.get("period") == "custom":
+        if date is None:
+            raise QueryError(f"The `date` parameter is required when using a custom period. See {DOCS}#time-periods")
+        parts = [part.strip() for part in date.split(",")]
+        if len(parts) != 2 or not all(ISO_DATE.fullmatch(part) and _is_date(part) for part in parts):
+            raise QueryError("Invalid format for `date` parameter. When using a custom period, please include two "
+                             f"ISO-8601 formatted dates joined by a comma. See {DOCS}#time-periods")
+    elif date is not None:
+        reason = "invalid_format" if not ISO_DATE.fullmatch(date) else None if _is_date(date) else "invalid_date"
+        if reason:
+            raise QueryError(f"Error parsing `date` parameter: {reason}. Please specify a valid date in ISO-8601 "
+                             "format.")
+
+
+def _is_date(value: str) -> bool:
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _check_property(prop: str, message: str) -> None:
+    """A v1 property (``event:*`` or ``visit:*``, no time dimension) or ``message`` as the error."""
+    try:
+        kind = dimension_kind(prop, "property")
+    except QueryError:
+        raise QueryError(message) from None
+    if kind == "time":
+        raise QueryError(message)
 
 
 def parse_filters(raw: str) -> list[list[Any]]:
@@ -51,6 +104,8 @@ def parse_filters(raw: str) -> list[list[Any]]:
         clauses = [c.replace("\\|", "|") for c in UNESCAPED_PIPE.split(value)]
         if not dimension or not value or any(t in value for t, _ in V1_OPERATORS if t != "~"):
             raise QueryError(f"filters: cannot parse {part!r}")
+        _check_property(dimension, f"Invalid filter property '{dimension}'. Please provide a valid filter property: "
+                                   f"{DOCS}#properties")
         if dimension == "visit:country" and any(len(c) != 2 for c in clauses):
             continue  # Plausible leaves such a filter out rather than matching nothing
         if "*" in value and dimension != "event:goal" and token != "~":
@@ -70,12 +125,12 @@ def wildcard_regex(value: str) -> str:
 def _date_range(params: Mapping[str, str]) -> tuple[Any, str | None]:
     period = params.get("period", "30d")
     if period not in V1_PERIODS:
-        raise QueryError(f"period: invalid value {period!r}; use one of {', '.join(V1_PERIODS)}")
+        raise QueryError(f"Error parsing `period` parameter: invalid period `{period}`. Please find accepted values "
+                         f"in our docs: {DOCS}#time-periods")
+    _check_date(params)
     date = params.get("date")
-    if period == "custom":
-        if not date or date.count(",") != 1:
-            raise QueryError("date: a custom period needs date=YYYY-MM-DD,YYYY-MM-DD")
-        return date.split(","), None
+    if period == "custom" and date is not None:
+        return [part.strip() for part in date.split(",")], None
     return period, date
 
 
@@ -84,13 +139,49 @@ def v2_body(params: Mapping[str, str], metrics: list[str], dimensions: list[str]
     if not site:
         raise QueryError("site_id: required, the site's domain")
     date_range, relative_date = _date_range(params)
+    filters = parse_filters(params.get("filters", ""))
+    _check_metric_rules(metrics, [d for d in dimensions if not d.startswith("time")], [f[1] for f in filters])
     body: dict[str, Any] = {"site_id": site, "metrics": metrics, "date_range": date_range,
-                            "dimensions": dimensions, "filters": parse_filters(params.get("filters", ""))}
+                            "dimensions": dimensions, "filters": filters}
     if relative_date:
         body["date"] = relative_date
     if params.get("with_imported") == "true":  # Plausible's v1 flag; any other value leaves imports out
         body["include"] = {"imports": True}
     return body
+
+
+def _event_only(dimension: str) -> bool:
+    return dimension in ("event:name", "event:goal") or dimension.startswith("event:props:")
+
+
+def _check_metric_rules(metrics: list[str], dimensions: list[str], filtered: list[str]) -> None:
+    """Plausible's v1 rules for metrics by breakdown property and filters, each with its message
+    (``ExternalStatsController.validate_metric``); the first metric breaking one is reported."""
+    for metric in metrics:
+        problem = None
+        if metric == "time_on_page":
+            if "event:goal" in filtered or "event:name" in filtered:
+                name = "event:goal" if "event:goal" in filtered else "event:name"
+                problem = f"Metric `{metric}` cannot be queried when filtering by `{name}`"
+            elif dimensions and dimensions != ["event:page"]:
+                problem = f"Metric `{metric}` is not supported in breakdown queries (except `event:page` breakdown)"
+            elif not dimensions and "event:page" not in filtered:
+                problem = f"Metric `{metric}` can only be queried in a page breakdown or with a page filter."
+        elif metric == "conversion_rate":
+            if dimensions != ["event:goal"] and "event:goal" not in filtered:
+                problem = f"Metric `{metric}` can only be queried in a goal breakdown or with a goal filter"
+        elif metric == "views_per_visit" and "event:page" in filtered:
+            problem = f"Metric `{metric}` cannot be queried with a filter on `event:page`."
+        elif metric == "views_per_visit" and dimensions:
+            problem = f"Metric `{metric}` is not supported in breakdown queries."
+        if problem is None and metric in ("visits", "bounce_rate", "visit_duration", "views_per_visit"):
+            event_only = next((d for d in filtered if _event_only(d)), None)
+            if len(dimensions) == 1 and _event_only(dimensions[0]):
+                problem = f"Session metric `{metric}` cannot be queried for breakdown by `{dimensions[0]}`."
+            elif event_only:
+                problem = f"Session metric `{metric}` cannot be queried when using a filter on `{event_only}`."
+        if problem:
+            raise QueryError(problem)
 
 
 def _with_warning(payload: dict[str, Any], meta: Mapping[str, Any], *, interval: bool = False) -> dict[str, Any]:
@@ -106,6 +197,13 @@ def _parse(body: dict[str, Any], tz: str, now: datetime, stats_start: Any) -> Qu
     return parse_query(body, timezone=tz, now=now, stats_start=stats_start)
 
 
+def _rounded(metric: str, value: Any) -> Any:
+    """v1 aggregate values: bounce_rate and visit_duration as whole numbers (Plausible's ``Legacy.Aggregate``)."""
+    if metric in ("bounce_rate", "visit_duration") and isinstance(value, float):
+        return round(value)
+    return value
+
+
 def _change(metric: str, current: float, previous: float) -> float | int | None:
     if metric == "bounce_rate":
         return round(current - previous)  # points, as Plausible reports it
@@ -118,11 +216,12 @@ def _change(metric: str, current: float, previous: float) -> float | int | None:
 
 async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    _date_range(params)  # Plausible checks period and date before the metrics
     metrics = _metrics(params)
     query = _parse(v2_body(params, metrics, []), tz, now, stats_start)
     answer = await planner.answer(session, query, site_id)
     values = answer.rows[0]["metrics"]
-    result: dict[str, Any] = {m: {"value": v} for m, v in zip(metrics, values, strict=True)}
+    result: dict[str, Any] = {m: {"value": _rounded(m, v)} for m, v in zip(metrics, values, strict=True)}
     compare = params.get("compare")
     if compare:
         if compare != "previous_period":
@@ -130,19 +229,22 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
         previous_query = dataclasses.replace(query, date_range=query.date_range.previous())
         previous = (await planner.answer(session, previous_query, site_id)).rows[0]["metrics"]
         for metric, old in zip(metrics, previous, strict=True):
+            result[metric]["comparison_value"] = _rounded(metric, old)
             result[metric]["change"] = _change(metric, result[metric]["value"], old)
     return _with_warning({"results": result}, answer.meta)
 
 
 async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
                      params: Mapping[str, str], now: datetime) -> dict[str, Any]:
-    metrics = _metrics(params)
+    _date_range(params)  # Plausible checks period and date before the interval
     period = params.get("period", "30d")
     interval = params.get("interval") or DEFAULT_INTERVALS.get(period, "date")
-    dimension = {"date": "time:day", "day": "time:day", "month": "time:month", "hour": "time:hour",
-                 "week": "time:week"}.get(interval)
+    dimension = V1_INTERVALS.get(interval)
     if dimension is None:
-        raise QueryError(f"interval: invalid value {interval!r}; use date, hour, week or month")
+        valid = ", ".join(f"`{name}`" for name in V1_INTERVALS if name != "date")
+        raise QueryError(f"Error parsing `interval` parameter: invalid interval `{interval}`. "
+                         f"Valid intervals are {valid}")
+    metrics = _metrics(params)
     body = v2_body(params, metrics, [dimension])
     query = _parse({**body, "include": {**body.get("include", {}), "time_labels": True}}, tz, now, stats_start)
     answer = await planner.answer(session, query, site_id)
@@ -154,23 +256,36 @@ async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: 
 
 async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: Any,
                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    _date_range(params)  # Plausible checks period and date before the property
     prop = params.get("property")
-    if not prop:
-        raise QueryError("property: required, e.g. visit:source or event:page")
-    metrics = _metrics(params)
-    try:
-        limit = int(params.get("limit", "100"))
-        page = int(params.get("page", "1"))
-    except ValueError:
-        raise QueryError("limit and page must be integers") from None
-    if not 1 <= limit <= 1000 or page < 1:
-        raise QueryError("limit: 1 to 1000; page: 1 or more")
-    body = {**v2_body(params, metrics, [prop]), "pagination": {"limit": limit, "offset": (page - 1) * limit}}
+    if prop is None:
+        raise QueryError("The `property` parameter is required. Please provide at least one property to show a "
+                         "breakdown by.")
+    _check_property(prop, f"Invalid property '{prop}'. Please provide a valid property for the breakdown endpoint: "
+                          f"{DOCS}#properties")
+    body = v2_body(params, _metrics(params), [prop])
+    limit = _positive(params.get("limit", "100"), MAX_BREAKDOWN_LIMIT,
+                      f"Please provide limit as a number between 1 and {MAX_BREAKDOWN_LIMIT}.")
+    page = _positive(params.get("page", "1"), None, "Please provide page as a positive number.")
+    metrics = body["metrics"]
+    body["pagination"] = {"limit": limit, "offset": (page - 1) * limit}
+    body["dimensions"] = dimensions = BREAKDOWN_DIMENSIONS.get(prop, [prop])
+    ranking = next((m for m in metrics if m != "time_on_page"), None)
+    if ranking is not None:  # Plausible's legacy order: the first metric (not time_on_page), then the value
+        body["order_by"] = [[ranking, "desc"], *([[prop, "asc"]] if prop != "event:goal" else [])]
     query = _parse(body, tz, now, stats_start)
-    key = prop.rsplit(":", 1)[-1]
+    keys = [dimension.rsplit(":", 1)[-1] for dimension in dimensions]
     answer = await planner.answer(session, query, site_id)
-    return _with_warning({"results": [{key: row["dimensions"][0], **dict(zip(metrics, row["metrics"], strict=True))}
+    return _with_warning({"results": [{**dict(zip(keys, row["dimensions"], strict=True)),
+                                       **dict(zip(metrics, row["metrics"], strict=True))}
                                       for row in answer.rows]}, answer.meta)
+
+
+def _positive(raw: str, most: int | None, message: str) -> int:
+    """A whole number from 1 (to ``most``), written in decimal digits only, as Elixir's ``Integer.parse``."""
+    if not re.fullmatch(r"[+-]?\d+", raw) or not 0 < int(raw) <= (most or int(raw)):
+        raise QueryError(message)
+    return int(raw)
 
 
 async def realtime_visitors(session: AsyncSession, site_id: int, now: datetime | None = None) -> int:

@@ -21,7 +21,8 @@ from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_
 Principal = NamedDependency[ApiPrincipal]
 RESPONSES = plausible_responses(400, 401, 403, 404, 503)
 
-# Stats API v1 parameters as Plausible documents them; the analytics service validates their values.
+# Stats API v1 parameters as Plausible documents them; the analytics service validates their values (with
+# Plausible's messages, so ``limit`` and ``property`` are plain optional strings here).
 SiteId = Annotated[str, QueryParameter(description="The site's domain, as added to Beacon.", max_length=253)]
 Period = Annotated[str | None, QueryParameter(
     description="day, 7d, 30d, month, 6mo, 12mo, year or custom (default 30d).")]
@@ -32,8 +33,8 @@ Filters = Annotated[str | None, QueryParameter(
     description="property==value, != or ~ (contains), | between values, ; between filters.")]
 Compare = Annotated[str | None, QueryParameter(description="previous_period: add each metric's change.")]
 Interval = Annotated[str | None, QueryParameter(description="date, hour, week or month.")]
-Property = Annotated[str, QueryParameter(description="The property to break down by, e.g. visit:source.")]
-Limit = Annotated[int | None, QueryParameter(description="Rows per page, 1 to 1000 (default 100).", ge=1, le=1000)]
+Property = Annotated[str | None, QueryParameter(description="The property to break down by, e.g. visit:source.")]
+Limit = Annotated[str | None, QueryParameter(description="Rows per page, 1 to 1000 (default 100).")]
 WithImported = Annotated[str | None, QueryParameter(
     description="true: include imported stats where they can answer the query (Plausible's with_imported).")]
 Page = Annotated[int | None, QueryParameter(description="Page number from 1.", ge=1, le=2**31 - 1)]
@@ -88,7 +89,7 @@ class StatsApiController(Controller):
 
     @get("/v1/stats/breakdown", summary="Breakdown by a property (Plausible Stats API v1)", responses=RESPONSES)
     async def breakdown(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
-                        property: Property, period: Period = None, date: Date = None, metrics: Metrics = None,
+                        property: Property = None, period: Period = None, date: Date = None, metrics: Metrics = None,
                         filters: Filters = None, limit: Limit = None, page: Page = None,
                         with_imported: WithImported = None) -> Any:
         return await self._v1(request, principal, "breakdown")

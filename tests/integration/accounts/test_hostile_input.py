@@ -89,6 +89,9 @@ def test_v2_body_refused_before_parsing(servers: Servers, key: str, content: byt
 @pytest.mark.parametrize(("path", "params", "reason"), [
     pytest.param("/api/v1/stats/breakdown", {"property": "event:page", "page": "100000000000000000000"},
                  "page", id="page-10^20"),
+    pytest.param("/api/v1/stats/breakdown", {"property": "event:page", "limit": "1001"},
+                 "Please provide limit as a number between 1 and 1000.", id="limit-1001-plausibles-message"),
+    pytest.param("/api/v1/stats/breakdown", {}, "The `property` parameter is required.", id="no-property"),
     pytest.param("/api/v1/stats/aggregate", {"period": "custom", "date": "0001-01-01,0001-01-03",
                                              "compare": "previous_period"}, "1970-01-01", id="custom-year-1"),
     pytest.param("/api/v1/stats/timeseries", {"period": "month", "date": "9999-12-31"}, "1970-01-01",

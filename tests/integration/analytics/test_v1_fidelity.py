@@ -32,9 +32,11 @@ def traffic(settings: Settings, db: None) -> None:
         for visitor, (hour, minute), path, campaign, country in EVENTS:
             conn.execute(text(
                 "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
-                "utm_campaign, country) VALUES (:s, :ts, 'pageview', :v, :v, :h, :p, :c, :country)"),
+                "utm_campaign, country, browser, browser_version) VALUES (:s, :ts, 'pageview', :v, :v, :h, :p, :c, "
+                ":country, :browser, :version)"),
                 {"s": site, "ts": datetime(2026, 3, 10, hour, minute, tzinfo=UTC), "v": visitor, "h": SITE,
-                 "p": path, "c": campaign, "country": country})
+                 "p": path, "c": campaign, "country": country, "browser": "Safari" if visitor == 3 else "Firefox",
+                 "version": "17.4" if visitor == 3 else "128.0"})
     db_engine.dispose()
 
 
@@ -77,3 +79,115 @@ def test_v1_timeseries_of_a_year_is_monthly(settings: Settings, serve: Callable[
     rows = response.json()["results"]
     assert 12 == len(rows)
     assert {"date": "2026-03-01", "visitors": 4} == rows[2]
+
+
+DOCS = "https://plausible.io/docs/stats-api"
+
+
+@pytest.mark.parametrize(("endpoint", "params", "error"), [
+    pytest.param("aggregate", {"period": "3d"}, "Error parsing `period` parameter: invalid period `3d`. Please find "
+                 f"accepted values in our docs: {DOCS}#time-periods", id="period"),
+    pytest.param("aggregate", {"period": "custom", "date": None}, "The `date` parameter is required when using a "
+                 f"custom period. See {DOCS}#time-periods", id="custom-without-date"),
+    pytest.param("aggregate", {"period": "custom", "date": "2026-03-01"}, "Invalid format for `date` parameter. When "
+                 "using a custom period, please include two ISO-8601 formatted dates joined by a comma. See "
+                 f"{DOCS}#time-periods", id="custom-with-one-date"),
+    pytest.param("aggregate", {"period": "custom", "date": "2026-03-01,2026-02-30"}, "Invalid format for `date` "
+                 "parameter. When using a custom period, please include two ISO-8601 formatted dates joined by a "
+                 f"comma. See {DOCS}#time-periods", id="custom-with-an-impossible-date"),
+    pytest.param("aggregate", {"date": "10/03/2026"}, "Error parsing `date` parameter: invalid_format. Please specify "
+                 "a valid date in ISO-8601 format.", id="date-format"),
+    pytest.param("aggregate", {"date": "2026-02-30"}, "Error parsing `date` parameter: invalid_date. Please specify "
+                 "a valid date in ISO-8601 format.", id="impossible-date"),
+    pytest.param("aggregate", {"metrics": "visitors,visitors"}, "Metrics cannot be queried multiple times.",
+                 id="repeated-metric"),
+    pytest.param("aggregate", {"metrics": "visitors,uniques"}, "The metric `uniques` is not recognized. Find valid "
+                 f"metrics from the documentation: {DOCS}#metrics", id="unknown-metric"),
+    pytest.param("aggregate", {"filters": "visit:colour==red"}, "Invalid filter property 'visit:colour'. Please "
+                 f"provide a valid filter property: {DOCS}#properties", id="unknown-filter-property"),
+    pytest.param("timeseries", {"interval": "year"}, "Error parsing `interval` parameter: invalid interval `year`. "
+                 "Valid intervals are `day`, `month`, `hour`, `week`", id="interval"),
+    pytest.param("breakdown", {}, "The `property` parameter is required. Please provide at least one property to "
+                 "show a breakdown by.", id="no-property"),
+    pytest.param("breakdown", {"property": "time:day"}, "Invalid property 'time:day'. Please provide a valid "
+                 f"property for the breakdown endpoint: {DOCS}#properties", id="time-property"),
+    pytest.param("breakdown", {"property": "visit:colour"}, "Invalid property 'visit:colour'. Please provide a valid "
+                 f"property for the breakdown endpoint: {DOCS}#properties", id="unknown-property"),
+    pytest.param("breakdown", {"property": "visit:source", "limit": "1001"},
+                 "Please provide limit as a number between 1 and 1000.", id="limit-too-large"),
+    pytest.param("breakdown", {"property": "visit:source", "limit": "10x"},
+                 "Please provide limit as a number between 1 and 1000.", id="limit-not-a-number"),
+    pytest.param("breakdown", {"property": "visit:source", "page": "0"}, "Please provide page as a positive number.",
+                 id="page-zero"),
+    pytest.param("aggregate", {"metrics": "conversion_rate"}, "Metric `conversion_rate` can only be queried in a "
+                 "goal breakdown or with a goal filter", id="conversion-rate-without-goal"),
+    pytest.param("aggregate", {"metrics": "time_on_page"}, "Metric `time_on_page` can only be queried in a page "
+                 "breakdown or with a page filter.", id="time-on-page-without-page"),
+    pytest.param("aggregate", {"metrics": "time_on_page", "filters": "event:name==Signup;event:page==/"},
+                 "Metric `time_on_page` cannot be queried when filtering by `event:name`", id="time-on-page-by-name"),
+    pytest.param("breakdown", {"property": "visit:source", "metrics": "time_on_page"}, "Metric `time_on_page` is "
+                 "not supported in breakdown queries (except `event:page` breakdown)", id="time-on-page-breakdown"),
+    pytest.param("aggregate", {"metrics": "views_per_visit", "filters": "event:page==/"}, "Metric `views_per_visit` "
+                 "cannot be queried with a filter on `event:page`.", id="views-per-visit-page-filter"),
+    pytest.param("breakdown", {"property": "visit:source", "metrics": "views_per_visit"}, "Metric `views_per_visit` "
+                 "is not supported in breakdown queries.", id="views-per-visit-breakdown"),
+    pytest.param("breakdown", {"property": "event:name", "metrics": "visitors,bounce_rate"}, "Session metric "
+                 "`bounce_rate` cannot be queried for breakdown by `event:name`.", id="session-metric-by-event"),
+    pytest.param("timeseries", {"metrics": "visit_duration", "filters": "visit:country==DE;event:props:plan==pro"},
+                 "Session metric `visit_duration` cannot be queried when using a filter on `event:props:plan`.",
+                 id="session-metric-event-filter"),
+])
+def test_v1_errors_are_plausibles(settings: Settings, serve: Callable[[str], int], traffic: None, endpoint: str,
+                                  params: dict[str, str | None], error: str) -> None:
+    """Each refusal answers 400 with Plausible's own message (its ExternalStatsController's wording)."""
+    query = {"site_id": SITE, "period": "day", "date": "2026-03-10", **params}
+    response = httpx.get(f"http://127.0.0.1:{serve('analytics')}/v1/{endpoint}",
+                         params={k: v for k, v in query.items() if v is not None},
+                         headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+    assert 400 == response.status_code, response.text
+    assert error == response.json()["detail"]
+
+
+@pytest.mark.parametrize(("params", "visitors"), [
+    pytest.param({"period": "custom", "date": "2026-03-10, 2026-03-11"}, 4, id="custom-dates-trimmed"),
+    pytest.param({"property": "visit:country", "limit": "+2", "page": "1"}, 2, id="limit-with-a-sign"),
+    pytest.param({"property": "event:page", "metrics": "visitors,time_on_page"}, 3, id="time-on-page-by-page"),
+])
+def test_v1_accepts_what_plausible_accepts(settings: Settings, serve: Callable[[str], int], traffic: None,
+                                          params: dict[str, str], visitors: int) -> None:
+    endpoint = "breakdown" if "property" in params else "aggregate"
+    response = v1(settings, serve, endpoint, **{"metrics": "visitors", **params})
+    assert 200 == response.status_code, response.text
+    results = response.json()["results"]
+    assert visitors == (len(results) if endpoint == "breakdown" else results["visitors"]["value"])
+
+
+@pytest.mark.parametrize(("prop", "rows"), [
+    pytest.param("visit:utm_campaign", [{"utm_campaign": "spring", "visitors": 1},
+                                        {"utm_campaign": "spring-sale", "visitors": 1},
+                                        {"utm_campaign": "summer", "visitors": 1}], id="no-empty-campaign"),
+    pytest.param("visit:country", [{"country": "DE", "visitors": 2}, {"country": "FR", "visitors": 1},
+                                   {"country": "US", "visitors": 1}], id="ties-by-value"),
+    pytest.param("visit:browser_version", [{"browser": "Firefox", "browser_version": "128.0", "visitors": 3},
+                                           {"browser": "Safari", "browser_version": "17.4", "visitors": 1}],
+                 id="version-with-its-browser"),
+])
+def test_v1_breakdown_rows(settings: Settings, serve: Callable[[str], int], traffic: None, prop: str,
+                           rows: list[dict[str, object]]) -> None:
+    """As Plausible's legacy breakdown: visits without the property (no campaign, no entry page, unknown
+    country …) are no row, and rows are ordered by the first metric, then by the value."""
+    response = v1(settings, serve, "breakdown", property=prop)
+    assert 200 == response.status_code, response.text
+    assert rows == response.json()["results"]
+
+
+def test_v1_aggregate_compare_has_the_comparison_value(settings: Settings, serve: Callable[[str], int],
+                                                       traffic: None) -> None:
+    """compare=previous_period: value, comparison_value and change per metric, as Plausible's legacy aggregate;
+    bounce_rate and visit_duration are whole numbers."""
+    response = v1(settings, serve, "aggregate", metrics="visitors,bounce_rate,visit_duration",
+                  compare="previous_period")
+    assert 200 == response.status_code, response.text
+    assert {"visitors": {"value": 4, "comparison_value": 0, "change": 100},
+            "bounce_rate": {"value": 100, "comparison_value": 0, "change": 100},
+            "visit_duration": {"value": 0, "comparison_value": 0, "change": 0}} == response.json()["results"]
