@@ -16,7 +16,7 @@ from app.core.redis import Keys
 from app.core.sessions import SESSION_COOKIE
 from app.core.tokens import sign_token
 from app.realtime.publish import RealtimeStats, WebSocketService
-from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.accounts import Servers, World, signed_in
 from tests.support.polling import wait_until_async
 
 

@@ -17,7 +17,7 @@ import pytest
 import websockets
 
 from app.core.sessions import SESSION_COOKIE
-from tests.integration.accounts.conftest import Browser, Servers, World, signed_in
+from tests.support.accounts import Browser, Servers, World, signed_in
 
 ACTORS = ("anonymous", "other", "viewer", "admin", "owner", "key_other", "key_revoked", "share")
 SITE = "matrix.example"
