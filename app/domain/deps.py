@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
@@ -24,7 +24,7 @@ def provide_resources(state: State) -> Resources:
     return resources
 
 
-async def provide_db_session(resources: Resources) -> AsyncIterator[AsyncSession]:
+async def provide_db_session(resources: NamedDependency[Resources]) -> AsyncIterator[AsyncSession]:
     """A session of the request, closed (and rolled back unless committed) after the handler."""
     async with resources.sessions() as session:
         yield session
