@@ -16,7 +16,7 @@ import httpx
 from app.devstack import Postgres, Redis
 from services.integrations.delivery import dumps, tls_context
 from services.integrations.webhooks import ENQUEUE_FOR_ENDPOINTS, envelope, render, sign_headers
-from tests.integration.integrations.conftest import Receiver, make_site, start_stack
+from tests.support.integrations import Receiver, make_site, start_stack
 from tests.support.polling import wait_until
 
 

@@ -3,60 +3,22 @@
 from __future__ import annotations
 
 import functools
-import os
-import ssl
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from app.core.settings import DEFAULT_PORTS, Settings, load_settings
+from app.core.settings import DEFAULT_PORTS, load_settings
 from app.devstack import Circus, Nginx, Postgres, Redis, free_port
 from app.mailsink import MailSink
 from app.migrate import migrate
-from tests.e2e.browser import AXE, CHROMIUM, Visit, launch
-from tests.support.polling import healthy, wait_until
+from tests.support.browser import AXE, CHROMIUM, Visit, launch
 from tests.support.servers import make_environment
-
-ADMIN_EMAIL = "admin@e2e.test"
-ADMIN_PASSWORD = "e2e-admin-password"
-SITE = "e2e.example"
-
-
-@dataclass
-class Stack:
-    environment: dict[str, str]
-    settings: Settings
-    circus: Circus
-    nginx: Nginx
-    base_url: str
-    cert: Path
-    mail: MailSink
-    """The SMTP server on loopback (aiosmtpd) that every email of the stack goes to, kept as .eml files."""
-
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, verify=self.ssl_context(), timeout=15, **kwargs)  # type: ignore[arg-type]
-
-    def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-    def beacon(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(Path(sys.prefix) / "bin" / "beacon"), *args],
-                              env={**os.environ, **self.environment}, input=stdin, capture_output=True,
-                              text=True, timeout=60, check=False)
-
-    def wait_healthy(self, timeout: float = 60) -> httpx.Response:
-        with self.client() as client:
-            return wait_until(lambda: healthy(client), timeout, "the stack's /api/health to answer 200",
-                              interval=0.25)
+from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, PAGE, SITE, QuietHandler, Stack
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +81,7 @@ def running(stack: Stack) -> Stack:
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
-    """Playwright, for Debian's Chromium (see tests/e2e/browser.py), for one module at a time.
+    """Playwright, for Debian's Chromium (see tests/support/browser.py), for one module at a time.
 
     A running sync Playwright keeps an event loop set on the main thread: two at once fail ("Sync API inside
     the asyncio loop"), and one left running breaks the ``asyncio.run()`` of later modules.
@@ -173,19 +135,6 @@ def admin(running: Stack, chromium: Any, admin_state: dict[str, Any]) -> Iterato
     opened.close()
 
 
-# The tracker's test site, shared by the tracker and dashboard tests.
-PAGE = """<!doctype html><html><head><title>t</title>
-<script>window.plausible = window.plausible || function () {
-  (window.plausible.q = window.plausible.q || []).push(arguments) };
-plausible("Queued", {props: {early: "yes"}});</script>
-<script defer data-domain="%(site)s" %(options)s src="%(beacon)s/js/script.js"></script>
-</head><body>
-<a id="out" href="https://elsewhere.test/away">away</a>
-<a id="file" href="/files/report.pdf">report</a>
-<script>for (const a of document.querySelectorAll("a")) a.addEventListener("click", e => e.preventDefault());</script>
-</body></html>"""
-
-
 @pytest.fixture(scope="module")
 def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A static site on 127.0.0.1 with the tracker embedded (default options and hash routing)."""
@@ -193,15 +142,10 @@ def pages(running: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     (root / "index.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url,
                                              "options": "data-outbound-links data-file-downloads"})
     (root / "hash.html").write_text(PAGE % {"site": SITE, "beacon": running.base_url, "options": "data-hash"})
-    handler = functools.partial(_QuietHandler, directory=str(root))
+    handler = functools.partial(QuietHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield int(server.server_address[1])
     server.shutdown()
     server.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass

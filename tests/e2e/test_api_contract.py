@@ -31,8 +31,8 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE
-from tests.e2e.browser import launch, screenshot, watch
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
+from tests.support.browser import launch, screenshot, watch
+from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
 
 FUZZ_EXAMPLES = int(os.environ.get("BEACON_FUZZ_EXAMPLES", "40"))
 """Examples per operation and generation mode (valid and invalid data); raise it for a longer run."""

@@ -22,9 +22,8 @@ from sqlalchemy import text
 from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE
 from app.domain.sites.services import token_hash
-from tests.e2e.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
-from tests.e2e.conftest import SITE, Stack
-from tests.e2e.helpers import HOSTS, last_id, login, wait_for
+from tests.support.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
+from tests.support.stack import HOSTS, SITE, Stack, last_id, login, wait_for
 
 pytestmark = pytest.mark.e2e
 

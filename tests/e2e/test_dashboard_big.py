@@ -20,9 +20,8 @@ import pytest
 from app.core.db import make_engine
 from services.analytics import rollups
 from tests.benchmarks.datagen import generate
-from tests.e2e.browser import launch, watch
-from tests.e2e.conftest import Stack
-from tests.e2e.test_stack import login
+from tests.support.browser import launch, watch
+from tests.support.stack import Stack, login
 
 pytestmark = pytest.mark.e2e
 

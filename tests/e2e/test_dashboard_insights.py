@@ -13,9 +13,8 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE
-from tests.e2e.browser import launch, watch
-from tests.e2e.conftest import Stack
-from tests.e2e.helpers import login
+from tests.support.browser import launch, watch
+from tests.support.stack import Stack, login
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "insights.example"

@@ -23,8 +23,8 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from tests.benchmarks.datagen import generate
-from tests.e2e.browser import AXE, DESKTOP, Visit, axe_violations, launch, screenshot
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
+from tests.support.browser import AXE, DESKTOP, Visit, axe_violations, launch, screenshot
+from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
 
 LAST = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 FIRST = LAST - dt.timedelta(days=89)

@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 from sqlalchemy import text
 
 from app.core.db import make_engine
-from tests.e2e.browser import AXE, DESKTOP, PHONE, Visit, axe_violations, screenshot
-from tests.e2e.conftest import SITE, Stack
+from tests.support.browser import AXE, DESKTOP, PHONE, Visit, axe_violations, screenshot
+from tests.support.stack import SITE, Stack
 
 
 def sql(stack: Stack, statement: str) -> list[Any]:

@@ -21,10 +21,9 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from app.core.db import make_engine
-from tests.e2e.conftest import ADMIN_EMAIL, SITE, Stack
-from tests.e2e.helpers import UA, watcher_pids
-from tests.integration.integrations.conftest import Receiver, body
+from tests.support.integrations import Receiver, body
 from tests.support.polling import wait_until
+from tests.support.stack import ADMIN_EMAIL, SITE, UA, Stack, watcher_pids
 
 KEY = "bk_e2e_integrations_key_0123456789"
 

@@ -9,9 +9,9 @@ import email.policy
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser import DESKTOP, PHONE, Visit, axe_violations, screenshot, send_pageview, unexpected
-from tests.e2e.conftest import SITE, Stack
+from tests.support.browser import DESKTOP, PHONE, Visit, axe_violations, screenshot, send_pageview, unexpected
 from tests.support.polling import wait_until
+from tests.support.stack import SITE, Stack
 
 
 def check_page(visit: Visit, axe_source: str, path: str, name: str) -> list[str]:

@@ -24,8 +24,8 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.devstack import free_port
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
-from tests.e2e.conftest import ADMIN_EMAIL, Stack
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP_UA
+from tests.support.stack import ADMIN_EMAIL, Stack
 
 TRACKER = Path(__file__).resolve().parents[2] / "app/frontend/node_modules/@plausible-analytics/tracker/plausible.js"
 DOMAIN = "npm-tracker.example"

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.checks import metrics_endpoints
-from tests.e2e.conftest import ADMIN_EMAIL, SITE, Stack
+from tests.support.stack import ADMIN_EMAIL, SITE, Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import DESKTOP, PHONE, Visit, axe_violations, screenshot, send_pageview, unexpected
-from tests.e2e.conftest import SITE, Stack
+from tests.support.browser import DESKTOP, PHONE, Visit, axe_violations, screenshot, send_pageview, unexpected
+from tests.support.stack import SITE, Stack
 
 
 def test_register_sign_in_add_a_site_and_see_its_first_event(visit: Visit) -> None:

@@ -17,9 +17,8 @@ import websockets
 from sqlalchemy import text
 
 from app.core.db import make_engine
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, Stack
-from tests.e2e.helpers import UA, login, watcher_pids
 from tests.support.polling import wait_until
+from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, SITE, UA, Stack, login, watcher_pids
 from tests.support.workers import worker_context
 from workers.actors import declare_actors
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import DESKTOP_UA, launch
-from tests.e2e.conftest import Stack
-from tests.e2e.helpers import HOSTS, last_id, wait_for
+from tests.support.browser import DESKTOP_UA, launch
+from tests.support.stack import HOSTS, Stack, last_id, wait_for
 
 
 def test_pageviews_spa_navigation_and_custom_events(stack: Stack, pages: int, playwright: Any) -> None:

@@ -1,5 +1,5 @@
-"""The Stats API tests' dataset: four visits on 2026-03-10 in Europe/Berlin, computed by hand in
-tests/integration/analytics/test_stats_query.py's docstring."""
+"""The analytics tests' datasets: the Stats API tests' four visits on 2026-03-10 in Europe/Berlin, computed by
+hand in tests/integration/analytics/test_stats_query.py's docstring, and the generated dataset's bounds."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.settings import Settings
+
+# The generated dataset of the planner and rollup tests: DAYS days of visits in the time zone TZ.
+TZ = "America/New_York"
+DAYS = 40
 
 A, B, C = 101, 102, 103
 EVENTS = [

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.models import ApiKey, Site, User
@@ -63,17 +65,38 @@ def api_key_dependency(scope: str) -> Provide:
     return Provide(provide)
 
 
+async def checked_site(session: AsyncSession, principal: ApiPrincipal, domain: str,
+                       needed: str = "viewer") -> SiteAccess:
+    """The key's user's access to the site ``domain`` if it allows ``needed``.
+
+    Raises ``NotFound`` ("Site could not be found") both for a site that does not exist and for one the user
+    lacks the role on, so a key never learns which domains exist.
+    """
+    try:
+        return await site_access(session, principal.user.id, domain, needed)
+    except (Forbidden, NotFound):
+        raise NotFound("Site could not be found") from None
+
+
+def site_access_dependency(needed: str) -> Provide:
+    """A ``Provide`` resolving to the :class:`SiteAccess` of the path's ``site_id`` for the request's key.
+
+    Needs the ``principal`` and ``db_session`` dependencies (:mod:`app.domain.deps`) on the same handler.
+    """
+
+    async def provide(principal: NamedDependency[ApiPrincipal], db_session: NamedDependency[AsyncSession],
+                      site_id: FromPath[str]) -> SiteAccess:
+        return await checked_site(db_session, principal, site_id, needed)
+
+    return Provide(provide)
+
+
 async def principal_site(request: Request[Any, Any, Any], principal: ApiPrincipal, domain: str,
                          needed: str = "viewer") -> Site:
     """The site ``domain`` if the key's user has ``needed`` on it; 404 otherwise (existence is not revealed)."""
     resources: Resources = request.app.state.resources
     async with resources.sessions() as session:
-        try:
-            access: SiteAccess = await site_access(session, principal.user.id, domain, needed)
-        except Forbidden:
-            raise NotFound("Site could not be found") from None
-        except NotFound:
-            raise NotFound("Site could not be found") from None
+        access = await checked_site(session, principal, domain, needed)
     return access.site
 
 

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from app.core.sessions import SESSION_COOKIE
-from tests.integration.accounts.conftest import PASSWORD, Browser, Servers, World, signed_in
+from tests.support.accounts import PASSWORD, Browser, Servers, World, signed_in
 
 
 def register(browser: Browser, email: str, password: str = PASSWORD, again: str | None = None) -> httpx.Response:

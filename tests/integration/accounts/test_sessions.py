@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.core.sessions import SESSION_COOKIE, new_session
-from tests.integration.accounts.conftest import PASSWORD, Browser, Servers, World, signed_in
+from tests.support.accounts import PASSWORD, Browser, Servers, World, signed_in
 
 
 def session_keys(world: World) -> list[bytes]:

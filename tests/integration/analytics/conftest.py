@@ -13,10 +13,7 @@ from app.core.db import make_engine
 from app.core.settings import Settings
 from services.analytics import rollups
 from tests.benchmarks.datagen import generate
-from tests.support.analytics import load_dataset
-
-TZ = "America/New_York"
-DAYS = 40
+from tests.support.analytics import DAYS, TZ, load_dataset
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.settings import Settings
 from services.analytics import engine, planner, rollups
 from services.analytics.query import QueryError, parse_query
-from tests.integration.analytics.conftest import DAYS, TZ
+from tests.support.analytics import DAYS, TZ
 
 FILTERS: list[list[Any]] = [
     ["is", "visit:country", ["DE"]],

@@ -13,7 +13,7 @@ from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.settings import Settings
 from services.analytics import engine, rollups
 from services.analytics.query import parse_query
-from tests.integration.analytics.conftest import DAYS, TZ
+from tests.support.analytics import DAYS, TZ
 
 
 def random_query(rng: random.Random, today: date) -> dict[str, Any]:

@@ -4,31 +4,17 @@ start never takes another area's jobs; the importer itself runs in-process where
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
 
 from app.core.db import make_engine
-from app.core.settings import DEFAULT_PORTS, Settings, load_settings
+from app.core.settings import DEFAULT_PORTS, load_settings
 from app.devstack import Postgres, Redis, free_port
 from app.migrate import migrate
+from tests.support.google import Google, serve_google
+from tests.support.imports import Imports, Site
 from tests.support.servers import make_environment
-
-
-@dataclass
-class Imports:
-    environment: dict[str, str]
-    settings: Settings
-    engine: Engine
-    state: Path
-
-    def sql(self, statement: str, **params: object) -> list[Any]:
-        with self.engine.begin() as conn:
-            result = conn.execute(text(statement), params)
-            return list(result) if result.returns_rows else []
 
 
 @pytest.fixture(scope="package")
@@ -44,13 +30,6 @@ def imports(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterato
     engine.dispose()
 
 
-@dataclass
-class Site:
-    id: int
-    domain: str
-    owner: int
-
-
 @pytest.fixture
 def site(imports: Imports) -> Iterator[Site]:
     """A site in UTC with an owner; everything imported is removed afterwards."""
@@ -60,3 +39,10 @@ def site(imports: Imports) -> Iterator[Site]:
     imports.sql("INSERT INTO memberships (site_id, user_id, role) VALUES (:s, :u, 'owner')", s=site_id, u=owner)
     yield Site(site_id, "imports.example", owner)
     imports.sql("TRUNCATE site_imports, sites, users RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def google() -> Iterator[Google]:
+    """A loopback server in Google's place (OAuth token endpoint and the GA4 Data API)."""
+    with serve_google() as server:
+        yield server

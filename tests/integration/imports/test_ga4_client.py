@@ -1,5 +1,5 @@
 """The GA4 Data API client against a real HTTP server on loopback speaking the documented shapes (see
-:mod:`tests.integration.imports.google`)."""
+:mod:`tests.support.google`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import httpx
 import pytest
 
 from services.integrations.ga4 import REPORTS, Client, Credentials, GA4Error, convert
-from tests.integration.imports.google import CREDENTIALS, PROPERTY, Google, google
-
-__all__ = ["google"]
+from tests.support.google import CREDENTIALS, PROPERTY, Google
 
 
 def client(google: Google, **options: Any) -> Client:

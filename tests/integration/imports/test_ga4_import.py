@@ -1,4 +1,4 @@
-"""GA4 imports run by the import job against the loopback Google (:mod:`tests.integration.imports.google`):
+"""GA4 imports run by the import job against the loopback Google (:mod:`tests.support.google`):
 every report paged into its table, resumable, idempotent, refusals in words, and ``beacon import ga4``."""
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ import pytest
 from services.integrations.ga4 import REPORTS
 from services.integrations.imports import ga4, job
 from services.integrations.imports.files import ImportRefused
-from tests.integration.imports.conftest import Imports, Site
-from tests.integration.imports.google import CREDENTIALS, PROPERTY, Google, google
 from tests.support.beacon import run_beacon
-
-__all__ = ["google"]
+from tests.support.google import CREDENTIALS, PROPERTY, Google
+from tests.support.imports import Imports, Site
 
 FIRST, LAST = dt.date(2026, 3, 1), dt.date(2026, 3, 3)
 VISIT = ["3", "2", "2", "1", "30"]  # screenPageViews, totalUsers, sessions, bounces, userEngagementDuration

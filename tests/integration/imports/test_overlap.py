@@ -9,8 +9,8 @@ from pathlib import Path
 from services.integrations.imports import job, store
 from services.integrations.imports.files import imports_dir, store_file
 from services.integrations.imports.window import NO_WINDOW
-from tests.integration.imports.conftest import Imports, Site
-from tests.integration.imports.exports import plausible_export
+from tests.support.import_files import plausible_export
+from tests.support.imports import Imports, Site
 
 TODAY = dt.datetime.now(dt.UTC).date()
 

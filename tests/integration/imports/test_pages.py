@@ -27,8 +27,8 @@ from app.core.settings import load_settings
 from app.devstack import stop_processes, wait_for_port
 from app.domain.accounts.session import new_session
 from services.integrations import exports
-from tests.integration.imports.conftest import Imports, Site
-from tests.integration.imports.exports import pages_csv, plausible_export
+from tests.support.import_files import pages_csv, plausible_export
+from tests.support.imports import Imports, Site
 
 BEACON = str(Path(sys.prefix) / "bin" / "beacon")
 MAX_UPLOAD = 3 * 1024 * 1024

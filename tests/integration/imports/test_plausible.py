@@ -14,8 +14,8 @@ from app.core.errors import Conflict
 from services.integrations.imports import job, store
 from services.integrations.imports.files import imports_dir, store_file
 from services.integrations.models import IMPORTED_TABLES
-from tests.integration.imports.conftest import Imports, Site
-from tests.integration.imports.exports import plausible_export
+from tests.support.import_files import plausible_export
+from tests.support.imports import Imports, Site
 
 
 def start(imports: Imports, site: Site, path: Path, source: str = "plausible") -> int:

@@ -15,8 +15,8 @@ from app.core.errors import PayloadTooLarge
 from services.integrations.imports import job, store
 from services.integrations.imports.files import ImportRefused, imports_dir, store_file, store_upload
 from services.integrations.models import IMPORTED_TABLES
-from tests.integration.imports.conftest import Imports, Site
-from tests.integration.imports.exports import pages_csv, umami_csv, umami_row
+from tests.support.import_files import pages_csv, umami_csv, umami_row
+from tests.support.imports import Imports, Site
 
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 VISITORS = "imported_visitors_20240101_20240131.csv"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from services.integrations.imports import job, store
 from services.integrations.imports.files import imports_dir, store_file
-from tests.integration.imports.conftest import Imports, Site
-from tests.integration.imports.exports import umami_csv, umami_row
+from tests.support.import_files import umami_csv, umami_row
+from tests.support.imports import Imports, Site
 
 
 def run(imports: Imports, site: Site, path: Path) -> int:

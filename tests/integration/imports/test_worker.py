@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from app.devstack import stop_processes
-from tests.integration.imports.conftest import Imports, Site
-from tests.integration.imports.exports import pages_csv, plausible_export
+from tests.support.import_files import pages_csv, plausible_export
+from tests.support.imports import Imports, Site
 
 BEACON = str(Path(sys.prefix) / "bin" / "beacon")
 

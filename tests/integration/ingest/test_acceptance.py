@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, sql
+from tests.support.ingest import UA, sql
 
 
 async def post(client: httpx.AsyncClient, **fields: object) -> httpx.Response:

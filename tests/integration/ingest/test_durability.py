@@ -18,7 +18,7 @@ import redis
 from app.core.settings import DEFAULT_PORTS, RedisSettings, Settings, load_settings
 from app.devstack import Postgres, Redis, free_port
 from app.migrate import migrate
-from tests.integration.ingest.conftest import UA, IngestProcesses, ingest_client, sql
+from tests.support.ingest import UA, IngestProcesses, ingest_client, sql
 from tests.support.servers import make_environment, running_postgres
 
 CLIENTS = 32

@@ -7,7 +7,7 @@ import json
 import httpx
 
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, sql
+from tests.support.ingest import UA, sql
 
 HEADERS = {"User-Agent": UA, "X-Forwarded-For": "203.0.113.20"}
 

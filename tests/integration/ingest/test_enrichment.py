@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, ingest_client, sql
+from tests.support.ingest import UA, ingest_client, sql
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/17.5 Mobile/15E148 Safari/604.1")

@@ -11,7 +11,7 @@ import redis
 
 from app.core.redis import Keys
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, IngestProcesses, sql
+from tests.support.ingest import UA, IngestProcesses, sql
 
 
 def rows(settings: Settings, statement: str = "SELECT s.domain, e.name, e.hostname, e.pathname, e.props "

@@ -11,7 +11,7 @@ import pytest
 
 from app.core.settings import Settings
 from app.devstack import Nginx, free_port
-from tests.integration.ingest.conftest import UA, IngestProcesses, sql
+from tests.support.ingest import UA, IngestProcesses, sql
 
 PAGEVIEW = json.dumps({"name": "pageview", "url": "https://example.com/", "domain": "example.com"})
 SENDERS = ["8.8.8.8, 10.0.0.1", "2001:4860:4860::8888", "203.0.113.9, 8.8.8.8"]

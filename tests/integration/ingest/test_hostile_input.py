@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, sql
+from tests.support.ingest import UA, sql
 
 DEEP = "[" * 20_000 + "]" * 20_000
 PAGE = {"name": "pageview", "url": "https://example.com/", "domain": "example.com"}

@@ -12,7 +12,7 @@ import redis
 
 from app.core.redis import Keys
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA
+from tests.support.ingest import UA
 from tests.support.polling import wait_until_async
 
 

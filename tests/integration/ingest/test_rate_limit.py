@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.core.settings import Settings
-from tests.integration.ingest.conftest import UA, IngestProcesses, sql
+from tests.support.ingest import UA, IngestProcesses, sql
 
 CONCURRENT = 40
 

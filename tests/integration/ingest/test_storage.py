@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import make_async_engine, make_engine
 from app.core.settings import Settings
 from services.analytics import logic
-from tests.integration.ingest.conftest import sql
+from tests.support.ingest import sql
 from tests.support.workers import worker_context
 from workers.actors.ingest import ensure_partitions
 from workers.context import WorkerContext

@@ -10,7 +10,7 @@ import pytest
 
 from app.core.settings import IngestSettings, Settings
 from services.ingest.logic import visitor_id
-from tests.integration.ingest.conftest import UA, ingest_client, sql
+from tests.support.ingest import UA, ingest_client, sql
 
 # What the analytics engine may rely on: a visit's figures derived from its events alone.
 DERIVED = """

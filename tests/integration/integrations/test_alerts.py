@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from app.domain.webhooks.schemas import TrafficSpikeEvent
 from app.mailsink import MailSink
 from services.integrations import alerts
-from tests.integration.integrations.conftest import Receiver, Site, Stack, body
+from tests.support.integrations import Receiver, Site, Stack, body
 from tests.support.polling import wait_until
 
 

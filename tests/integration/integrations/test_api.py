@@ -11,7 +11,7 @@ import pytest
 
 from app.devstack import Postgres, Redis
 from services.integrations import delivery
-from tests.integration.integrations.conftest import KEY, Receiver, Site, Stack, make_site, start_stack
+from tests.support.integrations import KEY, Receiver, Site, Stack, make_site, start_stack
 
 VALID = {"url": "https://hooks.example.net/in", "event_types": ["goal.completed"]}
 

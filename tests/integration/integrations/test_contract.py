@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.core.internal import INTERNAL_TOKEN_HEADER
-from tests.integration.integrations.conftest import Receiver, Site, Stack
+from tests.support.integrations import Receiver, Site, Stack
 
 OPERATIONS = [
     ("GET", "/webhooks"), ("POST", "/webhooks"), ("GET", "/webhooks/1"), ("PATCH", "/webhooks/1"),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 from standardwebhooks import Webhook
 
 from app.domain.webhooks.schemas import GoalCompletedEvent
-from tests.integration.integrations.conftest import Receiver, Site, Stack, body
+from tests.support.integrations import Receiver, Site, Stack, body
 from tests.support.polling import wait_until
 
 
@@ -25,7 +23,7 @@ def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, r
             "url": receiver.url("/goals"), "event_types": ["goal.completed", "site.first_event"]}).json()
     stack.sql("INSERT INTO goals (site_id, event_name, display_name) VALUES (:s, 'Signup', 'Signup'), "
               "(:s, 'Purchase', 'Purchase')", s=site.id)
-    time.sleep(1)  # the site's cursor starts when the first job sees its endpoint: convert after that
+    # The site's cursor starts when the first job sees its endpoint: convert after that.
     wait_until(lambda: stack.sql("SELECT 1 FROM webhook_site_cursors WHERE site_id = :s", s=site.id), 30, "cursor")
     convert(stack, site, "Signup", 3)
     convert(stack, site, "Purchase", 1)
@@ -36,6 +34,13 @@ def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, r
     msgspec.json.decode(goals[0].body, type=GoalCompletedEvent, strict=True)  # the published schema
     wait_until(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "site.first_event"], 30,
                "site.first_event")
-    time.sleep(2 * 3 + 2)  # two more coalescing intervals: no conversion is sent twice
+    # Three more coalescing runs (each moves the site's cursor on): no conversion is sent twice.
+    cursors: set[object] = set()
+
+    def three_more_runs() -> bool:
+        cursors.add(stack.sql("SELECT goals_until FROM webhook_site_cursors WHERE site_id = :s", s=site.id)[0][0])
+        return len(cursors) > 3
+
+    wait_until(three_more_runs, 30, "three more coalescing runs")
     types = sorted(body(r)["type"] for r in receiver.on("/goals"))
     assert ["goal.completed", "site.first_event"] == types

@@ -14,7 +14,7 @@ import redis
 
 from app.core.sessions import SESSION_COOKIE, new_session
 from services.integrations import alerts, reports
-from tests.integration.integrations.conftest import Receiver, Site, Stack
+from tests.support.integrations import Receiver, Site, Stack
 from tests.support.polling import wait_until
 
 

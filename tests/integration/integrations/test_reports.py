@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from app.domain.webhooks.schemas import ReportEvent
 from app.mailsink import MailSink
 from services.integrations import reports
-from tests.integration.integrations.conftest import Receiver, Site, Stack
+from tests.support.integrations import Receiver, Site, Stack
 from tests.support.polling import wait_until
 
 MONDAY = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)

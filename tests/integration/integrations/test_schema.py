@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 
 from app.core.db import Base
 from services.integrations import models
-from tests.integration.integrations.conftest import Stack
+from tests.support.integrations import Stack
 
 TABLES = {"webhook_endpoints", "webhook_deliveries", "webhook_attempts", "webhook_site_cursors", "alert_rules",
           "alert_firings", "report_subscriptions", "emails", "site_imports",

@@ -10,7 +10,7 @@ from standardwebhooks import Webhook
 
 from app.domain.webhooks.schemas import WebhookTestEvent
 from services.integrations.delivery import purge_log
-from tests.integration.integrations.conftest import (
+from tests.support.integrations import (
     Receiver,
     Site,
     Stack,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.accounts.conftest import Servers, World
+from tests.support.accounts import Servers, World
 from tests.support.beacon import run_beacon
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.accounts import Servers, World, signed_in
 from tests.support.beacon import run_beacon
 
 

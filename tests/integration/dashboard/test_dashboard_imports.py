@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.accounts import Servers, World, signed_in
 
 
 @pytest.fixture

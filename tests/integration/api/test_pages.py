@@ -20,7 +20,7 @@ from app.core.errors import Forbidden, ServiceUnavailable, TooManyRequests
 from app.core.pages import FormState, sparkline
 from app.core.settings import Settings
 from app.main import create_app
-from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.accounts import Servers, World, signed_in
 from tests.support.beacon import Services
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

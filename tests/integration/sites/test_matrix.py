@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 import websockets
 
 from app.core.sessions import SESSION_COOKIE
-from tests.integration.accounts.conftest import Browser, Servers, World, signed_in
+from tests.support.accounts import Browser, Servers, World, signed_in
 
 ACTORS = ("anonymous", "other", "viewer", "admin", "owner", "key_other", "key_revoked", "share")
 SITE = "matrix.example"
@@ -116,6 +117,12 @@ def denied(case: Case, actor: str) -> int:
     if actor in ("anonymous", "key_other", "key_revoked", "share"):
         return 302 if case.method == "GET" else 401
     return 404  # another user: the site might as well not exist
+
+
+@pytest.fixture(autouse=True)
+def analytics(serve: Callable[[str], int]) -> None:
+    """The site pages ask the analytics service (the setup page whether the first event has arrived)."""
+    serve("analytics")
 
 
 @pytest.mark.parametrize("actor", ACTORS)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-import pytest
 import stamina
 
 from services.integrations.ga4 import REPORTS, Credentials
@@ -108,8 +108,9 @@ def _handler(google: Google) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def google() -> Iterator[Google]:
+@contextmanager
+def serve_google() -> Iterator[Google]:
+    """The fake Google on a free loopback port, with stamina's waits between retries switched off."""
     state = Google()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.port = server.server_address[1]

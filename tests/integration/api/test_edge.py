@@ -16,7 +16,7 @@ import pytest
 
 from app.core.sessions import SESSION_COOKIE
 from app.devstack import Nginx, free_port
-from tests.integration.accounts.conftest import Servers
+from tests.support.accounts import Servers
 
 CONNECTIONS_PER_ADDRESS = 64
 """The template's default ``limit_conn``."""

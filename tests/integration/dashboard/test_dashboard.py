@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.core.tokens import token_hash
-from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.accounts import Servers, World, signed_in
 
 SHARE = "share-token-of-dash-example-0123456789"
 EVENTS = [  # visitor, name, path, source, props

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from tests.integration.accounts.conftest import Servers, World, signed_in
+from tests.support.accounts import Servers, World, signed_in
 from tests.support.beacon import run_beacon
 
 

@@ -1,5 +1,6 @@
 """An api and a realtime process of their own (plain HTTP base URL, so cookies work without TLS), and helpers
-that build users, sites and sessions straight in PostgreSQL and Redis."""
+that build users, sites and sessions straight in PostgreSQL and Redis: the accounts, sites, dashboard, Stats API
+and api tests share them through the fixtures in ``tests/integration/conftest.py``."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ import re
 import secrets
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 import redis
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, text
 
-from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE, new_session
 from app.core.settings import Settings, load_settings
 from app.devstack import free_port, stop_processes, wait_for_port
@@ -36,8 +36,9 @@ class Servers:
     environment: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def servers(environment: dict[str, str], settings: Settings) -> Iterator[Servers]:
+@contextmanager
+def start_servers(environment: dict[str, str]) -> Iterator[Servers]:
+    """``beacon serve api`` and ``beacon serve realtime`` on free loopback ports, stopped on exit."""
     api_port, rt_port = free_port(), free_port()
     env = {**environment, "BEACON_API_PORT": str(api_port), "BEACON_REALTIME_PORT": str(rt_port),
            "BEACON_BASE_URL": f"http://127.0.0.1:{api_port}", "BEACON_LOGIN_ATTEMPTS_PER_ACCOUNT": "5",
@@ -103,13 +104,6 @@ class World:
             return [tuple(row) for row in result] if result.returns_rows else []
 
 
-@pytest.fixture
-def world(servers: Servers, db: None, redis_client: redis.Redis) -> Iterator[World]:
-    engine = make_engine(servers.settings.database)
-    yield World(engine, redis_client, servers.settings)
-    engine.dispose()
-
-
 class Browser(httpx.Client):
     """An HTTP client that fills in the CSRF token of forms."""
 
@@ -123,11 +117,10 @@ class Browser(httpx.Client):
         return self.post(path, data={**(data or {}), "_csrf_token": self.csrf()}, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def browser(servers: Servers) -> Iterator[Browser]:
+def anonymous_browser(servers: Servers) -> Browser:
+    """A client without a session, from an address of its own (so per-address limits stay per test)."""
     ip = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
-    with Browser(base_url=servers.api, timeout=15, headers={"X-Forwarded-For": ip, "Accept": "text/html"}) as client:
-        yield client
+    return Browser(base_url=servers.api, timeout=15, headers={"X-Forwarded-For": ip, "Accept": "text/html"})
 
 
 def signed_in(servers: Servers, world: World, user_id: int) -> Browser:
