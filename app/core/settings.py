@@ -48,6 +48,12 @@ class RedisSettings:
     """Redis URL (``redis://:password@host:port/db``)."""
     key_prefix: str = "beacon:"
     """Prefix of every key and channel Beacon uses, so one Redis can host several instances."""
+    sentinels: tuple[tuple[str, int], ...] = ()
+    """Redis Sentinels as ``(host, port)`` (``BEACON_REDIS_SENTINELS=h1:26379,h2:26379``). Empty: connect to
+    ``url`` directly (a single host). Set: ask the Sentinels for the current master of ``sentinel_master``;
+    ``url`` then gives only the password and database number, its host and port are ignored."""
+    sentinel_master: str = "beacon"
+    """Name of the monitored master (``sentinel monitor <name> ...`` in sentinel.conf)."""
 
 
 @dataclass(frozen=True)
@@ -408,6 +414,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis=RedisSettings(
             url=required("BEACON_REDIS_URL"),
             key_prefix=redis_prefix,
+            sentinels=_sentinels(env.get("BEACON_REDIS_SENTINELS", "")),
+            sentinel_master=env.get("BEACON_REDIS_SENTINEL_MASTER", "").strip() or "beacon",
         ),
         server=ServerSettings(
             bind_host=bind_host,
@@ -462,3 +470,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once on first use."""
     return load_settings()
+
+
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` as ``((host, port), ...)``; ConfigError naming the bad entry."""
+    sentinels = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"BEACON_REDIS_SENTINELS: {entry!r} is not host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    return tuple(sentinels)
