@@ -134,13 +134,17 @@ def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from app.checks import check_installation
+    from app.checks import check_installation_and_cluster
 
-    rows = _run_async(check_installation(settings))
+    rows, cluster = _run_async(check_installation_and_cluster(settings))
     width = max(len(name) for name, _ in rows)
     for name, result in rows:
         mark = "ok  " if result == "ok" else "FAIL"
         print(f"{mark}  {name.ljust(width)}  {'' if result == 'ok' else result}".rstrip())
+    if cluster:
+        print("\ncluster:")
+        for line in cluster:
+            print(f"  {line}")
     failed = [name for name, result in rows if result != "ok"]
     if failed:
         print(f"\n{len(failed)} of {len(rows)} checks failed: {', '.join(failed)}", file=sys.stderr)

@@ -35,6 +35,9 @@ class DatabaseSettings:
     """Extra connections a process may open under load."""
     statement_timeout_ms: int = 30_000
     """Server-side limit for one statement, so a runaway query cannot hold a connection forever."""
+    patroni_urls: tuple[str, ...] = ()
+    """REST API of each Patroni member (``BEACON_PATRONI_URLS=http://10.0.0.11:8008,...``) when PostgreSQL
+    runs under Patroni on several data hosts; ``beacon check`` shows the cluster from it. Empty: one host."""
 
     @property
     def libpq_url(self) -> str:
@@ -143,6 +146,9 @@ class IngestSettings:
     """Batches of one process in flight at once, each on its own connection (at least 1)."""
     retry_after: int = 5
     """Seconds announced in ``Retry-After`` when PostgreSQL cannot take events."""
+    hold_seconds: float = 20.0
+    """Seconds a batch waits for PostgreSQL to come back (a failover) before its requests answer 503; the
+    requests are held meanwhile (0: refuse at once). Keep it below Nginx's ``proxy_read_timeout`` (30 s)."""
     rate_per_ip: int = 600
     """Events accepted per client IP per window (0: no limit)."""
     rate_per_site: int = 100_000
@@ -410,6 +416,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             pool_size=integer("BEACON_DATABASE_POOL_SIZE", 10),
             max_overflow=integer("BEACON_DATABASE_MAX_OVERFLOW", 10),
             statement_timeout_ms=integer("BEACON_DATABASE_STATEMENT_TIMEOUT_MS", 30_000),
+            patroni_urls=tuple(url.strip().rstrip("/") for url in env.get("BEACON_PATRONI_URLS", "").split(",")
+                               if url.strip()),
         ),
         redis=RedisSettings(
             url=required("BEACON_REDIS_URL"),

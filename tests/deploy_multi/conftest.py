@@ -224,12 +224,14 @@ class Cluster:
         argv = [str(beside) if beside.exists() else "ansible-playbook", "-i", str(self.inventory()),
                 str(ANSIBLE_DIR / "site.yml"), *extra_args]
         started = time.monotonic()
-        completed = subprocess.run(argv, check=False, capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR,
-                                   timeout=3000)
-        output = completed.stdout + completed.stderr
-        log.write_text(output)
+        # Streamed to the log as it runs, so a long first run can be followed with `tail -f`.
+        print(f"[multi] {label}: ansible-playbook log in {log}", flush=True)
+        with log.open("w") as handle:
+            completed = subprocess.run(argv, check=False, stdout=handle, stderr=subprocess.STDOUT, text=True,
+                                       env=env, cwd=ANSIBLE_DIR, timeout=3000)
+        output = log.read_text()
         self.runs.append(label)
-        recaps = [m.groupdict() for m in _RECAP.finditer(completed.stdout)]
+        recaps = [m.groupdict() for m in _RECAP.finditer(output)]
         ok = completed.returncode == 0 and len(recaps) == len(self.hosts) and all(
             r["failed"] == "0" and r["unreachable"] == "0" for r in recaps)
         changed = sum(int(r["changed"]) for r in recaps)
