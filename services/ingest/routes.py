@@ -7,7 +7,9 @@ the profile showed to cost more than the event's own parsing and enrichment.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 from litestar import Litestar, asgi, get
@@ -92,19 +94,26 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     ip, edge_ip = logic.client_addresses(
         header(scope, b"x-forwarded-for"), header(scope, b"x-original-forwarded-for"),
         client[0] if client else None, honour_client_header=state.settings.honour_forwarded_for)
-    try:
-        sites = await state.sites.lookup(resources.sessions, event.domains)
-        if not sites:
-            state.dropped["unknown_site"] += 1
-            return
-        sites = [site for site in sites if not site.excludes(ip, event.pathname)]
-        if not sites:
-            state.dropped["excluded"] += 1
-            return
-        salts = await state.salts.get(resources.sessions)
-    except (OperationalError, DBAPIError, OSError) as exc:
-        logger.warning("event not stored: database unavailable", extra={"error": str(exc).splitlines()[0]})
-        raise _unavailable(state) from None
+    # Sites and salts come from caches refreshed from PostgreSQL; while it is unreachable (a failover) the
+    # request waits up to hold_seconds for it, as the batch writer does, before answering 503.
+    deadline = time.monotonic() + state.settings.hold_seconds
+    while True:
+        try:
+            sites = await state.sites.lookup(resources.sessions, event.domains)
+            salts = await state.salts.get(resources.sessions)
+            break
+        except (OperationalError, DBAPIError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                logger.warning("event not stored: database unavailable", extra={"error": str(exc).splitlines()[0]})
+                raise _unavailable(state) from None
+            await asyncio.sleep(0.5)
+    if not sites:
+        state.dropped["unknown_site"] += 1
+        return
+    sites = [site for site in sites if not site.excludes(ip, event.pathname)]
+    if not sites:
+        state.dropped["excluded"] += 1
+        return
     now = datetime.now(UTC)
     source = enrich.source(event.referrer, event.hostname, event.query)
     country = state.countries.country(ip)
