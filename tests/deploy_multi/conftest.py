@@ -200,15 +200,16 @@ class Cluster:
             "beacon_redis_maxmemory_mb": 256,
             **self.secrets,
         }
-        lines = ["all:", "  vars:"]
-        lines += [f"    {key}: {value!r}" for key, value in host_vars.items()]
-        lines += ["  children:"]
+        # Host variables, so that they win over the copied group_vars (an inventory file's group vars
+        # would lose to them).
+        lines = ["all:", "  children:"]
         for group, names in (("app", APP_HOSTS), ("data", DATA_HOSTS)):
             lines += [f"    {group}:", "      hosts:"]
             for name in names:
                 host = self.hosts[name]
-                lines += [f"        {name}: {{ansible_host: {host.address}, "
-                          f"ansible_nsenter_pid: {host.container.leader}}}"]
+                lines += [f"        {name}:", f"          ansible_host: {host.address}",
+                          f"          ansible_nsenter_pid: {host.container.leader}"]
+                lines += [f"          {key}: {value!r}" for key, value in host_vars.items()]
         lines += ["    web: {children: {app: }}", "    worker: {children: {app: }}",
                   "    db: {children: {data: }}", "    redis: {children: {data: }}"]
         path = directory / "hosts.yml"
