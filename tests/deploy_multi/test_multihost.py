@@ -269,6 +269,7 @@ def test_rolling_upgrade_under_load(cluster: Cluster) -> None:
     before = {h.name: h.container.run(["readlink", "/opt/beacon/current"]).stdout.strip() for h in cluster.apps()}
     with Load(cluster, "upgrade") as load:
         ok, output, log = cluster.playbook("rolling upgrade (serial 1)", (
+            "-e", "beacon_app_serial=1",
             "-e", f"beacon_app_source_dir={source}", "-e", f"beacon_nginx_source_dir={source}"))
     after = {h.name: h.container.run(["readlink", "/opt/beacon/current"]).stdout.strip() for h in cluster.apps()}
     figure("rolling upgrade: events", load.summary())
