@@ -13,7 +13,7 @@ APT_PACKAGES := postgresql postgresql-client redis-server nginx openssl python3-
 # The deployment test boots a fresh systemd host.
 APT_DEPLOY_PACKAGES := debootstrap systemd-container apt-cacher-ng iproute2
 
-.PHONY: help run test lint unit integration e2e deploy-test bench system-deps venv assets clean
+.PHONY: help run test lint unit integration e2e deploy-test deploy-test-multi bench system-deps venv assets clean
 
 help:
 	@echo "make run    - run Beacon under ./var: https://localhost:8443/ (Ctrl-C stops it); RUN_ARGS=--free-ports"
@@ -83,6 +83,10 @@ e2e: venv assets
 
 deploy-test: system-deps venv assets
 	CI=$${CI:-} $(BIN)/python -m pytest tests/deploy -s $(PYTEST_ARGS)
+
+# Five hosts (3 data, 2 app) on a private bridge, each part powered off under load (not part of `make test`).
+deploy-test-multi: system-deps venv assets
+	CI=$${CI:-} $(BIN)/python -m pytest tests/deploy_multi -s -p no:randomly $(PYTEST_ARGS)
 
 # PYTEST_ARGS=tests/benchmarks/<file>.py runs one benchmark file instead of all of them.
 bench: system-deps venv assets

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 from sqlalchemy import text
 
 from app.core.health import Check, run_checks, service_check
+from app.core.redis import sentinel_master_address
 from app.core.resources import Resources
 from app.core.settings import Settings
 from app.domain.system.services import component_checks
@@ -28,16 +30,100 @@ def _schema_check(resources: Resources) -> Check:
     return check
 
 
-async def check_installation(settings: Settings) -> list[tuple[str, str]]:
+MAX_REPLICA_LAG_BYTES = 16 * 1024 * 1024
+"""A replica further behind than this fails ``beacon check`` (Patroni's ``lag`` of the member, bytes of WAL)."""
+
+
+async def patroni_cluster(settings: Settings) -> dict[str, Any]:
+    """Patroni's ``GET /cluster`` from the first member that answers: ``{"members": [{"name", "role",
+    "state", "host", "port", "lag"}, ...]}`` (see Patroni's REST API documentation). Raises if none answers."""
+    errors = []
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for url in settings.database.patroni_urls:
+            try:
+                response = await client.get(f"{url}/cluster")
+                response.raise_for_status()
+                return dict(response.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                errors.append(f"{url}: {type(exc).__name__}")
+    raise RuntimeError("no Patroni member answered (" + ", ".join(errors) + ")")
+
+
+def cluster_lines(state: dict[str, Any], redis_master: tuple[str, int] | None) -> list[str]:
+    """One line per PostgreSQL member (role, state, address, lag in bytes) and Sentinel's master."""
+    lines = []
+    for member in sorted(state.get("members", []), key=lambda m: (m.get("role") != "leader", m.get("name", ""))):
+        lag = member.get("lag")
+        lag_text = "" if member.get("role") == "leader" else f", lag {lag} B" if isinstance(lag, int) else \
+            f", lag {lag or 'unknown'}"
+        lines.append(f"postgresql {member.get('role', '?'):<12} {member.get('name', '?'):<12} "
+                     f"{member.get('host', '?')}:{member.get('port', '?')} {member.get('state', '?')}{lag_text}")
+    if redis_master is not None:
+        lines.append(f"redis      master       (Sentinel)   {redis_master[0]}:{redis_master[1]}")
+    return lines
+
+
+def cluster_problem(state: dict[str, Any]) -> str | None:
+    """None when the cluster has a running leader, a synchronous standby and no replica lagging too far."""
+    members = state.get("members", [])
+    if not any(m.get("role") == "leader" and m.get("state") == "running" for m in members):
+        return "no running primary"
+    if len(members) > 1 and not any(m.get("role") == "sync_standby" for m in members):
+        return "no synchronous standby: commits are not yet safe from losing the primary"
+    for member in members:
+        lag = member.get("lag")
+        if member.get("role") != "leader" and (not isinstance(lag, int) or lag > MAX_REPLICA_LAG_BYTES):
+            return f"replica {member.get('name')} is behind by {lag} B"
+    return None
+
+
+async def cluster_view(settings: Settings) -> tuple[dict[str, Check], list[str]]:
+    """The checks of a multi-host installation (Patroni cluster, Sentinel's master) and its description."""
+    checks: dict[str, Check] = {}
+    lines: list[str] = []
+    if settings.database.patroni_urls:
+        problem: str | None
+        try:
+            state: dict[str, Any] | None = await patroni_cluster(settings)
+        except RuntimeError as exc:
+            state, problem = None, str(exc)
+        else:
+            assert state is not None
+            problem = cluster_problem(state)
+
+        async def postgres_cluster() -> str | None:
+            return problem
+
+        checks["postgresql cluster"] = postgres_cluster
+        if state is not None:
+            lines += cluster_lines(state, None)
+    if settings.redis.sentinels:
+        try:
+            master = await asyncio.to_thread(sentinel_master_address, settings.redis)
+            sentinel_problem = None
+        except Exception as exc:
+            master, sentinel_problem = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+        async def redis_sentinel() -> str | None:
+            return sentinel_problem
+
+        checks["redis sentinel"] = redis_sentinel
+        lines += cluster_lines({}, master)
+    return checks, lines
+
+
+async def check_installation_and_cluster(settings: Settings) -> tuple[list[tuple[str, str]], list[str]]:
+    """``beacon check``'s rows (name, ``ok`` or the problem) and, on several hosts, the cluster's lines."""
     resources = Resources.open(settings, "check")
     try:
+        cluster_checks, lines = await cluster_view(settings)
         checks = {"configuration": _ok, **component_checks(resources), "schema": _schema_check(resources),
                   "api": service_check(resources, "api", "/api/health"),
-                  "realtime": service_check(resources, "realtime")}
+                  "realtime": service_check(resources, "realtime"), **cluster_checks}
         results = await run_checks(checks, timeout=settings.http_client.timeout)
     finally:
         await resources.close()
-    return list(results.items())
+    return list(results.items()), lines
 
 
 def metrics_endpoints(settings: Settings) -> dict[str, str]:

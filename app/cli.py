@@ -155,13 +155,21 @@ def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    from app.checks import check_installation, check_metrics  # noqa: PLC0415 - per command
+    from app.checks import check_installation_and_cluster, check_metrics  # noqa: PLC0415 - per command
 
-    rows = asyncio.run(check_metrics(settings) if args.metrics else check_installation(settings))
+    cluster: list[str] = []
+    if args.metrics:
+        rows = asyncio.run(check_metrics(settings))
+    else:
+        rows, cluster = asyncio.run(check_installation_and_cluster(settings))
     width = max(len(name) for name, _ in rows)
     for name, result in rows:
         mark = "ok  " if result == "ok" else "FAIL"
         print(f"{mark}  {name.ljust(width)}  {'' if result == 'ok' else result}".rstrip())
+    if cluster:
+        print("\ncluster:")
+        for line in cluster:
+            print(f"  {line}")
     failed = [name for name, result in rows if result != "ok"]
     if failed:
         print(f"\n{len(failed)} of {len(rows)} checks failed: {', '.join(failed)}", file=sys.stderr)

@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel
+import redis.sentinel
+from redis.connection import parse_url
 
 from app.core.metrics import CountingConnection, CountingSyncConnection
 from app.core.settings import RedisSettings
 
 
+def _sentinel_options(settings: RedisSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options of the master's connections, options of the Sentinels' connections) from ``settings.url``.
+
+    The URL keeps the password and database number; the Sentinels are asked for the master's address and
+    are protected by the same password (``requirepass`` in sentinel.conf).
+    """
+    parsed = parse_url(settings.url)  # type: ignore[no-untyped-call]
+    master = {key: parsed[key] for key in ("username", "password", "db") if parsed.get(key) is not None}
+    password = parsed.get("password")
+    sentinel = {"socket_connect_timeout": 1, "socket_timeout": 1, **({"password": password} if password else {})}
+    return master, sentinel
+
+
 def make_async_redis(settings: RedisSettings) -> aioredis.Redis:
-    """An asyncio client; connections are opened lazily and shared by the process."""
+    """An asyncio client; connections are opened lazily and shared by the process.
+
+    With ``settings.sentinels`` the client asks the Sentinels for the current master on every new
+    connection, so after a failover the next command reaches the promoted replica.
+    """
+    if settings.sentinels:
+        master, sentinel_kwargs = _sentinel_options(settings)
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, socket_connect_timeout=3, socket_timeout=10,
+            health_check_interval=30, **master,
+        )
+        client: aioredis.Redis = sentinel.master_for(settings.sentinel_master)
+        return client
     return aioredis.Redis.from_url(
         settings.url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
         connection_class=CountingConnection,
@@ -18,9 +48,32 @@ def make_async_redis(settings: RedisSettings) -> aioredis.Redis:
 
 
 def make_redis(settings: RedisSettings) -> redis.Redis:
-    """A blocking client, for workers, the scheduler and the CLI."""
+    """A blocking client, for workers, the scheduler and the CLI (through Sentinel when configured)."""
+    if settings.sentinels:
+        master, sentinel_kwargs = _sentinel_options(settings)
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(settings.sentinels), sentinel_kwargs=sentinel_kwargs, socket_connect_timeout=3, socket_timeout=10,
+            **master,
+        )
+        client: redis.Redis = sentinel.master_for(settings.sentinel_master)  # type: ignore[no-untyped-call]
+        return client
     return redis.Redis.from_url(settings.url, socket_connect_timeout=3, socket_timeout=10,
                                 connection_class=CountingSyncConnection)
+
+
+def sentinel_master_address(settings: RedisSettings) -> tuple[str, int] | None:
+    """The master's ``(host, port)`` as the Sentinels see it now; None without Sentinels (for `beacon check`).
+
+    Raises ``redis.sentinel.MasterNotFoundError`` when no Sentinel answers with a master.
+    """
+    if not settings.sentinels:
+        return None
+    _, sentinel_kwargs = _sentinel_options(settings)
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        list(settings.sentinels), sentinel_kwargs=sentinel_kwargs
+    )
+    host, port = sentinel.discover_master(settings.sentinel_master)  # type: ignore[no-untyped-call]
+    return str(host), int(port)
 
 
 class Keys:

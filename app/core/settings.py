@@ -55,6 +55,9 @@ class DatabaseSettings:
     """Extra connections a process may open under load."""
     statement_timeout_ms: int = setting("BEACON_DATABASE_STATEMENT_TIMEOUT_MS", 30_000)
     """Server-side limit for one statement, so a runaway query cannot hold a connection forever."""
+    patroni_urls: tuple[str, ...] = ()
+    """REST API of each Patroni member (``BEACON_PATRONI_URLS=http://10.0.0.11:8008,...``) when PostgreSQL
+    runs under Patroni on several data hosts; ``beacon check`` shows the cluster from it. Empty: one host."""
 
     @property
     def libpq_url(self) -> str:
@@ -86,6 +89,12 @@ class RedisSettings:
     """Redis URL (``redis://:password@host:port/db``)."""
     key_prefix: str = setting("BEACON_REDIS_PREFIX", "beacon:")
     """Prefix of every key and channel Beacon uses, so one Redis can host several instances."""
+    sentinels: tuple[tuple[str, int], ...] = ()
+    """Redis Sentinels as ``(host, port)`` (``BEACON_REDIS_SENTINELS=h1:26379,h2:26379``). Empty: connect to
+    ``url`` directly (a single host). Set: ask the Sentinels for the current master of ``sentinel_master``;
+    ``url`` then gives only the password and database number, its host and port are ignored."""
+    sentinel_master: str = "beacon"
+    """Name of the monitored master (``sentinel monitor <name> ...`` in sentinel.conf)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,9 @@ class IngestSettings:
     """Batches of one process in flight at once, each on its own connection (at least 1)."""
     retry_after: int = setting("BEACON_INGEST_RETRY_AFTER", 5, minimum=0)
     """Seconds announced in ``Retry-After`` when PostgreSQL cannot take events."""
+    hold_seconds: float = setting("BEACON_INGEST_HOLD_SECONDS", 20.0, minimum=0)
+    """Seconds a batch waits for PostgreSQL to come back (a failover) before its requests answer 503; the
+    requests are held meanwhile (0: refuse at once). Keep it below Nginx's ``proxy_read_timeout`` (30 s)."""
     rate_per_ip: int = setting("BEACON_INGEST_RATE_PER_IP", 600, minimum=0)
     """Events accepted per client IP per window (0: no limit)."""
     rate_per_site: int = setting("BEACON_INGEST_RATE_PER_SITE", 100_000, minimum=0)
@@ -475,7 +487,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env.update(source)
 
     app_env: str = read_field(Settings, "env", env)
-    redis = read_section(RedisSettings, env)
+    redis = read_section(RedisSettings, env, sentinels=_sentinels(env.get("BEACON_REDIS_SENTINELS", "")),
+                         sentinel_master=env.get("BEACON_REDIS_SENTINEL_MASTER", "").strip() or "beacon")
     if any(char.isspace() for char in redis.key_prefix):
         # Ingest's Redis scripts receive key names space-separated in one argument.
         raise ConfigError("BEACON_REDIS_PREFIX must be non-empty and contain no spaces")
@@ -498,7 +511,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         env=app_env,
         database=read_section(DatabaseSettings, env,
-                              url=_database_url(read_field(DatabaseSettings, "url", env))),
+                              url=_database_url(read_field(DatabaseSettings, "url", env)),
+                              patroni_urls=tuple(url.strip().rstrip("/")
+                                                 for url in env.get("BEACON_PATRONI_URLS", "").split(",")
+                                                 if url.strip())),
         redis=redis,
         server=ServerSettings(bind_host=bind_host, ports=ports, service_urls=service_urls,
                               base_url=base_url.rstrip("/")),
@@ -538,3 +554,16 @@ def _installed_version() -> str:
 def get_settings() -> Settings:
     """The process-wide settings, read once on first use."""
     return load_settings()
+
+
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` as ``((host, port), ...)``; ConfigError naming the bad entry."""
+    sentinels = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"BEACON_REDIS_SENTINELS: {entry!r} is not host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    return tuple(sentinels)

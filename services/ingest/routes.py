@@ -7,7 +7,9 @@ the profile showed to cost more than the event's own parsing and enrichment.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 from litestar import Litestar, asgi, get
@@ -83,6 +85,22 @@ async def receive_event(scope: Scope, receive: Receive, send: Send) -> None:
     await send(ACCEPTED_BODY)
 
 
+async def _sites_and_salts(state: IngestState, resources: Resources,
+                          domains: list[str]) -> tuple[list[logic.Site], logic.Salts]:
+    """The sites named by ``domains`` and the current salts, from caches refreshed from PostgreSQL. While it is
+    unreachable (a failover) the request waits up to ``hold_seconds`` for it, as the batch writer does, then
+    answers 503 (:func:`_unavailable`)."""
+    deadline = time.monotonic() + state.settings.hold_seconds
+    while True:
+        try:
+            return (await state.sites.lookup(resources.sessions, domains),
+                    await state.salts.get(resources.sessions))
+        except (OperationalError, DBAPIError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                logger.warning("event not stored: database unavailable", extra={"error": str(exc).splitlines()[0]})
+                raise _unavailable(state) from None
+            await asyncio.sleep(0.5)
+
 async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     """Validate, enrich and commit one request's events (none for bots, unknown or excluded sites)."""
     resources: Resources = app.state.resources
@@ -104,19 +122,14 @@ async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     ip, edge_ip = logic.client_addresses(
         header(scope, b"x-forwarded-for"), header(scope, b"x-original-forwarded-for"),
         client[0] if client else None, honour_client_header=state.settings.honour_forwarded_for)
-    try:
-        sites = await state.sites.lookup(resources.sessions, event.domains)
-        if not sites:
-            _drop(state, "unknown_site")
-            return
-        sites = [site for site in sites if not site.excludes(ip, event.pathname)]
-        if not sites:
-            _drop(state, "excluded")
-            return
-        salts = await state.salts.get(resources.sessions)
-    except (OperationalError, DBAPIError, OSError) as exc:
-        logger.warning("event not stored: database unavailable", extra={"error": str(exc).splitlines()[0]})
-        raise _unavailable(state) from None
+    sites, salts = await _sites_and_salts(state, resources, event.domains)
+    if not sites:
+        _drop(state, "unknown_site")
+        return
+    sites = [site for site in sites if not site.excludes(ip, event.pathname)]
+    if not sites:
+        _drop(state, "excluded")
+        return
     now = datetime.now(UTC)
     source = enrich.source(event.referrer, event.hostname, event.query)
     country = state.countries.country(ip)

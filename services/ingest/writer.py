@@ -307,8 +307,7 @@ class BatchWriter:
         started = time.perf_counter()
         try:
             await self._assign_sessions(rows)
-            conn = await self._connection()
-            await self._write(conn, rows)
+            conn = await self._write_holding(rows)
             self._idle.append(conn)
             INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
             INGEST_BATCH_SIZE.observe(len(rows))
@@ -390,6 +389,40 @@ class BatchWriter:
             self._conninfo, connect_timeout=3, application_name=self._application_name,
             options="-c statement_timeout=10000", autocommit=True,
         )
+
+    async def _write_holding(self, rows: list[Row]) -> psycopg.AsyncConnection[Any]:
+        """Write ``rows`` in one transaction; return its connection once committed.
+
+        While PostgreSQL cannot be reached (a failover: the primary is gone, a standby not yet promoted or not
+        yet routed to) the batch is tried again every half second for ``hold_seconds``, and its requests wait
+        rather than being refused; after that the last error is raised (the requests answer 503). A failure
+        while COMMIT was in flight leaves its outcome unknown: the retry may then store the batch twice,
+        which is what a tracker resending after a 503 would do too.
+        """
+        deadline = time.monotonic() + self._settings.hold_seconds
+        attempts = 0
+        while True:
+            conn: psycopg.AsyncConnection[Any] | None = None
+            try:
+                conn = await self._connection()
+                await self._write(conn, rows)
+                if attempts:
+                    logger.info("batch stored after the database came back",
+                                extra={"events": len(rows), "attempts": attempts + 1})
+                return conn
+            except (psycopg.DataError, psycopg.IntegrityError):
+                if conn is not None:
+                    self._idle.append(conn)
+                raise
+            except (psycopg.Error, OSError) as exc:
+                await self._discard_connections(conn)
+                if self._closing or time.monotonic() >= deadline:
+                    raise
+                if not attempts:
+                    logger.warning("database unavailable: holding the batch", extra={
+                        "events": len(rows), "error": str(exc).splitlines()[0] if str(exc) else repr(exc)})
+                attempts += 1
+                await asyncio.sleep(0.5)
 
     async def _assign_sessions(self, rows: list[Row]) -> None:
         """Give each row its visit id from Redis (in order, so one batch's events of a visitor agree)."""

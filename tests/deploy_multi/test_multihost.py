@@ -1,0 +1,286 @@
+"""Beacon on five hosts survives losing any one of them, under a steady load of events through both app hosts.
+
+Run with `make deploy-test-multi` (not part of `make test`: it provisions five hosts). The tests run in this
+order on one cluster: the provisioned topology, the PostgreSQL primary powered off, the old primary back as
+a replica, the Redis master powered off, one app host powered off, a rolling upgrade. Figures are printed at
+the end of the run and recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.deploy_multi.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Cluster, Host, figure, record
+
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(5400)]
+
+SITE = "multi-host.example"
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+_TLS = ssl.create_default_context()
+# Each app host made its own self-signed certificate; the test speaks to addresses, not to the name.
+_TLS.check_hostname = False
+_TLS.verify_mode = ssl.CERT_NONE
+
+
+def request(host: Host, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(f"https://{host.address}{path}", data=body, method=method,
+                                 headers={"Host": SERVER_NAME, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=_TLS) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@dataclass
+class Sent:
+    """One event request: when it left and came back, through which app host, and its answer."""
+
+    path: str
+    app: str
+    started: float
+    finished: float
+    status: int | str
+    retry_after: str | None
+
+
+class Load:
+    """A steady stream of pageviews through every app host's Nginx, each with a unique pathname."""
+
+    def __init__(self, cluster: Cluster, label: str, per_host_per_second: float = 4.0) -> None:
+        self.cluster = cluster
+        self.label = label
+        self.interval = 1.0 / per_host_per_second
+        self.stopped = threading.Event()
+        self.sent: list[Sent] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(host,), daemon=True) for host in cluster.apps()]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _run(self, host: Host) -> None:
+        number = 0
+        while not self.stopped.is_set():
+            number += 1
+            path = f"/{self.label}/{host.name}/{number}"
+            body = json.dumps({"name": "pageview", "url": f"https://{SITE}{path}", "domain": SITE}).encode()
+            started = time.monotonic()
+            retry_after = None
+            try:
+                status_code, headers, _ = request(host, "POST", "/api/event", body,
+                                                  {"Content-Type": "text/plain", "User-Agent": UA})
+                status: int | str = status_code
+                retry_after = headers.get("Retry-After")
+            except OSError as exc:
+                status = type(exc).__name__
+            finished = time.monotonic()
+            with self._lock:
+                self.sent.append(Sent(path, host.name, started, finished, status, retry_after))
+            self.stopped.wait(max(0.0, self.interval - (finished - started)))
+
+    def accepted(self) -> set[str]:
+        return {s.path for s in self.sent if s.status == 202}
+
+    def refused(self) -> list[Sent]:
+        return [s for s in self.sent if s.status != 202]
+
+    def summary(self) -> str:
+        refused = self.refused()
+        span = (max(s.finished for s in refused) - min(s.started for s in refused)) if refused else 0.0
+        slowest = max((s.finished - s.started for s in self.sent), default=0.0)
+        kinds = sorted({str(s.status) for s in refused})
+        return (f"{len(self.sent)} sent, {len(self.accepted())} accepted (202), {len(refused)} refused "
+                f"{kinds} over {span:.1f} s, slowest answer {slowest:.1f} s")
+
+
+def stored_paths(cluster: Cluster, label: str) -> set[str]:
+    leader = cluster.leader()
+    assert leader is not None, "no PostgreSQL primary"
+    rows = cluster.psql(leader, f"SELECT pathname FROM events WHERE hostname = '{SITE}' "
+                                f"AND pathname LIKE '/{label}/%'")
+    return set(rows.splitlines())
+
+
+def wait_until(what: str, predicate: object, timeout: float, interval: float = 0.5) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - started
+        time.sleep(interval)
+    pytest.fail(f"{what}: not within {timeout:.0f} s", pytrace=False)
+
+
+def health_ok(host: Host) -> bool:
+    try:
+        return request(host, "GET", "/api/health", timeout=5)[0] == 200
+    except OSError:
+        return False
+
+
+def test_topology_is_provisioned(cluster: Cluster) -> None:
+    """One Patroni leader with a synchronous standby and a replica; one Redis master seen by three Sentinels;
+    every app host healthy through its own Nginx."""
+    for host in cluster.apps():
+        record(f"wait for /api/health on {host.name}", wait_until(f"{host.name} healthy", lambda h=host: health_ok(h),
+                                                                  180))
+    status, state = cluster.patroni(cluster.data()[0], "cluster")
+    assert 200 == status, state
+    roles = sorted(member["role"] for member in state["members"])
+    assert ["leader", "replica", "sync_standby"] == roles, state
+    masters = {cluster.sentinel_master(host) for host in cluster.data()}
+    assert 1 == len(masters) and "" not in masters, masters
+    replicas = cluster.redis_cli(cluster.hosts["data1"], "info", "replication")
+    assert "connected_slaves:2" in replicas.replace("\r", ""), replicas
+    cluster.hosts["app1"].container.run(["beacon", "site", "add", SITE, "--exists-ok"])
+
+
+def test_postgresql_primary_power_off(cluster: Cluster) -> None:
+    """The primary's host loses power under load: a standby is promoted within 30 s and no 202 is lost."""
+    old = cluster.leader()
+    assert old is not None
+    survivors = [host for host in cluster.data() if host is not old]
+    with Load(cluster, "pg") as load:
+        time.sleep(10)
+        killed = time.monotonic()
+        old.power_off()
+        promoted = wait_until("a new PostgreSQL primary", lambda: cluster.leader(survivors) is not None, 60, 0.2)
+        # Keep the load on until every app host has written through the new primary for a while.
+        time.sleep(20)
+    stored = stored_paths(cluster, "pg")
+    lost = load.accepted() - stored
+    refused = load.refused()
+    first_ok_after = min((s.finished - killed for s in load.sent if s.started > killed and s.status == 202),
+                         default=float("nan"))
+    figure("PostgreSQL primary power-off: new primary after", f"{promoted:.1f} s")
+    figure("PostgreSQL primary power-off: events", load.summary())
+    figure("PostgreSQL primary power-off: first 202 sent after the kill, answered after", f"{first_ok_after:.1f} s")
+    figure("PostgreSQL primary power-off: acknowledged events lost", str(len(lost)))
+    cluster.powered_off = old
+    assert promoted <= 30
+    assert set() == lost
+    assert all(s.status == 503 and s.retry_after for s in refused if isinstance(s.status, int)), refused[:10]
+
+
+def test_old_primary_rejoins_as_replica(cluster: Cluster) -> None:
+    """The old primary boots, is rewound if needed, and streams from the new primary."""
+    old = cluster.powered_off
+    assert old is not None, "the primary power-off test did not run"
+    record(f"boot {old.name} again", old.power_on())
+    rejoined = wait_until(f"{old.name} back as a replica", lambda: cluster.patroni(old, "replica")[0] == 200, 180)
+    figure("old PostgreSQL primary back as a streaming replica after boot", f"{rejoined:.1f} s")
+    _, state = cluster.patroni(old, "cluster")
+    assert sorted(m["role"] for m in state["members"]) == ["leader", "replica", "sync_standby"], state
+
+
+def _redis_master(cluster: Cluster) -> Host:
+    address = cluster.sentinel_master(next(h for h in cluster.data() if h.container.nspawn is not None
+                                           and h.container.nspawn.poll() is None))
+    return next(host for host in cluster.data() if host.address == address)
+
+
+def test_redis_master_power_off(cluster: Cluster) -> None:
+    """The Redis master's host loses power: Sentinel promotes a replica, ingest (rate limits, visits, presence),
+    sign-in and Dramatiq keep working, and nothing in PostgreSQL is lost."""
+    master = _redis_master(cluster)
+    if cluster.leader() is master:
+        # Keep the kills apart: move the PostgreSQL primary away first (the planned switchover of the runbook).
+        target = next(h for h in cluster.data() if h is not master)
+        master.container.run(["patronictl", "-c", "/etc/patroni/config.yml", "switchover", "--force",
+                              "--candidate", target.name])
+        wait_until("switchover", lambda: cluster.leader() is target, 60)
+    survivors = [host for host in cluster.data() if host is not master]
+    try:
+        with Load(cluster, "redis") as load:
+            time.sleep(10)
+            master.power_off()
+            promoted = wait_until("a new Redis master", lambda: cluster.sentinel_master(survivors[0]) not in
+                                  ("", master.address), 60, 0.2)
+            time.sleep(20)
+        lost = load.accepted() - stored_paths(cluster, "redis")
+        figure("Redis master power-off: Sentinel's new master after", f"{promoted:.1f} s")
+        figure("Redis master power-off: events", load.summary())
+        figure("Redis master power-off: acknowledged events lost", str(len(lost)))
+        assert set() == lost
+        # Every process's Redis client reaches the new master: health, then the worker's and scheduler's
+        # heartbeats (beacon check) within their interval.
+        for host in cluster.apps():
+            healthy = wait_until(f"{host.name} healthy after the Redis failover", lambda h=host: health_ok(h), 120, 1)
+            figure(f"Redis master power-off: {host.name} /api/health 200 again after the load stopped",
+                   f"{healthy:.1f} s")
+            wait_until(f"`beacon check` passing on {host.name}",
+                       lambda h=host: h.container.run(["beacon", "check"], check=False).returncode == 0, 120, 2)
+        print(cluster.hosts["app1"].container.run(["beacon", "check"], check=False).stdout, flush=True)
+    finally:
+        record(f"boot {master.name} again", master.power_on())
+    wait_until(f"{master.name} back as a Redis replica",
+               lambda: "role:slave" in cluster.redis_cli(master, "info", "replication"), 120)
+
+
+def test_app_host_power_off(cluster: Cluster) -> None:
+    """One app host loses power: the other one's Nginx keeps answering (its upstreams skip the dead host)."""
+    dead, alive = cluster.apps()
+    try:
+        with Load(cluster, "app") as load:
+            time.sleep(5)
+            dead.power_off()
+            time.sleep(30)
+    finally:
+        record(f"boot {dead.name} again", dead.power_on())
+    through_alive = [s for s in load.sent if s.app == alive.name]
+    failed = [s for s in through_alive if s.status != 202]
+    slowest = max((s.finished - s.started for s in through_alive), default=0.0)
+    figure("app host power-off: events through the other app host",
+           f"{len(through_alive)} sent, {len(failed)} not 202, slowest {slowest:.1f} s")
+    wait_until(f"{dead.name} healthy again", lambda: health_ok(dead), 180)
+    assert [] == failed
+
+
+def _source_copy(target: Path) -> Path:
+    """A copy of the checkout's release files with one changed line: a new version to roll out."""
+    spec = importlib.util.spec_from_file_location("build_release",
+                                                  ANSIBLE_DIR / "roles/beacon_app/files/build_release.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for rel in module.source_files(REPO):
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target / rel)
+    with (target / "app/__init__.py").open("a") as handle:
+        handle.write("# multi-host deploy test: a new version\n")
+    return target
+
+
+def test_rolling_upgrade_under_load(cluster: Cluster) -> None:
+    """A new release rolls out one app host at a time (serial: 1) while events keep arriving: none fails."""
+    source = _source_copy(cluster.workdir / "next-version")
+    before = {h.name: h.container.run(["readlink", "/opt/beacon/current"]).stdout.strip() for h in cluster.apps()}
+    with Load(cluster, "upgrade") as load:
+        ok, output, log = cluster.playbook("rolling upgrade (serial 1)", (
+            "-e", "beacon_app_serial=1",
+            "-e", f"beacon_app_source_dir={source}", "-e", f"beacon_nginx_source_dir={source}"))
+    after = {h.name: h.container.run(["readlink", "/opt/beacon/current"]).stdout.strip() for h in cluster.apps()}
+    figure("rolling upgrade: events", load.summary())
+    assert ok, f"upgrade failed (log: {log}):\n{output[-6000:]}"
+    assert all(before[name] != after[name] for name in before), (before, after)
+    assert [] == load.refused()
+    assert set() == load.accepted() - stored_paths(cluster, "upgrade")
