@@ -188,8 +188,14 @@ def _ensure_partitions(conn: psycopg.Connection[object], first: date, last: date
             name = f"events_{month:%Y_%m}"
             cur.execute("SELECT to_regclass(%s)", (name,))
             if cur.fetchone() == (None,):
-                cur.execute(f"CREATE TABLE {name} PARTITION OF events FOR VALUES FROM "
-                            f"('{month.isoformat()} 00:00:00+00') TO ('{following.isoformat()} 00:00:00+00')")
+                try:
+                    with conn.transaction():
+                        cur.execute(f"CREATE TABLE {name} PARTITION OF events FOR VALUES FROM "
+                                    f"('{month.isoformat()} 00:00:00+00') TO ('{following.isoformat()} 00:00:00+00')")
+                except psycopg.errors.CheckViolation:
+                    # The default partition already holds rows of that month (another writer's, e.g. an earlier
+                    # test on the same database): the month stays in the default partition, as it does in ingest.
+                    pass
             month = following
 
 

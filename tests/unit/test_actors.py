@@ -29,6 +29,8 @@ def test_actors_are_declared_on_the_built_broker_with_their_options() -> None:
         for actor in actors.values():
             assert "default" != actor.queue_name, actor.actor_name
             assert {"max_retries", "time_limit"} <= set(actor.options), actor.actor_name
-            assert PERMANENT == actor.options["throws"], actor.actor_name
+            # Every actor never retries the permanent errors; some add their own (a refused import, Redis away
+            # for a monitoring sample that is worth nothing late).
+            assert PERMANENT == actor.options["throws"][:len(PERMANENT)], actor.actor_name
     finally:
         context.close()

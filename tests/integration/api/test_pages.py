@@ -103,8 +103,10 @@ async def test_json_clients_keep_problem_json(client: AsyncTestClient) -> None: 
     """Outside /api/ too, a client asking for JSON gets problem+json with the detail and headers."""
     answer = await client.get("/busy", headers=JSON)
     assert (429, "30") == (answer.status_code, answer.headers["retry-after"])
+    body = answer.json()
+    assert answer.headers["x-request-id"] == body.pop("request_id")
     assert {"type": "about:blank", "title": "Too many requests", "status": 429,
-            "detail": "too many requests; try again in 30 s"} == answer.json()
+            "detail": "too many requests; try again in 30 s"} == body
 
 
 async def test_signed_out_page_visit_redirects_to_sign_in_and_back(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
