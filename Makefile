@@ -33,7 +33,13 @@ system-deps:
 	  fi; \
 	  echo "Installing:$$missing"; \
 	  $(SUDO) apt-get update -q && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing && \
+	  case " $$missing " in *" prometheus "*) \
+	    if [ -d /run/systemd/system ]; then \
+	      echo "prometheus is installed for promtool only: its server (which listens on every interface) is stopped and disabled"; \
+	      $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; \
+	    fi;; \
+	  esac; \
 	fi
 
 $(BIN)/activate:
