@@ -101,6 +101,7 @@ async def _sites_and_salts(state: IngestState, resources: Resources,
                 raise _unavailable(state) from None
             await asyncio.sleep(0.5)
 
+
 async def accept(app: Litestar, scope: Scope, body: bytes) -> None:
     """Validate, enrich and commit one request's events (none for bots, unknown or excluded sites)."""
     resources: Resources = app.state.resources
