@@ -4,7 +4,6 @@ without ever being held in memory here."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -19,6 +18,7 @@ from app.core.import_contracts import ImportSource
 from app.core.pages import flash
 from app.core.resources import Resources
 from app.core.tokens import sign_token, verify_token
+from app.domain.stats.export import zip_stream
 from app.domain.webhooks.pages import managed_site
 
 SOURCES = (("plausible", "Plausible CE — CSV export (zip of imported_*.csv)"),
@@ -56,17 +56,8 @@ class ExportDownloadController(Controller):
         payload = verify_token(resources.settings.security.secret_key, EXPORT_DOWNLOAD, token)
         if payload is None or payload.get("export") != export_id or payload.get("site") != site.id:
             raise NotFound("this download link is not valid or has expired")
-        upstream = await services.open_stream("integrations", "GET", f"/sites/{site.id}/exports/{export_id}/file")
-
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in upstream.aiter_bytes():
-                    yield chunk
-            finally:
-                await upstream.aclose()
-
-        disposition = upstream.headers.get("content-disposition", 'attachment; filename="export.zip"')
-        return Stream(body(), media_type="application/zip", headers={"Content-Disposition": disposition})
+        return zip_stream(await services.open_stream("integrations", "GET",
+                                                     f"/sites/{site.id}/exports/{export_id}/file"))
 
 
 class ImportsPageController(Controller):

@@ -35,6 +35,12 @@ async def export_stream(resources: Resources, site_id: int, date_range: str) -> 
     """The analytics service's export of ``site_id`` as a streamed response (errors raise before it starts)."""
     upstream = await resources.services.open_stream(
         "analytics", "GET", f"/sites/{site_id}/export", params={"date_range": date_range}, timeout=EXPORT_TIMEOUT)
+    return zip_stream(upstream)
+
+
+def zip_stream(upstream: httpx.Response) -> Stream:
+    """An upstream service's zip answer passed on as it arrives, with its ``Content-Disposition``; the upstream
+    connection is closed when the client has it all or goes away."""
 
     async def body() -> AsyncIterator[bytes]:
         try:
