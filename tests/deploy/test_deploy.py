@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Deployment, record
+from tests.deploy.conftest import ANSIBLE_DIR, DEPLOY_MONITORING, REPO, SERVER_NAME, Deployment, record
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 
@@ -197,6 +197,10 @@ MONITORING_JOBS = {"prometheus", "alertmanager", "beacon", "node", "postgresql",
 ALERT_GROUPS = {"beacon-targets", "beacon-http", "beacon-jobs", "beacon-host"}
 
 
+MONITORING = pytest.mark.skipif(not DEPLOY_MONITORING, reason="the monitoring role is provisioned with "
+                                "BEACON_DEPLOY_MONITORING=1 only")
+
+
 def prometheus_api(deployment: Deployment, path: str) -> Any:
     """GET a Prometheus (or Alertmanager) API path on the host's loopback, from inside the host."""
     script = ("import sys, urllib.request; "
@@ -204,6 +208,7 @@ def prometheus_api(deployment: Deployment, path: str) -> Any:
     return json.loads(deployment.container.run(["python3", "-c", script, f"http://127.0.0.1:{path}"]).stdout)
 
 
+@MONITORING
 def test_prometheus_scrapes_every_target_and_each_is_up(deployment: Deployment) -> None:
     """Prometheus (monitoring on) scrapes every Beacon watcher and every exporter, and reports each one up."""
     expected = {(watcher, "beacon") for watcher in WATCHERS}
@@ -220,6 +225,7 @@ def test_prometheus_scrapes_every_target_and_each_is_up(deployment: Deployment) 
                                                         if t["health"] != "up"]
 
 
+@MONITORING
 def test_prometheus_loads_the_alert_rules(deployment: Deployment) -> None:
     """Beacon's alert rules are loaded and every rule evaluates without error; Alertmanager is ready."""
     groups = prometheus_api(deployment, "9090/api/v1/rules")["data"]["groups"]
