@@ -201,6 +201,11 @@ MONITORING = pytest.mark.skipif(not DEPLOY_MONITORING, reason="the monitoring ro
                                 "BEACON_DEPLOY_MONITORING=1 only")
 
 
+UPGRADE_REGRESSION = pytest.mark.xfail(
+    strict=True, reason="known regression: `systemctl reload beacon` fails after the upgrade's symlink switch since "
+    "the metrics and multi-host changes (docs/deployment.md, \"Known problem: reload\"); fix it first")
+
+
 def prometheus_api(deployment: Deployment, path: str) -> Any:
     """GET a Prometheus (or Alertmanager) API path on the host's loopback, from inside the host."""
     script = ("import sys, urllib.request; "
@@ -286,6 +291,7 @@ class Traffic(threading.Thread):
         return [(path, status) for path, status in self.results if status not in (200, 202)]
 
 
+@UPGRADE_REGRESSION
 def test_upgrade_deploys_a_new_release_without_failing_requests(deployment: Deployment) -> None:
     """A new version is built, migrated and rolled out; requests during the rollout all succeed."""
     run = deployment.container.run
@@ -316,6 +322,7 @@ def test_upgrade_deploys_a_new_release_without_failing_requests(deployment: Depl
     record(f"requests during the upgrade ({len(traffic.results)})", 0.0)
 
 
+@UPGRADE_REGRESSION
 def test_rollback_by_pointing_current_back(deployment: Deployment) -> None:
     """The documented rollback: switch the symlink to the previous release and reload."""
     run = deployment.container.run
