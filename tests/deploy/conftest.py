@@ -23,7 +23,7 @@ from tests.deploy.container import (
     Container,
     Network,
     ensure_rootfs,
-    missing_requirements,
+    require_machine,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,19 +182,11 @@ def _ansible_playbook() -> str:
     return str(beside) if beside.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
 
 
-def _require_machine() -> None:
-    missing = missing_requirements()
-    if missing:
-        message = "the deploy test needs " + ", ".join(missing) + " (see docs/deployment.md, 'The deploy test')"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-
 
 @pytest.fixture(scope="session")
 def deployment() -> Iterator[Deployment]:
     """A fresh Debian 12 container provisioned by ansible/site.yml (first run must succeed)."""
-    _require_machine()
+    require_machine("deploy test")
     tag = os.getpid()
     workdir = Path(tempfile.mkdtemp(prefix="beacon-deploy-", dir="/var/tmp"))
     network: Network | None = None

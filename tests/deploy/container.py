@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import pytest
+
 CACHE_DIR = Path(os.environ.get("BEACON_DEPLOY_CACHE", "/var/cache/beacon-deploy"))
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -73,6 +75,16 @@ def missing_requirements() -> list[str]:
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             missing.append(tool)
     return missing
+
+
+def require_machine(test: str) -> None:
+    """Skip ``test`` (fail it under ``CI=true``) naming what this machine lacks to run it."""
+    missing = missing_requirements()
+    if missing:
+        message = f"the {test} needs " + ", ".join(missing) + " (see docs/deployment.md, 'The deploy test')"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 def ensure_rootfs() -> tuple[Path, bool]:

@@ -38,7 +38,7 @@ from tests.deploy.container import (
     ContainerError,
     Network,
     ensure_rootfs,
-    missing_requirements,
+    require_machine,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -273,19 +273,11 @@ class Cluster:
         return lines[0] if lines else ""
 
 
-def _require_machine() -> None:
-    missing = missing_requirements()
-    if missing:
-        message = "the multi-host deploy test needs " + ", ".join(missing)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     """Three data hosts and two app hosts provisioned by ansible/site.yml with the multi-host inventory."""
-    _require_machine()
+    require_machine("multi-host deploy test")
     tag = os.getpid()
     workdir = Path(tempfile.mkdtemp(prefix="beacon-multi-", dir="/var/tmp"))
     bridge: Bridge | None = None
