@@ -31,7 +31,7 @@ import pytest
 
 from app.core.settings import CODE_DIR, read_env_file
 from app.devstack import SHARED_DIR
-from tests.support.polling import healthy, wait_until
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -151,13 +151,37 @@ def client(run: Run, environment: dict[str, str]) -> httpx.Client:
                         verify=ssl.create_default_context(cafile=str(cert)))
 
 
+def process_logs(run: Run, tail: int = 1500) -> str:
+    """The end of every log the stack under ``run.var`` wrote, for a failure message."""
+    parts = []
+    for log in sorted((run.var / "log").glob("*.log")):
+        text = log.read_text(errors="replace").strip()
+        if text:
+            parts.append(f"--- {log.name}\n{text[-tail:]}")
+    return "\n".join(parts)
+
+
 def wait_healthy(run: Run, environment: dict[str, str], timeout: float = 120) -> httpx.Response:
+    """The first 200 from /api/health; on timeout the last answer, make run's output and the logs say why."""
+    last: list[str] = ["no answer"]
+
     def running_and_healthy(http: httpx.Client) -> httpx.Response | None:
         assert run.process.poll() is None, f"make run exited:\n{run.log()}"
-        return healthy(http)
+        try:
+            answer = http.get("/api/health")
+        except httpx.HTTPError as exc:
+            last[0] = f"{type(exc).__name__}: {exc}"
+            return None
+        last[0] = f"{answer.status_code} {answer.text[:1000]}"
+        return answer if answer.status_code == 200 else None
 
     with client(run, environment) as http:
-        return wait_until(lambda: running_and_healthy(http), timeout, "/api/health to answer 200", interval=0.5)
+        try:
+            return wait_until(lambda: running_and_healthy(http), timeout, "/api/health to answer 200",
+                              interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last answer: {last[0]}\n--- make run\n{run.log()}\n"
+                                 f"{process_logs(run)}") from None
 
 
 def stored(environment: dict[str, str], pathname: str) -> int:
