@@ -52,10 +52,23 @@ class StackError(RuntimeError):
     """A piece of the stack could not be set up; the message says which and why."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nothing listens on at 127.0.0.1 now, and never one this process was given before.
+
+    The kernel hands out a port that is free *now*: asked twice before either is bound, it may give the same
+    port both times (a stack drawing a dozen ports hits that now and then, and two of its servers then fight
+    for one port). So every port given is remembered and never given again by this process.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def check_port_free(port: int, what: str) -> None:

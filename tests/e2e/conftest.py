@@ -23,20 +23,10 @@ from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, PAGE, SITE, QuietHa
 
 @pytest.fixture(scope="session")
 def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[Stack]:
-    # free_port() may hand out the same port twice (it is free again once asked): draw until all differ.
-    drawn: set[int] = set()
-
-    def distinct_port() -> int:
-        port = free_port()
-        while port in drawn:
-            port = free_port()
-        drawn.add(port)
-        return port
-
-    ports = {name: distinct_port() for name in DEFAULT_PORTS}
+    ports = {name: free_port() for name in DEFAULT_PORTS}
     state = state_dir / "e2e"
     environment = make_environment(postgres, redis_server, state, "beacon_e2e", redis_db=2, ports=ports)
-    https_port = distinct_port()
+    https_port = free_port()
     environment["BEACON_BASE_URL"] = f"https://localhost:{https_port}"
     # Heartbeats every second, so the health check sees the scheduler and workers quickly.
     environment["BEACON_HEARTBEAT_INTERVAL"] = "1"
@@ -45,11 +35,11 @@ def stack(postgres: Postgres, redis_server: Redis, state_dir: Path) -> Iterator[
     environment["BEACON_WEBHOOKS_GOAL_INTERVAL"] = "5"
     # A delivery whose worker was killed is leased again after 10 s (60 s in production).
     environment["BEACON_WEBHOOKS_LEASE"] = "10"
-    mail = MailSink(state / "mail", distinct_port())
+    mail = MailSink(state / "mail", free_port())
     environment["BEACON_SMTP_URL"] = mail.url
     settings = load_settings(environment)
     migrate(settings)
-    nginx = Nginx(state / "nginx", distinct_port(), https_port,
+    nginx = Nginx(state / "nginx", free_port(), https_port,
                   {name: [f"127.0.0.1:{ports[name]}"] for name in ("api", "realtime", "ingest")})
     circus = Circus(environment)
     result = Stack(environment, settings, circus, nginx, f"https://localhost:{https_port}",

@@ -96,3 +96,13 @@ def test_development_nginx_listens_on_loopback_only(tmp_path: Path) -> None:
             assert _listening_addresses(port) == {"127.0.0.1", "::1"}
     finally:
         nginx.stop()
+
+
+def test_free_port_never_gives_one_process_the_same_port_twice() -> None:
+    """The kernel may give the same free port to two asks in a row; a stack drawing a dozen ports would then
+    start two servers on one port (seen in CI: make run --free-ports never became healthy). Drawn many
+    times, every port differs and is bindable."""
+    drawn = [free_port() for _ in range(3000)]
+    assert len(drawn) == len(set(drawn))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", drawn[-1]))
