@@ -54,9 +54,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.query import (
+    BEHAVIORAL_OPERATORS,
     PROPS_PREFIX,
     Condition,
     Filter,
+    Logical,
     Query,
     QueryError,
     time_bucket,
@@ -274,9 +276,22 @@ def _condition_sql(cond: Condition, sql: _Sql) -> str:
     return f"NOT ({expr})" if cond.operator.endswith("_not") else expr
 
 
+def _behavioral_sql(item: Logical, sql: _Sql) -> str:
+    """``has_done``: the row's visit has an event in the date range matching the inner filter (event dimensions
+    only); ``has_not_done``: it has none (Plausible's ``SQL.WhereBuilder``)."""
+    joined, sql.goal_joined = sql.goal_joined, False  # the inner goal filter reads the goals itself
+    inner = _filter_sql(item.children[0], sql)
+    sql.goal_joined = joined
+    done = (f"e.session_id IN (SELECT e.session_id FROM events e WHERE e.site_id = :site AND e.timestamp >= :start "
+            f"AND e.timestamp < :end AND {inner})")
+    return done if item.operator == "has_done" else f"NOT ({done})"
+
+
 def _filter_sql(item: Filter, sql: _Sql) -> str:
     if isinstance(item, Condition):
         return _condition_sql(item, sql)
+    if item.operator in BEHAVIORAL_OPERATORS:
+        return _behavioral_sql(item, sql)
     parts = [_filter_sql(child, sql) for child in item.children]
     if item.operator == "not":
         return f"NOT ({parts[0]})"
@@ -718,7 +733,7 @@ def _filter_json(item: Filter) -> list[Any]:
     if isinstance(item, Condition):
         base: list[Any] = [item.operator, item.dimension, list(item.clauses)]
         return [*base, {"case_sensitive": False}] if not item.case_sensitive else base
-    if item.operator == "not":
-        return ["not", _filter_json(item.children[0])]
+    if item.operator in ("not", *BEHAVIORAL_OPERATORS):
+        return [item.operator, _filter_json(item.children[0])]
     return [item.operator, [_filter_json(child) for child in item.children]]
 

@@ -127,6 +127,8 @@ def decide_table(query: Query) -> str | None:
     """
     if set(query.metrics) & UNSUPPORTED_METRICS:
         return None
+    if query.filtered_dimensions() != query.filtered_dimensions(behavioral=False):
+        return None  # imported stats have no visits to tell who did what (behavioural filters)
     used = [d for d in (*query.dimensions, *sorted(query.filtered_dimensions())) if d not in TIME_DIMENSIONS]
     tables = {TABLES.get(d) for d in used}
     if not tables:

@@ -106,3 +106,9 @@ async def site_for_export(session: AsyncSession, site_id: int) -> tuple[str, str
         raise NotFound(f"no site with id {site_id}")
     _, tz, start = await site_for_query(session, str(domain))
     return str(domain), tz, start
+
+
+async def goal_names(session: AsyncSession, site_id: int) -> set[str]:
+    """The display names of the site's goals (what ``event:goal`` filters name)."""
+    rows = await session.execute(text("SELECT display_name FROM goals WHERE site_id = :site"), {"site": site_id})
+    return {str(name) for name in rows.scalars()}

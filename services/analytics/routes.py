@@ -26,7 +26,7 @@ from app.core.internal import internal_token_guard
 from app.core.resources import Resources
 from services.analytics import engine, export, logic, planner, v1
 from services.analytics.cache import cached
-from services.analytics.query import parse_query, resolve_date_range
+from services.analytics.query import check_goals_exist, parse_query, resolve_date_range
 from services.analytics.schemas import DailyCount, PageviewCount
 
 T = TypeVar("T")
@@ -135,6 +135,8 @@ async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str,
         async with budgeted(resources) as session:
             site_id, tz, stats_start = await logic.site_for_query(session, str(data.get("site_id", "")))
             query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
+            if "event:goal" in query.filtered_dimensions():
+                check_goals_exist(query, await logic.goal_names(session, site_id))
 
             async def compute() -> dict[str, Any]:
                 return engine.response(query, await planner.answer(session, query, site_id), now)
