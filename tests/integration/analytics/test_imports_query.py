@@ -216,7 +216,7 @@ def test_v1_with_imported(settings: Settings, serve: Callable[[str], int], datas
     breakdown = v1(settings, serve, "breakdown", property="visit:source", with_imported="true",
                    filters="visit:device==Desktop")
     assert {"results": [{"source": "Google", "visitors": 1}], "warning": UNSUPPORTED_QUERY} == breakdown
-    hourly = v1(settings, serve, "timeseries", period="day", date="2026-03-05", interval="hour",
+    hourly = v1(settings, serve, "timeseries", period="day", date="2026-03-05",
                 with_imported="true")
     assert UNSUPPORTED_INTERVAL == hourly["warning"]
     daily = v1(settings, serve, "timeseries", interval="date", with_imported="true")
