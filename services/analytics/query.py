@@ -29,6 +29,11 @@ METRICS = (
     "average_revenue",
 )
 SESSION_METRICS = frozenset({"bounce_rate", "views_per_visit", "visit_duration"})
+EVENT_METRICS = frozenset({"pageviews", "events", "scroll_depth", "total_revenue", "average_revenue"})
+"""Metrics of events only (Plausible's ``TableDecider``): they do not go with a visit's entry or exit page."""
+SESSION_DIMENSIONS = frozenset({"visit:entry_page", "visit:entry_page_hostname", "visit:exit_page",
+                                "visit:exit_page_hostname"})
+"""Dimensions of visits only (Plausible's ``TableDecider``)."""
 EVENT_DIMENSIONS = frozenset({"event:page", "event:hostname", "event:name", "event:goal"})
 VISIT_DIMENSIONS = frozenset({
     "visit:entry_page", "visit:entry_page_hostname", "visit:exit_page", "visit:exit_page_hostname",
@@ -455,18 +460,26 @@ def check_goals_exist(query: Query, configured: set[str]) -> None:
                                  f"Find out how to configure goals here: {GOALS_DOCS}")
 
 
+def _ticked(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
+
 def _check_combinations(query: Query, kinds: list[str]) -> None:
+    """Plausible's rules on metrics, dimensions and filters together (``QueryBuilder.validate_metric``,
+    ``TableDecider.validate_no_metrics_dimensions_conflict``), in its words where a rule is its own."""
     _check_filters(query)
     # As Plausible's metric rules, a dimension filtered only inside a behavioural filter does not count.
     uses = set(query.dimensions) | query.filtered_dimensions(behavioral=False)
     event_dimensions = [d for d, kind in zip(query.dimensions, kinds, strict=True) if kind == "event"]
     session_metrics = [m for m in query.metrics if m in SESSION_METRICS]
     if session_metrics and any(d not in ("event:page", "event:hostname") for d in event_dimensions):
-        # Plausible's TableDecider words, the lists as Elixir prints them.
-        metrics = ", ".join(f":{m}" for m in session_metrics)
-        dimensions = ", ".join(json.dumps(d, ensure_ascii=False) for d in event_dimensions)
-        raise QueryError(f"Session metric(s) [{metrics}] cannot be queried along with event dimension(s) "
-                         f"[{dimensions}]")
+        raise QueryError(f"Session metric(s) {_ticked(session_metrics)} cannot be queried along with event "
+                         f"dimension(s) {_ticked(event_dimensions)}")
+    event_metrics = [m for m in query.metrics if m in EVENT_METRICS]
+    session_dimensions = [d for d in query.dimensions if d in SESSION_DIMENSIONS]
+    if event_metrics and session_dimensions and event_dimensions != ["event:page"]:
+        raise QueryError(f"Event metric(s) {_ticked(event_metrics)} cannot be queried along with session "
+                         f"dimension(s) {_ticked(session_dimensions)}")
     if "event:hostname" in event_dimensions and session_metrics and "event:page" not in query.dimensions:
         raise QueryError("metrics: session metrics go with event:hostname only together with event:page")
     if "percentage" in query.metrics and not query.dimensions:

@@ -261,7 +261,7 @@ def test_v1_goal_breakdown_and_conversion_rate(settings: Settings, serve: Callab
     pytest.param({"metrics": ["visitors"], "filters": [["is_not", "event:goal", ["Signup"]]]},
                  "only 'is' and 'contains'", id="goal-operator"),
     pytest.param({"metrics": ["bounce_rate"], "dimensions": ["event:goal"]},
-                 "Session metric(s) [:bounce_rate] cannot be queried along with event dimension(s) [\"event:goal\"]",
+                 "Session metric(s) `bounce_rate` cannot be queried along with event dimension(s) `event:goal`",
                  id="session-metric"),
     pytest.param({"metrics": ["time_on_page"], "dimensions": ["event:page", "visit:source"]},
                  "by event:page only", id="time-on-page-dimension"),
