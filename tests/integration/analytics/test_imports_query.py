@@ -188,6 +188,10 @@ def test_filter_answered_from_the_sources_table(settings: Settings, serve: Calla
                  "imports.example",
                  {"imports_included": False, "imports_skip_reason": "unsupported_query",
                   "imports_warning": UNSUPPORTED_QUERY}, id="unsupported_query"),
+    # Imported stats have no visits to tell who did what: a behavioural filter keeps them out.
+    pytest.param({"filters": [["has_done", ["is", "event:page", ["/"]]]]}, "imports.example",
+                 {"imports_included": False, "imports_skip_reason": "unsupported_query",
+                  "imports_warning": UNSUPPORTED_QUERY}, id="behavioral-filter"),
     pytest.param({"dimensions": ["visit:entry_page_hostname"]}, "imports.example",
                  {"imports_included": False, "imports_skip_reason": "unsupported_query",
                   "imports_warning": UNSUPPORTED_QUERY}, id="dimension-without-table"),
