@@ -85,6 +85,7 @@ VISIT_COLUMNS: dict[str, tuple[str, str | None]] = {
     "visit:utm_content": ("utm_content", None),
     "visit:utm_term": ("utm_term", None),
     "visit:device": ("device", NOT_SET),
+    "visit:screen": ("device", NOT_SET),  # Plausible's older name of the device, still accepted
     "visit:browser": ("browser", NOT_SET),
     "visit:browser_version": ("browser_version", NOT_SET),
     "visit:os": ("os", NOT_SET),

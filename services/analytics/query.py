@@ -38,7 +38,7 @@ EVENT_DIMENSIONS = frozenset({"event:page", "event:hostname", "event:name", "eve
 VISIT_DIMENSIONS = frozenset({
     "visit:entry_page", "visit:entry_page_hostname", "visit:exit_page", "visit:exit_page_hostname",
     "visit:source", "visit:referrer", "visit:channel", "visit:utm_medium", "visit:utm_source",
-    "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:device", "visit:browser",
+    "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:device", "visit:screen", "visit:browser",
     "visit:browser_version", "visit:os", "visit:os_version", "visit:country", "visit:region", "visit:city",
     "visit:country_name", "visit:region_name", "visit:city_name",
 })

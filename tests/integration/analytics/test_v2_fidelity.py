@@ -81,6 +81,14 @@ def test_event_metrics_by_entry_page_with_the_page(settings: Settings, serve: Ca
     assert [("/", "/", 2), ("/", "/pricing", 1)] == rows
 
 
+def test_screen_is_the_device(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """``visit:screen``, Plausible's older name of the device, filters and groups as ``visit:device``."""
+    assert [(1, 3)] == results(query(settings, serve, metrics=["visitors", "pageviews"],
+                                     filters=[["is", "visit:screen", ["Desktop"]]]))
+    rows = results(query(settings, serve, metrics=["visitors"], dimensions=["visit:screen"]))
+    assert [("Desktop", 1), ("Mobile", 1), ("Tablet", 1)] == rows
+
+
 def test_behavioral_filter_in_a_breakdown(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
     """Sources of the visits that viewed a blog page: visit 21 (Twitter) and visit 12 (direct)."""
     rows = results(query(settings, serve, metrics=["visitors", "bounce_rate"], dimensions=["visit:source"],
