@@ -181,9 +181,10 @@ def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date 
             return local_days(date(anchor.year, 1, 1), date(anchor.year, 12, 31), tz)
         if value == "all":
             return local_days(min(stats_start or anchor, anchor), anchor, tz)
-        raise QueryError(f"date_range: invalid value {value!r}; use one of {', '.join(DATE_SHORTCUTS)}, "
-                         f"<n>d (n up to {MAX_SHORTCUT_DAYS}), <n>mo (n up to {MAX_SHORTCUT_MONTHS}) "
-                         "or a list of two ISO 8601 dates")
+        # Plausible's words (its JSON-schema error, reworded by SchemaErrorFormatter), then what is valid.
+        raise QueryError(f"#/date_range: Invalid date range {json.dumps(value, ensure_ascii=False)}; use one of "
+                         f"{', '.join(DATE_SHORTCUTS)}, <n>d (n up to {MAX_SHORTCUT_DAYS}), <n>mo (n up to "
+                         f"{MAX_SHORTCUT_MONTHS}) or a list of two ISO 8601 dates")
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
         return _custom_range(value[0], value[1], tz)
     raise QueryError("date_range: must be a shortcut such as \"7d\" or a list of two ISO 8601 dates")
@@ -249,7 +250,7 @@ def dimension_kind(name: object, where: str) -> str:
         return "event"
     if name in TIME_DIMENSIONS:
         return "time"
-    raise QueryError(f"{where}: invalid dimension {name!r}")
+    raise QueryError(f"{where}: Invalid dimension {json.dumps(name, ensure_ascii=False)}")
 
 
 def _parse_filter(raw: object, depth: int = 0) -> Filter:
@@ -341,7 +342,7 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
     dimensions = raw.get("dimensions", [])
     if not isinstance(dimensions, list):
         raise QueryError("dimensions: must be a list")
-    kinds = [dimension_kind(d, "dimensions") for d in dimensions]
+    kinds = [dimension_kind(d, f"#/dimensions/{i}") for i, d in enumerate(dimensions)]
     if len(set(dimensions)) != len(dimensions):
         raise QueryError("dimensions: each dimension may appear only once")
     if kinds.count("time") > 1:
@@ -368,9 +369,11 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
 def _parse_metrics(metrics: object) -> list[str]:
     if not isinstance(metrics, list) or not metrics:
         raise QueryError("metrics: required, a non-empty list")
-    for metric in metrics:
+    for i, metric in enumerate(metrics):
         if metric not in METRICS:
-            raise QueryError(f"metrics: invalid metric {metric!r}; valid metrics are {', '.join(METRICS)}")
+            # Plausible's words (SchemaErrorFormatter), then the valid names.
+            raise QueryError(f"#/metrics/{i}: Invalid metric {json.dumps(metric, ensure_ascii=False)}; valid "
+                             f"metrics are {', '.join(METRICS)}")
     if len(set(metrics)) != len(metrics):
         raise QueryError("metrics: each metric may appear only once")
     return metrics

@@ -108,7 +108,7 @@ def test_pagination_and_total_rows(settings: Settings, serve: Callable[[str], in
 @pytest.mark.parametrize(("body", "status", "message"), [
     pytest.param({"metrics": ["visitors"], "site_id": "nope.example"}, 404, "no site", id="unknown-site"),
     pytest.param({"metrics": ["visits"], "dimensions": ["visit:city"]}, 400, "not collected", id="city"),
-    pytest.param({"metrics": ["visitorz"]}, 400, "invalid metric", id="bad-metric"),
+    pytest.param({"metrics": ["visitorz"]}, 400, "#/metrics/0: Invalid metric \"visitorz\"", id="bad-metric"),
 ])
 def test_invalid_queries_are_400_with_the_reason(settings: Settings, serve: Callable[[str], int], dataset: None,
                                                  body: dict[str, Any], status: int, message: str) -> None:

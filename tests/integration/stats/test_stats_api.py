@@ -59,7 +59,8 @@ def test_v1_endpoints(servers: Servers, key: str) -> None:
 
 
 @pytest.mark.parametrize(("site", "body", "status", "message"), [
-    pytest.param("stats.example", {"metrics": ["visitorz"], "date_range": "day"}, 400, "invalid metric", id="metric"),
+    pytest.param("stats.example", {"metrics": ["visitorz"], "date_range": "day"}, 400,
+                 "#/metrics/0: Invalid metric \"visitorz\"", id="metric"),
     pytest.param("stats.example", {"metrics": ["visitors"]}, 400, "date_range: required", id="no-range"),
     pytest.param("hidden.example", {"metrics": ["visitors"], "date_range": "day"}, 404, "not be found",
                  id="other-users-site"),
