@@ -305,13 +305,15 @@ async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: A
     body["pagination"] = {"limit": limit, "offset": (page - 1) * limit}
     body["dimensions"] = dimensions = BREAKDOWN_DIMENSIONS.get(prop, [prop])
     ranking = next((m for m in body["metrics"] if m != "time_on_page"), None)
-    if ranking is not None:  # Plausible's legacy order: the first metric (not time_on_page), then the value
-        body["order_by"] = [[ranking, "desc"], *([[prop, "asc"]] if prop != "event:goal" else [])]
+    if ranking is None:  # Plausible's Legacy.Breakdown adds visitors to rank by, and leaves it out of the rows
+        body["metrics"] = [*body["metrics"], ranking := "visitors"]
+    # Plausible's legacy order: the first metric (not time_on_page), then the value
+    body["order_by"] = [[ranking, "desc"], *([[prop, "asc"]] if prop != "event:goal" else [])]
     query = _parse(body, tz, now, stats_start)
     keys = [dimension.rsplit(":", 1)[-1] for dimension in dimensions]
     answer = await planner.answer(session, query, site_id)
     return _with_warning({"results": [{**dict(zip(keys, row["dimensions"], strict=True)),
-                                       **dict(zip(metrics, row["metrics"], strict=True))}
+                                       **dict(zip(metrics, row["metrics"][:len(metrics)], strict=True))}
                                       for row in answer.rows]}, answer.meta)
 
 

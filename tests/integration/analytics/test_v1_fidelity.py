@@ -270,3 +270,21 @@ def test_v1_breakdown_conversion_rate(settings: Settings, serve: Callable[[str],
                   filters="event:goal==Visit /pricing")
     assert 200 == response.status_code, response.text
     assert rows == response.json()["results"]
+
+
+def test_v1_breakdown_of_time_on_page_alone_ranks_by_visitors(settings: Settings, serve: Callable[[str], int],
+                                                              traffic: None) -> None:
+    """Plausible's Legacy.Breakdown ranks by visitors when time_on_page is the only metric: /zeta's two visitors
+    put it before /a|b and /pricing (one each), though it sorts after them by name; visitors is not shown."""
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        for visitor in (5, 6):
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                "SELECT id, :ts, 'pageview', :v, :v, domain, '/zeta' FROM sites WHERE domain = :d"),
+                {"ts": datetime(2026, 3, 10, 6, visitor, tzinfo=UTC), "v": visitor, "d": SITE})
+    db_engine.dispose()
+    response = v1(settings, serve, "breakdown", property="event:page", metrics="time_on_page")
+    assert 200 == response.status_code, response.text
+    assert [{"page": page, "time_on_page": None} for page in ("/", "/zeta", "/a|b", "/pricing")] == \
+        response.json()["results"]
