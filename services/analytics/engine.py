@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -718,16 +718,26 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
         "query": {
             "site_id": query.site,
             "metrics": list(query.metrics),
-            "date_range": [query.date_range.start.astimezone(zone).isoformat(),
-                           query.date_range.end.astimezone(zone).isoformat()],
+            "date_range": [query.date_range.start.astimezone(zone).isoformat(), _last_second(query).isoformat()],
             "dimensions": list(query.dimensions),
             "filters": [_filter_json(item) for item in query.filters],
             "order_by": [list(pair) for pair in (query.order_by or _default_order(query))],
-            "include": {"time_labels": query.time_labels, "total_rows": query.total_rows,
-                        **({"imports": True} if query.imports else {})},
+            # Plausible's QueryResult echoes the include options that are on, and only those.
+            "include": {key: True for key, on in (("imports", query.imports), ("time_labels", query.time_labels),
+                                                  ("total_rows", query.total_rows)) if on},
             "pagination": {"limit": query.limit, "offset": query.offset},
         },
     }
+
+
+def _last_second(query: Query) -> datetime:
+    """The range's last second in the site's time zone, as Plausible's ``query.date_range`` ends: 23:59:59 of the
+    last day for days (``day`` too, though Beacon counts today up to now), the given end for date-times."""
+    zone = ZoneInfo(query.date_range.timezone)
+    raw = query.raw_date_range
+    if raw == "24h" or (isinstance(raw, list) and any("T" in str(part) for part in raw)):
+        return (query.date_range.end - timedelta(seconds=1)).astimezone(zone)
+    return datetime.combine(query.date_range.last_day, time(23, 59, 59), zone)
 
 
 def _filter_json(item: Filter) -> list[Any]:

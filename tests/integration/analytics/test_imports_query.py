@@ -132,7 +132,7 @@ def test_aggregate_merges_the_completed_import(settings: Settings, serve: Callab
     response = query(settings, serve, metrics=ALL, include={"imports": True})
     assert [(17, 19, 38, 38, 53, 47, 2.0)] == results(response)
     assert {"imports_included": True} == imports_meta(response)
-    assert {"imports": True, "time_labels": False, "total_rows": False} == response.json()["query"]["include"]
+    assert {"imports": True} == response.json()["query"]["include"]
 
 
 def test_without_include_imports_only_native_and_no_meta(settings: Settings, serve: Callable[[str], int],

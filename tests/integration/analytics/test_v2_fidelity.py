@@ -105,6 +105,21 @@ def test_behavioral_filter_is_echoed_in_the_query(settings: Settings, serve: Cal
     assert filters == response.json()["query"]["filters"]
 
 
+@pytest.mark.parametrize(("body", "date_range", "include"), [
+    pytest.param({}, ["2026-03-10T00:00:00+01:00", "2026-03-10T23:59:59+01:00"], {}, id="days"),
+    pytest.param({"date_range": ["2026-03-10T09:00:00+01:00", "2026-03-10T12:30:00+01:00"],
+                  "include": {"total_rows": True, "time_labels": False}},
+                 ["2026-03-10T09:00:00+01:00", "2026-03-10T12:30:00+01:00"], {"total_rows": True}, id="date-times"),
+])
+def test_query_echo(settings: Settings, serve: Callable[[str], int], goals: None, body: dict[str, Any],
+                    date_range: list[str], include: dict[str, bool]) -> None:
+    """``query.date_range`` ends on the range's last second and ``query.include`` holds the options that are on,
+    as Plausible's QueryResult echoes them."""
+    response = query(settings, serve, metrics=["visitors"], **body)
+    assert 200 == response.status_code, response.text
+    assert (date_range, include) == (response.json()["query"]["date_range"], response.json()["query"]["include"])
+
+
 def test_conversion_rate_with_a_goal_and_a_behavioral_filter(settings: Settings, serve: Callable[[str], int],
                                                              goals: None) -> None:
     """Signup among the visits that viewed /pricing: A converted; the divisor keeps the behavioural filter (the
