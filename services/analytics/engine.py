@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -703,9 +703,9 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
     revenue = [m for m in query.metrics if m in REVENUE_METRICS]
     if revenue and GOAL not in {*query.dimensions, *query.filtered_dimensions()}:
         # Plausible's answer when no revenue goal matches: the metrics are null, and why.
-        meta["metric_warnings"] = {m: {"code": "no_revenue_goals_matching",
-                                       "warning": "Revenue metrics are null as there are no matching revenue goals."}
-                                   for m in revenue}
+        meta["metric_warnings"] = {**meta.get("metric_warnings", {}), **{
+            m: {"code": "no_revenue_goals_matching",
+                "warning": "Revenue metrics are null as there are no matching revenue goals."} for m in revenue}}
     if query.imports and "imports_included" not in meta:
         # Plausible's meta when imports are asked for and nothing decided otherwise (services.analytics.imports
         # sets these fields whenever it looked at the site's imports).
@@ -728,6 +728,13 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
             "pagination": {"limit": query.limit, "offset": query.offset},
         },
     }
+
+
+def legacy_time_on_page_warning(cutoff: date) -> dict[str, str]:
+    """Plausible's ``metric_warnings.time_on_page`` when a range reaches before the site's first engagement event
+    (``cutoff``, a local date): the part before it uses the legacy definition."""
+    return {"code": "legacy_time_on_page_used",
+            "message": f"This period includes data calculated with the legacy time on page method up to {cutoff}"}
 
 
 def _last_second(query: Query) -> datetime:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from litestar import Request, get, post
 from litestar.params import Body, FromPath, FromQuery
@@ -139,7 +140,13 @@ async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str,
                 check_goals_exist(query, await logic.goal_names(session, site_id))
 
             async def compute() -> dict[str, Any]:
-                return engine.response(query, await planner.answer(session, query, site_id), now)
+                result = await planner.answer(session, query, site_id)
+                if "time_on_page" in query.metrics:
+                    cutoff = await logic.engagement_cutoff(session, site_id, tz)
+                    if cutoff is not None and query.date_range.start < cutoff:
+                        result.meta["metric_warnings"] = {"time_on_page": engine.legacy_time_on_page_warning(
+                            cutoff.astimezone(ZoneInfo(tz)).date())}
+                return engine.response(query, result, now)
 
             return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, "v2",
                                 site_id, data, compute)

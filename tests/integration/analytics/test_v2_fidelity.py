@@ -212,3 +212,26 @@ async def test_behavioral_filters_served_equal_raw(settings: Settings, goals: No
         await db.dispose()
     assert raw.rows, body  # not a vacuous equality
     assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
+
+
+@pytest.mark.parametrize(("date_range", "warned"), [
+    pytest.param(["2026-03-10", "2026-03-12"], True, id="reaches-before-the-first-engagement"),
+    pytest.param(["2026-03-12", "2026-03-12"], False, id="after-it"),
+])
+def test_legacy_time_on_page_warning(settings: Settings, serve: Callable[[str], int], goals: None,
+                                     date_range: list[str], warned: bool) -> None:
+    """Plausible's ``metric_warnings.time_on_page`` (``legacy_time_on_page_used``) when the range reaches before
+    the site's first engagement event (here 2026-03-12 08:00 UTC, local day 2026-03-12)."""
+    engine_ = make_engine(settings.database)
+    with engine_.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, scroll_depth, "
+            "engagement_time) SELECT id, :ts, 7, 7, domain, '/', 50, 3000 FROM sites WHERE domain = 'stats.example'"),
+            {"ts": datetime(2026, 3, 12, 8, tzinfo=UTC)})
+    engine_.dispose()
+    response = query(settings, serve, metrics=["time_on_page"], filters=[["is", "event:page", ["/"]]],
+                     date_range=date_range)
+    assert 200 == response.status_code, response.text
+    warning = {"time_on_page": {"code": "legacy_time_on_page_used", "message": "This period includes data "
+                                "calculated with the legacy time on page method up to 2026-03-12"}}
+    assert (warning if warned else None) == response.json()["meta"].get("metric_warnings")
