@@ -29,11 +29,6 @@ METRICS = (
     "average_revenue",
 )
 SESSION_METRICS = frozenset({"bounce_rate", "views_per_visit", "visit_duration"})
-EVENT_METRICS = frozenset({"pageviews", "events", "scroll_depth", "total_revenue", "average_revenue"})
-"""Metrics of events only (Plausible's ``TableDecider``): they do not go with a visit's entry or exit page."""
-SESSION_DIMENSIONS = frozenset({"visit:entry_page", "visit:entry_page_hostname", "visit:exit_page",
-                                "visit:exit_page_hostname"})
-"""Dimensions of visits only (Plausible's ``TableDecider``)."""
 EVENT_DIMENSIONS = frozenset({"event:page", "event:hostname", "event:name", "event:goal"})
 VISIT_DIMENSIONS = frozenset({
     "visit:entry_page", "visit:entry_page_hostname", "visit:exit_page", "visit:exit_page_hostname",
@@ -478,11 +473,6 @@ def _check_combinations(query: Query, kinds: list[str]) -> None:
     if session_metrics and any(d not in ("event:page", "event:hostname") for d in event_dimensions):
         raise QueryError(f"Session metric(s) {_ticked(session_metrics)} cannot be queried along with event "
                          f"dimension(s) {_ticked(event_dimensions)}")
-    event_metrics = [m for m in query.metrics if m in EVENT_METRICS]
-    session_dimensions = [d for d in query.dimensions if d in SESSION_DIMENSIONS]
-    if event_metrics and session_dimensions and event_dimensions != ["event:page"]:
-        raise QueryError(f"Event metric(s) {_ticked(event_metrics)} cannot be queried along with session "
-                         f"dimension(s) {_ticked(session_dimensions)}")
     if "event:hostname" in event_dimensions and session_metrics and "event:page" not in query.dimensions:
         raise QueryError("metrics: session metrics go with event:hostname only together with event:page")
     if "percentage" in query.metrics and not query.dimensions:
