@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -54,9 +54,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.query import (
+    BEHAVIORAL_OPERATORS,
     PROPS_PREFIX,
     Condition,
     Filter,
+    Logical,
     Query,
     QueryError,
     time_bucket,
@@ -83,6 +85,7 @@ VISIT_COLUMNS: dict[str, tuple[str, str | None]] = {
     "visit:utm_content": ("utm_content", None),
     "visit:utm_term": ("utm_term", None),
     "visit:device": ("device", NOT_SET),
+    "visit:screen": ("device", NOT_SET),  # Plausible's older name of the device, still accepted
     "visit:browser": ("browser", NOT_SET),
     "visit:browser_version": ("browser_version", NOT_SET),
     "visit:os": ("os", NOT_SET),
@@ -274,9 +277,22 @@ def _condition_sql(cond: Condition, sql: _Sql) -> str:
     return f"NOT ({expr})" if cond.operator.endswith("_not") else expr
 
 
+def _behavioral_sql(item: Logical, sql: _Sql) -> str:
+    """``has_done``: the row's visit has an event in the date range matching the inner filter (event dimensions
+    only); ``has_not_done``: it has none (Plausible's ``SQL.WhereBuilder``)."""
+    joined, sql.goal_joined = sql.goal_joined, False  # the inner goal filter reads the goals itself
+    inner = _filter_sql(item.children[0], sql)
+    sql.goal_joined = joined
+    done = (f"e.session_id IN (SELECT e.session_id FROM events e WHERE e.site_id = :site AND e.timestamp >= :start "
+            f"AND e.timestamp < :end AND {inner})")
+    return done if item.operator == "has_done" else f"NOT ({done})"
+
+
 def _filter_sql(item: Filter, sql: _Sql) -> str:
     if isinstance(item, Condition):
         return _condition_sql(item, sql)
+    if item.operator in BEHAVIORAL_OPERATORS:
+        return _behavioral_sql(item, sql)
     parts = [_filter_sql(child, sql) for child in item.children]
     if item.operator == "not":
         return f"NOT ({parts[0]})"
@@ -687,9 +703,9 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
     revenue = [m for m in query.metrics if m in REVENUE_METRICS]
     if revenue and GOAL not in {*query.dimensions, *query.filtered_dimensions()}:
         # Plausible's answer when no revenue goal matches: the metrics are null, and why.
-        meta["metric_warnings"] = {m: {"code": "no_revenue_goals_matching",
-                                       "warning": "Revenue metrics are null as there are no matching revenue goals."}
-                                   for m in revenue}
+        meta["metric_warnings"] = {**meta.get("metric_warnings", {}), **{
+            m: {"code": "no_revenue_goals_matching",
+                "warning": "Revenue metrics are null as there are no matching revenue goals."} for m in revenue}}
     if query.imports and "imports_included" not in meta:
         # Plausible's meta when imports are asked for and nothing decided otherwise (services.analytics.imports
         # sets these fields whenever it looked at the site's imports).
@@ -702,23 +718,40 @@ def response(query: Query, result: Result, now: datetime) -> dict[str, Any]:
         "query": {
             "site_id": query.site,
             "metrics": list(query.metrics),
-            "date_range": [query.date_range.start.astimezone(zone).isoformat(),
-                           query.date_range.end.astimezone(zone).isoformat()],
+            "date_range": [query.date_range.start.astimezone(zone).isoformat(), _last_second(query).isoformat()],
             "dimensions": list(query.dimensions),
             "filters": [_filter_json(item) for item in query.filters],
             "order_by": [list(pair) for pair in (query.order_by or _default_order(query))],
-            "include": {"time_labels": query.time_labels, "total_rows": query.total_rows,
-                        **({"imports": True} if query.imports else {})},
+            # Plausible's QueryResult echoes the include options that are on, and only those.
+            "include": {key: True for key, on in (("imports", query.imports), ("time_labels", query.time_labels),
+                                                  ("total_rows", query.total_rows)) if on},
             "pagination": {"limit": query.limit, "offset": query.offset},
         },
     }
+
+
+def legacy_time_on_page_warning(cutoff: date) -> dict[str, str]:
+    """Plausible's ``metric_warnings.time_on_page`` when a range reaches before the site's first engagement event
+    (``cutoff``, a local date): the part before it uses the legacy definition."""
+    return {"code": "legacy_time_on_page_used",
+            "message": f"This period includes data calculated with the legacy time on page method up to {cutoff}"}
+
+
+def _last_second(query: Query) -> datetime:
+    """The range's last second in the site's time zone, as Plausible's ``query.date_range`` ends: 23:59:59 of the
+    last day for days (``day`` too, though Beacon counts today up to now), the given end for date-times."""
+    zone = ZoneInfo(query.date_range.timezone)
+    raw = query.raw_date_range
+    if raw == "24h" or (isinstance(raw, list) and any("T" in str(part) for part in raw)):
+        return (query.date_range.end - timedelta(seconds=1)).astimezone(zone)
+    return datetime.combine(query.date_range.last_day, time(23, 59, 59), zone)
 
 
 def _filter_json(item: Filter) -> list[Any]:
     if isinstance(item, Condition):
         base: list[Any] = [item.operator, item.dimension, list(item.clauses)]
         return [*base, {"case_sensitive": False}] if not item.case_sensitive else base
-    if item.operator == "not":
-        return ["not", _filter_json(item.children[0])]
+    if item.operator in ("not", *BEHAVIORAL_OPERATORS):
+        return [item.operator, _filter_json(item.children[0])]
     return [item.operator, [_filter_json(child) for child in item.children]]
 

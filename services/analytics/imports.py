@@ -52,7 +52,7 @@ TABLES: dict[str, str] = {
     "visit:utm_content": "imported_sources",
     "visit:entry_page": "imported_entry_pages", "visit:exit_page": "imported_exit_pages",
     "visit:country": "imported_locations", "visit:region": "imported_locations", "visit:city": "imported_locations",
-    "visit:device": "imported_devices",
+    "visit:device": "imported_devices", "visit:screen": "imported_devices",
     "visit:browser": "imported_browsers", "visit:browser_version": "imported_browsers",
     "visit:os": "imported_operating_systems", "visit:os_version": "imported_operating_systems",
     "event:page": "imported_pages", "event:hostname": "imported_pages",
@@ -66,7 +66,8 @@ COLUMNS: dict[str, str] = {
     "visit:utm_term": "utm_term", "visit:utm_content": "utm_content",
     "visit:entry_page": "entry_page", "visit:exit_page": "exit_page",
     "visit:country": "country", "visit:region": "region", "visit:city": "city",
-    "visit:device": "device", "visit:browser": "browser", "visit:browser_version": "browser_version",
+    "visit:device": "device", "visit:screen": "device", "visit:browser": "browser",
+    "visit:browser_version": "browser_version",
     "visit:os": "operating_system", "visit:os_version": "operating_system_version",
     "event:page": "page", "event:hostname": "hostname", "event:name": "name",
 }
@@ -74,6 +75,7 @@ COLUMNS: dict[str, str] = {
 
 EMPTY_LABELS: dict[str, str] = {
     "visit:source": DIRECT, "visit:referrer": DIRECT, "visit:channel": NOT_SET, "visit:device": NOT_SET,
+    "visit:screen": NOT_SET,
     "visit:browser": NOT_SET, "visit:browser_version": NOT_SET, "visit:os": NOT_SET, "visit:os_version": NOT_SET,
 }
 """How an empty imported value is shown; a dimension not listed here leaves empty values out of its groups."""
@@ -127,6 +129,8 @@ def decide_table(query: Query) -> str | None:
     """
     if set(query.metrics) & UNSUPPORTED_METRICS:
         return None
+    if query.filtered_dimensions() != query.filtered_dimensions(behavioral=False):
+        return None  # imported stats have no visits to tell who did what (behavioural filters)
     used = [d for d in (*query.dimensions, *sorted(query.filtered_dimensions())) if d not in TIME_DIMENSIONS]
     tables = {TABLES.get(d) for d in used}
     if not tables:

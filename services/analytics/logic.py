@@ -106,3 +106,19 @@ async def site_for_export(session: AsyncSession, site_id: int) -> tuple[str, str
         raise NotFound(f"no site with id {site_id}")
     _, tz, start = await site_for_query(session, str(domain))
     return str(domain), tz, start
+
+
+async def engagement_cutoff(session: AsyncSession, site_id: int, tz: str) -> datetime | None:
+    """Local midnight of the site's first engagement event (Plausible's ``legacy_time_on_page_cutoff``): before
+    it, time on page is computed with the legacy definition; None while the site has none."""
+    cutoff = await session.execute(text(
+        "SELECT date_trunc('day', min(timestamp) AT TIME ZONE :tz) AT TIME ZONE :tz FROM engagements "
+        "WHERE site_id = :site"), {"site": site_id, "tz": tz})
+    found = cutoff.scalar()
+    return found if isinstance(found, datetime) else None
+
+
+async def goal_names(session: AsyncSession, site_id: int) -> set[str]:
+    """The display names of the site's goals (what ``event:goal`` filters name)."""
+    rows = await session.execute(text("SELECT display_name FROM goals WHERE site_id = :site"), {"site": site_id})
+    return {str(name) for name in rows.scalars()}

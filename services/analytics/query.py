@@ -33,7 +33,7 @@ EVENT_DIMENSIONS = frozenset({"event:page", "event:hostname", "event:name", "eve
 VISIT_DIMENSIONS = frozenset({
     "visit:entry_page", "visit:entry_page_hostname", "visit:exit_page", "visit:exit_page_hostname",
     "visit:source", "visit:referrer", "visit:channel", "visit:utm_medium", "visit:utm_source",
-    "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:device", "visit:browser",
+    "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:device", "visit:screen", "visit:browser",
     "visit:browser_version", "visit:os", "visit:os_version", "visit:country", "visit:region", "visit:city",
     "visit:country_name", "visit:region_name", "visit:city_name",
 })
@@ -41,6 +41,11 @@ TIME_DIMENSIONS = ("time", "time:hour", "time:day", "time:week", "time:month")
 PROPS_PREFIX = "event:props:"
 FILTER_OPERATORS = frozenset({"is", "is_not", "contains", "contains_not", "matches", "matches_not"})
 LOGICAL_OPERATORS = frozenset({"and", "or", "not"})
+BEHAVIORAL_OPERATORS = frozenset({"has_done", "has_not_done"})
+"""Plausible's behavioural filters: ``["has_done", filter]`` keeps the visits with an event in the date range that
+matches ``filter`` (event dimensions only), ``["has_not_done", filter]`` the others (``SQL.WhereBuilder``)."""
+ONLY_TOP_LEVEL = ("event:goal", "event:hostname")
+"""Dimensions Plausible filters only at the top level (or inside a behavioural filter)."""
 DATE_SHORTCUTS = ("day", "24h", "7d", "28d", "30d", "91d", "month", "6mo", "12mo", "year", "all")
 MAX_LIMIT = 10_000
 MAX_OFFSET = 2**31 - 1
@@ -84,7 +89,9 @@ class Condition:
 
 @dataclass(frozen=True)
 class Logical:
-    operator: Literal["and", "or", "not"]
+    """``and``/``or`` of its children, ``not``, ``has_done`` or ``has_not_done`` of its one child."""
+
+    operator: Literal["and", "or", "not", "has_done", "has_not_done"]
     children: tuple[Filter, ...]
 
 
@@ -111,13 +118,15 @@ class Query:
     def time_dimension(self) -> str | None:
         return next((d for d in self.dimensions if d in TIME_DIMENSIONS), None)
 
-    def filtered_dimensions(self) -> set[str]:
+    def filtered_dimensions(self, *, behavioral: bool = True) -> set[str]:
+        """Every dimension the filters read; ``behavioral=False`` leaves out those inside behavioural filters
+        (Plausible's ``behavioral_filters: :ignore``)."""
         found: set[str] = set()
 
         def walk(item: Filter) -> None:
             if isinstance(item, Condition):
                 found.add(item.dimension)
-            else:
+            elif behavioral or item.operator not in BEHAVIORAL_OPERATORS:
                 for child in item.children:
                     walk(child)
 
@@ -167,9 +176,10 @@ def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date 
             return local_days(date(anchor.year, 1, 1), date(anchor.year, 12, 31), tz)
         if value == "all":
             return local_days(min(stats_start or anchor, anchor), anchor, tz)
-        raise QueryError(f"date_range: invalid value {value!r}; use one of {', '.join(DATE_SHORTCUTS)}, "
-                         f"<n>d (n up to {MAX_SHORTCUT_DAYS}), <n>mo (n up to {MAX_SHORTCUT_MONTHS}) "
-                         "or a list of two ISO 8601 dates")
+        # Plausible's words (its JSON-schema error, reworded by SchemaErrorFormatter), then what is valid.
+        raise QueryError(f"#/date_range: Invalid date range {json.dumps(value, ensure_ascii=False)}; use one of "
+                         f"{', '.join(DATE_SHORTCUTS)}, <n>d (n up to {MAX_SHORTCUT_DAYS}), <n>mo (n up to "
+                         f"{MAX_SHORTCUT_MONTHS}) or a list of two ISO 8601 dates")
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
         return _custom_range(value[0], value[1], tz)
     raise QueryError("date_range: must be a shortcut such as \"7d\" or a list of two ISO 8601 dates")
@@ -235,7 +245,7 @@ def dimension_kind(name: object, where: str) -> str:
         return "event"
     if name in TIME_DIMENSIONS:
         return "time"
-    raise QueryError(f"{where}: invalid dimension {name!r}")
+    raise QueryError(f"{where}: Invalid dimension {json.dumps(name, ensure_ascii=False)}")
 
 
 def _parse_filter(raw: object, depth: int = 0) -> Filter:
@@ -253,11 +263,14 @@ def _parse_filter(raw: object, depth: int = 0) -> Filter:
         if len(raw) != 2:
             raise QueryError("filters: 'not' takes exactly one filter")
         return Logical("not", (_parse_filter(raw[1], depth + 1),))
-    if operator in ("has_done", "has_not_done"):
-        raise QueryError(f"filters: behavioral operator {operator!r} is not supported")
+    if operator in BEHAVIORAL_OPERATORS:
+        if len(raw) != 2:
+            raise QueryError(f"filters: {operator!r} takes exactly one filter")
+        behavioral: Literal["has_done", "has_not_done"] = "has_done" if operator == "has_done" else "has_not_done"
+        return Logical(behavioral, (_parse_filter(raw[1], depth + 1),))
     if operator not in FILTER_OPERATORS:
         raise QueryError(f"filters: invalid operator {operator!r}; use one of "
-                         f"{', '.join(sorted(FILTER_OPERATORS | LOGICAL_OPERATORS))}")
+                         f"{', '.join(sorted(FILTER_OPERATORS | LOGICAL_OPERATORS | BEHAVIORAL_OPERATORS))}")
     if len(raw) not in (3, 4):
         raise QueryError(f"filters: {raw!r} must be [operator, dimension, clauses] with optional modifiers")
     dimension, clauses = raw[1], raw[2]
@@ -273,6 +286,8 @@ def _parse_filter(raw: object, depth: int = 0) -> Filter:
         raise QueryError(f"filters: clauses of {dimension} must be at most {MAX_CLAUSES} strings")
     for clause in clauses:
         _check_text(clause, f"filters: clause of {dimension}")
+    if dimension == "visit:country" and operator in ("is", "is_not") and any(len(c) != 2 for c in clauses):
+        raise QueryError("Invalid visit:country filter, visit:country needs to be a valid 2-letter country code.")
     if operator in ("matches", "matches_not"):
         for pattern in clauses:
             try:
@@ -322,7 +337,7 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
     dimensions = raw.get("dimensions", [])
     if not isinstance(dimensions, list):
         raise QueryError("dimensions: must be a list")
-    kinds = [dimension_kind(d, "dimensions") for d in dimensions]
+    kinds = [dimension_kind(d, f"#/dimensions/{i}") for i, d in enumerate(dimensions)]
     if len(set(dimensions)) != len(dimensions):
         raise QueryError("dimensions: each dimension may appear only once")
     if kinds.count("time") > 1:
@@ -349,9 +364,11 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
 def _parse_metrics(metrics: object) -> list[str]:
     if not isinstance(metrics, list) or not metrics:
         raise QueryError("metrics: required, a non-empty list")
-    for metric in metrics:
+    for i, metric in enumerate(metrics):
         if metric not in METRICS:
-            raise QueryError(f"metrics: invalid metric {metric!r}; valid metrics are {', '.join(METRICS)}")
+            # Plausible's words (SchemaErrorFormatter), then the valid names.
+            raise QueryError(f"#/metrics/{i}: Invalid metric {json.dumps(metric, ensure_ascii=False)}; valid "
+                             f"metrics are {', '.join(METRICS)}")
     if len(set(metrics)) != len(metrics):
         raise QueryError("metrics: each metric may appear only once")
     return metrics
@@ -388,25 +405,81 @@ def _parse_order_by(raw: object, metrics: list[str], dimensions: list[str]
         if not (isinstance(item, list) and len(item) == 2 and item[1] in ("asc", "desc")):
             raise QueryError(f"order_by: invalid entry {item!r}; expected [name, \"asc\"|\"desc\"]")
         if item[0] not in metrics and item[0] not in dimensions:
-            raise QueryError(f"order_by: {item[0]!r} is neither a requested metric nor a requested dimension")
+            # Plausible's words, the entry as Elixir prints it: a metric an atom, a dimension a string.
+            name = f":{item[0]}" if item[0] in METRICS else json.dumps(item[0], ensure_ascii=False)
+            raise QueryError(f"Invalid order_by entry '{{{name}, :{item[1]}}}'. Entry is not a queried metric or "
+                             "dimension.")
         result.append((item[0], item[1]))
     return tuple(result)
 
 
+def leaves(filters: tuple[Filter, ...], depth: int = 0, behavioral: int = 0) -> list[tuple[Condition, int, int]]:
+    """Every condition of ``filters`` with its depth (0: top level) and how many behavioural filters hold it."""
+    found: list[tuple[Condition, int, int]] = []
+    for item in filters:
+        if isinstance(item, Condition):
+            found.append((item, depth, behavioral))
+        else:
+            found += leaves(item.children, depth + 1, behavioral + (item.operator in BEHAVIORAL_OPERATORS))
+    return found
+
+
+def _check_filters(query: Query) -> None:
+    """Plausible's rules on where a filter may stand (``QueryBuilder``'s ``validate_toplevel_only_filter_dimension``,
+    ``validate_special_metrics_filters`` and ``validate_behavioral_filters``), with its messages."""
+    conditions = leaves(query.filters)
+    nested = next((c.dimension for c, depth, behavioral in conditions
+                   if depth > 0 and not behavioral and c.dimension in ONLY_TOP_LEVEL), None)
+    if nested:
+        raise QueryError(f"Invalid filters. Dimension `{nested}` can only be filtered at the top level.")
+    if {"conversion_rate", "group_conversion_rate"} & set(query.metrics) and any(
+            depth > 0 and c.dimension.startswith(PROPS_PREFIX) for c, depth, _ in conditions):
+        raise QueryError("Invalid filters. When `conversion_rate` or `group_conversion_rate` metrics are used, "
+                         "custom property filters can only be used on top level.")
+    for condition, _, behavioral in conditions:
+        if behavioral > 1:
+            raise QueryError("Invalid filters. Behavioral filters (has_done, has_not_done) cannot be nested.")
+        if behavioral and not condition.dimension.startswith("event:"):
+            raise QueryError("Invalid filters. Behavioral filters (has_done, has_not_done) can only be used with "
+                             "event dimension filters.")
+
+
+GOALS_DOCS = "https://plausible.io/docs/stats-api#filtering-by-goals"
+
+
+def check_goals_exist(query: Query, configured: set[str]) -> None:
+    """Plausible's ``validate_filtered_goals_exist``: every clause of an ``is`` filter on ``event:goal`` (at any
+    depth, behavioural filters too) names a goal of the site; ``contains`` may match nothing."""
+    for condition, _, _ in leaves(query.filters):
+        if condition.dimension == "event:goal" and condition.operator == "is" and condition.case_sensitive:
+            missing = next((c for c in condition.clauses if c not in configured), None)
+            if missing is not None:
+                raise QueryError(f"Invalid filters. The goal `{missing}` is not configured for this site. "
+                                 f"Find out how to configure goals here: {GOALS_DOCS}")
+
+
+def _ticked(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
+
 def _check_combinations(query: Query, kinds: list[str]) -> None:
-    uses = set(query.dimensions) | query.filtered_dimensions()
+    """Plausible's rules on metrics, dimensions and filters together (``QueryBuilder.validate_metric``,
+    ``TableDecider.validate_no_metrics_dimensions_conflict``), in its words where a rule is its own."""
+    _check_filters(query)
+    # As Plausible's metric rules, a dimension filtered only inside a behavioural filter does not count.
+    uses = set(query.dimensions) | query.filtered_dimensions(behavioral=False)
     event_dimensions = [d for d, kind in zip(query.dimensions, kinds, strict=True) if kind == "event"]
-    session_metrics = SESSION_METRICS & set(query.metrics)
+    session_metrics = [m for m in query.metrics if m in SESSION_METRICS]
     if session_metrics and any(d not in ("event:page", "event:hostname") for d in event_dimensions):
-        raise QueryError(f"metrics: session metric(s) {', '.join(sorted(session_metrics))} cannot be used "
-                         f"with event dimension(s) {', '.join(event_dimensions)}")
+        raise QueryError(f"Session metric(s) {_ticked(session_metrics)} cannot be queried along with event "
+                         f"dimension(s) {_ticked(event_dimensions)}")
     if "event:hostname" in event_dimensions and session_metrics and "event:page" not in query.dimensions:
         raise QueryError("metrics: session metrics go with event:hostname only together with event:page")
     if "percentage" in query.metrics and not query.dimensions:
         raise QueryError("metrics: percentage requires at least one dimension")
     for metric in ("conversion_rate", "group_conversion_rate"):
         if metric in query.metrics and "event:goal" not in uses:
-            raise QueryError(f"metrics: {metric} requires an event:goal filter or dimension")
+            raise QueryError(f"Metric `{metric}` can only be queried with event:goal filters or dimensions.")
     if "time_on_page" in query.metrics and "event:page" not in uses:
         raise QueryError("metrics: time_on_page requires an event:page filter or dimension")
     if "time_on_page" in query.metrics and set(query.dimensions) - {"event:page"}:

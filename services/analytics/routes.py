@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from litestar import Request, get, post
 from litestar.params import Body, FromPath, FromQuery
@@ -26,7 +27,7 @@ from app.core.internal import internal_token_guard
 from app.core.resources import Resources
 from services.analytics import engine, export, logic, planner, v1
 from services.analytics.cache import cached
-from services.analytics.query import parse_query, resolve_date_range
+from services.analytics.query import check_goals_exist, parse_query, resolve_date_range
 from services.analytics.schemas import DailyCount, PageviewCount
 
 T = TypeVar("T")
@@ -135,9 +136,17 @@ async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str,
         async with budgeted(resources) as session:
             site_id, tz, stats_start = await logic.site_for_query(session, str(data.get("site_id", "")))
             query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
+            if "event:goal" in query.filtered_dimensions():
+                check_goals_exist(query, await logic.goal_names(session, site_id))
 
             async def compute() -> dict[str, Any]:
-                return engine.response(query, await planner.answer(session, query, site_id), now)
+                result = await planner.answer(session, query, site_id)
+                if "time_on_page" in query.metrics:
+                    cutoff = await logic.engagement_cutoff(session, site_id, tz)
+                    if cutoff is not None and query.date_range.start < cutoff:
+                        result.meta["metric_warnings"] = {"time_on_page": engine.legacy_time_on_page_warning(
+                            cutoff.astimezone(ZoneInfo(tz)).date())}
+                return engine.response(query, result, now)
 
             return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, "v2",
                                 site_id, data, compute)

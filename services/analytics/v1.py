@@ -15,24 +15,30 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics import planner
-from services.analytics.query import METRICS, Query, QueryError, dimension_kind, parse_query, time_labels
+from services.analytics import logic, planner
+from services.analytics.query import GOALS_DOCS, METRICS, Query, QueryError, dimension_kind, parse_query, time_labels
 
-V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "year", "custom")
-"""Plausible's v1 periods, and ``year`` (Beacon's addition, as v2's ``date_range``)."""
-V1_INTERVALS = {"date": "time:day", "day": "time:day", "month": "time:month", "hour": "time:hour",
-                "week": "time:week"}
-"""Plausible's v1 intervals ``day`` (``date`` is its alias) and ``month``; ``hour`` and ``week`` are Beacon's."""
+V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
+"""Plausible's v1 periods (``ExternalStatsController.validate_period``)."""
+V1_INTERVALS = {"day": "time:day", "month": "time:month"}
+"""The intervals a v1 client may ask for (``validate_interval``; ``date`` is read as ``day`` first)."""
+INTERVAL_DIMENSIONS = {**V1_INTERVALS, "hour": "time:hour"}
+"""Every v1 bucket: ``hour`` only as the default of ``period=day``."""
 MAX_BREAKDOWN_LIMIT = 1000
 BREAKDOWN_DIMENSIONS = {"visit:browser_version": ["visit:browser", "visit:browser_version"],
                         "visit:os_version": ["visit:os", "visit:os_version"]}
 """v1 breakdowns by a version name the browser or OS beside it, as Plausible's ``Legacy.Breakdown`` does."""
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 DOCS = "https://plausible.io/docs/stats-api"
-V1_OPERATORS = (("!=", "is_not"), ("==", "is"), ("~", "contains"))
+V1_COMPARISONS = re.compile(r"==|!=")
 REALTIME_WINDOW = timedelta(minutes=5)
 UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
-DEFAULT_INTERVALS = {"day": "hour", "6mo": "month", "12mo": "month", "year": "month"}
+DEFAULT_INTERVALS = {"day": "hour", "6mo": "month", "12mo": "month"}
+GROUP_CR = "group_conversion_rate"
+EMPTY_BUCKET: dict[str, Any] = {"visit_duration": None, "time_on_page": None, "scroll_depth": None,
+                                "total_revenue": None, "average_revenue": None, "views_per_visit": 0.0,
+                                "bounce_rate": 0.0, "percentage": 0.0, "conversion_rate": 0.0}
+"""A v1 timeseries bucket without data: each metric's default (Plausible's ``Metrics.default_value``); 0 else."""
 """v1 timeseries' interval when none is given (Plausible's ``Interval.default_for_period``); else ``date``."""
 
 
@@ -88,30 +94,26 @@ def parse_filters(raw: str) -> list[list[Any]]:
 
     As Plausible's ``LegacyStatsAPIFilterParser``: ``;`` joins filters; ``==`` and ``!=`` compare; ``|``
     separates alternatives and ``\\|`` is a literal pipe; a value holding ``*`` is a wildcard (``*`` and ``**``
-    match any characters, on every property); ``event:goal`` is always compared exactly; a ``visit:country``
-    filter whose codes are not two letters is left out. ``~`` (contains) is Beacon's own addition.
+    match any characters, on every property); ``event:goal`` is always compared exactly. An expression that is
+    not one property, one ``==`` or ``!=`` and one value (``a=b``, ``a~b``, ``a==``, ``a==b!=c``) is left out, and
+    so is a ``visit:country`` filter whose codes are not two bytes, as Plausible leaves them out.
     """
     filters: list[list[Any]] = []
-    for part in (p.strip() for p in raw.split(";")):
-        if not part:
+    for part in raw.split(";"):
+        pieces = [piece.strip() for piece in V1_COMPARISONS.split(part.strip()) if piece]
+        if len(pieces) != 2:
             continue
-        found = next(((token, op) for token, op in V1_OPERATORS if token in part), None)
-        if found is None:
-            raise QueryError(f"filters: cannot parse {part!r}; use property==value, != or ~, joined with ;")
-        token, operator = found
-        dimension, _, value = part.partition(token)
-        dimension, value = dimension.strip(), value.strip()
+        dimension, value = pieces
+        negated = "!=" in part
         clauses = [c.replace("\\|", "|") for c in UNESCAPED_PIPE.split(value)]
-        if not dimension or not value or any(t in value for t, _ in V1_OPERATORS if t != "~"):
-            raise QueryError(f"filters: cannot parse {part!r}")
         _check_property(dimension, f"Invalid filter property '{dimension}'. Please provide a valid filter property: "
                                    f"{DOCS}#properties")
-        if dimension == "visit:country" and any(len(c) != 2 for c in clauses):
-            continue  # Plausible leaves such a filter out rather than matching nothing
-        if "*" in value and dimension != "event:goal" and token != "~":
-            filters.append(["matches" if token == "==" else "matches_not", dimension, [wildcard_regex(value)]])
+        if dimension == "visit:country" and any(len(c.encode()) != 2 for c in clauses):
+            continue
+        if "*" in value and dimension != "event:goal":
+            filters.append(["matches_not" if negated else "matches", dimension, [wildcard_regex(value)]])
         else:
-            filters.append([operator, dimension, clauses])
+            filters.append(["is_not" if negated and dimension != "event:goal" else "is", dimension, clauses])
     return filters
 
 
@@ -184,6 +186,24 @@ def _check_metric_rules(metrics: list[str], dimensions: list[str], filtered: lis
             raise QueryError(problem)
 
 
+async def _check_goals(session: AsyncSession, site_id: int, filters: list[list[Any]]) -> None:
+    """Plausible's v1 ``validate_filters``: a goal filter names configured goals (a pageview goal by its display
+    name ``Visit /path``), each missing one refused in Plausible's words."""
+    named = [clause for _, dimension, clauses in filters if dimension == "event:goal" for clause in clauses]
+    if not named:
+        return
+    configured = await logic.goal_names(session, site_id)
+    missing = next((name for name in named if name not in configured), None)
+    if missing is None:
+        return
+    if missing.startswith("Visit "):
+        path = missing.removeprefix("Visit ")
+        problem = f"The pageview goal for the pathname `{path}` is not configured for this site. "
+    else:
+        problem = f"The goal `{missing}` is not configured for this site. "
+    raise QueryError(f"{problem}Find out how to configure goals here: {GOALS_DOCS}")
+
+
 def _with_warning(payload: dict[str, Any], meta: Mapping[str, Any], *, interval: bool = False) -> dict[str, Any]:
     """Plausible's v1 ``warning``: aggregate and breakdown warn of an unsupported query only, timeseries of
     an unsupported interval too."""
@@ -218,7 +238,9 @@ async def aggregate(session: AsyncSession, site_id: int, tz: str, stats_start: A
                     params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     _date_range(params)  # Plausible checks period and date before the metrics
     metrics = _metrics(params)
-    query = _parse(v2_body(params, metrics, []), tz, now, stats_start)
+    body = v2_body(params, metrics, [])
+    await _check_goals(session, site_id, body["filters"])
+    query = _parse(body, tz, now, stats_start)
     answer = await planner.answer(session, query, site_id)
     values = answer.rows[0]["metrics"]
     result: dict[str, Any] = {m: {"value": _rounded(m, v)} for m, v in zip(metrics, values, strict=True)}
@@ -238,19 +260,24 @@ async def timeseries(session: AsyncSession, site_id: int, tz: str, stats_start: 
                      params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     _date_range(params)  # Plausible checks period and date before the interval
     period = params.get("period", "30d")
-    interval = params.get("interval") or DEFAULT_INTERVALS.get(period, "date")
-    dimension = V1_INTERVALS.get(interval)
-    if dimension is None:
-        valid = ", ".join(f"`{name}`" for name in V1_INTERVALS if name != "date")
+    interval = params.get("interval")
+    if interval == "date":
+        interval = "day"  # Plausible's legacy name, read as day before the check
+    if interval is not None and interval not in V1_INTERVALS:
+        valid = ", ".join(f"`{name}`" for name in V1_INTERVALS)
         raise QueryError(f"Error parsing `interval` parameter: invalid interval `{interval}`. "
                          f"Valid intervals are {valid}")
+    dimension = INTERVAL_DIMENSIONS[interval or DEFAULT_INTERVALS.get(period, "day")]
     metrics = _metrics(params)
     body = v2_body(params, metrics, [dimension])
+    await _check_goals(session, site_id, body["filters"])
+    # Plausible's Legacy.Timeseries: each bucket's conversion rate is the group conversion rate of the bucket.
+    body["metrics"] = [GROUP_CR if m == "conversion_rate" else m for m in metrics]
     query = _parse({**body, "include": {**body.get("include", {}), "time_labels": True}}, tz, now, stats_start)
     answer = await planner.answer(session, query, site_id)
     rows = {row["dimensions"][0]: row["metrics"] for row in answer.rows}
-    zero = [0 for _ in metrics]
-    return _with_warning({"results": [{"date": label, **dict(zip(metrics, rows.get(label, zero), strict=True))}
+    empty = [EMPTY_BUCKET.get(m, 0) for m in metrics]
+    return _with_warning({"results": [{"date": label, **dict(zip(metrics, rows.get(label, empty), strict=True))}
                                       for label in time_labels(query)]}, answer.meta, interval=True)
 
 
@@ -261,23 +288,32 @@ async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: A
     if prop is None:
         raise QueryError("The `property` parameter is required. Please provide at least one property to show a "
                          "breakdown by.")
+    if prop == "event:hostname":
+        raise QueryError("Property 'event:hostname' is currently not supported for breakdowns.  Please provide a valid "
+                         f"property for the breakdown endpoint: {DOCS}#properties")
     _check_property(prop, f"Invalid property '{prop}'. Please provide a valid property for the breakdown endpoint: "
                           f"{DOCS}#properties")
     body = v2_body(params, _metrics(params), [prop])
+    await _check_goals(session, site_id, body["filters"])
     limit = _positive(params.get("limit", "100"), MAX_BREAKDOWN_LIMIT,
                       f"Please provide limit as a number between 1 and {MAX_BREAKDOWN_LIMIT}.")
     page = _positive(params.get("page", "1"), None, "Please provide page as a positive number.")
     metrics = body["metrics"]
+    if prop != "event:goal" and not prop.startswith("event:props:"):
+        # Plausible's Legacy.Breakdown: by any other property, conversion_rate is the group conversion rate.
+        body["metrics"] = [GROUP_CR if m == "conversion_rate" else m for m in metrics]
     body["pagination"] = {"limit": limit, "offset": (page - 1) * limit}
     body["dimensions"] = dimensions = BREAKDOWN_DIMENSIONS.get(prop, [prop])
-    ranking = next((m for m in metrics if m != "time_on_page"), None)
-    if ranking is not None:  # Plausible's legacy order: the first metric (not time_on_page), then the value
-        body["order_by"] = [[ranking, "desc"], *([[prop, "asc"]] if prop != "event:goal" else [])]
+    ranking = next((m for m in body["metrics"] if m != "time_on_page"), None)
+    if ranking is None:  # Plausible's Legacy.Breakdown adds visitors to rank by, and leaves it out of the rows
+        body["metrics"] = [*body["metrics"], ranking := "visitors"]
+    # Plausible's legacy order: the first metric (not time_on_page), then the value
+    body["order_by"] = [[ranking, "desc"], *([[prop, "asc"]] if prop != "event:goal" else [])]
     query = _parse(body, tz, now, stats_start)
     keys = [dimension.rsplit(":", 1)[-1] for dimension in dimensions]
     answer = await planner.answer(session, query, site_id)
     return _with_warning({"results": [{**dict(zip(keys, row["dimensions"], strict=True)),
-                                       **dict(zip(metrics, row["metrics"], strict=True))}
+                                       **dict(zip(metrics, row["metrics"][:len(metrics)], strict=True))}
                                       for row in answer.rows]}, answer.meta)
 
 

@@ -25,14 +25,16 @@ RESPONSES = plausible_responses(400, 401, 403, 404, 503)
 # Plausible's messages, so ``limit`` and ``property`` are plain optional strings here).
 SiteId = Annotated[str, QueryParameter(description="The site's domain, as added to Beacon.", max_length=253)]
 Period = Annotated[str | None, QueryParameter(
-    description="day, 7d, 30d, month, 6mo, 12mo, year or custom (default 30d).")]
+    description="day, 7d, 30d, month, 6mo, 12mo or custom (default 30d).")]
 Date = Annotated[str | None, QueryParameter(
     description="YYYY-MM-DD the period ends on, or YYYY-MM-DD,YYYY-MM-DD with period=custom.")]
 Metrics = Annotated[str | None, QueryParameter(description="Comma-separated metrics, e.g. visitors,pageviews.")]
 Filters = Annotated[str | None, QueryParameter(
-    description="property==value, != or ~ (contains), | between values, ; between filters.")]
+    description="property==value or property!=value, | between values, ; between filters (other expressions "
+                "are left out, as Plausible leaves them out).")]
 Compare = Annotated[str | None, QueryParameter(description="previous_period: add each metric's change.")]
-Interval = Annotated[str | None, QueryParameter(description="date, hour, week or month.")]
+Interval = Annotated[str | None, QueryParameter(description="day (or date) or month; default: hour for period=day, "
+                                                             "month for 6mo and 12mo, else day.")]
 Property = Annotated[str | None, QueryParameter(description="The property to break down by, e.g. visit:source.")]
 Limit = Annotated[str | None, QueryParameter(description="Rows per page, 1 to 1000 (default 100).")]
 WithImported = Annotated[str | None, QueryParameter(

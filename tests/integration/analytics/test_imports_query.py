@@ -132,7 +132,7 @@ def test_aggregate_merges_the_completed_import(settings: Settings, serve: Callab
     response = query(settings, serve, metrics=ALL, include={"imports": True})
     assert [(17, 19, 38, 38, 53, 47, 2.0)] == results(response)
     assert {"imports_included": True} == imports_meta(response)
-    assert {"imports": True, "time_labels": False, "total_rows": False} == response.json()["query"]["include"]
+    assert {"imports": True} == response.json()["query"]["include"]
 
 
 def test_without_include_imports_only_native_and_no_meta(settings: Settings, serve: Callable[[str], int],
@@ -188,6 +188,10 @@ def test_filter_answered_from_the_sources_table(settings: Settings, serve: Calla
                  "imports.example",
                  {"imports_included": False, "imports_skip_reason": "unsupported_query",
                   "imports_warning": UNSUPPORTED_QUERY}, id="unsupported_query"),
+    # Imported stats have no visits to tell who did what: a behavioural filter keeps them out.
+    pytest.param({"filters": [["has_done", ["is", "event:page", ["/"]]]]}, "imports.example",
+                 {"imports_included": False, "imports_skip_reason": "unsupported_query",
+                  "imports_warning": UNSUPPORTED_QUERY}, id="behavioral-filter"),
     pytest.param({"dimensions": ["visit:entry_page_hostname"]}, "imports.example",
                  {"imports_included": False, "imports_skip_reason": "unsupported_query",
                   "imports_warning": UNSUPPORTED_QUERY}, id="dimension-without-table"),
@@ -216,7 +220,7 @@ def test_v1_with_imported(settings: Settings, serve: Callable[[str], int], datas
     breakdown = v1(settings, serve, "breakdown", property="visit:source", with_imported="true",
                    filters="visit:device==Desktop")
     assert {"results": [{"source": "Google", "visitors": 1}], "warning": UNSUPPORTED_QUERY} == breakdown
-    hourly = v1(settings, serve, "timeseries", period="day", date="2026-03-05", interval="hour",
+    hourly = v1(settings, serve, "timeseries", period="day", date="2026-03-05",
                 with_imported="true")
     assert UNSUPPORTED_INTERVAL == hourly["warning"]
     daily = v1(settings, serve, "timeseries", interval="date", with_imported="true")

@@ -55,6 +55,11 @@ def v1(settings: Settings, serve: Callable[[str], int], endpoint: str, **params:
     pytest.param("event:page==/|/pricing", 3, id="alternatives"),
     pytest.param("visit:country==USA", 4, id="country-not-two-letters-is-left-out"),
     pytest.param(" visit:country == DE ; event:page != /pricing ", 1, id="spaces-trimmed"),
+    # Plausible's parser leaves out an expression that is not property, == or !=, value: the rest still filters.
+    pytest.param("event:page~pricing", 4, id="contains-is-no-v1-operator"),
+    pytest.param("visit:country=DE", 4, id="single-equals-left-out"),
+    pytest.param("visit:country==DE;event:page==/a==b", 2, id="two-comparisons-left-out"),
+    pytest.param("visit:country==", 4, id="no-value-left-out"),
 ])
 def test_v1_filter_string(settings: Settings, serve: Callable[[str], int], traffic: None, filters: str,
                           visitors: int) -> None:
@@ -73,12 +78,31 @@ def test_v1_timeseries_of_a_day_is_hourly(settings: Settings, serve: Callable[[s
         {row["date"]: row["visitors"] for row in rows if row["visitors"]}
 
 
-def test_v1_timeseries_of_a_year_is_monthly(settings: Settings, serve: Callable[[str], int], traffic: None) -> None:
-    response = v1(settings, serve, "timeseries", metrics="visitors", period="year")
+def test_v1_timeseries_of_twelve_months_is_monthly(settings: Settings, serve: Callable[[str], int],
+                                                   traffic: None) -> None:
+    response = v1(settings, serve, "timeseries", metrics="visitors", period="12mo", date="2027-01-15")
     assert 200 == response.status_code, response.text
     rows = response.json()["results"]
     assert 12 == len(rows)
     assert {"date": "2026-03-01", "visitors": 4} == rows[2]
+
+
+def test_v1_timeseries_interval_date_is_day(settings: Settings, serve: Callable[[str], int], traffic: None) -> None:
+    """``interval=date`` (Plausible's legacy name) gives daily rows."""
+    response = v1(settings, serve, "timeseries", metrics="visitors", period="custom", date="2026-03-09,2026-03-10",
+                  interval="date")
+    assert 200 == response.status_code, response.text
+    assert [{"date": "2026-03-09", "visitors": 0}, {"date": "2026-03-10", "visitors": 4}] == response.json()["results"]
+
+
+def test_v1_timeseries_empty_buckets_hold_each_metrics_default(settings: Settings, serve: Callable[[str], int],
+                                                               traffic: None) -> None:
+    """A bucket without visits: 0 for counts, 0.0 for rates, null for visit_duration (``Metrics.default_value``)."""
+    response = v1(settings, serve, "timeseries", metrics="visitors,bounce_rate,views_per_visit,visit_duration",
+                  period="custom", date="2026-03-09,2026-03-09")
+    assert 200 == response.status_code, response.text
+    assert [{"date": "2026-03-09", "visitors": 0, "bounce_rate": 0.0, "views_per_visit": 0.0,
+             "visit_duration": None}] == response.json()["results"]
 
 
 DOCS = "https://plausible.io/docs/stats-api"
@@ -106,7 +130,23 @@ DOCS = "https://plausible.io/docs/stats-api"
     pytest.param("aggregate", {"filters": "visit:colour==red"}, "Invalid filter property 'visit:colour'. Please "
                  f"provide a valid filter property: {DOCS}#properties", id="unknown-filter-property"),
     pytest.param("timeseries", {"interval": "year"}, "Error parsing `interval` parameter: invalid interval `year`. "
-                 "Valid intervals are `day`, `month`, `hour`, `week`", id="interval"),
+                 "Valid intervals are `day`, `month`", id="interval"),
+    pytest.param("timeseries", {"interval": "hour"}, "Error parsing `interval` parameter: invalid interval `hour`. "
+                 "Valid intervals are `day`, `month`", id="interval-hour"),
+    pytest.param("timeseries", {"interval": "week"}, "Error parsing `interval` parameter: invalid interval `week`. "
+                 "Valid intervals are `day`, `month`", id="interval-week"),
+    pytest.param("aggregate", {"period": "year"}, "Error parsing `period` parameter: invalid period `year`. Please "
+                 f"find accepted values in our docs: {DOCS}#time-periods", id="period-year"),
+    pytest.param("breakdown", {"property": "event:hostname"}, "Property 'event:hostname' is currently not supported "
+                 f"for breakdowns.  Please provide a valid property for the breakdown endpoint: {DOCS}#properties",
+                 id="hostname-breakdown"),
+    pytest.param("aggregate", {"filters": "event:goal==Signup"}, "The goal `Signup` is not configured for this site. "
+                 "Find out how to configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals",
+                 id="goal-not-configured"),
+    pytest.param("breakdown", {"property": "visit:source", "filters": "event:goal==Visit /nope"},
+                 "The pageview goal for the pathname `/nope` is not configured for this site. Find out how to "
+                 "configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals",
+                 id="page-goal-not-configured"),
     pytest.param("breakdown", {}, "The `property` parameter is required. Please provide at least one property to "
                  "show a breakdown by.", id="no-property"),
     pytest.param("breakdown", {"property": "time:day"}, "Invalid property 'time:day'. Please provide a valid "
@@ -191,3 +231,60 @@ def test_v1_aggregate_compare_has_the_comparison_value(settings: Settings, serve
     assert {"visitors": {"value": 4, "comparison_value": 0, "change": 100},
             "bounce_rate": {"value": 100, "comparison_value": 0, "change": 100},
             "visit_duration": {"value": 0, "comparison_value": 0, "change": 0}} == response.json()["results"]
+
+
+@pytest.fixture
+def pricing_goal(settings: Settings, traffic: None) -> None:
+    """The page goal "Visit /pricing": visitor 2 (DE, 05:40) completes it."""
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        conn.execute(text("INSERT INTO goals (site_id, display_name, page_path) SELECT id, 'Visit /pricing', "
+                          "'/pricing' FROM sites WHERE domain = :d"), {"d": SITE})
+    db_engine.dispose()
+
+
+def test_v1_timeseries_conversion_rate_is_per_bucket(settings: Settings, serve: Callable[[str], int],
+                                                     pricing_goal: None) -> None:
+    """Plausible's Legacy.Timeseries asks for the group conversion rate: at 05:00 one of the hour's two visitors
+    converted (50 %, not 1 of the day's 4); an hour without visitors holds 0.0."""
+    response = v1(settings, serve, "timeseries", metrics="visitors,conversion_rate",
+                  filters="event:goal==Visit /pricing")
+    assert 200 == response.status_code, response.text
+    rows = {row["date"]: row for row in response.json()["results"]}
+    assert {"date": "2026-03-10 05:00:00", "visitors": 1, "conversion_rate": 50.0} == rows["2026-03-10 05:00:00"]
+    assert {"date": "2026-03-10 13:00:00", "visitors": 0, "conversion_rate": 0.0} == rows["2026-03-10 13:00:00"]
+
+
+@pytest.mark.parametrize(("prop", "rows"), [
+    # By a visit property: the group conversion rate (1 of DE's 2 visitors).
+    pytest.param("visit:country", [{"country": "DE", "visitors": 1, "conversion_rate": 50.0}], id="by-country"),
+    # By a custom property: the conversion rate over all 4 visitors, as Plausible keeps it there.
+    pytest.param("event:props:plan", [{"plan": "(none)", "visitors": 1, "conversion_rate": 25.0}], id="by-prop"),
+    pytest.param("event:goal", [{"goal": "Visit /pricing", "visitors": 1, "conversion_rate": 25.0}], id="by-goal"),
+])
+def test_v1_breakdown_conversion_rate(settings: Settings, serve: Callable[[str], int], pricing_goal: None,
+                                      prop: str, rows: list[dict[str, object]]) -> None:
+    """Plausible's Legacy.Breakdown: conversion_rate is the group conversion rate except by a goal or a custom
+    property."""
+    response = v1(settings, serve, "breakdown", property=prop, metrics="visitors,conversion_rate",
+                  filters="event:goal==Visit /pricing")
+    assert 200 == response.status_code, response.text
+    assert rows == response.json()["results"]
+
+
+def test_v1_breakdown_of_time_on_page_alone_ranks_by_visitors(settings: Settings, serve: Callable[[str], int],
+                                                              traffic: None) -> None:
+    """Plausible's Legacy.Breakdown ranks by visitors when time_on_page is the only metric: /zeta's two visitors
+    put it before /a|b and /pricing (one each), though it sorts after them by name; visitors is not shown."""
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        for visitor in (5, 6):
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                "SELECT id, :ts, 'pageview', :v, :v, domain, '/zeta' FROM sites WHERE domain = :d"),
+                {"ts": datetime(2026, 3, 10, 6, visitor, tzinfo=UTC), "v": visitor, "d": SITE})
+    db_engine.dispose()
+    response = v1(settings, serve, "breakdown", property="event:page", metrics="time_on_page")
+    assert 200 == response.status_code, response.text
+    assert [{"page": page, "time_on_page": None} for page in ("/", "/zeta", "/a|b", "/pricing")] == \
+        response.json()["results"]

@@ -46,6 +46,15 @@ def test_v2_query(servers: Servers, key: str) -> None:
     assert ["visitors", "pageviews"] == body["query"]["metrics"]
 
 
+def test_v2_behavioral_filter(servers: Servers, key: str) -> None:
+    """A has_done filter through the api: the visitor who viewed /pricing, on every page of their visit."""
+    response = api(servers, "POST", "/api/v2/query", key, json={
+        "site_id": "stats.example", "metrics": ["visitors"], "date_range": "day", "dimensions": ["event:page"],
+        "filters": [["has_done", ["is", "event:page", ["/pricing"]]]]})
+    assert 200 == response.status_code, response.text
+    assert [{"dimensions": ["/pricing"], "metrics": [1]}] == response.json()["results"]
+
+
 def test_v1_endpoints(servers: Servers, key: str) -> None:
     """realtime/visitors, aggregate and breakdown answer through the api."""
     realtime = api(servers, "GET", "/api/v1/stats/realtime/visitors", key, params={"site_id": "stats.example"})
@@ -59,8 +68,13 @@ def test_v1_endpoints(servers: Servers, key: str) -> None:
 
 
 @pytest.mark.parametrize(("site", "body", "status", "message"), [
-    pytest.param("stats.example", {"metrics": ["visitorz"], "date_range": "day"}, 400, "invalid metric", id="metric"),
+    pytest.param("stats.example", {"metrics": ["visitorz"], "date_range": "day"}, 400,
+                 "#/metrics/0: Invalid metric \"visitorz\"", id="metric"),
     pytest.param("stats.example", {"metrics": ["visitors"]}, 400, "date_range: required", id="no-range"),
+    pytest.param("stats.example", {"metrics": ["visitors"], "date_range": "day",
+                                   "filters": [["has_done", ["is", "visit:source", ["Google"]]]]}, 400,
+                 "Behavioral filters (has_done, has_not_done) can only be used with event dimension filters",
+                 id="behavioral-visit-filter"),
     pytest.param("hidden.example", {"metrics": ["visitors"], "date_range": "day"}, 404, "not be found",
                  id="other-users-site"),
     pytest.param("missing.example", {"metrics": ["visitors"], "date_range": "day"}, 404, "not be found",

@@ -1,0 +1,233 @@
+"""Stats API v2 details as Plausible answers them (docs/plausible-api-checklist.md, the v2 rows).
+
+Over the hand-computed dataset of tests/support/analytics.py (2026-03-10, Europe/Berlin): visit 11 of A (/,
+/pricing, Signup), visit 21 of B (/blog/a), visit 12 of A (/blog/b, a non-interactive Outbound click), visit 31
+of C (/ at 23:50 local, /docs at 00:10 local the next day, outside the day). Goals: "Signup" (event Signup),
+"Pricing" (pageviews of /pricing). Where Plausible's documentation is silent the values follow its code:
+``Plausible.Stats.QueryBuilder`` (validation and messages) and ``Plausible.Stats.SQL.WhereBuilder`` (behavioural
+filters: the visits with an event in the date range matching the inner filter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.core.db import make_async_engine, make_engine, sessionmaker_for
+from app.core.internal import INTERNAL_TOKEN_HEADER
+from app.core.settings import Settings
+from services.analytics import engine, planner
+from services.analytics.query import parse_query
+from tests.support.analytics import DAY
+
+
+def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx.Response:
+    payload = {"site_id": "stats.example", "date_range": DAY, **body}
+    return httpx.post(f"http://127.0.0.1:{serve('analytics')}/query", json=payload,
+                      headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+
+
+def results(response: httpx.Response) -> list[tuple[Any, ...]]:
+    assert 200 == response.status_code, response.text
+    return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
+
+
+@pytest.fixture
+def goals(settings: Settings, dataset: None) -> None:
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for name, event, page in (("Signup", "Signup", None), ("Pricing", None, "/pricing")):
+            conn.execute(text("INSERT INTO goals (site_id, display_name, event_name, page_path) SELECT id, :name, "
+                              ":event, :page FROM sites WHERE domain = 'stats.example'"),
+                         {"name": name, "event": event, "page": page})
+    engine.dispose()
+
+
+COUNTS = ["visitors", "visits", "pageviews", "events"]
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    # Visit 11 did Signup: its 3 events, 2 of them pageviews.
+    pytest.param([["has_done", ["is", "event:name", ["Signup"]]]], (1, 1, 2, 3), id="has-done-name"),
+    # Visits 21, 12 and 31 did not: A (visit 12), B and C; their events of the day.
+    pytest.param([["has_not_done", ["is", "event:name", ["Signup"]]]], (3, 3, 3, 4), id="has-not-done-name"),
+    pytest.param([["has_done", ["is", "event:goal", ["Pricing"]]]], (1, 1, 2, 3), id="has-done-goal"),
+    # Visit 31's /docs falls on the next local day: outside the date range, so nobody did it.
+    pytest.param([["has_done", ["is", "event:page", ["/docs"]]]], (0, 0, 0, 0), id="only-within-the-range"),
+    pytest.param([["has_not_done", ["is", "event:page", ["/docs"]]]], (3, 4, 5, 7), id="not-done-within-the-range"),
+    pytest.param([["has_done", ["or", [["contains", "event:page", ["blog"]], ["is", "event:name", ["Signup"]]]]]],
+                 (2, 3, 4, 6), id="has-done-or"),
+    # A's visit 11 entered from Google and did Signup; has_done keeps all of that visit's events.
+    pytest.param([["is", "visit:source", ["Google"]], ["has_done", ["is", "event:name", ["Signup"]]]],
+                 (1, 1, 2, 3), id="with-a-visit-filter"),
+    pytest.param([["not", ["has_done", ["is", "event:name", ["Signup"]]]]], (3, 3, 3, 4), id="negated"),
+])
+def test_behavioral_filters(settings: Settings, serve: Callable[[str], int], goals: None,
+                            filters: list[Any], expected: tuple[int, ...]) -> None:
+    """(visitors, visits, pageviews, events) of the visits that did (or did not do) something in the range."""
+    assert [expected] == results(query(settings, serve, metrics=COUNTS, filters=filters))
+
+
+def test_event_metrics_by_entry_page(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """Pageviews by entry page (and page): answered, where Plausible refuses them without event:page."""
+    rows = results(query(settings, serve, metrics=["pageviews"], dimensions=["visit:entry_page", "event:page"],
+                         filters=[["is", "visit:entry_page", ["/"]]]))
+    assert [("/", "/", 2), ("/", "/pricing", 1)] == rows
+
+
+def test_screen_is_the_device(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """``visit:screen``, Plausible's older name of the device, filters and groups as ``visit:device``."""
+    assert [(1, 3)] == results(query(settings, serve, metrics=["visitors", "pageviews"],
+                                     filters=[["is", "visit:screen", ["Desktop"]]]))
+    rows = results(query(settings, serve, metrics=["visitors"], dimensions=["visit:screen"]))
+    assert [("Desktop", 1), ("Mobile", 1), ("Tablet", 1)] == rows
+
+
+def test_behavioral_filter_in_a_breakdown(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """Sources of the visits that viewed a blog page: visit 21 (Twitter) and visit 12 (direct)."""
+    rows = results(query(settings, serve, metrics=["visitors", "bounce_rate"], dimensions=["visit:source"],
+                         filters=[["has_done", ["contains", "event:page", ["/blog/"]]]]))
+    assert [("Direct / None", 1, 100), ("Twitter", 1, 100)] == rows
+
+
+def test_behavioral_filter_is_echoed_in_the_query(settings: Settings, serve: Callable[[str], int],
+                                                  goals: None) -> None:
+    """The response's ``query`` holds the filter as given."""
+    filters = [["has_not_done", ["is", "event:goal", ["Signup"]]]]
+    response = query(settings, serve, metrics=["visitors"], filters=filters)
+    assert 200 == response.status_code, response.text
+    assert filters == response.json()["query"]["filters"]
+
+
+@pytest.mark.parametrize(("body", "date_range", "include"), [
+    pytest.param({}, ["2026-03-10T00:00:00+01:00", "2026-03-10T23:59:59+01:00"], {}, id="days"),
+    pytest.param({"date_range": ["2026-03-10T09:00:00+01:00", "2026-03-10T12:30:00+01:00"],
+                  "include": {"total_rows": True, "time_labels": False}},
+                 ["2026-03-10T09:00:00+01:00", "2026-03-10T12:30:00+01:00"], {"total_rows": True}, id="date-times"),
+])
+def test_query_echo(settings: Settings, serve: Callable[[str], int], goals: None, body: dict[str, Any],
+                    date_range: list[str], include: dict[str, bool]) -> None:
+    """``query.date_range`` ends on the range's last second and ``query.include`` holds the options that are on,
+    as Plausible's QueryResult echoes them."""
+    response = query(settings, serve, metrics=["visitors"], **body)
+    assert 200 == response.status_code, response.text
+    assert (date_range, include) == (response.json()["query"]["date_range"], response.json()["query"]["include"])
+
+
+def test_conversion_rate_with_a_goal_and_a_behavioral_filter(settings: Settings, serve: Callable[[str], int],
+                                                             goals: None) -> None:
+    """Signup among the visits that viewed /pricing: A converted; the divisor keeps the behavioural filter (the
+    visits that viewed /pricing: A's visit 11), so 100 %."""
+    rows = results(query(settings, serve, metrics=["visitors", "conversion_rate"],
+                         filters=[["is", "event:goal", ["Signup"]],
+                                  ["has_done", ["is", "event:page", ["/pricing"]]]]))
+    assert [(1, 100.0)] == rows
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    pytest.param({"filters": [["has_done", ["has_not_done", ["is", "event:name", ["Signup"]]]]]},
+                 "Invalid filters. Behavioral filters (has_done, has_not_done) cannot be nested.", id="nested"),
+    pytest.param({"filters": [["has_done", ["is", "visit:source", ["Google"]]]]},
+                 "Invalid filters. Behavioral filters (has_done, has_not_done) can only be used with event "
+                 "dimension filters.", id="visit-dimension"),
+    pytest.param({"filters": [["has_done", ["and", [["is", "event:page", ["/"]], ["is", "visit:country", ["DE"]]]]]]},
+                 "can only be used with event dimension filters", id="visit-dimension-nested"),
+    pytest.param({"filters": [["has_done", ["is", "event:name", ["Signup"]], ["is", "event:name", ["x"]]]]},
+                 "takes exactly one filter", id="two-filters"),
+    pytest.param({"metrics": ["conversion_rate"], "filters": [["has_done", ["is", "event:goal", ["Signup"]]]]},
+                 "Metric `conversion_rate` can only be queried with event:goal filters or dimensions.",
+                 id="conversion-rate-needs-a-goal-outside"),
+    pytest.param({"filters": [["and", [["is", "event:goal", ["Signup"]], ["is", "visit:country", ["DE"]]]]]},
+                 "Invalid filters. Dimension `event:goal` can only be filtered at the top level.", id="goal-nested"),
+    pytest.param({"filters": [["not", ["is", "event:goal", ["Signup"]]]]},
+                 "Invalid filters. Dimension `event:goal` can only be filtered at the top level.", id="goal-negated"),
+    pytest.param({"filters": [["or", [["is", "event:hostname", ["a.example"]], ["is", "event:page", ["/"]]]]]},
+                 "Invalid filters. Dimension `event:hostname` can only be filtered at the top level.",
+                 id="hostname-nested"),
+    pytest.param({"metrics": ["events", "visit_duration"], "dimensions": ["visit:exit_page", "event:name"]},
+                 "Session metric(s) `visit_duration` cannot be queried along with event dimension(s) `event:name`",
+                 id="session-metric-by-event-name"),
+    pytest.param({"filters": [["is", "visit:country", ["DEU"]]]},
+                 "Invalid visit:country filter, visit:country needs to be a valid 2-letter country code.",
+                 id="country-code"),
+    pytest.param({"metrics": ["conversion_rate"],
+                  "filters": [["is", "event:goal", ["Signup"]], ["not", ["is", "event:props:plan", ["pro"]]]]},
+                 "Invalid filters. When `conversion_rate` or `group_conversion_rate` metrics are used, custom "
+                 "property filters can only be used on top level.", id="conversion-rate-nested-prop"),
+])
+def test_invalid_filters_in_plausibles_words(settings: Settings, serve: Callable[[str], int], goals: None,
+                                             body: dict[str, Any], message: str) -> None:
+    """Filters Plausible refuses are 400 with its message."""
+    response = query(settings, serve, **{"metrics": ["visitors"], **body})
+    assert 400 == response.status_code, response.text
+    assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("filters", "status"), [
+    pytest.param([["is", "event:goal", ["Signup", "Newsletter"]]], 400, id="is"),
+    pytest.param([["has_done", ["is", "event:goal", ["Newsletter"]]]], 400, id="in-a-behavioral-filter"),
+    pytest.param([["contains", "event:goal", ["Newsletter"]]], 200, id="contains-may-match-nothing"),
+    pytest.param([["is", "event:goal", ["newsletter"], {"case_sensitive": False}]], 200, id="case-insensitive"),
+])
+def test_goal_filter_must_name_a_configured_goal(settings: Settings, serve: Callable[[str], int], goals: None,
+                                                 filters: list[Any], status: int) -> None:
+    """Plausible's ``validate_filtered_goals_exist``: an ``is`` goal filter names goals of the site."""
+    response = query(settings, serve, metrics=["visitors"], filters=filters)
+    assert status == response.status_code, response.text
+    if status == 400:
+        assert ("Invalid filters. The goal `Newsletter` is not configured for this site. Find out how to configure "
+                "goals here: https://plausible.io/docs/stats-api#filtering-by-goals") == response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param({"metrics": ["visitors", "bounce_rate", "visit_duration"], "dimensions": ["visit:source"],
+                  "filters": [["has_not_done", ["is", "event:goal", ["Signup"]]]]}, id="session-metrics"),
+    pytest.param({"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
+                  "filters": [["has_done", ["is", "event:name", ["Signup"]]]]}, id="pages"),
+    pytest.param({"metrics": ["visitors", "events"], "dimensions": ["event:goal"],
+                  "filters": [["has_done", ["is", "event:page", ["/"]]], ["is", "visit:country", ["DE"]]]},
+                 id="goals-by-visit-filter"),
+])
+async def test_behavioral_filters_served_equal_raw(settings: Settings, goals: None, body: dict[str, Any]) -> None:
+    """Whichever source the planner picks, a behavioural filter gives the raw engine's answer (visits computed from
+    the events with window functions)."""
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            site_id = (await session.execute(text("SELECT id FROM sites WHERE domain = 'stats.example'"))).scalar_one()
+            parsed = parse_query({"site_id": "stats.example", "date_range": DAY, **body}, timezone="Europe/Berlin",
+                                 now=datetime(2026, 3, 20, tzinfo=UTC))
+            raw = await engine.run(session, parsed, site_id)
+            served = await planner.answer(session, parsed, site_id)
+    finally:
+        await db.dispose()
+    assert raw.rows, body  # not a vacuous equality
+    assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
+
+
+@pytest.mark.parametrize(("date_range", "warned"), [
+    pytest.param(["2026-03-10", "2026-03-12"], True, id="reaches-before-the-first-engagement"),
+    pytest.param(["2026-03-12", "2026-03-12"], False, id="after-it"),
+])
+def test_legacy_time_on_page_warning(settings: Settings, serve: Callable[[str], int], goals: None,
+                                     date_range: list[str], warned: bool) -> None:
+    """Plausible's ``metric_warnings.time_on_page`` (``legacy_time_on_page_used``) when the range reaches before
+    the site's first engagement event (here 2026-03-12 08:00 UTC, local day 2026-03-12)."""
+    engine_ = make_engine(settings.database)
+    with engine_.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, scroll_depth, "
+            "engagement_time) SELECT id, :ts, 7, 7, domain, '/', 50, 3000 FROM sites WHERE domain = 'stats.example'"),
+            {"ts": datetime(2026, 3, 12, 8, tzinfo=UTC)})
+    engine_.dispose()
+    response = query(settings, serve, metrics=["time_on_page"], filters=[["is", "event:page", ["/"]]],
+                     date_range=date_range)
+    assert 200 == response.status_code, response.text
+    warning = {"time_on_page": {"code": "legacy_time_on_page_used", "message": "This period includes data "
+                                "calculated with the legacy time on page method up to 2026-03-12"}}
+    assert (warning if warned else None) == response.json()["meta"].get("metric_warnings")
