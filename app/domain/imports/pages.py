@@ -15,6 +15,7 @@ from litestar.response import Redirect, Response, Stream, Template
 from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable, problem
 from app.core.http import ServiceError
 from app.core.import_contracts import ImportSource
+from app.core.inputs import body_stream
 from app.core.pages import flash
 from app.core.resources import Resources
 from app.core.tokens import sign_token, verify_token
@@ -97,7 +98,7 @@ class ImportsPageController(Controller):
         response = await services.request(
             "integrations", "PUT", f"/sites/{site.id}/imports", params={"source": source, "name": name,
                                                                         "user": user.id},
-            content=request.stream(), headers={"content-type": "application/octet-stream"})
+            content=body_stream(request), headers={"content-type": "application/octet-stream"})
         if response.status_code >= 500:
             raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
         return Response(response.content, status_code=response.status_code,

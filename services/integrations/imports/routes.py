@@ -14,6 +14,7 @@ from litestar.response import File, Response
 
 from app.core.errors import PayloadTooLarge
 from app.core.import_contracts import ExportRequest, ImportSource, SiteExport, SiteImport
+from app.core.inputs import body_stream
 from app.core.integration_contracts import PathId
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
@@ -50,7 +51,7 @@ class ImportsController(Controller):
             raise PayloadTooLarge(f"the file is larger than the maximum of {limits.max_upload} bytes "
                                   "(BEACON_IMPORT_MAX_UPLOAD)")
         directory = imports_dir(resources.settings.paths.state_dir)
-        stored = await store_upload(request.stream(), directory, store.upload_name(), limits.max_upload)
+        stored = await store_upload(body_stream(request), directory, store.upload_name(), limits.max_upload)
         try:
             await anyio.to_thread.run_sync(store.inspect, stored.path, source, name, limits)
             async with resources.sessions.begin() as session:
