@@ -182,14 +182,20 @@ def entries(path: Path, display: str, limits: ImportSettings) -> list[Entry]:
     return sorted(found, key=lambda entry: entry.name)
 
 
+MAX_LINE = 1 << 20
+"""Longest line (bytes) of an imported CSV. Plausible's and Umami's rows are a few hundred bytes; without a
+bound, a file of one endless line would be read whole into memory before the CSV reader could refuse it."""
+
+
 class _Bounded:
-    """Reads at most ``limit`` bytes from a stream, then refuses: a zip entry may lie about its size."""
+    """Reads at most ``limit`` bytes from a stream, then refuses: a zip entry may lie about its size. A line
+    is read at most :data:`MAX_LINE` + 1 bytes at a time, so an over-long one is seen without being held."""
 
     def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
         self.raw, self.left, self.name = raw, limit, name
 
     def readline(self) -> bytes:
-        line = self.raw.readline(self.left + 1)
+        line = self.raw.readline(min(self.left, MAX_LINE) + 1)
         self.left -= len(line)
         if self.left < 0:
             raise ImportRefused("the entry is larger than its zip directory says (a zip bomb?)", file=self.name)
@@ -211,8 +217,15 @@ class _Lines:
     def __init__(self, stream: _Bounded, name: str) -> None:
         self.stream, self.name, self.offset, self.line = stream, name, 0, 0
 
+    def _readline(self) -> bytes:
+        chunk = self.stream.readline()
+        if len(chunk) > MAX_LINE:
+            raise ImportRefused(f"the line is longer than {MAX_LINE} bytes (is this a CSV file?)", file=self.name,
+                                line=self.line + 1)
+        return chunk
+
     def __iter__(self) -> Iterator[str]:
-        while chunk := self.stream.readline():
+        while chunk := self._readline():
             self.line += 1
             self.offset += len(chunk)
             try:
@@ -225,7 +238,7 @@ class _Lines:
     def skip(self, to: int, line: int) -> None:
         """Move to byte ``to`` (a record boundary read before), which is line ``line``."""
         while self.offset < to:
-            chunk = self.stream.readline()
+            chunk = self._readline()
             if not chunk:
                 raise ImportRefused("the file changed since the import began", file=self.name)
             self.offset += len(chunk)

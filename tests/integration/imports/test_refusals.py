@@ -99,6 +99,11 @@ CASES = [
     pytest.param(lambda: b"PK\x05\x06" + b"\0" * 18, "export.zip: the zip archive is damaged or empty",
                  id="empty-zip"),
     pytest.param(lambda: b"", "the file is empty", id="empty-file"),
+    pytest.param(lambda: zipped({VISITORS: GOOD_VISITORS + "2024-01-02," + "1" * (2 << 20) + ",2,0,1,10\n"},
+                                zipfile.ZIP_STORED),
+                 f"{VISITORS}, line 3: the line is longer than 1048576 bytes", id="endless-line"),
+    pytest.param(lambda: b"date" + b"x" * (3 << 20), "export.zip, line 1: the line is longer than 1048576 bytes",
+                 id="endless-header"),
 ]
 
 
