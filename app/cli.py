@@ -250,9 +250,11 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         site_id = _import_site(engine, args.site)
         directory, name = imports_dir(settings.paths.state_dir), store.upload_name()
         if str(args.file) == "-":
-            stored, display = store_stream(sys.stdin.buffer, directory, name, limits.max_upload), "stdin"
+            stored, display = store_stream(sys.stdin.buffer, directory, name, limits.max_upload,
+                                           limits.min_free_disk), "stdin"
         else:
-            stored, display = store_file(args.file, directory, name, limits.max_upload), args.file.name
+            stored = store_file(args.file, directory, name, limits.max_upload, limits.min_free_disk)
+            display = args.file.name
         import_id = store.create_import(engine, site_id, args.source, stored, display, limits,
                                         label=args.label or "")
         print(f"import {import_id} of {display} into {args.site} created; a worker runs it")

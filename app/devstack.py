@@ -74,6 +74,10 @@ def free_port() -> int:
 def check_port_free(port: int, what: str) -> None:
     """Raise StackError naming ``what`` when something already listens on 127.0.0.1:``port``."""
     with socket.socket() as sock:
+        # As the servers bind (PostgreSQL, Redis, Nginx and Granian all set SO_REUSEADDR): without it, the
+        # TIME_WAIT connections a stack stopped a moment ago leaves on its ports would read as "in use" for a
+        # minute, and `make run` right after Ctrl-C would refuse to start.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -11,10 +11,14 @@ JSON or form bodies. Bodies are read at most ``max_body`` bytes (413 beyond) and
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import date
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from litestar import Request
 from litestar.enums import ScopeType
+from litestar.exceptions import InternalServerException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
@@ -41,6 +45,22 @@ class InvalidInput(ClientError):
 
 class NestedTooDeep(InvalidInput):
     """A JSON document nested deeper than allowed."""
+
+
+class BodyInterrupted(InvalidInput):
+    """The client went away before it had sent its whole body (an upload cancelled or cut off)."""
+
+
+async def body_stream(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    """The request body's chunks as they arrive (``request.stream()``), where a client that goes away before
+    the end raises :class:`BodyInterrupted` (400) instead of Litestar's 500 ("client disconnected
+    prematurely", the only ``InternalServerException`` its stream raises): a cancelled upload is the
+    client's doing, not an error of ours to log with a traceback."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except InternalServerException:
+        raise BodyInterrupted("the request body ended before it was complete (the upload was interrupted)") from None
 
 
 def check_json_bytes(body: bytes, where: str = "body", max_depth: int = MAX_JSON_DEPTH) -> None:

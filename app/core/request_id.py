@@ -33,7 +33,8 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                # A copy: the handler's message may be reused (a constant), and must not grow per request.
+                message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
         token = request_id_var.set(request_id)

@@ -30,9 +30,16 @@ from services.ingest.writer import RateLimited, Rejected, Row, Unavailable
 logger = logging.getLogger("beacon.ingest")
 
 MAX_BODY = 64 * 1024
-ACCEPTED_START: HTTPResponseStartEvent = {
-    "type": "http.response.start", "status": 202,
-    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]}
+ACCEPTED_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2"))
+
+
+def accepted_start() -> HTTPResponseStartEvent:
+    """A new 202 start message for each answer: middlewares (request id, CORS) add their headers to the message
+    they are given, so a message shared between requests would grow by a header per request until Nginx
+    refused the answer ("upstream sent too big header")."""
+    return {"type": "http.response.start", "status": 202, "headers": list(ACCEPTED_HEADERS)}
+
+
 ACCEPTED_BODY: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"ok", "more_body": False}
 
 
@@ -81,7 +88,7 @@ async def receive_event(scope: Scope, receive: Receive, send: Send) -> None:
     if scope.get("method") != "POST":
         raise MethodNotAllowedException(headers={"Allow": "POST"})
     await accept(scope["app"], scope, await read_body(receive))
-    await send(ACCEPTED_START)
+    await send(accepted_start())
     await send(ACCEPTED_BODY)
 
 

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import ClientError, NotFound
+from app.core.errors import ClientError, Conflict, NotFound
 from app.core.http import ServiceClient, ServiceError
 from app.core.import_contracts import SiteExport
 from app.core.settings import Settings
@@ -82,13 +82,32 @@ def check_range(date_range: str) -> None:
                           f"year; got {date_range[:40]!r}")
 
 
+MAX_UNFINISHED = 3
+"""Export jobs one site may have pending or building at once (of different ranges); a further one is refused."""
+
+
 async def create_export(session: AsyncSession, site_id: int, date_range: str, requested_by: int | None) -> SiteExport:
-    """A pending export of the site over ``date_range``; the scheduler's ``dispatch_exports`` sends its job.
+    """A pending export of the site over ``date_range``; the scheduler's ``dispatch_exports`` sends its job. While
+    one of the same range is still pending or building, that one is returned instead: each export reads every
+    event of its range and keeps its zip for days, so a repeated click (or a script) must not multiply them.
 
     Raises:
         ClientError: ``date_range`` is not one the export takes.
+        Conflict: the site already has :data:`MAX_UNFINISHED` unfinished exports of other ranges.
     """
     check_range(date_range)
+    # Two clicks at once must not both find nothing and both insert: one site's requests take turns.
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('site_exports'), :site)"), {"site": site_id})
+    running = (await session.execute(text(
+        f"SELECT {COLUMNS} FROM site_exports WHERE site_id = :site AND date_range = :range "  # noqa: S608 - constants
+        "AND status IN ('pending', 'building') ORDER BY id LIMIT 1"), {"site": site_id, "range": date_range})).first()
+    if running is not None:
+        return _struct(running)
+    unfinished = (await session.execute(text(
+        "SELECT count(*) FROM site_exports WHERE site_id = :site AND status IN ('pending', 'building')"),
+        {"site": site_id})).scalar_one()
+    if unfinished >= MAX_UNFINISHED:
+        raise Conflict(f"{unfinished} exports of this site are being built already; ask again once one is ready")
     row = (await session.execute(text(
         f"INSERT INTO site_exports (site_id, date_range, requested_by) VALUES (:site, :range, :by) "  # noqa: S608 - constants
         f"RETURNING {COLUMNS}"), {"site": site_id, "range": date_range, "by": requested_by})).one()

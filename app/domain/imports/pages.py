@@ -11,10 +11,12 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Stream, Template
+from litestar.status_codes import HTTP_507_INSUFFICIENT_STORAGE
 
 from app.core.errors import NotFound, PayloadTooLarge, ServiceUnavailable, problem
 from app.core.http import ServiceError
 from app.core.import_contracts import ImportSource
+from app.core.inputs import body_stream
 from app.core.pages import flash
 from app.core.resources import Resources
 from app.core.tokens import sign_token, verify_token
@@ -86,7 +88,7 @@ class ImportsPageController(Controller):
     async def upload(self, request: Request[Any, Any, Any], domain: FromPath[str], source: FromQuery[ImportSource],
                      name: FileName) -> Response[Any]:
         """Stream the body to the integrations service, which stores and checks it: 201 with the import, or its
-        problem (413 too large, 422 with file, line and column, 409 already imported)."""
+        problem (413 too large, 422 with file, line and column, 409 already imported, 507 short of disk space)."""
         user, site, services = await managed_site(request, domain)
         resources: Resources = request.app.state.resources
         limit = resources.settings.imports.max_upload
@@ -97,8 +99,8 @@ class ImportsPageController(Controller):
         response = await services.request(
             "integrations", "PUT", f"/sites/{site.id}/imports", params={"source": source, "name": name,
                                                                         "user": user.id},
-            content=request.stream(), headers={"content-type": "application/octet-stream"})
-        if response.status_code >= 500:
+            content=body_stream(request), headers={"content-type": "application/octet-stream"})
+        if response.status_code >= 500 and response.status_code != HTTP_507_INSUFFICIENT_STORAGE:
             raise ServiceUnavailable(f"the integrations service failed with {response.status_code}")
         return Response(response.content, status_code=response.status_code,
                         media_type=response.headers.get("content-type", "application/json"))

@@ -11,13 +11,14 @@ import contextlib
 import csv
 import hashlib
 import os
+import shutil
 import zipfile
 from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from app.core.errors import ClientError, PayloadTooLarge
+from app.core.errors import AppError, ClientError, PayloadTooLarge
 from app.core.settings import ImportSettings
 
 
@@ -38,6 +39,20 @@ class ImportRefused(ClientError):
         return {"file": self.file, "line": self.line, "column": self.column}
 
 
+class DiskFull(AppError):
+    """Storing the upload would leave less than ``BEACON_IMPORT_MIN_FREE_DISK`` free (507: try again later)."""
+
+    status_code = 507
+    title = "Insufficient storage"
+
+
+def check_room(directory: Path, reserve: int) -> None:
+    """Raise :class:`DiskFull` when ``directory``'s file system has fewer than ``reserve`` bytes free."""
+    if reserve and shutil.disk_usage(directory).free < reserve:
+        raise DiskFull("the server is short of disk space for uploads; try again later "
+                       "(BEACON_IMPORT_MIN_FREE_DISK)")
+
+
 @dataclass(frozen=True)
 class Stored:
     path: Path
@@ -52,11 +67,13 @@ def imports_dir(state_dir: Path) -> Path:
     return path
 
 
-async def store_upload(chunks: AsyncIterable[bytes], directory: Path, name: str, limit: int) -> Stored:
+async def store_upload(chunks: AsyncIterable[bytes], directory: Path, name: str, limit: int,
+                       reserve: int = 0) -> Stored:
     """Write an upload's chunks to ``directory/name`` as they arrive, hashing them.
 
     Raises:
         PayloadTooLarge: past ``limit`` bytes (the partial file is removed).
+        DiskFull: fewer than ``reserve`` bytes would stay free on the disk (the partial file is removed).
     """
     path, digest, size = directory / name, hashlib.sha256(), 0
     try:
@@ -66,6 +83,7 @@ async def store_upload(chunks: AsyncIterable[bytes], directory: Path, name: str,
                 if size > limit:
                     raise PayloadTooLarge(f"the file is larger than the maximum of {limit} bytes "
                                           "(BEACON_IMPORT_MAX_UPLOAD)")
+                check_room(directory, reserve + len(chunk))
                 digest.update(chunk)
                 out.write(chunk)
     except BaseException:
@@ -77,7 +95,7 @@ async def store_upload(chunks: AsyncIterable[bytes], directory: Path, name: str,
     return Stored(path, size, digest.hexdigest())
 
 
-def store_file(source: Path, directory: Path, name: str, limit: int) -> Stored:
+def store_file(source: Path, directory: Path, name: str, limit: int, reserve: int = 0) -> Stored:
     """Copy a local file (the CLI's argument) into the imports directory, hashing it, in 1 MiB chunks."""
     if not source.is_file():
         raise ImportRefused("no such file", file=str(source))
@@ -85,17 +103,18 @@ def store_file(source: Path, directory: Path, name: str, limit: int) -> Stored:
         raise PayloadTooLarge(f"{source}: the file is larger than the maximum of {limit} bytes "
                               "(BEACON_IMPORT_MAX_UPLOAD)")
     with source.open("rb") as src:
-        return _copy(src, directory / name, limit, "the file", source.name)
+        return _copy(src, directory / name, limit, "the file", source.name, reserve)
 
 
-def store_stream(source: IO[bytes], directory: Path, name: str, limit: int) -> Stored:
+def store_stream(source: IO[bytes], directory: Path, name: str, limit: int, reserve: int = 0) -> Stored:
     """Copy a byte stream (the CLI's standard input) into the imports directory, hashing it."""
-    return _copy(source, directory / name, limit, "the input", "")
+    return _copy(source, directory / name, limit, "the input", "", reserve)
 
 
-def _copy(source: IO[bytes], path: Path, limit: int, what: str, file: str) -> Stored:
+def _copy(source: IO[bytes], path: Path, limit: int, what: str, file: str, reserve: int) -> Stored:
     """Write ``source`` to ``path`` in 1 MiB chunks with its SHA-256; nothing is left behind when it is over
-    ``limit`` bytes (:class:`PayloadTooLarge`), empty (:class:`ImportRefused`) or fails."""
+    ``limit`` bytes (:class:`PayloadTooLarge`), would leave less than ``reserve`` bytes free on the disk
+    (:class:`DiskFull`), is empty (:class:`ImportRefused`) or fails."""
     digest, size = hashlib.sha256(), 0
     try:
         with path.open("wb") as out:
@@ -104,6 +123,7 @@ def _copy(source: IO[bytes], path: Path, limit: int, what: str, file: str) -> St
                 if size > limit:
                     raise PayloadTooLarge(f"{what} is larger than the maximum of {limit} bytes "
                                           "(BEACON_IMPORT_MAX_UPLOAD)")
+                check_room(path.parent, reserve + len(chunk))
                 digest.update(chunk)
                 out.write(chunk)
     except BaseException:
@@ -162,14 +182,20 @@ def entries(path: Path, display: str, limits: ImportSettings) -> list[Entry]:
     return sorted(found, key=lambda entry: entry.name)
 
 
+MAX_LINE = 1 << 20
+"""Longest line (bytes) of an imported CSV. Plausible's and Umami's rows are a few hundred bytes; without a
+bound, a file of one endless line would be read whole into memory before the CSV reader could refuse it."""
+
+
 class _Bounded:
-    """Reads at most ``limit`` bytes from a stream, then refuses: a zip entry may lie about its size."""
+    """Reads at most ``limit`` bytes from a stream, then refuses: a zip entry may lie about its size. A line
+    is read at most :data:`MAX_LINE` + 1 bytes at a time, so an over-long one is seen without being held."""
 
     def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
         self.raw, self.left, self.name = raw, limit, name
 
     def readline(self) -> bytes:
-        line = self.raw.readline(self.left + 1)
+        line = self.raw.readline(min(self.left, MAX_LINE) + 1)
         self.left -= len(line)
         if self.left < 0:
             raise ImportRefused("the entry is larger than its zip directory says (a zip bomb?)", file=self.name)
@@ -191,8 +217,15 @@ class _Lines:
     def __init__(self, stream: _Bounded, name: str) -> None:
         self.stream, self.name, self.offset, self.line = stream, name, 0, 0
 
+    def _readline(self) -> bytes:
+        chunk = self.stream.readline()
+        if len(chunk) > MAX_LINE:
+            raise ImportRefused(f"the line is longer than {MAX_LINE} bytes (is this a CSV file?)", file=self.name,
+                                line=self.line + 1)
+        return chunk
+
     def __iter__(self) -> Iterator[str]:
-        while chunk := self.stream.readline():
+        while chunk := self._readline():
             self.line += 1
             self.offset += len(chunk)
             try:
@@ -205,7 +238,7 @@ class _Lines:
     def skip(self, to: int, line: int) -> None:
         """Move to byte ``to`` (a record boundary read before), which is line ``line``."""
         while self.offset < to:
-            chunk = self.stream.readline()
+            chunk = self._readline()
             if not chunk:
                 raise ImportRefused("the file changed since the import began", file=self.name)
             self.offset += len(chunk)

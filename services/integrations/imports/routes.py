@@ -14,6 +14,7 @@ from litestar.response import File, Response
 
 from app.core.errors import PayloadTooLarge
 from app.core.import_contracts import ExportRequest, ImportSource, SiteExport, SiteImport
+from app.core.inputs import body_stream
 from app.core.integration_contracts import PathId
 from app.core.internal import internal_token_guard
 from app.core.resources import Resources
@@ -43,14 +44,16 @@ class ImportsController(Controller):
                      source: FromQuery[ImportSource], name: FileName, user: UserId = None) -> SiteImport:
         """Stream the request body to the imports directory (up to ``BEACON_IMPORT_MAX_UPLOAD``), check its files'
         names and headers, and create the pending import. 413 over the maximum, 422 for a file that cannot be
-        imported (naming file, line and column), 409 for a file already imported into the site."""
+        imported (naming file, line and column), 409 for a file already imported into the site, 507 when the disk is
+        short of space (``BEACON_IMPORT_MIN_FREE_DISK``)."""
         limits = resources.settings.imports
         length = int(request.headers.get("content-length") or 0)
         if length > limits.max_upload:
             raise PayloadTooLarge(f"the file is larger than the maximum of {limits.max_upload} bytes "
                                   "(BEACON_IMPORT_MAX_UPLOAD)")
         directory = imports_dir(resources.settings.paths.state_dir)
-        stored = await store_upload(request.stream(), directory, store.upload_name(), limits.max_upload)
+        stored = await store_upload(body_stream(request), directory, store.upload_name(), limits.max_upload,
+                                    limits.min_free_disk)
         try:
             await anyio.to_thread.run_sync(store.inspect, stored.path, source, name, limits)
             async with resources.sessions.begin() as session:

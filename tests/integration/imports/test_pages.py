@@ -3,6 +3,7 @@ through, its refusals, its progress and its deletion; the Export button's stream
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import html
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -313,3 +315,41 @@ def test_export_jobs_fail_in_words_and_a_dead_job_is_rebuilt(imports: Imports, s
     assert size == Path(path).stat().st_size
     assert [(2,)] == imports.sql("SELECT attempts FROM site_exports WHERE id = :id", id=dead)
     assert not leftover.exists()
+
+
+def test_an_upload_cut_off_midway_is_a_client_error_and_leaves_nothing(imports: Imports, site: Site,
+                                                                       api: str) -> None:
+    """A client that goes away mid-upload gets no import, leaves no file, and logs no 500 in either process."""
+    with browser(imports, api, site.owner) as client:
+        token = csrf(client.get(f"/sites/{site.domain}/imports"))
+        cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in client.cookies.jar)
+    uploads = imports.settings.paths.state_dir / "imports"
+    before = set(uploads.glob("upload-*"))  # files of earlier tests' imports, which their fixture truncated
+    request_id = f"cut-off-upload-{secrets.token_hex(8)}"
+    port = int(api.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall((
+            f"PUT /sites/{site.domain}/imports/upload?source=plausible&name=export.zip HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\nCookie: {cookies}\r\nX-CSRFToken: {token}\r\nX-Request-ID: {request_id}\r\n"
+            "Content-Type: application/octet-stream\r\nContent-Length: 2000000\r\n\r\n").encode())
+        connection.sendall(b"PK\x03\x04" + b"x" * 500_000)
+        time.sleep(1)  # both processes are reading the body now
+
+    log = Path(os.environ.get("BEACON_TEST_LOG_DIR") or imports.state) / "imports-pages.log"
+
+    def lines() -> list[dict[str, Any]]:
+        found = []
+        for line in log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("request_id") == request_id:
+                    found.append(record)
+        return found
+
+    deadline = time.monotonic() + 30
+    while {"api", "integrations"} - {line.get("proc") for line in lines()} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [] == [line["msg"] for line in lines() if line["level"] == "error"]
+    assert {"api", "integrations"} == {line.get("proc") for line in lines()}
+    assert [] == imports.sql("SELECT id FROM site_imports")
+    assert set() == set(uploads.glob("upload-*")) - before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import shutil
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +14,14 @@ import pytest
 
 from app.core.errors import PayloadTooLarge
 from services.integrations.imports import job, store
-from services.integrations.imports.files import ImportRefused, imports_dir, store_file, store_upload
+from services.integrations.imports.files import (
+    DiskFull,
+    ImportRefused,
+    imports_dir,
+    store_file,
+    store_stream,
+    store_upload,
+)
 from services.integrations.models import IMPORTED_TABLES
 from tests.support.import_files import pages_csv, umami_csv, umami_row
 from tests.support.imports import Imports, Site
@@ -91,6 +99,11 @@ CASES = [
     pytest.param(lambda: b"PK\x05\x06" + b"\0" * 18, "export.zip: the zip archive is damaged or empty",
                  id="empty-zip"),
     pytest.param(lambda: b"", "the file is empty", id="empty-file"),
+    pytest.param(lambda: zipped({VISITORS: GOOD_VISITORS + "2024-01-02," + "1" * (2 << 20) + ",2,0,1,10\n"},
+                                zipfile.ZIP_STORED),
+                 f"{VISITORS}, line 3: the line is longer than 1048576 bytes", id="endless-line"),
+    pytest.param(lambda: b"date" + b"x" * (3 << 20), "export.zip, line 1: the line is longer than 1048576 bytes",
+                 id="endless-header"),
 ]
 
 
@@ -158,3 +171,29 @@ def test_an_upload_over_the_maximum_is_refused(imports: Imports, tmp_path: Path)
     big.write_bytes(b"x" * 5000)
     with pytest.raises(PayloadTooLarge, match=r"big\.zip: the file is larger"):
         store_file(big, tmp_path, "copy", 4096)
+
+
+@pytest.mark.parametrize("save", [
+    pytest.param(lambda directory, reserve: asyncio.run(store_upload(_chunks(), directory, "upload", 1 << 20,
+                                                                     reserve)), id="upload"),
+    pytest.param(lambda directory, reserve: store_stream(io.BytesIO(b"x" * 5000), directory, "upload", 1 << 20,
+                                                         reserve), id="cli-stdin"),
+])
+def test_an_upload_that_would_fill_the_disk_is_stopped(tmp_path: Path,
+                                                       save: Callable[[Path, int], object]) -> None:
+    """BEACON_IMPORT_MIN_FREE_DISK stays free: past it the upload stops with 507 and its partial file is removed;
+    below it the same upload is stored."""
+    directory = tmp_path / "imports"
+    directory.mkdir()
+    free = shutil.disk_usage(directory).free
+    with pytest.raises(DiskFull, match="short of disk space") as full:
+        save(directory, free + (1 << 30))
+    assert 507 == full.value.status_code
+    assert [] == list(directory.iterdir())
+    save(directory, 1 << 20)
+    assert [5000] == [path.stat().st_size for path in directory.iterdir()]
+
+
+async def _chunks() -> AsyncIterator[bytes]:
+    for _ in range(5):
+        yield b"x" * 1000

@@ -32,6 +32,18 @@ async def test_event_is_stored_before_202(client: httpx.AsyncClient, settings: S
     assert [("example.com", "pageview", "example.com", "/pricing", {"plan": "pro"})] == rows(settings)
 
 
+async def test_each_202_carries_its_own_headers_once(client: httpx.AsyncClient) -> None:
+    """Headers added on the way out (request id, CORS) are not kept for the next answer: one of each per 202."""
+    answers = []
+    for number in range(3):
+        response = await client.post("/api/event", headers={
+            "User-Agent": UA, "Origin": "https://example.com", "X-Request-ID": f"event-request-{number:04d}"},
+            content=json.dumps({"name": "pageview", "url": "https://example.com/", "domain": "example.com"}))
+        answers.append((response.status_code, response.headers.get_list("x-request-id"),
+                        response.headers.get_list("access-control-allow-origin")))
+    assert [(202, [f"event-request-{number:04d}"], ["*"]) for number in range(3)] == answers
+
+
 async def test_several_domains_store_one_event_each(client: httpx.AsyncClient, settings: Settings) -> None:
     """domain=a,b stores the event for each known site."""
     response = await client.post("/api/event", headers={"User-Agent": UA}, content=json.dumps(

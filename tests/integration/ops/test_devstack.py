@@ -67,6 +67,20 @@ def test_a_port_in_use_is_named() -> None:
     assert str(in_use.value).startswith(f"port {port} (Redis) is already in use")
 
 
+def test_a_port_left_in_time_wait_is_free() -> None:
+    """A server's port whose closed connections are in TIME_WAIT (a stack just stopped) is not "in use"."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: its end of the connection waits in TIME_WAIT
+            client.recv(1)
+    check_port_free(port, "PostgreSQL")
+
+
 def _listening_addresses(port: int) -> set[str]:
     """The local addresses of the TCP sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
     found = set()
