@@ -52,8 +52,7 @@ class ExportDownloadController(Controller):
     dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
     @get("/{export_id:int}/download", media_type="application/zip")
-    async def download(self, request: Request[Any, Any, Any], resources: Res, managed: Managed, domain: FromPath[str],
-                       export_id: FromPath[int],
+    async def download(self, resources: Res, managed: Managed, export_id: FromPath[int],
                        token: Annotated[str, QueryParameter(max_length=600)] = "") -> Stream:
         """An export job's zip: for a signed-in owner or admin of the site, with the link's unexpired signature
         (404 otherwise, and once the file is purged)."""
@@ -71,8 +70,7 @@ class ImportsPageController(Controller):
     dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any], resources: Res, managed: Managed,
-                    domain: FromPath[str]) -> Template:
+    async def index(self, resources: Res, managed: Managed) -> Template:
         user, site, services = managed
         imports = await services.json("integrations", "GET", f"/sites/{site.id}/imports")
         exports = [{**item, "download": export_link(resources, site.domain, site.id, item)}
@@ -82,16 +80,15 @@ class ImportsPageController(Controller):
             "max_upload": resources.settings.imports.max_upload})
 
     @get("/list", media_type="application/json")
-    async def status(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str]) -> Response[Any]:
+    async def status(self, managed: Managed) -> Response[Any]:
         """The imports as JSON (``SiteImport`` list): the page polls it while one runs."""
         _, site, services = managed
         response = await services.request("integrations", "GET", f"/sites/{site.id}/imports")
         return Response(response.content, status_code=response.status_code, media_type="application/json")
 
     @put("/upload", request_max_body_size=None, media_type="application/json")
-    async def upload(self, request: Request[Any, Any, Any], resources: Res, managed: Managed, domain: FromPath[str],
-                     source: FromQuery[ImportSource],
-                     name: FileName) -> Response[Any]:
+    async def upload(self, request: Request[Any, Any, Any], resources: Res, managed: Managed,
+                     source: FromQuery[ImportSource], name: FileName) -> Response[Any]:
         """Stream the body to the integrations service, which stores and checks it: 201 with the import, or its
         problem (413 too large, 422 with file, line and column, 409 already imported)."""
         user, site, services = managed
@@ -131,8 +128,7 @@ class ImportsPageController(Controller):
         return Redirect(f"/sites/{domain}/imports#exports", status_code=303)
 
     @get("/exports", media_type="application/json")
-    async def export_status(self, request: Request[Any, Any, Any], resources: Res, managed: Managed,
-                            domain: FromPath[str]) -> Response[Any]:
+    async def export_status(self, resources: Res, managed: Managed) -> Response[Any]:
         """The export jobs as JSON (``SiteExport`` list), each ready one with its signed download link."""
         _, site, services = managed
         exports = await services.json("integrations", "GET", f"/sites/{site.id}/exports")

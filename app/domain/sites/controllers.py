@@ -239,8 +239,7 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#goals", status_code=303)
 
     @post("/sites/{domain:str}/share", status_code=201)
-    async def share(self, request: Request[Any, Any, Any], user: SignedInUser, resources: Res,
-                    domain: FromPath[str]) -> Template:
+    async def share(self, user: SignedInUser, resources: Res, domain: FromPath[str]) -> Template:
         async with site_transaction(resources, user, domain, "admin") as work:
             site_id = work.access.site.id
             token = await services.create_share_link(work.session, work.access.site)
@@ -259,7 +258,7 @@ class SiteController(Controller):
         return Redirect(f"/sites/{domain}/settings#share", status_code=303)
 
     @post("/sites/{domain:str}/invitations", status_code=201)
-    async def invite(self, request: Request[Any, Any, Any], user: SignedInUser, resources: Res, domain: FromPath[str],
+    async def invite(self, user: SignedInUser, resources: Res, domain: FromPath[str],
                      data: Annotated[InvitationForm, Form]) -> Template:
         work: SiteWork | None = None
         try:

@@ -59,7 +59,7 @@ class WebhooksPageController(Controller):
         return await self._page(managed)
 
     @post("/", status_code=201)
-    async def create(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str]) -> Template:
+    async def create(self, request: Request[Any, Any, Any], managed: Managed) -> Template:
         """Add an endpoint; the page shows its signing secret this once."""
         _, site, services = managed
         form = await request.form()
@@ -301,8 +301,7 @@ class AlertsPageController(Controller):
         return await self._set_enabled(request, managed, domain, rule_id, True)
 
     @get("/{rule_id:int}")
-    async def history(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
-                    rule_id: FromPath[int]) -> Template:
+    async def history(self, managed: Managed, rule_id: FromPath[int]) -> Template:
         """One rule and when it fired (newest first, the last 100)."""
         user, site, services = managed
         rules = await services.json("integrations", "GET", f"/sites/{site.id}/alerts")
