@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from app.core.polling import poll
 from app.core.settings import CODE_DIR, DEFAULT_PORTS, METRICS_PORTS, read_env_file
 
 SHARED_DIR = Path("/var/lib/beacon-dev")
@@ -93,13 +94,19 @@ def program(name: str, package: str) -> str:
     return found
 
 
+def listens(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP connection to ``host:port`` is accepted (within half a second)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise StackError(f"nothing listens on {host}:{port} after {timeout:g} s")
+    """Return once something listens on ``host:port``; ``StackError`` after ``timeout`` seconds."""
+    if not poll(lambda: listens(port, host), timeout):
+        raise StackError(f"nothing listens on {host}:{port} after {timeout:g} s")
 
 
 def _run(args: list[str], *, user: str | None = None, env: Mapping[str, str] | None = None,
@@ -137,21 +144,25 @@ def _chown(path: Path, user: str | None) -> None:
             os.chown(item, entry.pw_uid, entry.pw_gid)
 
 
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` is gone (or, when it is our child, has exited and is now reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    return False
+
+
 def _stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Send ``sig`` to ``pid`` and wait up to ``timeout`` seconds for it to exit; SIGKILL it if it has not."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    if not poll(lambda: _exited(pid), timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:

@@ -92,8 +92,8 @@ def start_worker_metrics(broker: RedisBroker, port: int) -> Prometheus:
     watcher's shared multiprocess directory (``dramatiq_prom_db``, set by circus.ini), plus the queue figures.
     """
     middleware = Prometheus()
+    # Its metric families are declared at process boot, with every other middleware's (workers.worker.start_worker).
     broker.add_middleware(middleware)
-    middleware.after_process_boot(broker)  # type: ignore[no-untyped-call] # what Dramatiq's CLI does at boot: declares the metric families
     collector = QueueCollector(broker)
     serve_metrics("127.0.0.1", port, extra=lambda: (collector,))
     return middleware

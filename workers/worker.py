@@ -11,6 +11,7 @@ import signal
 import threading
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 
 from app.core.logging import configure_logging
 from app.core.sentry import init_sentry
@@ -24,6 +25,20 @@ logger = logging.getLogger("beacon.worker")
 
 STOP_TIMEOUT_MS = 25_000
 """How long running jobs get to finish on SIGTERM (below Circus's graceful_timeout)."""
+
+
+def start_worker(broker: RedisBroker, threads: int, worker_timeout: int = 1000) -> dramatiq.Worker:
+    """Boot ``broker``'s middleware as Dramatiq's worker process does, then start ``threads`` worker threads
+    (each waits up to ``worker_timeout`` milliseconds for a message before it looks again, as in Dramatiq).
+
+    Dramatiq's CLI emits ``process_boot`` once the broker is loaded (``dramatiq/cli.py``, ``worker_process``);
+    middleware start there what they need for the life of the process. Without it the ``TimeLimit``
+    middleware's timer thread never runs and no actor's ``time_limit`` is enforced.
+    """
+    broker.emit_after("process_boot")
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=worker_timeout)
+    worker.start()
+    return worker
 
 
 def run() -> None:
@@ -41,8 +56,7 @@ def run() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    worker = dramatiq.Worker(broker, worker_threads=settings.workers.threads)
-    worker.start()
+    worker = start_worker(broker, settings.workers.threads)
     logger.info("worker started", extra={"queues": sorted(broker.get_declared_queues()),
                                          "threads": settings.workers.threads})
     stop.wait()

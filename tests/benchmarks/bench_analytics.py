@@ -30,7 +30,7 @@ from app.core.settings import Settings
 from services.analytics import engine, planner, rollups
 from services.analytics.cache import cached
 from services.analytics.query import parse_query
-from tests.benchmarks.datagen import generate
+from tests.support.datagen import generate
 
 EVENTS = int(os.environ.get("BEACON_BENCH_EVENTS", "1000000"))
 RUNS = int(os.environ.get("BEACON_BENCH_RUNS", "5"))

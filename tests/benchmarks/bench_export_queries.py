@@ -26,7 +26,7 @@ from services.analytics import export, planner
 from services.analytics.query import parse_query
 from services.integrations.imports import job, store
 from services.integrations.imports.files import imports_dir, store_stream
-from tests.benchmarks.datagen import generate
+from tests.support.datagen import generate
 
 EVENTS = int(os.environ.get("BEACON_BENCH_EVENTS", "50000"))
 RUNS = int(os.environ.get("BEACON_BENCH_RUNS", "5"))

@@ -19,8 +19,8 @@ import pytest
 
 from app.core.db import make_engine
 from services.analytics import rollups
-from tests.benchmarks.datagen import generate
 from tests.support.browser import launch, watch
+from tests.support.datagen import generate
 from tests.support.stack import Stack, login
 
 pytestmark = pytest.mark.e2e

@@ -22,8 +22,8 @@ from playwright.sync_api import expect
 from sqlalchemy import text
 
 from app.core.db import make_engine
-from tests.benchmarks.datagen import generate
 from tests.support.browser import AXE, DESKTOP, Visit, axe_violations, launch, screenshot
+from tests.support.datagen import generate
 from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, Stack
 
 LAST = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

@@ -7,14 +7,16 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.core.errors import AppError, ClientError, TooManyRequests
+from app.core.models import User
 from app.core.pages import FormState, flash
 from app.core.resources import Resources
-from app.domain.accounts.deps import client_address, current_user, require_user
+from app.domain.accounts.deps import USER_DEPENDENCIES, client_address
 from app.domain.accounts.services import (
     authenticate,
     change_password,
@@ -28,6 +30,9 @@ from app.domain.apikeys.services import create_api_key, list_api_keys, revoke_ap
 from app.realtime.publish import WebSocketService
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+Res = NamedDependency[Resources]
+SignedIn = NamedDependency[User | None]
+SignedInUser = NamedDependency[User]
 
 
 class LoginForm(msgspec.Struct):
@@ -63,18 +68,20 @@ def _safe_next(target: str) -> str:
 
 
 class AccountController(Controller):
+    """Handlers take the resources and the (signed-in) user from the providers of ``USER_DEPENDENCIES``."""
+
     include_in_schema = False
+    dependencies = USER_DEPENDENCIES
 
     @get("/login")
-    async def login_page(self, request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template | Redirect:
-        if await current_user(request) is not None:
+    async def login_page(self, signed_in: SignedIn, next: FromQuery[str] = "/") -> Template | Redirect:
+        if signed_in is not None:
             return Redirect(_safe_next(next))
         return Template("login.html", context={"next": _safe_next(next), "form": FormState()})
 
     @post("/login", status_code=303)
-    async def login(self, request: Request[Any, Any, Any],
+    async def login(self, request: Request[Any, Any, Any], resources: Res,
                     data: Annotated[LoginForm, Form]) -> Template | Redirect:
-        resources: Resources = request.app.state.resources
         values = {"email": data.email}
         throttle = LoginThrottle(resources.redis, resources.keys, resources.settings.accounts)
         verdict = await throttle.attempt(data.email, client_address(request))
@@ -101,15 +108,14 @@ class AccountController(Controller):
         return Redirect("/login", status_code=303)
 
     @get("/register")
-    async def register_page(self, request: Request[Any, Any, Any], invitation: FromQuery[str] = "") -> Template:
+    async def register_page(self, resources: Res, invitation: FromQuery[str] = "") -> Template:
         return Template("register.html", context={
             "form": FormState(), "invitation": invitation[:200],
-            "mode": request.app.state.resources.settings.accounts.registration})
+            "mode": resources.settings.accounts.registration})
 
     @post("/register", status_code=303)
-    async def register(self, request: Request[Any, Any, Any],
+    async def register(self, request: Request[Any, Any, Any], resources: Res,
                        data: Annotated[RegisterForm, Form]) -> Template | Redirect:
-        resources: Resources = request.app.state.resources
         try:
             async with resources.sessions.begin() as session:
                 invited = False
@@ -126,10 +132,8 @@ class AccountController(Controller):
         flash(request, "Welcome to Beacon. Your account is ready.")
         return Redirect(f"/invitations/{data.invitation}" if data.invitation else "/", status_code=303)
 
-    async def _account_page(self, request: Request[Any, Any, Any], *, status: int = 200,
+    async def _account_page(self, user: User, resources: Resources, *, status: int = 200,
                             forms: dict[str, FormState] | None = None, **extra: Any) -> Template:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             keys = await list_api_keys(session, user.id)
         accounts = resources.settings.accounts
@@ -139,30 +143,29 @@ class AccountController(Controller):
             "forms": {"key": FormState(), "password": FormState(), **(forms or {})}, **extra})
 
     @get("/account")
-    async def account(self, request: Request[Any, Any, Any]) -> Template:
-        return await self._account_page(request)
+    async def account(self, user: SignedInUser, resources: Res) -> Template:
+        return await self._account_page(user, resources)
 
     @post("/account/password", status_code=200)
-    async def password(self, request: Request[Any, Any, Any], data: Annotated[PasswordForm, Form]) -> Template:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
+    async def password(self, request: Request[Any, Any, Any], user: SignedInUser, resources: Res,
+                       data: Annotated[PasswordForm, Form]) -> Template:
         try:
             async with resources.sessions.begin() as session:
                 changed = await change_password(session, user.id, data.current_password, data.new_password,
                                                 data.new_password_again)
                 epoch = changed.session_epoch
         except ClientError as exc:
-            return await self._account_page(request, status=400, forms={"password": FormState.failed(exc, {})})
+            return await self._account_page(user, resources, status=400,
+                                            forms={"password": FormState.failed(exc, {})})
         # Every other session of the user has ended with the old epoch; this one goes on under a new id.
         start_session(request, user.id, epoch)
         await WebSocketService(resources.redis, resources.keys).close_user(user.id)
-        return await self._account_page(request, notice="Password changed. You are signed out everywhere else.")
+        return await self._account_page(user, resources,
+                                        notice="Password changed. You are signed out everywhere else.")
 
     @post("/account/sessions/end", status_code=303)
-    async def end_all_sessions(self, request: Request[Any, Any, Any]) -> Redirect:
+    async def end_all_sessions(self, request: Request[Any, Any, Any], user: SignedInUser, resources: Res) -> Redirect:
         """Sign out everywhere: every session of this user ends, this one included."""
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
         async with resources.sessions.begin() as session:
             await end_sessions(session, user.id)
         await WebSocketService(resources.redis, resources.keys).close_user(user.id)
@@ -172,23 +175,20 @@ class AccountController(Controller):
         return Redirect("/login", status_code=303)
 
     @post("/account/api-keys", status_code=201)
-    async def create_key(self, request: Request[Any, Any, Any], data: Annotated[ApiKeyForm, Form]) -> Template:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
+    async def create_key(self, user: SignedInUser, resources: Res, data: Annotated[ApiKeyForm, Form]) -> Template:
         scopes = [data.scopes] if isinstance(data.scopes, str) else list(data.scopes)
         try:
             async with resources.sessions.begin() as session:
                 key, plain = await create_api_key(session, user.id, data.name, scopes)
                 name = key.name
         except ClientError as exc:
-            return await self._account_page(request, status=400, forms={
+            return await self._account_page(user, resources, status=400, forms={
                 "key": FormState.failed(exc, {"name": data.name, "scopes": scopes})})
-        return await self._account_page(request, status=201, new_key=plain, new_key_name=name)
+        return await self._account_page(user, resources, status=201, new_key=plain, new_key_name=name)
 
     @post("/account/api-keys/{key_id:int}/revoke", status_code=303)
-    async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[int]) -> Redirect:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
+    async def revoke_key(self, request: Request[Any, Any, Any], user: SignedInUser, resources: Res,
+                         key_id: FromPath[int]) -> Redirect:
         async with resources.sessions.begin() as session:
             await revoke_api_key(session, user.id, key_id)
         flash(request, "Key revoked: it no longer works.")

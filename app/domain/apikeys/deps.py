@@ -39,13 +39,12 @@ class ApiPrincipal:
         return scope in self.key.scopes
 
 
-async def api_principal(request: Request[Any, Any, Any], scope: str) -> ApiPrincipal:
+async def api_principal(request: Request[Any, Any, Any], resources: Resources, scope: str) -> ApiPrincipal:
     """The principal of the request's ``Authorization: Bearer`` key, if the key has ``scope``."""
     header = request.headers.get("authorization", "")
     kind, _, value = header.partition(" ")
     if kind.lower() != "bearer" or not value.strip():
         raise Unauthorized("Missing API key. Send it as 'Authorization: Bearer <key>'.", headers=CHALLENGE)
-    resources: Resources = request.app.state.resources
     async with resources.sessions.begin() as session:
         found = await verify_api_key(session, value.strip())
     if found is None:
@@ -57,10 +56,13 @@ async def api_principal(request: Request[Any, Any, Any], scope: str) -> ApiPrinc
 
 
 def api_key_dependency(scope: str) -> Provide:
-    """A ``Provide`` that resolves to the :class:`ApiPrincipal` of a key with ``scope``."""
+    """A ``Provide`` that resolves to the :class:`ApiPrincipal` of a key with ``scope``.
 
-    async def provide(request: Request[Any, Any, Any]) -> ApiPrincipal:
-        return await api_principal(request, scope)
+    Needs the ``resources`` dependency (:data:`app.domain.deps.DEPENDENCIES`) on the same handler.
+    """
+
+    async def provide(request: Request[Any, Any, Any], resources: NamedDependency[Resources]) -> ApiPrincipal:
+        return await api_principal(request, resources, scope)
 
     return Provide(provide)
 
@@ -91,10 +93,11 @@ def site_access_dependency(needed: str) -> Provide:
     return Provide(provide)
 
 
-async def principal_site(request: Request[Any, Any, Any], principal: ApiPrincipal, domain: str,
-                         needed: str = "viewer") -> Site:
-    """The site ``domain`` if the key's user has ``needed`` on it; 404 otherwise (existence is not revealed)."""
-    resources: Resources = request.app.state.resources
+async def principal_site(resources: Resources, principal: ApiPrincipal, domain: str, needed: str = "viewer") -> Site:
+    """The site ``domain`` if the key's user has ``needed`` on it; 404 otherwise (existence is not revealed).
+
+    Its database session is closed before it returns: the callers then ask another service.
+    """
     async with resources.sessions() as session:
         access = await checked_site(session, principal, domain, needed)
     return access.site

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from app.core.errors import NotFound, ServiceUnavailable, Unauthorized
+from app.core.errors import NotFound, ServiceUnavailable
 from app.core.models import Site, User
 from app.core.resources import Resources
 from app.domain.access.services import site_access
-from app.domain.accounts.deps import current_user
+from app.domain.accounts.deps import USER_DEPENDENCIES
 from app.domain.annotations.services import list_annotations
 from app.domain.dashboard import services
 from app.domain.dashboard.services import (
@@ -29,6 +30,8 @@ from app.domain.dashboard.services import (
 )
 from app.domain.sites.services import site_by_share_token
 
+Res = NamedDependency[Resources]
+
 PARTS = ("overview", "breakdown", "properties", "realtime", "insights", "compare")
 
 
@@ -36,9 +39,9 @@ def _params(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
     return {key: request.query_params.getall(key) for key in request.query_params}
 
 
-async def _dashboard(request: Request[Any, Any, Any], site: Site, user: User | None, role: str | None,
+async def _dashboard(request: Request[Any, Any, Any], resources: Resources, site: Site, user: User | None,
+                     role: str | None,
                      ws_url: str, stats_url: str) -> Template:
-    resources: Resources = request.app.state.resources
     state = parse_state(_params(request), site)
     async with resources.sessions() as session:
         annotations = await list_annotations(session, site.id)
@@ -60,8 +63,7 @@ PERIOD_LABELS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days", "
                  "6mo": "Last 6 months", "12mo": "Last 12 months", "all": "All time", "custom": "Custom range"}
 
 
-async def _stats(request: Request[Any, Any, Any], site: Site, part: str) -> Any:
-    resources: Resources = request.app.state.resources
+async def _stats(request: Request[Any, Any, Any], resources: Resources, site: Site, part: str) -> Any:
     params = _params(request)
     if part == "overview":
         state = parse_state(params, site)
@@ -85,45 +87,50 @@ async def _stats(request: Request[Any, Any, Any], site: Site, part: str) -> Any:
 
 
 class DashboardController(Controller):
+    """Handlers take the resources and the signed-in user from ``USER_DEPENDENCIES``.
+
+    Their database sessions stay short (``resources.sessions()`` blocks) rather than the request's
+    ``db_session``: no connection is held while the analytics service answers.
+    """
+
     include_in_schema = False
+    dependencies = USER_DEPENDENCIES
 
     @get("/sites/{domain:str}")
-    async def dashboard(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
-        user = await current_user(request)
+    async def dashboard(self, request: Request[Any, Any, Any], signed_in: NamedDependency[User | None], resources: Res,
+                        domain: FromPath[str]) -> Template | Redirect:
+        user = signed_in
         if user is None:
             return Redirect(f"/login?next=/sites/{domain}")
-        resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             access = await site_access(session, user.id, domain, "viewer")
         token = live_token(resources, access.site, user.id, user.session_epoch)
-        return await _dashboard(request, access.site, user, access.role, f"/ws?token={token}",
+        return await _dashboard(request, resources, access.site, user, access.role, f"/ws?token={token}",
                                 f"/sites/{access.site.domain}/stats")
 
     @get("/sites/{domain:str}/stats/{part:str}")
-    async def stats(self, request: Request[Any, Any, Any], domain: FromPath[str], part: FromPath[str]) -> Any:
+    async def stats(self, request: Request[Any, Any, Any], user: NamedDependency[User], resources: Res,
+                    domain: FromPath[str], part: FromPath[str]) -> Any:
         """Dashboard data as JSON for a signed-in member of the site."""
-        user = await current_user(request)
-        if user is None:
-            raise Unauthorized("sign in first")
-        resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             access = await site_access(session, user.id, domain, "viewer")
-        return await _stats(request, access.site, part)
+        return await _stats(request, resources, access.site, part)
 
     @get("/share/{token:str}")
-    async def shared(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+    async def shared(self, request: Request[Any, Any, Any], resources: Res, token: FromPath[str]) -> Template:
         """The read-only dashboard of a shared site; a revoked or unknown link is simply not found."""
-        site = await _shared_site(request, token)
-        return await _dashboard(request, site, None, None, f"/ws?share={token}", f"/share/{token}/stats")
+        site = await _shared_site(resources, token)
+        return await _dashboard(request, resources, site, None, None, f"/ws?share={token}",
+                                f"/share/{token}/stats")
 
     @get("/share/{token:str}/stats/{part:str}")
-    async def shared_stats(self, request: Request[Any, Any, Any], token: FromPath[str], part: FromPath[str]) -> Any:
+    async def shared_stats(self, request: Request[Any, Any, Any], resources: Res, token: FromPath[str],
+                           part: FromPath[str]) -> Any:
         """Dashboard data as JSON for whoever holds the share link."""
-        return await _stats(request, await _shared_site(request, token), part)
+        return await _stats(request, resources, await _shared_site(resources, token), part)
 
 
-async def _shared_site(request: Request[Any, Any, Any], token: str) -> Site:
-    resources: Resources = request.app.state.resources
+async def _shared_site(resources: Resources, token: str) -> Site:
     async with resources.sessions() as session:
         site = await site_by_share_token(session, token)
     if site is None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Stream, Template
 from litestar.status_codes import HTTP_507_INSUFFICIENT_STORAGE
@@ -20,11 +21,14 @@ from app.core.inputs import body_stream
 from app.core.pages import flash
 from app.core.resources import Resources
 from app.core.tokens import sign_token, verify_token
+from app.domain.access.deps import SITE_PAGE_DEPENDENCIES, SitePage
+from app.domain.accounts.deps import USER_DEPENDENCIES
 from app.domain.stats.export import zip_stream
-from app.domain.webhooks.pages import managed_site
 
 SOURCES = (("plausible", "Plausible CE — CSV export (zip of imported_*.csv)"),
            ("umami", "Umami — data export (website events CSV, or its zip)"))
+Managed = NamedDependency[SitePage]
+Res = NamedDependency[Resources]
 FileName = Annotated[str, QueryParameter(min_length=1, max_length=300)]
 
 
@@ -47,14 +51,14 @@ def export_link(resources: Resources, domain: str, site_id: int, item: dict[str,
 class ExportDownloadController(Controller):
     path = "/sites/{domain:str}/exports"
     include_in_schema = False
+    dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
     @get("/{export_id:int}/download", media_type="application/zip")
-    async def download(self, request: Request[Any, Any, Any], domain: FromPath[str], export_id: FromPath[int],
+    async def download(self, resources: Res, managed: Managed, export_id: FromPath[int],
                        token: Annotated[str, QueryParameter(max_length=600)] = "") -> Stream:
         """An export job's zip: for a signed-in owner or admin of the site, with the link's unexpired signature
         (404 otherwise, and once the file is purged)."""
-        _, site, services = await managed_site(request, domain)
-        resources: Resources = request.app.state.resources
+        _, site, services = managed
         payload = verify_token(resources.settings.security.secret_key, EXPORT_DOWNLOAD, token)
         if payload is None or payload.get("export") != export_id or payload.get("site") != site.id:
             raise NotFound("this download link is not valid or has expired")
@@ -65,12 +69,12 @@ class ExportDownloadController(Controller):
 class ImportsPageController(Controller):
     path = "/sites/{domain:str}/imports"
     include_in_schema = False
+    dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
-        user, site, services = await managed_site(request, domain)
+    async def index(self, resources: Res, managed: Managed) -> Template:
+        user, site, services = managed
         imports = await services.json("integrations", "GET", f"/sites/{site.id}/imports")
-        resources: Resources = request.app.state.resources
         exports = [{**item, "download": export_link(resources, site.domain, site.id, item)}
                    for item in await services.json("integrations", "GET", f"/sites/{site.id}/exports")]
         return Template("site_imports.html", context={
@@ -78,19 +82,18 @@ class ImportsPageController(Controller):
             "max_upload": resources.settings.imports.max_upload})
 
     @get("/list", media_type="application/json")
-    async def status(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Response[Any]:
+    async def status(self, managed: Managed) -> Response[Any]:
         """The imports as JSON (``SiteImport`` list): the page polls it while one runs."""
-        _, site, services = await managed_site(request, domain)
+        _, site, services = managed
         response = await services.request("integrations", "GET", f"/sites/{site.id}/imports")
         return Response(response.content, status_code=response.status_code, media_type="application/json")
 
     @put("/upload", request_max_body_size=None, media_type="application/json")
-    async def upload(self, request: Request[Any, Any, Any], domain: FromPath[str], source: FromQuery[ImportSource],
-                     name: FileName) -> Response[Any]:
+    async def upload(self, request: Request[Any, Any, Any], resources: Res, managed: Managed,
+                     source: FromQuery[ImportSource], name: FileName) -> Response[Any]:
         """Stream the body to the integrations service, which stores and checks it: 201 with the import, or its
         problem (413 too large, 422 with file, line and column, 409 already imported, 507 short of disk space)."""
-        user, site, services = await managed_site(request, domain)
-        resources: Resources = request.app.state.resources
+        user, site, services = managed
         limit = resources.settings.imports.max_upload
         if int(request.headers.get("content-length") or 0) > limit:
             # Answered as problem+json, as the service answers: the page's script shows its detail.
@@ -106,10 +109,10 @@ class ImportsPageController(Controller):
                         media_type=response.headers.get("content-type", "application/json"))
 
     @post("/export", status_code=303)
-    async def export(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Redirect:
+    async def export(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str]) -> Redirect:
         """The Export button: a small site's zip is streamed at once (a redirect to ``/sites/{domain}/export``);
         a large one's is built by an export job, shown below with its progress and emailed when ready."""
-        user, site, services = await managed_site(request, domain)
+        user, site, services = managed
         form = await request.form()
         date_range = str(form.get("date_range") or "all")[:40]
         response = await services.request("integrations", "POST", f"/sites/{site.id}/exports",
@@ -127,18 +130,17 @@ class ImportsPageController(Controller):
         return Redirect(f"/sites/{domain}/imports#exports", status_code=303)
 
     @get("/exports", media_type="application/json")
-    async def export_status(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Response[Any]:
+    async def export_status(self, resources: Res, managed: Managed) -> Response[Any]:
         """The export jobs as JSON (``SiteExport`` list), each ready one with its signed download link."""
-        _, site, services = await managed_site(request, domain)
+        _, site, services = managed
         exports = await services.json("integrations", "GET", f"/sites/{site.id}/exports")
-        resources: Resources = request.app.state.resources
         return Response([{**item, "download": export_link(resources, site.domain, site.id, item)}
                          for item in exports], media_type="application/json")
 
     @post("/{import_id:int}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str],
+    async def delete(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
                      import_id: FromPath[int]) -> Redirect:
-        _, site, services = await managed_site(request, domain)
+        _, site, services = managed
         try:
             response = await services.request("integrations", "DELETE", f"/sites/{site.id}/imports/{import_id}")
             if response.status_code >= 400:

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get
+from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import Template
 
 from app.core.errors import ClientError
+from app.core.models import User
 from app.core.pages import FormState
 from app.core.resources import Resources
-from app.domain.accounts.deps import require_user
+from app.domain.accounts.deps import USER_DEPENDENCIES
 from app.domain.search.services import search
 
 
 class SearchController(Controller):
     include_in_schema = False
+    dependencies = USER_DEPENDENCIES
 
     @get("/search")
-    async def search_page(self, request: Request[Any, Any, Any], q: FromQuery[str] = "") -> Template:
-        user = await require_user(request)
-        resources: Resources = request.app.state.resources
+    async def search_page(self, user: NamedDependency[User], resources: NamedDependency[Resources],
+                          q: FromQuery[str] = "") -> Template:
         hits, form, status = [], FormState(values={"q": q}), 200
         if q:
             try:

@@ -17,8 +17,10 @@ from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS, ClientError
 from app.core.openapi import BEARER, plausible_responses
 from app.core.resources import Resources
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_site
+from app.domain.deps import DEPENDENCIES
 
 Principal = NamedDependency[ApiPrincipal]
+Res = NamedDependency[Resources]
 RESPONSES = plausible_responses(400, 401, 403, 404, 503)
 
 # Stats API v1 parameters as Plausible documents them; the analytics service validates their values (with
@@ -42,56 +44,55 @@ WithImported = Annotated[str | None, QueryParameter(
 Page = Annotated[int | None, QueryParameter(description="Page number from 1.", ge=1, le=2**31 - 1)]
 
 
-async def _site_param(request: Request[Any, Any, Any], principal: ApiPrincipal, value: object) -> str:
+async def _site_param(resources: Resources, principal: ApiPrincipal, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ClientError("site_id: required, the site's domain")
-    site = await principal_site(request, principal, value.strip())
+    site = await principal_site(resources, principal, value.strip())
     return site.domain
 
 
 class StatsApiController(Controller):
     path = "/api"
     tags = ["Stats API"]
-    dependencies = {"principal": api_key_dependency("stats:read")}
+    dependencies = {**DEPENDENCIES, "principal": api_key_dependency("stats:read")}
     exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
     security = [{BEARER: []}]
 
     @post("/v2/query", status_code=200, summary="Query stats (Plausible Stats API v2)",
           responses=plausible_responses(400, 401, 403, 404, 413, 503))
-    async def query(self, request: Request[Any, Any, Any], principal: Principal,
-                    data: JSONBody[dict[str, Any]]) -> Any:
+    async def query(self, resources: Res, principal: Principal, data: JSONBody[dict[str, Any]]) -> Any:
         """Metrics over a date range, optionally by dimensions, filtered, ordered and paginated."""
-        body = {**data, "site_id": await _site_param(request, principal, data.get("site_id"))}
-        resources: Resources = request.app.state.resources
+        body = {**data, "site_id": await _site_param(resources, principal, data.get("site_id"))}
         return await resources.services.json("analytics", "POST", "/query", json=body)
 
-    async def _v1(self, request: Request[Any, Any, Any], principal: ApiPrincipal, endpoint: str) -> Any:
+    async def _v1(self, request: Request[Any, Any, Any], resources: Resources, principal: ApiPrincipal,
+                  endpoint: str) -> Any:
         params = dict(request.query_params.items())
-        params["site_id"] = await _site_param(request, principal, params.get("site_id"))
-        resources: Resources = request.app.state.resources
+        params["site_id"] = await _site_param(resources, principal, params.get("site_id"))
         return await resources.services.json("analytics", "GET", f"/v1/{endpoint}", params=params)
 
     # The v1 handlers declare their parameters for the OpenAPI document and for type checks; the values go
     # on to the analytics service as the client sent them.
     @get("/v1/stats/realtime/visitors", summary="Current visitors (last 5 minutes)", responses=RESPONSES)
-    async def realtime_visitors(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId) -> Any:
-        return await self._v1(request, principal, "realtime-visitors")
+    async def realtime_visitors(self, request: Request[Any, Any, Any], resources: Res, principal: Principal,
+                                site_id: SiteId) -> Any:
+        return await self._v1(request, resources, principal, "realtime-visitors")
 
     @get("/v1/stats/aggregate", summary="Aggregate metrics (Plausible Stats API v1)", responses=RESPONSES)
-    async def aggregate(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
+    async def aggregate(self, request: Request[Any, Any, Any], resources: Res, principal: Principal, site_id: SiteId,
                         period: Period = None, date: Date = None, metrics: Metrics = None, filters: Filters = None,
                         compare: Compare = None, with_imported: WithImported = None) -> Any:
-        return await self._v1(request, principal, "aggregate")
+        return await self._v1(request, resources, principal, "aggregate")
 
     @get("/v1/stats/timeseries", summary="Time series (Plausible Stats API v1)", responses=RESPONSES)
-    async def timeseries(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
+    async def timeseries(self, request: Request[Any, Any, Any], resources: Res, principal: Principal, site_id: SiteId,
                          period: Period = None, date: Date = None, metrics: Metrics = None, filters: Filters = None,
                          interval: Interval = None, with_imported: WithImported = None) -> Any:
-        return await self._v1(request, principal, "timeseries")
+        return await self._v1(request, resources, principal, "timeseries")
 
     @get("/v1/stats/breakdown", summary="Breakdown by a property (Plausible Stats API v1)", responses=RESPONSES)
-    async def breakdown(self, request: Request[Any, Any, Any], principal: Principal, site_id: SiteId,
+    async def breakdown(self, request: Request[Any, Any, Any], resources: Res, principal: Principal, site_id: SiteId,
                         property: Property = None, period: Period = None, date: Date = None, metrics: Metrics = None,
                         filters: Filters = None, limit: Limit = None, page: Page = None,
                         with_imported: WithImported = None) -> Any:
-        return await self._v1(request, principal, "breakdown")
+        return await self._v1(request, resources, principal, "breakdown")

@@ -9,10 +9,10 @@ come, so the zip is never whole in memory here.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
@@ -20,10 +20,13 @@ from litestar.response import Stream
 from app.core.errors import PLAUSIBLE_EXCEPTION_HANDLERS
 from app.core.openapi import BEARER, plausible_responses
 from app.core.resources import Resources
+from app.domain.access.deps import SITE_PAGE_DEPENDENCIES, SitePage
+from app.domain.accounts.deps import USER_DEPENDENCIES
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency, principal_site
-from app.domain.webhooks.pages import managed_site
+from app.domain.deps import DEPENDENCIES
 
 Principal = NamedDependency[ApiPrincipal]
+Res = NamedDependency[Resources]
 DateRange = Annotated[str, QueryParameter(
     description="YYYY-MM-DD,YYYY-MM-DD (local days, inclusive) or a shortcut: all, 7d, 30d, month, 12mo, year.",
     max_length=40)]
@@ -56,26 +59,26 @@ def zip_stream(upstream: httpx.Response) -> Stream:
 class ExportApiController(Controller):
     path = "/api/v1/sites"
     tags = ["Sites API"]
-    dependencies = {"principal": api_key_dependency("stats:read")}
+    dependencies = {**DEPENDENCIES, "principal": api_key_dependency("stats:read")}
     exception_handlers = PLAUSIBLE_EXCEPTION_HANDLERS
     security = [{BEARER: []}]
 
     @get("/{domain:str}/export", summary="Export a site's stats as Plausible's CSV export zip",
          responses=plausible_responses(400, 401, 403, 404, 503), media_type="application/zip")
-    async def export(self, request: Request[Any, Any, Any], principal: Principal, domain: FromPath[str],
+    async def export(self, resources: Res, principal: Principal, domain: FromPath[str],
                      date_range: DateRange = "all") -> Stream:
         """A zip of ``imported_*.csv`` files (one row per local day and group), which Plausible and Beacon import."""
-        site = await principal_site(request, principal, domain)
-        return await export_stream(request.app.state.resources, site.id, date_range)
+        site = await principal_site(resources, principal, domain)
+        return await export_stream(resources, site.id, date_range)
 
 
 class ExportPageController(Controller):
     path = "/sites/{domain:str}/export"
     include_in_schema = False
+    dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
     @get("/", media_type="application/zip")
-    async def download(self, request: Request[Any, Any, Any], domain: FromPath[str],
+    async def download(self, resources: Res, managed: NamedDependency[SitePage],
                        date_range: DateRange = "all") -> Stream:
         """The site settings' export button: the same zip as the API's, for a signed-in owner or admin."""
-        _, site, _ = await managed_site(request, domain)
-        return await export_stream(request.app.state.resources, site.id, date_range)
+        return await export_stream(resources, managed.site.id, date_range)

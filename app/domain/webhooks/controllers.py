@@ -33,7 +33,7 @@ from app.core.integration_contracts import (
 from app.core.models import Site
 from app.core.openapi import BEARER, plausible_responses, problem_responses
 from app.domain.apikeys.deps import ApiPrincipal, api_key_dependency
-from app.domain.webhooks.deps import DEPENDENCIES
+from app.domain.webhooks.deps import DEPENDENCIES, SERVICES
 from app.domain.webhooks.schemas import WebhookCreated, WebhookEventExamples, event_examples
 
 Principal = NamedDependency[ApiPrincipal]
@@ -187,7 +187,7 @@ class UnsubscribeController(Controller):
 
     path = "/api/v1/unsubscribe/{token:str}"
     tags = ["Email"]
-    dependencies = {"services": DEPENDENCIES["services"]}
+    dependencies = SERVICES
 
     @get("/", media_type=MediaType.HTML, summary="Confirm unsubscribing from a report", include_in_schema=False)
     async def confirm(self, token: FromPath[str]) -> Response[str]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
@@ -12,17 +9,22 @@ from app.core.http import ServiceClient
 from app.core.models import Site
 from app.core.resources import Resources
 from app.domain.apikeys.deps import ApiPrincipal, principal_site
+from app.domain.deps import DEPENDENCIES as SHARED
 
 
-async def provide_managed_site(request: Request[Any, Any, Any], principal: NamedDependency[ApiPrincipal],
+async def provide_managed_site(resources: NamedDependency[Resources], principal: NamedDependency[ApiPrincipal],
                                domain: FromPath[str]) -> Site:
     """The site ``domain`` if the key's user is its owner or admin; 404 otherwise (existence not revealed)."""
-    return await principal_site(request, principal, domain, "admin")
+    return await principal_site(resources, principal, domain, "admin")
 
 
-def provide_services(request: Request[Any, Any, Any]) -> ServiceClient:
-    resources: Resources = request.app.state.resources
+def provide_services(resources: NamedDependency[Resources]) -> ServiceClient:
+    """``services``: the client of the other services (:class:`app.core.http.ServiceClient`)."""
     return resources.services
 
 
-DEPENDENCIES = {"site": Provide(provide_managed_site), "services": Provide(provide_services, sync_to_thread=False)}
+SERVICES = {**SHARED, "services": Provide(provide_services, sync_to_thread=False)}
+"""The shared providers and ``services``."""
+
+DEPENDENCIES = {**SERVICES, "site": Provide(provide_managed_site)}
+"""The shared providers, ``services`` and ``site`` (needs ``principal`` and the path's ``domain``)."""

@@ -7,17 +7,18 @@ import re
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from app.core.errors import ClientError, NotFound, ServiceUnavailable
-from app.core.http import ServiceClient, ServiceError
-from app.core.models import Goal, Site, User
+from app.core.http import ServiceError
+from app.core.models import Goal
 from app.core.pages import FormState, flash
 from app.core.resources import Resources
-from app.domain.access.services import site_access
-from app.domain.accounts.deps import require_user
+from app.domain.access.deps import SITE_PAGE_DEPENDENCIES, SitePage
+from app.domain.accounts.deps import USER_DEPENDENCIES
 
 EVENT_TYPES = (
     ("goal.completed", "Goal conversions (one message per minute listing each)"),
@@ -28,26 +29,22 @@ EVENT_TYPES = (
     ("site.first_event", "The site's first event"),
     ("webhook.test", "Test messages"),
 )
+Managed = NamedDependency[SitePage]
+Member = NamedDependency[SitePage]
+Res = NamedDependency[Resources]
+
 FORMATS = (("generic", "JSON (Standard Webhooks)"), ("slack", "Slack incoming webhook"),
            ("discord", "Discord webhook"))
-
-
-async def managed_site(request: Request[Any, Any, Any], domain: str) -> tuple[User, Site, ServiceClient]:
-    """The signed-in user, the site they administer (404 otherwise), and the service client."""
-    user = await require_user(request)
-    resources: Resources = request.app.state.resources
-    async with resources.sessions() as session:
-        access = await site_access(session, user.id, domain, "admin")
-    return user, access.site, resources.services
 
 
 class WebhooksPageController(Controller):
     path = "/sites/{domain:str}/webhooks"
     include_in_schema = False
+    dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
-    async def _page(self, request: Request[Any, Any, Any], domain: str, *, status: int = 200,
-                    form: FormState | None = None, secret: str | None = None) -> Template:
-        user, site, services = await managed_site(request, domain)
+    async def _page(self, managed: SitePage, *, status: int = 200, form: FormState | None = None,
+                    secret: str | None = None) -> Template:
+        user, site, services = managed
         webhooks = await services.json("integrations", "GET", f"/sites/{site.id}/webhooks")
         for webhook in webhooks:
             deliveries = await services.json("integrations", "GET",
@@ -58,13 +55,13 @@ class WebhooksPageController(Controller):
             "form": form or FormState(), "secret": secret})
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
-        return await self._page(request, domain)
+    async def index(self, managed: Managed) -> Template:
+        return await self._page(managed)
 
     @post("/", status_code=201)
-    async def create(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
+    async def create(self, request: Request[Any, Any, Any], managed: Managed) -> Template:
         """Add an endpoint; the page shows its signing secret this once."""
-        _, site, services = await managed_site(request, domain)
+        _, site, services = managed
         form = await request.form()
         values = {"url": str(form.get("url", "")).strip(), "format": str(form.get("format", "generic")),
                   "description": str(form.get("description", "")).strip(),
@@ -72,13 +69,13 @@ class WebhooksPageController(Controller):
         try:
             created = await services.json("integrations", "POST", f"/sites/{site.id}/webhooks", json=values)
         except ServiceError as exc:
-            return await self._page(request, domain, status=exc.status_code, form=FormState.failed(
+            return await self._page(managed, status=exc.status_code, form=FormState.failed(
                 ClientError(exc.detail), values))
-        return await self._page(request, domain, status=201, secret=created["secret"])
+        return await self._page(managed, status=201, secret=created["secret"])
 
-    async def _action(self, request: Request[Any, Any, Any], domain: str, method: str, path: str, done: str,
-                      json: dict[str, Any] | None = None) -> Redirect:
-        _, site, services = await managed_site(request, domain)
+    async def _action(self, request: Request[Any, Any, Any], managed: SitePage, domain: str, method: str, path: str,
+                      done: str, json: dict[str, Any] | None = None) -> Redirect:
+        _, site, services = managed
         try:
             response = await services.request("integrations", method, f"/sites/{site.id}/webhooks/{path}", json=json)
             if response.status_code >= 400:
@@ -90,24 +87,27 @@ class WebhooksPageController(Controller):
         return Redirect(f"/sites/{domain}/webhooks", status_code=303)
 
     @post("/{webhook_id:int}/test", status_code=303)
-    async def test(self, request: Request[Any, Any, Any], domain: FromPath[str], webhook_id: FromPath[int]) -> Redirect:
-        return await self._action(request, domain, "POST", f"{webhook_id}/test",
+    async def test(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
+                   webhook_id: FromPath[int]) -> Redirect:
+        return await self._action(request, managed, domain, "POST", f"{webhook_id}/test",
                                   "A test message is on its way; its outcome shows below in a moment.")
 
     @post("/{webhook_id:int}/enable", status_code=303)
-    async def enable(self, request: Request[Any, Any, Any], domain: FromPath[str],
+    async def enable(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
                      webhook_id: FromPath[int]) -> Redirect:
-        return await self._action(request, domain, "PATCH", str(webhook_id), "Endpoint enabled.", {"enabled": True})
+        return await self._action(request, managed, domain, "PATCH", str(webhook_id), "Endpoint enabled.",
+                                  {"enabled": True})
 
     @post("/{webhook_id:int}/disable", status_code=303)
-    async def disable(self, request: Request[Any, Any, Any], domain: FromPath[str],
+    async def disable(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
                       webhook_id: FromPath[int]) -> Redirect:
-        return await self._action(request, domain, "PATCH", str(webhook_id), "Endpoint disabled.", {"enabled": False})
+        return await self._action(request, managed, domain, "PATCH", str(webhook_id), "Endpoint disabled.",
+                                  {"enabled": False})
 
     @post("/{webhook_id:int}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str],
+    async def delete(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
                      webhook_id: FromPath[int]) -> Redirect:
-        return await self._action(request, domain, "DELETE", str(webhook_id), "Endpoint deleted.")
+        return await self._action(request, managed, domain, "DELETE", str(webhook_id), "Endpoint deleted.")
 
 
 class ReportsPageController(Controller):
@@ -115,30 +115,23 @@ class ReportsPageController(Controller):
 
     path = "/sites/{domain:str}/reports"
     include_in_schema = False
+    dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
-        user, site, services = await member_site(request, domain)
+    async def index(self, member: Member) -> Template:
+        user, site, services = member
         choice = await services.json("integrations", "GET", f"/sites/{site.id}/reports/{user.id}")
         return Template("site_reports.html", context={"user": user, "site": site, "choice": choice})
 
     @post("/", status_code=303)
-    async def choose(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Redirect:
-        user, site, services = await member_site(request, domain)
+    async def choose(self, request: Request[Any, Any, Any], member: Member, domain: FromPath[str]) -> Redirect:
+        user, site, services = member
         form = await request.form()
         choice = {"weekly": form.get("weekly") == "on", "monthly": form.get("monthly") == "on"}
         await services.json("integrations", "PUT", f"/sites/{site.id}/reports/{user.id}", json=choice)
         flash(request, "Your email reports are saved.")
         return Redirect(f"/sites/{domain}/reports", status_code=303)
 
-
-async def member_site(request: Request[Any, Any, Any], domain: str) -> tuple[User, Site, ServiceClient]:
-    """The signed-in user, a site they are a member of (any role; 404 otherwise), and the service client."""
-    user = await require_user(request)
-    resources: Resources = request.app.state.resources
-    async with resources.sessions() as session:
-        access = await site_access(session, user.id, domain, "viewer")
-    return user, access.site, resources.services
 
 
 RULE_KINDS: dict[str, dict[str, Any]] = {
@@ -221,10 +214,11 @@ class AlertsPageController(Controller):
 
     path = "/sites/{domain:str}/alerts"
     include_in_schema = False
+    dependencies = {**USER_DEPENDENCIES, **SITE_PAGE_DEPENDENCIES}
 
-    async def _page(self, request: Request[Any, Any, Any], domain: str, *, status: int = 200,
+    async def _page(self, resources: Resources, managed: SitePage, *, status: int = 200,
                     failed: tuple[str, FormState] | None = None) -> Template:
-        user, site, services = await managed_site(request, domain)
+        user, site, services = managed
         rules = await services.json("integrations", "GET", f"/sites/{site.id}/alerts")
         webhooks = await services.json("integrations", "GET", f"/sites/{site.id}/webhooks")
         urls = {hook["id"]: hook["url"] for hook in webhooks}
@@ -233,7 +227,6 @@ class AlertsPageController(Controller):
             rule["title"] = RULE_KINDS.get(rule["kind"], {}).get("title", rule["kind"].capitalize())
             rule["endpoints"] = [urls.get(i, f"#{i}") for i in rule["endpoint_ids"]]
             rule["cooldown_text"] = duration(int(rule["cooldown"]))
-        resources: Resources = request.app.state.resources
         async with resources.sessions() as session:
             goals = list((await session.execute(select(Goal.display_name).where(Goal.site_id == site.id)
                                                 .order_by(Goal.display_name))).scalars())
@@ -245,13 +238,14 @@ class AlertsPageController(Controller):
             "forms": forms, "default_cooldown": DEFAULT_COOLDOWN_MINUTES})
 
     @get("/")
-    async def index(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template:
-        return await self._page(request, domain)
+    async def index(self, resources: Res, managed: Managed) -> Template:
+        return await self._page(resources, managed)
 
     @post("/", status_code=303)
-    async def create(self, request: Request[Any, Any, Any], domain: FromPath[str]) -> Template | Redirect:
+    async def create(self, request: Request[Any, Any, Any], resources: Res, managed: Managed,
+                     domain: FromPath[str]) -> Template | Redirect:
         """Add a rule from one of the page's forms; a refused one comes back with the error next to its field."""
-        _, site, services = await managed_site(request, domain)
+        _, site, services = managed
         form = await request.form()
         kind = str(form.get("kind", ""))
         if kind not in RULE_KINDS:
@@ -262,19 +256,20 @@ class AlertsPageController(Controller):
             body = parse_rule_form(form, kind)
             await services.json("integrations", "POST", f"/sites/{site.id}/alerts", json=body)
         except ClientError as exc:
-            return await self._page(request, domain, status=exc.status_code,
+            return await self._page(resources, managed, status=exc.status_code,
                                     failed=(kind, FormState.failed(exc, values)))
         except ServiceError as exc:
             # The service names API fields; the page's fields are the parameters themselves.
             detail = exc.detail.removeprefix("params.").replace(" (endpoint_ids)", "")
-            return await self._page(request, domain, status=exc.status_code,
+            return await self._page(resources, managed, status=exc.status_code,
                                     failed=(kind, FormState.failed(ClientError(detail), values)))
         flash(request, f"{RULE_KINDS[kind]['title']} alert added.")
         return Redirect(f"/sites/{domain}/alerts", status_code=303)
 
     @post("/{rule_id:int}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], domain: FromPath[str], rule_id: FromPath[int]) -> Redirect:
-        _, site, services = await managed_site(request, domain)
+    async def delete(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
+                    rule_id: FromPath[int]) -> Redirect:
+        _, site, services = managed
         response = await services.request("integrations", "DELETE", f"/sites/{site.id}/alerts/{rule_id}")
         if response.status_code == 404:
             raise NotFound("alert rule not found")
@@ -283,8 +278,9 @@ class AlertsPageController(Controller):
         flash(request, "Alert deleted with its history.")
         return Redirect(f"/sites/{domain}/alerts", status_code=303)
 
-    async def _set_enabled(self, request: Request[Any, Any, Any], domain: str, rule_id: int, enabled: bool) -> Redirect:
-        _, site, services = await managed_site(request, domain)
+    async def _set_enabled(self, request: Request[Any, Any, Any], managed: SitePage, domain: str, rule_id: int,
+                           enabled: bool) -> Redirect:
+        _, site, services = managed
         response = await services.request("integrations", "PATCH", f"/sites/{site.id}/alerts/{rule_id}",
                                           json={"enabled": enabled})
         if response.status_code == 404:
@@ -295,17 +291,19 @@ class AlertsPageController(Controller):
         return Redirect(f"/sites/{domain}/alerts", status_code=303)
 
     @post("/{rule_id:int}/pause", status_code=303)
-    async def pause(self, request: Request[Any, Any, Any], domain: FromPath[str], rule_id: FromPath[int]) -> Redirect:
-        return await self._set_enabled(request, domain, rule_id, False)
+    async def pause(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
+                    rule_id: FromPath[int]) -> Redirect:
+        return await self._set_enabled(request, managed, domain, rule_id, False)
 
     @post("/{rule_id:int}/resume", status_code=303)
-    async def resume(self, request: Request[Any, Any, Any], domain: FromPath[str], rule_id: FromPath[int]) -> Redirect:
-        return await self._set_enabled(request, domain, rule_id, True)
+    async def resume(self, request: Request[Any, Any, Any], managed: Managed, domain: FromPath[str],
+                    rule_id: FromPath[int]) -> Redirect:
+        return await self._set_enabled(request, managed, domain, rule_id, True)
 
     @get("/{rule_id:int}")
-    async def history(self, request: Request[Any, Any, Any], domain: FromPath[str], rule_id: FromPath[int]) -> Template:
+    async def history(self, managed: Managed, rule_id: FromPath[int]) -> Template:
         """One rule and when it fired (newest first, the last 100)."""
-        user, site, services = await managed_site(request, domain)
+        user, site, services = managed
         rules = await services.json("integrations", "GET", f"/sites/{site.id}/alerts")
         rule = next((item for item in rules if item["id"] == rule_id), None)
         if rule is None:

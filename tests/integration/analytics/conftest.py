@@ -12,8 +12,8 @@ from sqlalchemy import text
 from app.core.db import make_engine
 from app.core.settings import Settings
 from services.analytics import rollups
-from tests.benchmarks.datagen import generate
 from tests.support.analytics import DAYS, TZ, load_dataset
+from tests.support.datagen import generate
 
 
 @pytest.fixture

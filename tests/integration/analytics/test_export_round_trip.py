@@ -27,7 +27,7 @@ from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings
 from services.integrations.imports import job, store
 from services.integrations.imports.files import imports_dir, store_stream
-from tests.benchmarks.datagen import generate
+from tests.support.datagen import generate
 
 TZ = "America/New_York"
 DAYS = 90
