@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.core.settings import load_settings
-from workers.actors import declare_actors
-from workers.actors.spec import PERMANENT
+from workers.actors import _bound, declare_actors
+from workers.actors.spec import PERMANENT, ActorSpec
 from workers.broker import build_broker
 from workers.context import open_context
 
@@ -34,3 +34,17 @@ def test_actors_are_declared_on_the_built_broker_with_their_options() -> None:
             assert PERMANENT == actor.options["throws"][:len(PERMANENT)], actor.actor_name
     finally:
         context.close()
+
+
+def test_an_actor_runs_its_function_with_the_context_and_returns_nothing_to_dramatiq() -> None:
+    """A function may return a figure for its direct callers; Dramatiq, which keeps no results and warns about
+    every returned value, gets None."""
+    seen = []
+
+    def count_things(context: object, n: int) -> int:
+        seen.append((context, n))
+        return n * 2
+
+    context = object()
+    run = _bound(ActorSpec(count_things, queue_name="system", max_retries=0, time_limit=1000), context)
+    assert (None, [(context, 21)], "count_things") == (run(21), seen, run.__name__)

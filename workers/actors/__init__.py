@@ -8,6 +8,8 @@ function takes what it uses as a parameter instead of reaching for a global, and
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 from dramatiq import Actor, Broker
@@ -19,11 +21,21 @@ from workers.context import WorkerContext
 SPECS: tuple[ActorSpec, ...] = (*system.ACTORS, *ingest.ACTORS, *analytics.ACTORS, *integrations.ACTORS)
 
 
+def _bound(spec: ActorSpec, context: WorkerContext) -> Callable[..., None]:
+    """``spec.fn`` with ``context`` as its first argument, its return value dropped: a function's result is for
+    direct callers (tests, the CLI); Dramatiq keeps none and warns about every actor that returns one."""
+    @functools.wraps(spec.fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        spec.fn(context, *args, **kwargs)
+
+    return run
+
+
 def declare_actors(broker: Broker, context: WorkerContext) -> dict[str, Actor[..., object]]:
     """Declare every actor on ``broker``, each calling its function with ``context``; by actor name."""
     return {spec.name: dramatiq.actor(actor_name=spec.name, broker=broker, queue_name=spec.queue_name,
                                       max_retries=spec.max_retries, time_limit=spec.time_limit, throws=spec.throws,
-                                      **spec.options)(functools.partial(spec.fn, context))
+                                      **spec.options)(_bound(spec, context))
             for spec in SPECS}
 
 
