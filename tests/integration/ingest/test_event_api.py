@@ -209,3 +209,19 @@ def test_a_refused_row_fails_only_its_own_request(environment: dict[str, str], s
     assert [("/a",), ("/b",), ("/c",)] == sql(settings, "SELECT pathname FROM events ORDER BY pathname")
     refused = [json.loads(line) for line in processes.log.read_text().splitlines() if "batch refused" in line]
     assert 4 == refused[0]["events"]  # the four requests did share one batch
+
+
+async def test_every_202_carries_only_its_own_request_id(client: httpx.AsyncClient, settings: Settings) -> None:
+    """The 202 is one constant message: no request's X-Request-ID may stay on it for the next ones.
+
+    (Ids piling up on it grew the answer past Nginx's header buffer, and Nginx answered 502.)
+    """
+    answered = []
+    for number in range(3):
+        response = await client.post(
+            "/api/event", headers={"User-Agent": UA, "X-Forwarded-For": f"203.0.113.{number + 1}",
+                                   "X-Request-ID": f"deploy-request-{number:04d}"},
+            content=json.dumps({"name": "pageview", "url": "https://example.com/", "domain": "example.com"}))
+        assert 202 == response.status_code
+        answered.append(response.headers.get_list("x-request-id"))
+    assert [["deploy-request-0000"], ["deploy-request-0001"], ["deploy-request-0002"]] == answered
