@@ -163,7 +163,7 @@ class Deployment:
         for match in _RECAP.finditer(completed.stdout):
             if match["host"] == self.container.name:
                 recap = {k: int(v) for k, v in match.groupdict().items() if k != "host"}
-        roles = {m["role"]: float(m["seconds"]) for m in _ROLE_TIME.finditer(completed.stdout)}
+        roles = {m["role"]: float(m["seconds"]) for m in _ROLE_TIME.finditer(completed.stdout) if m["role"] != "total"}
         run = PlaybookRun(completed.returncode, output, log, recap, roles)
         self.runs.append(run)
         record(f"{label} (changed={recap.get('changed')})", elapsed)
