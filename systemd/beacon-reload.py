@@ -1,10 +1,12 @@
 """Rolling reload of every Circus watcher, for `systemctl reload beacon` (ExecReload=).
 
 Circus's own `reload` starts the new processes and stops the old ones at once, so for a second or two
-nobody listens on a port while the new processes import and bind. Here, for every watcher serving HTTP:
-add as many new processes as it has (`incr`), wait until every new one listens (they share the port
-with the old ones through SO_REUSEPORT), then remove the same number (`decr`), which stops the oldest
-gracefully. Watchers that do not listen (worker, scheduler) are then restarted; their jobs wait in Redis.
+nobody listens on a port while the new processes import and bind. Here, for every watcher whose processes
+listen (the HTTP services, and the workers for their /metrics): add as many new processes as it has
+(`incr`), wait until every new one listens (they share the port with the old ones through SO_REUSEPORT),
+then remove the same number (`decr`), which stops the oldest gracefully. Singleton watchers (the
+scheduler: Circus answers `incr` on one without adding a process) and watchers that listen on nothing are
+then restarted; their jobs wait in Redis.
 
 New processes run the code `/opt/beacon/current` points at when they start, so deploying a release
 is: switch the symlink, then reload. If new processes do not come up in time, the old ones are kept,
@@ -68,6 +70,11 @@ def _listening_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def singleton(watcher: str) -> bool:
+    """Whether ``watcher`` is a Circus singleton (at most one process: it cannot be rolled with `incr`)."""
+    return circusctl("get", watcher, "singleton").strip().lower() == "singleton: true"
+
+
 def listens(pid: int) -> bool:
     """Whether process ``pid`` holds a listening TCP socket."""
     listening = _listening_inodes(pid)
@@ -98,7 +105,8 @@ def main() -> int:
         circusctl("reloadconfig", "--waiting")
         watchers = [w.strip() for w in circusctl("list").split(",") if w.strip()]
         before = {w: pids(w) for w in watchers}
-        serving = [w for w in watchers if before[w] and any(listens(pid) for pid in before[w])]
+        serving = [w for w in watchers
+                   if before[w] and not singleton(w) and any(listens(pid) for pid in before[w])]
         # All HTTP watchers roll together, so the whole reload takes one start-up and one graceful stop.
         for watcher in serving:
             circusctl("incr", "--waiting", watcher, str(len(before[watcher])))
@@ -113,11 +121,13 @@ def main() -> int:
             # decr stops the oldest processes gracefully (each gets its graceful_timeout).
             circusctl("decr", watcher, str(len(before[watcher])))
         for watcher in serving:
-            wait_for(f"{watcher}: old processes did not stop", lambda w=watcher: not pids(w) & before[w],
-                     "check `circusctl status`")
+            def stopped(w: str = watcher) -> bool:
+                return not pids(w) & before[w]
+
+            wait_for(f"{watcher}: old processes did not stop", stopped, "check `circusctl status`")
             print(f"reloaded {watcher}", flush=True)
-        # Worker and scheduler listen on nothing: restart them (Dramatiq finishes running jobs first,
-        # and queued ones wait in Redis).
+        # The rest (the singleton scheduler, anything not listening): restart them (Dramatiq finishes
+        # running jobs first, and queued ones wait in Redis).
         for watcher in watchers:
             if watcher not in serving:
                 circusctl("restart", "--waiting", watcher)

@@ -33,7 +33,8 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # A copy: the handler's message may be reused (a constant), and must not grow per request.
+                # A new message: the one passed in may be a handler's constant (ingest's 202), reused by
+                # every request, and adding the header to it would add every request's id to every answer.
                 message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 

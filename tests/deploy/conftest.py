@@ -29,13 +29,13 @@ from tests.deploy.container import (
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "ansible"
 SERVER_NAME = "beacon.test"
-DEPLOY_MONITORING = os.environ.get("BEACON_DEPLOY_MONITORING") == "1"
-"""Provision the optional monitoring role too (``BEACON_DEPLOY_MONITORING=1``)."""
 TIMINGS: list[tuple[str, float]] = []
 """(step, seconds) of this session, printed at the end of the run."""
 
 _RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                     r"\s+failed=(?P<failed>\d+)", re.MULTILINE)
+# profile_roles' summary lines: "beacon_app ------------------------------ 120.34s".
+_ROLE_TIME = re.compile(r"^(?P<role>\S+) -+ (?P<seconds>\d+\.\d+)s$", re.MULTILINE)
 
 
 def record(step: str, seconds: float) -> None:
@@ -48,7 +48,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("deploy test timings")
         for step, seconds in TIMINGS:
             terminalreporter.write_line(f"{step:<45} {seconds:7.1f} s")
-        terminalreporter.write_line(f"{'total':<45} {sum(s for _, s in TIMINGS):7.1f} s")
+        # Indented steps ("  of which ...") are parts of the step above, not added again.
+        total = sum(seconds for step, seconds in TIMINGS if not step.startswith(" "))
+        terminalreporter.write_line(f"{'total':<45} {total:7.1f} s")
 
 
 @dataclass
@@ -59,6 +61,8 @@ class PlaybookRun:
     output: str
     log: Path
     recap: dict[str, int] = field(default_factory=dict)
+    roles: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each role (and in tasks outside roles, by module name), largest first."""
 
     @property
     def ok(self) -> bool:
@@ -111,9 +115,8 @@ class Deployment:
             "beacon_domain": SERVER_NAME,
             "beacon_app_build_dir": str(RELEASES_CACHE),
             # The optional monitoring role, with an email route (nothing listens on that smarthost: the
-            # configuration is what is checked). Off unless BEACON_DEPLOY_MONITORING=1: on a fresh host its
-            # PostgreSQL and Nginx exporters do not start yet (see docs/deployment.md, "Monitoring").
-            "beacon_monitoring_enabled": DEPLOY_MONITORING,
+            # configuration is what is checked).
+            "beacon_monitoring_enabled": True,
             "beacon_monitoring_alert_email_to": "ops@beacon.test",
             "beacon_monitoring_smtp_smarthost": "127.0.0.1:25",
             "beacon_monitoring_smtp_require_tls": False,
@@ -138,6 +141,9 @@ class Deployment:
             ANSIBLE_HOST_KEY_CHECKING="0",
             ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-local"),
             PYTHONWARNINGS="ignore",
+            # Seconds spent in each role, printed after the recap (ansible.posix ships with `ansible`).
+            ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_roles",
+            PROFILE_ROLES_SUMMARY_ONLY="true",
         )
         argv = [
             _ansible_playbook(),
@@ -159,9 +165,12 @@ class Deployment:
         for match in _RECAP.finditer(completed.stdout):
             if match["host"] == self.container.name:
                 recap = {k: int(v) for k, v in match.groupdict().items() if k != "host"}
-        run = PlaybookRun(completed.returncode, output, log, recap)
+        roles = {m["role"]: float(m["seconds"]) for m in _ROLE_TIME.finditer(completed.stdout) if m["role"] != "total"}
+        run = PlaybookRun(completed.returncode, output, log, recap, roles)
         self.runs.append(run)
         record(f"{label} (changed={recap.get('changed')})", elapsed)
+        print("[deploy]   by role: " + ", ".join(f"{role} {seconds:.1f} s" for role, seconds in roles.items()),
+              flush=True)
         return run
 
     def sh(self, script: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -218,10 +227,19 @@ def deployment() -> Iterator[Deployment]:
             },
         )
         first = deployment.playbook("first playbook run")
+        record("  of which the monitoring role", first.roles.get("beacon_monitoring", 0.0))
         if not first.ok:
             pytest.fail(f"first playbook run failed (log: {first.log}):\n{first.output[-6000:]}", pytrace=False)
         yield deployment
     finally:
+        hold = os.environ.get("BEACON_DEPLOY_HOLD")
+        if hold and container is not None:
+            # For diagnosis: keep the container running until the named file is removed.
+            Path(hold).touch()
+            print(f"[deploy] holding the container (nsenter --target {container.leader} --all); rm {hold} to stop",
+                  flush=True)
+            while Path(hold).exists():
+                time.sleep(2)
         if container is not None:
             container.stop()
         if proxy is not None:

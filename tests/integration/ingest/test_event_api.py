@@ -221,3 +221,4 @@ def test_a_refused_row_fails_only_its_own_request(environment: dict[str, str], s
     assert [("/a",), ("/b",), ("/c",)] == sql(settings, "SELECT pathname FROM events ORDER BY pathname")
     refused = [json.loads(line) for line in processes.log.read_text().splitlines() if "batch refused" in line]
     assert 4 == refused[0]["events"]  # the four requests did share one batch
+
