@@ -623,10 +623,17 @@ class Dashboard {
     if (!holder || !window.WebSocket) return;
     const status = $("#live-status");
     const url = `${location.protocol === "https:" ? "wss://" : "ws://"}${location.host}${holder.dataset.wsUrl}`;
+    // Reconnect after any close (the realtime process restarted, its app host died and Nginx's other one
+    // answers) with exponential backoff: 0.5 s doubling up to 15 s, each wait drawn between half and all
+    // of it so that every dashboard left open does not come back in the same instant.
     let delay = 500;
     const open = () => {
       const socket = new WebSocket(url);
-      socket.addEventListener("open", () => { delay = 500; status.textContent = "connected"; });
+      socket.addEventListener("open", () => {
+        delay = 500;
+        status.textContent = "connected";
+        holder.dataset.connections = String(Number(holder.dataset.connections || 0) + 1);
+      });
       socket.addEventListener("message", (event) => {
         let message;
         try { message = JSON.parse(event.data); } catch (e) { return; }
@@ -635,7 +642,7 @@ class Dashboard {
       });
       socket.addEventListener("close", () => {
         status.textContent = "reconnecting…";
-        setTimeout(open, delay);
+        setTimeout(open, delay / 2 + Math.random() * (delay / 2));
         delay = Math.min(delay * 2, 15000);
       });
     };
