@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE
 from app.domain.sites.services import token_hash
 from tests.support.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
-from tests.support.stack import HOSTS, SITE, Stack, last_id, login, wait_for
+from tests.support.stack import HOSTS, SITE, Stack, last_id, login, wait_for, watcher_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -152,11 +154,14 @@ def test_live_feed_reconnects_with_backoff_when_the_realtime_process_goes(runnin
                                                                           owner: Any) -> None:
     """The realtime process stops (its app host died, or it restarts): the dashboard says it is reconnecting,
     tries again with a growing wait rather than every half second, and once realtime is back it is connected
-    again and the live feed receives new pageviews without a reload."""
+    again and the live feed receives new pageviews without a reload. Then realtime goes silent (stopped by
+    SIGSTOP, nothing closed): the page notices by its own pings and connects again once it answers."""
     page, _ = owner  # Chromium logs every refused WebSocket handshake as a console error: expected here.
     page.goto(f"{running.base_url}/sites/{SITE}")
     wait_idle(page)
     wait_connected(page)
+    # Sockets opened from now on check their path every second (10 s in production).
+    page.evaluate("document.getElementById('live').dataset.liveCheckMs = '1000'")
     attempts: list[float] = []
     page.on("websocket", lambda _socket: attempts.append(time.monotonic()))
     running.circus.ctl("stop", "realtime")
@@ -179,6 +184,20 @@ def test_live_feed_reconnects_with_backoff_when_the_realtime_process_goes(runnin
     assert "2" == page.get_attribute("#live", "data-connections")
     visitors.page.evaluate("history.pushState({}, '', '/dash/after-reconnect')")
     page.locator("#live-feed li", has_text="/dash/after-reconnect").wait_for(timeout=15000)
+
+    # The realtime process goes silent without closing anything (as behind another app host's Nginx when
+    # that host loses power): the page's own pings go unanswered, it drops the socket and tries again.
+    frozen = watcher_pids(running, "realtime")
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        page.wait_for_function("() => document.getElementById('live-status').textContent === 'reconnecting…'",
+                               timeout=15000)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    page.wait_for_function("() => document.getElementById('live').dataset.connections === '3'", timeout=30000)
+    assert "connected" == page.inner_text("#live-status")
 
 
 def test_filter_by_row_chip_url_and_back(running: Stack, visitors: Visitors, owner: Any) -> None:
