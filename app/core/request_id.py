@@ -33,7 +33,9 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                # A copy: the message may be shared (ingest sends one constant 202 start for every event),
+                # and a header added to it would be sent again with every later response.
+                message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
         token = request_id_var.set(request_id)

@@ -32,6 +32,17 @@ async def test_event_is_stored_before_202(client: httpx.AsyncClient, settings: S
     assert [("example.com", "pageview", "example.com", "/pricing", {"plan": "pro"})] == rows(settings)
 
 
+async def test_every_202_carries_its_own_request_id_once(client: httpx.AsyncClient) -> None:
+    """The 202 start message is one constant for every event: answering a request must not change it. (Each
+    answer used to add its X-Request-ID to it for good; after ~80 events per process the headers outgrew
+    Nginx's proxy buffer and every event was a 502.)"""
+    sent = [f"ingest-rid-{n:04d}" for n in range(5)]
+    answers = [await client.post("/api/event", headers={"User-Agent": UA, "X-Request-ID": rid}, content=json.dumps(
+        {"name": "pageview", "url": "https://example.com/", "domain": "example.com"})) for rid in sent]
+    assert [202] * 5 == [answer.status_code for answer in answers]
+    assert [[rid] for rid in sent] == [answer.headers.get_list("x-request-id") for answer in answers]
+
+
 async def test_several_domains_store_one_event_each(client: httpx.AsyncClient, settings: Settings) -> None:
     """domain=a,b stores the event for each known site."""
     response = await client.post("/api/event", headers={"User-Agent": UA}, content=json.dumps(
