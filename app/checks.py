@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
+from app.core.cluster import cluster_problem, patroni_cluster
 from app.core.health import Check, run_checks, service_check
 from app.core.redis import sentinel_master_address
 from app.core.resources import Resources
@@ -30,25 +31,6 @@ def _schema_check(resources: Resources) -> Check:
     return check
 
 
-MAX_REPLICA_LAG_BYTES = 16 * 1024 * 1024
-"""A replica further behind than this fails ``beacon check`` (Patroni's ``lag`` of the member, bytes of WAL)."""
-
-
-async def patroni_cluster(settings: Settings) -> dict[str, Any]:
-    """Patroni's ``GET /cluster`` from the first member that answers: ``{"members": [{"name", "role",
-    "state", "host", "port", "lag"}, ...]}`` (see Patroni's REST API documentation). Raises if none answers."""
-    errors = []
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        for url in settings.database.patroni_urls:
-            try:
-                response = await client.get(f"{url}/cluster")
-                response.raise_for_status()
-                return dict(response.json())
-            except (httpx.HTTPError, ValueError) as exc:
-                errors.append(f"{url}: {type(exc).__name__}")
-    raise RuntimeError("no Patroni member answered (" + ", ".join(errors) + ")")
-
-
 def cluster_lines(state: dict[str, Any], redis_master: tuple[str, int] | None) -> list[str]:
     """One line per PostgreSQL member (role, state, address, lag in bytes) and Sentinel's master."""
     lines = []
@@ -61,20 +43,6 @@ def cluster_lines(state: dict[str, Any], redis_master: tuple[str, int] | None) -
     if redis_master is not None:
         lines.append(f"redis      master       (Sentinel)   {redis_master[0]}:{redis_master[1]}")
     return lines
-
-
-def cluster_problem(state: dict[str, Any]) -> str | None:
-    """None when the cluster has a running leader, a synchronous standby and no replica lagging too far."""
-    members = state.get("members", [])
-    if not any(m.get("role") == "leader" and m.get("state") == "running" for m in members):
-        return "no running primary"
-    if len(members) > 1 and not any(m.get("role") == "sync_standby" for m in members):
-        return "no synchronous standby: commits are not yet safe from losing the primary"
-    for member in members:
-        lag = member.get("lag")
-        if member.get("role") != "leader" and (not isinstance(lag, int) or lag > MAX_REPLICA_LAG_BYTES):
-            return f"replica {member.get('name')} is behind by {lag} B"
-    return None
 
 
 async def cluster_view(settings: Settings) -> tuple[dict[str, Check], list[str]]:

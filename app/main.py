@@ -13,6 +13,7 @@ from litestar.template import TemplateConfig
 from app.core.assets import Assets
 from app.core.openapi import SelfHostedSwaggerUI, components, events_api_path
 from app.core.pages import configure_templates
+from app.core.redis import make_async_redis
 from app.core.service import create_service_app
 from app.core.sessions import SESSION_COOKIE
 from app.core.settings import Settings, get_settings
@@ -41,9 +42,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     secure_cookies = settings.server.base_url.startswith("https://")
-    session_store = RedisStore.with_client(
-        url=settings.redis.url, namespace=f"{settings.redis.key_prefix}sessions"
-    )
+    # Through make_async_redis, so that on several hosts sessions follow the master the Sentinels name.
+    session_store = RedisStore(make_async_redis(settings.redis), namespace=f"{settings.redis.key_prefix}sessions",
+                               handle_client_shutdown=True)
     return create_service_app(
         "api",
         settings,

@@ -623,21 +623,50 @@ class Dashboard {
     if (!holder || !window.WebSocket) return;
     const status = $("#live-status");
     const url = `${location.protocol === "https:" ? "wss://" : "ws://"}${location.host}${holder.dataset.wsUrl}`;
+    // Reconnect after any close (the realtime process restarted, its app host died and Nginx's other one
+    // answers) with exponential backoff: 0.5 s doubling up to 15 s, each wait drawn between half and all
+    // of it so that every dashboard left open does not come back in the same instant.
+    // A path can also go silent without a close: the realtime process behind another app host's Nginx lost
+    // power, and Nginx keeps this side open (proxy_read_timeout 1 h). So the page pings every `every` ms
+    // (the server answers {"type":"pong"}); a socket from which nothing came for two of those, or that is not
+    // open after two, is dropped and replaced. `data-live-check-ms` on #live overrides the 10 s.
     let delay = 500;
     const open = () => {
       const socket = new WebSocket(url);
-      socket.addEventListener("open", () => { delay = 500; status.textContent = "connected"; });
+      const every = Number(holder.dataset.liveCheckMs) || 10000;
+      let heard = Date.now();
+      let done = false;
+      let timer = null;
+      const retry = () => {
+        if (done) return;
+        done = true;
+        clearInterval(timer);
+        status.textContent = "reconnecting…";
+        setTimeout(open, delay / 2 + Math.random() * (delay / 2));
+        delay = Math.min(delay * 2, 15000);
+      };
+      timer = setInterval(() => {
+        if (Date.now() - heard > 2 * every) {
+          socket.close();
+          retry();
+        } else if (socket.readyState === WebSocket.OPEN) {
+          socket.send('{"type":"ping"}');
+        }
+      }, every);
+      socket.addEventListener("open", () => {
+        heard = Date.now();
+        delay = 500;
+        status.textContent = "connected";
+        holder.dataset.connections = String(Number(holder.dataset.connections || 0) + 1);
+      });
       socket.addEventListener("message", (event) => {
+        heard = Date.now();
         let message;
         try { message = JSON.parse(event.data); } catch (e) { return; }
         if (message.type === "ping") socket.send('{"type":"pong"}');
         else if (message.type === "event") this.onLiveEvent(message);
       });
-      socket.addEventListener("close", () => {
-        status.textContent = "reconnecting…";
-        setTimeout(open, delay);
-        delay = Math.min(delay * 2, 15000);
-      });
+      socket.addEventListener("close", retry);
     };
     open();
   }

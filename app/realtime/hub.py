@@ -13,6 +13,8 @@ from collections import defaultdict
 
 import msgspec
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.client import PubSub
 
 from app.core.metrics import REALTIME_CONNECTIONS, REALTIME_MESSAGES, REALTIME_ROOMS, REALTIME_SLOW_DROPPED
 from app.core.redis import Keys
@@ -22,6 +24,8 @@ from app.realtime.server import WebSocket, WebSocketServer, text_frame
 logger = logging.getLogger("beacon.realtime")
 
 PING = text_frame(b'{"type":"ping"}')
+LIVENESS_PING = "beacon-realtime-liveness"
+"""The argument of the PING the hub sends down its subscription to learn that the master still answers."""
 
 
 class Connection(WebSocket):
@@ -44,7 +48,8 @@ class Hub:
     """One Redis subscription per process; each message goes to the connections it is addressed to."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, *, stats_interval: float = 2.0,
-                 heartbeat_interval: float = 25.0, heartbeat_timeout: float = 75.0, process: str | None = None) -> None:
+                 heartbeat_interval: float = 25.0, heartbeat_timeout: float = 75.0, process: str | None = None,
+                 liveness: float = 2.0) -> None:
         self._client = client
         self._keys = keys
         self._by_name: dict[str, set[Connection]] = defaultdict(set)
@@ -53,6 +58,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._stats_interval = stats_interval
         self._heartbeat = (heartbeat_interval, heartbeat_timeout)
+        self._liveness = liveness
         self.process = process or f"{socket.gethostname()}:{os.getpid()}"
         self.ready = asyncio.Event()
         self.dropped_slow = 0
@@ -203,6 +209,31 @@ class Hub:
                 logger.warning("cannot write realtime statistics", extra={"error": str(exc)})
             await asyncio.sleep(self._stats_interval)
 
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Dispatch the subscription's messages until it fails.
+
+        After ``liveness`` seconds without a message a PING goes down the subscription; if nothing (its PONG)
+        comes back within ``liveness`` seconds more, ``redis.ConnectionError`` is raised and :meth:`_run`
+        subscribes again, on the master Sentinel names now. A master whose host lost power sends no reset: a
+        subscription waiting on it would otherwise wait for ever while events are published on its successor.
+        """
+        loop = asyncio.get_running_loop()
+        heard, pinged = loop.time(), False
+        while True:
+            message = await pubsub.get_message(timeout=self._liveness)
+            now = loop.time()
+            if message is not None:
+                heard, pinged = now, False
+                if message["type"] == "pmessage":
+                    channel = self._keys.channel_name(message["channel"].decode())
+                    data = message["data"]
+                    self.dispatch(channel, data if isinstance(data, bytes) else str(data).encode())
+            elif pinged and now - heard >= 2 * self._liveness:
+                raise redis.exceptions.ConnectionError(f"the subscription has been silent for {now - heard:.1f} s")
+            elif not pinged and now - heard >= self._liveness:
+                await pubsub.ping(LIVENESS_PING)
+                pinged = True
+
     async def _run(self) -> None:
         delay = 0.5
         while True:
@@ -211,12 +242,7 @@ class Hub:
                     await pubsub.psubscribe(self._keys.channel_pattern())
                     self.ready.set()
                     delay = 0.5
-                    async for message in pubsub.listen():
-                        if message["type"] != "pmessage":
-                            continue
-                        channel = self._keys.channel_name(message["channel"].decode())
-                        data = message["data"]
-                        self.dispatch(channel, data if isinstance(data, bytes) else str(data).encode())
+                    await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import ssl
 import threading
@@ -19,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.deploy_multi.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Cluster, Host, figure, record
@@ -26,6 +28,8 @@ from tests.deploy_multi.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Cluster,
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(5400)]
 
 SITE = "multi-host.example"
+ADMIN_EMAIL = "admin@multi-host.example"
+ADMIN_PASSWORD = "a long multi-host password"
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 _TLS = ssl.create_default_context()
 # Each app host made its own self-signed certificate; the test speaks to addresses, not to the name.
@@ -152,6 +156,28 @@ def test_topology_is_provisioned(cluster: Cluster) -> None:
     replicas = cluster.redis_cli(cluster.hosts["data1"], "info", "replication")
     assert "connected_slaves:2" in replicas.replace("\r", ""), replicas
     cluster.hosts["app1"].container.run(["beacon", "site", "add", SITE, "--exists-ok"])
+    cluster.hosts["app1"].container.run(["beacon", "createuser", "--email", ADMIN_EMAIL, "--password-stdin",
+                                         "--admin"], input=ADMIN_PASSWORD + "\n")
+    for host in cluster.apps():
+        assert "data1" in signed_in_monitoring(host), f"the monitoring page through {host.name} lists no cluster"
+
+
+def signed_in_monitoring(host: Host) -> str:
+    """Sign in through ``host``'s login form (a session in Redis, through Sentinel), then return the
+    monitoring page's cluster section."""
+    with httpx.Client(base_url=f"https://{host.address}", headers={"Host": SERVER_NAME}, verify=False,
+                      timeout=30) as client:
+        page = client.get("/login")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+        assert token is not None, page.text[:2000]
+        answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
+                                             "_csrf_token": token.group(1)})
+        assert 303 == answer.status_code, answer.text[:2000]
+        monitoring = client.get("/admin/monitoring", headers={"Accept": "text/html"})
+        assert 200 == monitoring.status_code, monitoring.text[:2000]
+        start = monitoring.text.find('data-section="cluster"')
+        assert start >= 0, monitoring.text[:2000]
+        return monitoring.text[start:monitoring.text.find("</section>", start)]
 
 
 def test_postgresql_primary_power_off(cluster: Cluster) -> None:
@@ -230,6 +256,10 @@ def test_redis_master_power_off(cluster: Cluster) -> None:
             wait_until(f"`beacon check` passing on {host.name}",
                        lambda h=host: h.container.run(["beacon", "check"], check=False).returncode == 0, 120, 2)
         print(cluster.hosts["app1"].container.run(["beacon", "check"], check=False).stdout, flush=True)
+        # Sign-in and sessions work through both app hosts, and the monitoring page names the new master.
+        new_master = cluster.sentinel_master(survivors[0])
+        for host in cluster.apps():
+            assert f"{new_master}:" in signed_in_monitoring(host), f"{host.name} does not show {new_master}"
     finally:
         record(f"boot {master.name} again", master.power_on())
     wait_until(f"{master.name} back as a Redis replica",

@@ -7,9 +7,13 @@ so figures are checked through paths only this module sends (``/dash/...``) or a
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import secrets
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +27,7 @@ from app.core.db import make_engine
 from app.core.sessions import SESSION_COOKIE
 from app.domain.sites.services import token_hash
 from tests.support.browser import DESKTOP_UA, PageProblems, launch, screenshot, watch
-from tests.support.stack import HOSTS, SITE, Stack, last_id, login, wait_for
+from tests.support.stack import HOSTS, SITE, Stack, last_id, login, wait_for, watcher_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -144,6 +148,56 @@ def test_owner_sees_tracked_events_and_live_ones(running: Stack, visitors: Visit
     assert int(page.inner_text("#live-visitors")) >= 1
     screenshot(page, "dashboard-desktop")
     assert [] == problems.all()
+
+
+def test_live_feed_reconnects_with_backoff_when_the_realtime_process_goes(running: Stack, visitors: Visitors,
+                                                                          owner: Any) -> None:
+    """The realtime process stops (its app host died, or it restarts): the dashboard says it is reconnecting,
+    tries again with a growing wait rather than every half second, and once realtime is back it is connected
+    again and the live feed receives new pageviews without a reload. Then realtime goes silent (stopped by
+    SIGSTOP, nothing closed): the page notices by its own pings and connects again once it answers."""
+    page, _ = owner  # Chromium logs every refused WebSocket handshake as a console error: expected here.
+    page.goto(f"{running.base_url}/sites/{SITE}")
+    wait_idle(page)
+    wait_connected(page)
+    # Sockets opened from now on check their path every second (10 s in production).
+    page.evaluate("document.getElementById('live').dataset.liveCheckMs = '1000'")
+    attempts: list[float] = []
+    page.on("websocket", lambda _socket: attempts.append(time.monotonic()))
+    running.circus.ctl("stop", "realtime")
+    try:
+        page.wait_for_function("() => document.getElementById('live-status').textContent === 'reconnecting…'",
+                               timeout=15000)
+        stopped = time.monotonic()
+        # Let the backoff run for a while: 0.5 s doubling (each wait 50-100 % of it) makes at most 6 attempts
+        # in 8 s; a fixed half-second retry would make 16.
+        page.wait_for_timeout(8000)
+        during = [moment for moment in attempts if moment >= stopped]
+    finally:
+        running.circus.ctl("start", "realtime")
+    assert 3 <= len(during) <= 6, [round(moment - stopped, 2) for moment in during]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(during)]
+    assert gaps[-1] > gaps[0], gaps
+    # Back within the longest wait so far (4 s) plus the start of the process.
+    page.wait_for_function("() => document.getElementById('live-status').textContent === 'connected'",
+                           timeout=30000)
+    assert "2" == page.get_attribute("#live", "data-connections")
+    visitors.page.evaluate("history.pushState({}, '', '/dash/after-reconnect')")
+    page.locator("#live-feed li", has_text="/dash/after-reconnect").wait_for(timeout=15000)
+
+    # The realtime process goes silent without closing anything (as behind another app host's Nginx when
+    # that host loses power): the page's own pings go unanswered, it drops the socket and tries again.
+    frozen = watcher_pids(running, "realtime")
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        page.wait_for_function("() => document.getElementById('live-status').textContent === 'reconnecting…'",
+                               timeout=15000)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    page.wait_for_function("() => document.getElementById('live').dataset.connections === '3'", timeout=30000)
+    assert "connected" == page.inner_text("#live-status")
 
 
 def test_filter_by_row_chip_url_and_back(running: Stack, visitors: Visitors, owner: Any) -> None:

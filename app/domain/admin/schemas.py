@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from app.core.cluster import Cluster
 from app.core.monitoring import IngestCounts, Part, Postgres, Processes, Queues, RedisInfo, RollupLag
 from app.realtime.publish import RealtimeStats
 
@@ -46,3 +47,6 @@ class MonitoringReport(msgspec.Struct, kw_only=True):
     charts: list[Chart]
     charts_error: str | None = None
     """Why the charts are empty (Redis away), else ``None``; a chart also stays empty before the first sample."""
+    cluster: Cluster | None = None
+    """On several hosts: the PostgreSQL members from Patroni (role, state, lag) and the Redis master named by
+    the Sentinels; ``None`` on a single host (app/core/cluster.py)."""

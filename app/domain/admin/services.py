@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from app.core.cluster import Cluster, cluster_state
 from app.core.monitoring import (
     Sample,
     count_restarts,
@@ -45,6 +46,17 @@ def _value(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+async def _guarded_cluster(resources: Resources, timeout: float) -> Cluster | None:
+    """The cluster part (None on a single host), or a part carrying why Patroni did not answer."""
+    if not resources.settings.database.patroni_urls and not resources.settings.redis.sentinels:
+        return None
+    return await guarded(_cluster(resources), lambda e: Cluster(error=e), timeout)
+
+
+async def _cluster(resources: Resources) -> Cluster:
+    return await cluster_state(resources.settings) or Cluster()
+
+
 async def _realtime(resources: Resources) -> Realtime:
     return Realtime(stats=await WebSocketService(resources.redis, resources.keys).stats())
 
@@ -52,16 +64,19 @@ async def _realtime(resources: Resources) -> Realtime:
 async def monitoring_report(resources: Resources) -> MonitoringReport:
     """Collect every part concurrently; a component that is away turns its part into an ``error``."""
     timeout = resources.settings.http_client.timeout
-    parts, realtime, history = await asyncio.gather(
+    parts, realtime, history, cluster = await asyncio.gather(
         snapshot(resources.settings, resources.engine, resources.redis, resources.keys),
         guarded(_realtime(resources), lambda e: Realtime(error=e), timeout),
         asyncio.wait_for(read_samples(resources.redis, resources.keys), timeout),
+        _guarded_cluster(resources, timeout),
         return_exceptions=True,
     )
     if isinstance(parts, BaseException):  # snapshot guards every part itself; this is a defect, not an outage
         raise parts
     if isinstance(realtime, BaseException):
         raise realtime
+    if isinstance(cluster, BaseException):
+        raise cluster
     samples: list[Sample] = []
     charts_error = None
     if isinstance(history, BaseException):
@@ -76,7 +91,7 @@ async def monitoring_report(resources: Resources) -> MonitoringReport:
     return MonitoringReport(
         generated_at=time.time(), processes=parts.processes, postgres=parts.postgres, redis=parts.redis,
         queues=parts.queues, realtime=realtime, ingest=ingest, rollups=parts.rollups, charts=charts(samples),
-        charts_error=charts_error)
+        charts_error=charts_error, cluster=cluster)
 
 
 SPARK_WIDTH, SPARK_HEIGHT = 240, 48

@@ -300,7 +300,8 @@ def test_monitoring_json_for_admins_with_circusd_away(api: str, settings: Settin
     assert 200 == answer.status_code, answer.text
     body = answer.json()
     assert {"generated_at", "processes", "postgres", "redis", "queues", "realtime", "ingest", "rollups", "charts",
-            "charts_error"} == set(body)
+            "charts_error", "cluster"} == set(body)
+    assert body["cluster"] is None  # a single host: no Patroni, no Sentinels
     assert "circusd" in body["processes"]["error"]
     assert {None} == {body[name]["error"] for name in ("postgres", "redis", "queues", "realtime", "rollups")}
     assert [4.0] == [value for _, value in next(c for c in body["charts"] if c["key"] == "queue_ready")["points"]]
