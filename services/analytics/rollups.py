@@ -352,7 +352,7 @@ def _one_value(query: Query) -> tuple[str, str] | None:
     if cond.operator != "is" or len(cond.clauses) != 1 or not cond.case_sensitive:
         return None
     dimension, value = cond.dimension, cond.clauses[0]
-    if dimension not in (*VISIT_DIMENSIONS, "event:name") or value == "" or "*" in value:
+    if dimension not in (*VISIT_DIMENSIONS, *EVENT_DIMENSIONS) or value == "" or "*" in value:
         return None
     if dimension in VISIT_COLUMNS and value == VISIT_COLUMNS[dimension][1]:
         return None
@@ -384,11 +384,14 @@ def only_value(query: Query) -> tuple[str, str] | None:
     event) of that value are the filter's visitors, and so are its visits and their totals. Left out: several
     values (one visitor can have visits of two values, counted once by the filter and twice by two spans),
     empty values and empty labels (stored under the label, filtered as ''), case-insensitive matching, page
-    wildcards, and ``event:page`` (the filter also keeps custom events on the page, the rollup pageviews only).
+    wildcards, and ``event:page`` but grouped by page (the filter also keeps custom events on the page, the
+    rollup pageviews only; grouped by page, the engine counts the page's pageviews only as well).
     """
     if (one := _one_value(query)) is None:
         return None
     dimension, value = one
+    if dimension == "event:page" and dimension not in query.dimensions:
+        return None  # the filter keeps the page's custom events too; grouped by page, its pageviews only
     if any(d not in TIME_DIMENSIONS and d != dimension for d in query.dimensions):
         return None
     return dimension, value

@@ -51,6 +51,8 @@ def q(**fields: Any) -> dict[str, Any]:
                  Source.VISITS, id="pair-percentage"),
     pytest.param(q(dimensions=["visit:entry_page"], filters=[COUNTRY]), ROLLED, Source.VISITS, id="not-a-pair"),
     pytest.param(q(dimensions=["visit:source"], filters=[PAGE]), ROLLED, Source.JOIN, id="sources-page"),
+    pytest.param(q(metrics=["visitors", "pageviews"], dimensions=["event:page"], filters=[PAGE]), ROLLED,
+                 Source.ROLLUPS, id="pages-page"),
     pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[PAGE]), ROLLED, Source.JOIN, id="bounce-page"),
     pytest.param(q(metrics=["visitors"], filters=[PAGE]), ROLLED, Source.EVENTS, id="visitors-page"),
     pytest.param(q(metrics=["visitors", "conversion_rate"], filters=[GOAL]), ROLLED, Source.EVENTS, id="goal"),

@@ -73,6 +73,17 @@ async def test_pairs_are_rollups_equal_to_raw(settings: Settings, generated: tup
     assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) == len(bodies)
 
 
+@pytest.mark.timeout(900)
+async def test_one_page_by_page_is_rollups_equal_to_raw(settings: Settings, generated: tuple[int, datetime]) -> None:
+    """``event:page is X`` grouped by page (and time): the pages rollup restricted to the page, equal to the raw
+    engine (which counts the page's pageviews only, as the rollup does)."""
+    site_id, now = generated
+    bodies = [{"metrics": ["visitors", "pageviews", "events"], "dimensions": [*time, "event:page"],
+               "filters": [["is", "event:page", [page]]], "date_range": date_range}
+              for page in ("/", "/pricing") for time in ([], ["time:day"]) for date_range in ("7d", "30d", "month")]
+    assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) == len(bodies)
+
+
 async def test_pairs_are_built_and_forgotten(settings: Settings, generated: tuple[int, datetime]) -> None:
     """Every pair has spans and day counts after the roll-up; forgetting the site's rollups (a reset, a time
     zone change) and deleting the site drop them with the rest."""
