@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
@@ -176,6 +177,12 @@ class Event(Base):
     __table_args__ = (
         Index("events_site_time", "site_id", "timestamp"),
         Index("events_site_session", "site_id", "session_id"),
+        # Event filters (migration 0015): a page's events, custom events by name; the columns those queries read.
+        Index("events_site_page", "site_id", "pathname", "timestamp",
+              postgresql_include=["name", "session_id", "visitor_id"]),
+        Index("events_site_custom", "site_id", "name", "timestamp",
+              postgresql_include=["pathname", "session_id", "visitor_id"],
+              postgresql_where=text("name <> 'pageview'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Sequence("events_id_seq"), primary_key=True)

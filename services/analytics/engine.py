@@ -200,6 +200,22 @@ def visits_table_cte(columns: Iterable[str]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class GoalDef:
+    """One of the site's goals as :func:`load_goals` reads it (exactly one of ``event_name``, ``page_path``)."""
+
+    display_name: str
+    event_name: str | None
+    page_path: str | None
+
+
+async def load_goals(session: AsyncSession, site_id: int) -> tuple[GoalDef, ...]:
+    """The site's goals, for :func:`build`'s ``goals`` (ordered by id, as stored)."""
+    rows = await session.execute(text(
+        "SELECT display_name, event_name, page_path FROM goals WHERE site_id = :site ORDER BY id"), {"site": site_id})
+    return tuple(GoalDef(str(r[0]), r[1], r[2]) for r in rows)
+
+
 @dataclass
 class _Sql:
     """Bind parameters collected while the statement is built."""
@@ -207,6 +223,10 @@ class _Sql:
     params: dict[str, Any] = field(default_factory=dict)
     goal_joined: bool = False
     """Whether each row is an (event, goal) pair with the goal as ``g`` (``event:goal`` is a dimension)."""
+    goals: tuple[GoalDef, ...] | None = None
+    """The site's goals when read beforehand (:func:`load_goals`): goal filters then become conditions on the
+    event's own name and path, which PostgreSQL answers from the events' name and page indexes (migration
+    0015) instead of testing every event of the range against the goals table."""
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -241,8 +261,42 @@ def _clause_values(dimension: str, clauses: tuple[str, ...]) -> list[str]:
     return ["" if empty is not None and clause == empty else clause for clause in clauses]
 
 
+def _goal_events(goals: Iterable[GoalDef], sql: _Sql) -> str:
+    """Whether event ``e`` completes one of ``goals`` (:data:`GOAL_MATCH` with the goals known): custom-event
+    goals by name, page goals by pageview path; ``FALSE`` without goals.
+
+    ``e.name <> 'pageview'`` is implied by a custom-event goal whose name is not ``pageview`` and lets
+    PostgreSQL use the partial index of custom events (migration 0015)."""
+    goals = list(goals)
+    names = sorted({g.event_name for g in goals if g.event_name is not None})
+    patterns = sorted({_like_escape(g.page_path).replace("*", "%") for g in goals if g.page_path is not None})
+    parts = []
+    if names:
+        custom = "" if "pageview" in names else " AND e.name <> 'pageview'"
+        parts.append(f"(e.name = ANY({sql.bind(names)}){custom})")
+    if patterns:
+        parts.append(f"(e.name = 'pageview' AND e.pathname LIKE ANY({sql.bind(patterns)}))")
+    return f"({' OR '.join(parts)})" if parts else "FALSE"
+
+
+def _named_goals(cond: Condition, goals: Sequence[GoalDef]) -> list[GoalDef] | None:
+    """The goals an ``event:goal`` filter keeps, as its SQL would select them; None when Python's case folding
+    could differ from PostgreSQL's (non-ASCII text with a case-insensitive filter)."""
+    folded = not cond.case_sensitive
+    if folded and not all(text.isascii() for text in (*cond.clauses, *(g.display_name for g in goals))):
+        return None
+    values = [v.lower() for v in cond.clauses] if folded else list(cond.clauses)
+
+    def keeps(goal: GoalDef) -> bool:
+        name = goal.display_name.lower() if folded else goal.display_name
+        return name in values if cond.operator == "is" else any(v in name for v in values)
+    return [g for g in goals if keeps(g)]
+
+
 def _goal_condition(cond: Condition, sql: _Sql) -> str:
     """An ``event:goal`` filter: the event completes a goal whose display name is / contains a clause."""
+    if sql.goals is not None and not sql.goal_joined and (named_goals := _named_goals(cond, sql.goals)) is not None:
+        return _goal_events(named_goals, sql)
     values = [v.lower() for v in cond.clauses] if not cond.case_sensitive else list(cond.clauses)
     name = "lower(g.display_name)" if not cond.case_sensitive else "g.display_name"
     if cond.operator == "is":
@@ -346,14 +400,17 @@ def _dimension_conditions(dimensions: Sequence[str], exprs: Sequence[str]) -> li
     return where
 
 
-def build(query: Query, site_id: int, visits: Literal["window", "table"] = "window") -> tuple[str, dict[str, Any]]:
+def build(query: Query, site_id: int, visits: Literal["window", "table"] = "window",
+          goals: tuple[GoalDef, ...] | None = None) -> tuple[str, dict[str, Any]]:
     """The SQL statement and its parameters for ``query`` on ``site_id``.
 
     ``visits``: where visit attributes and session metrics come from: ``window`` computes them from the events
     with window functions (the raw engine, the reference every other path is compared with); ``table`` reads
-    them from the visits table (see :func:`visits_table_cte`).
+    them from the visits table (see :func:`visits_table_cte`). ``goals``: the site's goals read beforehand
+    (:func:`load_goals`), so that goal filters and the goal dimension read only the events that can complete
+    a goal; None: matched against the goals table in the statement (the same answer).
     """
-    sql = _Sql({"site": site_id, "start": query.date_range.start, "end": query.date_range.end})
+    sql = _Sql({"site": site_id, "start": query.date_range.start, "end": query.date_range.end}, goals=goals)
     tz = sql.bind(query.date_range.timezone)
     bucket = time_bucket(query)
     sql.goal_joined = GOAL in query.dimensions
@@ -371,6 +428,9 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
 
     where = [_filter_sql(item, sql) for item in query.filters]
     where += _dimension_conditions(query.dimensions, dims)
+    if sql.goal_joined and goals is not None:
+        # Only events completing some goal can join one: a condition the name and page indexes answer.
+        where.append(_goal_events(goals, sql))
 
     d_cols = [f"d{i}" for i in range(len(dims))]
     sd_cols = [f"sd{i}" for i in range(len(dims))]
@@ -654,9 +714,9 @@ def _metric_value(name: str, value: Any) -> Any:
 
 
 async def run(session: AsyncSession, query: Query, site_id: int,
-              visits: Literal["window", "table"] = "window") -> Result:
+              visits: Literal["window", "table"] = "window", goals: tuple[GoalDef, ...] | None = None) -> Result:
     """Answer ``query`` from the events (and their visits, see :func:`build`)."""
-    statement, params = build(query, site_id, visits)
+    statement, params = build(query, site_id, visits, goals)
     return await execute(session, query, statement, params)
 
 

@@ -18,15 +18,17 @@ it is kept as the reference the other paths are measured and tested against, not
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.metrics import ANALYTICS_QUERY_SECONDS
 from services.analytics import engine, imports, rollups, visits
-from services.analytics.engine import VISIT_COLUMNS, Result
-from services.analytics.query import SESSION_METRICS, Query
+from services.analytics.engine import GOAL, VISIT_COLUMNS, Result
+from services.analytics.query import PROPS_PREFIX, SESSION_METRICS, Query
 
 
 class Source(enum.StrEnum):
@@ -74,8 +76,49 @@ async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
     return result
 
 
+def divisor_apart(query: Query) -> tuple[Query, Query] | None:
+    """``(query without conversion_rate but with visitors, its divisor's query)`` when ``conversion_rate`` can be
+    computed from two answers the planner serves separately; None when it cannot (the rate orders the rows).
+
+    The divisor of ``conversion_rate`` is, by its definition (see :mod:`services.analytics.engine`), the
+    visitors of the same query without its top-level goal and property filters and without dimensions: a
+    query the rollups or the visits table usually answer, where the engine counted it from every event of
+    the range."""
+    if "conversion_rate" not in query.metrics:
+        return None
+    order = [name for name, _ in query.order_by] or (
+        [query.metrics[0]] if query.dimensions and query.time_dimension is None else [])
+    if "conversion_rate" in order:
+        return None  # two rates rounding alike would order their rows by the rounded value
+    metrics = tuple(m for m in query.metrics if m != "conversion_rate")
+    inner = dataclasses.replace(query, metrics=metrics if "visitors" in metrics else (*metrics, "visitors"))
+    kept = tuple(engine._top_level_without(query, GOAL, PROPS_PREFIX))
+    divisor = dataclasses.replace(query, metrics=("visitors",), dimensions=(), filters=kept, order_by=(),
+                                  time_labels=False, total_rows=False, offset=0)
+    return inner, divisor
+
+
+def _rate(visitors: int, total: int) -> float:
+    """``round(100.0 * visitors / total, 1)`` as PostgreSQL's numeric computes it (half away from zero); 0 without
+    visitors in the divisor."""
+    if not total:
+        return 0.0
+    return float((Decimal(100 * visitors) / Decimal(total)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
 async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     """The answer to ``query`` from Beacon's own events, from the source :func:`decide` picks."""
+    if (split := divisor_apart(query)) is not None:
+        inner, divisor = split
+        result = await native(session, inner, site_id)
+        total = int((await native(session, divisor, site_id)).rows[0]["metrics"][0] or 0)
+        at, visitors = query.metrics.index("conversion_rate"), inner.metrics.index("visitors")
+        for row in result.rows:
+            values = list(row["metrics"])
+            rate = _rate(int(values[visitors]), total)
+            values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
+            row["metrics"] = [*values[:at], rate, *values[at:]]
+        return result
     state = (await rollups.rolled_until(session, site_id, query.date_range.timezone)
              if rollups.applicable(query) else None)
     plan = decide(query, state)
@@ -85,5 +128,7 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
             return await rollups.run(session, query, site_id, state)
         if plan.source is Source.VISITS:
             return await visits.run(session, query, site_id)
-        return await engine.run(session, query, site_id, "table")
+        goals = await engine.load_goals(session, site_id) if GOAL in {
+            *query.dimensions, *query.filtered_dimensions()} else None
+        return await engine.run(session, query, site_id, "table", goals)
 

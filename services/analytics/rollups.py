@@ -27,7 +27,9 @@ rollups alone; queries reaching into today ignore the provisional day and comput
 before. The final roll-up of the day replaces the provisional rows.
 
 A query filtered to one value of a rolled-up dimension (``visit:country is DE``), grouped by time or by that
-dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`). Goals, conversion
+dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`); the visit
+dimensions with few values (:data:`PAIRED`) are also rolled up in pairs, so that such a filter grouped by another
+of them is the pair's rollup restricted to the value (see :func:`paired`). Goals, conversion
 rates, time on page and other filtered queries are not rolled up: :func:`applicable` leaves them to the other
 sources of :mod:`services.analytics.planner`.
 """
@@ -63,6 +65,11 @@ VISIT_DIMENSIONS = (
     "visit:utm_medium", "visit:utm_campaign", "visit:device", "visit:browser", "visit:os", "visit:country",
 )
 ROLLED = ("", *EVENT_DIMENSIONS, *VISIT_DIMENSIONS)
+PAIRED = ("visit:source", "visit:country", "visit:device", "visit:browser")
+"""Visit dimensions rolled up in pairs too (see :func:`paired`): few values each, so a pair's spans stay small
+(country x source: 54,378 rows for 434,788 visits in the 1 M-event benchmark, see docs/benchmarks.md)."""
+PAIRS = tuple(f"{a}|{b}" for i, a in enumerate(PAIRED) for b in PAIRED[i + 1:])
+"""Stored dimension names of the pairs; a pair's value is ``<length of the first>:<first><second>``."""
 EVENT_METRICS = frozenset({"visitors", "pageviews", "events", "percentage"})
 VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
 CHUNK_DAYS = 7
@@ -77,7 +84,22 @@ def _any(dimension: str) -> str:
     return f"{dimension}#any"
 
 
+def _pair(dimension: str) -> tuple[str, str] | None:
+    first, bar, second = dimension.partition("|")
+    return (first, second) if bar else None
+
+
+def _part(value: str, part: int) -> str:
+    """SQL for the first (1) or second (2) value of a pair's stored ``value`` (see :data:`PAIRS`)."""
+    length = f"split_part({value}, ':', 1)::int"
+    start = f"strpos({value}, ':') + 1"
+    return f"substr({value}, {start}, {length})" if part == 1 else f"substr({value}, {start} + {length})"
+
+
 def _value(dimension: str) -> str:
+    if (pair := _pair(dimension)) is not None:
+        first, second = (_value(d) for d in pair)
+        return f"(char_length({first}) || ':' || {first} || {second})"
     if dimension == "":
         return "''"
     if dimension == "event:page":
@@ -90,6 +112,8 @@ def _value(dimension: str) -> str:
 
 def _condition(dimension: str) -> str:
     """Which events a dimension's spans count, as the engine's filters do for the same query."""
+    if (pair := _pair(dimension)) is not None:
+        return " AND ".join(_condition(d) for d in pair)
     if dimension == "event:page":
         return "e.name = 'pageview'"
     if dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None:
@@ -295,9 +319,9 @@ def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> d
     conn.execute(text(
         f"WITH {scan_ctes()}, "
         f"spans AS (INSERT INTO rollup_spans (site_id, kind, dimension, value, first_day, last_day, n, bounces, "
-        f"duration, pageviews) SELECT :site, * FROM ({spans_sql(ROLLED)}) s) "
+        f"duration, pageviews) SELECT :site, * FROM ({spans_sql((*ROLLED, *PAIRS))}) s) "
         f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
-        f"SELECT :site, * FROM ({days_sql(ROLLED)}) d"
+        f"SELECT :site, * FROM ({days_sql((*ROLLED, *PAIRS))}) d"
     ), params)
     return params
 
@@ -319,6 +343,38 @@ def _visits_ended(conn: Connection, site_id: int, day: date, tz: str, now: datet
 # --- answering ----------------------------------------------------------------------------------------
 
 
+def _one_value(query: Query) -> tuple[str, str] | None:
+    """``(dimension, value)`` when the query's one filter keeps exactly one value of a rolled-up dimension, in
+    a form the rollups store it in (see :func:`only_value`)."""
+    if len(query.filters) != 1 or not isinstance(query.filters[0], Condition):
+        return None
+    cond = query.filters[0]
+    if cond.operator != "is" or len(cond.clauses) != 1 or not cond.case_sensitive:
+        return None
+    dimension, value = cond.dimension, cond.clauses[0]
+    if dimension not in (*VISIT_DIMENSIONS, *EVENT_DIMENSIONS) or value == "" or "*" in value:
+        return None
+    if dimension in VISIT_COLUMNS and value == VISIT_COLUMNS[dimension][1]:
+        return None
+    return dimension, value
+
+
+def paired(query: Query) -> tuple[str, int, str] | None:
+    """``(pair, part, value)`` when the query's one filter keeps one value of a :data:`PAIRED` dimension and its
+    only other dimension besides time is another of them (``visit:country is DE`` by ``visit:source``): such a
+    query is the pair's rollup restricted to the value in ``part`` (1 or 2), grouped by the other part.
+
+    Exact for the reasons :func:`only_value` is: a pair's spans are those of (visitor, first value, second
+    value), so the visitors (and visits) of a source among the visits from DE are the spans with both.
+    """
+    one = _one_value(query)
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    if one is None or len(others) != 1 or one[0] == others[0] or not {one[0], others[0]} <= set(PAIRED):
+        return None
+    name = next(p for p in PAIRS if set(p.split("|")) == {one[0], others[0]})
+    return name, 1 if name.startswith(f"{one[0]}|") else 2, one[1]
+
+
 def only_value(query: Query) -> tuple[str, str] | None:
     """``(dimension, value)`` when the query's one filter keeps exactly one value of a rolled-up dimension that
     is also its only other dimension (or it has none besides time): such a query is that dimension's rollup
@@ -328,18 +384,14 @@ def only_value(query: Query) -> tuple[str, str] | None:
     event) of that value are the filter's visitors, and so are its visits and their totals. Left out: several
     values (one visitor can have visits of two values, counted once by the filter and twice by two spans),
     empty values and empty labels (stored under the label, filtered as ''), case-insensitive matching, page
-    wildcards, and ``event:page`` (the filter also keeps custom events on the page, the rollup pageviews only).
+    wildcards, and ``event:page`` but grouped by page (the filter also keeps custom events on the page, the
+    rollup pageviews only; grouped by page, the engine counts the page's pageviews only as well).
     """
-    if len(query.filters) != 1 or not isinstance(query.filters[0], Condition):
+    if (one := _one_value(query)) is None:
         return None
-    cond = query.filters[0]
-    if cond.operator != "is" or len(cond.clauses) != 1 or not cond.case_sensitive:
-        return None
-    dimension, value = cond.dimension, cond.clauses[0]
-    if dimension not in (*VISIT_DIMENSIONS, "event:name") or value == "" or "*" in value:
-        return None
-    if dimension in VISIT_COLUMNS and value == VISIT_COLUMNS[dimension][1]:
-        return None
+    dimension, value = one
+    if dimension == "event:page" and dimension not in query.dimensions:
+        return None  # the filter keeps the page's custom events too; grouped by page, its pageviews only
     if any(d not in TIME_DIMENSIONS and d != dimension for d in query.dimensions):
         return None
     return dimension, value
@@ -347,13 +399,14 @@ def only_value(query: Query) -> tuple[str, str] | None:
 
 def applicable(query: Query) -> bool:
     """Whether the rollups can answer ``query`` (the engine over raw events answers everything else)."""
-    only = only_value(query)
-    if query.filters and only is None:
+    only, pair = only_value(query), paired(query)
+    if query.filters and only is None and pair is None:
         return False
-    if only is not None and "percentage" in query.metrics:
+    if query.filters and "percentage" in query.metrics:
         return False  # the rollups' percentage divides by all visitors, not the filtered ones
-    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS] or ([only[0]] if only else [])
-    if len(others) > 1 or (others and others[0] not in ROLLED):
+    others = [pair[0]] if pair else [d for d in query.dimensions if d not in TIME_DIMENSIONS] or (
+        [only[0]] if only else [])
+    if len(others) > 1 or (others and others[0] not in (*ROLLED, *PAIRS)):
         return False
     if time_bucket(query) == "hour":
         return False
@@ -390,9 +443,9 @@ def _buckets(query: Query) -> list[tuple[date, date, date]]:
 
 def build(query: Query, site_id: int, rolled_until: date, provisional_day: date | None = None
           ) -> tuple[str, dict[str, Any]]:
-    only = only_value(query)
+    only, pair = only_value(query), paired(query)
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
-    dimension = others[0] if others else (only[0] if only else "")
+    dimension = pair[0] if pair else others[0] if others else (only[0] if only else "")
     total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
     dr = query.date_range
     # The provisional day's spans may end later, which no bucket of a query ending on it sees.
@@ -400,11 +453,16 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     boundary = min(rolled + timedelta(days=1), dr.last_day + timedelta(days=1))
     sql = _Sql({"site": site_id, "dim": dimension, "total_dim": total, "range_first": dr.first_day,
                 "range_last": dr.last_day, "boundary": boundary})
-    # A filter keeping one value: that value's rows only.
+    # A filter keeping one value: that value's rows only (of a pair: the filtered part, grouped by the other).
     only_sp = only_dd = ""
+    sp_value, dd_value = "sp.value", "dd.value"
     if only is not None:
         sql.params["only"] = only[1]
         only_sp, only_dd = " AND sp.value = :only", " AND dd.value = :only"
+    elif pair is not None:
+        sql.params["only"] = pair[2]
+        only_sp, only_dd = (f" AND {_part(v, pair[1])} = :only" for v in ("sp.value", "dd.value"))
+        sp_value, dd_value = (_part(v, 3 - pair[1]) for v in ("sp.value", "dd.value"))
     buckets = _buckets(query)
     sql.params |= {"labels": [b[0] for b in buckets], "starts": [b[1] for b in buckets],
                    "ends": [b[2] for b in buckets]}
@@ -414,8 +472,9 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     if boundary <= dr.last_day:
         sql.params |= window(boundary, dr.last_day, dr.timezone)
         # Visit attributes cost a window over every visit: compute only those the query needs.
-        with_visits = dimension in VISIT_COLUMNS or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
-        columns = [VISIT_COLUMNS[dimension][0]] if dimension in VISIT_COLUMNS else []
+        parts = [d for d in _pair(dimension) or (dimension,) if d in VISIT_COLUMNS]
+        with_visits = bool(parts) or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
+        columns = [VISIT_COLUMNS[d][0] for d in parts]
         ctes.append(scan_ctes(columns if with_visits else None).strip())
         tail_spans = f" UNION ALL SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, " \
                      f"pageviews FROM ({spans_sql(needed, with_visits)}) t"
@@ -428,13 +487,13 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         f"AND dimension = :dim AND day < :boundary AND day BETWEEN :range_first AND :range_last{tail_days})",
         "buckets AS (SELECT * FROM unnest(CAST(:labels AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
         "AS b(label, start_day, end_day))",
-        "s AS (SELECT b.label, sp.value, sum(sp.n) FILTER (WHERE sp.kind = 'u') AS visitors, "
+        f"s AS (SELECT b.label, {sp_value} AS value, sum(sp.n) FILTER (WHERE sp.kind = 'u') AS visitors, "
         "sum(sp.n) FILTER (WHERE sp.kind = 'v') AS visits, sum(sp.bounces) FILTER (WHERE sp.kind = 'v') AS bounces, "
         "sum(sp.duration) FILTER (WHERE sp.kind = 'v') AS duration, "
         "sum(sp.pageviews) FILTER (WHERE sp.kind = 'v') AS visit_pageviews "
         "FROM buckets b JOIN all_spans sp ON sp.dimension = :dim AND sp.first_day <= b.end_day "
         f"AND sp.last_day >= b.start_day{only_sp} GROUP BY 1, 2)",
-        "d AS (SELECT b.label, dd.value, sum(dd.pageviews) AS pageviews, sum(dd.events) AS events "
+        f"d AS (SELECT b.label, {dd_value} AS value, sum(dd.pageviews) AS pageviews, sum(dd.events) AS events "
         "FROM buckets b JOIN all_days dd ON dd.dimension = :dim AND dd.day BETWEEN b.start_day AND b.end_day"
         f"{only_dd} GROUP BY 1, 2)",
     ]
