@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.db import make_async_engine, sessionmaker_for
@@ -56,3 +58,15 @@ def resources_lifespan(settings: Settings, process_name: str):  # type: ignore[n
             await resources.close()
 
     return lifespan
+
+
+def provide_resources(state: State) -> Resources:
+    """The process's :class:`Resources` (``app.state.resources``, opened by :func:`resources_lifespan`), for
+    Litestar's dependency injection: a handler takes ``resources: Resources`` instead of reading the state."""
+    resources: Resources = state.resources
+    return resources
+
+
+RESOURCES = {"resources": Provide(provide_resources, sync_to_thread=False)}
+"""The ``resources`` dependency, registered on every application built on :mod:`app.core`."""
+

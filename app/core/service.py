@@ -13,7 +13,7 @@ from app.core.health import service_health
 from app.core.inputs import InputGuardMiddleware
 from app.core.metrics import HttpMetricsMiddleware, MetricsRefresh, metrics_route
 from app.core.request_id import RequestIdMiddleware
-from app.core.resources import resources_lifespan
+from app.core.resources import RESOURCES, resources_lifespan
 from app.core.sentry import init_sentry
 from app.core.settings import Settings
 
@@ -28,9 +28,9 @@ def create_service_app(
     metrics_refresh: MetricsRefresh | None = None,
     **kwargs: Any,
 ) -> Litestar:
-    """A Litestar app with Beacon's resources, error mapping, ``GET /metrics`` (Prometheus, on the process's
-    loopback port; Nginx never routes it), request ids, Sentry when configured, and (unless told otherwise)
-    ``GET /health``.
+    """A Litestar app with Beacon's resources (opened by its lifespan; handlers take ``resources: Resources``),
+    error mapping, ``GET /metrics`` (Prometheus, on the process's loopback port; Nginx never routes it),
+    request ids, Sentry when configured, and (unless told otherwise) ``GET /health``.
 
     ``plausible_prefixes``: request paths whose errors take Plausible's ``{"error": "..."}`` shape.
     ``metrics_refresh``: updates gauges read at scrape time before ``/metrics`` answers.
@@ -47,6 +47,7 @@ def create_service_app(
         logging_config=None,  # configure_logging() owns the root logger
         openapi_config=kwargs.pop("openapi_config", None),
         middleware=[guard, *kwargs.pop("middleware", [])],
+        dependencies={**RESOURCES, **kwargs.pop("dependencies", {})},
         **kwargs,
     )
     # Paths whose errors are Plausible's {"error": "..."} (app.core.errors reads it).

@@ -1,7 +1,7 @@
-"""Providers the domain controllers share (Litestar's dependency injection): the resources the application's
-lifespan opened, and one database session per request.
+"""Providers the domain controllers share (Litestar's dependency injection): one database session per request.
 
-A controller lists them with ``dependencies = {**DEPENDENCIES, ...}``; its handlers then take
+Every application already provides ``resources`` (``app.core.resources.RESOURCES``, registered by
+``create_service_app``). A controller lists ``dependencies = {**DEPENDENCIES, ...}``; its handlers then take
 ``resources: Resources`` and ``db_session: AsyncSession`` as parameters instead of reaching into
 ``request.app.state``. A handler that writes calls ``await db_session.commit()`` before it answers; whatever
 is not committed is rolled back when the request ends.
@@ -11,17 +11,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.resources import Resources
-
-
-def provide_resources(state: State) -> Resources:
-    """The process's :class:`~app.core.resources.Resources` (``app.state.resources``, set by the lifespan)."""
-    resources: Resources = state.resources
-    return resources
 
 
 async def provide_db_session(resources: NamedDependency[Resources]) -> AsyncIterator[AsyncSession]:
@@ -30,5 +23,4 @@ async def provide_db_session(resources: NamedDependency[Resources]) -> AsyncIter
         yield session
 
 
-DEPENDENCIES = {"resources": Provide(provide_resources, sync_to_thread=False),
-                "db_session": Provide(provide_db_session)}
+DEPENDENCIES = {"db_session": Provide(provide_db_session)}

@@ -75,11 +75,10 @@ async def unless_disconnected(request: Request[Any, Any, Any], work: Awaitable[T
 
 
 @get("/sites/{site_id:int}/pageviews", guards=[internal_token_guard])
-async def site_pageviews(request: Request[Any, Any, Any], site_id: FromPath[int], date_from: FromQuery[date],
+async def site_pageviews(resources: Resources, site_id: FromPath[int], date_from: FromQuery[date],
                          date_to: FromQuery[date]) -> PageviewCount:
     """Pageviews of a site between two local dates, inclusive."""
     logic.check_range(date_from, date_to)
-    resources: Resources = request.app.state.resources
     async with resources.sessions() as session:
         tz = await logic.site_timezone(session, site_id)
         start, end = logic.bounds(date_from, date_to, tz)
@@ -88,11 +87,10 @@ async def site_pageviews(request: Request[Any, Any, Any], site_id: FromPath[int]
 
 
 @get("/sites/{site_id:int}/pageviews/daily", guards=[internal_token_guard])
-async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: FromPath[int], date_from: FromQuery[date],
+async def site_daily_pageviews(resources: Resources, site_id: FromPath[int], date_from: FromQuery[date],
                                date_to: FromQuery[date]) -> list[DailyCount]:
     """Pageviews per local day between two dates, inclusive."""
     logic.check_range(date_from, date_to)
-    resources: Resources = request.app.state.resources
     async with resources.sessions() as session:
         tz = await logic.site_timezone(session, site_id)
         days = await logic.daily_pageviews(session, site_id, date_from, date_to, tz)
@@ -100,13 +98,12 @@ async def site_daily_pageviews(request: Request[Any, Any, Any], site_id: FromPat
 
 
 @get("/sites/{site_id:int}/property-keys", guards=[internal_token_guard])
-async def site_property_keys(request: Request[Any, Any, Any], site_id: FromPath[int], date_to: FromQuery[date],
+async def site_property_keys(resources: Resources, site_id: FromPath[int], date_to: FromQuery[date],
                              date_from: FromQuery[date | None] = None, limit: FromQuery[int] = 50) -> PropertyKeys:
     """Custom property keys seen between two local dates, inclusive (without ``date_from``: since the site's
     first event), for the dashboard's property picker."""
     if not 1 <= limit <= 1000:
         raise ClientError("limit: an integer from 1 to 1000")
-    resources: Resources = request.app.state.resources
     async with budgeted(resources) as session:
         tz = await logic.site_timezone(session, site_id)
         first = date_from or await logic.first_day(session, site_id, tz) or date_to
@@ -117,9 +114,8 @@ async def site_property_keys(request: Request[Any, Any, Any], site_id: FromPath[
 
 
 @get("/sites/{site_id:int}/received", guards=[internal_token_guard])
-async def site_received(request: Request[Any, Any, Any], site_id: FromPath[int]) -> EventsReceived:
+async def site_received(resources: Resources, site_id: FromPath[int]) -> EventsReceived:
     """Whether any event of the site is stored (404 for an unknown site), for the setup page."""
-    resources: Resources = request.app.state.resources
     async with budgeted(resources) as session:
         await logic.site_timezone(session, site_id)
         received = await logic.has_events(session, site_id)
@@ -127,9 +123,9 @@ async def site_received(request: Request[Any, Any, Any], site_id: FromPath[int])
 
 
 @post("/query", guards=[internal_token_guard], status_code=200)
-async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str, Any], Body()]) -> Any:
+async def stats_query(request: Request[Any, Any, Any], resources: Resources,
+                      data: Annotated[dict[str, Any], Body()]) -> Any:
     """Plausible's Stats API v2 query (the api has authenticated the caller for ``site_id``)."""
-    resources: Resources = request.app.state.resources
     now = datetime.now(UTC)
 
     async def answer() -> Any:
@@ -155,14 +151,13 @@ async def stats_query(request: Request[Any, Any, Any], data: Annotated[dict[str,
 
 
 @get("/sites/{site_id:int}/export", guards=[internal_token_guard])
-async def site_export(request: Request[Any, Any, Any], site_id: FromPath[int],
+async def site_export(resources: Resources, site_id: FromPath[int],
                       date_range: FromQuery[str] = "all") -> Stream:
     """The site's stats as a zip of Plausible's CSV export files, streamed (see :mod:`services.analytics.export`).
 
     ``date_range``: ``YYYY-MM-DD,YYYY-MM-DD`` or a Stats API shortcut (``all``, ``30d``, ``12mo``, ...); whole
     local days. The range is checked (400) before the first byte is sent.
     """
-    resources: Resources = request.app.state.resources
     now = datetime.now(UTC)
     async with resources.sessions() as session:
         domain, tz, stats_start = await logic.site_for_export(session, site_id)
@@ -185,9 +180,8 @@ V1_HANDLERS = {"aggregate": v1.aggregate, "timeseries": v1.timeseries, "breakdow
 
 
 @get("/v1/{endpoint:str}", guards=[internal_token_guard])
-async def stats_v1(request: Request[Any, Any, Any], endpoint: FromPath[str]) -> Any:
+async def stats_v1(request: Request[Any, Any, Any], resources: Resources, endpoint: FromPath[str]) -> Any:
     """Plausible's Stats API v1: aggregate, timeseries, breakdown and realtime-visitors."""
-    resources: Resources = request.app.state.resources
     params = dict(request.query_params.items())
     now = datetime.now(UTC)
 

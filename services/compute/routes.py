@@ -6,7 +6,7 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from app.core.errors import ClientError
@@ -33,10 +33,9 @@ MAX_HISTORY_DAYS = 3 * 366
 
 
 @get("/sites/{site_id:int}/summary", guards=[internal_token_guard])
-async def site_summary(request: Request[Any, Any, Any], site_id: FromPath[int], date_from: FromQuery[date],
+async def site_summary(resources: Resources, site_id: FromPath[int], date_from: FromQuery[date],
                        date_to: FromQuery[date]) -> SeriesSummary:
     """Summary statistics of a site's daily pageviews, taken from the analytics service."""
-    resources: Resources = request.app.state.resources
     series = await resources.services.json(
         "analytics", "GET", f"/sites/{site_id}/pageviews/daily",
         params={"date_from": date_from.isoformat(), "date_to": date_to.isoformat()},
@@ -53,28 +52,27 @@ def _range(dates: list[date], limit: int, what: str) -> tuple[date, date]:
     return first, last
 
 
-async def _query(request: Request[Any, Any, Any], query: dict[str, Any]) -> list[dict[str, Any]]:
-    resources: Resources = request.app.state.resources
+async def _query(resources: Resources, query: dict[str, Any]) -> list[dict[str, Any]]:
     answer = await resources.services.json("analytics", "POST", "/query", json=query)
     return list(answer["results"])
 
 
 @post("/detect", guards=[internal_token_guard], status_code=200)
-async def detect(request: Request[Any, Any, Any], data: JSONBody[DetectRequest]) -> DetectResponse:
+async def detect(resources: Resources, data: JSONBody[DetectRequest]) -> DetectResponse:
     """Anomaly scores in [0, 1] for each hour or day of a site's series, explained where they pass the threshold.
 
     Errors: 400 for a reversed or too long range (hourly: 31 days, daily: 3 years) or what analytics refuses
     (unknown site: 404), 503 when analytics is unavailable.
     """
     first, last = _range(data.date_range, 31 if data.interval == "hour" else MAX_HISTORY_DAYS, "date_range")
-    results = await _query(request, logic.series_query(data.site_id, data.metric, first, last, data.interval,
+    results = await _query(resources, logic.series_query(data.site_id, data.metric, first, last, data.interval,
                                                        data.goal))
     labels, stamps, values = logic.fill_buckets(results, first, last, data.interval)
     return await asyncio.to_thread(logic.detect_series, data, labels, stamps, values)
 
 
 @post("/detect/hour", guards=[internal_token_guard], status_code=200)
-async def detect_hour(request: Request[Any, Any, Any], data: JSONBody[DetectHourRequest]) -> DetectHourResponse:
+async def detect_hour(resources: Resources, data: JSONBody[DetectHourRequest]) -> DetectHourResponse:
     """One hour of a site's hourly series scored with the detector state kept in Redis for that site and metric
     (the ``anomaly`` alert rule's hourly check: one update instead of a 31-day replay; docs/compute.md).
 
@@ -83,23 +81,22 @@ async def detect_hour(request: Request[Any, Any, Any], data: JSONBody[DetectHour
     """
     if (data.hour.minute, data.hour.second, data.hour.microsecond) != (0, 0, 0):
         raise ClientError(f"hour: {data.hour.isoformat()} is not the start of an hour")
-    resources: Resources = request.app.state.resources
 
     async def fetch(first: date, last: date) -> list[dict[str, Any]]:
-        return await _query(request, logic.series_query(data.site_id, data.metric, first, last, "hour", None))
+        return await _query(resources, logic.series_query(data.site_id, data.metric, first, last, "hour", None))
 
     return await hourly.detect_hour(resources.redis, resources.keys.compute_detector(data.site_id, data.metric),
                                     data, fetch)
 
 
 @post("/forecast", guards=[internal_token_guard], status_code=200)
-async def forecast(request: Request[Any, Any, Any], data: JSONBody[ForecastRequest]) -> ForecastResponse:
+async def forecast(resources: Resources, data: JSONBody[ForecastRequest]) -> ForecastResponse:
     """Daily forecast with 80 % and 95 % prediction intervals for ``horizon`` days after the range.
 
     Errors: 400 for fewer than 28 days of history, a reversed or too long range, a horizon outside 1-366.
     """
     first, last = _range(data.date_range, MAX_HISTORY_DAYS, "date_range")
-    results = await _query(request, logic.series_query(data.site_id, data.metric, first, last, "day", data.goal))
+    results = await _query(resources, logic.series_query(data.site_id, data.metric, first, last, "day", data.goal))
     _, stamps, values = logic.fill_buckets(results, first, last, "day")
     days = [stamp.date() for stamp in stamps]
     try:
@@ -114,7 +111,7 @@ async def forecast(request: Request[Any, Any, Any], data: JSONBody[ForecastReque
 
 
 @post("/compare", guards=[internal_token_guard], status_code=200)
-async def compare(request: Request[Any, Any, Any], data: JSONBody[CompareRequest]) -> CompareResponse:
+async def compare(resources: Resources, data: JSONBody[CompareRequest]) -> CompareResponse:
     """The goal's conversion rate in segment B against A: difference, interval, test, P(B beats A), verdict.
 
     Visitors and converted visitors of each segment come from analytics (Stats API v2 aggregates).
@@ -125,8 +122,8 @@ async def compare(request: Request[Any, Any, Any], data: JSONBody[CompareRequest
         base: dict[str, Any] = {"site_id": data.site_id, "metrics": ["visitors"],
                                 "date_range": [first.isoformat(), last.isoformat()]}
         filters = logic.segment_filters(segment)
-        visitors = await _query(request, {**base, **({"filters": filters} if filters else {})})
-        converted = await _query(request, {**base, "filters": [*filters, ["is", "event:goal", [data.goal]]]})
+        visitors = await _query(resources, {**base, **({"filters": filters} if filters else {})})
+        converted = await _query(resources, {**base, "filters": [*filters, ["is", "event:goal", [data.goal]]]})
         counts[key] = (int(visitors[0]["metrics"][0] if visitors else 0),
                        int(converted[0]["metrics"][0] if converted else 0))
     return logic.comparison(data, counts)

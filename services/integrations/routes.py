@@ -6,9 +6,8 @@ The api has authenticated the caller and checked their role on the site; these t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,15 +30,13 @@ from services.integrations import logic
 from services.integrations.schemas import ReportChoice, Unsubscribe, Unsubscribed
 
 
-async def provide_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+async def provide_session(resources: Resources) -> AsyncIterator[AsyncSession]:
     """A session in a transaction: committed when the handler returns, rolled back when it raises."""
-    resources: Resources = request.app.state.resources
     async with resources.sessions.begin() as session:
         yield session
 
 
-def provide_settings(request: Request[Any, Any, Any]) -> Settings:
-    resources: Resources = request.app.state.resources
+def provide_settings(resources: Resources) -> Settings:
     return resources.settings
 
 

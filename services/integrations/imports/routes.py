@@ -23,12 +23,6 @@ from services.integrations.imports import store
 from services.integrations.imports.files import imports_dir, remove, store_upload
 from services.integrations.routes import Session, provide_session
 
-
-def provide_resources(request: Request[Any, Any, Any]) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
-
-
 ResourcesDep = NamedDependency[Resources]
 FileName = Annotated[str, QueryParameter(min_length=1, max_length=300)]
 UserId = Annotated[int | None, QueryParameter(ge=1, required=False)]
@@ -37,7 +31,7 @@ UserId = Annotated[int | None, QueryParameter(ge=1, required=False)]
 class ImportsController(Controller):
     path = "/sites/{site_id:int}/imports"
     guards = [internal_token_guard]
-    dependencies = {"session": Provide(provide_session), "resources": Provide(provide_resources, sync_to_thread=False)}
+    dependencies = {"session": Provide(provide_session)}
 
     @put("/", status_code=201, request_max_body_size=None)
     async def upload(self, request: Request[Any, Any, Any], resources: ResourcesDep, site_id: PathId,
@@ -83,7 +77,7 @@ class ExportsController(Controller):
 
     path = "/sites/{site_id:int}/exports"
     guards = [internal_token_guard]
-    dependencies = {"session": Provide(provide_session), "resources": Provide(provide_resources, sync_to_thread=False)}
+    dependencies = {"session": Provide(provide_session)}
 
     @post("/")
     async def request_export(self, resources: ResourcesDep, site_id: PathId,
