@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.db import make_async_engine, sessionmaker_for
@@ -68,5 +68,7 @@ def provide_resources(state: State) -> Resources:
 
 
 RESOURCES = {"resources": Provide(provide_resources, sync_to_thread=False)}
+ResourcesDep = NamedDependency[Resources]
+"""How a handler or provider names the ``resources`` dependency (``resources: ResourcesDep``)."""
 """The ``resources`` dependency, registered on every application built on :mod:`app.core`."""
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.contracts import EventsReceived, PropertyKeys
 from app.core.errors import ClientError, NotFound, ServiceUnavailable
 from app.core.internal import internal_token_guard
-from app.core.resources import Resources
+from app.core.resources import ResourcesDep
 from services.analytics import engine, export, logic, planner, v1
 from services.analytics.cache import cached
 from services.analytics.query import check_goals_exist, parse_query, resolve_date_range
@@ -40,7 +40,7 @@ class OverBudget(ServiceUnavailable):
 
 
 @asynccontextmanager
-async def budgeted(resources: Resources) -> AsyncIterator[AsyncSession]:
+async def budgeted(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     """A session whose statements PostgreSQL stops at the query budget; that stop raises :class:`OverBudget`."""
     budget = resources.settings.analytics.query_budget
     async with resources.sessions() as session:
@@ -75,7 +75,7 @@ async def unless_disconnected(request: Request[Any, Any, Any], work: Awaitable[T
 
 
 @get("/sites/{site_id:int}/pageviews", guards=[internal_token_guard])
-async def site_pageviews(resources: Resources, site_id: FromPath[int], date_from: FromQuery[date],
+async def site_pageviews(resources: ResourcesDep, site_id: FromPath[int], date_from: FromQuery[date],
                          date_to: FromQuery[date]) -> PageviewCount:
     """Pageviews of a site between two local dates, inclusive."""
     logic.check_range(date_from, date_to)
@@ -87,7 +87,7 @@ async def site_pageviews(resources: Resources, site_id: FromPath[int], date_from
 
 
 @get("/sites/{site_id:int}/pageviews/daily", guards=[internal_token_guard])
-async def site_daily_pageviews(resources: Resources, site_id: FromPath[int], date_from: FromQuery[date],
+async def site_daily_pageviews(resources: ResourcesDep, site_id: FromPath[int], date_from: FromQuery[date],
                                date_to: FromQuery[date]) -> list[DailyCount]:
     """Pageviews per local day between two dates, inclusive."""
     logic.check_range(date_from, date_to)
@@ -98,7 +98,7 @@ async def site_daily_pageviews(resources: Resources, site_id: FromPath[int], dat
 
 
 @get("/sites/{site_id:int}/property-keys", guards=[internal_token_guard])
-async def site_property_keys(resources: Resources, site_id: FromPath[int], date_to: FromQuery[date],
+async def site_property_keys(resources: ResourcesDep, site_id: FromPath[int], date_to: FromQuery[date],
                              date_from: FromQuery[date | None] = None, limit: FromQuery[int] = 50) -> PropertyKeys:
     """Custom property keys seen between two local dates, inclusive (without ``date_from``: since the site's
     first event), for the dashboard's property picker."""
@@ -114,7 +114,7 @@ async def site_property_keys(resources: Resources, site_id: FromPath[int], date_
 
 
 @get("/sites/{site_id:int}/received", guards=[internal_token_guard])
-async def site_received(resources: Resources, site_id: FromPath[int]) -> EventsReceived:
+async def site_received(resources: ResourcesDep, site_id: FromPath[int]) -> EventsReceived:
     """Whether any event of the site is stored (404 for an unknown site), for the setup page."""
     async with budgeted(resources) as session:
         await logic.site_timezone(session, site_id)
@@ -123,7 +123,7 @@ async def site_received(resources: Resources, site_id: FromPath[int]) -> EventsR
 
 
 @post("/query", guards=[internal_token_guard], status_code=200)
-async def stats_query(request: Request[Any, Any, Any], resources: Resources,
+async def stats_query(request: Request[Any, Any, Any], resources: ResourcesDep,
                       data: Annotated[dict[str, Any], Body()]) -> Any:
     """Plausible's Stats API v2 query (the api has authenticated the caller for ``site_id``)."""
     now = datetime.now(UTC)
@@ -151,7 +151,7 @@ async def stats_query(request: Request[Any, Any, Any], resources: Resources,
 
 
 @get("/sites/{site_id:int}/export", guards=[internal_token_guard])
-async def site_export(resources: Resources, site_id: FromPath[int],
+async def site_export(resources: ResourcesDep, site_id: FromPath[int],
                       date_range: FromQuery[str] = "all") -> Stream:
     """The site's stats as a zip of Plausible's CSV export files, streamed (see :mod:`services.analytics.export`).
 
@@ -180,7 +180,7 @@ V1_HANDLERS = {"aggregate": v1.aggregate, "timeseries": v1.timeseries, "breakdow
 
 
 @get("/v1/{endpoint:str}", guards=[internal_token_guard])
-async def stats_v1(request: Request[Any, Any, Any], resources: Resources, endpoint: FromPath[str]) -> Any:
+async def stats_v1(request: Request[Any, Any, Any], resources: ResourcesDep, endpoint: FromPath[str]) -> Any:
     """Plausible's Stats API v1: aggregate, timeseries, breakdown and realtime-visitors."""
     params = dict(request.query_params.items())
     now = datetime.now(UTC)

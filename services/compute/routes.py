@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from app.core.errors import ClientError
 from app.core.internal import internal_token_guard
-from app.core.resources import Resources
+from app.core.resources import ResourcesDep
 from services.compute import hourly, logic
 from services.compute.forecast import ForecastInputError, forecast_daily
 from services.compute.schemas import (
@@ -33,7 +33,7 @@ MAX_HISTORY_DAYS = 3 * 366
 
 
 @get("/sites/{site_id:int}/summary", guards=[internal_token_guard])
-async def site_summary(resources: Resources, site_id: FromPath[int], date_from: FromQuery[date],
+async def site_summary(resources: ResourcesDep, site_id: FromPath[int], date_from: FromQuery[date],
                        date_to: FromQuery[date]) -> SeriesSummary:
     """Summary statistics of a site's daily pageviews, taken from the analytics service."""
     series = await resources.services.json(
@@ -52,13 +52,13 @@ def _range(dates: list[date], limit: int, what: str) -> tuple[date, date]:
     return first, last
 
 
-async def _query(resources: Resources, query: dict[str, Any]) -> list[dict[str, Any]]:
+async def _query(resources: ResourcesDep, query: dict[str, Any]) -> list[dict[str, Any]]:
     answer = await resources.services.json("analytics", "POST", "/query", json=query)
     return list(answer["results"])
 
 
 @post("/detect", guards=[internal_token_guard], status_code=200)
-async def detect(resources: Resources, data: JSONBody[DetectRequest]) -> DetectResponse:
+async def detect(resources: ResourcesDep, data: JSONBody[DetectRequest]) -> DetectResponse:
     """Anomaly scores in [0, 1] for each hour or day of a site's series, explained where they pass the threshold.
 
     Errors: 400 for a reversed or too long range (hourly: 31 days, daily: 3 years) or what analytics refuses
@@ -72,7 +72,7 @@ async def detect(resources: Resources, data: JSONBody[DetectRequest]) -> DetectR
 
 
 @post("/detect/hour", guards=[internal_token_guard], status_code=200)
-async def detect_hour(resources: Resources, data: JSONBody[DetectHourRequest]) -> DetectHourResponse:
+async def detect_hour(resources: ResourcesDep, data: JSONBody[DetectHourRequest]) -> DetectHourResponse:
     """One hour of a site's hourly series scored with the detector state kept in Redis for that site and metric
     (the ``anomaly`` alert rule's hourly check: one update instead of a 31-day replay; docs/compute.md).
 
@@ -90,7 +90,7 @@ async def detect_hour(resources: Resources, data: JSONBody[DetectHourRequest]) -
 
 
 @post("/forecast", guards=[internal_token_guard], status_code=200)
-async def forecast(resources: Resources, data: JSONBody[ForecastRequest]) -> ForecastResponse:
+async def forecast(resources: ResourcesDep, data: JSONBody[ForecastRequest]) -> ForecastResponse:
     """Daily forecast with 80 % and 95 % prediction intervals for ``horizon`` days after the range.
 
     Errors: 400 for fewer than 28 days of history, a reversed or too long range, a horizon outside 1-366.
@@ -111,7 +111,7 @@ async def forecast(resources: Resources, data: JSONBody[ForecastRequest]) -> For
 
 
 @post("/compare", guards=[internal_token_guard], status_code=200)
-async def compare(resources: Resources, data: JSONBody[CompareRequest]) -> CompareResponse:
+async def compare(resources: ResourcesDep, data: JSONBody[CompareRequest]) -> CompareResponse:
     """The goal's conversion rate in segment B against A: difference, interval, test, P(B beats A), verdict.
 
     Visitors and converted visitors of each segment come from analytics (Stats API v2 aggregates).

@@ -24,19 +24,19 @@ from app.core.integration_contracts import (
     WebhookUpdate,
 )
 from app.core.internal import internal_token_guard
-from app.core.resources import Resources
+from app.core.resources import ResourcesDep
 from app.core.settings import Settings
 from services.integrations import logic
 from services.integrations.schemas import ReportChoice, Unsubscribe, Unsubscribed
 
 
-async def provide_session(resources: Resources) -> AsyncIterator[AsyncSession]:
+async def provide_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     """A session in a transaction: committed when the handler returns, rolled back when it raises."""
     async with resources.sessions.begin() as session:
         yield session
 
 
-def provide_settings(resources: Resources) -> Settings:
+def provide_settings(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from litestar import Controller, Request, delete, get, post, put
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import File, Response
 
@@ -17,13 +17,12 @@ from app.core.import_contracts import ExportRequest, ImportSource, SiteExport, S
 from app.core.inputs import body_stream
 from app.core.integration_contracts import PathId
 from app.core.internal import internal_token_guard
-from app.core.resources import Resources
+from app.core.resources import ResourcesDep
 from services.integrations import exports
 from services.integrations.imports import store
 from services.integrations.imports.files import imports_dir, remove, store_upload
 from services.integrations.routes import Session, provide_session
 
-ResourcesDep = NamedDependency[Resources]
 FileName = Annotated[str, QueryParameter(min_length=1, max_length=300)]
 UserId = Annotated[int | None, QueryParameter(ge=1, required=False)]
 
