@@ -4,11 +4,15 @@ hand in tests/integration/analytics/test_stats_query.py's docstring, and the gen
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from app.core.db import make_engine
+from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings
 
 # The generated dataset of the planner and rollup tests: DAYS days of visits in the time zone TZ.
@@ -49,3 +53,17 @@ def load_dataset(settings: Settings) -> None:
                  "medium": medium, "device": device, "browser": browser, "country": country,
                  "interactive": interactive, "props": json.dumps(props)})
     engine.dispose()
+
+
+def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx.Response:
+    """POST a Stats API v2 query (``body`` over the stats.example site and :data:`DAY`) straight to the
+    analytics service ``serve`` started, with the internal token."""
+    payload = {"site_id": "stats.example", "date_range": DAY, **body}
+    return httpx.post(f"http://127.0.0.1:{serve('analytics')}/query", json=payload,
+                      headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
+
+
+def results(response: httpx.Response) -> list[tuple[Any, ...]]:
+    """A 200 answer's rows as ``(*dimensions, *metrics)`` tuples."""
+    assert 200 == response.status_code, response.text
+    return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]

@@ -22,7 +22,8 @@ import redis
 from app.devstack import free_port
 
 
-def _start(directory: Path, name: str, config: str, *, sentinel: bool = False) -> subprocess.Popen[bytes]:
+def start_redis(directory: Path, name: str, config: str, *, sentinel: bool = False) -> subprocess.Popen[bytes]:
+    """redis-server (or, with ``sentinel``, a Sentinel) on ``config`` plus its log and directory, in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.conf"
     # Sentinel rewrites its configuration file: it must be a file of its own, writable.
@@ -32,6 +33,7 @@ def _start(directory: Path, name: str, config: str, *, sentinel: bool = False) -
 
 
 def wait_ping(port: int, password: str, deadline: float = 15) -> None:
+    """Return once the Redis (or Sentinel) on ``port`` answers PING; AssertionError after ``deadline`` seconds."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         with contextlib.suppress(redis.RedisError):
@@ -117,11 +119,11 @@ def start_group(directory: Path, count: int = 3, down_after_ms: int = 1000) -> S
             host = RedisHost(f"data{number + 1}", free_port(), free_port())
             group.hosts.append(host)
             replica = f"replicaof 127.0.0.1 {group.hosts[0].port}\n" if number else ""
-            host.processes.append(_start(directory / host.name, "redis", common + f"port {host.port}\n" + replica))
+            host.processes.append(start_redis(directory / host.name, "redis", common + f"port {host.port}\n" + replica))
             wait_ping(host.port, password)
         master = group.hosts[0].port
         for host in group.hosts:
-            host.processes.append(_start(directory / host.name, "sentinel", (
+            host.processes.append(start_redis(directory / host.name, "sentinel", (
                 f"bind 127.0.0.1\nport {host.sentinel_port}\nrequirepass {password}\n"
                 f"sentinel monitor beacon 127.0.0.1 {master} {count // 2 + 1}\n"
                 f"sentinel auth-pass beacon {password}\n"

@@ -14,27 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
-from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings
 from services.analytics import engine, planner
 from services.analytics.query import parse_query
-from tests.support.analytics import DAY
-
-
-def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx.Response:
-    payload = {"site_id": "stats.example", "date_range": DAY, **body}
-    return httpx.post(f"http://127.0.0.1:{serve('analytics')}/query", json=payload,
-                      headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=20)
-
-
-def results(response: httpx.Response) -> list[tuple[Any, ...]]:
-    assert 200 == response.status_code, response.text
-    return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
+from tests.support.analytics import DAY, query, results
 
 
 @pytest.fixture

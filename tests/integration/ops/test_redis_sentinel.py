@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,28 +20,9 @@ from app.core.errors import ConfigError
 from app.core.redis import make_async_redis, make_redis, sentinel_master_address
 from app.core.settings import RedisSettings, _sentinels
 from app.devstack import free_port
+from tests.support.sentinel import start_redis, wait_ping
 
 PASSWORD = secrets.token_hex(16)
-
-
-def _start(directory: Path, name: str, config: str) -> subprocess.Popen[bytes]:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.conf"
-    path.write_text(config)
-    argv = ["redis-server", str(path)] + (["--sentinel"] if name == "sentinel" else [])
-    config += f"logfile {directory / (name + '.log')}\n"
-    path.write_text(config)
-    return subprocess.Popen(argv, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_ping(port: int, password: str, deadline: float = 15) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        with contextlib.suppress(redis.RedisError):
-            if redis.Redis(port=port, password=password, socket_timeout=1).ping():
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"redis on {port} did not answer")
 
 
 @pytest.fixture()
@@ -53,20 +33,20 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, int]]:
     ports = {"master": free_port(), "replica": free_port(), "sentinel": free_port()}
     common = f"bind 127.0.0.1\nrequirepass {PASSWORD}\nmasterauth {PASSWORD}\nsave \"\"\nappendonly no\n"
     processes = [
-        _start(tmp_path / "master", "master", common + f"port {ports['master']}\n"),
-        _start(tmp_path / "replica", "replica", common + f"port {ports['replica']}\n"
+        start_redis(tmp_path / "master", "master", common + f"port {ports['master']}\n"),
+        start_redis(tmp_path / "replica", "replica", common + f"port {ports['replica']}\n"
                                                           f"replicaof 127.0.0.1 {ports['master']}\n"),
     ]
     try:
-        _wait_ping(ports["master"], PASSWORD)
-        _wait_ping(ports["replica"], PASSWORD)
-        processes.append(_start(tmp_path / "sentinel", "sentinel", (
+        wait_ping(ports["master"], PASSWORD)
+        wait_ping(ports["replica"], PASSWORD)
+        processes.append(start_redis(tmp_path / "sentinel", "sentinel", sentinel=True, config=(
             f"bind 127.0.0.1\nport {ports['sentinel']}\nrequirepass {PASSWORD}\n"
             f"sentinel monitor beacon 127.0.0.1 {ports['master']} 1\n"
             f"sentinel auth-pass beacon {PASSWORD}\n"
             "sentinel down-after-milliseconds beacon 1000\nsentinel failover-timeout beacon 5000\n"
         )))
-        _wait_ping(ports["sentinel"], PASSWORD)
+        wait_ping(ports["sentinel"], PASSWORD)
         yield ports
     finally:
         for process in processes:
