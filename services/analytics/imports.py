@@ -90,6 +90,12 @@ WARNINGS = {
 """Plausible's ``imports_warning`` texts (``Plausible.Stats.QueryResult``)."""
 
 SESSION = frozenset({"bounce_rate", "visit_duration", "views_per_visit"})
+NATIVE_ONLY = frozenset({"scroll_depth", "total_revenue", "average_revenue"})
+"""Metrics answered from Beacon's own events alone when imports are included: the imported tables carry no
+revenue, and Beacon does not merge imported scroll depth (see :func:`scroll_depth_warning`)."""
+NO_IMPORTED_SCROLL_DEPTH = {"code": "no_imported_scroll_depth",
+                            "warning": "No imports with scroll depth data were found"}
+"""Plausible's ``metric_warnings.scroll_depth`` when imports are included and none in range has scroll depth."""
 UNSUPPORTED_METRICS = frozenset({"conversion_rate", "group_conversion_rate"})
 HIDDEN = ("__bounces", "__duration", "__session_visits", "__visit_pageviews")
 """Native components of the session metrics (see :func:`engine.build`), never shown."""
@@ -166,6 +172,17 @@ async def resolve(session: AsyncSession, query: Query, site_id: int) -> Imports:
     else:
         reason = None
     return Imports(True, reason, table, tuple(in_range))
+
+
+async def scroll_depth_warning(session: AsyncSession, query: Query, imports: Imports) -> dict[str, str] | None:
+    """Plausible's ``no_imported_scroll_depth`` warning: ``scroll_depth`` asked for with imports included, and no
+    import in range has scroll depth data (``site_imports.has_scroll_depth``). None otherwise."""
+    if "scroll_depth" not in query.metrics or not imports.included or not imports.import_ids:
+        return None
+    with_scroll = (await session.execute(text(
+        "SELECT bool_or(has_scroll_depth) FROM site_imports WHERE id = ANY(:ids)"),
+        {"ids": list(imports.import_ids)})).scalar()
+    return None if with_scroll else dict(NO_IMPORTED_SCROLL_DEPTH)
 
 
 # --- the imported side ---------------------------------------------------------------------------------------
@@ -291,8 +308,9 @@ async def answer(session: AsyncSession, query: Query, site_id: int, imports: Imp
         wanted |= {"bounce_rate", *HIDDEN}
     if "time_on_page" in query.metrics:
         wanted.add("time_on_page")
-    metrics = tuple(m for m in ("visitors", "visits", "pageviews", "events", "bounce_rate", "time_on_page", *HIDDEN)
-                    if m in wanted)
+    wanted |= NATIVE_ONLY & set(query.metrics)
+    metrics = tuple(m for m in ("visitors", "visits", "pageviews", "events", "bounce_rate", "time_on_page",
+                                *sorted(NATIVE_ONLY), *HIDDEN) if m in wanted)
     inner = dataclasses.replace(query, metrics=metrics, order_by=(), limit=EVERYTHING, offset=0, time_labels=False,
                                 total_rows=False, imports=False)
     native_rows = {tuple(row["dimensions"]): dict(zip(metrics, row["metrics"], strict=True))
@@ -323,8 +341,8 @@ def _value(metric: str, mine: dict[str, Any], theirs: dict[str, float], total: f
         return int(both(metric, metric))
     if metric == "percentage":
         return _round(100 * both("visitors", "visitors") / total, 1) if total else None
-    if metric == "time_on_page":
-        return mine.get("time_on_page")
+    if metric == "time_on_page" or metric in NATIVE_ONLY:
+        return mine.get(metric)
     visits = both("__session_visits", "session_visits")
     if metric == "bounce_rate":
         return int(_round(100 * both("__bounces", "bounces") / visits)) if visits else 0

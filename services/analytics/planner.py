@@ -73,6 +73,8 @@ async def answer(session: AsyncSession, query: Query, site_id: int) -> Result:
     else:
         result = await native(session, query, site_id)
     result.meta.update(found.meta())
+    if (warning := await imports.scroll_depth_warning(session, query, found)) is not None:
+        result.meta["metric_warnings"] = {**result.meta.get("metric_warnings", {}), "scroll_depth": warning}
     return result
 
 
