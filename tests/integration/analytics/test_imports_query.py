@@ -231,8 +231,7 @@ def test_v1_with_imported(settings: Settings, serve: Callable[[str], int], datas
 def test_scroll_depth_with_imports_lacking_it_is_native_and_warned(settings: Settings, serve: Callable[[str], int],
                                                                   dataset: None) -> None:
     """Plausible's ``no_imported_scroll_depth``: with imports included and none holding scroll depth, scroll
-    depth is Beacon's own (no engagement events here: null) beside the merged visitors, and the meta says why.
-    Revenue, which imported tables never carry, stays native too (null: no revenue goal)."""
+    depth is Beacon's own (no engagement events here: null) beside the merged visitors, and the meta says why."""
     response = query(settings, serve, metrics=["visitors", "scroll_depth"], dimensions=["event:page"],
                      include={"imports": True})
     assert [("/", 9, None), ("/docs", 3, None), ("/blog", 1, None), ("/pricing", 1, None)] == results(response)
