@@ -32,7 +32,7 @@ from app.core.db import make_async_engine, sessionmaker_for
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.settings import get_settings
 from services.ingest import enrich, logic
-from services.ingest.routes import ACCEPTED_BODY, ACCEPTED_START, header, read_body
+from services.ingest.routes import ACCEPTED_BODY, accepted_start, header, read_body
 
 INSERT = text(
     "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, referrer, "
@@ -67,7 +67,7 @@ def baseline_app() -> Litestar:
     @asgi("/api/event", copy_scope=False)
     async def event(scope: Scope, receive: Receive, send: Send) -> None:
         await store(scope, await read_body(receive))
-        await send(ACCEPTED_START)
+        await send(accepted_start())
         await send(ACCEPTED_BODY)
 
     async def store(scope: Scope, body: bytes) -> None:
