@@ -12,6 +12,8 @@ After each run the 202s are compared with the rows that reached PostgreSQL, and 
 one server process per endpoint there. ``BENCH_BEFORE=<git revision>`` adds the endpoint ``ingest-before``:
 the ingest service of that revision (its ``app``, ``services`` and ``workers`` exported with ``git archive``
 and put first on ``PYTHONPATH``), measured in the same run, just before ``ingest``, against the same database.
+``BENCH_SQL=<statements>`` runs SQL on the benchmark's database after the migrations (e.g. dropping an index,
+to measure what that index costs ingest: two runs, with and without).
 
 Everything runs on this machine (PostgreSQL, Redis, Nginx, the apps and wrk share the cores), on free ports
 on 127.0.0.1, in a temporary directory removed at the end.
@@ -49,6 +51,7 @@ BEFORE = os.environ.get("BENCH_BEFORE", "")
 if BEFORE and "ingest-before" not in ENDPOINTS:
     ENDPOINTS.insert(ENDPOINTS.index("ingest") if "ingest" in ENDPOINTS else len(ENDPOINTS), "ingest-before")
 PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
+EXTRA_SQL = os.environ.get("BENCH_SQL", "")
 """A directory: py-spy records one process of each measured endpoint there (collapsed stacks, flamegraph's input)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -198,6 +201,9 @@ def run(duration: int = DURATION) -> list[Result]:
         settings = load_settings(environment)
         migrate(settings)
         engine = make_engine(settings.database)
+        if EXTRA_SQL:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(EXTRA_SQL)
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO sites (domain) VALUES ('bench.test')"))
         engine.dispose()
