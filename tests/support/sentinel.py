@@ -43,6 +43,17 @@ def wait_ping(port: int, password: str, deadline: float = 15) -> None:
     raise AssertionError(f"redis on {port} did not answer")
 
 
+def sentinel_knows_replicas(port: int, password: str, master_name: str) -> int:
+    """How many replicas of ``master_name`` the Sentinel on ``port`` knows (its ``num-slaves``).
+
+    A Sentinel learns the replicas from the master's INFO, some moments after it starts: a master lost
+    before that cannot be failed over ("-failover-abort-no-good-slave"), so fixtures wait for this.
+    """
+    state = redis.Redis(port=port, password=password, socket_timeout=1,
+                        decode_responses=True).sentinel_master(master_name)
+    return int(state["num-slaves"])  # type: ignore[index]
+
+
 @dataclass
 class RedisHost:
     """One simulated data host: its redis-server and its Sentinel."""

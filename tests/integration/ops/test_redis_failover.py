@@ -30,7 +30,7 @@ from app.devstack import free_port, stop_processes, wait_for_port
 from tests.support.beacon import BEACON
 from tests.support.ingest import UA, sql
 from tests.support.polling import wait_until
-from tests.support.sentinel import RedisHost, SentinelGroup, start_group
+from tests.support.sentinel import RedisHost, SentinelGroup, sentinel_knows_replicas, start_group
 
 DB = 5
 SITE = "failover.example"
@@ -49,6 +49,8 @@ def group(tmp_path: Path) -> Iterator[SentinelGroup]:
                    "both replicas connected")
         wait_until(lambda: all(_sentinel_peers(started, host) == 2 for host in started.hosts), 20,
                    "every Sentinel to know the two others")
+        wait_until(lambda: all(sentinel_knows_replicas(host.sentinel_port, started.password, started.master_name) == 2
+                               for host in started.hosts), 20, "every Sentinel to know both replicas")
         yield started
     finally:
         started.stop()

@@ -20,7 +20,7 @@ from app.core.errors import ConfigError
 from app.core.redis import make_async_redis, make_redis, sentinel_master_address
 from app.core.settings import RedisSettings, _sentinels
 from app.devstack import free_port
-from tests.support.sentinel import start_redis, wait_ping
+from tests.support.sentinel import sentinel_knows_replicas, start_redis, wait_ping
 
 PASSWORD = secrets.token_hex(16)
 
@@ -47,6 +47,10 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, int]]:
             "sentinel down-after-milliseconds beacon 1000\nsentinel failover-timeout beacon 5000\n"
         )))
         wait_ping(ports["sentinel"], PASSWORD)
+        deadline = time.monotonic() + 30
+        while sentinel_knows_replicas(ports["sentinel"], PASSWORD, "beacon") < 1:
+            assert time.monotonic() < deadline, "the Sentinel never learned of the replica"
+            time.sleep(0.2)
         yield ports
     finally:
         for process in processes:
@@ -74,7 +78,13 @@ def test_without_sentinels_the_url_is_used_as_before() -> None:
     assert (6390, 2) == (kwargs["port"], kwargs["db"])
 
 
-def test_clients_follow_the_master_through_a_failover(cluster: dict[str, int]) -> None:
+def _sentinel_log(tmp_path: Path) -> str:
+    """The Sentinel's own account of the failover, for an assertion message."""
+    path = tmp_path / "sentinel" / "sentinel.log"
+    return path.read_text()[-3000:] if path.exists() else "(no sentinel log)"
+
+
+def test_clients_follow_the_master_through_a_failover(cluster: dict[str, int], tmp_path: Path) -> None:
     """Blocking and asyncio clients write to the master, and to the promoted replica after the master dies."""
     settings = _settings(cluster)
     assert ("127.0.0.1", cluster["master"]) == sentinel_master_address(settings)
@@ -87,12 +97,16 @@ def test_clients_follow_the_master_through_a_failover(cluster: dict[str, int]) -
 
     redis.Redis(port=cluster["master"], password=PASSWORD).shutdown(nosave=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    written = False
+    while not written and time.monotonic() < deadline:
         with contextlib.suppress(redis.RedisError, OSError):
-            client.set("after", "2")
-            break
+            written = bool(client.set("after", "2"))
         time.sleep(0.2)
-    assert ("127.0.0.1", cluster["replica"]) == sentinel_master_address(settings)
+    assert written, f"no write reached a master within 60 s of the master's shutdown:\n{_sentinel_log(tmp_path)}"
+    try:
+        assert ("127.0.0.1", cluster["replica"]) == sentinel_master_address(settings)
+    except redis.RedisError as error:
+        raise AssertionError(f"{error!r}\n{_sentinel_log(tmp_path)}") from error
     replica = redis.Redis(port=cluster["replica"], password=PASSWORD, db=3)
     assert (b"1", b"2") == (replica.get("before"), replica.get("after"))
 
