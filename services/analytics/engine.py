@@ -24,9 +24,11 @@ Definitions follow Plausible's documentation:
   query's dimensions other than ``event:goal``) without those filters. Both in percent, one decimal.
 - ``time_on_page`` (Plausible's current definition): the engaged time that the tracker's ``engagement`` events
   report for the page (table ``engagements``), in seconds, divided by the number of visits that reported
-  some; without ``event:page`` dimension, over the pages the filters keep. Days before the site's first
-  engagement event use Plausible's legacy definition, and both add up where a range spans the two (Plausible's
-  ``legacy_time_on_page_cutoff``): the events of each visit in time order; every event
+  some; without ``event:page`` dimension, over the pages the filters keep; by other dimensions (a visit
+  attribute, a time bucket, a property, beside or instead of the page) per group of the engagement events.
+  Days before the site's first engagement event use Plausible's legacy definition when the query has no
+  dimension or ``event:page`` alone (otherwise they have none, as in Plausible), and both add up where a range
+  spans the two (Plausible's ``legacy_time_on_page_cutoff``): the events of each visit in time order; every event
   followed by another of the same visit gives the time to that next event. Grouped by (page, next page,
   visit), a page's time is the sum of those durations divided by the number of groups whose next page is
   another page; so reloads and custom events on a page add time without counting a transition, and a visit's
@@ -34,6 +36,9 @@ Definitions follow Plausible's documentation:
   top-level ``event:page`` filters divided by their transitions. Seconds, rounded; null without transitions.
 - ``scroll_depth``: per visit (and group) the deepest scroll its engagement events report, averaged over
   those visits; percent, rounded half to even (ClickHouse's rounding of a float); null without any.
+- By ``event:goal`` (or with a goal filter) an engagement event belongs to a goal only if the goal's event name
+  is ``engagement``: Plausible's goals want a pageview (page goals) or their own event name, so scroll depth
+  and time on page are null for Beacon's page and custom-event goals, as Plausible answers them.
 - Engagement events are never events, pageviews or visits: they live in their own table.
 """
 
@@ -514,7 +519,7 @@ def _page_and_revenue_metrics(query: Query, sql: _Sql, dims: list[str], source: 
     if "scroll_depth" in query.metrics:
         _scroll_depth(query, sql, dims, into)
     if "time_on_page" in query.metrics:
-        _time_on_page(query, sql, source, in_time, into)
+        _time_on_page(query, sql, dims, source, in_time, into)
     if not REVENUE_METRICS & set(query.metrics):
         return {}
     # Plausible sums revenue only for revenue goals (a goal filter or dimension) of one currency, converting
@@ -580,43 +585,78 @@ def _engagements_cte(query: Query, sql: _Sql, visit_columns: set[str]) -> str:
             f"WHERE {' AND '.join(where) or 'TRUE'})")
 
 
+def _engagement_groups(query: Query, sql: _Sql, dims: list[str]) -> tuple[str, list[str]]:
+    """The engagement rows (``eng``) as the groups of ``dims`` read them: the relation, joined with the goals
+    when ``event:goal`` is a dimension, and the conditions a row needs to join a group.
+
+    An engagement event completes only a goal whose event name is ``engagement`` (Plausible's goal join on its
+    ``engagement`` events: a page goal wants a pageview, a custom-event goal its own name), so by ``event:goal``
+    the page and custom-event goals find no engagement and their scroll depth and time on page are null; the
+    top-level goal filters pick the goals as they do for the events."""
+    groups = [c for c in _dimension_conditions(query.dimensions, dims) if c != "e.name = 'pageview'"]
+    if GOAL not in query.dimensions:
+        return "eng e", groups
+    joined, sql.goal_joined = sql.goal_joined, True
+    groups += [_goal_condition(item, sql) for item in query.filters
+               if isinstance(item, Condition) and item.dimension == GOAL]
+    sql.goal_joined = joined
+    return f"eng e JOIN goals g ON g.site_id = :site AND {GOAL_MATCH}", groups
+
+
 def _scroll_depth(query: Query, sql: _Sql, dims: list[str], into: tuple[list[str], list[str], dict[str, str]]) -> None:
     """CTEs, join and SQL of scroll_depth (Plausible's definition): the deepest scroll of each visit (in each
-    group), averaged over the visits that reported one; percent, rounded half to even; null without any."""
+    group), averaged over the visits that reported one; percent, rounded half to even; null without any.
+
+    Its components ride along hidden, for merging imported scroll depth (:mod:`services.analytics.imports`):
+    ``__scroll_depth_total`` (the visits' depths summed, percent) and ``__scroll_depth_visits``."""
     ctes, joins, metric_sql = into
     d_cols = [f"d{i}" for i in range(len(dims))]
-    groups = [c for c in _dimension_conditions(query.dimensions, dims) if c != "e.name = 'pageview'"]
+    relation, groups = _engagement_groups(query, sql, dims)
     ctes += [
         f"sd_visits AS (SELECT {''.join(f'{d} AS {c}, ' for d, c in zip(dims, d_cols, strict=True))}"
-        "e.session_id, max(e.scroll_depth) AS depth FROM eng e "
+        f"e.session_id, max(e.scroll_depth) AS depth FROM {relation} "
         f"WHERE {' AND '.join(['e.scroll_depth IS NOT NULL', *groups])} "
         f"GROUP BY {', '.join([*d_cols, 'e.session_id'])})",
-        f"sd AS (SELECT {''.join(f'{c}, ' for c in d_cols)}round(CAST(sum(depth) AS float8) / count(*)) AS depth "
-        f"FROM sd_visits{' GROUP BY ' + ', '.join(d_cols) if d_cols else ''})",
+        f"sd AS (SELECT {''.join(f'{c}, ' for c in d_cols)}round(CAST(sum(depth) AS float8) / count(*)) AS depth, "
+        f"sum(depth) AS total, count(*) AS visits FROM sd_visits{' GROUP BY ' + ', '.join(d_cols) if d_cols else ''})",
     ]
     on = " AND ".join(f"sd.{c} IS NOT DISTINCT FROM agg.{c}" for c in d_cols)
     joins.append(f"LEFT JOIN sd ON {on or 'TRUE'}")
     metric_sql["scroll_depth"] = "sd.depth"
+    metric_sql["__scroll_depth_total"] = "coalesce(sd.total, 0)"
+    metric_sql["__scroll_depth_visits"] = "coalesce(sd.visits, 0)"
 
 
-def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
+def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
                   into: tuple[list[str], list[str], dict[str, str]]) -> None:
     """CTEs, join and SQL of time_on_page, Plausible's current definition joined to its legacy one.
 
     From the site's first engagement event on (its local midnight, Plausible's ``legacy_time_on_page_cutoff``)
-    a page's time is the engaged time its engagement events report, in seconds, divided by the visits that
-    reported one (``top_new``). Before that day, the legacy definition (``top_pages``): the summed time to the
-    visit's next event and the number of transitions. Where both reach, the totals and the counts add up.
+    a group's time is the engaged time its engagement events report, in seconds, divided by the visits that
+    reported one (``top_new``, grouped by every dimension: a visit attribute, a time bucket or a property as
+    the engagement event reads it). Before that day, the legacy definition (``top_pages``): the summed time to
+    the visit's next event and the number of transitions; where both reach, the totals and the counts add up.
+    As in Plausible (``Legacy.TimeOnPage.can_merge_legacy_time_on_page?``), the legacy part joins only a query
+    without dimensions or by ``event:page`` alone; by any other dimensions the days before the cutoff have no
+    time on page (null).
     """
     ctes, joins, metric_sql = into
+    d_cols = [f"d{i}" for i in range(len(dims))]
+    relation, groups = _engagement_groups(query, sql, dims)
+    ctes.append(
+        f"top_new AS (SELECT {''.join(f'{d} AS {c}, ' for d, c in zip(dims, d_cols, strict=True))}"
+        f"sum(e.engagement_time) / 1000.0 AS duration, count(DISTINCT e.session_id) AS visits FROM {relation} "
+        f"WHERE {' AND '.join(groups) or 'TRUE'}{' GROUP BY ' + ', '.join(d_cols) if d_cols else ''})"
+    )
+    if query.dimensions:
+        on = " AND ".join(f"top_new.{c} IS NOT DISTINCT FROM agg.{c}" for c in d_cols)
+        joins.append(f"LEFT JOIN top_new ON {on}")
+    if tuple(query.dimensions) not in ((), ("event:page",)):
+        metric_sql["time_on_page"] = "round(top_new.duration / nullif(top_new.visits, 0))"
+        return
     tz = sql.bind(query.date_range.timezone)
     cutoff = (f"(SELECT coalesce(date_trunc('day', min(timestamp) AT TIME ZONE {tz}) AT TIME ZONE {tz}, "
               "'infinity') FROM engagements WHERE site_id = :site)")
-    by_page = "event:page" in query.dimensions
-    ctes.append(
-        f"top_new AS (SELECT {'e.pathname, ' if by_page else ''}sum(e.engagement_time) / 1000.0 AS duration, "
-        f"count(DISTINCT e.session_id) AS visits FROM eng e{' GROUP BY e.pathname' if by_page else ''})"
-    )
     legacy_where = [f"e.timestamp < {cutoff}"]
     # Plausible leaves out the top-level page filters (and, by page, the property filters) so that the
     # next event is seen whatever its page; pages are picked afterwards.
@@ -632,10 +672,8 @@ def _time_on_page(query: Query, sql: _Sql, source: str, in_time: list[str],
         "top_pages AS (SELECT pathname, sum(duration) AS duration, count(*) FILTER (WHERE transition) AS transitions "
         "FROM top_pairs GROUP BY pathname)",
     ]
-    if by_page:
-        page = f"agg.d{query.dimensions.index('event:page')}"
-        joins.append(f"LEFT JOIN top_pages ON top_pages.pathname = {page}")
-        joins.append(f"LEFT JOIN top_new ON top_new.pathname = {page}")
+    if query.dimensions:
+        joins.append("LEFT JOIN top_pages ON top_pages.pathname = agg.d0")
         metric_sql["time_on_page"] = (
             "round((coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)) / "
             "nullif(coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0), 0))")

@@ -482,15 +482,10 @@ def _check_combinations(query: Query, kinds: list[str]) -> None:
             raise QueryError(f"Metric `{metric}` can only be queried with event:goal filters or dimensions.")
     if "time_on_page" in query.metrics and "event:page" not in uses:
         raise QueryError("metrics: time_on_page requires an event:page filter or dimension")
-    if "time_on_page" in query.metrics and set(query.dimensions) - {"event:page"}:
-        raise QueryError("metrics: time_on_page can be broken down by event:page only, not by "
-                         f"{', '.join(d for d in query.dimensions if d != 'event:page')}")
     if "scroll_depth" in query.metrics and "event:page" not in query.dimensions and not any(
             isinstance(item, Condition) and item.dimension == "event:page" for item in query.filters):
         # Plausible's words: a page filter nested in a logical one does not count.
         raise QueryError("Metric `scroll_depth` can only be queried with event:page filters or dimensions.")
-    if "scroll_depth" in query.metrics and "event:goal" in query.dimensions:
-        raise QueryError("metrics: scroll_depth cannot be broken down by event:goal")
     if query.time_labels and query.time_dimension is None:
         raise QueryError("include.time_labels: requires a time dimension")
     if query.time_dimension == "time:hour" and (query.date_range.last_day - query.date_range.first_day).days > 31:

@@ -137,11 +137,13 @@ async def stats_query(request: Request[Any, Any, Any], resources: ResourcesDep,
 
             async def compute() -> dict[str, Any]:
                 result = await planner.answer(session, query, site_id)
-                if "time_on_page" in query.metrics:
+                # Plausible warns only where the legacy part joins: no dimensions or event:page alone.
+                if "time_on_page" in query.metrics and tuple(query.dimensions) in ((), ("event:page",)):
                     cutoff = await logic.engagement_cutoff(session, site_id, tz)
                     if cutoff is not None and query.date_range.start < cutoff:
-                        result.meta["metric_warnings"] = {"time_on_page": engine.legacy_time_on_page_warning(
-                            cutoff.astimezone(ZoneInfo(tz)).date())}
+                        result.meta["metric_warnings"] = {
+                            **result.meta.get("metric_warnings", {}),
+                            "time_on_page": engine.legacy_time_on_page_warning(cutoff.astimezone(ZoneInfo(tz)).date())}
                 return engine.response(query, result, now)
 
             return await cached(resources.redis, resources.keys, resources.settings.analytics.cache_ttl, "v2",

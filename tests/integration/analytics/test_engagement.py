@@ -142,6 +142,77 @@ def test_time_on_page_adds_the_legacy_days_before_the_first_engagement(
     assert ([("/blog", 107)], [(107,)]) == (by_page, total)
 
 
+def test_time_on_page_by_page_and_source(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    """Plausible answers time_on_page by any dimension: the engaged time of each group's engagement events over
+    its visits. /blog from Google (visit 12) (120 + 20) s = 140, direct (visit 13) 60; /post from Google
+    (visit 21) 10, direct (visits 22 and 23) (4 + 2 + 5) s / 2 = 5.5 -> 6; /other 30; /half 2 s / 2 = 1."""
+    rows = results(query(settings, serve, metrics=["visitors", "time_on_page"],
+                         dimensions=["event:page", "visit:source"], date_range=["2026-03-01", "2026-03-02"],
+                         order_by=[["time_on_page", "desc"]]))
+    assert [("/blog", "Google", 1, 140), ("/blog", "Direct / None", 1, 60), ("/other", "Google", 1, 30),
+            ("/post", "Google", 1, 10), ("/post", "Direct / None", 2, 6), ("/half", "Direct / None", 2, 1)] == rows
+
+
+def test_time_on_page_by_source_with_a_page_filter_has_no_legacy_part(
+        settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    """By a dimension other than event:page the legacy definition does not join (Plausible's
+    ``can_merge_legacy_time_on_page?``): visit 51's 120 s on 28 February count nothing, so direct /blog is
+    visit 13's 60 s alone though two visitors viewed it; no legacy warning."""
+    response = query(settings, serve, metrics=["visitors", "time_on_page"], dimensions=["visit:source"],
+                     filters=[["is", "event:page", ["/blog"]]], date_range=["2026-02-28", "2026-03-01"])
+    assert [("Direct / None", 2, 60), ("Google", 1, 140)] == results(response)
+    assert "metric_warnings" not in response.json()["meta"]
+
+
+def test_time_on_page_by_day_is_null_before_the_first_engagement(
+        settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    """Plausible's "reports legacy time-on-page as nulls per day": 28 February (legacy) is null by day, 1 March
+    (120 + 20 + 60) s over 2 visits = 100."""
+    rows = results(query(settings, serve, metrics=["pageviews", "time_on_page"], dimensions=["time:day"],
+                         filters=[["is", "event:page", ["/blog"]]], date_range=["2026-02-28", "2026-03-01"]))
+    assert [("2026-02-28", 1, None), ("2026-03-01", 2, 100)] == rows
+
+
+@pytest.fixture
+def goals(settings: Settings, engaged: int) -> int:
+    """A page goal on /post and a custom-event goal completed once (visit 21 on /post, 2 March 09:06)."""
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        for name, event, page in [("Visit /post", None, "/post"), ("Signup", "Signup", None)]:
+            conn.execute(text("INSERT INTO goals (site_id, display_name, event_name, page_path) "
+                              "VALUES (:s, :name, :event, :page)"), {"s": engaged, "name": name, "event": event,
+                                                                      "page": page})
+        conn.execute(text(
+            "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
+            "referrer_source) VALUES (:site, :ts, 'Signup', 21, 21, :host, '/post', 'Google')"),
+            {"site": engaged, "ts": _at(2, 9, 6), "host": SITE})
+    db_engine.dispose()
+    return engaged
+
+
+def test_scroll_depth_and_time_on_page_by_goal_are_null(settings: Settings, serve: Callable[[str], int],
+                                                        goals: int) -> None:
+    """Plausible accepts scroll_depth and time_on_page by event:goal and reads them from the engagement events
+    that complete the goal; a page goal wants a pageview and a custom-event goal its own name, so no engagement
+    event completes either: null, beside the goals' visitors (Plausible's ``Goals.goal_join_data``)."""
+    rows = results(query(settings, serve, metrics=["visitors", "scroll_depth", "time_on_page"],
+                         dimensions=["event:goal"], filters=[["is", "event:page", ["/post"]]],
+                         date_range=["2026-03-02", "2026-03-02"]))
+    assert [("Visit /post", 3, None, None), ("Signup", 1, None, None)] == rows
+    by_page = results(query(settings, serve, metrics=["visitors", "scroll_depth"],
+                            dimensions=["event:goal", "event:page"], date_range=["2026-03-02", "2026-03-02"]))
+    assert [("Visit /post", "/post", 3, None)] == by_page
+
+
+def test_scroll_depth_with_a_goal_filter_is_null(settings: Settings, serve: Callable[[str], int],
+                                                 goals: int) -> None:
+    """A goal filter keeps the events completing the goal, and no engagement event completes a page goal."""
+    rows = results(query(settings, serve, metrics=["visitors", "scroll_depth"],
+                         filters=[["is", "event:goal", ["Visit /post"]], ["is", "event:page", ["/post"]]],
+                         date_range=["2026-03-02", "2026-03-02"]))
+    assert [(3, None)] == rows
+
+
 @pytest.mark.parametrize("body", [
     {"metrics": ["visitors", "scroll_depth", "time_on_page"], "dimensions": ["event:page"]},
     {"metrics": ["scroll_depth", "bounce_rate"], "dimensions": ["event:page"],
@@ -149,6 +220,9 @@ def test_time_on_page_adds_the_legacy_days_before_the_first_engagement(
     {"metrics": ["scroll_depth", "events"], "dimensions": ["time:day", "event:page"]},
     {"metrics": ["time_on_page", "pageviews"], "filters": [["contains", "event:page", ["/"]]]},
     {"metrics": ["scroll_depth"], "dimensions": ["visit:source"], "filters": [["is", "event:page", ["/post"]]]},
+    {"metrics": ["visitors", "time_on_page"], "dimensions": ["event:page", "visit:source"]},
+    {"metrics": ["time_on_page", "scroll_depth"], "dimensions": ["time:day"],
+     "filters": [["is", "event:page", ["/post"]], ["is", "visit:source", ["Google"]]]},
 ])
 async def test_every_planner_path_gives_the_raw_answer(settings: Settings, engaged: int,
                                                        body: dict[str, Any]) -> None:

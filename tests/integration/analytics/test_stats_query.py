@@ -251,8 +251,8 @@ def test_v1_goal_breakdown_and_conversion_rate(settings: Settings, serve: Callab
     pytest.param({"metrics": ["bounce_rate"], "dimensions": ["event:goal"]},
                  "Session metric(s) `bounce_rate` cannot be queried along with event dimension(s) `event:goal`",
                  id="session-metric"),
-    pytest.param({"metrics": ["time_on_page"], "dimensions": ["event:page", "visit:source"]},
-                 "by event:page only", id="time-on-page-dimension"),
+    pytest.param({"metrics": ["time_on_page"], "dimensions": ["visit:source"]},
+                 "requires an event:page filter or dimension", id="time-on-page-without-a-page"),
 ])
 def test_invalid_goal_and_time_on_page_queries(settings: Settings, serve: Callable[[str], int], goals: None,
                                                body: dict[str, Any], message: str) -> None:
