@@ -18,7 +18,10 @@ duration and views per visit are recomputed from both sides' bounces, total dura
 visits (exact on both sides, where Plausible reverse-engineers the native side from rounded values);
 percentage is the group's merged visitors over the merged total. Per table, as Plausible reads them: entry
 pages count ``entrances`` as visits, exit pages ``exits``; custom events have ``events`` and no pageviews or
-visits; pages carry no bounces or durations. ``time_on_page`` stays the native value.
+visits; pages carry no bounces or durations. ``scroll_depth`` is Plausible's merge (``SpecialMetrics``
+``maybe_add_scroll_depth`` with imports): the native visits' depths summed plus the imported pages'
+``total_scroll_depth``, over the native visits with a depth plus ``total_scroll_depth_visits``, rounded half to
+even; null when neither side has a visit with a depth. ``time_on_page`` stays the native value.
 
 Not answered from imports (``unsupported_query``, where Plausible has a dedicated path): goals
 (``event:goal`` dimension or filter, conversion rates) and custom properties.
@@ -90,9 +93,11 @@ WARNINGS = {
 """Plausible's ``imports_warning`` texts (``Plausible.Stats.QueryResult``)."""
 
 SESSION = frozenset({"bounce_rate", "visit_duration", "views_per_visit"})
-NATIVE_ONLY = frozenset({"scroll_depth", "total_revenue", "average_revenue"})
+NATIVE_ONLY = frozenset({"total_revenue", "average_revenue"})
 """Metrics answered from Beacon's own events alone when imports are included: the imported tables carry no
-revenue, and Beacon does not merge imported scroll depth (see :func:`scroll_depth_warning`)."""
+revenue."""
+SCROLL_HIDDEN = ("__scroll_depth_total", "__scroll_depth_visits")
+"""Native components of scroll depth (see :func:`engine._scroll_depth`), never shown."""
 NO_IMPORTED_SCROLL_DEPTH = {"code": "no_imported_scroll_depth",
                             "warning": "No imports with scroll depth data were found"}
 """Plausible's ``metric_warnings.scroll_depth`` when imports are included and none in range has scroll depth."""
@@ -192,7 +197,8 @@ def _components(table: str) -> dict[str, str]:
     visits = {"imported_entry_pages": "entrances", "imported_exit_pages": "exits"}.get(table, "visits")
     if table == "imported_custom_events":
         return {"visitors": "sum(visitors)", "visits": "0", "pageviews": "0", "events": "sum(events)",
-                "bounces": "0", "duration": "0", "session_visits": "0", "visit_pageviews": "0", "vpv_visits": "0"}
+                "bounces": "0", "duration": "0", "session_visits": "0", "visit_pageviews": "0", "vpv_visits": "0",
+                "scroll_total": "0", "scroll_visits": "0"}
     pages = table == "imported_pages"
     return {
         "visitors": "sum(visitors)", "visits": f"sum({visits})", "pageviews": "sum(pageviews)",
@@ -201,6 +207,9 @@ def _components(table: str) -> dict[str, str]:
         "duration": "0" if pages else "sum(visit_duration)",
         "session_visits": "0" if pages else f"sum({visits})",
         "visit_pageviews": "sum(pageviews)", "vpv_visits": f"sum({visits})",
+        # Scroll depth is a page's: only imported_pages has it (Plausible's select_imported_metrics).
+        "scroll_total": "sum(total_scroll_depth)" if pages else "0",
+        "scroll_visits": "sum(total_scroll_depth_visits)" if pages else "0",
     }
 
 
@@ -308,9 +317,11 @@ async def answer(session: AsyncSession, query: Query, site_id: int, imports: Imp
         wanted |= {"bounce_rate", *HIDDEN}
     if "time_on_page" in query.metrics:
         wanted.add("time_on_page")
+    if "scroll_depth" in query.metrics:
+        wanted |= {"scroll_depth", *SCROLL_HIDDEN}
     wanted |= NATIVE_ONLY & set(query.metrics)
     metrics = tuple(m for m in ("visitors", "visits", "pageviews", "events", "bounce_rate", "time_on_page",
-                                *sorted(NATIVE_ONLY), *HIDDEN) if m in wanted)
+                                "scroll_depth", *sorted(NATIVE_ONLY), *HIDDEN, *SCROLL_HIDDEN) if m in wanted)
     inner = dataclasses.replace(query, metrics=metrics, order_by=(), limit=EVERYTHING, offset=0, time_labels=False,
                                 total_rows=False, imports=False)
     native_rows = {tuple(row["dimensions"]): dict(zip(metrics, row["metrics"], strict=True))
@@ -343,6 +354,10 @@ def _value(metric: str, mine: dict[str, Any], theirs: dict[str, float], total: f
         return _round(100 * both("visitors", "visitors") / total, 1) if total else None
     if metric == "time_on_page" or metric in NATIVE_ONLY:
         return mine.get(metric)
+    if metric == "scroll_depth":
+        # Percent per visit with a depth; Python's round of a float is half to even, as ClickHouse's.
+        depth_visits = both("__scroll_depth_visits", "scroll_visits")
+        return round(both("__scroll_depth_total", "scroll_total") / depth_visits) if depth_visits else None
     visits = both("__session_visits", "session_visits")
     if metric == "bounce_rate":
         return int(_round(100 * both("__bounces", "bounces") / visits)) if visits else 0

@@ -240,3 +240,75 @@ def test_scroll_depth_with_imports_lacking_it_is_native_and_warned(settings: Set
         response.json()["meta"]["metric_warnings"]
     native = query(settings, serve, metrics=["visitors", "scroll_depth"], dimensions=["event:page"])
     assert "metric_warnings" not in native.json()["meta"]
+
+
+@pytest.fixture
+def scrolled(settings: Settings, dataset: None) -> None:
+    """Scroll depth on both sides. Native engagement events on 2026-03-10: visit 1 on / 40 % then 60 % (its
+    deepest: 60), on /pricing 90 %; visit 2 on /blog 30 %. The completed import has scroll depth: / 450 over 9
+    visits (50 on average), /docs 210 over 3 (70)."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        site = conn.execute(text("SELECT id FROM sites WHERE domain = 'imports.example'")).scalar_one()
+        for session, minute, path, depth in [(1, 1, "/", 40), (1, 4, "/", 60), (1, 6, "/pricing", 90),
+                                             (2, 61, "/blog", 30)]:
+            conn.execute(text(
+                "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, "
+                "scroll_depth, engagement_time) VALUES (:site, :ts, :session, :session, 'imports.example', :path, "
+                ":depth, 1000)"),
+                {"site": site, "ts": datetime(2026, 3, 10, 9 + minute // 60, minute % 60, tzinfo=UTC),
+                 "session": session, "path": path, "depth": depth})
+        for page, total, visits in [("/", 450, 9), ("/docs", 210, 3)]:
+            conn.execute(text("UPDATE imported_pages SET total_scroll_depth = :total, "
+                              "total_scroll_depth_visits = :visits WHERE site_id = :site AND page = :page"),
+                         {"site": site, "page": page, "total": total, "visits": visits})
+        conn.execute(text("UPDATE site_imports SET has_scroll_depth = true WHERE site_id = :site "
+                          "AND status = 'completed'"), {"site": site})
+    engine.dispose()
+
+
+def test_scroll_depth_merges_imported_scroll_depth(settings: Settings, serve: Callable[[str], int],
+                                                   scrolled: None) -> None:
+    """Plausible's merge: (native depths + imported ``total_scroll_depth``) / (native visits with a depth +
+    ``total_scroll_depth_visits``): / (60 + 450) / (1 + 9) = 51; /docs 210 / 3 = 70 (imported only); /blog and
+    /pricing native only, 30 and 90. No ``no_imported_scroll_depth`` warning: the import holds scroll depth."""
+    response = query(settings, serve, metrics=["visitors", "scroll_depth"], dimensions=["event:page"],
+                     include={"imports": True}, order_by=[["scroll_depth", "desc"]])
+    assert [("/pricing", 1, 90), ("/docs", 3, 70), ("/", 9, 51), ("/blog", 1, 30)] == results(response)
+    assert "metric_warnings" not in response.json()["meta"]
+    native = query(settings, serve, metrics=["scroll_depth"], dimensions=["event:page"],
+                   order_by=[["scroll_depth", "desc"]])
+    assert [("/pricing", 90), ("/", 60), ("/blog", 30)] == results(native)
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    # Visit 1's deepest scroll on the pages kept (60) plus the imported / and /docs: (60 + 450 + 210) / 13 = 55.4.
+    pytest.param({"filters": [["is", "event:page", ["/", "/docs"]]]}, [(55,)], id="aggregate"),
+    # By day: the import's 5 March (450 / 9) and the native 10 March.
+    pytest.param({"filters": [["is", "event:page", ["/"]]], "dimensions": ["time:day"]},
+                 [("2026-03-05", 50), ("2026-03-10", 60)], id="by-day"),
+])
+def test_scroll_depth_merged_aggregate_and_by_day(settings: Settings, serve: Callable[[str], int], scrolled: None,
+                                                  body: dict[str, Any], expected: list[tuple[Any, ...]]) -> None:
+    assert expected == results(query(settings, serve, metrics=["scroll_depth"], include={"imports": True}, **body))
+
+
+def test_scroll_depth_and_legacy_time_on_page_warnings_together(settings: Settings, serve: Callable[[str], int],
+                                                                dataset: None) -> None:
+    """Both of Plausible's metric warnings in one answer: the import lacks scroll depth, and the range reaches
+    before the site's first engagement event (2026-03-10)."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, scroll_depth, "
+            "engagement_time) SELECT id, :ts, 1, 1, domain, '/', 40, 5000 FROM sites WHERE domain = 'imports.example'"),
+            {"ts": datetime(2026, 3, 10, 9, 1, tzinfo=UTC)})
+    engine.dispose()
+    response = query(settings, serve, metrics=["scroll_depth", "time_on_page"], filters=[["is", "event:page", ["/"]]],
+                     include={"imports": True})
+    assert [(40, 5)] == results(response)
+    assert {"scroll_depth": {"code": "no_imported_scroll_depth",
+                             "warning": "No imports with scroll depth data were found"},
+            "time_on_page": {"code": "legacy_time_on_page_used", "message": "This period includes data calculated "
+                             "with the legacy time on page method up to 2026-03-10"}} == \
+        response.json()["meta"]["metric_warnings"]
