@@ -202,6 +202,10 @@ def test_scroll_depth_and_time_on_page_by_goal_are_null(settings: Settings, serv
     by_page = results(query(settings, serve, metrics=["visitors", "scroll_depth"],
                             dimensions=["event:goal", "event:page"], date_range=["2026-03-02", "2026-03-02"]))
     assert [("Visit /post", "/post", 3, None)] == by_page
+    filtered = results(query(settings, serve, metrics=["visitors", "time_on_page", "scroll_depth"],
+                             dimensions=["event:goal"], date_range=["2026-03-02", "2026-03-02"],
+                             filters=[["is", "event:goal", ["Signup"]], ["is", "event:page", ["/post"]]]))
+    assert [("Signup", 1, None, None)] == filtered
 
 
 def test_scroll_depth_with_a_goal_filter_is_null(settings: Settings, serve: Callable[[str], int],
