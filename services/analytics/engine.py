@@ -33,7 +33,8 @@ Definitions follow Plausible's documentation:
   visit), a page's time is the sum of those durations divided by the number of groups whose next page is
   another page; so reloads and custom events on a page add time without counting a transition, and a visit's
   last event counts nothing. Without ``event:page`` dimension: the sum over the pages matching the
-  top-level ``event:page`` filters divided by their transitions. Seconds, rounded; null without transitions.
+  top-level ``event:page`` filters divided by their transitions. Seconds, rounded half to even (ClickHouse's
+  rounding of a float: Plausible's legacy breakdown test answers 264 for 264.5 s); null without transitions.
 - ``scroll_depth``: per visit (and group) the deepest scroll its engagement events report, averaged over
   those visits; percent, rounded half to even (ClickHouse's rounding of a float); null without any.
 - By ``event:goal`` (or with a goal filter) an engagement event belongs to a goal only if the goal's event name
@@ -652,7 +653,7 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
         on = " AND ".join(f"top_new.{c} IS NOT DISTINCT FROM agg.{c}" for c in d_cols)
         joins.append(f"LEFT JOIN top_new ON {on}")
     if tuple(query.dimensions) not in ((), ("event:page",)):
-        metric_sql["time_on_page"] = "round(top_new.duration / nullif(top_new.visits, 0))"
+        metric_sql["time_on_page"] = "round(CAST(top_new.duration / nullif(top_new.visits, 0) AS float8))"
         return
     tz = sql.bind(query.date_range.timezone)
     cutoff = (f"(SELECT coalesce(date_trunc('day', min(timestamp) AT TIME ZONE {tz}) AT TIME ZONE {tz}, "
@@ -675,16 +676,16 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
     if query.dimensions:
         joins.append("LEFT JOIN top_pages ON top_pages.pathname = agg.d0")
         metric_sql["time_on_page"] = (
-            "round((coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)) / "
-            "nullif(coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0), 0))")
+            "round(CAST((coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)) / "
+            "nullif(coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0), 0) AS float8))")
     else:
         pages = [_filter_sql(item, sql) for item in query.filters
                  if isinstance(item, Condition) and item.dimension == "event:page"]
         ctes.append("top_old AS (SELECT sum(e.duration) AS duration, sum(e.transitions) AS transitions "
                     f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
         metric_sql["time_on_page"] = (
-            "(SELECT round((coalesce(o.duration, 0) + coalesce(n.duration, 0)) / "
-            "nullif(coalesce(o.transitions, 0) + coalesce(n.visits, 0), 0)) FROM top_old o, top_new n)")
+            "(SELECT round(CAST((coalesce(o.duration, 0) + coalesce(n.duration, 0)) / "
+            "nullif(coalesce(o.transitions, 0) + coalesce(n.visits, 0), 0) AS float8)) FROM top_old o, top_new n)")
 
 
 def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "",

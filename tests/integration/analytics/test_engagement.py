@@ -173,6 +173,35 @@ def test_time_on_page_by_day_is_null_before_the_first_engagement(
     assert [("2026-02-28", 1, None), ("2026-03-01", 2, 100)] == rows
 
 
+def test_time_on_page_rounds_half_to_even(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
+    """As ClickHouse rounds a float (Plausible's legacy breakdown test answers 264 for 264.5 s): on 2 March /tie
+    (2 + 3) s over 2 visits = 2.5 -> 2; on 28 February (legacy) /t 5 s and 0 s to /u over 2 transitions -> 2."""
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        for session, at, path in [(61, datetime(2026, 3, 2, 11, tzinfo=UTC), "/tie"),
+                                  (62, datetime(2026, 3, 2, 11, tzinfo=UTC), "/tie"),
+                                  (52, datetime(2026, 2, 28, 11, tzinfo=UTC), "/t"),
+                                  (52, datetime(2026, 2, 28, 11, 0, 5, tzinfo=UTC), "/u"),
+                                  (53, datetime(2026, 2, 28, 12, tzinfo=UTC), "/t"),
+                                  (53, datetime(2026, 2, 28, 12, tzinfo=UTC), "/u")]:
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                "VALUES (:site, :ts, 'pageview', :session, :session, :host, :path)"),
+                {"site": engaged, "ts": at, "session": session, "host": SITE, "path": path})
+        for session, engaged_ms in [(61, 2000), (62, 3000)]:
+            conn.execute(text(
+                "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, "
+                "engagement_time) VALUES (:site, :ts, :session, :session, :host, '/tie', :ms)"),
+                {"site": engaged, "ts": datetime(2026, 3, 2, 11, 1, tzinfo=UTC), "session": session, "host": SITE,
+                 "ms": engaged_ms})
+    db_engine.dispose()
+    new = results(query(settings, serve, metrics=["time_on_page"], dimensions=["event:page"],
+                        filters=[["is", "event:page", ["/tie"]]], date_range=["2026-03-02", "2026-03-02"]))
+    legacy = results(query(settings, serve, metrics=["time_on_page"], filters=[["is", "event:page", ["/t"]]],
+                           date_range=["2026-02-28", "2026-02-28"]))
+    assert ([("/tie", 2)], [(2,)]) == (new, legacy)
+
+
 @pytest.fixture
 def goals(settings: Settings, engaged: int) -> int:
     """A page goal on /post and a custom-event goal completed once (visit 21 on /post, 2 March 09:06)."""
