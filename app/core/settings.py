@@ -156,6 +156,12 @@ class AccountSettings:
     """Sign-in attempts allowed from one client address (an IPv6 /64) per ``login_window``, whatever the account."""
     login_window: int = setting("BEACON_LOGIN_WINDOW", 900)
     """Seconds over which sign-in attempts are counted."""
+    registrations_per_ip: int = setting("BEACON_REGISTRATIONS_PER_IP", 10)
+    """Registration attempts allowed from one client address (an IPv6 /64) per ``registration_window``: each
+    one hashes a password with argon2 and may create an account, so one client cannot fill the users table or
+    the CPU."""
+    registration_window: int = setting("BEACON_REGISTRATION_WINDOW", 3600)
+    """Seconds over which registration attempts are counted."""
     session_max_age: int = setting("BEACON_SESSION_MAX_AGE", 14 * 24 * 3600, minimum=60)
     """Seconds a browser session lasts after its last request (sliding)."""
     session_lifetime: int = setting("BEACON_SESSION_LIFETIME", 30 * 24 * 3600, minimum=60)

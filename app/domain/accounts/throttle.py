@@ -78,3 +78,27 @@ class LoginThrottle:
     async def succeeded(self, email: str, address: str) -> None:
         """A correct password clears this address's counter for the account (not the address's own)."""
         await self._client.delete(self._pair_key(email, address))
+
+
+_COUNT = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then return {0, redis.call('PTTL', KEYS[1])} end
+if redis.call('INCR', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return {1, 0}
+"""
+
+
+class RegistrationThrottle:
+    """Registration attempts per client address (an IPv6 /64), checked and counted in one atomic step."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, settings: AccountSettings) -> None:
+        self._client = client
+        self._prefix = keys.prefix
+        self._settings = settings
+
+    async def attempt(self, address: str) -> Verdict:
+        """Count one attempt; ``allowed`` is false once the address has used ``registrations_per_ip``."""
+        allowed, pttl = await self._client.eval(
+            _COUNT, 1, f"{self._prefix}register:address:{address_block(address)}",
+            self._settings.registrations_per_ip, self._settings.registration_window)
+        return Verdict(bool(allowed), 0 if allowed else max(1, (int(pttl) + 999) // 1000))
