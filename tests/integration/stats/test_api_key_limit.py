@@ -27,3 +27,12 @@ def test_a_key_over_its_hourly_limit_gets_429_and_other_keys_do_not(servers: Ser
     assert refused.json()["error"].startswith("Too many API requests. This API key is limited to 600 requests")
     assert 0 < int(refused.headers["retry-after"]) <= 3600
     assert 200 == other.status_code
+
+
+def test_operations_taking_an_api_key_declare_429(servers: Servers) -> None:
+    """The OpenAPI document says the Stats and Sites APIs may answer 429, so clients and fuzzers expect it."""
+    paths = httpx.get(f"{servers.api}/api/docs/openapi.json", timeout=20).json()["paths"]
+    keyed = ("/api/v1/stats", "/api/v2/", "/api/v1/sites")
+    declared = {(path, method): "429" in operation["responses"] for path, methods in paths.items()
+                for method, operation in methods.items() if path.startswith(keyed)}
+    assert declared and all(declared.values()), [key for key, ok in declared.items() if not ok]
