@@ -257,7 +257,8 @@ class ImportSettings:
     """Bytes an uploaded export may have at most; a larger one is refused."""
     min_free_disk: int = setting("BEACON_IMPORT_MIN_FREE_DISK", 1024**3, minimum=0)
     """Bytes to keep free on the imports directory's file system: an upload that would leave less is stopped
-    with 507 and removed (0: no check). Bounds what uploads waiting for the worker can take of the disk."""
+    with 507 and removed, an export job that would fails (0: no check). Bounds what uploads waiting for the worker
+    and export zips kept for ``BEACON_IMPORT_EXPORT_TTL`` can take of the disk."""
     max_entries: int = setting("BEACON_IMPORT_MAX_ENTRIES", 64, minimum=1)
     """Entries a zip may have at most."""
     max_entry_size: int = setting("BEACON_IMPORT_MAX_ENTRY_SIZE", 8 * 1024**3, minimum=1)
