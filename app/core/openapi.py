@@ -73,9 +73,11 @@ _MEANINGS = {
 
 
 def plausible_responses(*codes: int) -> dict[int, ResponseSpec]:
-    """Error responses with Plausible's ``{"error": "..."}`` body."""
+    """Error responses with Plausible's ``{"error": "..."}`` body; an operation that takes an API key (it may
+    answer 401) may also answer 429, once the key has used its hourly requests."""
+    codes = (*codes, 429) if 401 in codes and 429 not in codes else codes
     return {code: ResponseSpec(data_container=PlausibleError, description=_MEANINGS[code],
-                               generate_examples=False) for code in codes}
+                               generate_examples=False) for code in sorted(codes)}
 
 
 def problem_responses(*codes: int) -> dict[int, ResponseSpec]:

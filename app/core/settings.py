@@ -156,6 +156,15 @@ class AccountSettings:
     """Sign-in attempts allowed from one client address (an IPv6 /64) per ``login_window``, whatever the account."""
     login_window: int = setting("BEACON_LOGIN_WINDOW", 900)
     """Seconds over which sign-in attempts are counted."""
+    registrations_per_ip: int = setting("BEACON_REGISTRATIONS_PER_IP", 10)
+    """Registration attempts allowed from one client address (an IPv6 /64) per ``registration_window``: each
+    one hashes a password with argon2 and may create an account, so one client cannot fill the users table or
+    the CPU."""
+    registration_window: int = setting("BEACON_REGISTRATION_WINDOW", 3600)
+    """Seconds over which registration attempts are counted."""
+    api_key_hourly_limit: int = setting("BEACON_API_KEY_HOURLY_LIMIT", 600, minimum=0)
+    """Requests one API key may make per clock hour (Stats and Sites APIs; 0: no limit). 600 is Plausible's
+    documented default ("API keys have a rate limit of 600 requests per hour by default")."""
     session_max_age: int = setting("BEACON_SESSION_MAX_AGE", 14 * 24 * 3600, minimum=60)
     """Seconds a browser session lasts after its last request (sliding)."""
     session_lifetime: int = setting("BEACON_SESSION_LIFETIME", 30 * 24 * 3600, minimum=60)
@@ -248,7 +257,8 @@ class ImportSettings:
     """Bytes an uploaded export may have at most; a larger one is refused."""
     min_free_disk: int = setting("BEACON_IMPORT_MIN_FREE_DISK", 1024**3, minimum=0)
     """Bytes to keep free on the imports directory's file system: an upload that would leave less is stopped
-    with 507 and removed (0: no check). Bounds what uploads waiting for the worker can take of the disk."""
+    with 507 and removed, an export job that would fails (0: no check). Bounds what uploads waiting for the worker
+    and export zips kept for ``BEACON_IMPORT_EXPORT_TTL`` can take of the disk."""
     max_entries: int = setting("BEACON_IMPORT_MAX_ENTRIES", 64, minimum=1)
     """Entries a zip may have at most."""
     max_entry_size: int = setting("BEACON_IMPORT_MAX_ENTRY_SIZE", 8 * 1024**3, minimum=1)

@@ -236,7 +236,9 @@ def _clean_revenue(revenue: object) -> tuple[Decimal | None, str | None]:
         return None, None
     if not value.is_finite() or abs(value) >= MAX_REVENUE:
         return None, None
-    return value.quantize(Decimal("0.0001")), currency.upper()
+    # Rounded to the column's 4 places first: 99999999999999.99995 rounds up to 1e14, which numeric(18, 4) refuses.
+    value = value.quantize(Decimal("0.0001"))
+    return (value, currency.upper()) if abs(value) < MAX_REVENUE else (None, None)
 
 
 def _clean_props(props: object) -> dict[str, str]:

@@ -88,12 +88,17 @@ def post(destination: egress.Destination, body: bytes, headers: dict[str, str],
             request = client.build_request("POST", url, content=body, headers={**headers, "Host": host_header},
                                            extensions={"sni_hostname": destination.host})
             response = client.send(request, stream=True)
+            # read_timeout bounds each read; a receiver trickling its answer a byte at a time would hold the
+            # worker until the job's time limit, so the whole answer gets one budget too.
+            deadline = started + settings.connect_timeout + settings.read_timeout
             try:
                 captured = bytearray()
                 for chunk in response.iter_raw():
                     captured += chunk
                     if len(captured) >= settings.response_capture:
                         break
+                    if time.perf_counter() > deadline:
+                        return AttemptResult(None, _ms(started), "", "timeout (the answer came too slowly)")
             finally:
                 response.close()
     except httpx.TimeoutException:
@@ -130,7 +135,16 @@ def deliver(engine: Engine, settings: IntegrationsSettings, delivery_id: int, to
     except egress.EgressError as exc:
         result = AttemptResult(None, 0.0, "", str(exc)[:200])
     else:
-        result = post(destination, body, sign_headers(row["secret"], row["msg_id"], body), settings)
+        started = time.perf_counter()
+        try:
+            result = post(destination, body, sign_headers(row["secret"], row["msg_id"], body), settings)
+        except BaseException:
+            # The job's time limit (or a shutdown) stopped a receiver that kept the attempt open: it counts as a
+            # failed attempt, or the delivery would be leased and sent again forever without ever failing.
+            with engine.begin() as conn:
+                record(conn, settings, delivery_id, token, int(row["endpoint_id"]), int(row["attempts"]),
+                       AttemptResult(None, _ms(started), "", "interrupted (the receiver kept the attempt open)"))
+            raise
     with engine.begin() as conn:
         return record(conn, settings, delivery_id, token, int(row["endpoint_id"]), int(row["attempts"]), result)
 

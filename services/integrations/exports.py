@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,20 @@ EXPORT_TIMEOUT = httpx.Timeout(600.0, connect=2.0)
 MAX_ATTEMPTS = 5
 """Jobs an export may take (a worker killed, the analytics service down) before it is failed."""
 _PROGRESS_EVERY = 1024 * 1024
+
+
+class ShortOfDisk(Exception):
+    """The exports directory's file system has less than ``BEACON_IMPORT_MIN_FREE_DISK`` free."""
+
+
+SHORT_OF_DISK = ("the server is short of disk space for exports (BEACON_IMPORT_MIN_FREE_DISK); ask again later or "
+                 "for a shorter range")
+
+
+def _check_space(directory: Path, reserve: int) -> None:
+    """Raises :class:`ShortOfDisk` when ``directory`` has less than ``reserve`` bytes free (0: no check)."""
+    if reserve and shutil.disk_usage(directory).free < reserve:
+        raise ShortOfDisk
 """Bytes between two progress updates (each also renews the lease)."""
 
 COLUMNS = "id, date_range, status, bytes_done, file_name, error, created_at, finished_at, expires_at"
@@ -185,6 +200,7 @@ async def _download(settings: Settings, engine: Engine, export_id: int, token: s
                     out.write(chunk)
                     done += len(chunk)
                     if done - reported >= _PROGRESS_EVERY:
+                        _check_space(partial.parent, settings.imports.min_free_disk)
                         await asyncio.to_thread(_progress, engine, export_id, token, done, lease)
                         reported = done
                 out.flush()
@@ -221,12 +237,13 @@ def build(engine: Engine, settings: Settings, export_id: int) -> str:
         leftover.unlink(missing_ok=True)
     partial = directory / f"export-{export_id}-{token}.partial"
     try:
+        _check_space(directory, settings.imports.min_free_disk)
         name = asyncio.run(_download(settings, engine, export_id, token, row.site_id, row.date_range, partial))
-    except ServiceError as exc:
+    except (ServiceError, ShortOfDisk) as exc:
         partial.unlink(missing_ok=True)
         _finish(engine, export_id, token, "UPDATE site_exports SET status = 'failed', error = :error, "
                 "lease_token = NULL, leased_until = NULL, finished_at = now() WHERE id = :id AND lease_token = :token",
-                {"error": exc.detail[:500]})
+                {"error": exc.detail[:500] if isinstance(exc, ServiceError) else SHORT_OF_DISK})
         return "failed"
     except LeaseLost:
         partial.unlink(missing_ok=True)

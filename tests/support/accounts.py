@@ -42,7 +42,8 @@ def start_servers(environment: dict[str, str]) -> Iterator[Servers]:
     api_port, rt_port = free_port(), free_port()
     env = {**environment, "BEACON_API_PORT": str(api_port), "BEACON_REALTIME_PORT": str(rt_port),
            "BEACON_BASE_URL": f"http://127.0.0.1:{api_port}", "BEACON_LOGIN_ATTEMPTS_PER_ACCOUNT": "5",
-           "BEACON_LOGIN_ATTEMPTS_PER_IP": "8", "BEACON_WS_HEARTBEAT_INTERVAL": "0.5",
+           "BEACON_LOGIN_ATTEMPTS_PER_IP": "8", "BEACON_REGISTRATIONS_PER_IP": "6",
+           "BEACON_WS_HEARTBEAT_INTERVAL": "0.5",
            "BEACON_WS_HEARTBEAT_TIMEOUT": "5", "BEACON_WS_STATS_INTERVAL": "0.2",
            "BEACON_WS_SEND_BUFFER_LIMIT": "262144"}
     # BEACON_TEST_LOG_DIR keeps the processes' logs after the run (the state directory is deleted).

@@ -80,6 +80,9 @@ def test_props_follow_plausible(props: object, expected: dict[str, str]) -> None
     pytest.param({"currency": "XYZ", "amount": 3}, (None, None), id="unknown-currency"),
     pytest.param({"currency": "EUR", "amount": "lots"}, (None, None), id="bad-amount"),
     pytest.param({"currency": "EUR", "amount": 1e20}, (None, None), id="out-of-range"),
+    pytest.param({"currency": "EUR", "amount": "-99999999999999.99995"}, (None, None), id="out-of-range-once-rounded"),
+    pytest.param({"currency": "EUR", "amount": "99999999999999.99994"}, (Decimal("99999999999999.9999"), "EUR"),
+                 id="largest-storable"),
     pytest.param("not json", (None, None), id="bad-json"),
     pytest.param([1], (None, None), id="not-an-object"),
 ])

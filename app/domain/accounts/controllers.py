@@ -25,7 +25,7 @@ from app.domain.accounts.services import (
     register_user,
 )
 from app.domain.accounts.session import rotate_session, start_session
-from app.domain.accounts.throttle import LoginThrottle
+from app.domain.accounts.throttle import LoginThrottle, RegistrationThrottle
 from app.domain.apikeys.services import create_api_key, list_api_keys, revoke_api_key
 from app.realtime.publish import WebSocketService
 
@@ -116,6 +116,15 @@ class AccountController(Controller):
     @post("/register", status_code=303)
     async def register(self, request: Request[Any, Any, Any], resources: Res,
                        data: Annotated[RegisterForm, Form]) -> Template | Redirect:
+        verdict = await RegistrationThrottle(resources.redis, resources.keys, resources.settings.accounts).attempt(
+            client_address(request))
+        if not verdict.allowed:
+            error = TooManyRequests(f"email: too many registrations from your address; try again in "
+                                    f"{verdict.retry_after} s")
+            return Template("register.html", status_code=error.status_code,
+                            headers={"Retry-After": str(verdict.retry_after)}, context={
+                                "form": FormState.failed(error, {"email": data.email}),
+                                "invitation": data.invitation[:200], "mode": resources.settings.accounts.registration})
         try:
             async with resources.sessions.begin() as session:
                 invited = False

@@ -40,7 +40,8 @@ def check_password(password: str) -> None:
 async def create_user(session: AsyncSession, email: str, password: str, *, is_admin: bool = False) -> User:
     email = normalize_email(email)
     check_password(password)
-    user = User(email=email, password_hash=_hasher.hash(password), is_admin=is_admin)
+    # argon2 takes tens of milliseconds of CPU: in a thread, so the event loop keeps serving others meanwhile.
+    user = User(email=email, password_hash=await asyncio.to_thread(_hasher.hash, password), is_admin=is_admin)
     session.add(user)
     try:
         await session.flush()

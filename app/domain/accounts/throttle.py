@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from app.core.ratelimit import Verdict, count_in_window
 from app.core.redis import Keys
 from app.core.settings import AccountSettings
 
@@ -31,13 +31,6 @@ if redis.call('INCR', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[3]) 
 if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 return {1, 0}
 """
-
-
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    retry_after: int
-    """Seconds until the next attempt may pass (0 when allowed)."""
 
 
 def address_block(address: str) -> str:
@@ -78,3 +71,17 @@ class LoginThrottle:
     async def succeeded(self, email: str, address: str) -> None:
         """A correct password clears this address's counter for the account (not the address's own)."""
         await self._client.delete(self._pair_key(email, address))
+
+
+class RegistrationThrottle:
+    """Registration attempts per client address (an IPv6 /64), checked and counted in one atomic step."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, settings: AccountSettings) -> None:
+        self._client = client
+        self._prefix = keys.prefix
+        self._settings = settings
+
+    async def attempt(self, address: str) -> Verdict:
+        """Count one attempt; ``allowed`` is false once the address has used ``registrations_per_ip``."""
+        return await count_in_window(self._client, f"{self._prefix}register:address:{address_block(address)}",
+                                     self._settings.registrations_per_ip, self._settings.registration_window)

@@ -10,6 +10,7 @@ and check the site with :func:`principal_site` (which answers 404 for sites the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +18,17 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Forbidden, NotFound, Unauthorized
+from app.core.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from app.core.models import ApiKey, Site, User
+from app.core.ratelimit import count_in_window
 from app.core.resources import Resources
 from app.domain.access.services import SiteAccess, site_access
 from app.domain.apikeys.services import verify_api_key
+
+logger = logging.getLogger("beacon.apikeys")
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="beacon"'}
 
@@ -52,6 +57,17 @@ async def api_principal(request: Request[Any, Any, Any], resources: Resources, s
     principal = ApiPrincipal(*found)
     if not principal.has_scope(scope):
         raise Forbidden(f"This API key lacks the scope {scope}.")
+    limit = resources.settings.accounts.api_key_hourly_limit
+    try:
+        verdict = await count_in_window(resources.redis, f"{resources.keys.prefix}apikey:hour:{principal.key.id}",
+                                        limit, 3600)
+    except (RedisError, OSError) as exc:  # as ingest does: a Redis outage lifts the limit, never the API
+        logger.warning("API key limit not checked: redis unavailable", extra={"error": str(exc)})
+        return principal
+    if not verdict.allowed:
+        raise TooManyRequests(f"Too many API requests. This API key is limited to {limit} requests per hour; "
+                              f"try again in {verdict.retry_after} s.",
+                              headers={"Retry-After": str(verdict.retry_after)})
     return principal
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import lzma
 import os
 import shutil
 import zipfile
+import zlib
 from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,11 +178,20 @@ def entries(path: Path, display: str, limits: ImportSettings) -> list[Entry]:
                                 f"than the maximum ratio of {limits.max_ratio} (a zip bomb?)", file=info.filename)
         if info.flag_bits & 0x1:
             raise ImportRefused("the entry is encrypted", file=info.filename)
+        if info.compress_type not in READABLE_METHODS:
+            raise ImportRefused(f"the entry is compressed with zip method {info.compress_type}, which cannot be read "
+                                "(use deflate, as zip tools do by default)", file=info.filename)
         found.append(Entry(info.filename, info.file_size))
     if not found:
         raise ImportRefused("the zip archive has no files", file=display)
     return sorted(found, key=lambda entry: entry.name)
 
+
+READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+"""Zip compression methods Python's zipfile reads; others (deflate64, zstd, ...) raise NotImplementedError."""
+DAMAGED_ENTRY = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
+"""What reading a damaged zip entry raises: a bad CRC, a corrupt deflate, LZMA or bzip2 stream (OSError), a cut-off
+stream. Refusals, not transient failures: a job retrying them would fail the same way every time."""
 
 MAX_LINE = 1 << 20
 """Longest line (bytes) of an imported CSV. Plausible's and Umami's rows are a few hundred bytes; without a
@@ -191,11 +202,17 @@ class _Bounded:
     """Reads at most ``limit`` bytes from a stream, then refuses: a zip entry may lie about its size. A line
     is read at most :data:`MAX_LINE` + 1 bytes at a time, so an over-long one is seen without being held."""
 
-    def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
-        self.raw, self.left, self.name = raw, limit, name
+    def __init__(self, raw: IO[bytes], limit: int, name: str, *, zipped: bool = False) -> None:
+        self.raw, self.left, self.name, self.zipped = raw, limit, name, zipped
 
     def readline(self) -> bytes:
-        line = self.raw.readline(min(self.left, MAX_LINE) + 1)
+        if not self.zipped:
+            line = self.raw.readline(min(self.left, MAX_LINE) + 1)
+        else:
+            try:
+                line = self.raw.readline(min(self.left, MAX_LINE) + 1)
+            except DAMAGED_ENTRY as exc:
+                raise ImportRefused(f"the zip entry is damaged ({exc})", file=self.name) from None
         self.left -= len(line)
         if self.left < 0:
             raise ImportRefused("the entry is larger than its zip directory says (a zip bomb?)", file=self.name)
@@ -286,9 +303,15 @@ def read_csv(path: Path, entry: Entry, display: str, offset: int, first_line: in
     """
     name = entry.name or display
     stack = contextlib.ExitStack()
-    archive = stack.enter_context(zipfile.ZipFile(path)) if entry.name else None
-    raw: IO[bytes] = stack.enter_context(archive.open(entry.name) if archive else path.open("rb"))
-    lines = _Lines(_Bounded(raw, entry.size, name), name)
+    try:
+        archive = stack.enter_context(zipfile.ZipFile(path)) if entry.name else None
+        raw: IO[bytes] = stack.enter_context(archive.open(entry.name) if archive else path.open("rb"))
+    except (*DAMAGED_ENTRY, NotImplementedError) as exc:
+        stack.close()
+        if not entry.name:
+            raise
+        raise ImportRefused(f"the zip entry is damaged ({exc})", file=name) from None
+    lines = _Lines(_Bounded(raw, entry.size, name, zipped=archive is not None), name)
     reader = csv.reader(lines, strict=True)
     try:
         if header is None or offset == 0:

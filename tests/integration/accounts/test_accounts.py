@@ -121,6 +121,25 @@ def test_throttled_sign_in_says_when_to_retry(servers: Servers, world: World) ->
     assert "email:" in answer.text
 
 
+def _register_from(api: str, email: str, ip: str) -> httpx.Response:
+    with Browser(base_url=api, timeout=30, headers={"X-Forwarded-For": ip}) as client:
+        return register(client, email)
+
+
+def test_registrations_per_address_are_limited_exactly_under_concurrency(servers: Servers, world: World) -> None:
+    """12 concurrent registrations from one address: exactly 6 create accounts; another address still may."""
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda n: _register_from(servers.api, f"u{n}@example.com", "10.4.4.4"), range(12)))
+    codes = [answer.status_code for answer in answers]
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    elsewhere = _register_from(servers.api, "other@example.com", "10.4.4.5")
+    assert {303: 6, 429: 6} == {code: codes.count(code) for code in set(codes)}
+    assert int(refused.headers["retry-after"]) > 0
+    assert "too many registrations" in refused.text
+    assert 303 == elsewhere.status_code
+    assert 7 == world.sql("SELECT count(*) FROM users")[0][0]
+
+
 def test_password_change(servers: Servers, world: World) -> None:
     """The current password is required; afterwards only the new password signs in."""
     user_id = world.user("a@example.com")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import shutil
 
 import pytest
 
@@ -49,3 +51,25 @@ def test_a_site_builds_at_most_three_exports_at_once(imports: Imports, site: Sit
     assert 409 == refused.value.status_code
     imports.sql("UPDATE site_exports SET status = 'ready' WHERE id = :id", id=made[0])
     assert asyncio.run(ask("2024-04-01,2024-04-28")) not in made
+
+
+def test_an_export_that_would_fill_the_disk_fails_and_leaves_no_file(imports: Imports, site: Site) -> None:
+    """BEACON_IMPORT_MIN_FREE_DISK stays free for exports too: the export fails saying so, nothing is written."""
+    async def ask() -> int:
+        engine = make_async_engine(imports.settings.database)
+        try:
+            async with sessionmaker_for(engine).begin() as session:
+                return (await exports.create_export(session, site.id, "all", site.owner)).id
+        finally:
+            await engine.dispose()
+
+    export_id = asyncio.run(ask())
+    directory = exports.exports_dir(imports.settings.paths.state_dir)
+    reserve = shutil.disk_usage(directory).free + (1 << 30)
+    settings = dataclasses.replace(imports.settings,
+                                   imports=dataclasses.replace(imports.settings.imports, min_free_disk=reserve))
+    assert "failed" == exports.build(imports.engine, settings, export_id)
+    assert [("failed", exports.SHORT_OF_DISK, None)] == imports.sql(
+        "SELECT status, error, file_path FROM site_exports WHERE id = :id", id=export_id)
+    assert [] == list(directory.glob(f"export-{export_id}-*"))
+

@@ -104,7 +104,35 @@ CASES = [
                  f"{VISITORS}, line 3: the line is longer than 1048576 bytes", id="endless-line"),
     pytest.param(lambda: b"date" + b"x" * (3 << 20), "export.zip, line 1: the line is longer than 1048576 bytes",
                  id="endless-header"),
+    pytest.param(lambda: with_method(visitors("2024-01-01,1,2,0,1,10"), 9),
+                 f"{VISITORS}: the entry is compressed with zip method 9, which cannot be read", id="deflate64"),
+    pytest.param(lambda: damaged(visitors("2024-01-01,1,2,0,1,10"), 0),
+                 f"{VISITORS}: the zip entry is damaged (Error -3 while decompressing data", id="corrupt-deflate"),
+    pytest.param(lambda: damaged(zipped({VISITORS: "".join([GOOD_VISITORS, *(
+                     f"{dt.date(2023, 1, 1) + dt.timedelta(days=day)},1,2,0,1,10\n" for day in range(300))])},
+                                        zipfile.ZIP_STORED), -3),
+                 f"{VISITORS}: the zip entry is damaged (Bad CRC-32", id="bad-crc"),
 ]
+
+
+def with_method(archive: bytes, method: int) -> bytes:
+    """``archive`` (one entry) with its compression method rewritten, as a deflate64 or zstd archiver writes it."""
+    data = bytearray(archive)
+    data[8:10] = method.to_bytes(2, "little")
+    central = data.find(b"PK\x01\x02")
+    data[central + 10:central + 12] = method.to_bytes(2, "little")
+    return bytes(data)
+
+
+def damaged(archive: bytes, at: int) -> bytes:
+    """``archive`` (one entry) with a byte of its entry's data changed: ``at`` from the data's start, or when
+    negative from its end (a digit of the last row, which the CRC alone catches, once it is read)."""
+    data = bytearray(archive)
+    start = 30 + int.from_bytes(data[26:28], "little") + int.from_bytes(data[28:30], "little")
+    end = data.find(b"PK\x01\x02")
+    index = start + at if at >= 0 else end + at
+    data[index] = (data[index] ^ 0xFF) if at >= 0 else ord("9") if data[index] != ord("9") else ord("8")
+    return bytes(data)
 
 
 @pytest.mark.parametrize(("body", "message"), CASES)
