@@ -34,7 +34,7 @@ _SCHEMA_TYPES = ((bool, "Boolean"), (int, "Integer"), (float, "Number"), (str, "
                  (dict, "Object"))
 
 
-def inspect(value: object) -> str:
+def elixir_inspect(value: object) -> str:
     """``value`` as Elixir's ``inspect`` prints the decoded JSON in Plausible's messages: strings quoted, lists
     in brackets, objects as ``%{"key" => value}``, null as ``nil``."""
     if value is None:
@@ -44,9 +44,9 @@ def inspect(value: object) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(inspect(v) for v in value) + "]"
+        return "[" + ", ".join(elixir_inspect(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "%{" + ", ".join(f"{inspect(k)} => {inspect(v)}" for k, v in sorted(value.items())) + "}"
+        return "%{" + ", ".join(f"{elixir_inspect(k)} => {elixir_inspect(v)}" for k, v in sorted(value.items())) + "}"
     return str(value)
 
 
@@ -212,10 +212,10 @@ def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date 
         if value == "all":
             return local_days(min(stats_start or anchor, anchor), anchor, tz)
         # Plausible's words (its JSON-schema error, reworded by SchemaErrorFormatter).
-        raise QueryError(f"#/date_range: Invalid date range {inspect(value)}")
+        raise QueryError(f"#/date_range: Invalid date range {elixir_inspect(value)}")
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
         return _custom_range(value[0], value[1], tz)
-    raise QueryError(f"#/date_range: Invalid date range {inspect(value)}")
+    raise QueryError(f"#/date_range: Invalid date range {elixir_inspect(value)}")
 
 
 def _custom_range(first: str, last: str, tz: str) -> DateRange:
@@ -271,7 +271,7 @@ def _check_text(value: str, where: str) -> None:
 def dimension_kind(name: object, where: str) -> str:
     """``event``, ``visit`` or ``time`` for a valid dimension name; QueryError naming ``where`` otherwise."""
     if not isinstance(name, str):
-        raise QueryError(f"{where}: Invalid dimension {inspect(name)}")
+        raise QueryError(f"{where}: Invalid dimension {elixir_inspect(name)}")
     _check_text(name, where)
     if name in EVENT_DIMENSIONS or name in VISIT_DIMENSIONS:
         return name.split(":", 1)[0]
@@ -279,7 +279,7 @@ def dimension_kind(name: object, where: str) -> str:
         return "event"
     if name in TIME_DIMENSIONS:
         return "time"
-    raise QueryError(f"{where}: Invalid dimension {inspect(name)}")
+    raise QueryError(f"{where}: Invalid dimension {elixir_inspect(name)}")
 
 
 def _parse_filter(raw: object, depth: int = 0) -> Filter:
@@ -409,7 +409,7 @@ def _parse_top_filter(index: int, raw: object) -> Filter:
     try:
         return _parse_filter(raw)
     except _InvalidFilter:
-        raise QueryError(f"#/filters/{index}: Invalid filter {inspect(raw)}") from None
+        raise QueryError(f"#/filters/{index}: Invalid filter {elixir_inspect(raw)}") from None
 
 
 def _parse_metrics(metrics: object) -> list[str]:
@@ -420,7 +420,7 @@ def _parse_metrics(metrics: object) -> list[str]:
     for i, metric in enumerate(metrics):
         if not isinstance(metric, str) or metric not in METRICS:
             # Plausible's words (SchemaErrorFormatter).
-            raise QueryError(f"#/metrics/{i}: Invalid metric {inspect(metric)}")
+            raise QueryError(f"#/metrics/{i}: Invalid metric {elixir_inspect(metric)}")
     if len(set(metrics)) != len(metrics):
         raise QueryError("#/metrics: Expected items to be unique but they were not.")
     return metrics
