@@ -640,6 +640,9 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
     As in Plausible (``Legacy.TimeOnPage.can_merge_legacy_time_on_page?``), the legacy part joins only a query
     without dimensions or by ``event:page`` alone; by any other dimensions the days before the cutoff have no
     time on page (null).
+
+    Its components ride along hidden, for merging imported time on page (:mod:`services.analytics.imports`):
+    ``__time_on_page_total`` (seconds, both parts) and ``__time_on_page_visits`` (visits and transitions).
     """
     ctes, joins, metric_sql = into
     d_cols = [f"d{i}" for i in range(len(dims))]
@@ -654,6 +657,8 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
         joins.append(f"LEFT JOIN top_new ON {on}")
     if tuple(query.dimensions) not in ((), ("event:page",)):
         metric_sql["time_on_page"] = "round(CAST(top_new.duration / nullif(top_new.visits, 0) AS float8))"
+        metric_sql["__time_on_page_total"] = "coalesce(top_new.duration, 0)"
+        metric_sql["__time_on_page_visits"] = "coalesce(top_new.visits, 0)"
         return
     tz = sql.bind(query.date_range.timezone)
     cutoff = (f"(SELECT coalesce(date_trunc('day', min(timestamp) AT TIME ZONE {tz}) AT TIME ZONE {tz}, "
@@ -678,6 +683,8 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
         metric_sql["time_on_page"] = (
             "round(CAST((coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)) / "
             "nullif(coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0), 0) AS float8))")
+        metric_sql["__time_on_page_total"] = "coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)"
+        metric_sql["__time_on_page_visits"] = "coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0)"
     else:
         pages = [_filter_sql(item, sql) for item in query.filters
                  if isinstance(item, Condition) and item.dimension == "event:page"]
@@ -686,6 +693,10 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
         metric_sql["time_on_page"] = (
             "(SELECT round(CAST((coalesce(o.duration, 0) + coalesce(n.duration, 0)) / "
             "nullif(coalesce(o.transitions, 0) + coalesce(n.visits, 0), 0) AS float8)) FROM top_old o, top_new n)")
+        metric_sql["__time_on_page_total"] = (
+            "(SELECT coalesce(o.duration, 0) + coalesce(n.duration, 0) FROM top_old o, top_new n)")
+        metric_sql["__time_on_page_visits"] = (
+            "(SELECT coalesce(o.transitions, 0) + coalesce(n.visits, 0) FROM top_old o, top_new n)")
 
 
 def finish(query: Query, sql: _Sql, ctes: list[str], metric_sql: dict[str, str], join: str = "",

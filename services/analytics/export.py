@@ -10,8 +10,15 @@ event that day (entry pages: ``entrances``; exit pages: ``exits``), ``bounces`` 
 seconds) those visits' bounces and durations. So a re-imported export answers every daily query as the site
 does; over several days visitors add up per day, as imported stats do in Plausible.
 
+Pages carry scroll depth and time on page as Plausible's exporter writes them, from the engagement events of
+the day and page: ``total_scroll_depth`` the visits' deepest scrolls summed (percent) over
+``total_scroll_depth_visits`` visits with one, ``total_time_on_page`` the engaged time in whole seconds (rounded,
+Plausible's ``round(sum / 1000)``) over ``total_time_on_page_visits`` visits that reported some; Beacon's
+engagement events all come after its legacy cutoff, the only ones Plausible exports. Re-imported, they merge
+into ``scroll_depth`` and ``time_on_page`` (:mod:`services.analytics.imports`).
+
 Not exported (written as zeros or empty): regions and cities (not collected), the custom events' ``link_url``
-and ``path``, the pages' ``exits``, scroll depth and time on page.
+and ``path``, the pages' ``exits``.
 """
 
 from __future__ import annotations
@@ -63,8 +70,9 @@ TABLES = (
            ("bounces", "__bounces"))),
     Table("imported_pages", ("event:hostname", "event:page"),
           (("hostname", "d0"), ("page", "d1"), ("visits", "visits"), ("visitors", "visitors"),
-           ("pageviews", "pageviews"), ("exits", "=0"), ("total_scroll_depth", "=0"),
-           ("total_scroll_depth_visits", "=0"), ("total_time_on_page", "=0"), ("total_time_on_page_visits", "=0")),
+           ("pageviews", "pageviews"), ("exits", "=0"), ("total_scroll_depth", "__scroll_depth_total"),
+           ("total_scroll_depth_visits", "__scroll_depth_visits"), ("total_time_on_page", "__time_on_page_total"),
+           ("total_time_on_page_visits", "__time_on_page_visits")),
           events=True),
     Table("imported_entry_pages", ("visit:entry_page",),
           (("entry_page", "d0"), ("visitors", "visitors"), ("entrances", "visits"), ("visit_duration", "__duration"),
@@ -93,6 +101,11 @@ def _query(table: Table, domain: str, first: date, last: date, tz: str) -> Query
     if table.name == "imported_custom_events":
         metrics: tuple[str, ...] = ("visitors", "events")
         filters: tuple[Condition, ...] = (Condition("is_not", "event:name", ("pageview",)),)
+    elif table.name == "imported_pages":
+        # scroll_depth and time_on_page bring their components (engine._scroll_depth, engine._time_on_page).
+        metrics, filters = ("visitors", "visits", "pageviews", "scroll_depth", "__scroll_depth_total",
+                            "__scroll_depth_visits", "time_on_page", "__time_on_page_total",
+                            "__time_on_page_visits"), ()
     elif table.events:
         metrics, filters = ("visitors", "visits", "pageviews"), ()
     else:

@@ -21,7 +21,13 @@ pages count ``entrances`` as visits, exit pages ``exits``; custom events have ``
 visits; pages carry no bounces or durations. ``scroll_depth`` is Plausible's merge (``SpecialMetrics``
 ``maybe_add_scroll_depth`` with imports): the native visits' depths summed plus the imported pages'
 ``total_scroll_depth``, over the native visits with a depth plus ``total_scroll_depth_visits``, rounded half to
-even; null when neither side has a visit with a depth. ``time_on_page`` stays the native value.
+even; null when neither side has a visit with a depth. ``time_on_page`` likewise (Plausible's imported
+``total_time_on_page`` merge): the native seconds (current and legacy parts, see
+:func:`engine._time_on_page`) plus the imported pages' ``total_time_on_page`` (seconds), over the native visits
+and transitions plus ``total_time_on_page_visits``, rounded half to even; null when both sides have none.
+Plausible adds imports to its current-definition part only; an import holding time on page was recorded with
+engagement events, so Beacon adds it whatever its own (data-driven) legacy cutoff, and Plausible has no
+imported time-on-page warning (only ``legacy_time_on_page_used`` for the native legacy part).
 
 Not answered from imports (``unsupported_query``, where Plausible has a dedicated path): goals
 (``event:goal`` dimension or filter, conversion rates) and custom properties.
@@ -98,6 +104,8 @@ NATIVE_ONLY = frozenset({"total_revenue", "average_revenue"})
 revenue."""
 SCROLL_HIDDEN = ("__scroll_depth_total", "__scroll_depth_visits")
 """Native components of scroll depth (see :func:`engine._scroll_depth`), never shown."""
+TIME_ON_PAGE_HIDDEN = ("__time_on_page_total", "__time_on_page_visits")
+"""Native components of time on page (see :func:`engine._time_on_page`), never shown."""
 NO_IMPORTED_SCROLL_DEPTH = {"code": "no_imported_scroll_depth",
                             "warning": "No imports with scroll depth data were found"}
 """Plausible's ``metric_warnings.scroll_depth`` when imports are included and none in range has scroll depth."""
@@ -198,7 +206,7 @@ def _components(table: str) -> dict[str, str]:
     if table == "imported_custom_events":
         return {"visitors": "sum(visitors)", "visits": "0", "pageviews": "0", "events": "sum(events)",
                 "bounces": "0", "duration": "0", "session_visits": "0", "visit_pageviews": "0", "vpv_visits": "0",
-                "scroll_total": "0", "scroll_visits": "0"}
+                "scroll_total": "0", "scroll_visits": "0", "top_total": "0", "top_visits": "0"}
     pages = table == "imported_pages"
     return {
         "visitors": "sum(visitors)", "visits": f"sum({visits})", "pageviews": "sum(pageviews)",
@@ -210,6 +218,9 @@ def _components(table: str) -> dict[str, str]:
         # Scroll depth is a page's: only imported_pages has it (Plausible's select_imported_metrics).
         "scroll_total": "sum(total_scroll_depth)" if pages else "0",
         "scroll_visits": "sum(total_scroll_depth_visits)" if pages else "0",
+        # So is time on page (seconds summed over the visits that reported engaged time).
+        "top_total": "sum(total_time_on_page)" if pages else "0",
+        "top_visits": "sum(total_time_on_page_visits)" if pages else "0",
     }
 
 
@@ -316,12 +327,13 @@ async def answer(session: AsyncSession, query: Query, site_id: int, imports: Imp
     if SESSION & set(query.metrics):
         wanted |= {"bounce_rate", *HIDDEN}
     if "time_on_page" in query.metrics:
-        wanted.add("time_on_page")
+        wanted |= {"time_on_page", *TIME_ON_PAGE_HIDDEN}
     if "scroll_depth" in query.metrics:
         wanted |= {"scroll_depth", *SCROLL_HIDDEN}
     wanted |= NATIVE_ONLY & set(query.metrics)
     metrics = tuple(m for m in ("visitors", "visits", "pageviews", "events", "bounce_rate", "time_on_page",
-                                "scroll_depth", *sorted(NATIVE_ONLY), *HIDDEN, *SCROLL_HIDDEN) if m in wanted)
+                                "scroll_depth", *sorted(NATIVE_ONLY), *HIDDEN, *SCROLL_HIDDEN,
+                                *TIME_ON_PAGE_HIDDEN) if m in wanted)
     inner = dataclasses.replace(query, metrics=metrics, order_by=(), limit=EVERYTHING, offset=0, time_labels=False,
                                 total_rows=False, imports=False)
     native_rows = {tuple(row["dimensions"]): dict(zip(metrics, row["metrics"], strict=True))
@@ -352,8 +364,12 @@ def _value(metric: str, mine: dict[str, Any], theirs: dict[str, float], total: f
         return int(both(metric, metric))
     if metric == "percentage":
         return _round(100 * both("visitors", "visitors") / total, 1) if total else None
-    if metric == "time_on_page" or metric in NATIVE_ONLY:
+    if metric in NATIVE_ONLY:
         return mine.get(metric)
+    if metric == "time_on_page":
+        # Seconds per visit with engaged time (native: plus the legacy transitions), half to even as natively.
+        top_visits = both("__time_on_page_visits", "top_visits")
+        return round(both("__time_on_page_total", "top_total") / top_visits) if top_visits else None
     if metric == "scroll_depth":
         # Percent per visit with a depth; Python's round of a float is half to even, as ClickHouse's.
         depth_visits = both("__scroll_depth_visits", "scroll_visits")

@@ -23,6 +23,39 @@ class QueryError(ClientError):
     """An invalid Stats API query; the message names the offending part."""
 
 
+class _InvalidFilter(QueryError):
+    """A filter that fails Plausible's JSON schema: reported as ``#/filters/<n>: Invalid filter <filter>``."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid filter")
+
+
+_SCHEMA_TYPES = ((bool, "Boolean"), (int, "Integer"), (float, "Number"), (str, "String"), (list, "Array"),
+                 (dict, "Object"))
+
+
+def elixir_inspect(value: object) -> str:
+    """``value`` as Elixir's ``inspect`` prints the decoded JSON in Plausible's messages: strings quoted, lists
+    in brackets, objects as ``%{"key" => value}``, null as ``nil``."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(elixir_inspect(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "%{" + ", ".join(f"{elixir_inspect(k)} => {elixir_inspect(v)}" for k, v in sorted(value.items())) + "}"
+    return str(value)
+
+
+def type_mismatch(path: str, expected: str, value: object) -> QueryError:
+    """The JSON-schema validator's type error in Plausible's answer (``ExJsonSchema``'s sentence)."""
+    actual = next((name for kind, name in _SCHEMA_TYPES if isinstance(value, kind)), "Null")
+    return QueryError(f"{path}: Type mismatch. Expected {expected} but got {actual}.")
+
+
 METRICS = (
     "visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events",
     "percentage", "conversion_rate", "group_conversion_rate", "time_on_page", "scroll_depth", "total_revenue",
@@ -48,6 +81,8 @@ ONLY_TOP_LEVEL = ("event:goal", "event:hostname")
 """Dimensions Plausible filters only at the top level (or inside a behavioural filter)."""
 DATE_SHORTCUTS = ("day", "24h", "7d", "28d", "30d", "91d", "month", "6mo", "12mo", "year", "all")
 MAX_LIMIT = 10_000
+MISSING_SITE_ID = "Missing site ID. Please provide the required site_id parameter with your request."
+"""Plausible's answer to a query without a site (``PlausibleWeb.Plugs.AuthorizePublicAPI``)."""
 MAX_OFFSET = 2**31 - 1
 """Largest pagination offset (PostgreSQL's ``integer``); beyond it no site has rows."""
 MAX_RANGE_DAYS = 3660
@@ -176,13 +211,11 @@ def resolve_date_range(value: object, tz: str, now: datetime, stats_start: date 
             return local_days(date(anchor.year, 1, 1), date(anchor.year, 12, 31), tz)
         if value == "all":
             return local_days(min(stats_start or anchor, anchor), anchor, tz)
-        # Plausible's words (its JSON-schema error, reworded by SchemaErrorFormatter), then what is valid.
-        raise QueryError(f"#/date_range: Invalid date range {json.dumps(value, ensure_ascii=False)}; use one of "
-                         f"{', '.join(DATE_SHORTCUTS)}, <n>d (n up to {MAX_SHORTCUT_DAYS}), <n>mo (n up to "
-                         f"{MAX_SHORTCUT_MONTHS}) or a list of two ISO 8601 dates")
+        # Plausible's words (its JSON-schema error, reworded by SchemaErrorFormatter).
+        raise QueryError(f"#/date_range: Invalid date range {elixir_inspect(value)}")
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
         return _custom_range(value[0], value[1], tz)
-    raise QueryError("date_range: must be a shortcut such as \"7d\" or a list of two ISO 8601 dates")
+    raise QueryError(f"#/date_range: Invalid date range {elixir_inspect(value)}")
 
 
 def _custom_range(first: str, last: str, tz: str) -> DateRange:
@@ -195,7 +228,8 @@ def _custom_range(first: str, last: str, tz: str) -> DateRange:
                 # nothing to an API client.
                 raise QueryError(f"Invalid date_range '{json.dumps([first, last], ensure_ascii=False)}'.") from None
             if start.tzinfo is None or end.tzinfo is None:
-                raise QueryError("date_range: date-times need a UTC offset, e.g. 2024-01-01T12:00:00+02:00")
+                # Plausible's words: its date-time parser wants the offset.
+                raise QueryError(f"Invalid date_range '{json.dumps([first, last], ensure_ascii=False)}'.")
             if end < start:
                 raise QueryError("date_range: the end is before the start")
             _check_span(start.date(), end.date())
@@ -237,7 +271,7 @@ def _check_text(value: str, where: str) -> None:
 def dimension_kind(name: object, where: str) -> str:
     """``event``, ``visit`` or ``time`` for a valid dimension name; QueryError naming ``where`` otherwise."""
     if not isinstance(name, str):
-        raise QueryError(f"{where}: dimension names are strings, got {name!r}")
+        raise QueryError(f"{where}: Invalid dimension {elixir_inspect(name)}")
     _check_text(name, where)
     if name in EVENT_DIMENSIONS or name in VISIT_DIMENSIONS:
         return name.split(":", 1)[0]
@@ -245,44 +279,48 @@ def dimension_kind(name: object, where: str) -> str:
         return "event"
     if name in TIME_DIMENSIONS:
         return "time"
-    raise QueryError(f"{where}: Invalid dimension {json.dumps(name, ensure_ascii=False)}")
+    raise QueryError(f"{where}: Invalid dimension {elixir_inspect(name)}")
 
 
 def _parse_filter(raw: object, depth: int = 0) -> Filter:
     if depth > MAX_FILTER_DEPTH:
         raise QueryError(f"filters: nested deeper than {MAX_FILTER_DEPTH} levels")
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
-        raise QueryError(f"filters: invalid filter {raw!r}; expected [operator, dimension, clauses]")
+        raise _InvalidFilter
     operator = raw[0]
     if operator in ("and", "or"):
         if len(raw) != 2 or not isinstance(raw[1], list) or not raw[1]:
-            raise QueryError(f"filters: {operator!r} takes a non-empty list of filters")
+            raise _InvalidFilter
         kind: Literal["and", "or"] = "and" if operator == "and" else "or"
         return Logical(kind, tuple(_parse_filter(child, depth + 1) for child in raw[1]))
     if operator == "not":
         if len(raw) != 2:
-            raise QueryError("filters: 'not' takes exactly one filter")
+            raise _InvalidFilter
         return Logical("not", (_parse_filter(raw[1], depth + 1),))
     if operator in BEHAVIORAL_OPERATORS:
         if len(raw) != 2:
-            raise QueryError(f"filters: {operator!r} takes exactly one filter")
+            raise _InvalidFilter
         behavioral: Literal["has_done", "has_not_done"] = "has_done" if operator == "has_done" else "has_not_done"
         return Logical(behavioral, (_parse_filter(raw[1], depth + 1),))
     if operator not in FILTER_OPERATORS:
-        raise QueryError(f"filters: invalid operator {operator!r}; use one of "
-                         f"{', '.join(sorted(FILTER_OPERATORS | LOGICAL_OPERATORS | BEHAVIORAL_OPERATORS))}")
+        raise _InvalidFilter
     if len(raw) not in (3, 4):
-        raise QueryError(f"filters: {raw!r} must be [operator, dimension, clauses] with optional modifiers")
+        raise _InvalidFilter
     dimension, clauses = raw[1], raw[2]
     if dimension == "segment":
         raise QueryError("filters: segments are not supported")
-    if dimension_kind(dimension, "filters") == "time":
-        raise QueryError(f"filters: time dimension {dimension!r} cannot be filtered; set date_range instead")
-    if dimension == "event:goal" and operator not in ("is", "contains"):
-        raise QueryError("filters: only 'is' and 'contains' can filter event:goal")
-    if not isinstance(clauses, list) or not clauses:
+    try:
+        dimension_type = dimension_kind(dimension, "filters")
+    except QueryError:
+        raise _InvalidFilter from None
+    # Plausible's schema: no time dimension, event:goal with is or contains only, clauses a list of strings.
+    if dimension_type == "time" or (dimension == "event:goal" and operator not in ("is", "contains")):
+        raise _InvalidFilter
+    if not isinstance(clauses, list) or not all(isinstance(c, str) for c in clauses):
+        raise _InvalidFilter
+    if not clauses:
         raise QueryError(f"filters: clauses of {dimension} must be a non-empty list")
-    if len(clauses) > MAX_CLAUSES or not all(isinstance(c, str) and len(c) <= 2000 for c in clauses):
+    if len(clauses) > MAX_CLAUSES or not all(len(c) <= 2000 for c in clauses):
         raise QueryError(f"filters: clauses of {dimension} must be at most {MAX_CLAUSES} strings")
     for clause in clauses:
         _check_text(clause, f"filters: clause of {dimension}")
@@ -297,12 +335,11 @@ def _parse_filter(raw: object, depth: int = 0) -> Filter:
     case_sensitive = True
     if len(raw) == 4:
         modifiers = raw[3]
-        if not isinstance(modifiers, dict) or set(modifiers) - {"case_sensitive"}:
-            raise QueryError("filters: the only modifier is {\"case_sensitive\": true|false}")
-        if operator not in ("is", "is_not", "contains", "contains_not"):
-            raise QueryError(f"filters: {operator!r} takes no modifiers")
-        if not isinstance(modifiers.get("case_sensitive", True), bool):
-            raise QueryError("filters: case_sensitive must be true or false")
+        # Plausible's schema: {"case_sensitive": boolean} on is, is_not, contains and contains_not only.
+        if (not isinstance(modifiers, dict) or set(modifiers) - {"case_sensitive"}
+                or operator not in ("is", "is_not", "contains", "contains_not")
+                or not isinstance(modifiers.get("case_sensitive", True), bool)):
+            raise _InvalidFilter
         case_sensitive = modifiers.get("case_sensitive", True)
     return Condition(operator, dimension, tuple(clauses), case_sensitive)
 
@@ -313,18 +350,24 @@ _KEYS = {"site_id", "metrics", "date_range", "dimensions", "filters", "order_by"
 def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date | None = None) -> Query:
     """Validate a v2 query body against Plausible's rules; raise QueryError naming what is wrong."""
     if not isinstance(raw, dict):
-        raise QueryError("the query must be a JSON object")
-    unknown = set(raw) - _KEYS
+        raise type_mismatch("#", "Object", raw)
+    # The JSON-schema validator's sentences (ExJsonSchema's), as Plausible answers them.
+    unknown = sorted(set(raw) - _KEYS)
     if unknown:
-        raise QueryError(f"unknown key(s): {', '.join(sorted(unknown))}")
+        raise QueryError(f"#/{unknown[0]}: Schema does not allow additional properties.")
+    missing = [key for key in ("site_id", "metrics", "date_range") if key not in raw]
+    if len(missing) == 1:
+        raise QueryError(f"#: Required property {missing[0]} was not present.")
+    if missing:
+        raise QueryError(f"#: Required properties {', '.join(missing)} were not present.")
     site = raw.get("site_id")
-    if not isinstance(site, str) or not site:
-        raise QueryError("site_id: required, the site's domain")
+    if not isinstance(site, str):
+        raise type_mismatch("#/site_id", "String", site)
+    if not site:
+        raise QueryError(MISSING_SITE_ID)
 
     metrics = _parse_metrics(raw.get("metrics"))
 
-    if "date_range" not in raw:
-        raise QueryError("date_range: required")
     relative_date = None
     if raw.get("date") is not None:
         try:
@@ -336,17 +379,17 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
 
     dimensions = raw.get("dimensions", [])
     if not isinstance(dimensions, list):
-        raise QueryError("dimensions: must be a list")
+        raise type_mismatch("#/dimensions", "Array", dimensions)
     kinds = [dimension_kind(d, f"#/dimensions/{i}") for i, d in enumerate(dimensions)]
     if len(set(dimensions)) != len(dimensions):
-        raise QueryError("dimensions: each dimension may appear only once")
+        raise QueryError("#/dimensions: Expected items to be unique but they were not.")
     if kinds.count("time") > 1:
         raise QueryError("dimensions: at most one time dimension")
 
     raw_filters = raw.get("filters", [])
     if not isinstance(raw_filters, list):
-        raise QueryError("filters: must be a list")
-    filters = tuple(_parse_filter(item) for item in raw_filters)
+        raise type_mismatch("#/filters", "Array", raw_filters)
+    filters = tuple(_parse_top_filter(i, item) for i, item in enumerate(raw_filters))
 
     include = _parse_include(raw.get("include", {}))
     limit, offset = _parse_pagination(raw.get("pagination", {}))
@@ -361,25 +404,37 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
     return query
 
 
+def _parse_top_filter(index: int, raw: object) -> Filter:
+    """A top-level filter; a schema failure anywhere inside it is reported on it, as Plausible does."""
+    try:
+        return _parse_filter(raw)
+    except _InvalidFilter:
+        raise QueryError(f"#/filters/{index}: Invalid filter {elixir_inspect(raw)}") from None
+
+
 def _parse_metrics(metrics: object) -> list[str]:
-    if not isinstance(metrics, list) or not metrics:
-        raise QueryError("metrics: required, a non-empty list")
+    if not isinstance(metrics, list):
+        raise type_mismatch("#/metrics", "Array", metrics)
+    if not metrics:
+        raise QueryError("#/metrics: Expected a minimum of 1 items but got 0.")
     for i, metric in enumerate(metrics):
-        if metric not in METRICS:
-            # Plausible's words (SchemaErrorFormatter), then the valid names.
-            raise QueryError(f"#/metrics/{i}: Invalid metric {json.dumps(metric, ensure_ascii=False)}; valid "
-                             f"metrics are {', '.join(METRICS)}")
+        if not isinstance(metric, str) or metric not in METRICS:
+            # Plausible's words (SchemaErrorFormatter).
+            raise QueryError(f"#/metrics/{i}: Invalid metric {elixir_inspect(metric)}")
     if len(set(metrics)) != len(metrics):
-        raise QueryError("metrics: each metric may appear only once")
+        raise QueryError("#/metrics: Expected items to be unique but they were not.")
     return metrics
 
 
 def _parse_include(include: object) -> dict[str, bool]:
-    if not isinstance(include, dict) or set(include) - {"time_labels", "total_rows", "imports"}:
-        raise QueryError("include: an object with time_labels, total_rows or imports")
+    if not isinstance(include, dict):
+        raise type_mismatch("#/include", "Object", include)
+    unknown = sorted(set(include) - {"time_labels", "total_rows", "imports"})
+    if unknown:
+        raise QueryError(f"#/include/{unknown[0]}: Schema does not allow additional properties.")
     for key, value in include.items():
         if not isinstance(value, bool):
-            raise QueryError(f"include.{key}: must be true or false")
+            raise type_mismatch(f"#/include/{key}", "Boolean", value)
     return include
 
 
@@ -474,20 +529,21 @@ def _check_combinations(query: Query, kinds: list[str]) -> None:
         raise QueryError(f"Session metric(s) {_ticked(session_metrics)} cannot be queried along with event "
                          f"dimension(s) {_ticked(event_dimensions)}")
     if "event:hostname" in event_dimensions and session_metrics and "event:page" not in query.dimensions:
-        raise QueryError("metrics: session metrics go with event:hostname only together with event:page")
+        raise QueryError(f"Session metric(s) {_ticked(session_metrics)} cannot be queried along with event "
+                         f"dimension(s) {_ticked(event_dimensions)}")
     if "percentage" in query.metrics and not query.dimensions:
         raise QueryError("metrics: percentage requires at least one dimension")
     for metric in ("conversion_rate", "group_conversion_rate"):
         if metric in query.metrics and "event:goal" not in uses:
             raise QueryError(f"Metric `{metric}` can only be queried with event:goal filters or dimensions.")
     if "time_on_page" in query.metrics and "event:page" not in uses:
-        raise QueryError("metrics: time_on_page requires an event:page filter or dimension")
+        raise QueryError("Metric `time_on_page` can only be queried with event:page filters or dimensions.")
     if "scroll_depth" in query.metrics and "event:page" not in query.dimensions and not any(
             isinstance(item, Condition) and item.dimension == "event:page" for item in query.filters):
         # Plausible's words: a page filter nested in a logical one does not count.
         raise QueryError("Metric `scroll_depth` can only be queried with event:page filters or dimensions.")
     if query.time_labels and query.time_dimension is None:
-        raise QueryError("include.time_labels: requires a time dimension")
+        raise QueryError("Invalid include.time_labels: requires a time dimension.")
     if query.time_dimension == "time:hour" and (query.date_range.last_day - query.date_range.first_day).days > 31:
         raise QueryError("dimensions: time:hour spans at most 31 days")
 

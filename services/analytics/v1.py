@@ -16,7 +16,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import logic, planner
-from services.analytics.query import GOALS_DOCS, METRICS, Query, QueryError, dimension_kind, parse_query, time_labels
+from services.analytics.query import (
+    GOALS_DOCS,
+    METRICS,
+    MISSING_SITE_ID,
+    Query,
+    QueryError,
+    dimension_kind,
+    parse_query,
+    time_labels,
+)
 
 V1_PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
 """Plausible's v1 periods (``ExternalStatsController.validate_period``)."""
@@ -139,7 +148,7 @@ def _date_range(params: Mapping[str, str]) -> tuple[Any, str | None]:
 def v2_body(params: Mapping[str, str], metrics: list[str], dimensions: list[str]) -> dict[str, Any]:
     site = params.get("site_id")
     if not site:
-        raise QueryError("site_id: required, the site's domain")
+        raise QueryError(MISSING_SITE_ID)
     date_range, relative_date = _date_range(params)
     filters = parse_filters(params.get("filters", ""))
     _check_metric_rules(metrics, [d for d in dimensions if not d.startswith("time")], [f[1] for f in filters])

@@ -25,7 +25,8 @@ RESPONSES = plausible_responses(400, 401, 403, 404, 503)
 
 # Stats API v1 parameters as Plausible documents them; the analytics service validates their values (with
 # Plausible's messages, so ``limit`` and ``property`` are plain optional strings here).
-SiteId = Annotated[str, QueryParameter(description="The site's domain, as added to Beacon.", max_length=253)]
+SiteId = Annotated[str | None, QueryParameter(
+    description="The site's domain, as added to Beacon (required; without it Plausible's 400).", max_length=253)]
 Period = Annotated[str | None, QueryParameter(
     description="day, 7d, 30d, month, 6mo, 12mo or custom (default 30d).")]
 Date = Annotated[str | None, QueryParameter(
@@ -46,7 +47,8 @@ Page = Annotated[int | None, QueryParameter(description="Page number from 1.", g
 
 async def _site_param(resources: Resources, principal: ApiPrincipal, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ClientError("site_id: required, the site's domain")
+        # Plausible's words (PlausibleWeb.Plugs.AuthorizePublicAPI).
+        raise ClientError("Missing site ID. Please provide the required site_id parameter with your request.")
     site = await principal_site(resources, principal, value.strip())
     return site.domain
 

@@ -128,3 +128,32 @@ def test_bad_range_is_refused_before_streaming(settings: Settings, serve: Callab
 
 def test_unknown_site_is_not_found(settings: Settings, serve: Callable[[str], int], site_id: int) -> None:
     assert 404 == export(settings, serve, site_id + 1000, "all").status_code
+
+
+def test_pages_carry_scroll_depth_and_time_on_page(settings: Settings, serve: Callable[[str], int],
+                                                   site_id: int) -> None:
+    """The pages' totals from the engagement events, per day and page, as Plausible's exporter writes them.
+
+    Engagement events: visit 1 on / 40 % then 70 % (12.4 s and 7.7 s), on /pricing no scroll (30 s); visit 2 on
+    /blog 25 % (0.4 s); visit 3 on / (11 March) 90 % (61.5 s). So on 10 March: / deepest 70 over 1 visit, 20.1 s
+    -> 20 over 1; /pricing no depth (0 over 0), 30 over 1; /blog 25 over 1, 0.4 s -> 0 over 1 (a visit that
+    reported engaged time, if under half a second); on 11 March / 90 over 1, 61.5 s -> 62 (half to even)."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for session, (day, hour, minute), path, depth, milliseconds in [
+                (1, (10, 9, 1), "/", 40, 12_400), (1, (10, 9, 4), "/", 70, 7_700), (1, (10, 9, 6), "/pricing", None,
+                                                                                    30_000),
+                (2, (10, 10, 1), "/blog", 25, 400), (3, (11, 8, 2), "/", 90, 61_500)]:
+            conn.execute(text(
+                "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, "
+                "scroll_depth, engagement_time) VALUES (:site, :ts, :session, :session, 'export.example', :path, "
+                ":depth, :ms)"),
+                {"site": site_id, "ts": datetime(2026, 3, day, hour, minute, tzinfo=UTC), "session": session,
+                 "path": path, "depth": depth, "ms": milliseconds})
+    engine.dispose()
+    files = tables(export(settings, serve, site_id, "2026-03-10,2026-03-11"))
+    pages = [(r["date"], r["page"], r["total_scroll_depth"], r["total_scroll_depth_visits"],
+              r["total_time_on_page"], r["total_time_on_page_visits"])
+             for r in files["imported_pages_20260310_20260311.csv"]]
+    assert [("2026-03-10", "/", "70", "1", "20", "1"), ("2026-03-10", "/blog", "25", "1", "0", "1"),
+            ("2026-03-10", "/pricing", "0", "0", "30", "1"), ("2026-03-11", "/", "90", "1", "62", "1")] == sorted(pages)

@@ -1,12 +1,13 @@
 """Round trip: a Beacon site's CSV export, imported by the Plausible importer into a new site, answers the same.
 
-Ninety days of generated traffic (America/New_York) are exported by the analytics service, the zip is imported
+Ninety days of generated traffic (America/New_York), with an engagement event after each pageview (scroll depth,
+engaged time), are exported by the analytics service, the zip is imported
 into an empty site by the import job, and every daily query the imported tables can answer (each day's
 aggregate, and each day's breakdown by every imported dimension) gives the original site's native answer
 exactly, but for the visit duration: Beacon's durations have sub-second parts and the export's total duration
 is whole seconds (Plausible's column is an integer), so an average may round one second apart. Over the whole
 range the imported site's visitors are the sum of the daily visitors, as imported stats are in Plausible;
-pageviews match outright.
+pageviews match outright. Scroll depth and time on page per day and page match exactly.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def copied(settings: Settings, db: None, serve: Callable[[str], int], tmp_path: 
     source_id, copy_id = (int(row[0]) for row in ids if row is not None)
     generate(settings.database.libpq_url, source_id, "source.example", events=12_000, days=DAYS, end=last, tz=TZ,
              seed=11)
+    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
+        # An engagement event 5 s after each pageview: scroll depth from the event's id (none for every fifth),
+        # engaged time in whole seconds (0 to 119; the export's column is whole seconds, as Plausible's).
+        conn.execute(
+            "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, scroll_depth, "
+            "engagement_time) SELECT site_id, timestamp + interval '5 seconds', visitor_id, session_id, hostname, "
+            "pathname, CASE WHEN id %% 5 <> 0 THEN (id * 37) %% 101 END, ((id * 7) %% 120) * 1000 FROM events "
+            "WHERE site_id = %s AND name = 'pageview'", (source_id,))
     response = httpx.get(f"http://127.0.0.1:{serve('analytics')}/sites/{source_id}/export",
                          params={"date_range": f"{first},{last}"},
                          headers={INTERNAL_TOKEN_HEADER: settings.security.internal_token}, timeout=120)
@@ -139,3 +148,14 @@ def test_range_totals(settings: Settings, serve: Callable[[str], int], copied: t
                  include={"imports": True})
     assert [sum(r["metrics"][0] for r in daily["results"]), original["results"][0]["metrics"][0]] \
         == copy["results"][0]["metrics"]
+
+
+def test_daily_scroll_depth_and_time_on_page_match(settings: Settings, serve: Callable[[str], int],
+                                                   copied: tuple[list[str], int]) -> None:
+    """Every (day, page): the copy's scroll depth and time on page, from the imported pages' totals alone, are the
+    original's from its engagement events."""
+    metrics = ["visitors", "scroll_depth", "time_on_page"]
+    original, copy = both(settings, serve, metrics=metrics, date_range=copied[0],
+                          dimensions=["time:day", "event:page"])
+    assert any(row[3] is not None for row in original) and any(row[4] for row in original)
+    assert original == copy

@@ -312,3 +312,79 @@ def test_scroll_depth_and_legacy_time_on_page_warnings_together(settings: Settin
             "time_on_page": {"code": "legacy_time_on_page_used", "message": "This period includes data calculated "
                              "with the legacy time on page method up to 2026-03-10"}} == \
         response.json()["meta"]["metric_warnings"]
+
+
+def _imported_time_on_page(settings: Settings, pages: dict[str, tuple[int, int]]) -> None:
+    """Set the import's ``total_time_on_page`` (seconds) and ``total_time_on_page_visits`` per page."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for page, (total, visits) in pages.items():
+            conn.execute(text("UPDATE imported_pages SET total_time_on_page = :total, "
+                              "total_time_on_page_visits = :visits WHERE page = :page AND site_id = "
+                              "(SELECT id FROM sites WHERE domain = 'imports.example')"),
+                         {"page": page, "total": total, "visits": visits})
+    engine.dispose()
+
+
+@pytest.fixture
+def timed(settings: Settings, dataset: None) -> None:
+    """Time on page on both sides. Native engagement events on 2026-03-10 (so the site's legacy cutoff is that
+    day, and no native event comes before it): visit 1 on / 120 s, on /pricing 30 s; visit 2 on /blog 10 s. The
+    completed import: / 180 s over 9 visits (20 on average, Plausible's test), /docs 100 s over 4 (25)."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        site = conn.execute(text("SELECT id FROM sites WHERE domain = 'imports.example'")).scalar_one()
+        for session, minute, path, milliseconds in [(1, 1, "/", 120_000), (1, 6, "/pricing", 30_000),
+                                                    (2, 61, "/blog", 10_000)]:
+            conn.execute(text(
+                "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, "
+                "scroll_depth, engagement_time) VALUES (:site, :ts, :session, :session, 'imports.example', :path, "
+                "50, :ms)"),
+                {"site": site, "ts": datetime(2026, 3, 10, 9 + minute // 60, minute % 60, tzinfo=UTC),
+                 "session": session, "path": path, "ms": milliseconds})
+    engine.dispose()
+    _imported_time_on_page(settings, {"/": (180, 9), "/docs": (100, 4)})
+
+
+def test_time_on_page_merges_imported_time_on_page(settings: Settings, serve: Callable[[str], int],
+                                                   timed: None) -> None:
+    """Plausible's merge (its test: (120 + 9 x 20) / 10 = 30): (native engaged seconds + imported
+    ``total_time_on_page``) / (native visits + ``total_time_on_page_visits``): / 300 / 10 = 30; /docs 100 / 4 = 25
+    (imported only); /blog and /pricing native only, 10 and 30. No metric warning: the range starts before the
+    cutoff but no native event does, and Plausible has no imported time-on-page warning."""
+    response = query(settings, serve, metrics=["visitors", "time_on_page"], dimensions=["event:page"],
+                     include={"imports": True})
+    assert [("/", 9, 30), ("/docs", 3, 25), ("/blog", 1, 10), ("/pricing", 1, 30)] == results(response)
+    assert {"imports_included": True} == imports_meta(response)
+    native = query(settings, serve, metrics=["visitors", "time_on_page"], dimensions=["event:page"])
+    assert [("/", 1, 120), ("/blog", 1, 10), ("/pricing", 1, 30)] == results(native)
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    # Visit 1's 120 s on / plus the imported / and /docs: (120 + 180 + 100) / (1 + 9 + 4) = 28.6.
+    pytest.param({"filters": [["is", "event:page", ["/", "/docs"]]]}, [(29,)], id="aggregate"),
+    # By day: the import's 5 March (180 / 9) and the native 10 March (120 / 1).
+    pytest.param({"filters": [["is", "event:page", ["/"]]], "dimensions": ["time:day"]},
+                 [("2026-03-05", 20), ("2026-03-10", 120)], id="by-day"),
+    # By hostname (imported_pages holds it): every page of both sides, (120 + 30 + 10 + 280) / (2 + 13) = 29.3.
+    pytest.param({"filters": [["contains", "event:page", ["/"]]], "dimensions": ["event:hostname"]},
+                 [("imports.example", 29)], id="by-hostname"),
+])
+def test_time_on_page_merged_aggregate_and_by_dimension(settings: Settings, serve: Callable[[str], int],
+                                                        timed: None, body: dict[str, Any],
+                                                        expected: list[tuple[Any, ...]]) -> None:
+    assert expected == results(query(settings, serve, metrics=["time_on_page"], include={"imports": True}, **body))
+
+
+def test_time_on_page_merges_imports_with_the_legacy_part(settings: Settings, serve: Callable[[str], int],
+                                                          dataset: None) -> None:
+    """No engagement events: Beacon's own time on page is the legacy one (visit 1: / then /pricing 300 s later,
+    one transition). The imported / adds 180 s over 9 visits: (300 + 180) / (1 + 9) = 48. Without imported time
+    on page (zeros) the answer is the native 300."""
+    body: dict[str, Any] = {"metrics": ["time_on_page"], "filters": [["is", "event:page", ["/"]]],
+                            "include": {"imports": True}}
+    assert [(300,)] == results(query(settings, serve, **body))
+    _imported_time_on_page(settings, {"/": (180, 9)})
+    assert [(48,)] == results(query(settings, serve, **body))
+    by_page = query(settings, serve, **{**body, "dimensions": ["event:page"], "filters": []})
+    assert [("/", 48), ("/blog", None), ("/docs", None), ("/pricing", None)] == results(by_page)

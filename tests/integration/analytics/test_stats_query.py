@@ -247,12 +247,13 @@ def test_v1_goal_breakdown_and_conversion_rate(settings: Settings, serve: Callab
                  "Metric `group_conversion_rate` can only be queried with event:goal filters or dimensions.",
                  id="no-goal"),
     pytest.param({"metrics": ["visitors"], "filters": [["is_not", "event:goal", ["Signup"]]]},
-                 "only 'is' and 'contains'", id="goal-operator"),
+                 "#/filters/0: Invalid filter [\"is_not\", \"event:goal\", [\"Signup\"]]", id="goal-operator"),
     pytest.param({"metrics": ["bounce_rate"], "dimensions": ["event:goal"]},
                  "Session metric(s) `bounce_rate` cannot be queried along with event dimension(s) `event:goal`",
                  id="session-metric"),
     pytest.param({"metrics": ["time_on_page"], "dimensions": ["visit:source"]},
-                 "requires an event:page filter or dimension", id="time-on-page-without-a-page"),
+                 "Metric `time_on_page` can only be queried with event:page filters or dimensions.",
+                 id="time-on-page-without-a-page"),
 ])
 def test_invalid_goal_and_time_on_page_queries(settings: Settings, serve: Callable[[str], int], goals: None,
                                                body: dict[str, Any], message: str) -> None:

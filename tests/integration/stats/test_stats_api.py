@@ -67,10 +67,18 @@ def test_v1_endpoints(servers: Servers, key: str) -> None:
     assert [{"page": "/", "visitors": 1}, {"page": "/pricing", "visitors": 1}] == breakdown.json()["results"]
 
 
+def test_v1_without_a_site_is_plausibles_400(servers: Servers, key: str) -> None:
+    """No site_id: Plausible's sentence (its AuthorizePublicAPI plug), as for v2."""
+    response = api(servers, "GET", "/api/v1/stats/aggregate", key, params={"metrics": "pageviews"})
+    assert (400, {"error": "Missing site ID. Please provide the required site_id parameter with your request."}) \
+        == (response.status_code, response.json())
+
+
 @pytest.mark.parametrize(("site", "body", "status", "message"), [
     pytest.param("stats.example", {"metrics": ["visitorz"], "date_range": "day"}, 400,
                  "#/metrics/0: Invalid metric \"visitorz\"", id="metric"),
-    pytest.param("stats.example", {"metrics": ["visitors"]}, 400, "date_range: required", id="no-range"),
+    pytest.param("stats.example", {"metrics": ["visitors"]}, 400,
+                 "#: Required property date_range was not present.", id="no-range"),
     pytest.param("stats.example", {"metrics": ["visitors"], "date_range": "day",
                                    "filters": [["has_done", ["is", "visit:source", ["Google"]]]]}, 400,
                  "Behavioral filters (has_done, has_not_done) can only be used with event dimension filters",
@@ -79,7 +87,8 @@ def test_v1_endpoints(servers: Servers, key: str) -> None:
                  id="other-users-site"),
     pytest.param("missing.example", {"metrics": ["visitors"], "date_range": "day"}, 404, "not be found",
                  id="no-such-site"),
-    pytest.param(None, {"metrics": ["visitors"], "date_range": "day"}, 400, "site_id", id="no-site"),
+    pytest.param(None, {"metrics": ["visitors"], "date_range": "day"}, 400,
+                 "Missing site ID. Please provide the required site_id parameter with your request.", id="no-site"),
 ])
 def test_v2_errors_say_what_is_wrong(servers: Servers, key: str, site: str | None, body: dict[str, Any],
                                      status: int, message: str) -> None:
