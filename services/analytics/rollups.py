@@ -29,7 +29,9 @@ before. The final roll-up of the day replaces the provisional rows.
 A query filtered to one value of a rolled-up dimension (``visit:country is DE``), grouped by time or by that
 dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`); the visit
 dimensions with few values (:data:`PAIRED`) are also rolled up in pairs, so that such a filter grouped by another
-of them is the pair's rollup restricted to the value (see :func:`paired`). Goals, conversion
+of them is the pair's rollup restricted to the value (see :func:`paired`); pages are rolled up with a few visit
+dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
+:func:`page_paired`). Goals, conversion
 rates, time on page and other filtered queries are not rolled up: :func:`applicable` leaves them to the other
 sources of :mod:`services.analytics.planner`.
 """
@@ -74,11 +76,15 @@ PAGE_EVENTS = "event:page+custom"
 """The page of every event, pageviews and custom events alike: what an ``event:page`` filter keeps (the
 ``event:page`` dimension counts pageviews only). Rolled up alone and paired with :data:`PAGE_PAIRED`, with the
 visits' spans (see :func:`spans_sql`), so that a page filter over a year reads the page's spans."""
-PAGE_PAIRED = ("visit:source", "visit:country", "visit:device", "visit:browser", "visit:entry_page")
-"""Visit dimensions rolled up in pairs with pages, both ways (see :func:`page_paired`): a page filter grouped by
-one of them (``<PAGE_EVENTS>|<dimension>``), and one of their values grouped by page (``<dimension>|event:page``).
-The filtered value comes first, so the filter reads its rows through the values' index (migration 0016)."""
-PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGE_PAIRED))
+PAGE_PAIRED = ("visit:source", "visit:country", "visit:entry_page")
+"""Visit dimensions rolled up in pairs with the page a filter keeps (``<PAGE_EVENTS>|<dimension>``, see
+:func:`page_paired`): a page filter grouped by one of them."""
+PAGES_PAIRED = ("visit:source", "visit:country")
+"""Visit dimensions rolled up in pairs with pages (``<dimension>|event:page``): one of their values grouped by
+page. Both lists are what the 1 M-event benchmark showed slow, not more: a page's pairs have about as many rows
+as (visitor, page) pairs, 0.4 to 0.9 per event each (docs/benchmarks.md). The filtered value comes first, so a
+filter reads its rows through the values' index (migration 0016)."""
+PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED))
 PAGE_ROLLED = (PAGE_EVENTS, *PAGE_PAIRS)
 EVENT_METRICS = frozenset({"visitors", "pageviews", "events", "percentage"})
 VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
@@ -419,7 +425,8 @@ def only_value(query: Query) -> tuple[str, str] | None:
     values (one visitor can have visits of two values, counted once by the filter and twice by two spans),
     empty values and empty labels (stored under the label, filtered as ''), case-insensitive matching, page
     wildcards, and ``event:page`` but grouped by page (the filter also keeps custom events on the page, the
-    rollup pageviews only; grouped by page, the engine counts the page's pageviews only as well).
+    rollup pageviews only; grouped by page, the engine counts the page's pageviews only as well; the other page
+    filters read :data:`PAGE_EVENTS`, see :func:`page_paired`).
     """
     if (one := _one_value(query)) is None:
         return None
@@ -434,7 +441,7 @@ def only_value(query: Query) -> tuple[str, str] | None:
 def page_paired(query: Query) -> Read | None:
     """The rows of :data:`PAGE_EVENTS` or of a page pair that answer ``query``, when its one filter keeps one
     page and it is grouped by time or by one of :data:`PAGE_PAIRED` (``event:page is /`` by source), or its one
-    filter keeps one value of :data:`PAGE_PAIRED` and it is grouped by page (``visit:country is DE`` by page).
+    filter keeps one value of :data:`PAGES_PAIRED` and it is grouped by page (``visit:country is DE`` by page).
 
     Exact for the reasons :func:`only_value` is: the spans of a page filter are those of (visitor, page of any
     event, value) and, for visits, of (visit, page) over the days of the visit's events on the page, the days a
@@ -449,7 +456,7 @@ def page_paired(query: Query) -> Read | None:
         return Read(PAGE_EVENTS, value)
     if dimension == "event:page" and len(others) == 1 and others[0] in PAGE_PAIRED:
         return Read(f"{PAGE_EVENTS}|{others[0]}", value, 1)
-    if dimension in PAGE_PAIRED and others == ["event:page"]:
+    if dimension in PAGES_PAIRED and others == ["event:page"]:
         return Read(f"{dimension}|event:page", value, 1)
     return None
 
