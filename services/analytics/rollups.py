@@ -106,8 +106,10 @@ def _pair(dimension: str) -> tuple[str, str] | None:
 
 
 def _part(value: str, part: int) -> str:
-    """SQL for the first (1) or second (2) value of a pair's stored ``value`` (see :data:`PAIRS`)."""
-    length = f"split_part({value}, ':', 1)::int"
+    """SQL for the first (1) or second (2) value of a pair's stored ``value`` (see :data:`PAIRS`); NULL for the
+    site total's empty value, which a condition on a part may meet once PostgreSQL pushes it into the union of
+    stored and computed spans."""
+    length = f"nullif(split_part({value}, ':', 1), '')::int"
     start = f"strpos({value}, ':') + 1"
     return f"substr({value}, {start}, {length})" if part == 1 else f"substr({value}, {start} + {length})"
 
@@ -572,14 +574,19 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         with_visits = bool(parts) or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
         columns = [VISIT_COLUMNS[d][0] for d in parts]
         ctes.append(scan_ctes(columns if with_visits else None).strip())
-        tail_spans = f" UNION ALL SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, " \
-                     f"pageviews FROM ({spans_sql(needed, with_visits)}) t"
-        tail_days = f" UNION ALL SELECT dimension, value, day, pageviews, events FROM ({days_sql(needed)}) t"
+        tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
+                     f"duration, pageviews FROM ({spans_sql(needed, with_visits)}) t"
+        tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
+                    f"FROM ({days_sql(needed)}) t"
+    # The values as text on both sides of a UNION ALL: PostgreSQL pushes a condition on a column down into the
+    # branches (so into the values' index) only when the branches' types are the union's.
     ctes += [
-        "all_spans AS (SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, pageviews "
+        "all_spans AS (SELECT kind, dimension, CAST(value AS text) AS value, first_day, last_day, n, bounces, "
+        "duration, pageviews "
         "FROM rollup_spans WHERE site_id = :site AND dimension IN (:dim, :total_dim) AND first_day < :boundary "
         f"AND first_day <= :range_last AND last_day >= :range_first{tail_spans})",
-        "all_days AS (SELECT dimension, value, day, pageviews, events FROM rollup_days WHERE site_id = :site "
+        "all_days AS (SELECT dimension, CAST(value AS text) AS value, day, pageviews, events FROM rollup_days "
+        "WHERE site_id = :site "
         f"AND dimension = :dim AND day < :boundary AND day BETWEEN :range_first AND :range_last{tail_days})",
         "buckets AS (SELECT * FROM unnest(CAST(:labels AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
         "AS b(label, start_day, end_day))",
