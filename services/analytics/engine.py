@@ -796,7 +796,9 @@ def rows_to_result(query: Query, rows: Sequence[Any]) -> Result:
         }
         for row in rows
     ]
-    total = int(rows[0][-1]) if rows else 0
+    # Without dimensions the answer is always one row (all zeros when nothing matched), as the engine's
+    # aggregate without GROUP BY gives it; a rollup or a split answer without rows says so here.
+    total = int(rows[0][-1]) if rows else 0 if query.dimensions else 1
     if not query.dimensions and not results:
         results = [{"dimensions": [], "metrics": [None if m in REVENUE_METRICS else _metric_value(m, 0)
                                                   for m in query.metrics]}]

@@ -29,7 +29,9 @@ before. The final roll-up of the day replaces the provisional rows.
 A query filtered to one value of a rolled-up dimension (``visit:country is DE``), grouped by time or by that
 dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`); the visit
 dimensions with few values (:data:`PAIRED`) are also rolled up in pairs, so that such a filter grouped by another
-of them is the pair's rollup restricted to the value (see :func:`paired`). Goals, conversion
+of them is the pair's rollup restricted to the value (see :func:`paired`); pages are rolled up with a few visit
+dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
+:func:`page_paired`). Goals, conversion
 rates, time on page and other filtered queries are not rolled up: :func:`applicable` leaves them to the other
 sources of :mod:`services.analytics.planner`.
 """
@@ -70,6 +72,20 @@ PAIRED = ("visit:source", "visit:country", "visit:device", "visit:browser")
 (country x source: 54,378 rows for 434,788 visits in the 1 M-event benchmark, see docs/benchmarks.md)."""
 PAIRS = tuple(f"{a}|{b}" for i, a in enumerate(PAIRED) for b in PAIRED[i + 1:])
 """Stored dimension names of the pairs; a pair's value is ``<length of the first>:<first><second>``."""
+PAGE_EVENTS = "event:page+custom"
+"""The page of every event, pageviews and custom events alike: what an ``event:page`` filter keeps (the
+``event:page`` dimension counts pageviews only). Rolled up alone and paired with :data:`PAGE_PAIRED`, with the
+visits' spans (see :func:`spans_sql`), so that a page filter over a year reads the page's spans."""
+PAGE_PAIRED = ("visit:source", "visit:country", "visit:entry_page")
+"""Visit dimensions rolled up in pairs with the page a filter keeps (``<PAGE_EVENTS>|<dimension>``, see
+:func:`page_paired`): a page filter grouped by one of them."""
+PAGES_PAIRED = ("visit:source", "visit:country")
+"""Visit dimensions rolled up in pairs with pages (``<dimension>|event:page``): one of their values grouped by
+page. Both lists are what the 1 M-event benchmark showed slow, not more: a page's pairs have about as many rows
+as (visitor, page) pairs, 0.4 to 0.9 per event each (docs/benchmarks.md). The filtered value comes first, so a
+filter reads its rows through the values' index (migration 0016)."""
+PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED))
+PAGE_ROLLED = (PAGE_EVENTS, *PAGE_PAIRS)
 EVENT_METRICS = frozenset({"visitors", "pageviews", "events", "percentage"})
 VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
 CHUNK_DAYS = 7
@@ -90,8 +106,10 @@ def _pair(dimension: str) -> tuple[str, str] | None:
 
 
 def _part(value: str, part: int) -> str:
-    """SQL for the first (1) or second (2) value of a pair's stored ``value`` (see :data:`PAIRS`)."""
-    length = f"split_part({value}, ':', 1)::int"
+    """SQL for the first (1) or second (2) value of a pair's stored ``value`` (see :data:`PAIRS`); NULL for the
+    site total's empty value, which a condition on a part may meet once PostgreSQL pushes it into the union of
+    stored and computed spans."""
+    length = f"nullif(split_part({value}, ':', 1), '')::int"
     start = f"strpos({value}, ':') + 1"
     return f"substr({value}, {start}, {length})" if part == 1 else f"substr({value}, {start} + {length})"
 
@@ -102,7 +120,7 @@ def _value(dimension: str) -> str:
         return f"(char_length({first}) || ':' || {first} || {second})"
     if dimension == "":
         return "''"
-    if dimension == "event:page":
+    if dimension in ("event:page", PAGE_EVENTS):
         return "e.pathname"
     if dimension == "event:name":
         return "e.name"
@@ -119,6 +137,19 @@ def _condition(dimension: str) -> str:
     if dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None:
         return f"e.v_{VISIT_COLUMNS[dimension][0]} <> ''"
     return "TRUE"
+
+
+def _visit_spans(dimension: str) -> str | None:
+    """How a dimension's visits are stored (kind 'v' spans), None when they are not: ``"visit"`` for visit
+    dimensions and their pairs (a visit's value holds for the whole visit, so its span is the visit's days),
+    ``"page"`` for :data:`PAGE_EVENTS` and its pairs (one span per visit and page, the days of the visit's
+    events on the page: the days a page filter counts the visit in)."""
+    if dimension.endswith("#any"):
+        return None
+    parts = _pair(dimension) or (dimension,)
+    if parts[0] == PAGE_EVENTS:
+        return "page"
+    return "visit" if all(p == "" or p in VISIT_COLUMNS for p in parts) else None
 
 
 def _with_totals(dimensions: tuple[str, ...]) -> list[tuple[str, str, str]]:
@@ -174,7 +205,18 @@ def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True) -> str:
             f"FROM vev e WHERE {condition} GROUP BY 1, 2) p "
             "WHERE first_day BETWEEN :from_day AND :to_day GROUP BY value, first_day, last_day"
         )
-        if with_visits and not name.startswith("event:") and not name.endswith("#any"):
+        kind = _visit_spans(name) if with_visits else None
+        if kind == "page":
+            selects.append(
+                f"SELECT 'v', '{name}', value, first_day, last_day, count(*), count(*) FILTER (WHERE bounce), "
+                "sum(duration), sum(pageviews) FROM ("
+                f"SELECT e.session_id, {value} AS value, min(e.day) AS first_day, max(e.day) AS last_day, "
+                "bool_and(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce, "
+                "max(extract(epoch FROM e.v_ended_at - e.v_started_at)) AS duration, max(e.v_pageviews) AS pageviews "
+                f"FROM vev e WHERE {condition} GROUP BY 1, 2) p "
+                "WHERE first_day BETWEEN :from_day AND :to_day GROUP BY value, first_day, last_day"
+            )
+        elif kind == "visit":
             selects.append(
                 f"SELECT 'v', '{name}', {value}, e.v_first_day, e.v_last_day, count(*), "
                 "count(*) FILTER (WHERE e.v_pageviews <= 1 AND e.v_interactive_events = 0), "
@@ -319,9 +361,9 @@ def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> d
     conn.execute(text(
         f"WITH {scan_ctes()}, "
         f"spans AS (INSERT INTO rollup_spans (site_id, kind, dimension, value, first_day, last_day, n, bounces, "
-        f"duration, pageviews) SELECT :site, * FROM ({spans_sql((*ROLLED, *PAIRS))}) s) "
+        f"duration, pageviews) SELECT :site, * FROM ({spans_sql((*ROLLED, *PAIRS, *PAGE_ROLLED))}) s) "
         f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
-        f"SELECT :site, * FROM ({days_sql((*ROLLED, *PAIRS))}) d"
+        f"SELECT :site, * FROM ({days_sql((*ROLLED, *PAIRS, *PAGE_ROLLED))}) d"
     ), params)
     return params
 
@@ -385,7 +427,8 @@ def only_value(query: Query) -> tuple[str, str] | None:
     values (one visitor can have visits of two values, counted once by the filter and twice by two spans),
     empty values and empty labels (stored under the label, filtered as ''), case-insensitive matching, page
     wildcards, and ``event:page`` but grouped by page (the filter also keeps custom events on the page, the
-    rollup pageviews only; grouped by page, the engine counts the page's pageviews only as well).
+    rollup pageviews only; grouped by page, the engine counts the page's pageviews only as well; the other page
+    filters read :data:`PAGE_EVENTS`, see :func:`page_paired`).
     """
     if (one := _one_value(query)) is None:
         return None
@@ -397,26 +440,83 @@ def only_value(query: Query) -> tuple[str, str] | None:
     return dimension, value
 
 
+def page_paired(query: Query) -> Read | None:
+    """The rows of :data:`PAGE_EVENTS` or of a page pair that answer ``query``, when its one filter keeps one
+    page and it is grouped by time or by one of :data:`PAGE_PAIRED` (``event:page is /`` by source), or its one
+    filter keeps one value of :data:`PAGES_PAIRED` and it is grouped by page (``visit:country is DE`` by page).
+
+    Exact for the reasons :func:`only_value` is: the spans of a page filter are those of (visitor, page of any
+    event, value) and, for visits, of (visit, page) over the days of the visit's events on the page, the days a
+    filter on the page counts the visit in; grouped by page, the spans count pageviews only, as the engine's
+    pages do.
+    """
+    if (one := _one_value(query)) is None:
+        return None
+    dimension, value = one
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    if dimension == "event:page" and not others:
+        return Read(PAGE_EVENTS, value)
+    if dimension == "event:page" and len(others) == 1 and others[0] in PAGE_PAIRED:
+        return Read(f"{PAGE_EVENTS}|{others[0]}", value, 1)
+    if dimension in PAGES_PAIRED and others == ["event:page"]:
+        return Read(f"{dimension}|event:page", value, 1)
+    return None
+
+
+@dataclass(frozen=True)
+class Read:
+    """The stored rows that answer a query: ``dimension``'s, and with a ``value`` only those whose value (its
+    ``part`` of a pair's value: 1 or 2, the other part being the group; 0: the whole value) is ``value``."""
+
+    dimension: str
+    value: str | None = None
+    part: int = 0
+
+
+def reads(query: Query) -> Read | None:
+    """The rows that answer ``query`` if the rollups hold it (see :func:`only_value`, :func:`paired`,
+    :func:`page_paired`); None when its filters or dimensions are not rolled up."""
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    if not query.filters:
+        return None if len(others) > 1 else Read(others[0] if others else "")
+    if (only := only_value(query)) is not None:
+        return Read(only[0], only[1])
+    if (pair := paired(query)) is not None:
+        return Read(pair[0], pair[2], pair[1])
+    return page_paired(query)
+
+
 def applicable(query: Query) -> bool:
     """Whether the rollups can answer ``query`` (the engine over raw events answers everything else)."""
-    only, pair = only_value(query), paired(query)
-    if query.filters and only is None and pair is None:
+    read = reads(query)
+    if read is None or read.dimension not in (*ROLLED, *PAIRS, *PAGE_ROLLED):
         return False
     if query.filters and "percentage" in query.metrics:
         return False  # the rollups' percentage divides by all visitors, not the filtered ones
-    others = [pair[0]] if pair else [d for d in query.dimensions if d not in TIME_DIMENSIONS] or (
-        [only[0]] if only else [])
-    if len(others) > 1 or (others and others[0] not in (*ROLLED, *PAIRS)):
-        return False
     if time_bucket(query) == "hour":
         return False
-    metrics = EVENT_METRICS if others and others[0].startswith("event:") else VISIT_METRICS
-    if not set(query.metrics) <= metrics:
+    if not set(query.metrics) <= (VISIT_METRICS if _visit_spans(read.dimension) else EVENT_METRICS):
         return False
     dr = query.date_range
     # Whole local days only ("today so far" and rolling 24 hours go to the raw engine).
     return dr.start == _midnight(dr.first_day, dr.timezone) and dr.end == _midnight(
         dr.last_day + timedelta(days=1), dr.timezone)
+
+
+def _kept(column: str, read: Read, sql: _Sql) -> str:
+    """The condition keeping ``read``'s value of a stored ``column`` (``sp.value``), as the values' index
+    (migration 0016: ``(site_id, dimension, value COLLATE "C")``) finds it: a pair's first part is a prefix of
+    the value (its length, ':', itself), looked up as a range."""
+    if read.part == 0:
+        return f' AND {column} COLLATE "C" = :only'
+    kept = f" AND {_part(column, read.part)} = :only"
+    if read.part == 1 and read.value is not None:
+        low = f"{len(read.value)}:{read.value}"
+        last = ord(low[-1]) + 1
+        if last <= 0x10FFFF:
+            sql.params |= {"low": low, "high": low[:-1] + chr(0xE000 if 0xD800 <= last < 0xE000 else last)}
+            kept += f' AND {column} COLLATE "C" >= :low AND {column} COLLATE "C" < :high'
+    return kept
 
 
 def _buckets(query: Query) -> list[tuple[date, date, date]]:
@@ -443,9 +543,9 @@ def _buckets(query: Query) -> list[tuple[date, date, date]]:
 
 def build(query: Query, site_id: int, rolled_until: date, provisional_day: date | None = None
           ) -> tuple[str, dict[str, Any]]:
-    only, pair = only_value(query), paired(query)
-    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
-    dimension = pair[0] if pair else others[0] if others else (only[0] if only else "")
+    read = reads(query)
+    assert read is not None, "rollups.build needs a query rollups.applicable accepts"
+    dimension = read.dimension
     total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
     dr = query.date_range
     # The provisional day's spans may end later, which no bucket of a query ending on it sees.
@@ -456,13 +556,11 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     # A filter keeping one value: that value's rows only (of a pair: the filtered part, grouped by the other).
     only_sp = only_dd = ""
     sp_value, dd_value = "sp.value", "dd.value"
-    if only is not None:
-        sql.params["only"] = only[1]
-        only_sp, only_dd = " AND sp.value = :only", " AND dd.value = :only"
-    elif pair is not None:
-        sql.params["only"] = pair[2]
-        only_sp, only_dd = (f" AND {_part(v, pair[1])} = :only" for v in ("sp.value", "dd.value"))
-        sp_value, dd_value = (_part(v, 3 - pair[1]) for v in ("sp.value", "dd.value"))
+    if read.value is not None:
+        sql.params["only"] = read.value
+        only_sp, only_dd = _kept("sp.value", read, sql), _kept("dd.value", read, sql)
+    if read.part:
+        sp_value, dd_value = (_part(v, 3 - read.part) for v in ("sp.value", "dd.value"))
     buckets = _buckets(query)
     sql.params |= {"labels": [b[0] for b in buckets], "starts": [b[1] for b in buckets],
                    "ends": [b[2] for b in buckets]}
@@ -476,14 +574,19 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         with_visits = bool(parts) or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
         columns = [VISIT_COLUMNS[d][0] for d in parts]
         ctes.append(scan_ctes(columns if with_visits else None).strip())
-        tail_spans = f" UNION ALL SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, " \
-                     f"pageviews FROM ({spans_sql(needed, with_visits)}) t"
-        tail_days = f" UNION ALL SELECT dimension, value, day, pageviews, events FROM ({days_sql(needed)}) t"
+        tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
+                     f"duration, pageviews FROM ({spans_sql(needed, with_visits)}) t"
+        tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
+                    f"FROM ({days_sql(needed)}) t"
+    # The values as text on both sides of a UNION ALL: PostgreSQL pushes a condition on a column down into the
+    # branches (so into the values' index) only when the branches' types are the union's.
     ctes += [
-        "all_spans AS (SELECT kind, dimension, value, first_day, last_day, n, bounces, duration, pageviews "
+        "all_spans AS (SELECT kind, dimension, CAST(value AS text) AS value, first_day, last_day, n, bounces, "
+        "duration, pageviews "
         "FROM rollup_spans WHERE site_id = :site AND dimension IN (:dim, :total_dim) AND first_day < :boundary "
         f"AND first_day <= :range_last AND last_day >= :range_first{tail_spans})",
-        "all_days AS (SELECT dimension, value, day, pageviews, events FROM rollup_days WHERE site_id = :site "
+        "all_days AS (SELECT dimension, CAST(value AS text) AS value, day, pageviews, events FROM rollup_days "
+        "WHERE site_id = :site "
         f"AND dimension = :dim AND day < :boundary AND day BETWEEN :range_first AND :range_last{tail_days})",
         "buckets AS (SELECT * FROM unnest(CAST(:labels AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
         "AS b(label, start_day, end_day))",

@@ -84,6 +84,32 @@ async def test_one_page_by_page_is_rollups_equal_to_raw(settings: Settings, gene
     assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) == len(bodies)
 
 
+@pytest.mark.timeout(900)
+async def test_page_pairs_are_rollups_equal_to_raw(settings: Settings, generated: tuple[int, datetime]) -> None:
+    """One page (the most visited, one only custom events reach, a rare one) by itself, by time and by each of
+    the page-paired visit dimensions, with visit metrics; one value of each of those dimensions by page: served
+    from the rollups, equal to the raw engine, over ranges ending yesterday, today and in the past."""
+    site_id, now = generated
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    custom = [(today - timedelta(days=25)).isoformat(), (today - timedelta(days=3)).isoformat()]
+    metrics = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"]
+    bodies = [
+        {"metrics": metrics, "dimensions": [*time, *grouped], "filters": [["is", "event:page", [page]]],
+         "date_range": date_range}
+        for page in ("/", "/checkout", "/blog/blo-0008")
+        for grouped in ([], *([d] for d in rollups.PAGE_PAIRED))
+        for time in ([], ["time:day"])
+        for date_range in (("30d", custom, "month") if not time else ("7d",))
+    ] + [
+        {"metrics": ["visitors", "pageviews", "events"], "dimensions": [*time, "event:page"],
+         "filters": [["is", filtered, [VALUES[filtered]]]], "date_range": date_range}
+        for filtered in rollups.PAGES_PAIRED
+        for time in ([], ["time:day"])
+        for date_range in (("30d", custom, "month") if not time else ("7d",))
+    ]
+    assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) == len(bodies)
+
+
 async def test_pairs_are_built_and_forgotten(settings: Settings, generated: tuple[int, datetime]) -> None:
     """Every pair has spans and day counts after the roll-up; forgetting the site's rollups (a reset, a time
     zone change) and deleting the site drop them with the rest."""
@@ -97,7 +123,7 @@ async def test_pairs_are_built_and_forgotten(settings: Settings, generated: tupl
                 "SELECT DISTINCT dimension FROM rollup_spans WHERE site_id = :s AND dimension LIKE '%|%' "
                 "UNION SELECT DISTINCT dimension FROM rollup_days WHERE site_id = :s AND dimension LIKE '%|%'"),
                 {"s": site_id})}
-            assert stored == set(rollups.PAIRS)
+            assert stored == {*rollups.PAIRS, *rollups.PAGE_PAIRS}
             conn.rollback()
             with conn.begin() as deleting:
                 conn.execute(text("DELETE FROM sites WHERE id = :s"), {"s": site_id})
