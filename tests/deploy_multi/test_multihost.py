@@ -12,6 +12,7 @@ import importlib.util
 import json
 import re
 import shutil
+import socket
 import ssl
 import threading
 import time
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect as ws_connect
 
 from tests.deploy_multi.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Cluster, Host, figure, record
 
@@ -162,22 +165,104 @@ def test_topology_is_provisioned(cluster: Cluster) -> None:
         assert "data1" in signed_in_monitoring(host), f"the monitoring page through {host.name} lists no cluster"
 
 
+def sign_in(client: httpx.Client) -> None:
+    """Sign the admin in through ``client``'s app host's login form (a session in Redis, through Sentinel)."""
+    page = client.get("/login")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert token is not None, page.text[:2000]
+    answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
+                                         "_csrf_token": token.group(1)})
+    assert 303 == answer.status_code, answer.text[:2000]
+
+
 def signed_in_monitoring(host: Host) -> str:
-    """Sign in through ``host``'s login form (a session in Redis, through Sentinel), then return the
-    monitoring page's cluster section."""
+    """Sign in through ``host``'s login form, then return the monitoring page's cluster section."""
     with httpx.Client(base_url=f"https://{host.address}", headers={"Host": SERVER_NAME}, verify=False,
                       timeout=30) as client:
-        page = client.get("/login")
-        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
-        assert token is not None, page.text[:2000]
-        answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
-                                             "_csrf_token": token.group(1)})
-        assert 303 == answer.status_code, answer.text[:2000]
+        sign_in(client)
         monitoring = client.get("/admin/monitoring", headers={"Accept": "text/html"})
         assert 200 == monitoring.status_code, monitoring.text[:2000]
         start = monitoring.text.find('data-section="cluster"')
         assert start >= 0, monitoring.text[:2000]
         return monitoring.text[start:monitoring.text.find("</section>", start)]
+
+
+def session_cookie(host: Host) -> str:
+    """A signed-in session's ``Cookie`` header value, for WebSocket handshakes."""
+    with httpx.Client(base_url=f"https://{host.address}", headers={"Host": SERVER_NAME}, verify=False,
+                      timeout=30) as client:
+        sign_in(client)
+        return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+
+class LiveClients:
+    """Dashboards left open: WebSocket clients on one app host's Nginx, which spreads them over every app
+    host's realtime process. Each behaves like app/frontend/dashboard.js: it pings every ``every`` seconds,
+    drops a socket from which nothing came for two of those (a path to a powered-off host goes silent, it
+    does not close) or that closed, and opens a new one."""
+
+    def __init__(self, host: Host, cookie: str, count: int = 8, every: float = 2.0) -> None:
+        self.host, self.cookie, self.every = host, cookie, every
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.opened: list[list[float]] = [[] for _ in range(count)]
+        """Per client, when each of its sockets said hello (time.monotonic())."""
+        self.lost: list[list[float]] = [[] for _ in range(count)]
+        """Per client, when each of its sockets was given up."""
+        self.heard = [0.0] * count
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(count)]
+
+    def __enter__(self) -> LiveClients:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self, index: int) -> None:
+        delay = 0.5
+        while not self.stopped.is_set():
+            try:
+                sock = socket.create_connection((self.host.address, 443), timeout=10)
+                with ws_connect(f"wss://{SERVER_NAME}/ws", sock=sock, ssl=_TLS, server_hostname=SERVER_NAME,
+                                origin=f"https://{SERVER_NAME}", additional_headers={"Cookie": self.cookie},
+                                open_timeout=10, ping_interval=None, compression=None) as ws:
+                    hello = json.loads(ws.recv(timeout=10))
+                    assert "hello" == hello["type"], hello
+                    with self.lock:
+                        self.opened[index].append(time.monotonic())
+                        self.heard[index] = time.monotonic()
+                    delay = 0.5
+                    next_ping = time.monotonic()
+                    while not self.stopped.is_set():
+                        if time.monotonic() >= next_ping:
+                            ws.send('{"type":"ping"}')
+                            next_ping += self.every
+                        try:
+                            ws.recv(timeout=max(0.05, next_ping - time.monotonic()))
+                            with self.lock:
+                                self.heard[index] = time.monotonic()
+                        except TimeoutError:
+                            pass
+                        if time.monotonic() - self.heard[index] > 2 * self.every:
+                            break
+            except (OSError, WebSocketException, TimeoutError, AssertionError, ValueError, KeyError):
+                pass
+            if self.stopped.is_set():
+                return
+            with self.lock:
+                self.lost[index].append(time.monotonic())
+            self.stopped.wait(delay / 2 + delay / 2 * (index + 1) / len(self.opened))
+            delay = min(delay * 2, 15.0)
+
+    def connected(self) -> bool:
+        """Whether every client heard from its socket within the last two ping intervals."""
+        now = time.monotonic()
+        with self.lock:
+            return all(now - heard <= 2 * self.every for heard in self.heard)
 
 
 def test_postgresql_primary_power_off(cluster: Cluster) -> None:
@@ -267,8 +352,9 @@ def test_redis_master_power_off(cluster: Cluster) -> None:
 
 
 def test_app_host_power_off(cluster: Cluster) -> None:
-    """One app host loses power: the other one's Nginx keeps answering (its upstreams skip the dead host), and
-    no acknowledged event is lost.
+    """One app host loses power: the other one's Nginx keeps answering (its upstreams skip the dead host), no
+    acknowledged event is lost, and dashboards' WebSocket clients whose socket went to the dead host's
+    realtime process reconnect to the other host's.
 
     The one thing no proxy can save is a request it had already handed to the dead host when the power went:
     Nginx does not send a POST a second time (it might count the event twice), so that request times out (504)
@@ -276,12 +362,16 @@ def test_app_host_power_off(cluster: Cluster) -> None:
     every request started after it must be a 202.
     """
     dead, alive = cluster.apps()
+    cookie = session_cookie(alive)
     try:
-        with Load(cluster, "app") as load:
+        with Load(cluster, "app") as load, LiveClients(alive, cookie) as live:
+            wait_until("every WebSocket client connected", live.connected, 60)
             time.sleep(5)
             powered_off = time.monotonic()
             dead.power_off()
             time.sleep(30)
+            # Every dashboard is connected again (heard from within two pings) while the host is still off.
+            reconnected = wait_until("every WebSocket client connected again", live.connected, 60)
     finally:
         record(f"boot {dead.name} again", dead.power_on())
     through_alive = [s for s in load.sent if s.app == alive.name]
@@ -291,10 +381,20 @@ def test_app_host_power_off(cluster: Cluster) -> None:
     figure("app host power-off: events through the other app host",
            f"{len(through_alive)} sent, {len(failed)} not 202 ({len(in_flight)} of them in flight to the dead "
            f"host at the power-off), slowest {slowest:.1f} s")
+    dropped = [i for i, lost in enumerate(live.lost) if any(t > powered_off for t in lost)]
+    back = [min(t for t in live.opened[i] if t > powered_off) - powered_off for i in dropped
+            if any(t > powered_off for t in live.opened[i])]
+    figure("app host power-off: WebSocket clients through the other app host",
+           f"{len(live.opened)} connected, {len(dropped)} lost their socket (to the dead host's realtime), "
+           f"{len(back)} reconnected; last one {max(back, default=0.0):.1f} s after the power-off")
     wait_until(f"{dead.name} healthy again", lambda: health_ok(dead), 180)
     assert load.accepted() <= stored_paths(cluster, "app"), "an acknowledged event was lost"
     assert [] == [s for s in failed if s not in in_flight]
     assert len(in_flight) <= 1  # one request at a time per app host in the Load
+    # Nginx spreads the sockets over both hosts' realtime processes: some went to the dead one.
+    assert dropped, "no WebSocket client had a socket on the powered-off host"
+    assert len(back) == len(dropped), (live.lost, live.opened)
+    assert reconnected < 60
 
 
 def _source_copy(target: Path) -> Path:
