@@ -25,6 +25,7 @@ import httpx
 import pytest
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 from tests.deploy_multi.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Cluster, Host, figure, record
 
@@ -228,7 +229,7 @@ class LiveClients:
             try:
                 sock = socket.create_connection((self.host.address, 443), timeout=10)
                 with ws_connect(f"wss://{SERVER_NAME}/ws", sock=sock, ssl=_TLS, server_hostname=SERVER_NAME,
-                                origin=f"https://{SERVER_NAME}", additional_headers={"Cookie": self.cookie},
+                                origin=Origin(f"https://{SERVER_NAME}"), additional_headers={"Cookie": self.cookie},
                                 open_timeout=10, ping_interval=None, compression=None) as ws:
                     hello = json.loads(ws.recv(timeout=10))
                     assert "hello" == hello["type"], hello
