@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -202,8 +203,11 @@ class LiveClients:
     drops a socket from which nothing came for two of those (a path to a powered-off host goes silent, it
     does not close) or that closed, and opens a new one."""
 
-    def __init__(self, host: Host, cookie: str, count: int = 8, every: float = 2.0) -> None:
-        self.host, self.cookie, self.every = host, cookie, every
+    def __init__(self, address: str, port: int, origin: str, cookie: str, count: int = 8,
+                 every: float = 2.0) -> None:
+        """``address``:``port`` is the Nginx to connect to, ``origin`` Beacon's base URL (its name and port are
+        the handshake's), ``cookie`` a signed-in session's ``Cookie`` value."""
+        self.address, self.port, self.origin, self.cookie, self.every = address, port, origin, cookie, every
         self.stopped = threading.Event()
         self.lock = threading.Lock()
         self.opened: list[list[float]] = [[] for _ in range(count)]
@@ -227,10 +231,11 @@ class LiveClients:
         delay = 0.5
         while not self.stopped.is_set():
             try:
-                sock = socket.create_connection((self.host.address, 443), timeout=10)
-                with ws_connect(f"wss://{SERVER_NAME}/ws", sock=sock, ssl=_TLS, server_hostname=SERVER_NAME,
-                                origin=Origin(f"https://{SERVER_NAME}"), additional_headers={"Cookie": self.cookie},
-                                open_timeout=10, ping_interval=None, compression=None) as ws:
+                sock = socket.create_connection((self.address, self.port), timeout=10)
+                with ws_connect(f"wss://{urlsplit(self.origin).netloc}/ws", sock=sock, ssl=_TLS,
+                                server_hostname=urlsplit(self.origin).hostname, origin=Origin(self.origin),
+                                additional_headers={"Cookie": self.cookie},
+                                open_timeout=10, close_timeout=1, ping_interval=None, compression=None) as ws:
                     hello = json.loads(ws.recv(timeout=10))
                     assert "hello" == hello["type"], hello
                     with self.lock:
@@ -365,7 +370,7 @@ def test_app_host_power_off(cluster: Cluster) -> None:
     dead, alive = cluster.apps()
     cookie = session_cookie(alive)
     try:
-        with Load(cluster, "app") as load, LiveClients(alive, cookie) as live:
+        with Load(cluster, "app") as load, LiveClients(alive.address, 443, f"https://{SERVER_NAME}", cookie) as live:
             wait_until("every WebSocket client connected", live.connected, 60)
             time.sleep(5)
             powered_off = time.monotonic()
