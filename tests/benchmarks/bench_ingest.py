@@ -12,6 +12,8 @@ After each run the 202s are compared with the rows that reached PostgreSQL, and 
 one server process per endpoint there. ``BENCH_BEFORE=<git revision>`` adds the endpoint ``ingest-before``:
 the ingest service of that revision (its ``app``, ``services`` and ``workers`` exported with ``git archive``
 and put first on ``PYTHONPATH``), measured in the same run, just before ``ingest``, against the same database.
+``ingest-nokeepalive`` (only when named in ``BENCH_ENDPOINTS``) is the same ingest processes through an
+upstream without ``keepalive``: a new connection from Nginx per event, as the multi-host inventory configures.
 ``BENCH_SQL=<statements>`` runs SQL on the benchmark's database after the migrations (e.g. dropping an index,
 to measure what that index costs ingest: two runs, with and without).
 
@@ -57,6 +59,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 SITE_CONF = """
 upstream bench_ingest {{ server 127.0.0.1:{ingest}; keepalive 64; }}
+upstream bench_ingest_nokeepalive {{ server 127.0.0.1:{ingest}; }}
 upstream bench_ingest_before {{ server 127.0.0.1:{ingest_before}; keepalive 64; }}
 upstream bench_baseline {{ server 127.0.0.1:{baseline}; keepalive 64; }}
 upstream bench_hello {{ server 127.0.0.1:{hello}; keepalive 64; }}
@@ -71,6 +74,7 @@ server {{
     # wrk sends a made-up client address per request (many visitors); production sets $remote_addr.
     proxy_set_header X-Forwarded-For $http_x_bench_client;
     location = /api/event {{ proxy_pass http://bench_ingest; }}
+    location = /nokeepalive/api/event {{ proxy_pass http://bench_ingest_nokeepalive/api/event; }}
     location = /before/api/event {{ proxy_pass http://bench_ingest_before/api/event; }}
     location = /baseline/api/event {{ proxy_pass http://bench_baseline/api/event; }}
     location = /hello {{ proxy_pass http://bench_hello; }}
@@ -245,13 +249,15 @@ def run(duration: int = DURATION) -> list[Result]:
         nginx_proc = subprocess.Popen(["nginx", "-p", str(nginx_dir), "-c", str(main), "-g", "daemon off;"],
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(nginx_port, 20)
-        servers = {"ingest": groups[0], **({"ingest-before": groups[1]} if BEFORE else {}),
-                   "baseline": groups[-3], "hello": groups[-2], "hello-rsgi": groups[-1]}
+        servers = {"ingest": groups[0], "ingest-nokeepalive": groups[0],
+                   **({"ingest-before": groups[1]} if BEFORE else {}), "baseline": groups[-3],
+                   "hello": groups[-2], "hello-rsgi": groups[-1]}
         postmaster = int((postgres.datadir / "postmaster.pid").read_text().split()[0])
         assert redis.process is not None
         others = {"nginx": [nginx_proc.pid], "postgres": [postmaster], "redis": [redis.process.pid]}
         paths = {"hello": "/hello", "ingest-before": "/before/api/event", "ingest": "/api/event",
-                 "baseline": "/baseline/api/event", "hello-rsgi": "/hello-rsgi"}
+                 "baseline": "/baseline/api/event", "hello-rsgi": "/hello-rsgi",
+                 "ingest-nokeepalive": "/nokeepalive/api/event"}
         for name, path in paths.items():
             if name not in ENDPOINTS or name not in servers:
                 continue

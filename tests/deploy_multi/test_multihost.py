@@ -12,6 +12,7 @@ import importlib.util
 import json
 import re
 import shutil
+import socket
 import ssl
 import threading
 import time
@@ -19,9 +20,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 from tests.deploy_multi.conftest import ANSIBLE_DIR, REPO, SERVER_NAME, Cluster, Host, figure, record
 
@@ -162,22 +167,141 @@ def test_topology_is_provisioned(cluster: Cluster) -> None:
         assert "data1" in signed_in_monitoring(host), f"the monitoring page through {host.name} lists no cluster"
 
 
+def sign_in(client: httpx.Client) -> None:
+    """Sign the admin in through ``client``'s app host's login form (a session in Redis, through Sentinel)."""
+    page = client.get("/login")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert token is not None, page.text[:2000]
+    answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
+                                         "_csrf_token": token.group(1)})
+    assert 303 == answer.status_code, answer.text[:2000]
+
+
 def signed_in_monitoring(host: Host) -> str:
-    """Sign in through ``host``'s login form (a session in Redis, through Sentinel), then return the
-    monitoring page's cluster section."""
+    """Sign in through ``host``'s login form, then return the monitoring page's cluster section."""
     with httpx.Client(base_url=f"https://{host.address}", headers={"Host": SERVER_NAME}, verify=False,
                       timeout=30) as client:
-        page = client.get("/login")
-        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
-        assert token is not None, page.text[:2000]
-        answer = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/",
-                                             "_csrf_token": token.group(1)})
-        assert 303 == answer.status_code, answer.text[:2000]
+        sign_in(client)
         monitoring = client.get("/admin/monitoring", headers={"Accept": "text/html"})
         assert 200 == monitoring.status_code, monitoring.text[:2000]
         start = monitoring.text.find('data-section="cluster"')
         assert start >= 0, monitoring.text[:2000]
         return monitoring.text[start:monitoring.text.find("</section>", start)]
+
+
+def session_cookie(host: Host) -> str:
+    """A signed-in session's ``Cookie`` header value, for WebSocket handshakes."""
+    with httpx.Client(base_url=f"https://{host.address}", headers={"Host": SERVER_NAME}, verify=False,
+                      timeout=30) as client:
+        sign_in(client)
+        return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+
+class LiveClients:
+    """Dashboards left open: WebSocket clients spread over every app host's Nginx (as a browser reaches one of
+    several DNS records), each Nginx spreading them over every app host's realtime process.
+
+    Each client behaves like app/frontend/dashboard.js: it pings every ``every`` seconds, drops a socket from
+    which nothing came for two of those (a path to a powered-off host goes silent, it does not close) or that
+    closed, and opens a new one through the same address; when an address does not connect or answer the
+    handshake, it tries the next (as a browser falls back to a domain's next address).
+    """
+
+    def __init__(self, addresses: list[str], port: int, origin: str, cookie: str, count: int = 8,
+                 every: float = 2.0) -> None:
+        """``addresses``:``port`` are the Nginx servers (client ``i`` starts on ``addresses[i % n]``),
+        ``origin`` Beacon's base URL (its name and port are the handshake's), ``cookie`` a signed-in session's
+        ``Cookie`` value."""
+        self.addresses, self.port, self.origin, self.cookie, self.every = addresses, port, origin, cookie, every
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.opened: list[list[tuple[float, str]]] = [[] for _ in range(count)]
+        """Per client, when each of its sockets said hello (time.monotonic()) and through which address."""
+        self.lost: list[list[tuple[float, str]]] = [[] for _ in range(count)]
+        """Per client, when each of its sockets was given up, and which address it was through."""
+        self.heard = [0.0] * count
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(count)]
+
+    def __enter__(self) -> LiveClients:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self, index: int) -> None:
+        delay = 0.5
+        address = self.addresses[index % len(self.addresses)]
+        while not self.stopped.is_set():
+            said_hello = False
+            try:
+                sock = socket.create_connection((address, self.port), timeout=10)
+                with ws_connect(f"wss://{urlsplit(self.origin).netloc}/ws", sock=sock, ssl=_TLS,
+                                server_hostname=urlsplit(self.origin).hostname, origin=Origin(self.origin),
+                                additional_headers={"Cookie": self.cookie},
+                                open_timeout=10, close_timeout=1, ping_interval=None, compression=None) as ws:
+                    hello = json.loads(ws.recv(timeout=10))
+                    assert "hello" == hello["type"], hello
+                    said_hello = True
+                    with self.lock:
+                        self.opened[index].append((time.monotonic(), address))
+                        self.heard[index] = time.monotonic()
+                    delay = 0.5
+                    next_ping = time.monotonic()
+                    while not self.stopped.is_set():
+                        if time.monotonic() >= next_ping:
+                            ws.send('{"type":"ping"}')
+                            next_ping += self.every
+                        try:
+                            ws.recv(timeout=max(0.05, next_ping - time.monotonic()))
+                            with self.lock:
+                                self.heard[index] = time.monotonic()
+                        except TimeoutError:
+                            pass
+                        if time.monotonic() - self.heard[index] > 2 * self.every:
+                            break
+            except (OSError, WebSocketException, TimeoutError, AssertionError, ValueError, KeyError):
+                pass
+            if self.stopped.is_set():
+                return
+            with self.lock:
+                self.lost[index].append((time.monotonic(), address))
+            if not said_hello:
+                address = self.addresses[(self.addresses.index(address) + 1) % len(self.addresses)]
+            self.stopped.wait(delay / 2 + delay / 2 * (index + 1) / len(self.opened))
+            delay = min(delay * 2, 15.0)
+
+    def connected(self) -> bool:
+        """Whether every client heard from its socket within the last two ping intervals."""
+        now = time.monotonic()
+        with self.lock:
+            return all(now - heard <= 2 * self.every for heard in self.heard)
+
+    def reconnections(self, since: float, through: str) -> list[float]:
+        """For each client whose socket through ``through`` was given up after ``since``: seconds from
+        ``since`` to its next hello (any address); clients not back yet are left out."""
+        with self.lock:
+            back = []
+            for lost, opened in zip(self.lost, self.opened, strict=True):
+                first_lost = min((t for t, a in lost if t > since and a == through), default=None)
+                if first_lost is not None:
+                    again = [t for t, _ in opened if t > first_lost]
+                    if again:
+                        back.append(min(again) - since)
+            return back
+
+    def dropped(self, since: float, through: str) -> int:
+        """How many clients gave up a socket through ``through`` after ``since``."""
+        with self.lock:
+            return sum(1 for lost in self.lost if any(t > since and a == through for t, a in lost))
+
+    def now_through(self) -> list[str]:
+        """The address each client's latest socket is through."""
+        with self.lock:
+            return [opened[-1][1] if opened else "" for opened in self.opened]
 
 
 def test_postgresql_primary_power_off(cluster: Cluster) -> None:
@@ -267,8 +391,10 @@ def test_redis_master_power_off(cluster: Cluster) -> None:
 
 
 def test_app_host_power_off(cluster: Cluster) -> None:
-    """One app host loses power: the other one's Nginx keeps answering (its upstreams skip the dead host), and
-    no acknowledged event is lost.
+    """One app host loses power: the other one's Nginx keeps answering (its upstreams skip the dead host), no
+    acknowledged event is lost, and open dashboards reconnect to the other host: those whose socket went
+    through the other host's Nginx to the dead host's realtime process, and those connected through the dead
+    host's own Nginx (falling back to the other address).
 
     The one thing no proxy can save is a request it had already handed to the dead host when the power went:
     Nginx does not send a POST a second time (it might count the event twice), so that request times out (504)
@@ -276,12 +402,18 @@ def test_app_host_power_off(cluster: Cluster) -> None:
     every request started after it must be a 202.
     """
     dead, alive = cluster.apps()
+    cookie = session_cookie(alive)
     try:
-        with Load(cluster, "app") as load:
+        with (Load(cluster, "app") as load,
+              LiveClients([dead.address, alive.address], 443, f"https://{SERVER_NAME}", cookie) as live):
+            wait_until("every WebSocket client connected", live.connected, 60)
             time.sleep(5)
             powered_off = time.monotonic()
             dead.power_off()
             time.sleep(30)
+            # Every dashboard is connected again (heard from within two pings) while the host is still off.
+            wait_until("every WebSocket client connected again", live.connected, 60)
+            through = live.now_through()
     finally:
         record(f"boot {dead.name} again", dead.power_on())
     through_alive = [s for s in load.sent if s.app == alive.name]
@@ -291,10 +423,24 @@ def test_app_host_power_off(cluster: Cluster) -> None:
     figure("app host power-off: events through the other app host",
            f"{len(through_alive)} sent, {len(failed)} not 202 ({len(in_flight)} of them in flight to the dead "
            f"host at the power-off), slowest {slowest:.1f} s")
+    from_dead = live.reconnections(powered_off, dead.address)
+    from_alive = live.reconnections(powered_off, alive.address)
+    dropped_alive = live.dropped(powered_off, alive.address)
+    figure("app host power-off: WebSocket clients through the dead host's Nginx",
+           f"{live.dropped(powered_off, dead.address)} lost, {len(from_dead)} reconnected through "
+           f"{alive.name}'s, the last {max(from_dead, default=float('nan')):.1f} s after the power-off")
+    figure("app host power-off: WebSocket clients through the other host's Nginx",
+           f"{len(live.opened) // 2} connected, {dropped_alive} lost (socket on the dead host's realtime), "
+           f"{len(from_alive)} reconnected, the last {max(from_alive, default=float('nan')):.1f} s after")
     wait_until(f"{dead.name} healthy again", lambda: health_ok(dead), 180)
     assert load.accepted() <= stored_paths(cluster, "app"), "an acknowledged event was lost"
     assert [] == [s for s in failed if s not in in_flight]
     assert len(in_flight) <= 1  # one request at a time per app host in the Load
+    assert [alive.address] * len(through) == through, (live.lost, live.opened)
+    assert len(live.opened) // 2 == len(from_dead), (live.lost, live.opened)
+    # Each Nginx worker spreads its sockets over both hosts' realtime processes: some went to the dead one.
+    assert dropped_alive > 0, "no socket through the other host's Nginx went to the dead host's realtime"
+    assert dropped_alive == len(from_alive), (live.lost, live.opened)
 
 
 def _source_copy(target: Path) -> Path:
