@@ -238,7 +238,7 @@ def test_goal_filter_shows_conversions(running: Stack, visitors: Visitors, owner
     page.locator("#filters .dash-chip", has_text="Dash Signup").wait_for()
     page.locator('.dash-metric[data-metric="conversion_rate"]').wait_for()
     wait_idle(page)
-    labels = page.locator(".dash-metric .dash-label").all_inner_texts()
+    labels = page.locator(".dash-metric .dash-label").all_text_contents()  # as written; CSS capitalises
     assert ["Unique visitors", "Unique conversions", "Total conversions", "Conversion rate"] == labels
     everyone = int(metric(page, "total_visitors").replace(",", ""))
     # Only this module's visitor A sent "Dash Signup", once; the site's visitors are everyone's today.
@@ -246,12 +246,11 @@ def test_goal_filter_shows_conversions(running: Stack, visitors: Visitors, owner
     assert ("1", "1", f"{rate}".removesuffix(".0") + "%") == (
         metric(page, "visitors"), metric(page, "events"), metric(page, "conversion_rate"))
     assert ["Unique conversions", "Total conversions", "Conversion rate"] == \
-        page.locator("#chart-metrics button").all_inner_texts()
+        page.locator("#chart-metrics button").all_text_contents()
     page.click('#chart-metrics button[data-chart-metric="conversion_rate"]')
     page.wait_for_function("() => document.getElementById('chart').ariaLabel.startsWith('Conversion rate')")
     assert "metric=conversion_rate" in page.url
-    head = page.locator("#list-sources .dash-row-head").inner_text()
-    assert "Conversions" in head and "CR" in head
+    assert ["Source", "Conversions", "CR"] == page.locator("#list-sources .dash-row-head span").all_text_contents()
     assert [] == problems.all()
 
 
