@@ -307,8 +307,8 @@ class Stats:
     async def totals(self, metrics: Sequence[str], date_range: list[str] | str,
                      filters: Sequence[Filter]) -> tuple[dict[str, Any], date | None]:
         """Aggregate metrics (0 for nothing, as Plausible shows a time on page without engagement, but None
-        kept for a revenue without a single currency and a scroll depth without engagement), and the first day the analytics service used (for the
-        period ``all``)."""
+        kept for a revenue without a single currency and a scroll depth without engagement), and the first
+        day the analytics service used (for the period ``all``)."""
         answer = await self.query(metrics, date_range, filters)
         values: list[Any] = list(answer.results[0].metrics) if answer.results else [None] * len(metrics)
         keep_none = REVENUE | {"scroll_depth"}
