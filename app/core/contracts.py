@@ -45,8 +45,9 @@ class StatsQuery(msgspec.Struct, frozen=True, omit_defaults=True):
 class ResultRow(msgspec.Struct, frozen=True):
     dimensions: list[Any]
     """Labels: strings, or dates / date-times as ISO strings for time dimensions."""
-    metrics: list[int | float | None]
-    """In the order of the query's metrics; null where a metric has no value (time on page)."""
+    metrics: list[int | float | dict[str, Any] | None]
+    """In the order of the query's metrics; null where a metric has no value (time on page); a revenue metric
+    is Plausible's money object ``{"currency", "value", "long", "short"}``."""
 
 
 class ResultMeta(msgspec.Struct, frozen=True, omit_defaults=True):

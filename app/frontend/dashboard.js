@@ -8,8 +8,10 @@ import uPlot from "uplot";
 
 const METRIC_LABELS = {
   visitors: "Visitors", visits: "Visits", pageviews: "Pageviews", events: "Events",
-  percentage: "%", conversion_rate: "CR", scroll_depth: "Scroll depth",
+  percentage: "%", conversion_rate: "CR", scroll_depth: "Scroll depth", time_on_page: "Time on page",
 };
+// Metrics whose change between periods is in percentage points (as the server computes it).
+const POINTS = new Set(["bounce_rate", "conversion_rate", "scroll_depth"]);
 const DIMENSION_LABELS = {
   page: "Page", entry_page: "Entry page", exit_page: "Exit page", hostname: "Hostname", source: "Source",
   referrer: "Referrer", channel: "Channel", utm_medium: "UTM medium", utm_source: "UTM source",
@@ -37,12 +39,14 @@ function el(tag, attrs, ...children) {
 
 export function formatMetric(name, value) {
   if (value === null || value === undefined) return "–";
+  // A revenue: Plausible's money object, shown in its short form ($1.7K).
+  if (typeof value === "object") return value.short;
   if (name === "bounce_rate" || name === "percentage" || name === "conversion_rate") {
     return `${name === "bounce_rate" ? Math.round(value) : Number(value).toFixed(1).replace(/\.0$/, "")}%`;
   }
   if (name === "scroll_depth") return `${Math.round(value)}%`;
   if (name === "views_per_visit") return Number(value).toFixed(2);
-  if (name === "visit_duration") {
+  if (name === "visit_duration" || name === "time_on_page") {
     const seconds = Math.round(value);
     return (seconds >= 60 ? `${Math.floor(seconds / 60)}m ` : "") + `${seconds % 60}s`;
   }
@@ -273,8 +277,22 @@ class Dashboard {
     note.hidden = !text;
   }
 
+  renderTiles(data) {
+    // The set of tiles depends on the filters (a goal or page filter changes it): rebuild it, and the chart's
+    // metric buttons with it, from the server's list.
+    $("#top-metrics").replaceChildren(...data.top.map((stat) => el("div", { class: "dash-metric", "data-metric": stat.name },
+      el("span", { class: "dash-label", text: stat.label }),
+      el("span", { class: "dash-value", id: stat.name === "pageviews" ? "pageviews" : null }),
+      el("span", { class: "dash-change" }))));
+    $("#chart-metrics").replaceChildren(...data.top.filter((stat) => stat.graphable).map((stat) => el("button", {
+      type: "button", "data-chart-metric": stat.name, "aria-pressed": String(stat.name === data.state.metric),
+      text: stat.label,
+    })));
+  }
+
   renderOverview(data) {
     this.overview = data;
+    this.renderTiles(data);
     for (const tile of $$(".dash-metric[data-metric]")) {
       const name = tile.dataset.metric;
       const metric = data.metrics[name];
@@ -287,7 +305,7 @@ class Dashboard {
       if (metric.change !== null && metric.change !== undefined) {
         const good = name === "bounce_rate" ? metric.change < 0 : metric.change > 0;
         change.classList.add(metric.change === 0 ? "flat" : good ? "up" : "down");
-        change.textContent = `${metric.change > 0 ? "+" : ""}${metric.change}${name === "bounce_rate" ? " pts" : "%"}`;
+        change.textContent = `${metric.change > 0 ? "+" : ""}${metric.change}${POINTS.has(name) ? " pts" : "%"}`;
         change.title = `Previous period: ${formatMetric(name, metric.previous)}`;
       }
     }
@@ -324,7 +342,8 @@ class Dashboard {
     const max = Math.max(...data.rows.map((row) => row[main])) || 1;
     const head = el("div", { class: "dash-row-head", "aria-hidden": "true" },
       el("span", { text: dimensionLabel(data.dimension) }),
-      ...[main, ...others].map((m) => el("span", { class: "dash-num", text: METRIC_LABELS[m] || m })));
+      ...[main, ...others].map((m) => el("span", { class: "dash-num",
+        text: (data.labels && data.labels[m]) || METRIC_LABELS[m] || m })));
     const rows = data.rows.map((row) => {
       const label = valueLabel(data.dimension, String(row.value));
       const bar = el("span", { class: "dash-bar", "aria-hidden": "true" });
@@ -353,6 +372,8 @@ class Dashboard {
 
   renderChart(data) {
     const metric = data.state.metric;
+    const stat = (data.top || []).find((s) => s.name === metric);
+    const metricLabel = stat ? stat.label : (METRIC_LABELS[metric] || metric);
     const insights = $("#insights").checked ? this.insights : null;
     if (!insights) $("#anomalies").replaceChildren();
     const forecast = insights ? insights.forecast.filter((f) => f.label > data.series.labels.at(-1)) : [];
@@ -365,7 +386,7 @@ class Dashboard {
     const values = [xs, labels.map((label, i) => (i >= observed || (now && label > now) ? null : data.series[metric][i]))];
     const series = [{ label: interval === "hour" ? "Hour" : interval === "day" ? "Day" : `${interval[0].toUpperCase()}${interval.slice(1)} of`,
       value: (u, i) => (i === null || i === undefined ? "–" : labels[i] || "–") }, {
-      label: METRIC_LABELS[metric], stroke: "#2456c7", width: 2, fill: "rgba(36, 86, 199, 0.08)",
+      label: metricLabel, stroke: "#2456c7", width: 2, fill: "rgba(36, 86, 199, 0.08)",
       points: { show: labels.length <= 60 },
     }];
     if (data.comparison) {
@@ -444,9 +465,12 @@ class Dashboard {
     this.chartBox.dataset.annotations = String(notes.length);
     this.chartBox.dataset.anomalies = String(markers.length);
     this.chartBox.dataset.forecast = String(forecast.length);
+    // A sum only where the metric adds up over time (not a rate, an average or a duration).
+    const additive = ["visitors", "visits", "pageviews", "events", "total_revenue"].includes(metric);
     const total = data.series[metric].reduce((a, b) => a + b, 0);
     this.chartBox.setAttribute("aria-label",
-      `${METRIC_LABELS[metric]} per ${interval}, ${labels.length} points, ${formatMetric(metric, total)} in total` +
+      `${metricLabel} per ${interval}, ${labels.length} points` +
+      (additive ? `, ${formatMetric(metric, total)} in total` : "") +
       (data.comparison ? ", with the previous period" : "") +
       (notes.length ? `, ${notes.length} annotation${notes.length > 1 ? "s" : ""}` : "") +
       (markers.length ? `, ${markers.length} anomal${markers.length > 1 ? "ies" : "y"}` : "") +
@@ -519,9 +543,11 @@ class Dashboard {
     }
     $("#compare").addEventListener("change", () => this.applyForm());
     $("#imports").addEventListener("change", () => this.applyForm());
-    for (const button of $$("[data-chart-metric]")) {
-      button.addEventListener("click", () => this.navigate((p) => p.set("metric", button.dataset.chartMetric)));
-    }
+    // The buttons are rebuilt with the tiles: one listener on their group.
+    $("#chart-metrics").addEventListener("click", (event) => {
+      const button = event.target.closest("[data-chart-metric]");
+      if (button) this.navigate((p) => p.set("metric", button.dataset.chartMetric));
+    });
     $("#interval").addEventListener("change", () => this.navigate((p) => p.set("interval", $("#interval").value)));
     $("#compare-form").addEventListener("submit", (event) => {
       event.preventDefault();

@@ -91,6 +91,7 @@ MAX_SHORTCUT_DAYS = 5000
 MAX_SHORTCUT_MONTHS = 100
 MAX_FILTER_DEPTH = 5
 MAX_CLAUSES = 100
+MAX_CLAUSE_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,26 @@ def dimension_kind(name: object, where: str) -> str:
     raise QueryError(f"{where}: Invalid dimension {elixir_inspect(name)}")
 
 
+def _parse_clauses(dimension: str, clauses: object) -> list[str]:
+    """A filter's clauses: strings, or (Plausible's QueryParser) GeoNames ids for visit:city, given back as
+    strings; anything else (null, true, a number elsewhere, a mix) fails Plausible's schema: "Invalid filter"."""
+    if not isinstance(clauses, list):
+        raise _InvalidFilter
+    if dimension == "visit:city" and clauses and all(type(c) is int for c in clauses):
+        clauses = [str(c) for c in clauses]
+    if not all(isinstance(c, str) for c in clauses):
+        raise _InvalidFilter
+    if not clauses:
+        raise QueryError(f"filters: clauses of {dimension} must be a non-empty list")
+    if len(clauses) > MAX_CLAUSES:
+        raise QueryError(f"filters: a filter on {dimension} has at most {MAX_CLAUSES} clauses, got {len(clauses)}")
+    if not all(len(c) <= MAX_CLAUSE_LENGTH for c in clauses):
+        raise QueryError(f"filters: a clause of {dimension} has at most {MAX_CLAUSE_LENGTH} characters")
+    for clause in clauses:
+        _check_text(clause, f"filters: clause of {dimension}")
+    return clauses
+
+
 def _parse_filter(raw: object, depth: int = 0) -> Filter:
     if depth > MAX_FILTER_DEPTH:
         raise QueryError(f"filters: nested deeper than {MAX_FILTER_DEPTH} levels")
@@ -316,14 +337,7 @@ def _parse_filter(raw: object, depth: int = 0) -> Filter:
     # Plausible's schema: no time dimension, event:goal with is or contains only, clauses a list of strings.
     if dimension_type == "time" or (dimension == "event:goal" and operator not in ("is", "contains")):
         raise _InvalidFilter
-    if not isinstance(clauses, list) or not all(isinstance(c, str) for c in clauses):
-        raise _InvalidFilter
-    if not clauses:
-        raise QueryError(f"filters: clauses of {dimension} must be a non-empty list")
-    if len(clauses) > MAX_CLAUSES or not all(len(c) <= 2000 for c in clauses):
-        raise QueryError(f"filters: clauses of {dimension} must be at most {MAX_CLAUSES} strings")
-    for clause in clauses:
-        _check_text(clause, f"filters: clause of {dimension}")
+    clauses = _parse_clauses(dimension, clauses)
     if dimension == "visit:country" and operator in ("is", "is_not") and any(len(c) != 2 for c in clauses):
         raise QueryError("Invalid visit:country filter, visit:country needs to be a valid 2-letter country code.")
     if operator in ("matches", "matches_not"):

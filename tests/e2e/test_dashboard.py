@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,32 @@ def test_filter_by_row_chip_url_and_back(running: Stack, visitors: Visitors, own
     page.locator("#filters .dash-chip-remove").click()
     page.wait_for_function("() => document.querySelectorAll('#filters .dash-chip').length === 0")
     assert "f=" not in page.url
+    assert [] == problems.all()
+
+
+def test_goal_filter_shows_conversions(running: Stack, visitors: Visitors, owner: Any) -> None:
+    """Filtered by a goal, the tiles are Plausible's: the site's unique visitors, the goal's unique and total
+    conversions and its conversion rate; the chart offers those but the first, and reports count conversions."""
+    page, problems = owner
+    page.goto(f"{running.base_url}/sites/{SITE}")
+    wait_idle(page)
+    row(page, "goals", "Dash Signup").click()
+    page.locator("#filters .dash-chip", has_text="Dash Signup").wait_for()
+    page.locator('.dash-metric[data-metric="conversion_rate"]').wait_for()
+    wait_idle(page)
+    labels = page.locator(".dash-metric .dash-label").all_text_contents()  # as written; CSS capitalises
+    assert ["Unique visitors", "Unique conversions", "Total conversions", "Conversion rate"] == labels
+    everyone = int(metric(page, "total_visitors").replace(",", ""))
+    # Only this module's visitor A sent "Dash Signup", once; the site's visitors are everyone's today.
+    rate = (Decimal(100) / everyone).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    assert ("1", "1", f"{rate}".removesuffix(".0") + "%") == (
+        metric(page, "visitors"), metric(page, "events"), metric(page, "conversion_rate"))
+    assert ["Unique conversions", "Total conversions", "Conversion rate"] == \
+        page.locator("#chart-metrics button").all_text_contents()
+    page.click('#chart-metrics button[data-chart-metric="conversion_rate"]')
+    page.wait_for_function("() => document.getElementById('chart').ariaLabel.startsWith('Conversion rate')")
+    assert "metric=conversion_rate" in page.url
+    assert ["Source", "Conversions", "CR"] == page.locator("#list-sources .dash-row-head span").all_text_contents()
     assert [] == problems.all()
 
 

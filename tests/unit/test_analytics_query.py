@@ -10,7 +10,14 @@ import pytest
 from app.core.errors import ClientError
 from services.analytics import rollups
 from services.analytics.logic import check_range
-from services.analytics.query import QueryError, parse_query, resolve_date_range, time_bucket, time_labels
+from services.analytics.query import (
+    Condition,
+    QueryError,
+    parse_query,
+    resolve_date_range,
+    time_bucket,
+    time_labels,
+)
 
 NOW = datetime(2026, 5, 8, 12, 30, tzinfo=UTC)  # a Friday
 
@@ -73,6 +80,13 @@ def test_a_valid_query_is_normalised() -> None:
     assert {"visit:country", "event:page"} == query.filtered_dimensions()
 
 
+def test_city_takes_geonames_ids() -> None:
+    """Plausible's schema allows integer clauses, and its parser takes them for visit:city (GeoNames ids)."""
+    query = parse_query(q(filters=[["is", "visit:city", [2988507, 2950159]]]), timezone="UTC", now=NOW)
+    assert [("visit:city", ("2988507", "2950159"))] == [(c.dimension, c.clauses) for c in query.filters
+                                                       if isinstance(c, Condition)]
+
+
 @pytest.mark.parametrize(("body", "message"), [
     pytest.param([], "#: Type mismatch. Expected Object but got Array.", id="not-object"),
     pytest.param(q(site_id=None), "#/site_id: Type mismatch. Expected String but got Null.", id="null-site"),
@@ -111,6 +125,16 @@ def test_a_valid_query_is_normalised() -> None:
     pytest.param(q(filters=[["is", "event:page", []]]), "non-empty list", id="empty-clauses"),
     pytest.param(q(filters=[["is", "event:page", [1]]]), "#/filters/0: Invalid filter [\"is\", \"event:page\", [1]]",
                  id="clause-type"),
+    pytest.param(q(filters=[["is", "event:page", [None]]]),
+                 "#/filters/0: Invalid filter [\"is\", \"event:page\", [nil]]", id="clause-null"),
+    pytest.param(q(filters=[["is", "event:page", [True]]]),
+                 "#/filters/0: Invalid filter [\"is\", \"event:page\", [true]]", id="clause-boolean"),
+    pytest.param(q(filters=[["is", "visit:city", [2988507, "Paris"]]]),
+                 "#/filters/0: Invalid filter [\"is\", \"visit:city\", [2988507, \"Paris\"]]", id="city-mixed"),
+    pytest.param(q(filters=[["is", "event:page", [f"/{i}" for i in range(101)]]]),
+                 "filters: a filter on event:page has at most 100 clauses, got 101", id="too-many-clauses"),
+    pytest.param(q(filters=[["is", "event:page", ["/" + "a" * 2000]]]),
+                 "filters: a clause of event:page has at most 2000 characters", id="clause-too-long"),
     pytest.param(q(filters=[["is", "time:day", ["2026-01-01"]]]),
                  "#/filters/0: Invalid filter [\"is\", \"time:day\", [\"2026-01-01\"]]", id="time-filter"),
     pytest.param(q(filters=[["matches", "event:page", ["(unclosed"]]]), "invalid regular expression", id="regex"),

@@ -54,6 +54,7 @@ async def _dashboard(request: Request[Any, Any, Any], resources: Resources, site
     return Template("dashboard.html", context={
         "user": user, "site": site, "role": role, "data": data, "state": state, "error": error,
         "ws_url": ws_url, "stats_url": stats_url, "read_only": role is None, "periods": PERIOD_LABELS,
+        "default_top": services.top_entries(services.top_mode(state.filters)), "points": services.POINTS,
         # Query answers are cached this long: a refresh for new live events waits for them to expire.
         "refresh_after": resources.settings.analytics.cache_ttl,
     })

@@ -31,8 +31,30 @@ WS_TOKEN_TTL = 12 * 3600
 PERIODS = ("today", "7d", "30d", "month", "6mo", "12mo", "all", "custom")
 DEFAULT_PERIOD = "30d"
 INTERVALS = ("hour", "day", "week", "month")
-CHART_METRICS = ("visitors", "pageviews")
-TOP_METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
+# The top stats and their labels, as Plausible's dashboard shows them (StatsController.top_stats): the usual
+# set; under a page filter (event:page) bounce rate, time on page and scroll depth instead of views per visit
+# and visit duration (only scroll depth when imported stats are included, which hold neither); under a goal
+# filter the goal's conversions, its revenue when the goal has one (a single currency) and the conversion rate.
+TOP_STATS: dict[str, tuple[tuple[str, str], ...]] = {
+    "default": (("visitors", "Unique visitors"), ("visits", "Total visits"), ("pageviews", "Total pageviews"),
+                ("views_per_visit", "Views per visit"), ("bounce_rate", "Bounce rate"),
+                ("visit_duration", "Visit duration")),
+    "page": (("visitors", "Unique visitors"), ("visits", "Total visits"), ("pageviews", "Total pageviews"),
+             ("bounce_rate", "Bounce rate"), ("time_on_page", "Time on page"), ("scroll_depth", "Scroll depth")),
+    "goal": (("total_visitors", "Unique visitors"), ("visitors", "Unique conversions"),
+             ("events", "Total conversions"), ("average_revenue", "Average revenue"),
+             ("total_revenue", "Total revenue"), ("conversion_rate", "Conversion rate")),
+}
+TOP_METRICS = tuple(name for name, _ in TOP_STATS["default"])
+NOT_IMPORTED = frozenset({"bounce_rate", "time_on_page"})
+"""Left out of the page-filtered top stats when imported stats are included (Plausible does the same)."""
+NOT_GRAPHABLE = frozenset({"total_visitors"})
+"""Every top stat but the goal's unique visitors can be the chart's metric, as on Plausible's dashboard."""
+CHART_METRICS = tuple(dict.fromkeys(name for stats in TOP_STATS.values() for name, _ in stats
+                                    if name not in NOT_GRAPHABLE))
+REVENUE = frozenset({"average_revenue", "total_revenue"})
+POINTS = frozenset({"bounce_rate", "conversion_rate", "scroll_depth"})
+"""Metrics whose change is a difference in percentage points (Plausible's Compare.calculate_change)."""
 MAX_FILTERS = 10
 MAX_VALUE = 2000
 MAX_HOURLY_DAYS = 7
@@ -283,11 +305,27 @@ class Stats:
         return converted
 
     async def totals(self, metrics: Sequence[str], date_range: list[str] | str,
-                     filters: Sequence[Filter]) -> tuple[dict[str, float], date | None]:
-        """Aggregate metrics, and the first day the analytics service used (for the period ``all``)."""
+                     filters: Sequence[Filter]) -> tuple[dict[str, Any], date | None]:
+        """Aggregate metrics (0 for nothing, as Plausible shows a time on page without engagement, but None
+        kept for a revenue without a single currency and a scroll depth without engagement), and the first
+        day the analytics service used (for the period ``all``)."""
         answer = await self.query(metrics, date_range, filters)
-        values = answer.results[0].metrics if answer.results else [0] * len(metrics)
-        return dict(zip(metrics, [v or 0 for v in values], strict=True)), answer.first_day
+        values: list[Any] = list(answer.results[0].metrics) if answer.results else [None] * len(metrics)
+        keep_none = REVENUE | {"scroll_depth"}
+        return ({name: value if value is not None or name in keep_none else 0
+                 for name, value in zip(metrics, values, strict=True)}, answer.first_day)
+
+    async def top_stats(self, mode: str, date_range: list[str] | str,
+                        filters: Sequence[Filter]) -> tuple[dict[str, Any], date | None]:
+        """The top stats of ``mode`` (see :data:`TOP_STATS`); the goal's ``total_visitors`` are the visitors
+        of the same query without its goal and property filters, Plausible's divisor of the conversion rate."""
+        metrics = [name for name, _ in TOP_STATS[mode] if name != "total_visitors"]
+        if mode != "goal":
+            return await self.totals(metrics, date_range, filters)
+        everyone = [f for f in filters if f.name != "goal" and not f.name.startswith(PROPS)]
+        (totals, first), (total, _) = await asyncio.gather(self.totals(metrics, date_range, filters),
+                                                           self.totals(("visitors",), date_range, everyone))
+        return {"total_visitors": total["visitors"], **totals}, first
 
     async def series(self, metrics: Sequence[str], first: date, last: date, interval: str,
                      filters: Sequence[Filter]) -> tuple[list[str], dict[str, list[float]]]:
@@ -295,16 +333,44 @@ class Stats:
         answer = await self.query(metrics, [first.isoformat(), last.isoformat()], filters,
                                   dimensions=[f"time:{interval}"], include={"time_labels": True})
         labels = answer.meta.time_labels or []
-        found = {row.dimensions[0]: [v or 0 for v in row.metrics] for row in answer.results}
+        found = {row.dimensions[0]: [_plain(v) or 0 for v in row.metrics] for row in answer.results}
         return labels, {metric: [found.get(label, [0] * len(metrics))[i] for label in labels]
                         for i, metric in enumerate(metrics)}
 
 
-def _change(metric: str, value: float, previous: float | None) -> float | None:
-    """Change against the previous period: points for the bounce rate, else percent (None from zero)."""
-    if previous is None:
+def top_mode(filters: Sequence[Filter]) -> str:
+    """Which top stats a state shows: ``goal`` under a goal filter, else ``page`` under a page filter (either
+    way, as Plausible's ``filtering_on_dimension?``), else ``default``."""
+    names = {f.name for f in filters}
+    return "goal" if "goal" in names else "page" if "page" in names else "default"
+
+
+def top_entries(mode: str) -> list[dict[str, Any]]:
+    """The tiles of ``mode``: ``[{"name", "label", "graphable"}]`` in Plausible's order."""
+    return [{"name": name, "label": label, "graphable": name not in NOT_GRAPHABLE}
+            for name, label in TOP_STATS[mode]]
+
+
+def chart_metric(state: State, mode: str) -> str:
+    """The chart's metric: the URL's when it is a top stat of this mode, else visitors (Plausible's dashboard
+    falls back to visitors too when a filter removes the chosen stat)."""
+    graphable = {name for name, _ in TOP_STATS[mode] if name not in NOT_GRAPHABLE}
+    return state.metric if state.metric in graphable else "visitors"
+
+
+def _plain(value: Any) -> float | None:
+    """A metric's number: a revenue (Plausible's money object) gives its ``value``."""
+    if isinstance(value, dict):
+        return float(value["value"])
+    return value  # type: ignore[no-any-return]
+
+
+def _change(metric: str, value: float | None, previous: float | None) -> float | None:
+    """Change against the previous period: percentage points for rates (:data:`POINTS`), else percent (None
+    from zero or without a value)."""
+    if previous is None or value is None:
         return None
-    if metric == "bounce_rate":
+    if metric in POINTS:
         return round(value - previous, 1)
     if not previous:
         return None
@@ -315,27 +381,32 @@ async def overview(resources: Resources, site: Site, state: State,
                    annotations: Sequence[Annotation] = ()) -> dict[str, Any]:
     """Top metrics (with their change when comparing) and the time series of the chart."""
     stats = Stats(resources, site, state.imports)
-    totals, used_first = await stats.totals(TOP_METRICS, state.date_range(), state.filters)
+    mode = top_mode(state.filters)
+    metric = chart_metric(state, mode)
+    totals, used_first = await stats.top_stats(mode, state.date_range(), state.filters)
     imports = dict(stats.imports_meta)
     first = state.first or used_first or state.last
     days = (state.last - first).days + 1
     interval = state.interval or default_interval(days)
     check_interval(interval, days)
     previous_range = state.previous()
-    jobs: list[Any] = [stats.series(CHART_METRICS, first, state.last, interval, state.filters)]
+    jobs: list[Any] = [stats.series((metric,), first, state.last, interval, state.filters)]
     if previous_range is not None:
         dates = [previous_range[0].isoformat(), previous_range[1].isoformat()]
-        jobs += [stats.totals(TOP_METRICS, dates, state.filters),
-                 stats.series(CHART_METRICS, *previous_range, interval, state.filters)]
+        jobs += [stats.top_stats(mode, dates, state.filters),
+                 stats.series((metric,), *previous_range, interval, state.filters)]
     done = await asyncio.gather(*jobs)
     labels, series = done[0]
     previous_totals = done[1][0] if previous_range is not None else None
-    metrics = {
-        name: {"value": totals[name],
-               "previous": previous_totals[name] if previous_totals is not None else None,
-               "change": _change(name, totals[name], previous_totals[name] if previous_totals else None)}
-        for name in TOP_METRICS
-    }
+    shown = [(name, label) for name, label in TOP_STATS[mode]
+             if not (name in REVENUE and totals[name] is None)
+             and not (mode == "page" and imports.get("imports_included") and name in NOT_IMPORTED)]
+    metrics = {}
+    for name, _ in shown:
+        previous = previous_totals[name] if previous_totals is not None else None
+        metrics[name] = {"value": totals[name], "previous": previous,
+                         "change": _change(name, _plain(totals[name]), _plain(previous))}
+    top = [entry for entry in top_entries(mode) if entry["name"] in metrics]
     comparison = None
     if previous_range is not None:
         prev_labels, prev_series = done[2]
@@ -344,8 +415,8 @@ async def overview(resources: Resources, site: Site, state: State,
                       "series": {m: v[:len(labels)] for m, v in prev_series.items()}}
     return {
         "site": site.domain, "timezone": site.timezone,
-        "state": {**state.to_json(), "from": first.isoformat(), "interval": interval},
-        "metrics": metrics, "series": {"labels": labels, "interval": interval, **series},
+        "state": {**state.to_json(), "from": first.isoformat(), "interval": interval, "metric": metric},
+        "top": top, "metrics": metrics, "series": {"labels": labels, "interval": interval, **series},
         "comparison": comparison,
         "imports": imports,
         "annotations": [{"date": note.date.isoformat(), "body": note.body} for note in annotations
@@ -355,13 +426,26 @@ async def overview(resources: Resources, site: Site, state: State,
 
 async def breakdown(resources: Resources, site: Site, state: State, name: str, dimension: str,
                     metrics: tuple[str, ...], limit: int) -> dict[str, Any]:
-    """The top ``limit`` values of one dimension, by visitors."""
+    """The top ``limit`` values of one dimension, by visitors.
+
+    Under a goal filter a report other than goals and events shows the goal's conversions and conversion rate
+    per value, as Plausible's dashboard does (its ``breakdown_metrics``: columns "Conversions" and "CR"; custom
+    properties keep their events); the rate's divisor is the value's visitors (Stats API v2
+    ``group_conversion_rate``). ``labels`` names the columns whose label differs from the metric's usual one.
+    """
     stats = Stats(resources, site, state.imports)
+    labels: dict[str, str] = {}
+    asked = list(metrics)
+    if top_mode(state.filters) == "goal" and name not in ("goal", "event"):
+        prop = name.startswith(PROPS)
+        metrics = ("visitors", "events", "conversion_rate") if prop else ("visitors", "conversion_rate")
+        asked = ["group_conversion_rate" if m == "conversion_rate" else m for m in metrics]
+        labels = {"conversion_rate": "CR"} if prop else {"visitors": "Conversions", "conversion_rate": "CR"}
     extra = [["is_not", "event:name", ["pageview"]]] if name == "event" else []
-    answer = await stats.query(metrics, state.date_range(), state.filters, dimensions=[dimension],
+    answer = await stats.query(asked, state.date_range(), state.filters, dimensions=[dimension],
                                extra_filters=extra, order_by=[["visitors", "desc"]], pagination={"limit": limit})
     rows = [{"value": row.dimensions[0], **dict(zip(metrics, row.metrics, strict=True))} for row in answer.results]
-    result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "rows": rows,
+    result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "labels": labels, "rows": rows,
                               "imports": dict(stats.imports_meta)}
     if name == "event":
         # Conversion rate as Plausible defines it for goals (converted visitors / all visitors), computed

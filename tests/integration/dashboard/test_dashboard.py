@@ -103,7 +103,7 @@ def test_property_keys(servers: Servers, world: World, site: int) -> None:
     pytest.param({"period": "custom", "from": "2026-01-31", "to": "2026-01-01"}, "to", id="to-before-from"),
     pytest.param({"period": "custom", "from": "2026-13-01", "to": "2026-01-01"}, "from", id="bad-date"),
     pytest.param({"compare": "yes"}, "compare", id="compare"),
-    pytest.param({"metric": "bounce_rate"}, "metric", id="metric"),
+    pytest.param({"metric": "bounces"}, "metric", id="metric"),
     pytest.param({"period": "30d", "interval": "hour"}, "interval", id="hourly-30-days"),
     pytest.param({"interval": "minute"}, "interval", id="interval"),
     pytest.param({"f": "nope==x"}, "f", id="filter-dimension"),
@@ -170,4 +170,6 @@ def test_goal_filter(servers: Servers, world: World, site: int) -> None:
     pages = owner_get(servers, world, "/sites/dash.example/stats/breakdown", period="today", dimension="page",
                       f="goal==Visit /pricing").json()
     assert 1 == body["metrics"]["visitors"]["value"]
-    assert [{"value": "/pricing", "visitors": 1, "pageviews": 1, "scroll_depth": None}] == pages["rows"]
+    # Under a goal filter the pages report shows conversions and the conversion rate among each page's visitors.
+    assert [{"value": "/pricing", "visitors": 1, "conversion_rate": 100.0}] == pages["rows"]
+    assert {"visitors": "Conversions", "conversion_rate": "CR"} == pages["labels"]

@@ -54,3 +54,18 @@ def test_bad_toggle_value_is_refused(servers: Servers, world: World, site: int) 
     response = overview(servers, world, imports="maybe")
     assert 400 == response.status_code
     assert "imports: on or off" in response.text
+
+
+def test_page_filter_with_imports_shows_what_imports_hold(servers: Servers, world: World, site: int) -> None:
+    """With imported pages included, a page filter shows no bounce rate and no time on page (imports hold
+    neither; Plausible leaves them out the same way): 1 native + 4 imported visitors of /."""
+    world.sql("INSERT INTO imported_pages (site_id, import_id, date, hostname, page, visits, visitors, pageviews, "
+              "exits) SELECT :s, id, current_date - 1, 'imported.example', '/', 4, 4, 6, 4 "
+              "FROM site_imports WHERE site_id = :s", s=site)
+    body = overview(servers, world, f="page==/").json()
+    assert {"imports_included": True} == body["imports"], body["imports"]
+    assert [("visitors", 5), ("visits", 5), ("pageviews", 7), ("scroll_depth", None)] == \
+        [(stat["name"], body["metrics"][stat["name"]]["value"]) for stat in body["top"]]
+    native = overview(servers, world, f="page==/", imports="off").json()
+    assert ["visitors", "visits", "pageviews", "bounce_rate", "time_on_page", "scroll_depth"] == \
+        [stat["name"] for stat in native["top"]]
