@@ -17,7 +17,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg.errors import LockNotAvailable
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from app.core.db import make_engine
 from app.core.errors import AppError
@@ -41,6 +44,69 @@ class MigrateResult:
     """Init SQL files applied by this run (empty unless the database was new)."""
     revision_before: str | None
     revision_after: str | None
+
+
+def build_index_concurrently(name: str, table: str, definition: str) -> None:
+    """In a migration script: index ``table`` as ``CREATE INDEX name ON table definition`` without blocking writers.
+
+    ``definition`` is what follows the table (``(site_id, pathname) INCLUDE (name) WHERE ...``). A plain CREATE
+    INDEX holds a SHARE lock while it reads the whole table: every insert waits, and ingest answers 503 once its
+    hold runs out. This builds it CONCURRENTLY, outside the migration's transaction (alembic's
+    ``autocommit_block``: what the migration did before is committed first). A partitioned table (``events``)
+    cannot be indexed concurrently, so its index is made on the parent alone (``ON ONLY``, no rows to read:
+    a moment's lock, asked for with a 1 s ``lock_timeout`` and retried, so writers wait at most that long),
+    then built concurrently on each partition and attached; partitions created later inherit it. A build
+    interrupted earlier leaves an invalid index: it is dropped and built again; what is valid is kept.
+    """
+    from alembic import op  # noqa: PLC0415 - only inside a running migration
+
+    with op.get_context().autocommit_block():
+        bind = op.get_bind()
+        partitioned = bind.execute(text("SELECT relkind = 'p' FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+                                   {"table": table}).scalar_one()
+        if not partitioned:
+            _build_concurrently(bind, name, f"ON {table} {definition}")
+            return
+        _with_short_locks(bind, f"CREATE INDEX IF NOT EXISTS {name} ON ONLY {table} {definition}")
+        partitions = bind.execute(text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:table AS regclass) ORDER BY c.relname"), {"table": table}).scalars().all()
+        for partition in partitions:
+            attached = bind.execute(text(
+                "SELECT count(*) FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+                "WHERE i.inhparent = CAST(:name AS regclass) AND x.indrelid = CAST(:partition AS regclass)"),
+                {"name": name, "partition": partition}).scalar_one()
+            if attached:
+                continue
+            child = f"{partition}_{name.removeprefix(table + '_')}"[:63]
+            _build_concurrently(bind, child, f"ON {partition} {definition}")
+            _with_short_locks(bind, f"ALTER INDEX {name} ATTACH PARTITION {child}")
+
+
+def _build_concurrently(bind: Connection, name: str, on: str) -> None:
+    valid = bind.execute(text(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = :name AND c.relnamespace = 'public'::regnamespace"), {"name": name}).scalar()
+    if valid is False:
+        bind.execute(text(f"DROP INDEX CONCURRENTLY {name}"))
+    if valid is not True:
+        bind.execute(text(f"CREATE INDEX CONCURRENTLY {name} {on}"))
+
+
+def _lock_timed_out(error: BaseException) -> bool:
+    return isinstance(error, OperationalError) and isinstance(error.orig, LockNotAvailable)
+
+
+def _with_short_locks(bind: Connection, statement: str) -> None:
+    """Run DDL that needs a lock writers would queue behind: give up after 1 s and try again (for 10 minutes)."""
+    bind.execute(text("SET lock_timeout = '1s'"))
+    try:
+        for attempt in Retrying(retry=retry_if_exception(_lock_timed_out), stop=stop_after_delay(600),
+                                wait=wait_fixed(0.5), reraise=True):
+            with attempt:
+                bind.execute(text(statement))
+    finally:
+        bind.execute(text("RESET lock_timeout"))
 
 
 def alembic_config() -> Config:
@@ -109,6 +175,7 @@ def migrate(settings: Settings) -> MigrateResult:
                                  {"files": seeded})
                     conn.commit()
                 before = current_revision(conn)
+                conn.commit()  # each migration runs in a transaction of its own (app/migrations/env.py)
                 config = alembic_config()
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")

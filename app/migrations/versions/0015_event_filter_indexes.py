@@ -31,6 +31,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from app.migrate import build_index_concurrently
+
 revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
@@ -38,10 +40,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute("CREATE INDEX events_site_page ON events (site_id, pathname, timestamp) "
-               "INCLUDE (name, session_id, visitor_id)")
-    op.execute("CREATE INDEX events_site_custom ON events (site_id, name, timestamp) "
-               "INCLUDE (pathname, session_id, visitor_id) WHERE name <> 'pageview'")
+    # Built without blocking ingest's inserts (the events table of a busy site takes a while).
+    build_index_concurrently("events_site_page", "events", "(site_id, pathname, timestamp) "
+                             "INCLUDE (name, session_id, visitor_id)")
+    build_index_concurrently("events_site_custom", "events", "(site_id, name, timestamp) "
+                             "INCLUDE (pathname, session_id, visitor_id) WHERE name <> 'pageview'")
     for table in ("rollup_spans", "rollup_days", "rollup_stale", "rollup_state"):
         op.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 

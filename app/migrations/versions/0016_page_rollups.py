@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from app.migrate import build_index_concurrently
+
 revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
@@ -38,10 +40,14 @@ def upgrade() -> None:
     # With the day and the counts, the day counts of one value come from an index-only scan.
     op.execute('CREATE INDEX rollup_days_value ON rollup_days (site_id, dimension, (value COLLATE "C"), day) '
                "INCLUDE (pageviews, events)")
-    op.execute("DROP INDEX sessions_site_start")
-    op.execute("CREATE INDEX sessions_site_start ON sessions (site_id, started_at) INCLUDE (ended_at, session_id, "
-               "visitor_id, events, pageviews, interactive_events, referrer_source, channel, country, device, browser, "
-               "os)")
+    # The new index is built beside the old one without blocking ingest, then takes its name: the visits stay
+    # readable and writable throughout (a DROP INDEX locks the table for reads too).
+    build_index_concurrently("sessions_site_start_covering", "sessions", "(site_id, started_at) INCLUDE (ended_at, "
+                             "session_id, visitor_id, events, pageviews, interactive_events, referrer_source, "
+                             "channel, country, device, browser, os)")
+    with op.get_context().autocommit_block():
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS sessions_site_start")
+        op.execute("ALTER INDEX sessions_site_start_covering RENAME TO sessions_site_start")
     for table in ("rollup_spans", "rollup_days", "rollup_stale", "rollup_state"):
         op.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
 
