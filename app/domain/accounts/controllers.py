@@ -9,6 +9,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
@@ -26,6 +27,7 @@ from app.domain.accounts.services import (
     change_password,
     end_sessions,
     get_user_by_email,
+    normalize_email,
     pending_invitation,
     register_user,
 )
@@ -74,6 +76,17 @@ class ResetForm(msgspec.Struct):
 class ApiKeyForm(msgspec.Struct):
     name: str = ""
     scopes: list[str] | str = msgspec.field(default_factory=list)
+
+
+async def _queue_reset_mail(resources: Resources, user_id: int, mail: PasswordResetMail) -> None:
+    """Ask the integrations service to put the reset email in its outbox; a failure is logged, never shown
+    (the answer must not differ for existing accounts)."""
+    try:
+        response = await resources.services.request("integrations", "POST", "/mail/password-reset",
+                                                     json=msgspec.to_builtins(mail))
+        response.raise_for_status()
+    except (AppError, httpx.HTTPError) as exc:
+        logger.error("password reset email not queued", extra={"user_id": user_id, "error": str(exc)})
 
 
 def _safe_next(target: str) -> str:
@@ -132,33 +145,31 @@ class AccountController(Controller):
     async def forgot(self, request: Request[Any, Any, Any], resources: Res,
                      data: Annotated[ForgotForm, Form]) -> Template:
         """Mail a reset link if an account has this address; the answer is the same either way."""
-        email = data.email.strip().lower()
-        if not email or len(email) > 254 or "@" not in email:
-            error = ClientError("email: enter the e-mail address of your account")
+        try:
+            if not data.email.strip():
+                raise ClientError("email: enter the e-mail address of your account")
+            email = normalize_email(data.email)
+        except ClientError as exc:
             return Template("password_forgot.html", status_code=400,
-                            context={"form": FormState.failed(error, {"email": data.email[:254]}), "sent": None})
+                            context={"form": FormState.failed(exc, {"email": data.email[:254]}), "sent": None})
         accounts = resources.settings.accounts
         verdict = await PasswordResetThrottle(resources.redis, resources.keys, accounts).attempt(
             email, client_address(request))
         if not verdict.allowed:
-            error = TooManyRequests(f"email: too many reset requests; try again in {verdict.retry_after} s")
-            return Template("password_forgot.html", status_code=error.status_code,
+            limited = TooManyRequests(f"email: too many reset requests; try again in {verdict.retry_after} s")
+            return Template("password_forgot.html", status_code=limited.status_code,
                             headers={"Retry-After": str(verdict.retry_after)},
-                            context={"form": FormState.failed(error, {"email": email}), "sent": None})
+                            context={"form": FormState.failed(limited, {"email": email}), "sent": None})
         async with resources.sessions() as session:
             user = await get_user_by_email(session, email)
+        background = None
         if user is not None:
             token = reset_token(resources.settings.security.secret_key, user, accounts.password_reset_ttl)
             link = f"{resources.settings.server.base_url}/password/reset?{urlencode({'token': token})}"
             mail = PasswordResetMail(user.email, link, max(1, accounts.password_reset_ttl // 60))
-            try:
-                response = await resources.services.request("integrations", "POST", "/mail/password-reset",
-                                                             json=msgspec.to_builtins(mail))
-                response.raise_for_status()
-            except (AppError, httpx.HTTPError) as exc:
-                # The answer must not differ for existing accounts, so the failure is the operator's to see.
-                logger.error("password reset email not queued", extra={"user_id": user.id, "error": str(exc)})
-        return Template("password_forgot.html", context={"form": FormState(), "sent": email})
+            # After the answer is sent, as Plausible's deliver_later: its time does not tell the account exists.
+            background = BackgroundTask(_queue_reset_mail, resources, user.id, mail)
+        return Template("password_forgot.html", context={"form": FormState(), "sent": email}, background=background)
 
     @get("/password/reset")
     async def reset_page(self, resources: Res, token: FromQuery[str] = "") -> Template:
