@@ -114,6 +114,33 @@ def cmd_createuser(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Set a user's password (sign-up's rules) and end every session of theirs: for an operator on the host."""
+    from app.core.errors import NotFound  # noqa: PLC0415 - per command
+    from app.domain.accounts.reset import set_password  # noqa: PLC0415 - per command
+    from app.domain.accounts.services import check_password, get_user_by_email, normalize_email  # noqa: PLC0415 - per command
+
+    email = normalize_email(args.email)
+    if args.stdin:
+        password = again = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        check_password(password)
+        again = getpass.getpass("New password (again): ")
+    else:
+        raise CliError("no password given: use --stdin or run interactively")
+
+    async def work(session: AsyncSession) -> str:
+        user = await get_user_by_email(session, email)
+        if user is None:
+            raise NotFound(f"email: no user has the e-mail address {email}")
+        await set_password(user, password, again)
+        return f"password of {user.email} changed; every session of theirs has ended"
+
+    print(in_transaction(settings, work))
+    return 0
+
+
 def cmd_site_add(settings: Settings, args: argparse.Namespace) -> int:
     from app.domain.accounts.services import get_user_by_email  # noqa: PLC0415 - per command
     from app.domain.sites.services import create_site, get_site_by_domain, normalize_domain  # noqa: PLC0415 - per command
@@ -433,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="make the user an instance admin")
     p.add_argument("--exists-ok", action="store_true", help="succeed without change if the user exists")
     p.set_defaults(func=cmd_createuser)
+
+    user = sub.add_parser("user", help="manage user accounts").add_subparsers(
+        dest="user_command", metavar="ACTION", parser_class=Parser, required=True)
+    p = user.add_parser("password", help="set a user's password and sign them out everywhere")
+    p.add_argument("email", metavar="EMAIL")
+    p.add_argument("--stdin", action="store_true", help="read the new password from the first line of standard input")
+    p.set_defaults(func=cmd_user_password)
 
     site = sub.add_parser("site", help="manage sites").add_subparsers(
         dest="site_command", metavar="ACTION", parser_class=Parser, required=True)

@@ -119,3 +119,13 @@ class AlertFiring(msgspec.Struct):
     fired_at: datetime
     value: float
     details: dict[str, object]
+
+
+class PasswordResetMail(msgspec.Struct, forbid_unknown_fields=True):
+    """What the api asks the integrations service to mail: a password reset link for an existing account."""
+
+    recipient: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    link: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    """The one-time link (``<base url>/password/reset?token=...``)."""
+    valid_minutes: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 60)]
+    """How long the link works, told to the reader."""

@@ -162,6 +162,15 @@ class AccountSettings:
     the CPU."""
     registration_window: int = setting("BEACON_REGISTRATION_WINDOW", 3600)
     """Seconds over which registration attempts are counted."""
+    password_reset_ttl: int = setting("BEACON_PASSWORD_RESET_TTL", 3600, minimum=60)
+    """Seconds a "forgot password" link works (it also dies once used or once the password changes)."""
+    password_resets_per_email: int = setting("BEACON_PASSWORD_RESETS_PER_EMAIL", 3)
+    """Reset links that may be asked for one e-mail address per ``password_reset_window``, whether or not an
+    account has it (so the limit tells nothing about which accounts exist)."""
+    password_resets_per_ip: int = setting("BEACON_PASSWORD_RESETS_PER_IP", 10)
+    """Reset links that may be asked for from one client address (an IPv6 /64) per ``password_reset_window``."""
+    password_reset_window: int = setting("BEACON_PASSWORD_RESET_WINDOW", 3600, minimum=1)
+    """Seconds over which reset requests are counted."""
     api_key_hourly_limit: int = setting("BEACON_API_KEY_HOURLY_LIMIT", 600, minimum=0)
     """Requests one API key may make per clock hour (Stats and Sites APIs; 0: no limit). 600 is Plausible's
     documented default ("API keys have a rate limit of 600 requests per hour by default")."""

@@ -76,6 +76,17 @@ def alert(recipient: str, domain: str, summary: str, link: str) -> Mail:
                 _page("Beacon alert", [html.escape(summary), f'<a href="{html.escape(link)}">Open the dashboard</a>']))
 
 
+def password_reset(recipient: str, link: str, valid_minutes: int) -> Mail:
+    """A one-time link that sets a new password for the account of ``recipient``."""
+    subject = "Beacon: reset your password"
+    lines = ["Someone (hopefully you) asked to reset the password of your Beacon account.",
+             f"The link below sets a new password. It works once, for {valid_minutes} minutes."]
+    tail = "If you did not ask for this, ignore this email: your password stays as it is."
+    return Mail("password.reset", recipient, subject, "\n\n".join([*lines, link, tail]) + "\n",
+                _page(subject, [*(html.escape(line) for line in lines),
+                                f'<a href="{html.escape(link)}">Set a new password</a>', html.escape(tail)]))
+
+
 # Unsubscribe tokens: "<site>.<user>.<kind>.<mac>", the MAC keyed with the instance's secret key.
 def unsubscribe_token(secret_key: str, site_id: int, user_id: int, kind: str) -> str:
     message = f"{site_id}.{user_id}.{kind}"

@@ -18,6 +18,7 @@ from app.core.integration_contracts import (
     AlertRuleCreate,
     AlertRuleUpdate,
     Delivery,
+    PasswordResetMail,
     PathId,
     Webhook,
     WebhookCreate,
@@ -26,7 +27,7 @@ from app.core.integration_contracts import (
 from app.core.internal import internal_token_guard
 from app.core.resources import ResourcesDep
 from app.core.settings import Settings
-from services.integrations import logic
+from services.integrations import logic, mail
 from services.integrations.schemas import ReportChoice, Unsubscribe, Unsubscribed
 
 
@@ -143,3 +144,16 @@ class ReportsController(Controller):
     async def choose(self, session: Session, site_id: PathId, user_id: PathId,
                      data: JSONBody[ReportChoice]) -> ReportChoice:
         return await logic.choose_reports(session, site_id, user_id, data)
+
+
+class MailController(Controller):
+    """Emails the api asks for on behalf of a person (not of a site): written to the outbox, sent by the worker."""
+
+    path = "/mail"
+    guards = [internal_token_guard]
+    dependencies = {"session": Provide(provide_session)}
+
+    @post("/password-reset", status_code=202)
+    async def password_reset(self, session: Session, data: JSONBody[PasswordResetMail]) -> None:
+        message = mail.password_reset(data.recipient, data.link, data.valid_minutes)
+        await session.run_sync(lambda sync: mail.enqueue(sync.connection(), message))

@@ -1,26 +1,33 @@
-"""Sign in, sign out, registration and account settings (password, API keys)."""
+"""Sign in, sign out, registration, password reset and account settings (password, API keys)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+import httpx
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.core.errors import AppError, ClientError, TooManyRequests
+from app.core.integration_contracts import PasswordResetMail
 from app.core.models import User
 from app.core.pages import FormState, flash
 from app.core.resources import Resources
 from app.domain.accounts.deps import USER_DEPENDENCIES, client_address
+from app.domain.accounts.reset import INVALID_LINK, PasswordResetThrottle, reset_token, set_password, user_for_token
 from app.domain.accounts.services import (
     authenticate,
     change_password,
     end_sessions,
+    get_user_by_email,
+    normalize_email,
     pending_invitation,
     register_user,
 )
@@ -28,6 +35,8 @@ from app.domain.accounts.session import rotate_session, start_session
 from app.domain.accounts.throttle import LoginThrottle, RegistrationThrottle
 from app.domain.apikeys.services import create_api_key, list_api_keys, revoke_api_key
 from app.realtime.publish import WebSocketService
+
+logger = logging.getLogger("beacon.accounts")
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 Res = NamedDependency[Resources]
@@ -54,9 +63,30 @@ class PasswordForm(msgspec.Struct):
     new_password_again: str = ""
 
 
+class ForgotForm(msgspec.Struct):
+    email: str = ""
+
+
+class ResetForm(msgspec.Struct):
+    token: str = ""
+    password: str = ""
+    password_again: str = ""
+
+
 class ApiKeyForm(msgspec.Struct):
     name: str = ""
     scopes: list[str] | str = msgspec.field(default_factory=list)
+
+
+async def _queue_reset_mail(resources: Resources, user_id: int, mail: PasswordResetMail) -> None:
+    """Ask the integrations service to put the reset email in its outbox; a failure is logged, never shown
+    (the answer must not differ for existing accounts)."""
+    try:
+        response = await resources.services.request("integrations", "POST", "/mail/password-reset",
+                                                     json=msgspec.to_builtins(mail))
+        response.raise_for_status()
+    except (AppError, httpx.HTTPError) as exc:
+        logger.error("password reset email not queued", extra={"user_id": user_id, "error": str(exc)})
 
 
 def _safe_next(target: str) -> str:
@@ -105,6 +135,72 @@ class AccountController(Controller):
         request.clear_session()
         rotate_session(request)
         flash(request, "You are signed out.")
+        return Redirect("/login", status_code=303)
+
+    @get("/password/forgot")
+    async def forgot_page(self) -> Template:
+        return Template("password_forgot.html", context={"form": FormState(), "sent": None})
+
+    @post("/password/forgot", status_code=200)
+    async def forgot(self, request: Request[Any, Any, Any], resources: Res,
+                     data: Annotated[ForgotForm, Form]) -> Template:
+        """Mail a reset link if an account has this address; the answer is the same either way."""
+        try:
+            if not data.email.strip():
+                raise ClientError("email: enter the e-mail address of your account")
+            email = normalize_email(data.email)
+        except ClientError as exc:
+            return Template("password_forgot.html", status_code=400,
+                            context={"form": FormState.failed(exc, {"email": data.email[:254]}), "sent": None})
+        accounts = resources.settings.accounts
+        verdict = await PasswordResetThrottle(resources.redis, resources.keys, accounts).attempt(
+            email, client_address(request))
+        if not verdict.allowed:
+            limited = TooManyRequests(f"email: too many reset requests; try again in {verdict.retry_after} s")
+            return Template("password_forgot.html", status_code=limited.status_code,
+                            headers={"Retry-After": str(verdict.retry_after)},
+                            context={"form": FormState.failed(limited, {"email": email}), "sent": None})
+        async with resources.sessions() as session:
+            user = await get_user_by_email(session, email)
+        background = None
+        if user is not None:
+            token = reset_token(resources.settings.security.secret_key, user, accounts.password_reset_ttl)
+            link = f"{resources.settings.server.base_url}/password/reset?{urlencode({'token': token})}"
+            mail = PasswordResetMail(user.email, link, max(1, accounts.password_reset_ttl // 60))
+            # After the answer is sent, as Plausible's deliver_later: its time does not tell the account exists.
+            background = BackgroundTask(_queue_reset_mail, resources, user.id, mail)
+        return Template("password_forgot.html", context={"form": FormState(), "sent": email}, background=background)
+
+    @get("/password/reset")
+    async def reset_page(self, resources: Res, token: FromQuery[str] = "") -> Template:
+        async with resources.sessions() as session:
+            user = await user_for_token(session, resources.settings.security.secret_key, token)
+        if user is None:
+            return Template("password_reset.html", status_code=400,
+                            context={"form": FormState(summary=[(None, INVALID_LINK)]), "token": None})
+        return Template("password_reset.html", context={"form": FormState(), "token": token, "email": user.email})
+
+    @post("/password/reset", status_code=303)
+    async def reset(self, request: Request[Any, Any, Any], resources: Res,
+                    data: Annotated[ResetForm, Form]) -> Template | Redirect:
+        """Set the new password, end every session of the user (the link dies with the old hash), then send
+        them to sign in, as Plausible does."""
+        email = ""
+        try:
+            async with resources.sessions.begin() as session:
+                user = await user_for_token(session, resources.settings.security.secret_key, data.token, lock=True)
+                if user is None:
+                    return Template("password_reset.html", status_code=400,
+                                    context={"form": FormState(summary=[(None, INVALID_LINK)]), "token": None})
+                email, user_id = user.email, user.id
+                await set_password(user, data.password, data.password_again)
+        except ClientError as exc:
+            return Template("password_reset.html", status_code=exc.status_code,
+                            context={"form": FormState.failed(exc, {}), "token": data.token, "email": email})
+        await WebSocketService(resources.redis, resources.keys).close_user(user_id)
+        request.clear_session()
+        rotate_session(request)
+        flash(request, "Your password is changed and you are signed out everywhere. Sign in with the new one.")
         return Redirect("/login", status_code=303)
 
     @get("/register")
