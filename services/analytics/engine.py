@@ -491,7 +491,8 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
             f"round(avg(pageviews), 2) AS views_per_visit, sum(bounce::int) AS bounces, sum(duration) AS duration, "
             f"count(*) AS n, sum(pageviews) AS visit_pageviews FROM per_visit {session_group})"
         )
-        on = " AND ".join(f"sess.{sd} IS NOT DISTINCT FROM agg.{d}" for sd, d in zip(sd_cols, d_cols, strict=True))
+        on = " AND ".join(_same(f"sess.{sd}", f"agg.{d}", dimension)
+                          for sd, d, dimension in zip(sd_cols, d_cols, query.dimensions, strict=True))
         joins.append(f"LEFT JOIN sess ON {on or 'TRUE'}")
     metric_sql = {
         "visitors": "agg.visitors", "visits": "agg.visits", "pageviews": "agg.pageviews", "events": "agg.events",
@@ -568,7 +569,7 @@ def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_
             f"FROM {source} WHERE {' AND '.join(group_where) or 'TRUE'}"
             f"{' GROUP BY ' + ', '.join(f'g{i}' for i in groups) if groups else ''})"
         )
-        on = " AND ".join(f"gcr.g{i} IS NOT DISTINCT FROM agg.d{i}" for i in groups)
+        on = " AND ".join(_same(f"gcr.g{i}", f"agg.d{i}", query.dimensions[i]) for i in groups)
         joins.append(f"LEFT JOIN gcr ON {on or 'TRUE'}")
         metric_sql["group_conversion_rate"] = "coalesce(round(100.0 * agg.visitors / nullif(gcr.visitors, 0), 1), 0)"
 
@@ -621,11 +622,26 @@ def _scroll_depth(query: Query, sql: _Sql, dims: list[str], into: tuple[list[str
         f"sd AS (SELECT {''.join(f'{c}, ' for c in d_cols)}round(CAST(sum(depth) AS float8) / count(*)) AS depth, "
         f"sum(depth) AS total, count(*) AS visits FROM sd_visits{' GROUP BY ' + ', '.join(d_cols) if d_cols else ''})",
     ]
-    on = " AND ".join(f"sd.{c} IS NOT DISTINCT FROM agg.{c}" for c in d_cols)
+    on = " AND ".join(_same(f"sd.{c}", f"agg.{c}", dimension)
+                      for c, dimension in zip(d_cols, query.dimensions, strict=True))
     joins.append(f"LEFT JOIN sd ON {on or 'TRUE'}")
     metric_sql["scroll_depth"] = "sd.depth"
     metric_sql["__scroll_depth_total"] = "coalesce(sd.total, 0)"
     metric_sql["__scroll_depth_visits"] = "coalesce(sd.visits, 0)"
+
+
+def _same(left: str, right: str, dimension: str) -> str:
+    """SQL: ``left IS NOT DISTINCT FROM right`` (nulls equal) for two columns of ``dimension``, as equalities
+    a hash or merge join can use.
+
+    PostgreSQL joins on ``IS NOT DISTINCT FROM`` only by a nested loop: a breakdown by day and page joined its
+    per-group metrics (scroll depth, time on page) row by row, 2.1 s for 90 days of 12,000 events, 0.1 s
+    hashed. A time bucket is never null; every other dimension's value is a string, so a null is told apart
+    by its own equality and compared as ''.
+    """
+    if dimension.startswith("time"):
+        return f"{left} = {right}"
+    return f"({left} IS NULL) = ({right} IS NULL) AND coalesce({left}, '') = coalesce({right}, '')"
 
 
 def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
@@ -653,7 +669,8 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
         f"WHERE {' AND '.join(groups) or 'TRUE'}{' GROUP BY ' + ', '.join(d_cols) if d_cols else ''})"
     )
     if query.dimensions:
-        on = " AND ".join(f"top_new.{c} IS NOT DISTINCT FROM agg.{c}" for c in d_cols)
+        on = " AND ".join(_same(f"top_new.{c}", f"agg.{c}", dimension)
+                          for c, dimension in zip(d_cols, query.dimensions, strict=True))
         joins.append(f"LEFT JOIN top_new ON {on}")
     if tuple(query.dimensions) not in ((), ("event:page",)):
         metric_sql["time_on_page"] = "round(CAST(top_new.duration / nullif(top_new.visits, 0) AS float8))"
