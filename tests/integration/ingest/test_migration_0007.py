@@ -7,11 +7,8 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import text
 
-from app.core.db import make_engine
-from app.core.settings import load_settings
 from app.devstack import Postgres, Redis
-from app.migrate import alembic_config
-from tests.support.servers import make_environment
+from tests.support.migrations import schema_at
 
 OLD_EVENTS = [
     # pathname, referrer, referrer_source, channel, utm_source, utm_medium, browser, os, device
@@ -34,50 +31,38 @@ NEW_EVENTS = [
 
 def test_old_rows_are_rewritten_and_rollups_emptied(postgres: Postgres, redis_server: Redis, tmp_path: Path) -> None:
     """Events and visits stored under 0006 read as ingest stores them now; rollups are left to be rebuilt."""
-    environment = make_environment(postgres, redis_server, tmp_path, "beacon_mig0007", redis_db=3)
-    settings = load_settings(environment)
-    engine = make_engine(settings.database)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        with engine.connect() as conn:
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0006")
-            conn.commit()
-            site = conn.execute(text("INSERT INTO sites (domain) VALUES ('example.com') RETURNING id")).scalar()
-            for i, (path, ref, source, channel, tag, medium, browser, os_, device) in enumerate(OLD_EVENTS):
-                values = {"site": site, "i": i, "path": path, "ref": ref, "source": source, "channel": channel,
-                          "tag": tag, "medium": medium, "browser": browser, "os": os_, "device": device}
-                conn.execute(text(
-                    "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
-                    "referrer, referrer_source, channel, utm_source, utm_medium, browser, browser_version, os, "
-                    "device) VALUES (:site, now(), 'pageview', :i, :i, 'example.com', :path, :ref, :source, "
-                    ":channel, :tag, :medium, :browser, '470.0', :os, :device)"), values)
-                conn.execute(text(
-                    "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, entry_page, "
-                    "exit_page, referrer, referrer_source, channel, utm_source, utm_medium, browser, os, device) "
-                    "VALUES (:site, :i, :i, now(), now(), :path, :path, :ref, :source, :channel, :tag, :medium, "
-                    ":browser, :os, :device)"), values)
-            conn.execute(text("INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
-                              "VALUES (:site, 'visit:channel', 'search', current_date, 1, 1)"), {"site": site})
-            conn.commit()
-            command.upgrade(config, "0007")
-            conn.commit()
-            events = conn.execute(text(
-                "SELECT pathname, referrer, referrer_source, channel, browser, os, device FROM events "
-                "ORDER BY visitor_id")).all()
-            sessions = conn.execute(text(
-                "SELECT entry_page, referrer, referrer_source, channel, browser, os, device FROM sessions "
-                "ORDER BY session_id")).all()
-            versions = conn.execute(text("SELECT DISTINCT browser_version FROM events WHERE browser = 'Mobile App'"))
-            rollups = conn.execute(text("SELECT count(*) FROM rollup_days")).scalar()
-            assert (NEW_EVENTS, NEW_EVENTS, [("",)], 0) == ([tuple(r) for r in events], [tuple(r) for r in sessions],
-                                                            [tuple(r) for r in versions], rollups)
-            command.downgrade(config, "0006")
-            conn.commit()
-            old = conn.execute(text("SELECT channel, os, device FROM events ORDER BY visitor_id")).all()
-            assert [("email", "iOS", "mobile"), ("search", "Mac OS X", "desktop"), ("direct", "Android", "mobile"),
-                    ("search", "iOS", "tablet"), ("paid", "Linux", "")] == [tuple(r) for r in old]
-    finally:
-        engine.dispose()
+    with schema_at(postgres, redis_server, tmp_path, "beacon_mig0007", "0006") as (_, conn, config):
+        site = conn.execute(text("INSERT INTO sites (domain) VALUES ('example.com') RETURNING id")).scalar()
+        for i, (path, ref, source, channel, tag, medium, browser, os_, device) in enumerate(OLD_EVENTS):
+            values = {"site": site, "i": i, "path": path, "ref": ref, "source": source, "channel": channel,
+                      "tag": tag, "medium": medium, "browser": browser, "os": os_, "device": device}
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, "
+                "referrer, referrer_source, channel, utm_source, utm_medium, browser, browser_version, os, "
+                "device) VALUES (:site, now(), 'pageview', :i, :i, 'example.com', :path, :ref, :source, "
+                ":channel, :tag, :medium, :browser, '470.0', :os, :device)"), values)
+            conn.execute(text(
+                "INSERT INTO sessions (site_id, session_id, visitor_id, started_at, ended_at, entry_page, "
+                "exit_page, referrer, referrer_source, channel, utm_source, utm_medium, browser, os, device) "
+                "VALUES (:site, :i, :i, now(), now(), :path, :path, :ref, :source, :channel, :tag, :medium, "
+                ":browser, :os, :device)"), values)
+        conn.execute(text("INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
+                          "VALUES (:site, 'visit:channel', 'search', current_date, 1, 1)"), {"site": site})
+        conn.commit()
+        command.upgrade(config, "0007")
+        conn.commit()
+        events = conn.execute(text(
+            "SELECT pathname, referrer, referrer_source, channel, browser, os, device FROM events "
+            "ORDER BY visitor_id")).all()
+        sessions = conn.execute(text(
+            "SELECT entry_page, referrer, referrer_source, channel, browser, os, device FROM sessions "
+            "ORDER BY session_id")).all()
+        versions = conn.execute(text("SELECT DISTINCT browser_version FROM events WHERE browser = 'Mobile App'"))
+        rollups = conn.execute(text("SELECT count(*) FROM rollup_days")).scalar()
+        assert (NEW_EVENTS, NEW_EVENTS, [("",)], 0) == ([tuple(r) for r in events], [tuple(r) for r in sessions],
+                                                        [tuple(r) for r in versions], rollups)
+        command.downgrade(config, "0006")
+        conn.commit()
+        old = conn.execute(text("SELECT channel, os, device FROM events ORDER BY visitor_id")).all()
+        assert [("email", "iOS", "mobile"), ("search", "Mac OS X", "desktop"), ("direct", "Android", "mobile"),
+                ("search", "iOS", "tablet"), ("paid", "Linux", "")] == [tuple(r) for r in old]

@@ -10,11 +10,9 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import Connection, Engine, text
 
-from app.core.db import make_engine
-from app.core.settings import load_settings
 from app.devstack import Postgres, Redis
 from app.migrate import alembic_config
-from tests.support.servers import make_environment
+from tests.support.migrations import schema_at
 
 INDEXES = ("events_site_page", "events_site_custom", "sessions_site_start")
 
@@ -48,20 +46,10 @@ def test_event_indexes_build_while_events_are_written(postgres: Postgres, redis_
     """Upgrading from 0014 while a transaction holds uncommitted events: the index builds wait for it, and
     meanwhile a new event is stored within a 5 s lock timeout (a plain CREATE INDEX queues a SHARE lock that
     every later insert waits behind); the indexes end valid, the visits' index with its included columns."""
-    environment = make_environment(postgres, redis_server, tmp_path, "beacon_miglocks", redis_db=3)
-    engine = make_engine(load_settings(environment).database)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        with engine.connect() as conn:
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0014")
-            conn.commit()
-            site = int(conn.execute(text("INSERT INTO sites (domain) VALUES ('locks.example') RETURNING id"))
-                       .scalar_one())
-            _insert_event(conn, site, 1)
-            conn.commit()
+    with schema_at(postgres, redis_server, tmp_path, "beacon_miglocks", "0014") as (engine, conn, _):
+        site = int(conn.execute(text("INSERT INTO sites (domain) VALUES ('locks.example') RETURNING id")).scalar_one())
+        _insert_event(conn, site, 1)
+        conn.commit()
         with engine.connect() as holder, engine.connect() as watcher, engine.connect() as writer:
             _insert_event(holder, site, 2)  # left uncommitted while the migration starts
             errors: list[BaseException] = []
@@ -79,14 +67,12 @@ def test_event_indexes_build_while_events_are_written(postgres: Postgres, redis_
             migration.join(180)
             assert not migration.is_alive()
             assert not errors, errors
-        with engine.connect() as conn:
-            valid = dict(conn.execute(text(
+        with engine.connect() as check:
+            valid = dict(check.execute(text(
                 "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                 "WHERE c.relname = ANY(:names)"), {"names": [*INDEXES, "sessions_site_start_covering"]}).all())
-            definition = conn.execute(text("SELECT pg_get_indexdef('sessions_site_start'::regclass)")).scalar_one()
-            stored = conn.execute(text("SELECT count(*) FROM events WHERE site_id = :site"), {"site": site}).scalar()
-        assert dict.fromkeys(INDEXES, True) == valid
-        assert "INCLUDE (ended_at" in definition
-        assert 3 == stored
-    finally:
-        engine.dispose()
+            definition = check.execute(text("SELECT pg_get_indexdef('sessions_site_start'::regclass)")).scalar_one()
+            stored = check.execute(text("SELECT count(*) FROM events WHERE site_id = :site"), {"site": site}).scalar()
+    assert dict.fromkeys(INDEXES, True) == valid
+    assert "INCLUDE (ended_at" in definition
+    assert 3 == stored
