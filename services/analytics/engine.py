@@ -104,7 +104,16 @@ KEEPING_EMPTY = {f"{name}+empty": (column, "") for name, (column, empty) in VISI
 export's sources rows); never accepted from a client (the query parser knows only Plausible's names)."""
 VISIT_COLUMNS.update(KEEPING_EMPTY)
 EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:name": "name"}
-UNAVAILABLE = {"visit:region", "visit:city", "visit:region_name", "visit:city_name", "visit:country_name"}
+UNKNOWN_PLACE: dict[str, tuple[str, str]] = {
+    "visit:region": ("''", "''"), "visit:region_name": ("''", "''"),
+    "visit:city": ("0", "'0'"), "visit:city_name": ("''", "''"),
+}
+"""Region and city of every visit: (SQL of the value grouped by, SQL of the text a filter compares). Beacon looks
+up the country only, and keeps what Plausible Community Edition stores without a city database (``region`` ``''``
+and ``city_geoname_id`` ``0`` on every event, names ``''``): a v2 breakdown has one group, ``""`` or ``0``; a
+filter ``is`` a region or a GeoNames id keeps nothing and ``is_not`` keeps everything. A filter compares a city
+id as its decimal text (clauses are strings, see ``query._parse_clauses``)."""
+UNAVAILABLE = {"visit:country_name"}
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
 GOAL = "event:goal"
 GOAL_MATCH = (
@@ -247,7 +256,9 @@ def _like_escape(value: str) -> str:
 def _dimension_expr(dimension: str, sql: _Sql, *, for_filter: bool = False) -> str:
     """SQL for a dimension's value on a row of ``matched`` (events joined with their visit)."""
     if dimension in UNAVAILABLE:
-        raise QueryError(f"{dimension}: region and city data are not collected by this instance")
+        raise QueryError(f"{dimension}: country names are not available on this instance")
+    if dimension in UNKNOWN_PLACE:
+        return UNKNOWN_PLACE[dimension][1 if for_filter else 0]
     if dimension == GOAL:
         return "g.display_name"
     if dimension in EVENT_COLUMNS:

@@ -236,6 +236,8 @@ class _Binds:
 
 def _condition(cond: Condition, binds: _Binds) -> str:
     column = COLUMNS[cond.dimension]
+    if cond.dimension == "visit:city":  # a GeoNames id (bigint, none: 0), compared as text as the native side
+        column = "CAST(coalesce(city, 0) AS text)"
     empty = EMPTY_LABELS.get(cond.dimension)
     values = ["" if empty is not None and v == empty else v for v in cond.clauses]
     target = column
@@ -275,6 +277,8 @@ def _dimension_sql(dimension: str, query: Query, binds: _Binds) -> tuple[str, st
         return f"coalesce(nullif({column}, ''), '{EMPTY_LABELS[dimension]}')", None
     if dimension == "visit:country":
         return column, f"{column} NOT IN ('', 'ZZ')"
+    if dimension == "visit:city":  # Plausible's imported city groups leave out the unknown city (0)
+        return column, f"coalesce({column}, 0) <> 0"
     return column, f"{column} <> ''"
 
 

@@ -37,6 +37,9 @@ MAX_BREAKDOWN_LIMIT = 1000
 BREAKDOWN_DIMENSIONS = {"visit:browser_version": ["visit:browser", "visit:browser_version"],
                         "visit:os_version": ["visit:os", "visit:os_version"]}
 """v1 breakdowns by a version name the browser or OS beside it, as Plausible's ``Legacy.Breakdown`` does."""
+UNKNOWN_LEFT_OUT: dict[str, list[Any]] = {"visit:region": [""], "visit:city": [0]}
+"""v1 breakdowns by region or city leave out the unknown value, as Plausible's ``Legacy.Breakdown`` (its
+``dimension_filters``): Beacon's own visits have none, imported ones may (see ``engine.UNKNOWN_PLACE``)."""
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 DOCS = "https://plausible.io/docs/stats-api"
 V1_COMPARISONS = re.compile(r"==|!=")
@@ -304,6 +307,8 @@ async def breakdown(session: AsyncSession, site_id: int, tz: str, stats_start: A
                           f"{DOCS}#properties")
     body = v2_body(params, _metrics(params), [prop])
     await _check_goals(session, site_id, body["filters"])
+    if prop in UNKNOWN_LEFT_OUT:
+        body["filters"] = [*body["filters"], ["is_not", prop, UNKNOWN_LEFT_OUT[prop]]]
     limit = _positive(params.get("limit", "100"), MAX_BREAKDOWN_LIMIT,
                       f"Please provide limit as a number between 1 and {MAX_BREAKDOWN_LIMIT}.")
     page = _positive(params.get("page", "1"), None, "Please provide page as a positive number.")

@@ -14,6 +14,9 @@ A completed import covering 2026-03-01..2026-03-09:
 - imported_sources: 03-05 Google 6/7/20/2/400 and direct 4/5/10/2/200 (visitors/visits/pageviews/bounces/
   duration); 03-06 Google 5/5/5/5/0;
 - imported_pages: 03-05 / visitors 8, visits 9, pageviews 15; /docs visitors 3, visits 3, pageviews 15.
+- imported_locations: 03-05 DE, region DE-BE, city 2950159 (Berlin): visitors 4, visits 5, pageviews 9; 03-05 FR
+  with no region and city 0: visitors 3, visits 3, pageviews 3; 03-06 DE-BE, 2950159: visitors 1, visits 1,
+  pageviews 2. The native visits have region '' and city 0 (no city database).
 
 A failed import holds 1000 visitors on 03-05: it never counts.
 
@@ -91,6 +94,14 @@ def dataset(settings: Settings, db: None) -> None:
                                       "pageviews": 15}),
                 (done, "2026-03-05", {"hostname": "imports.example", "page": "/docs", "visitors": 3, "visits": 3,
                                       "pageviews": 15}),
+            ],
+            "imported_locations": [
+                (done, "2026-03-05", {"country": "DE", "region": "DE-BE", "city": 2950159, "visitors": 4, "visits": 5,
+                                      "pageviews": 9, "bounces": 1, "visit_duration": 100}),
+                (done, "2026-03-05", {"country": "FR", "region": "", "city": 0, "visitors": 3, "visits": 3,
+                                      "pageviews": 3, "bounces": 3, "visit_duration": 0}),
+                (done, "2026-03-06", {"country": "DE", "region": "DE-BE", "city": 2950159, "visitors": 1, "visits": 1,
+                                      "pageviews": 2, "bounces": 0, "visit_duration": 50}),
             ],
         }
         for table, entries in rows.items():
@@ -388,3 +399,50 @@ def test_time_on_page_merges_imports_with_the_legacy_part(settings: Settings, se
     assert [(48,)] == results(query(settings, serve, **body))
     by_page = query(settings, serve, **{**body, "dimensions": ["event:page"], "filters": []})
     assert [("/", 48), ("/blog", None), ("/docs", None), ("/pricing", None)] == results(by_page)
+
+
+def test_imported_regions_and_cities_join_the_unknown_native_ones(settings: Settings, serve: Callable[[str], int],
+                                                                  dataset: None) -> None:
+    """v2 by city: Berlin from the import (visitors 4+1, visits 5+1) and the native city 0 (2 visitors, 2
+    visits); the imported FR row without a city is left out, as Plausible's imported city groups leave out 0."""
+    rows = results(query(settings, serve, metrics=["visitors", "visits"], dimensions=["visit:city"],
+                         include={"imports": True}))
+    assert [(2950159, 5, 6), (0, 2, 2)] == rows
+    rows = results(query(settings, serve, metrics=["visitors", "visits"], dimensions=["visit:region"],
+                         include={"imports": True}))
+    assert [("DE-BE", 5, 6), ("", 2, 2)] == rows
+
+
+@pytest.mark.parametrize(("condition", "expected"), [
+    # Only imported Berlin: visitors 4+1, visits 5+1, pageviews 9+2.
+    pytest.param(["is", "visit:city", [2950159]], (5, 6, 11), id="city-is"),
+    # The native visits (2, 2, 3) and the imported FR row (3, 3, 3).
+    pytest.param(["is_not", "visit:city", [2950159]], (5, 5, 6), id="city-is-not"),
+    pytest.param(["contains", "visit:region", ["BE"]], (5, 6, 11), id="region-contains"),
+    pytest.param(["is", "visit:region", [""]], (5, 5, 6), id="region-is-empty"),
+])
+def test_region_and_city_filters_with_imports(settings: Settings, serve: Callable[[str], int], dataset: None,
+                                              condition: list[Any], expected: tuple[int, ...]) -> None:
+    """(visitors, visits, pageviews): a place filter keeps imported rows of the place, native visits never."""
+    response = query(settings, serve, metrics=["visitors", "visits", "pageviews"], filters=[condition],
+                     include={"imports": True})
+    assert [expected] == results(response)
+    assert {"imports_included": True} == imports_meta(response)
+
+
+def test_v1_breakdown_by_city_with_imports(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """v1 leaves out city 0 and region '' (Plausible's legacy breakdown): only the imported Berlin, DE-BE."""
+    assert [{"city": 2950159, "visitors": 5}] == v1(settings, serve, "breakdown", property="visit:city",
+                                                    with_imported="true")["results"]
+    assert [{"region": "DE-BE", "visitors": 5}] == v1(settings, serve, "breakdown", property="visit:region",
+                                                      with_imported="true")["results"]
+    assert [] == v1(settings, serve, "breakdown", property="visit:city")["results"]
+
+
+def test_city_names_are_answered_without_imports(settings: Settings, serve: Callable[[str], int],
+                                                 dataset: None) -> None:
+    """Beacon has no GeoNames names for imported ids: by city name the answer is native only, and says so."""
+    response = query(settings, serve, metrics=["visitors"], dimensions=["visit:city_name"], include={"imports": True})
+    assert [("", 2)] == results(response)
+    assert {"imports_included": False, "imports_skip_reason": "unsupported_query",
+            "imports_warning": UNSUPPORTED_QUERY} == imports_meta(response)

@@ -60,6 +60,12 @@ def v1(settings: Settings, serve: Callable[[str], int], endpoint: str, **params:
     pytest.param("visit:country=DE", 4, id="single-equals-left-out"),
     pytest.param("visit:country==DE;event:page==/a==b", 2, id="two-comparisons-left-out"),
     pytest.param("visit:country==", 4, id="no-value-left-out"),
+    # Every visit has region '' and city 0 (no city database, as Plausible without one): a place matches nothing.
+    pytest.param("visit:city==2988507", 0, id="city-is"),
+    pytest.param("visit:city!=2988507|2950159", 4, id="city-is-not"),
+    pytest.param("visit:region==FR-75", 0, id="region-is"),
+    pytest.param("visit:region!=FR-75", 4, id="region-is-not"),
+    pytest.param("visit:region==FR*", 0, id="region-wildcard"),
 ])
 def test_v1_filter_string(settings: Settings, serve: Callable[[str], int], traffic: None, filters: str,
                           visitors: int) -> None:
@@ -211,6 +217,9 @@ def test_v1_accepts_what_plausible_accepts(settings: Settings, serve: Callable[[
     pytest.param("visit:browser_version", [{"browser": "Firefox", "browser_version": "128.0", "visitors": 3},
                                            {"browser": "Safari", "browser_version": "17.4", "visitors": 1}],
                  id="version-with-its-browser"),
+    # Plausible's legacy breakdown leaves out region '' and city 0: every visit here, so no row.
+    pytest.param("visit:region", [], id="no-unknown-region"),
+    pytest.param("visit:city", [], id="no-unknown-city"),
 ])
 def test_v1_breakdown_rows(settings: Settings, serve: Callable[[str], int], traffic: None, prop: str,
                            rows: list[dict[str, object]]) -> None:

@@ -219,3 +219,49 @@ def test_legacy_time_on_page_warning(settings: Settings, serve: Callable[[str], 
     warning = {"time_on_page": {"code": "legacy_time_on_page_used", "message": "This period includes data "
                                 "calculated with the legacy time on page method up to 2026-03-12"}}
     assert (warning if warned else None) == response.json()["meta"].get("metric_warnings")
+
+
+@pytest.mark.parametrize("dimension", ["visit:region", "visit:region_name", "visit:city_name"])
+def test_every_visit_has_the_empty_region_and_city_name(settings: Settings, serve: Callable[[str], int],
+                                                        goals: None, dimension: str) -> None:
+    """Plausible without a city database stores region '' (and no names) on every event: one group, "",
+    holding the day's 3 visitors and 4 visits (Beacon looks up the country only)."""
+    rows = results(query(settings, serve, metrics=["visitors", "visits"], dimensions=[dimension]))
+    assert [("", 3, 4)] == rows
+
+
+def test_every_visit_has_city_zero(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """City 0 (no GeoNames id) on every event, grouped as Plausible's v2 groups it (no group is left out, the
+    dashboard adds ``is_not visit:city [0]`` itself): by country, DE (A: visits 11, 12), FR (B), US (C)."""
+    rows = results(query(settings, serve, metrics=["visitors", "visits"], dimensions=["visit:city"]))
+    assert [(0, 3, 4)] == rows
+    rows = results(query(settings, serve, metrics=["visitors", "visits"], dimensions=["visit:country", "visit:city"]))
+    assert [("DE", 0, 1, 2), ("FR", 0, 1, 1), ("US", 0, 1, 1)] == rows
+    rows = results(query(settings, serve, metrics=["visitors"], dimensions=["visit:city"],
+                         filters=[["is_not", "visit:city", [0]]]))
+    assert [] == rows
+
+
+ALL_OF_THE_DAY = (3, 4, 5, 7)
+NONE = (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(("condition", "expected"), [
+    pytest.param(["is", "visit:city", [2988507]], NONE, id="city-is-a-geonames-id"),
+    pytest.param(["is", "visit:city", [2988507, 2950159]], NONE, id="city-is-one-of"),
+    pytest.param(["is_not", "visit:city", [2988507]], ALL_OF_THE_DAY, id="city-is-not"),
+    pytest.param(["is", "visit:city", [0]], ALL_OF_THE_DAY, id="city-is-zero"),
+    pytest.param(["is", "visit:region", ["FR-75"]], NONE, id="region-is"),
+    pytest.param(["is_not", "visit:region", ["FR-75"]], ALL_OF_THE_DAY, id="region-is-not"),
+    pytest.param(["contains", "visit:region", ["FR"]], NONE, id="region-contains"),
+    pytest.param(["contains_not", "visit:region", ["FR"]], ALL_OF_THE_DAY, id="region-contains-not"),
+    pytest.param(["is", "visit:city_name", ["Paris"]], NONE, id="city-name-is"),
+    pytest.param(["is_not", "visit:region_name", ["Île-de-France"]], ALL_OF_THE_DAY, id="region-name-is-not"),
+    pytest.param(["matches", "visit:city", ["^29"]], NONE, id="city-matches"),
+])
+def test_region_and_city_filters(settings: Settings, serve: Callable[[str], int], goals: None,
+                                 condition: list[Any], expected: tuple[int, ...]) -> None:
+    """(visitors, visits, pageviews, events) of the day under a region or city filter: every visit has region ''
+    and city 0, so a place matches nothing and its negation everything (3 visitors, 4 visits, 5 pageviews, 7
+    events: visit 31's /docs is the next local day)."""
+    assert [expected] == results(query(settings, serve, metrics=COUNTS, filters=[condition]))
