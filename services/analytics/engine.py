@@ -45,6 +45,7 @@ Definitions follow Plausible's documentation:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg.errors
+import pycountry
 from babel.numbers import format_compact_currency, format_currency
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -103,6 +105,7 @@ KEEPING_EMPTY = {f"{name}+empty": (column, "") for name, (column, empty) in VISI
 """Internal variants of the UTM dimensions that keep visits without the value in a group of their own (the CSV
 export's sources rows); never accepted from a client (the query parser knows only Plausible's names)."""
 VISIT_COLUMNS.update(KEEPING_EMPTY)
+VISIT_COLUMNS["visit:country_name"] = ("country", None)  # named by _dimension_expr (COUNTRY_NAMES)
 EVENT_COLUMNS = {"event:page": "pathname", "event:hostname": "hostname", "event:name": "name"}
 UNKNOWN_PLACE: dict[str, tuple[str, str]] = {
     "visit:region": ("''", "''"), "visit:region_name": ("''", "''"),
@@ -113,7 +116,13 @@ up the country only, and keeps what Plausible Community Edition stores without a
 and ``city_geoname_id`` ``0`` on every event, names ``''``): a v2 breakdown has one group, ``""`` or ``0``; a
 filter ``is`` a region or a GeoNames id keeps nothing and ``is_not`` keeps everything. A filter compares a city
 id as its decimal text (clauses are strings, see ``query._parse_clauses``)."""
-UNAVAILABLE = {"visit:country_name"}
+COUNTRY_NAMES: dict[str, str] = {
+    **{c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries},
+    "XK": "Kosovo", "A1": "Anonymous VPN Service",
+}
+"""``visit:country_name`` of each ISO 3166-1 alpha-2 code, as Plausible names countries (its ``location``
+library: the iso-codes ``common_name``, else ``name`` — pycountry's copy of the same data — and its overrides for
+XK and A1); a visit without a country has none and is left out of the groups, as by ``visit:country``."""
 PAGE_DIMENSIONS = {"event:page", "visit:entry_page", "visit:exit_page"}
 GOAL = "event:goal"
 GOAL_MATCH = (
@@ -253,10 +262,18 @@ def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+COUNTRY_NAMES_JSON = json.dumps(COUNTRY_NAMES)
+
+
+def country_name_sql(column: str, names: str) -> str:
+    """SQL of the name of the country code in ``column`` ('' for none), ``names`` binding COUNTRY_NAMES_JSON."""
+    return f"coalesce(CAST({names} AS jsonb) ->> trim({column}), '')"
+
+
 def _dimension_expr(dimension: str, sql: _Sql, *, for_filter: bool = False) -> str:
     """SQL for a dimension's value on a row of ``matched`` (events joined with their visit)."""
-    if dimension in UNAVAILABLE:
-        raise QueryError(f"{dimension}: country names are not available on this instance")
+    if dimension == "visit:country_name":
+        return country_name_sql("e.v_country", sql.bind(COUNTRY_NAMES_JSON))
     if dimension in UNKNOWN_PLACE:
         return UNKNOWN_PLACE[dimension][1 if for_filter else 0]
     if dimension == GOAL:

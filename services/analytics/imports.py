@@ -45,12 +45,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.engine import (
+    COUNTRY_NAMES_JSON,
     DIRECT,
     NOT_SET,
     PAGE_DIMENSIONS,
     Result,
     _default_order,
     _like_escape,
+    country_name_sql,
 )
 from services.analytics.query import TIME_DIMENSIONS, Condition, Filter, Query, time_bucket
 
@@ -61,6 +63,7 @@ TABLES: dict[str, str] = {
     "visit:utm_content": "imported_sources",
     "visit:entry_page": "imported_entry_pages", "visit:exit_page": "imported_exit_pages",
     "visit:country": "imported_locations", "visit:region": "imported_locations", "visit:city": "imported_locations",
+    "visit:country_name": "imported_locations",
     "visit:device": "imported_devices", "visit:screen": "imported_devices",
     "visit:browser": "imported_browsers", "visit:browser_version": "imported_browsers",
     "visit:os": "imported_operating_systems", "visit:os_version": "imported_operating_systems",
@@ -74,7 +77,7 @@ COLUMNS: dict[str, str] = {
     "visit:utm_source": "utm_source", "visit:utm_medium": "utm_medium", "visit:utm_campaign": "utm_campaign",
     "visit:utm_term": "utm_term", "visit:utm_content": "utm_content",
     "visit:entry_page": "entry_page", "visit:exit_page": "exit_page",
-    "visit:country": "country", "visit:region": "region", "visit:city": "city",
+    "visit:country": "country", "visit:region": "region", "visit:city": "city", "visit:country_name": "country",
     "visit:device": "device", "visit:screen": "device", "visit:browser": "browser",
     "visit:browser_version": "browser_version",
     "visit:os": "operating_system", "visit:os_version": "operating_system_version",
@@ -238,6 +241,8 @@ def _condition(cond: Condition, binds: _Binds) -> str:
     column = COLUMNS[cond.dimension]
     if cond.dimension == "visit:city":  # a GeoNames id (bigint, none: 0), compared as text as the native side
         column = "CAST(coalesce(city, 0) AS text)"
+    elif cond.dimension == "visit:country_name":
+        column = country_name_sql(column, binds.bind(COUNTRY_NAMES_JSON))
     empty = EMPTY_LABELS.get(cond.dimension)
     values = ["" if empty is not None and v == empty else v for v in cond.clauses]
     target = column
@@ -277,6 +282,8 @@ def _dimension_sql(dimension: str, query: Query, binds: _Binds) -> tuple[str, st
         return f"coalesce(nullif({column}, ''), '{EMPTY_LABELS[dimension]}')", None
     if dimension == "visit:country":
         return column, f"{column} NOT IN ('', 'ZZ')"
+    if dimension == "visit:country_name":
+        return country_name_sql(column, binds.bind(COUNTRY_NAMES_JSON)), f"{column} NOT IN ('', 'ZZ')"
     if dimension == "visit:city":  # Plausible's imported city groups leave out the unknown city (0)
         return column, f"coalesce({column}, 0) <> 0"
     return column, f"{column} <> ''"

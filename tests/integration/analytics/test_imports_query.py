@@ -446,3 +446,14 @@ def test_city_names_are_answered_without_imports(settings: Settings, serve: Call
     assert [("", 2)] == results(response)
     assert {"imports_included": False, "imports_skip_reason": "unsupported_query",
             "imports_warning": UNSUPPORTED_QUERY} == imports_meta(response)
+
+
+def test_country_names_with_imports(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:
+    """By country name: Germany native 1 visitor, 1 visit + imported 5, 6; France native 1, 1 + imported 3, 3."""
+    response = query(settings, serve, metrics=["visitors", "visits"], dimensions=["visit:country_name"],
+                     include={"imports": True})
+    assert [("Germany", 6, 7), ("France", 4, 4)] == results(response)
+    assert {"imports_included": True} == imports_meta(response)
+    response = query(settings, serve, metrics=["visitors", "visits", "pageviews"],
+                     filters=[["is", "visit:country_name", ["France"]]], include={"imports": True})
+    assert [(4, 4, 4)] == results(response)

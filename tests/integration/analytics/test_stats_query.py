@@ -95,8 +95,6 @@ def test_pagination_and_total_rows(settings: Settings, serve: Callable[[str], in
 
 @pytest.mark.parametrize(("body", "status", "message"), [
     pytest.param({"metrics": ["visitors"], "site_id": "nope.example"}, 404, "no site", id="unknown-site"),
-    pytest.param({"metrics": ["visits"], "dimensions": ["visit:country_name"]}, 400, "country names are not available",
-                 id="country-name"),
     pytest.param({"metrics": ["visits"], "filters": [["is", "event:page", [None]]]}, 400,
                  "#/filters/0: Invalid filter [\"is\", \"event:page\", [nil]]", id="null-clause"),
     pytest.param({"metrics": ["visitorz"]}, 400, "#/metrics/0: Invalid metric \"visitorz\"", id="bad-metric"),

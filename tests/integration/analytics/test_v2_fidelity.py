@@ -265,3 +265,14 @@ def test_region_and_city_filters(settings: Settings, serve: Callable[[str], int]
     and city 0, so a place matches nothing and its negation everything (3 visitors, 4 visits, 5 pageviews, 7
     events: visit 31's /docs is the next local day)."""
     assert [expected] == results(query(settings, serve, metrics=COUNTS, filters=[condition]))
+
+
+def test_country_names_are_plausibles(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """``visit:country_name``: the ISO 3166-1 common name, else the name (Plausible's ``location`` library);
+    DE is A (visits 11, 12: 3 pageviews, 5 events), US is C (visit 31: one pageview within the day)."""
+    rows = results(query(settings, serve, metrics=["visitors", "visits"], dimensions=["visit:country_name"]))
+    assert [("France", 1, 1), ("Germany", 1, 2), ("United States", 1, 1)] == rows
+    assert [(1, 2, 3, 5)] == results(query(settings, serve, metrics=COUNTS,
+                                           filters=[["is", "visit:country_name", ["Germany"]]]))
+    assert [(1, 1, 1, 1)] == results(query(settings, serve, metrics=COUNTS, filters=[
+        ["contains", "visit:country_name", ["united"], {"case_sensitive": False}]]))
