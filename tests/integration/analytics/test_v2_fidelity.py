@@ -276,3 +276,14 @@ def test_country_names_are_plausibles(settings: Settings, serve: Callable[[str],
                                            filters=[["is", "visit:country_name", ["Germany"]]]))
     assert [(1, 1, 1, 1)] == results(query(settings, serve, metrics=COUNTS, filters=[
         ["contains", "visit:country_name", ["united"], {"case_sensitive": False}]]))
+
+
+def test_city_group_beside_time_and_goals(settings: Settings, serve: Callable[[str], int], goals: None) -> None:
+    """The one city group works with the rest of the query: by day (3 visitors, 4 visits) and as a goal's
+    group, where A's Signup is 1 of the group's 3 visitors (33.3 %, one decimal as every conversion rate)."""
+    rows = results(query(settings, serve, metrics=["visitors", "visits"], dimensions=["time:day", "visit:city"],
+                         order_by=[["visit:city", "asc"]]))
+    assert [("2026-03-10", 0, 3, 4)] == rows
+    rows = results(query(settings, serve, metrics=["visitors", "group_conversion_rate"],
+                         dimensions=["visit:region"], filters=[["is", "event:goal", ["Signup"]]]))
+    assert [("", 1, 33.3)] == rows
