@@ -287,3 +287,10 @@ def test_city_group_beside_time_and_goals(settings: Settings, serve: Callable[[s
     rows = results(query(settings, serve, metrics=["visitors", "group_conversion_rate"],
                          dimensions=["visit:region"], filters=[["is", "event:goal", ["Signup"]]]))
     assert [("", 1, 33.3)] == rows
+    rows = results(query(settings, serve, metrics=["visitors", "group_conversion_rate"],
+                         dimensions=["visit:city"], filters=[["is", "event:goal", ["Signup"]]]))
+    assert [(0, 1, 33.3)] == rows
+    # Session metrics of the one group are the whole day's (their per-group join compares the city 0 as text).
+    session = ["visitors", "bounce_rate", "visit_duration"]
+    whole = results(query(settings, serve, metrics=session))
+    assert [(0, *whole[0])] == results(query(settings, serve, metrics=session, dimensions=["visit:city"]))
