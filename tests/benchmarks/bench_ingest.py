@@ -17,6 +17,16 @@ upstream without ``keepalive``: a new connection from Nginx per event, as the mu
 ``BENCH_SQL=<statements>`` runs SQL on the benchmark's database after the migrations (e.g. dropping an index,
 to measure what that index costs ingest: two runs, with and without).
 
+``BENCH_STANDBY=async,sync`` (either or both) gives the benchmark's PostgreSQL a streaming standby on loopback
+(``pg_basebackup -R`` into its own data directory, started after the other endpoints were measured and
+stopped at the end) and measures ``ingest`` again with it, as ``ingest-async`` and then ``ingest-sync``; the
+plain ``ingest`` run before it is the same-run figure without a standby. ``sync`` is what Patroni's
+``synchronous_mode: true`` sets on the primary: ``synchronous_standby_names`` naming the standby (its
+``application_name``) with ``synchronous_commit = on``, so every COMMIT waits for the standby's flush of its
+WAL; ``async`` leaves ``synchronous_standby_names`` empty. For each, besides events/s and CPU (the standby's
+processes as ``standby``), the WAL the primary wrote (``pg_wal_lsn_diff`` of ``pg_current_wal_lsn()`` before
+and after the measured run) per committed event is printed.
+
 Everything runs on this machine (PostgreSQL, Redis, Nginx, the apps and wrk share the cores), on free ports
 on 127.0.0.1, in a temporary directory removed at the end.
 """
@@ -39,7 +49,18 @@ from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.settings import CODE_DIR, DEFAULT_PORTS, Settings, load_settings
-from app.devstack import Postgres, Redis, beacon_environment, free_port, render, stop_processes, wait_for_port
+from app.devstack import (
+    Postgres,
+    Redis,
+    _chown,
+    _run,
+    beacon_environment,
+    free_port,
+    postgres_bindir,
+    render,
+    stop_processes,
+    wait_for_port,
+)
 from app.migrate import migrate
 
 HERE = Path(__file__).parent
@@ -54,6 +75,14 @@ if BEFORE and "ingest-before" not in ENDPOINTS:
     ENDPOINTS.insert(ENDPOINTS.index("ingest") if "ingest" in ENDPOINTS else len(ENDPOINTS), "ingest-before")
 PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
 EXTRA_SQL = os.environ.get("BENCH_SQL", "")
+STANDBY = [mode for mode in os.environ.get("BENCH_STANDBY", "").split(",") if mode]
+"""Standby modes measured after the endpoints (``async``, ``sync``), each as ``ingest-<mode>``."""
+if set(STANDBY) - {"async", "sync"}:
+    raise SystemExit(f"BENCH_STANDBY takes async and/or sync (comma-separated), not {','.join(STANDBY)}")
+if STANDBY and "ingest" not in ENDPOINTS:
+    ENDPOINTS.append("ingest")  # the same-run figure without a standby
+STANDBY_NAME = "bench_standby"
+"""The standby's ``cluster_name``, hence its walreceiver's ``application_name`` (what Patroni names a member)."""
 """A directory: py-spy records one process of each measured endpoint there (collapsed stacks, flamegraph's input)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -98,6 +127,10 @@ class Result:
     """CPU seconds per component during the measured run (``others``: the rest of the machine)."""
     transactions: int
     """Transactions that wrote the rows (batches)."""
+    wal_bytes: int | None = None
+    """WAL bytes the primary wrote during the measured run (``pg_wal_lsn_diff``)."""
+    standby_behind: int | None = None
+    """Bytes of WAL the standby had not replayed when the measured run ended (``pg_stat_replication``)."""
 
 
 def start(args: list[str], env: dict[str, str], log: Path, count: int, port: int) -> list[subprocess.Popen[bytes]]:
@@ -179,6 +212,62 @@ def count_rows(settings: Settings) -> tuple[int, int]:
     return int(rows), int(transactions)
 
 
+def wal_lsn(postgres: Postgres) -> str:
+    """The primary's current WAL write position (``pg_current_wal_lsn()``, as text)."""
+    return postgres.psql("SELECT pg_current_wal_lsn()").strip()
+
+
+def wal_since(postgres: Postgres, lsn: str) -> int:
+    """WAL bytes written since ``lsn`` (``pg_wal_lsn_diff``)."""
+    if not re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", lsn):
+        raise ValueError(f"not an LSN: {lsn!r}")
+    return int(postgres.psql(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')").strip())
+
+
+def start_standby(primary: Postgres, standby: Postgres) -> int:
+    """A streaming standby of ``primary`` in its own data directory (``pg_basebackup -R``), started and
+    connected; returns its postmaster's PID."""
+    standby._prepare()  # the same place and ownership as an initdb-made cluster
+    _chown(standby.home, standby.user)
+    _run([str(postgres_bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U",
+          "postgres", "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast"],
+         user=standby.user, env={**os.environ, "PGPASSWORD": primary.superuser_password}, what="pg_basebackup")
+    with (standby.datadir / "postgresql.conf").open("a") as conf:
+        conf.write(f"\n# Benchmark standby\nport = {standby.port}\ncluster_name = '{STANDBY_NAME}'\n")
+    standby.start()
+    for _ in range(100):
+        if primary.psql(f"SELECT 1 FROM pg_stat_replication WHERE application_name = '{STANDBY_NAME}' "
+                        "AND state = 'streaming'").strip():
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("the standby did not start streaming within 20 s")
+    return int((standby.datadir / "postmaster.pid").read_text().split()[0])
+
+
+def set_standby_mode(primary: Postgres, mode: str) -> None:
+    """``sync``: COMMIT waits for the standby's flush (Patroni's ``synchronous_mode: true``); ``async``: not."""
+    names = f'"{STANDBY_NAME}"' if mode == "sync" else ""
+    primary.psql(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
+    primary.psql("ALTER SYSTEM SET synchronous_commit = 'on'")
+    primary.psql("SELECT pg_reload_conf()")
+    expected = "sync" if mode == "sync" else "async"
+    for _ in range(50):
+        state = primary.psql(f"SELECT sync_state FROM pg_stat_replication "
+                             f"WHERE application_name = '{STANDBY_NAME}'").strip()
+        if state == expected:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the standby's sync_state is {state!r}, not {expected!r}")
+
+
+def standby_behind(primary: Postgres) -> int | None:
+    """Bytes of the primary's WAL the standby has not replayed yet (None without a standby)."""
+    value = primary.psql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) FROM pg_stat_replication "
+                         f"WHERE application_name = '{STANDBY_NAME}'").strip()
+    return int(value) if value else None
+
+
 def run(duration: int = DURATION) -> list[Result]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
@@ -186,6 +275,7 @@ def run(duration: int = DURATION) -> list[Result]:
     root.chmod(0o755)
     postgres = Postgres(root / "postgres", free_port(), secrets.token_urlsafe(16))
     redis = Redis(root / "redis", free_port(), secrets.token_urlsafe(16))
+    standby = Postgres(root / "standby", free_port(), postgres.superuser_password)
     nginx_proc: subprocess.Popen[bytes] | None = None
     groups: list[list[subprocess.Popen[bytes]]] = []
     results: list[Result] = []
@@ -258,11 +348,16 @@ def run(duration: int = DURATION) -> list[Result]:
         paths = {"hello": "/hello", "ingest-before": "/before/api/event", "ingest": "/api/event",
                  "baseline": "/baseline/api/event", "hello-rsgi": "/hello-rsgi",
                  "ingest-nokeepalive": "/nokeepalive/api/event"}
-        for name, path in paths.items():
-            if name not in ENDPOINTS or name not in servers:
-                continue
+        steps = [(name, name, path) for name, path in paths.items() if name in ENDPOINTS and name in servers]
+        steps += [(f"ingest-{mode}", "ingest", paths["ingest"]) for mode in STANDBY]
+        for label, name, path in steps:
+            if label != name:
+                if "standby" not in others:
+                    others["standby"] = [start_standby(postgres, standby)]
+                set_standby_mode(postgres, label.removeprefix("ingest-"))
             wrk(nginx_port, path, 3)  # warm-up: connections, caches, JIT-free Python's first imports
             before = count_rows(settings)
+            lsn = wal_lsn(postgres)
             pids = {"server": [p.pid for p in servers[name]], **others}
             cpu_before = {part: tree_cpu(roots) for part, roots in pids.items()}
             busy_before = machine_busy()
@@ -272,14 +367,16 @@ def run(duration: int = DURATION) -> list[Result]:
             cpu = {part: tree_cpu(roots) - cpu_before[part] for part, roots in pids.items()}
             cpu["wrk"] = wrk_cpu
             cpu["others"] = max(machine_busy() - busy_before - sum(cpu.values()), 0.0)
+            wal_bytes = wal_since(postgres, lsn)
+            behind = standby_behind(postgres) if "standby" in others else None
             if profiler is not None:
                 profiler.wait(60)
             time.sleep(0.5)
             after = count_rows(settings)
             rows = None if name.startswith("hello") else after[0] - before[0]
-            results.append(Result(name, rate, counts["accepted"], counts["other"], counts["errors"],
+            results.append(Result(label, rate, counts["accepted"], counts["other"], counts["errors"],
                                   counts["p50_us"] / 1000, counts["p90_us"] / 1000, counts["p99_us"] / 1000, rows,
-                                  cpu, after[1] - before[1]))
+                                  cpu, after[1] - before[1], wal_bytes, behind))
     finally:
         if nginx_proc is not None:
             nginx_proc.send_signal(signal.SIGQUIT)
@@ -287,7 +384,9 @@ def run(duration: int = DURATION) -> list[Result]:
         for group in groups:
             stop(group)
         redis.stop()
+        standby.stop()  # pg_ctl stop: the postmaster whose PID its data directory's postmaster.pid holds
         postgres.stop()
+        standby.remove()  # its directory, or the shared one it links to when PostgreSQL cannot reach root
         shutil.rmtree(root, ignore_errors=True)
     return results
 
@@ -295,11 +394,11 @@ def run(duration: int = DURATION) -> list[Result]:
 def report(results: list[Result]) -> str:
     lines = [f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s through Nginx; {os.cpu_count()} cores; "
              f"load average before/after shown by the caller",
-             f"{'endpoint':10} {'req/s':>9} {'2xx':>9} {'other':>6} {'errors':>6} {'p50 ms':>7} {'p90 ms':>7} "
+             f"{'endpoint':12} {'req/s':>9} {'2xx':>9} {'other':>6} {'errors':>6} {'p50 ms':>7} {'p90 ms':>7} "
              f"{'p99 ms':>7} {'rows':>9} {'missing':>7}"]
     for r in results:
         missing = "" if r.rows is None else str(max(r.accepted - r.rows, 0))
-        lines.append(f"{r.name:10} {r.requests_per_s:9.0f} {r.accepted:9d} {r.other:6d} {r.errors:6d} "
+        lines.append(f"{r.name:12} {r.requests_per_s:9.0f} {r.accepted:9d} {r.other:6d} {r.errors:6d} "
                      f"{r.p50_ms:7.1f} {r.p90_ms:7.1f} {r.p99_ms:7.1f} {'' if r.rows is None else r.rows:>9} "
                      f"{missing:>7}")
     for r in results:
@@ -311,7 +410,7 @@ def report(results: list[Result]) -> str:
         parts = ", ".join(f"{part} {seconds / DURATION:.0%}" for part, seconds in r.cpu.items())
         requests = max(r.requests_per_s * DURATION, 1)
         ours = {part: seconds / requests * 1e6 for part, seconds in r.cpu.items() if part != "others"}
-        lines.append(f"  {r.name:10} {parts}; per request {sum(ours.values()):.0f} µs ("
+        lines.append(f"  {r.name:12} {parts}; per request {sum(ours.values()):.0f} µs ("
                      + ", ".join(f"{part} {value:.0f}" for part, value in ours.items()) + ")")
     by_name = {r.name: r for r in results}
     if {"ingest", "ingest-before"} <= set(by_name):
@@ -328,6 +427,22 @@ def report(results: list[Result]) -> str:
         committed = (ingest.rows or 0) / DURATION
         lines.append(f"ingest committed events/s: {committed:.0f} = {committed / hello.requests_per_s:.0%} of hello; "
                      f"{committed / max((baseline.rows or 0) / DURATION, 1):.1f}x the one-row-per-event baseline")
+    if STANDBY and "ingest" in by_name:
+        lines.append("ingest with a streaming standby on loopback (none = the same run's plain ingest): "
+                     "committed events/s, CPU µs per committed event, WAL the primary wrote")
+        lines.append(f"{'standby':8} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'per batch':>9} "
+                     f"{'all µs':>7} {'postgres':>8} {'standby':>8} {'server':>7} {'WAL B/ev':>8} {'WAL MB/s':>8} "
+                     f"{'behind':>9}")
+        for mode in ("none", *STANDBY):
+            r = by_name["ingest" if mode == "none" else f"ingest-{mode}"]
+            rows = max(r.rows or 0, 1)
+            us = {part: seconds / rows * 1e6 for part, seconds in r.cpu.items() if part != "others"}
+            wal = (r.wal_bytes or 0) / rows
+            behind = "" if r.standby_behind is None else f"{r.standby_behind} B"
+            lines.append(f"{mode:8} {rows / DURATION:9.0f} {r.p50_ms:7.1f} {r.p99_ms:7.1f} "
+                         f"{rows / max(r.transactions, 1):9.1f} {sum(us.values()):7.0f} {us['postgres']:8.0f} "
+                         f"{us.get('standby', 0.0):8.0f} {us['server']:7.0f} {wal:8.0f} "
+                         f"{(r.wal_bytes or 0) / DURATION / 1e6:8.2f} {behind:>9}")
     return "\n".join(lines)
 
 
