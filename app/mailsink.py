@@ -22,7 +22,8 @@ class _SaveToDirectory:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         name = f"{time.time_ns()}-{next(self.counter)}.eml"
-        temporary = self.directory / f".{name}"
+        # Not *.eml until it is whole: pathlib's glob matches dot files too, and readers glob "*.eml".
+        temporary = self.directory / f".{name}.part"
         temporary.write_bytes(envelope.original_content or envelope.content)
         temporary.rename(self.directory / name)  # readers never see half a message
         return "250 Message accepted for delivery"

@@ -11,11 +11,14 @@ from litestar.testing import AsyncTestClient
 from app.core.redis import Keys
 from app.core.settings import Settings
 from app.main import create_app
+from tests.support.beacon import Services
 
 
 async def test_health_is_503_and_names_failed_components(settings: Settings, redis_client: redis.Redis,
-                                                         serve: Callable[[str], int]) -> None:
+                                                         serve: Callable[[str], int], services: Services) -> None:
     """With analytics up and a fresh worker heartbeat, only the missing pieces are reported."""
+    # The session's services outlive the tests that started them: stop the ones this test needs missing.
+    services.stop("compute", "ingest", "integrations")
     serve("analytics")
     redis_client.set(Keys(settings.redis.key_prefix).heartbeat("worker"), time.time())
     redis_client.set(Keys(settings.redis.key_prefix).heartbeat("scheduler"), time.time() - 3600)
