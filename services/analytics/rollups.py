@@ -50,8 +50,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.analytics.engine import (
     QUERY_SETTINGS,
     SESSION_COLUMNS,
+    TABLE_EXPRESSIONS,
     VISIT_COLUMNS,
     VISIT_EXPRESSIONS,
+    VISIT_SPAN,
     Result,
     _Sql,
     finish,
@@ -192,6 +194,37 @@ def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS)) -> str:
     return f"""{events},
     vev AS MATERIALIZED ({visit_events_select("ev", wanted, SPAN_DAYS)}),
     sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
+
+
+def table_scan_ctes(columns: Iterable[str]) -> str:
+    """:func:`scan_ctes`' ``ev``, ``vev`` and ``sv`` with the visits' ``columns`` read from the visits table
+    (``sessions``) instead of computed by a window over every event of the scan: what queries reaching into
+    today use for the days since the rollups end.
+
+    The same rows as :func:`scan_ctes` gives wherever :func:`spans_sql` reads them: a visit's attributes and totals
+    are the visits table's (folded by PostgreSQL with the window's definitions, see docs/architecture.md), and
+    its first and last local day those of its first and last event; the spans read only visits that begin within
+    the scan's days, whose events are all in the scan, as no event lies after now."""
+    wanted = {*columns, *SESSION_COLUMNS}
+    names = [name for name in VISIT_EXPRESSIONS if name in wanted]
+    visit = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
+    days = (", (s.started_at AT TIME ZONE :tz)::date AS v_first_day, "
+            "(s.ended_at AT TIME ZONE :tz)::date AS v_last_day")
+    needed = {"id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive"}
+    return f"""
+    ev AS MATERIALIZED (
+        SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
+        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
+    ),
+    sv AS MATERIALIZED (
+        SELECT s.session_id{visit}{days} FROM sessions s
+        WHERE s.site_id = :site AND s.started_at < :scan_end AND s.ended_at >= :scan_start
+          AND s.started_at >= CAST(:scan_start AS timestamptz) - interval '{VISIT_SPAN.days} day'
+    ),
+    vev AS MATERIALIZED (
+        SELECT ev.*{''.join(f', sv.v_{n}' for n in names)}, sv.v_first_day, sv.v_last_day
+        FROM ev LEFT JOIN sv ON sv.session_id = ev.session_id
+    )"""
 
 
 def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True) -> str:
@@ -388,9 +421,16 @@ def _visits_ended(conn: Connection, site_id: int, day: date, tz: str, now: datet
 def _one_value(query: Query) -> tuple[str, str] | None:
     """``(dimension, value)`` when the query's one filter keeps exactly one value of a rolled-up dimension, in
     a form the rollups store it in (see :func:`only_value`)."""
-    if len(query.filters) != 1 or not isinstance(query.filters[0], Condition):
+    if len(query.filters) != 1:
         return None
-    cond = query.filters[0]
+    return _kept_value(query.filters[0])
+
+
+def _kept_value(cond: object) -> tuple[str, str] | None:
+    """``(dimension, value)`` when the filter ``cond`` keeps exactly one value of a rolled-up dimension, in a
+    form the rollups store it in."""
+    if not isinstance(cond, Condition):
+        return None
     if cond.operator != "is" or len(cond.clauses) != 1 or not cond.case_sensitive:
         return None
     dimension, value = cond.dimension, cond.clauses[0]
@@ -415,6 +455,31 @@ def paired(query: Query) -> tuple[str, int, str] | None:
         return None
     name = next(p for p in PAIRS if set(p.split("|")) == {one[0], others[0]})
     return name, 1 if name.startswith(f"{one[0]}|") else 2, one[1]
+
+
+def both_paired(query: Query) -> Read | None:
+    """The pair's rows that answer ``query`` when its two filters keep one value each of two :data:`PAIRED`
+    dimensions (``visit:country is DE`` and ``visit:source is Google``) and it is grouped by time or by one of
+    the two: the pair's rollup restricted to the pair of values, grouped by nothing or by that part.
+
+    Exact for the reasons :func:`paired` is: a pair's spans are those of (visitor, first value, second value),
+    so the visitors (and visits) with a visit of both values are the spans of the pair of values.
+    """
+    if len(query.filters) != 2:
+        return None
+    kept = [_kept_value(cond) for cond in query.filters]
+    if None in kept:
+        return None
+    values = dict(k for k in kept if k is not None)
+    if len(values) != 2 or not set(values) <= set(PAIRED):
+        return None
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    if len(others) > 1 or (others and others[0] not in values):
+        return None
+    name = next(p for p in PAIRS if set(p.split("|")) == set(values))
+    first, second = (values[d] for d in name.split("|"))
+    group = name.split("|").index(others[0]) + 1 if others else 0
+    return Read(name, f"{len(first)}:{first}{second}", 0, group)
 
 
 def only_value(query: Query) -> tuple[str, str] | None:
@@ -471,6 +536,9 @@ class Read:
     dimension: str
     value: str | None = None
     part: int = 0
+    group: int = 0
+    """With ``part`` 0 and a pair's whole ``value`` (two filters, see :func:`both_paired`): the part (1 or 2)
+    the rows are grouped by; 0: the value itself."""
 
 
 def reads(query: Query) -> Read | None:
@@ -483,7 +551,7 @@ def reads(query: Query) -> Read | None:
         return Read(only[0], only[1])
     if (pair := paired(query)) is not None:
         return Read(pair[0], pair[2], pair[1])
-    return page_paired(query)
+    return page_paired(query) or both_paired(query)
 
 
 def applicable(query: Query) -> bool:
@@ -559,8 +627,9 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     if read.value is not None:
         sql.params["only"] = read.value
         only_sp, only_dd = _kept("sp.value", read, sql), _kept("dd.value", read, sql)
-    if read.part:
-        sp_value, dd_value = (_part(v, 3 - read.part) for v in ("sp.value", "dd.value"))
+    if read.part or read.group:
+        shown = 3 - read.part if read.part else read.group
+        sp_value, dd_value = (_part(v, shown) for v in ("sp.value", "dd.value"))
     buckets = _buckets(query)
     sql.params |= {"labels": [b[0] for b in buckets], "starts": [b[1] for b in buckets],
                    "ends": [b[2] for b in buckets]}
@@ -573,7 +642,8 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         parts = [d for d in _pair(dimension) or (dimension,) if d in VISIT_COLUMNS]
         with_visits = bool(parts) or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
         columns = [VISIT_COLUMNS[d][0] for d in parts]
-        ctes.append(scan_ctes(columns if with_visits else None).strip())
+        # The visits table, not a window over the events: the tail's visits come from an index scan.
+        ctes.append((table_scan_ctes(columns) if with_visits else scan_ctes(None)).strip())
         tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
                      f"duration, pageviews FROM ({spans_sql(needed, with_visits)}) t"
         tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \

@@ -16,6 +16,7 @@ ROLLED = State(date(2026, 5, 6), date(2026, 5, 7))
 COUNTRY = ["is", "visit:country", ["DE"]]
 PAGE = ["is", "event:page", ["/"]]
 GOAL = ["is", "event:goal", ["Signup"]]
+SOURCE = ["is", "visit:source", ["Google"]]
 
 
 def q(**fields: Any) -> dict[str, Any]:
@@ -50,6 +51,15 @@ def q(**fields: Any) -> dict[str, Any]:
     pytest.param(q(metrics=["visitors", "percentage"], dimensions=["visit:source"], filters=[COUNTRY]), ROLLED,
                  Source.VISITS, id="pair-percentage"),
     pytest.param(q(dimensions=["visit:entry_page"], filters=[COUNTRY]), ROLLED, Source.VISITS, id="not-a-pair"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[COUNTRY, SOURCE]), ROLLED, Source.ROLLUPS,
+                 id="two-paired-filters"),
+    pytest.param(q(dimensions=["time:day", "visit:source"], filters=[COUNTRY, SOURCE]), ROLLED, Source.ROLLUPS,
+                 id="two-paired-filters-by-one-of-them"),
+    pytest.param(q(dimensions=["visit:device"], filters=[COUNTRY, SOURCE]), ROLLED, Source.VISITS,
+                 id="two-paired-filters-by-a-third"),
+    pytest.param(q(filters=[COUNTRY, ["is", "visit:country", ["FR"]]]), ROLLED, Source.VISITS,
+                 id="two-filters-one-dimension"),
+    pytest.param(q(filters=[COUNTRY, SOURCE]), None, Source.VISITS, id="two-paired-filters-not-rolled"),
     pytest.param(q(dimensions=["visit:source"], filters=[PAGE]), ROLLED, Source.ROLLUPS, id="sources-page"),
     pytest.param(q(dimensions=["visit:source"], filters=[PAGE]), None, Source.JOIN, id="sources-page-not-rolled"),
     pytest.param(q(metrics=["visitors", "pageviews"], dimensions=["event:page"], filters=[PAGE]), ROLLED,

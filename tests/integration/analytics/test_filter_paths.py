@@ -74,6 +74,27 @@ async def test_pairs_are_rollups_equal_to_raw(settings: Settings, generated: tup
 
 
 @pytest.mark.timeout(900)
+async def test_two_paired_filters_are_rollups_equal_to_raw(settings: Settings,
+                                                           generated: tuple[int, datetime]) -> None:
+    """One value each of two paired visit dimensions (every pair, both filter orders), by nothing, by time and
+    by either of the two: the pair's rows of the two values, equal to the raw engine, over ranges ending
+    yesterday, today and in the past."""
+    site_id, now = generated
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    custom = [(today - timedelta(days=25)).isoformat(), (today - timedelta(days=3)).isoformat()]
+    bodies = [
+        {"metrics": ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"],
+         "dimensions": [*time, *grouped], "date_range": date_range,
+         "filters": [["is", first, [VALUES[first]]], ["is", second, [VALUES[second]]]]}
+        for first, second in permutations(rollups.PAIRED, 2)
+        for grouped in ([], [first], [second])
+        for time in ([], ["time:day"])
+        for date_range in (("30d", custom, "month") if not time else ("7d",))
+    ]
+    assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) > len(bodies) // 2
+
+
+@pytest.mark.timeout(900)
 async def test_one_page_by_page_is_rollups_equal_to_raw(settings: Settings, generated: tuple[int, datetime]) -> None:
     """``event:page is X`` grouped by page (and time): the pages rollup restricted to the page, equal to the raw
     engine (which counts the page's pageviews only, as the rollup does)."""
