@@ -72,13 +72,18 @@ ROLLED = ("", *EVENT_DIMENSIONS, *VISIT_DIMENSIONS)
 PAIRED = ("visit:source", "visit:country", "visit:device", "visit:browser")
 """Visit dimensions rolled up in pairs too (see :func:`paired`): few values each, so a pair's spans stay small
 (country x source: 54,378 rows for 434,788 visits in the 1 M-event benchmark, see docs/benchmarks.md)."""
-PAIRS = tuple(f"{a}|{b}" for i, a in enumerate(PAIRED) for b in PAIRED[i + 1:])
+ENTRY_PAIRED = ("visit:source", "visit:country")
+"""Visit dimensions also rolled up in pairs with the entry page (``<dimension>|visit:entry_page``): the entry pages
+panel under a source or country filter (migration 0017). The 10 M-event benchmark read them from the visits table
+in 0.4-1.7 s."""
+PAIRS = (*(f"{a}|{b}" for i, a in enumerate(PAIRED) for b in PAIRED[i + 1:]),
+         *(f"{d}|visit:entry_page" for d in ENTRY_PAIRED))
 """Stored dimension names of the pairs; a pair's value is ``<length of the first>:<first><second>``."""
 PAGE_EVENTS = "event:page+custom"
 """The page of every event, pageviews and custom events alike: what an ``event:page`` filter keeps (the
 ``event:page`` dimension counts pageviews only). Rolled up alone and paired with :data:`PAGE_PAIRED`, with the
 visits' spans (see :func:`spans_sql`), so that a page filter over a year reads the page's spans."""
-PAGE_PAIRED = ("visit:source", "visit:country", "visit:entry_page")
+PAGE_PAIRED = ("visit:source", "visit:country", "visit:entry_page", "visit:device", "visit:browser")
 """Visit dimensions rolled up in pairs with the page a filter keeps (``<PAGE_EVENTS>|<dimension>``, see
 :func:`page_paired`): a page filter grouped by one of them."""
 PAGES_PAIRED = ("visit:source", "visit:country")
@@ -154,14 +159,21 @@ def _visit_spans(dimension: str) -> str | None:
     return "visit" if all(p == "" or p in VISIT_COLUMNS for p in parts) else None
 
 
-def _with_totals(dimensions: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    """(stored name, value expression, condition) for each dimension and its percentage total."""
+def _with_totals(dimensions: tuple[str, ...], totals: bool = True) -> list[tuple[str, str, str]]:
+    """(stored name, value expression, condition) for each dimension and, with ``totals``, its percentage
+    total."""
     parts = []
     for dimension in dimensions:
         parts.append((dimension, _value(dimension), _condition(dimension)))
-        if dimension in ("event:page",) or (dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None):
+        if totals and _has_total(dimension):
             parts.append((_any(dimension), "''", _condition(dimension)))
     return parts
+
+
+def _has_total(dimension: str) -> bool:
+    """Whether the dimension's percentage divides by its own total (the visitors with a non-empty value),
+    stored as :func:`_any`; the others' divide by every visitor (dimension '')."""
+    return dimension == "event:page" or (dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None)
 
 
 SPAN_DAYS = "\n            min(day) OVER w AS v_first_day, max(day) OVER w AS v_last_day"
@@ -190,52 +202,79 @@ def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS)) -> str:
         FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
     )"""
     if wanted is None:
-        return f"{events}, vev AS (SELECT * FROM ev)"
+        return events.replace("ev AS MATERIALIZED", "vev AS MATERIALIZED", 1)
     return f"""{events},
     vev AS MATERIALIZED ({visit_events_select("ev", wanted, SPAN_DAYS)}),
     sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
 
 
-def table_scan_ctes(columns: Iterable[str]) -> str:
-    """:func:`scan_ctes`' ``ev``, ``vev`` and ``sv`` with the visits' ``columns`` read from the visits table
-    (``sessions``) instead of computed by a window over every event of the scan: what queries reaching into
-    today use for the days since the rollups end.
+def table_scan_ctes(columns: Iterable[str], events: bool = True) -> str:
+    """The scan's visits (``sv``) with their ``columns`` read from the visits table (``sessions``) instead of
+    computed by a window over every event of the scan (:func:`scan_ctes`), each visit's pageviews and events
+    per local day (``vd``), and with ``events`` the scan's events with their visit's columns (``vev``): what
+    queries reaching into today use for the days since the rollups end.
 
-    The same rows as :func:`scan_ctes` gives wherever :func:`spans_sql` reads them: a visit's attributes and totals
-    are the visits table's (folded by PostgreSQL with the window's definitions, see docs/architecture.md), and
-    its first and last local day those of its first and last event; the spans read only visits that begin within
-    the scan's days, whose events are all in the scan, as no event lies after now."""
+    The same spans and day counts as :func:`scan_ctes` gives: a visit's attributes and totals are the visits
+    table's (folded by PostgreSQL with the window's definitions, see docs/architecture.md) and its first and
+    last local day those of its first and last event; the spans read only visits and visitors whose first day
+    is within the scan's days, whose events are all in the scan, as no event lies after now. A visit within one
+    local day counts its totals on it; the few crossing midnight count their events per day, found through the
+    ``(site_id, session_id)`` index (as :mod:`services.analytics.visits` splits them)."""
     wanted = {*columns, *SESSION_COLUMNS}
     names = [name for name in VISIT_EXPRESSIONS if name in wanted]
     visit = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
     days = (", (s.started_at AT TIME ZONE :tz)::date AS v_first_day, "
             "(s.ended_at AT TIME ZONE :tz)::date AS v_last_day")
-    needed = {"id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive"}
-    return f"""
-    ev AS MATERIALIZED (
-        SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
-        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
-    ),
-    sv AS MATERIALIZED (
-        SELECT s.session_id{visit}{days} FROM sessions s
+    ctes = [
+        f"""sv AS MATERIALIZED (
+        SELECT s.session_id, s.visitor_id, s.events AS v_events{visit}{days} FROM sessions s
         WHERE s.site_id = :site AND s.started_at < :scan_end AND s.ended_at >= :scan_start
           AND s.started_at >= CAST(:scan_start AS timestamptz) - interval '{VISIT_SPAN.days} day'
-    ),
-    vev AS MATERIALIZED (
+    )""",
+        """vd AS (
+        SELECT e.*, e.v_first_day AS day, e.v_pageviews AS d_pageviews, e.v_events AS d_events
+        FROM sv e WHERE e.v_first_day = e.v_last_day
+        UNION ALL
+        SELECT e.*, x.day, x.pageviews, x.events FROM sv e CROSS JOIN LATERAL (
+            SELECT (x.timestamp AT TIME ZONE :tz)::date AS day, count(*) FILTER (WHERE x.name = 'pageview')
+                AS pageviews, count(*) AS events FROM events x
+            WHERE x.site_id = :site AND x.session_id = e.session_id AND x.timestamp >= e.v_started_at
+              AND x.timestamp <= e.v_ended_at GROUP BY 1) x
+        WHERE e.v_first_day <> e.v_last_day
+    )""",
+    ]
+    if events:
+        needed = {"id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive"}
+        ctes.append(f"""ev AS MATERIALIZED (
+        SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
+        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
+    )""")
+        ctes.append(f"""vev AS MATERIALIZED (
         SELECT ev.*{''.join(f', sv.v_{n}' for n in names)}, sv.v_first_day, sv.v_last_day
         FROM ev LEFT JOIN sv ON sv.session_id = ev.session_id
-    )"""
+    )""")
+    return "\n    " + ",\n    ".join(ctes)
 
 
-def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True) -> str:
-    """Spans that begin between :from_day and :to_day, for each dimension (kind, dimension, value, ...)."""
+def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True, totals: bool = True,
+              visitors_from_visits: bool = False) -> str:
+    """Spans that begin between :from_day and :to_day, for each dimension (kind, dimension, value, ...), and
+    with ``totals`` the percentage totals.
+
+    ``visitors_from_visits``: the visitor spans of visit dimensions from the visits (``sv``: a visitor's days
+    with a value are the days of its visits with it, from the first visit's first day to the last's last day),
+    not from every event (``vev``); what :func:`table_scan_ctes` is for."""
     selects = []
-    for name, value, condition in _with_totals(dimensions):
+    for name, value, condition in _with_totals(dimensions, totals):
+        if visitors_from_visits and _visit_spans(name.removesuffix("#any")) == "visit":
+            days, source = "min(e.v_first_day) AS first_day, max(e.v_last_day) AS last_day", "sv"
+        else:
+            days, source = "min(e.day) AS first_day, max(e.day) AS last_day", "vev"
         selects.append(
             f"SELECT 'u' AS kind, '{name}' AS dimension, value, first_day, last_day, count(*) AS n, "
             "0 AS bounces, 0::numeric AS duration, 0 AS pageviews FROM ("
-            f"SELECT e.visitor_id, {value} AS value, min(e.day) AS first_day, max(e.day) AS last_day "
-            f"FROM vev e WHERE {condition} GROUP BY 1, 2) p "
+            f"SELECT e.visitor_id, {value} AS value, {days} "
+            f"FROM {source} e WHERE {condition} GROUP BY 1, 2) p "
             "WHERE first_day BETWEEN :from_day AND :to_day GROUP BY value, first_day, last_day"
         )
         kind = _visit_spans(name) if with_visits else None
@@ -259,14 +298,22 @@ def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True) -> str:
     return " UNION ALL ".join(selects)
 
 
-def days_sql(dimensions: tuple[str, ...]) -> str:
-    """Pageviews and events per local day between :from_day and :to_day, for each dimension."""
-    return " UNION ALL ".join(
-        f"SELECT '{name}' AS dimension, {value} AS value, e.day, count(*) FILTER (WHERE e.name = 'pageview') "
-        f"AS pageviews, count(*) AS events FROM vev e "
-        f"WHERE e.day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 2, 3"
-        for name, value, condition in _with_totals(dimensions) if not name.endswith("#any")
-    )
+def days_sql(dimensions: tuple[str, ...], visit_days: bool = False) -> str:
+    """Pageviews and events per local day between :from_day and :to_day, for each dimension.
+
+    ``visit_days``: those of visit dimensions from each visit's counts per day (``vd``, see
+    :func:`table_scan_ctes`), not from every event."""
+    selects = []
+    for name, value, condition in _with_totals(dimensions, totals=False):
+        if visit_days and _visit_spans(name) == "visit":
+            selects.append(f"SELECT '{name}' AS dimension, {value} AS value, e.day, sum(e.d_pageviews) AS pageviews, "
+                           f"sum(e.d_events) AS events FROM vd e "
+                           f"WHERE e.day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 2, 3")
+        else:
+            selects.append(f"SELECT '{name}' AS dimension, {value} AS value, e.day, count(*) FILTER "
+                           f"(WHERE e.name = 'pageview') AS pageviews, count(*) AS events FROM vev e "
+                           f"WHERE e.day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 2, 3")
+    return " UNION ALL ".join(selects)
 
 
 def _midnight(day: date, tz: str) -> datetime:
@@ -442,25 +489,31 @@ def _kept_value(cond: object) -> tuple[str, str] | None:
 
 
 def paired(query: Query) -> tuple[str, int, str] | None:
-    """``(pair, part, value)`` when the query's one filter keeps one value of a :data:`PAIRED` dimension and its
-    only other dimension besides time is another of them (``visit:country is DE`` by ``visit:source``): such a
-    query is the pair's rollup restricted to the value in ``part`` (1 or 2), grouped by the other part.
+    """``(pair, part, value)`` when the query's one filter keeps one value of a visit dimension and its only other
+    dimension besides time is rolled up in a pair with it (:data:`PAIRS`: ``visit:country is DE`` by
+    ``visit:source`` or by ``visit:entry_page``): such a query is the pair's rollup restricted to the value in
+    ``part`` (1 or 2), grouped by the other part.
 
     Exact for the reasons :func:`only_value` is: a pair's spans are those of (visitor, first value, second
     value), so the visitors (and visits) of a source among the visits from DE are the spans with both.
     """
     one = _one_value(query)
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
-    if one is None or len(others) != 1 or one[0] == others[0] or not {one[0], others[0]} <= set(PAIRED):
+    if one is None or len(others) != 1 or (name := _pair_of(one[0], others[0])) is None:
         return None
-    name = next(p for p in PAIRS if set(p.split("|")) == {one[0], others[0]})
     return name, 1 if name.startswith(f"{one[0]}|") else 2, one[1]
 
 
+def _pair_of(first: str, second: str) -> str | None:
+    """The stored name of the pair of two visit dimensions (:data:`PAIRS`), None when they are not rolled up
+    together."""
+    return next((p for p in PAIRS if set(p.split("|")) == {first, second} and first != second), None)
+
+
 def both_paired(query: Query) -> Read | None:
-    """The pair's rows that answer ``query`` when its two filters keep one value each of two :data:`PAIRED`
-    dimensions (``visit:country is DE`` and ``visit:source is Google``) and it is grouped by time or by one of
-    the two: the pair's rollup restricted to the pair of values, grouped by nothing or by that part.
+    """The pair's rows that answer ``query`` when its two filters keep one value each of two dimensions rolled up
+    as a pair (:data:`PAIRS`: ``visit:country is DE`` and ``visit:source is Google``) and it is grouped by time
+    or by one of the two: the pair's rollup restricted to the pair of values, grouped by nothing or by that part.
 
     Exact for the reasons :func:`paired` is: a pair's spans are those of (visitor, first value, second value),
     so the visitors (and visits) with a visit of both values are the spans of the pair of values.
@@ -471,12 +524,11 @@ def both_paired(query: Query) -> Read | None:
     if None in kept:
         return None
     values = dict(k for k in kept if k is not None)
-    if len(values) != 2 or not set(values) <= set(PAIRED):
+    if len(values) != 2 or (name := _pair_of(*values)) is None:
         return None
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if len(others) > 1 or (others and others[0] not in values):
         return None
-    name = next(p for p in PAIRS if set(p.split("|")) == set(values))
     first, second = (values[d] for d in name.split("|"))
     group = name.split("|").index(others[0]) + 1 if others else 0
     return Read(name, f"{len(first)}:{first}{second}", 0, group)
@@ -633,7 +685,9 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     buckets = _buckets(query)
     sql.params |= {"labels": [b[0] for b in buckets], "starts": [b[1] for b in buckets],
                    "ends": [b[2] for b in buckets]}
-    needed = tuple(dict.fromkeys([dimension, ""]))
+    # The tail computes the dimension's spans, and the percentage's total only when it is asked for.
+    percentage = "percentage" in query.metrics
+    needed = tuple(dict.fromkeys([dimension, *([""] if percentage and not total else [])]))
     ctes: list[str] = []
     tail_spans = tail_days = ""
     if boundary <= dr.last_day:
@@ -643,11 +697,13 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         with_visits = bool(parts) or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
         columns = [VISIT_COLUMNS[d][0] for d in parts]
         # The visits table, not a window over the events: the tail's visits come from an index scan.
-        ctes.append((table_scan_ctes(columns) if with_visits else scan_ctes(None)).strip())
+        # Visit dimensions (and the site's total) from the visits alone; pages need their events.
+        events = any(_visit_spans(d) != "visit" for d in needed)
+        ctes.append((table_scan_ctes(columns, events) if with_visits else scan_ctes(None)).strip())
         tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
-                     f"duration, pageviews FROM ({spans_sql(needed, with_visits)}) t"
+                     f"duration, pageviews FROM ({spans_sql(needed, with_visits, percentage, with_visits)}) t"
         tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
-                    f"FROM ({days_sql(needed)}) t"
+                    f"FROM ({days_sql(needed, with_visits)}) t"
     # The values as text on both sides of a UNION ALL: PostgreSQL pushes a condition on a column down into the
     # branches (so into the values' index) only when the branches' types are the union's.
     ctes += [

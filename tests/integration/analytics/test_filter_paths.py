@@ -17,7 +17,8 @@ from services.analytics import engine, planner, rollups
 from services.analytics.query import parse_query
 from tests.support.analytics import TZ
 
-VALUES = {"visit:country": "DE", "visit:source": "Google", "visit:device": "Mobile", "visit:browser": "Firefox"}
+VALUES = {"visit:country": "DE", "visit:source": "Google", "visit:device": "Mobile", "visit:browser": "Firefox",
+          "visit:entry_page": "/"}
 
 
 @pytest.fixture
@@ -58,15 +59,18 @@ async def _compare(settings: Settings, site_id: int, now: datetime, bodies: list
 
 @pytest.mark.timeout(900)
 async def test_pairs_are_rollups_equal_to_raw(settings: Settings, generated: tuple[int, datetime]) -> None:
-    """One value of a paired visit dimension grouped by another (both orders of every pair), by itself and by
-    time: served from the rollups, equal to the raw engine, over ranges ending yesterday, today and in the past."""
+    """One value of a paired visit dimension grouped by another (both orders of every pair, the entry page's pairs
+    too), by itself and by time: served from the rollups, equal to the raw engine, over ranges ending yesterday,
+    today and in the past."""
     site_id, now = generated
     today = now.astimezone(ZoneInfo(TZ)).date()
     custom = [(today - timedelta(days=25)).isoformat(), (today - timedelta(days=3)).isoformat()]
     bodies = [
         {"metrics": ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"],
          "dimensions": [*time, grouped], "filters": [["is", filtered, [VALUES[filtered]]]], "date_range": date_range}
-        for filtered, grouped in permutations(rollups.PAIRED, 2)
+        for filtered, grouped in [*permutations(rollups.PAIRED, 2),
+                                  *((d, "visit:entry_page") for d in rollups.ENTRY_PAIRED),
+                                  *(("visit:entry_page", d) for d in rollups.ENTRY_PAIRED)]
         for time in ([], ["time:day"])
         for date_range in (("30d", custom, "month") if not time else ("7d",))
     ]

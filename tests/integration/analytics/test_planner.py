@@ -153,7 +153,7 @@ async def test_one_value_filters_are_rollups_equal_to_raw(settings: Settings, ge
                         assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), body
                         assert any(row["metrics"][0] for row in raw.rows), body  # not a vacuous equality
             for other in ({"filters": [["is", "visit:country", ["DE", "US"]]]},
-                          {"filters": [["is", "visit:country", ["DE"]]], "dimensions": ["visit:entry_page"]},
+                          {"filters": [["is", "visit:country", ["DE"]]], "dimensions": ["visit:exit_page"]},
                           {"filters": [["is", "visit:country", ["DE"]]], "dimensions": ["visit:country"],
                            "metrics": ["visitors", "percentage"]},
                           {"filters": [["is", "event:page", ["/"]]], "dimensions": ["visit:os"]},
