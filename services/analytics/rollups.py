@@ -15,8 +15,9 @@ additive and stored per day.
 
 Days are rolled up once they are final (two days ago in the site's time zone) by a worker job. Queries read
 spans that began before the boundary from the rollup tables, and compute the spans of the days since then
-from the events with the very same SQL, so both parts join without double counting. Results are identical
-to the engine's over raw events: tests compare the two on generated data.
+with the same definitions, so both parts join without double counting: the visitors, visits and day counts
+of visit dimensions from the visits table (:func:`table_scan_ctes`), pages from their events. Results are
+identical to the engine's over raw events: tests compare the two on generated data.
 
 Yesterday is rolled up early, *provisionally*, once every visit that had events on it has ended (no event of
 such a visit within the visit timeout): from then on its visits, its pageviews and events and the set of
@@ -29,7 +30,9 @@ before. The final roll-up of the day replaces the provisional rows.
 A query filtered to one value of a rolled-up dimension (``visit:country is DE``), grouped by time or by that
 dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`); the visit
 dimensions with few values (:data:`PAIRED`) are also rolled up in pairs, so that such a filter grouped by another
-of them is the pair's rollup restricted to the value (see :func:`paired`); pages are rolled up with a few visit
+of them (or the entry page with source and country, :data:`ENTRY_PAIRED`) is the pair's rollup restricted to the
+value (see :func:`paired`), and two such filters the pair's rows of both values (see :func:`both_paired`); pages are
+rolled up with a few visit
 dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
 :func:`page_paired`). Goals, conversion
 rates, time on page and other filtered queries are not rolled up: :func:`applicable` leaves them to the other

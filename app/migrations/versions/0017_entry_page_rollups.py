@@ -6,6 +6,11 @@ pages in the visits' start index: the 10 M-event benchmark's slowest panels read
 visits table at 10 M events) and ``event:page+custom|visit:device`` and ``|visit:browser`` (the devices and
 browsers panels under a page filter: 2.4 s over 12 months from the events joined with their visits).
 
+A partial index of the events with properties (``events_site_props``) answers a custom property filter
+(``event:props:plan is pro``: the analytics engine adds the condition ``props <> '{}'`` every match implies),
+which read every event of the range before (1.0-1.4 s over 12 months of 10 M events); it costs ingest only
+for the events that carry properties.
+
 ``sessions_site_start`` also carries the entry and exit page, so the entry pages of a range's visits (the visits
 table's answers, and the visits of a rollup query reaching into today) come from an index-only scan, not from a
 heap page per visit (36,659 visits of four days: 205 -> 28 ms). The index is built beside the old one and takes
@@ -44,6 +49,8 @@ def _replace_start_index(included: str) -> None:
 
 def upgrade() -> None:
     _replace_start_index(f"{COVERED}, entry_page, exit_page")
+    build_index_concurrently("events_site_props", "events", "(site_id, timestamp) "
+                             "INCLUDE (name, pathname, session_id, visitor_id) WHERE props <> '{}'::jsonb")
     # TRUNCATE, not DELETE: at 10 M events the rollups are tens of millions of rows, which a DELETE would leave
     # as dead rows for VACUUM; nothing but the rollup job writes them.
     op.execute("TRUNCATE rollup_spans, rollup_days, rollup_stale, rollup_state")
@@ -54,3 +61,4 @@ def downgrade() -> None:
         op.execute(f"DELETE FROM {table} WHERE dimension LIKE '%|visit:entry_page' "  # noqa: S608 - fixed names
                    "OR dimension LIKE 'event:page+custom|visit:device' OR dimension LIKE 'event:page+custom|visit:browser'")
     _replace_start_index(COVERED)
+    op.execute("DROP INDEX IF EXISTS events_site_props")

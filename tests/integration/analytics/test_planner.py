@@ -93,7 +93,7 @@ def with_goals(settings: Settings, generated: tuple[int, datetime]) -> tuple[int
 
 @pytest.mark.timeout(900)
 async def test_served_answers_equal_raw_answers(settings: Settings, with_goals: tuple[int, datetime]) -> None:
-    """460 random queries (about a seventh shaped for the page rollups, PAGE_SHAPES) with visit and event
+    """540 random queries (about a seventh shaped for the page rollups, PAGE_SHAPES) with visit and event
     filters, goals, two or three filters, is_not/contains/matches, or/not, visit and event metrics mixed:
     identical rows, order and totals from the planner's source and from the raw engine (visits computed with
     window functions), every source among them."""
@@ -106,7 +106,7 @@ async def test_served_answers_equal_raw_answers(settings: Settings, with_goals: 
     try:
         async with sessions() as session:
             state = await rollups.rolled_until(session, site_id, TZ)
-            while sum(sources.values()) < 460:
+            while sum(sources.values()) < 540:
                 body = random_query(rng, today)
                 try:
                     query = parse_query(body, timezone=TZ, now=now)
