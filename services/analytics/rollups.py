@@ -190,9 +190,10 @@ EVENT_SOURCES = {
 """Event columns each visit attribute is computed from (besides time, name, page and interactivity)."""
 
 
-def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS)) -> str:
+def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS), kept: str = "") -> str:
     """Events of the scan window with their local day and their visit's attributes ``columns`` (``vev``), and
-    one row per visit (``sv``); with ``columns=None`` (no visit attribute or metric needed) just the events."""
+    one row per visit (``sv``); with ``columns=None`` (no visit attribute or metric needed) just the events;
+    ``kept``: a further condition on the events (``e``), with ``columns=None`` only."""
     wanted = None if columns is None else {*columns, *SESSION_COLUMNS}
     # Only the columns the statement reads: sorting whole event rows for the visit window cost more than
     # computing the window.
@@ -202,16 +203,17 @@ def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS)) -> str:
     events = f"""
     ev AS MATERIALIZED (
         SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
-        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
+        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end{kept}
     )"""
     if wanted is None:
         return events.replace("ev AS MATERIALIZED", "vev AS MATERIALIZED", 1)
+    assert not kept, "a condition on the events would change the visits' windows"
     return f"""{events},
     vev AS MATERIALIZED ({visit_events_select("ev", wanted, SPAN_DAYS)}),
     sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
 
 
-def table_scan_ctes(columns: Iterable[str], events: bool = True) -> str:
+def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: str = "", kept_visits: str = "") -> str:
     """The scan's visits (``sv``) with their ``columns`` read from the visits table (``sessions``) instead of
     computed by a window over every event of the scan (:func:`scan_ctes`), each visit's pageviews and events
     per local day (``vd``), and with ``events`` the scan's events with their visit's columns (``vev``): what
@@ -222,7 +224,9 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True) -> str:
     last local day those of its first and last event; the spans read only visits and visitors whose first day
     is within the scan's days, whose events are all in the scan, as no event lies after now. A visit within one
     local day counts its totals on it; the few crossing midnight count their events per day, found through the
-    ``(site_id, session_id)`` index (as :mod:`services.analytics.visits` splits them)."""
+    ``(site_id, session_id)`` index (as :mod:`services.analytics.visits` splits them). ``kept_events`` and
+    ``kept_visits``: further conditions on the events (``e``) and the visits (``s``), when the query reads one
+    value's spans only."""
     wanted = {*columns, *SESSION_COLUMNS}
     names = [name for name in VISIT_EXPRESSIONS if name in wanted]
     visit = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
@@ -232,7 +236,7 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True) -> str:
         f"""sv AS MATERIALIZED (
         SELECT s.session_id, s.visitor_id, s.events AS v_events{visit}{days} FROM sessions s
         WHERE s.site_id = :site AND s.started_at < :scan_end AND s.ended_at >= :scan_start
-          AND s.started_at >= CAST(:scan_start AS timestamptz) - interval '{VISIT_SPAN.days} day'
+          AND s.started_at >= CAST(:scan_start AS timestamptz) - interval '{VISIT_SPAN.days} day'{kept_visits}
     )""",
         """vd AS (
         SELECT e.*, e.v_first_day AS day, e.v_pageviews AS d_pageviews, e.v_events AS d_events
@@ -250,7 +254,7 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True) -> str:
         needed = {"id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive"}
         ctes.append(f"""ev AS MATERIALIZED (
         SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
-        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end
+        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end{kept_events}
     )""")
         ctes.append(f"""vev AS MATERIALIZED (
         SELECT ev.*{''.join(f', sv.v_{n}' for n in names)}, sv.v_first_day, sv.v_last_day
@@ -642,6 +646,29 @@ def _kept(column: str, read: Read, sql: _Sql) -> str:
     return kept
 
 
+def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
+    """Conditions on the tail's events and visits that keep only what ``read``'s filtered value(s) count: the
+    page's events, the visits with the value. Without them the tail computes every value's spans and the
+    query keeps one (none with a percentage, which filters leave to other sources)."""
+    if read.value is None:
+        return "", ""
+    parts = _pair(read.dimension) or (read.dimension,)
+    if read.part:
+        filtered = [(parts[read.part - 1], read.value)]
+    elif len(parts) == 2:
+        length, _, rest = read.value.partition(":")
+        filtered = [(parts[0], rest[:int(length)]), (parts[1], rest[int(length):])]
+    else:
+        filtered = [(parts[0], read.value)]
+    events = visits = ""
+    for dimension, value in filtered:
+        if dimension in ("event:page", PAGE_EVENTS):
+            events += f" AND e.pathname = {sql.bind(value)}"
+        elif dimension in VISIT_COLUMNS and value != VISIT_COLUMNS[dimension][1]:
+            visits += f" AND {TABLE_EXPRESSIONS[VISIT_COLUMNS[dimension][0]]} = {sql.bind(value)}"
+    return events, visits
+
+
 def _buckets(query: Query) -> list[tuple[date, date, date]]:
     """(bucket start for the label, first day, last day) of every time bucket, clipped to the range."""
     first, last = query.date_range.first_day, query.date_range.last_day
@@ -702,7 +729,9 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         # The visits table, not a window over the events: the tail's visits come from an index scan.
         # Visit dimensions (and the site's total) from the visits alone; pages need their events.
         events = any(_visit_spans(d) != "visit" for d in needed)
-        ctes.append((table_scan_ctes(columns, events) if with_visits else scan_ctes(None)).strip())
+        kept_events, kept_visits = _tail_kept(read, sql)
+        ctes.append((table_scan_ctes(columns, events, kept_events, kept_visits) if with_visits
+                     else scan_ctes(None, kept_events)).strip())
         tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
                      f"duration, pageviews FROM ({spans_sql(needed, with_visits, percentage, with_visits)}) t"
         tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
