@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.metrics import ANALYTICS_QUERY_SECONDS
 from services.analytics import engine, imports, rollups, visits
 from services.analytics.engine import GOAL, VISIT_COLUMNS, Result
-from services.analytics.query import PROPS_PREFIX, SESSION_METRICS, Query
+from services.analytics.query import PROPS_PREFIX, SESSION_METRICS, Condition, Query
 
 
 class Source(enum.StrEnum):
@@ -108,6 +108,22 @@ def _rate(visitors: int, total: int) -> float:
     return float((Decimal(100 * visitors) / Decimal(total)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
+def goal_as_name(query: Query, goals: tuple[engine.GoalDef, ...]) -> Query | None:
+    """``query`` with its one filter ``event:goal is <goal>`` as ``event:name is <the goal's event>`` when that
+    goal is a custom-event goal (``Signup``: events named Signup), so the rollups of event names answer it; None
+    otherwise (page goals keep only pageviews of their path, which no rolled-up filter keeps).
+
+    The same answer: a custom-event goal is completed by exactly the events of its name, and every metric
+    counts the events (or the visits and visitors with events) that the filter keeps."""
+    if len(query.filters) != 1 or not isinstance(cond := query.filters[0], Condition) or cond.dimension != GOAL \
+            or cond.operator != "is":
+        return None
+    named = engine._named_goals(cond, goals)
+    if not named or len(named) != 1 or named[0].event_name is None or named[0].event_name == "pageview":
+        return None
+    return dataclasses.replace(query, filters=(Condition("is", "event:name", (named[0].event_name,)),))
+
+
 async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     """The answer to ``query`` from Beacon's own events, from the source :func:`decide` picks."""
     if (split := divisor_apart(query)) is not None:
@@ -121,6 +137,10 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
             values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
             row["metrics"] = [*values[:at], rate, *values[at:]]
         return result
+    if GOAL in query.filtered_dimensions() and GOAL not in query.dimensions:
+        named = goal_as_name(query, await engine.load_goals(session, site_id))
+        if named is not None and rollups.applicable(named):
+            query = named
     state = (await rollups.rolled_until(session, site_id, query.date_range.timezone)
              if rollups.applicable(query) else None)
     plan = decide(query, state)

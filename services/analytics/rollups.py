@@ -152,12 +152,13 @@ def _condition(dimension: str) -> str:
 def _visit_spans(dimension: str) -> str | None:
     """How a dimension's visits are stored (kind 'v' spans), None when they are not: ``"visit"`` for visit
     dimensions and their pairs (a visit's value holds for the whole visit, so its span is the visit's days),
-    ``"page"`` for :data:`PAGE_EVENTS` and its pairs (one span per visit and page, the days of the visit's
-    events on the page: the days a page filter counts the visit in)."""
+    ``"page"`` for :data:`PAGE_EVENTS` and its pairs, and for ``event:name`` (one span per visit and page or
+    event name, the days of the visit's events on the page or of that name: the days a page filter, or a
+    filter on the name or on a goal completed by it, counts the visit in)."""
     if dimension.endswith("#any"):
         return None
     parts = _pair(dimension) or (dimension,)
-    if parts[0] == PAGE_EVENTS:
+    if parts[0] in (PAGE_EVENTS, "event:name"):
         return "page"
     return "visit" if all(p == "" or p in VISIT_COLUMNS for p in parts) else None
 
@@ -664,6 +665,8 @@ def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
     for dimension, value in filtered:
         if dimension in ("event:page", PAGE_EVENTS):
             events += f" AND e.pathname = {sql.bind(value)}"
+        elif dimension == "event:name":
+            events += f" AND e.name = {sql.bind(value)}"
         elif dimension in VISIT_COLUMNS and value != VISIT_COLUMNS[dimension][1]:
             visits += f" AND {TABLE_EXPRESSIONS[VISIT_COLUMNS[dimension][0]]} = {sql.bind(value)}"
     return events, visits

@@ -204,6 +204,38 @@ async def test_goal_filters_and_conversion_rates_equal_raw(settings: Settings,
     assert await _compare(settings, site_id, now, bodies) >= len(bodies) * 3 // 4
 
 
+@pytest.mark.timeout(900)
+async def test_custom_event_goal_filters_are_rollups_equal_to_raw(settings: Settings,
+                                                                  goals: tuple[int, datetime]) -> None:
+    """A filter on one custom-event goal (named like its event or not) with visit metrics, by itself and by
+    time: the rollups of its event's name (``planner.goal_as_name``), equal to the raw engine, over ranges ending
+    yesterday, today and in the past; a page goal is not rolled up."""
+    site_id, now = goals
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    custom = [(today - timedelta(days=25)).isoformat(), (today - timedelta(days=3)).isoformat()]
+    metrics = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"]
+    bodies = [{"metrics": metrics, "dimensions": time, "filters": [["is", "event:goal", [goal]]],
+               "date_range": date_range}
+              for goal in ("Signup", "Purchase done") for time in ([], ["time:day"])
+              for date_range in ("30d", "month", custom)]
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+            goal_defs = await engine.load_goals(session, site_id)
+            for body in bodies:
+                query = parse_query({"site_id": "rollup.example", **body}, timezone=TZ, now=now)
+                named = planner.goal_as_name(query, goal_defs)
+                assert named is not None, body
+                assert planner.Source.ROLLUPS == planner.decide(named, state).source, body
+            page_goal = parse_query({"site_id": "rollup.example", "metrics": metrics, "date_range": "30d",
+                                     "filters": [["is", "event:goal", ["Visit /pricing"]]]}, timezone=TZ, now=now)
+            assert planner.goal_as_name(page_goal, goal_defs) is None
+    finally:
+        await db.dispose()
+    assert await _compare(settings, site_id, now, bodies) == len(bodies)
+
+
 def test_goal_filter_reads_names_and_pages() -> None:
     """With the goals known, a goal filter is a condition on the event's own name and path (what the indexes of
     migration 0015 answer); the statement without them matches against the goals table."""
