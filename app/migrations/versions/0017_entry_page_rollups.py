@@ -4,7 +4,9 @@ pages in the visits' start index: the 10 M-event benchmark's slowest panels read
 ``services.analytics.rollups`` gains the pairs ``visit:source|visit:entry_page`` and
 ``visit:country|visit:entry_page`` (the entry pages panel under a source or country filter: 0.4-1.7 s from the
 visits table at 10 M events) and ``event:page+custom|visit:device`` and ``|visit:browser`` (the devices and
-browsers panels under a page filter: 2.4 s over 12 months from the events joined with their visits).
+browsers panels under a page filter: 2.4 s over 12 months from the events joined with their visits), and the
+rollup of event names gains their visits (one span per visit and name, as pages have), so a filter on one
+custom-event goal (read as its event's name) answers visits, bounce rate and visit duration from the rollups.
 
 A partial index of the events with properties (``events_site_props``) answers a custom property filter
 (``event:props:plan is pro``: the analytics engine adds the condition ``props <> '{}'`` every match implies),
@@ -59,6 +61,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("rollup_spans", "rollup_days"):
         op.execute(f"DELETE FROM {table} WHERE dimension LIKE '%|visit:entry_page' "  # noqa: S608 - fixed names
-                   "OR dimension LIKE 'event:page+custom|visit:device' OR dimension LIKE 'event:page+custom|visit:browser'")
+                   "OR dimension IN ('event:page+custom|visit:device', 'event:page+custom|visit:browser')")
+    op.execute("DELETE FROM rollup_spans WHERE dimension = 'event:name' AND kind = 'v'")
     _replace_start_index(COVERED)
     op.execute("DROP INDEX IF EXISTS events_site_props")
