@@ -137,10 +137,12 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
             values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
             row["metrics"] = [*values[:at], rate, *values[at:]]
         return result
-    if GOAL in query.filtered_dimensions() and GOAL not in query.dimensions:
-        named = goal_as_name(query, await engine.load_goals(session, site_id))
-        if named is not None and rollups.applicable(named):
-            query = named
+    # The site's goals, read once: a goal filter may be read as its event's name, and the join reads them.
+    goals = await engine.load_goals(session, site_id) if GOAL in {
+        *query.dimensions, *query.filtered_dimensions()} else None
+    if goals is not None and GOAL not in query.dimensions and (named := goal_as_name(query, goals)) is not None \
+            and rollups.applicable(named):
+        query = named
     state = (await rollups.rolled_until(session, site_id, query.date_range.timezone)
              if rollups.applicable(query) else None)
     plan = decide(query, state)
@@ -150,7 +152,5 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
             return await rollups.run(session, query, site_id, state)
         if plan.source is Source.VISITS:
             return await visits.run(session, query, site_id)
-        goals = await engine.load_goals(session, site_id) if GOAL in {
-            *query.dimensions, *query.filtered_dimensions()} else None
         return await engine.run(session, query, site_id, "table", goals)
 

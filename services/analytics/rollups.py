@@ -198,20 +198,28 @@ def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS), kept: st
     wanted = None if columns is None else {*columns, *SESSION_COLUMNS}
     # Only the columns the statement reads: sorting whole event rows for the visit window cost more than
     # computing the window.
-    needed = {"id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive"}
+    needed = set(SCAN_COLUMNS)
     for name in wanted or ():
         needed |= EVENT_SOURCES.get(name, set())
-    events = f"""
-    ev AS MATERIALIZED (
-        SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
-        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end{kept}
-    )"""
     if wanted is None:
-        return events.replace("ev AS MATERIALIZED", "vev AS MATERIALIZED", 1)
+        return "\n    " + _events_cte("vev", needed, kept)
+    events = "\n    " + _events_cte("ev", needed, kept)
     assert not kept, "a condition on the events would change the visits' windows"
     return f"""{events},
     vev AS MATERIALIZED ({visit_events_select("ev", wanted, SPAN_DAYS)}),
     sv AS MATERIALIZED (SELECT DISTINCT ON (session_id) * FROM vev ORDER BY session_id)"""
+
+
+SCAN_COLUMNS = ("id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive")
+"""The event columns every span and day count reads."""
+
+
+def _events_cte(name: str, columns: Iterable[str], kept: str = "") -> str:
+    """The scan window's events (``columns`` and their local day) as the materialised CTE ``name``."""
+    return f"""{name} AS MATERIALIZED (
+        SELECT {', '.join(f'e.{c}' for c in sorted(columns))}, (e.timestamp AT TIME ZONE :tz)::date AS day
+        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end{kept}
+    )"""
 
 
 def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: str = "", kept_visits: str = "") -> str:
@@ -252,11 +260,7 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
     )""",
     ]
     if events:
-        needed = {"id", "visitor_id", "session_id", "timestamp", "name", "pathname", "interactive"}
-        ctes.append(f"""ev AS MATERIALIZED (
-        SELECT {', '.join(f'e.{c}' for c in sorted(needed))}, (e.timestamp AT TIME ZONE :tz)::date AS day
-        FROM events e WHERE e.site_id = :site AND e.timestamp >= :scan_start AND e.timestamp < :scan_end{kept_events}
-    )""")
+        ctes.append(_events_cte("ev", SCAN_COLUMNS, kept_events))
         ctes.append(f"""vev AS MATERIALIZED (
         SELECT ev.*{''.join(f', sv.v_{n}' for n in names)}, sv.v_first_day, sv.v_last_day
         FROM ev LEFT JOIN sv ON sv.session_id = ev.session_id
