@@ -24,8 +24,10 @@ such a visit within the visit timeout): from then on its visits, its pageviews a
 (visitor, value) pairs beginning on it no longer change; only the last day of a visitor's span may still grow
 into today. A span that began yesterday intersects every period that ends by yesterday whatever its last
 day, so queries ending by yesterday (7d, 30d, 6mo, 12mo: the dashboard's usual ranges) are answered from the
-rollups alone; queries reaching into today ignore the provisional day and compute it from the events as
-before. The final roll-up of the day replaces the provisional rows.
+rollups alone. Stored, such a span ends yesterday; it still intersects every period holding yesterday, so
+queries reaching into today read the provisional day from the rollups too when none of their time buckets
+begins today (``month``, one bucket; a month by week unless today is a Monday), and compute yesterday from
+the events otherwise (by day). The final roll-up of the day replaces the provisional rows.
 
 A query filtered to one value of a rolled-up dimension (``visit:country is DE``), grouped by time or by that
 dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`); the visit
@@ -261,9 +263,12 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
     ]
     if events:
         ctes.append(_events_cte("ev", SCAN_COLUMNS, kept_events))
+        # Kept visits have a value other than the default an event without its visit gets: the others' events
+        # count for nothing, so they are not carried (a third of the tail's time for a page under a source).
+        join = "JOIN" if kept_visits else "LEFT JOIN"
         ctes.append(f"""vev AS MATERIALIZED (
         SELECT ev.*{''.join(f', sv.v_{n}' for n in names)}, sv.v_first_day, sv.v_last_day
-        FROM ev LEFT JOIN sv ON sv.session_id = ev.session_id
+        FROM ev {join} sv ON sv.session_id = ev.session_id
     )""")
     return "\n    " + ",\n    ".join(ctes)
 
@@ -792,10 +797,20 @@ class State:
     """The day after it when rolled up provisionally."""
 
     def rolled_for(self, query: Query) -> date:
-        """The last day the rollups answer ``query`` for: the provisional day too when the query ends on it."""
-        if self.provisional_day == self.rolled_until + timedelta(days=1) and \
-                query.date_range.last_day <= self.provisional_day:
-            return self.provisional_day
+        """The last day the rollups answer ``query`` for: the provisional day too when no bucket of the query
+        begins on the day after it.
+
+        A provisional span that began on the provisional day may still end on the next; stored, it ends on the
+        provisional day. It intersects every bucket holding the provisional day either way, so only a bucket
+        beginning on the next day (the range's first, or a day's, week's or month's boundary) could miss it. A
+        query ending on the provisional day has none; neither has ``month`` (one bucket from the 1st to today)
+        unless today is the 1st."""
+        provisional = self.provisional_day
+        if provisional != self.rolled_until + timedelta(days=1) or provisional < query.date_range.first_day:
+            return self.rolled_until
+        after = provisional + timedelta(days=1)
+        if query.date_range.last_day <= provisional or all(start != after for _, start, _ in _buckets(query)):
+            return provisional
         return self.rolled_until
 
 
