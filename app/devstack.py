@@ -289,12 +289,14 @@ class Postgres:
             )
         return True
 
-    def start(self) -> None:
+    def start(self, settings: dict[str, str] | None = None) -> None:
+        """Start the cluster; ``settings``: server settings for this run (``{"shared_buffers": "6GB"}``)."""
         log = self.home / "postgres.log"
+        extra = "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
         try:
             # -k '': no Unix socket (clusters made before it was turned off in postgresql.conf too).
             _run([str(postgres_bindir() / "pg_ctl"), "-D", str(self.datadir), "-l", str(log),
-                  "-o", f"-p {self.port} -k ''", "-w", "-t", "60", "start"],
+                  "-o", f"-p {self.port} -k ''{extra}", "-w", "-t", "60", "start"],
                  user=self.user, what="starting PostgreSQL")
         except StackError as exc:
             fatal = [line for line in log.read_text(errors="replace").splitlines() if "FATAL" in line] \

@@ -148,7 +148,7 @@ async def test_pairs_are_built_and_forgotten(settings: Settings, generated: tupl
                 "SELECT DISTINCT dimension FROM rollup_spans WHERE site_id = :s AND dimension LIKE '%|%' "
                 "UNION SELECT DISTINCT dimension FROM rollup_days WHERE site_id = :s AND dimension LIKE '%|%'"),
                 {"s": site_id})}
-            assert stored == {*rollups.PAIRS, *rollups.PAGE_PAIRS}
+            assert stored == {*rollups.PAIRS, *rollups.PAGE_PAIRS, *rollups.NAME_PAIRS}
             conn.rollback()
             with conn.begin() as deleting:
                 conn.execute(text("DELETE FROM sites WHERE id = :s"), {"s": site_id})
@@ -207,17 +207,19 @@ async def test_goal_filters_and_conversion_rates_equal_raw(settings: Settings,
 @pytest.mark.timeout(900)
 async def test_custom_event_goal_filters_are_rollups_equal_to_raw(settings: Settings,
                                                                   goals: tuple[int, datetime]) -> None:
-    """A filter on one custom-event goal (named like its event or not) with visit metrics, by itself and by
-    time: the rollups of its event's name (``planner.goal_as_name``), equal to the raw engine, over ranges ending
-    yesterday, today and in the past; a page goal is not rolled up."""
+    """A filter on one custom-event goal (named like its event or not) with visit metrics, by itself, by time and
+    by each visit dimension paired with names: the rollups of its event's name (``planner.goal_as_name``), equal
+    to the raw engine, over ranges ending yesterday, today and in the past; a page goal is not rolled up, and
+    neither is the name of pageviews by a visit dimension."""
     site_id, now = goals
     today = now.astimezone(ZoneInfo(TZ)).date()
     custom = [(today - timedelta(days=25)).isoformat(), (today - timedelta(days=3)).isoformat()]
     metrics = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"]
-    bodies = [{"metrics": metrics, "dimensions": time, "filters": [["is", "event:goal", [goal]]],
+    bodies = [{"metrics": metrics, "dimensions": [*time, *grouped], "filters": [["is", "event:goal", [goal]]],
                "date_range": date_range}
               for goal in ("Signup", "Purchase done") for time in ([], ["time:day"])
-              for date_range in ("30d", "month", custom)]
+              for grouped in ([], *([d] for d in rollups.NAME_PAIRED))
+              for date_range in (("30d", "month", custom) if not (time and grouped) else ("7d",))]
     db = make_async_engine(settings.database)
     try:
         async with sessionmaker_for(db)() as session:
@@ -231,6 +233,10 @@ async def test_custom_event_goal_filters_are_rollups_equal_to_raw(settings: Sett
             page_goal = parse_query({"site_id": "rollup.example", "metrics": metrics, "date_range": "30d",
                                      "filters": [["is", "event:goal", ["Visit /pricing"]]]}, timezone=TZ, now=now)
             assert planner.goal_as_name(page_goal, goal_defs) is None
+            pageviews = parse_query({"site_id": "rollup.example", "metrics": metrics, "date_range": "30d",
+                                     "dimensions": ["visit:source"], "filters": [["is", "event:name", ["pageview"]]]},
+                                    timezone=TZ, now=now)
+            assert not rollups.applicable(pageviews)
     finally:
         await db.dispose()
     assert await _compare(settings, site_id, now, bodies) == len(bodies)
