@@ -212,12 +212,17 @@ def visits_table_cte(columns: Iterable[str]) -> str:
 
     Not materialised, so that PostgreSQL pushes visit filters down into the scan of ``sessions`` and joins the
     (usually few) matching visits to the range's events, where the window path sorts every event of the range.
+    An event lies between its visit's ``started_at`` and ``ended_at`` (its first and last event's), which the
+    join states, so that a visit looked up by session reads only the monthly partitions of its own time
+    (run-time pruning: pages of the visits from one country and source over 12 months at 10 M events probed
+    twelve partitions per visit, 2.4 -> 1.4 s).
     """
     names = [name for name in VISIT_EXPRESSIONS if name in set(columns)]
     select = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
     return (
         f"vev AS NOT MATERIALIZED (SELECT r.*{select} FROM events r JOIN sessions s "
         "ON s.site_id = r.site_id AND s.session_id = r.session_id "
+        "AND r.timestamp >= s.started_at AND r.timestamp <= s.ended_at "
         "WHERE r.site_id = :site AND r.timestamp >= :start AND r.timestamp < :end "
         "AND s.site_id = :site AND s.started_at < :end "
         f"AND s.started_at >= CAST(:start AS timestamptz) - interval '{VISIT_SPAN.days} day')"
