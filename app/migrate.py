@@ -83,6 +83,19 @@ def build_index_concurrently(name: str, table: str, definition: str) -> None:
             _with_short_locks(bind, f"ALTER INDEX {name} ATTACH PARTITION {child}")
 
 
+def replace_index(name: str, built: str) -> None:
+    """In a migration script: drop index ``name`` and give its name to ``built`` (made beside it with
+    :func:`build_index_concurrently`), each statement under a 1 s ``lock_timeout``, retried, so writers wait at
+    most that long. A partitioned table's index cannot be dropped CONCURRENTLY: the DROP takes the table's lock
+    for a moment. Run again after an interruption, it finishes what is left."""
+    from alembic import op  # noqa: PLC0415 - only inside a running migration
+
+    with op.get_context().autocommit_block():
+        bind = op.get_bind()
+        _with_short_locks(bind, f"DROP INDEX IF EXISTS {name}")
+        _with_short_locks(bind, f"ALTER INDEX IF EXISTS {built} RENAME TO {name}")
+
+
 def _build_concurrently(bind: Connection, name: str, on: str) -> None:
     valid = bind.execute(text(
         "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
