@@ -83,17 +83,15 @@ def build_index_concurrently(name: str, table: str, definition: str) -> None:
             _with_short_locks(bind, f"ALTER INDEX {name} ATTACH PARTITION {child}")
 
 
-def replace_index(name: str, built: str) -> None:
-    """In a migration script: drop index ``name`` and give its name to ``built`` (made beside it with
-    :func:`build_index_concurrently`), each statement under a 1 s ``lock_timeout``, retried, so writers wait at
-    most that long. A partitioned table's index cannot be dropped CONCURRENTLY: the DROP takes the table's lock
-    for a moment. Run again after an interruption, it finishes what is left."""
+def execute_with_short_locks(statement: str) -> None:
+    """In a migration script: run ``statement`` in a transaction of its own under a 1 s ``lock_timeout``, retried
+    (for 10 minutes), so that while it waits for a lock nothing queues behind it for longer than that: a
+    ``TRUNCATE`` of the rollups waiting for a running roll-up would otherwise hold up every ingest batch, whose
+    events trigger reads ``rollup_state``."""
     from alembic import op  # noqa: PLC0415 - only inside a running migration
 
     with op.get_context().autocommit_block():
-        bind = op.get_bind()
-        _with_short_locks(bind, f"DROP INDEX IF EXISTS {name}")
-        _with_short_locks(bind, f"ALTER INDEX IF EXISTS {built} RENAME TO {name}")
+        _with_short_locks(op.get_bind(), statement)
 
 
 def _build_concurrently(bind: Connection, name: str, on: str) -> None:

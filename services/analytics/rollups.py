@@ -815,16 +815,17 @@ class State:
         """The last day the rollups answer ``query`` for: the provisional day too when no bucket of the query
         begins on the day after it.
 
-        A provisional span that began on the provisional day may still end on the next; stored, it ends on the
-        provisional day. It intersects every bucket holding the provisional day either way, so only a bucket
-        beginning on the next day (the range's first, or a day's, week's or month's boundary) could miss it. A
-        query ending on the provisional day has none; neither has ``month`` (one bucket from the 1st to today)
-        unless today is the 1st."""
+        A provisional span that began on the provisional day may still end later (a visitor id lives for up to
+        :data:`STALE_REACH` more days: up to the day after next while the final roll-up has not run yet);
+        stored, it ends where the events known at the roll-up did. It intersects every bucket holding the
+        provisional day either way, so only a bucket beginning on one of those later days (the range's first, or
+        a day's, week's or month's boundary) could miss it. A query ending on the provisional day has none;
+        neither has ``month`` (one bucket from the 1st to today) unless today is the 1st."""
         provisional = self.provisional_day
         if provisional != self.rolled_until + timedelta(days=1) or provisional < query.date_range.first_day:
             return self.rolled_until
-        after = provisional + timedelta(days=1)
-        if query.date_range.last_day <= provisional or all(start != after for _, start, _ in _buckets(query)):
+        later = {provisional + timedelta(days=n) for n in range(1, STALE_REACH.days + 1)}
+        if query.date_range.last_day <= provisional or all(start not in later for _, start, _ in _buckets(query)):
             return provisional
         return self.rolled_until
 

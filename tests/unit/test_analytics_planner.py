@@ -84,3 +84,30 @@ def test_decide(body: dict[str, Any], state: State | None, source: Source) -> No
     """Rollups when unfiltered (or filtered to one value of a rolled-up dimension) and rolled up; the visits
     table for other visit-only questions; events alone when no visit attribute is read; the join otherwise."""
     assert source == decide(parse_query(body, timezone="UTC", now=NOW), state).source
+
+
+@pytest.mark.parametrize(("dimensions", "now", "rolled"), [
+    pytest.param([], datetime(2026, 5, 8, 12, tzinfo=UTC), date(2026, 5, 7), id="one-bucket-today-after"),
+    pytest.param(["time:day"], datetime(2026, 5, 8, 12, tzinfo=UTC), date(2026, 5, 6), id="by-day-today-after"),
+    pytest.param(["time:week"], datetime(2026, 5, 8, 12, tzinfo=UTC), date(2026, 5, 7), id="week-from-monday"),
+    # The final roll-up of 7 May has not run on 9 May: a span of 7 May may reach 9 May, a bucket of its own.
+    pytest.param([], datetime(2026, 5, 9, 12, tzinfo=UTC), date(2026, 5, 7), id="one-bucket-day-after-next"),
+    pytest.param(["time:day"], datetime(2026, 5, 9, 12, tzinfo=UTC), date(2026, 5, 6), id="by-day-day-after-next"),
+])
+def test_provisional_day_read_unless_a_bucket_begins_after_it(dimensions: list[str], now: datetime,
+                                                             rolled: date) -> None:
+    """A range from 4 May reaching into today reads 7 May's provisional rows unless a time bucket begins on one
+    of the days its spans may still reach (8 and 9 May)."""
+    body = q(dimensions=dimensions, date_range=["2026-05-04", now.date().isoformat()])
+    assert rolled == ROLLED.rolled_for(parse_query(body, timezone="UTC", now=now))
+
+
+def test_provisional_day_not_read_when_a_week_begins_the_day_after_next() -> None:
+    """9 May (a Saturday) provisional, and on Monday 11 May its final roll-up has not run yet: by week from 4 May
+    to 11 May, the week of 11 May could miss a span of 9 May reaching it, so 9 May is computed from the events;
+    by month it is read."""
+    state = State(date(2026, 5, 8), date(2026, 5, 9))
+    now = datetime(2026, 5, 11, 12, tzinfo=UTC)
+    for dimensions, rolled in ((["time:week"], date(2026, 5, 8)), (["time:month"], date(2026, 5, 9))):
+        body = q(dimensions=dimensions, date_range=["2026-05-04", "2026-05-11"])
+        assert rolled == state.rolled_for(parse_query(body, timezone="UTC", now=now)), dimensions

@@ -73,31 +73,6 @@ def test_event_indexes_build_while_events_are_written(postgres: Postgres, redis_
                 "WHERE c.relname = ANY(:names)"), {"names": [*INDEXES, "sessions_site_start_covering"]}).all())
             definition = check.execute(text("SELECT pg_get_indexdef('sessions_site_start'::regclass)")).scalar_one()
             stored = check.execute(text("SELECT count(*) FROM events WHERE site_id = :site"), {"site": site}).scalar()
-            props = [_props_index(check)]
-            # 0019 replaced the properties' index; down and up again, its partitions' indexes follow.
-            config = alembic_config()
-            config.attributes["connection"] = check
-            command.downgrade(config, "0018")
-            props.append(_props_index(check))
-            command.upgrade(config, "head")
-            props.append(_props_index(check))
-            check.commit()
     assert dict.fromkeys(INDEXES, True) == valid
     assert "INCLUDE (ended_at" in definition
     assert 3 == stored
-    partitions = props[0][1]
-    assert partitions >= 2
-    with_props, plain = ("visitor_id, props) WHERE", partitions), ("visitor_id) WHERE", partitions)
-    assert [with_props, plain, with_props] == props
-
-
-def _props_index(conn: Connection) -> tuple[str, int]:
-    """How ``events_site_props`` ends its included columns, and how many partitions' indexes are attached (one
-    per partition of ``events``, or the count of partitions is returned negative)."""
-    partitions = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"))
-    total = int(partitions.scalar_one())
-    definition = conn.execute(text("SELECT pg_get_indexdef('events_site_props'::regclass)")).scalar_one()
-    attached = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_site_props'::regclass"))
-    included = definition[definition.index("visitor_id"):definition.index("WHERE") + 5]
-    count = int(attached.scalar_one())
-    return included, count if count == total else -total
