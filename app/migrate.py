@@ -83,6 +83,22 @@ def build_index_concurrently(name: str, table: str, definition: str) -> None:
             _with_short_locks(bind, f"ALTER INDEX {name} ATTACH PARTITION {child}")
 
 
+def cut_long_paths(limit: int = 1000) -> None:
+    """In a migration script: cut stored page paths longer than ``limit`` bytes of UTF-8 to their longest prefix
+    within it, as the ingest service cuts them (``services.ingest.logic.MAX_PATH_BYTES``), and the visits' entry
+    and exit pages with them, so that they fit the indexes that hold them (PostgreSQL refuses an index row over
+    2,704 bytes). One scan of the events; the rows it changes are few."""
+    from alembic import op  # noqa: PLC0415 - only inside a running migration
+
+    prefix = (f"left({{0}}, (SELECT max(n) FROM generate_series(0, {int(limit)}) n "  # noqa: S608 - a number
+              f"WHERE octet_length(left({{0}}, n)) <= {int(limit)}))")
+    op.execute(f"UPDATE events SET pathname = {prefix.format('pathname')} "  # noqa: S608 - a number and names
+               f"WHERE octet_length(pathname) > {int(limit)}")
+    op.execute(f"UPDATE sessions SET entry_page = {prefix.format('entry_page')}, "  # noqa: S608
+               f"exit_page = {prefix.format('exit_page')} "
+               f"WHERE octet_length(entry_page) > {int(limit)} OR octet_length(exit_page) > {int(limit)}")
+
+
 def execute_with_short_locks(statement: str) -> None:
     """In a migration script: run ``statement`` in a transaction of its own under a 1 s ``lock_timeout``, retried
     (for 10 minutes), so that while it waits for a lock nothing queues behind it for longer than that: a

@@ -35,6 +35,10 @@ MAX_DOMAINS = 10
 
 
 MAX_URL = 2000
+MAX_PATH_BYTES = 1000
+"""A page path is stored cut to this many bytes of UTF-8 (at a character boundary): it is a key of the events'
+page index and, as entry and exit page, included twice in the visits' start index, and a page pair's rollup value
+holds two paths; PostgreSQL refuses an index row over 2,704 bytes, and one such row would fail a whole batch."""
 MAX_REVENUE = Decimal("1e14")
 NO_HOSTNAME = "(none)"
 """Plausible's hostname for a url without a host (``/app/login``)."""
@@ -118,6 +122,7 @@ def parse_event(body: bytes) -> CleanEvent:
     pathname = _pathname(parts.path, parts.fragment if hash_mode == 1 else "")
     if len(pathname) > MAX_URL:
         raise ClientError(f"invalid event: the page path is longer than {MAX_URL} characters")
+    pathname = cut_utf8(pathname, MAX_PATH_BYTES)
     if len(referrer) > MAX_URL:
         raise ClientError(f"invalid event: referrer is longer than {MAX_URL} characters")
     domains = [d.strip().lower().removeprefix("www.") for d in domain.split(",") if d.strip()]
@@ -178,6 +183,12 @@ def _check_referrer(referrer: str) -> None:
 def _number_text(value: int | float) -> str:
     """A numeric event name as text, as JSON wrote it (``404``, ``1.5``)."""
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, at a character boundary (unchanged when it fits)."""
+    encoded = text.encode()
+    return text if len(encoded) <= limit else encoded[:limit].decode("utf-8", "ignore")
 
 
 def decode_path(text: str) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from app.migrate import build_index_concurrently
+from app.migrate import build_index_concurrently, cut_long_paths
 
 revision: str = "0015"
 down_revision: str | None = "0014"
@@ -40,6 +40,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # A path is a key of the page index: paths that would not fit it are cut to 1,000 bytes first, as the ingest
+    # service cuts them since 0018 (this step was added then, for upgrades from before 0015).
+    cut_long_paths()
     # Built without blocking ingest's inserts (the events table of a busy site takes a while).
     build_index_concurrently("events_site_page", "events", "(site_id, pathname, timestamp) "
                              "INCLUDE (name, session_id, visitor_id)")

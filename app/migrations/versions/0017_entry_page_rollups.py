@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from app.migrate import build_index_concurrently
+from app.migrate import build_index_concurrently, cut_long_paths
 
 revision: str = "0017"
 down_revision: str | None = "0016"
@@ -50,6 +50,9 @@ def _replace_start_index(included: str) -> None:
 
 
 def upgrade() -> None:
+    # Two long paths in one index row pass PostgreSQL's 2,704 bytes: paths are cut to 1,000 bytes first (as the
+    # ingest service cuts them since 0018; this step was added then, for upgrades from before 0017).
+    cut_long_paths()
     _replace_start_index(f"{COVERED}, entry_page, exit_page")
     build_index_concurrently("events_site_props", "events", "(site_id, timestamp) "
                              "INCLUDE (name, pathname, session_id, visitor_id) WHERE props <> '{}'::jsonb")

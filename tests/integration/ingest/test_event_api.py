@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import string
 
 import httpx
 import pytest
@@ -11,6 +13,7 @@ import redis
 
 from app.core.redis import Keys
 from app.core.settings import Settings
+from services.ingest.logic import MAX_PATH_BYTES, cut_utf8
 from tests.support.ingest import UA, IngestProcesses, sql
 
 
@@ -132,6 +135,27 @@ async def test_every_field_is_stored(client: httpx.AsyncClient, settings: Settin
     assert [("Purchase", "example.com", "/checkout", "google.com/search", "news", "Email",
              "news", "email", "autumn", "shoes", "hero", {"plan": "pro", "seats": "3", "trial": "false"},
              "12.5000", "EUR", False, "GB", "Chrome", "GNU/Linux", "Desktop")] == stored
+
+
+async def test_long_page_paths_are_stored_cut_to_fit_the_indexes(client: httpx.AsyncClient,
+                                                                 settings: Settings) -> None:
+    """Paths of up to 2,000 characters that do not compress (random letters; CJK characters, three bytes each)
+    are stored cut to 1,000 bytes at a character boundary: a page path is a key of the events' page index and,
+    as a visit's entry and exit page, included twice in the visits' start index, whose rows PostgreSQL limits to
+    2,704 bytes. Uncut, the first event failed its whole batch and the visit's second one the trigger."""
+    rng = random.Random(12)
+    ascii_paths = ["/" + "".join(rng.choices(string.ascii_letters, k=1990)) for _ in range(2)]
+    cjk_path = "/" + "".join(chr(0x4E00 + rng.randrange(20_000)) for _ in range(1990))
+    for path in (*ascii_paths, cjk_path):
+        response = await client.post("/api/event", headers={"User-Agent": UA, "X-Forwarded-For": "203.0.113.40"},
+                                     content=json.dumps({"name": "pageview", "url": f"https://example.com{path}",
+                                                         "domain": "example.com"}))
+        assert 202 == response.status_code
+    stored = [row[0] for row in rows(settings, "SELECT pathname FROM events ORDER BY timestamp, id")]
+    assert [cut_utf8(path, MAX_PATH_BYTES) for path in (*ascii_paths, cjk_path)] == stored
+    assert [1000, 1000, 1000] == [len(path.encode()) for path in stored]
+    visit = rows(settings, "SELECT entry_page, exit_page, pageviews FROM sessions")
+    assert [(stored[0], stored[2], 3)] == visit
 
 
 async def test_tracker_short_form(client: httpx.AsyncClient, settings: Settings) -> None:
