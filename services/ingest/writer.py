@@ -141,6 +141,12 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
+"""PostgreSQL refusing what a batch holds, not being unreachable: the batch is written again one request at a
+time so that only the culprit fails. ``ProgramLimitExceeded`` is an index row over 2,704 bytes (the ingest
+service cuts what it stores to fit its indexes; an index an operator adds may not fit)."""
+
 @dataclass(frozen=True)
 class LimitCheck:
     """The counters one request must pass (see ``RATE_SCRIPT``), checked when its batch closes."""
@@ -311,7 +317,7 @@ class BatchWriter:
             self._idle.append(conn)
             INGEST_COMMIT_SECONDS.observe(time.perf_counter() - started)
             INGEST_BATCH_SIZE.observe(len(rows))
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        except REFUSED as exc:
             if conn is not None:
                 self._idle.append(conn)  # the transaction was rolled back; the connection is sound
             # One request's data was refused (the edge validation should have caught it): it must not take
@@ -410,7 +416,7 @@ class BatchWriter:
                     logger.info("batch stored after the database came back",
                                 extra={"events": len(rows), "attempts": attempts + 1})
                 return conn
-            except (psycopg.DataError, psycopg.IntegrityError):
+            except REFUSED:
                 if conn is not None:
                     self._idle.append(conn)
                 raise

@@ -223,16 +223,18 @@ async def test_cors_is_open_on_the_event_endpoint_only_for_post(client: httpx.As
 def test_a_refused_row_fails_only_its_own_request(environment: dict[str, str], settings: Settings,
                                                   sites: dict[str, int],
                                                   ingest_processes: list[IngestProcesses]) -> None:
-    """A value PostgreSQL refuses (here: a CHECK added for the test) gets 400; its batch-mates are stored."""
+    """A value PostgreSQL refuses (here: a CHECK added for the test, then an index whose row the event's
+    properties make longer than PostgreSQL's 2,704 bytes) gets 400; its batch-mates are stored."""
     processes = IngestProcesses(environment, count=1, BEACON_INGEST_BATCH_WAIT_MS="200")
     ingest_processes.append(processes)
     processes.start()
 
-    async def burst() -> list[int]:
+    async def burst(props: dict[str, dict[str, str]] | None = None) -> list[int]:
         async with httpx.AsyncClient(base_url=processes.url, timeout=30) as http:
             responses = await asyncio.gather(*(
                 http.post("/api/event", headers={"User-Agent": UA}, content=json.dumps(
-                    {"name": "pageview", "url": f"https://example.com{path}", "domain": "example.com"}))
+                    {"name": "pageview", "url": f"https://example.com{path}", "domain": "example.com",
+                     "props": (props or {}).get(path, {})}))
                 for path in ("/a", "/poison", "/b", "/c")))
         return [r.status_code for r in responses]
 
@@ -245,4 +247,15 @@ def test_a_refused_row_fails_only_its_own_request(environment: dict[str, str], s
     assert [("/a",), ("/b",), ("/c",)] == sql(settings, "SELECT pathname FROM events ORDER BY pathname")
     refused = [json.loads(line) for line in processes.log.read_text().splitlines() if "batch refused" in line]
     assert 4 == refused[0]["events"]  # the four requests did share one batch
+
+    rng = random.Random(54)
+    big = {f"k{n}": "".join(rng.choices(string.ascii_letters, k=1500)) for n in range(3)}
+    sql(settings, "DELETE FROM events")
+    sql(settings, "CREATE INDEX test_props_text ON events ((props::text))")
+    try:
+        statuses = asyncio.run(burst({"/poison": big}))
+    finally:
+        sql(settings, "DROP INDEX test_props_text")
+    assert [202, 400, 202, 202] == statuses
+    assert [("/a",), ("/b",), ("/c",)] == sql(settings, "SELECT pathname FROM events ORDER BY pathname")
 
