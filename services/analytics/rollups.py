@@ -26,8 +26,9 @@ into today. A span that began yesterday intersects every period that ends by yes
 day, so queries ending by yesterday (7d, 30d, 6mo, 12mo: the dashboard's usual ranges) are answered from the
 rollups alone. Stored, such a span ends yesterday; it still intersects every period holding yesterday, so
 queries reaching into today read the provisional day from the rollups too when none of their time buckets
-begins today (``month``, one bucket; a month by week unless today is a Monday), and compute yesterday from
-the events otherwise (by day). The final roll-up of the day replaces the provisional rows.
+begins on a day such a span may still reach (``month``, one bucket, unless today is the 1st; see
+:meth:`State.rolled_for`), and compute yesterday from the events otherwise (by day). The final roll-up of
+the day replaces the provisional rows.
 
 A query filtered to one value of a rolled-up dimension (``visit:country is DE``), grouped by time or by that
 dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`); the visit
@@ -813,7 +814,7 @@ class State:
 
     def rolled_for(self, query: Query) -> date:
         """The last day the rollups answer ``query`` for: the provisional day too when no bucket of the query
-        begins on the day after it.
+        begins on a later day its spans may still reach.
 
         A provisional span that began on the provisional day may still end later (a visitor id lives for up to
         :data:`STALE_REACH` more days: up to the day after next while the final roll-up has not run yet);

@@ -141,11 +141,11 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-
 REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
 """PostgreSQL refusing what a batch holds, not being unreachable: the batch is written again one request at a
 time so that only the culprit fails. ``ProgramLimitExceeded`` is an index row over 2,704 bytes (the ingest
 service cuts what it stores to fit its indexes; an index an operator adds may not fit)."""
+
 
 @dataclass(frozen=True)
 class LimitCheck:
