@@ -25,7 +25,8 @@ from app.devstack import Circus, free_port
 RELOAD = CODE_DIR / "systemd" / "beacon-reload.py"
 
 # Binds host:port with SO_REUSEPORT after a start-up delay, answers "ok" to every connection, and on SIGTERM
-# stops listening and exits (the graceful stop of a real server).
+# finishes the connection it holds, stops listening and exits (the graceful stop of a real server: a SIGTERM
+# between accept and answer used to drop that connection unanswered).
 SERVER = textwrap.dedent("""\
     import signal, socket, sys, time
     time.sleep(1.0)
@@ -33,9 +34,15 @@ SERVER = textwrap.dedent("""\
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind(("127.0.0.1", int(sys.argv[1])))
     listener.listen(64)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    while True:
-        connection, _ = listener.accept()
+    listener.settimeout(0.1)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    while not stopping:
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        connection.settimeout(None)
         connection.sendall(b"ok")
         connection.close()
 """)
