@@ -124,6 +124,16 @@ def goal_as_name(query: Query, goals: tuple[engine.GoalDef, ...]) -> Query | Non
     return dataclasses.replace(query, filters=(Condition("is", "event:name", (named[0].event_name,)),))
 
 
+def served_as(query: Query, goals: tuple[engine.GoalDef, ...] | None) -> Query:
+    """``query`` as :func:`native` answers it: with its one custom-event goal filter read as the event's name
+    (:func:`goal_as_name`) when the rollups hold that, else unchanged; ``goals``: the site's, None when the query
+    has no goal filter or dimension."""
+    if goals is None or GOAL in query.dimensions:
+        return query
+    named = goal_as_name(query, goals)
+    return named if named is not None and rollups.applicable(named) else query
+
+
 async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     """The answer to ``query`` from Beacon's own events, from the source :func:`decide` picks."""
     if (split := divisor_apart(query)) is not None:
@@ -140,9 +150,7 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     # The site's goals, read once: a goal filter may be read as its event's name, and the join reads them.
     goals = await engine.load_goals(session, site_id) if GOAL in {
         *query.dimensions, *query.filtered_dimensions()} else None
-    if goals is not None and GOAL not in query.dimensions and (named := goal_as_name(query, goals)) is not None \
-            and rollups.applicable(named):
-        query = named
+    query = served_as(query, goals)
     state = (await rollups.rolled_until(session, site_id, query.date_range.timezone)
              if rollups.applicable(query) else None)
     plan = decide(query, state)

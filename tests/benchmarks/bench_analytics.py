@@ -192,9 +192,7 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
                 for name in PANELS:
                     body = panel_query(name, filter_name, range_name)
                     query = parse_query(body, timezone=TZ, now=now)
-                    # As planner.native decides: a custom-event goal filter is read as its event's name.
-                    named = planner.goal_as_name(query, goals)
-                    source = planner.decide(named if named and rollups.applicable(named) else query, state).source
+                    source = planner.decide(planner.served_as(query, goals), state).source
                     cut = False
                     equal = "yes"
                     served: list[float] = []
