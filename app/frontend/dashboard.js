@@ -100,6 +100,9 @@ class Dashboard {
     this.root = root;
     this.statsUrl = root.dataset.statsUrl;
     this.timezone = root.dataset.timezone || "UTC";
+    // The period the page was served for when the URL names none (today for a site added today or yesterday,
+    // else the last 30 days): the server marks it selected.
+    this.defaultPeriod = $("#period").value || "30d";
     this.refreshAfter = Number(root.dataset.refreshAfter || 60) * 1000;
     this.status = $("#dash-status");
     this.chartBox = $("#chart");
@@ -481,7 +484,7 @@ class Dashboard {
 
   syncControls() {
     const params = this.params();
-    const period = params.get("period") || "30d";
+    const period = params.get("period") || this.defaultPeriod;
     $("#period").value = period;
     const custom = period === "custom";
     $("#custom-range").hidden = !custom;

@@ -255,10 +255,13 @@ def test_goal_filter_shows_conversions(running: Stack, visitors: Visitors, owner
 
 
 def test_date_range_comparison_and_keyboard_tabs(running: Stack, visitors: Visitors, owner: Any) -> None:
-    """Presets and a custom range change the chart and the URL; comparison adds the previous period."""
+    """Presets and a custom range change the chart and the URL; comparison adds the previous period. With no
+    period in the URL, the picker names the one served: today, for a site added today."""
     page, problems = owner
     page.goto(f"{running.base_url}/sites/{SITE}")
     wait_idle(page)
+    assert "today" == page.input_value("#period")
+    assert "24" == page.get_attribute("#chart", "data-points")
     page.select_option("#period", "today")
     page.wait_for_function("() => document.getElementById('chart').dataset.points === '24'")
     assert "period=today" in page.url
