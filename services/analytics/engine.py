@@ -371,6 +371,13 @@ def _condition_sql(cond: Condition, sql: _Sql) -> str:
         # Only an event with properties has this one: the condition the partial index of the events with
         # properties answers (migration 0017), so a property filter does not read every event of the range.
         expr = f"(e.props <> '{{}}'::jsonb AND {expr})"
+        if not folded:
+            # And it holds the property with one of the values, the question the GIN index of the properties
+            # answers (migration 0019): only the matching events are read, not every event with properties.
+            # Exact because ingest stores every property value as a JSON string (services.ingest.logic).
+            key = cond.dimension.removeprefix(PROPS_PREFIX)
+            wanted = sql.bind([json.dumps({key: value}) for value in values])
+            expr = f"(e.props @> ANY(CAST({wanted} AS jsonb[])) AND {expr})"
     return f"NOT ({expr})" if cond.operator.endswith("_not") else expr
 
 

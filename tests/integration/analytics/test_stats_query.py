@@ -16,6 +16,7 @@ other event is non-interactive; visit 31 has two pageviews in all, so it is no b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +83,39 @@ def test_filters(settings: Settings, serve: Callable[[str], int], dataset: None,
                  filters: list[Any], expected: tuple[int, int]) -> None:
     """Each operator and combination: (visitors, pageviews) computed by hand from the table above."""
     assert [expected] == results(query(settings, serve, metrics=["visitors", "pageviews"], filters=filters))
+
+
+PROPERTY_VALUES = ['say "hi"', "back\\slash", "ünïcode ✓", '{"plan": "pro"}', "50%_off", "Pro"]
+
+
+def test_a_property_filter_matches_any_text_exactly(settings: Settings, serve: Callable[[str], int],
+                                                    dataset: None) -> None:
+    """A property filter on values with quotes, backslashes, JSON, LIKE's wildcards and letters outside ASCII,
+    under a key with a quote in it: ``is`` matches each value alone (the GIN index's ``props @>`` condition the
+    engine adds must neither lose nor add a row), several values together, case-insensitively when asked, and
+    ``is_not`` keeps the rest. One visitor per value, stored as ingest stores them (JSON strings)."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        for number, value in enumerate(PROPERTY_VALUES):
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, props) "
+                "SELECT id, '2026-03-10 12:00Z', 'Buy', :visitor, :visitor, 'stats.example', '/shop', "
+                "CAST(:props AS jsonb) FROM sites WHERE domain = 'stats.example'"),
+                {"visitor": 900 + number, "props": json.dumps({'deal "type"': value})})
+    engine.dispose()
+
+    def visitors(*clause: Any) -> int:
+        rows = results(query(settings, serve, metrics=["visitors"], filters=[list(clause)]))
+        return int(rows[0][0])
+
+    prop = 'event:props:deal "type"'
+    for value in PROPERTY_VALUES:
+        assert 1 == visitors("is", prop, [value]), value
+    assert 2 == visitors("is", prop, [PROPERTY_VALUES[0], PROPERTY_VALUES[2], "absent"])
+    assert 0 == visitors("is", prop, ["pro"])
+    assert 1 == visitors("is", prop, ["PRO"], {"case_sensitive": False})
+    assert 3 == visitors("is", prop, ["(none)"])  # the dataset's visitors A, B and C
+    assert 3 + 5 == visitors("is_not", prop, ["Pro"])
 
 
 def test_pagination_and_total_rows(settings: Settings, serve: Callable[[str], int], dataset: None) -> None:

@@ -14,7 +14,8 @@ from app.devstack import Postgres, Redis
 from app.migrate import alembic_config
 from tests.support.migrations import schema_at
 
-INDEXES = ("events_site_page", "events_site_custom", "sessions_site_start", "events_site_props")
+INDEXES = ("events_site_page", "events_site_custom", "sessions_site_start", "events_site_props",
+           "events_props_values")
 
 
 def _insert_event(conn: Connection, site: int, visitor: int) -> None:
