@@ -222,7 +222,8 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
-    """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over."""
+    """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over. After
+    more than a week of days, the visits' indexes are read back into PostgreSQL's buffers (``rollups.warm``)."""
     from rich.progress import (  # noqa: PLC0415 - per command
         BarColumn,
         MofNCompleteColumn,
@@ -242,6 +243,7 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
                      "ORDER BY domain"), {"domain": args.site})]
         if args.site and not sites:
             raise CliError(f"--site: no site {args.site!r}")
+        rolled = 0
         # A bar on a terminal; plain lines in logs and pipes.
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
                       TimeElapsedColumn(), disable=not sys.stderr.isatty(), transient=False) as progress:
@@ -262,6 +264,17 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
                 progress.update(task, total=days, completed=days)
                 until = result.rolled_until.isoformat() if result and result.rolled_until else "nothing to roll up"
                 print(f"{domain}: {days} day(s) rolled up; final days until {until}")
+                rolled += days
+        if rolled > rollups.WARM_AFTER_DAYS:
+            with engine.begin() as conn:
+                warmed = rollups.warm(conn)
+            if warmed is None:
+                print("the visits' indexes were not warmed: the pg_prewarm extension is not installed "
+                      "(docs/operations.md)")
+            else:
+                print("warmed the visits' indexes: " + ", ".join(
+                    f"{index} {blocks * 8192 / 2**20:.1f} MB" if blocks else f"{index} skipped (over half of "
+                    "shared_buffers)" for index, blocks in warmed.items()))
     return 0
 
 

@@ -321,7 +321,7 @@ class Postgres:
                      str(self.port), "-U", "postgres", "-d", database, "-c", sql], env=env, what="psql")
 
     def ensure_database(self, name: str, owner: str, password: str) -> None:
-        """Create a login role and a database it owns, unless they exist."""
+        """Create a login role and a database it owns, unless they exist, with the pg_prewarm extension."""
         identifier = re.compile(r"[a-z_][a-z0-9_]*")
         if not (identifier.fullmatch(name) and identifier.fullmatch(owner) and re.fullmatch(r"[\w-]+", password)):
             raise StackError("refusing an unsafe database name, role name or password")
@@ -330,6 +330,8 @@ class Postgres:
             self.psql(f"CREATE ROLE {owner} LOGIN PASSWORD '{password}'")
         if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip():  # noqa: S608
             self.psql(f"CREATE DATABASE {name} OWNER {owner}")
+        # What the beacon_postgresql role installs too: rollups.warm reads indexes back after a roll-up.
+        self.psql("CREATE EXTENSION IF NOT EXISTS pg_prewarm", database=name)
 
 
 @dataclass

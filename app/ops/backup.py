@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,13 +155,24 @@ def backup(settings: Settings, output_dir: Path | None = None, keep: int | None 
     return target
 
 
-def _count_items(pg_restore: str, path: Path) -> int:
+# An extension (and its comment) in the archive's table of contents: "3; 3079 16385 EXTENSION - pg_prewarm".
+_EXTENSION_RE = re.compile(r"^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION) ")
+
+
+def _restored_items(pg_restore: str, path: Path) -> list[str]:
+    """The archive's table of contents (``pg_restore --list``) without its extensions.
+
+    Extensions belong to the host, not to Beacon's data: the ``beacon_postgresql`` role creates them as the
+    superuser (``pg_prewarm`` is not one a database owner may create), and Beacon's own role, which restores,
+    could neither create nor comment on them.
+    """
     completed = subprocess.run(
         [pg_restore, "--list", str(path)], capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
         raise BackupError(f"{path} is not a pg_dump custom-format archive: {_last_error(completed.stderr)}")
-    return sum(1 for line in completed.stdout.splitlines() if line.strip() and not line.startswith(";"))
+    return [line for line in completed.stdout.splitlines()
+            if line.strip() and not line.startswith(";") and not _EXTENSION_RE.match(line)]
 
 
 def _progress_printer(stream: TextIO, total: int) -> Callable[[str, int], None]:
@@ -189,8 +201,9 @@ def restore(settings: Settings, path: Path | str, progress: bool = True) -> Rest
     ``pg_restore`` turns the archive into SQL, and ``psql --single-transaction`` runs ``DROP OWNED BY
     CURRENT_USER`` followed by that SQL: either the database ends up exactly as dumped, or nothing
     changes. (``pg_restore --clean`` cannot be used: it drops the constraints of partitions one by one,
-    which PostgreSQL refuses for partitioned tables such as ``events``.) Connect as Beacon's own role,
-    which owns every Beacon object; stop Beacon first (``systemctl stop beacon``) so that no open
+    which PostgreSQL refuses for partitioned tables such as ``events``.) The archive's extensions are left
+    out: the host's own (the ``beacon_postgresql`` role creates ``pg_prewarm``) stay as they are. Connect as
+    Beacon's own role, which owns every Beacon object; stop Beacon first (``systemctl stop beacon``) so that no open
     connection holds locks the restore has to wait for.
 
     Args:
@@ -208,7 +221,8 @@ def restore(settings: Settings, path: Path | str, progress: bool = True) -> Rest
         raise BackupError(f"backup file {archive} is not readable by this user")
     pg_restore = _tool("pg_restore")
     psql = _tool("psql")
-    total = _count_items(pg_restore, archive)
+    items = _restored_items(pg_restore, archive)
+    total = len(items)
     conn = _connection(settings)
     superuser = subprocess.run(
         [psql, "--no-psqlrc", "--no-password", "-At", "-c",
@@ -223,8 +237,12 @@ def restore(settings: Settings, path: Path | str, progress: bool = True) -> Rest
     show = _progress_printer(sys.stderr, total) if progress else None
     restored = 0
     tail: list[str] = []
-    with subprocess.Popen(
-        [pg_restore, "--no-owner", "--no-privileges", "--verbose", "--file=-", str(archive)],
+    listing = tempfile.NamedTemporaryFile("w", prefix="beacon-restore-", suffix=".list")  # noqa: SIM115 - closed below
+    listing.write("\n".join(items) + "\n")
+    listing.flush()
+    with listing, subprocess.Popen(
+        [pg_restore, "--no-owner", "--no-privileges", "--verbose", f"--use-list={listing.name}", "--file=-",
+         str(archive)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as producer:
         assert producer.stdout is not None and producer.stderr is not None

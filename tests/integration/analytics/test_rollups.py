@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.settings import Settings
+from app.devstack import Postgres
 from services.analytics import engine, rollups
 from services.analytics.query import parse_query
 from tests.support.analytics import DAYS, TZ
@@ -190,3 +191,27 @@ async def test_late_events_rebuild_their_days(settings: Settings, generated: tup
                 assert (raw.rows, raw.total_rows) == (rolled.rows, rolled.total_rows), body
     finally:
         await db.dispose()
+
+
+async def test_warm_reads_the_visits_indexes_back(settings: Settings, postgres: Postgres,
+                                                  generated: tuple[int, datetime]) -> None:
+    """``rollups.warm`` reads every block of the visits' indexes with pg_prewarm (the test cluster's 256 MB of
+    shared buffers hold them); without the extension it says so (None) and reads nothing."""
+    db_engine = make_engine(settings.database)
+    try:
+        with db_engine.begin() as conn:
+            warmed = rollups.warm(conn)
+            sizes = {index: conn.execute(text("SELECT pg_relation_size(to_regclass(:i)) / 8192"), {"i": index}
+                                         ).scalar_one() for index in rollups.WARMED}
+        assert sizes == warmed
+        assert all(sizes.values())
+        database = db_engine.url.database
+        assert database is not None
+        postgres.psql("DROP EXTENSION pg_prewarm", database=database)
+        try:
+            with db_engine.begin() as conn:
+                assert rollups.warm(conn) is None
+        finally:
+            postgres.psql("CREATE EXTENSION pg_prewarm", database=database)
+    finally:
+        db_engine.dispose()

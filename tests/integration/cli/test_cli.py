@@ -91,17 +91,19 @@ def test_check_fails_and_names_what_is_down(environment: dict[str, str], setting
 
 
 def test_analytics_refresh(environment: dict[str, str], settings: Settings, db: None) -> None:
-    """`beacon analytics refresh` rolls up a site's final days now; --rebuild starts over; an unknown site is a
-    one-line error."""
+    """`beacon analytics refresh` rolls up a site's final days now and, after more than a week of them, warms the
+    visits' indexes; --rebuild starts over; an unknown site is a one-line error."""
     with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
         site = conn.execute("INSERT INTO sites (domain, timezone) VALUES ('cli.example', 'UTC') RETURNING id"
                             ).fetchone()
         assert site is not None
         conn.execute("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
-                     "VALUES (%s, now() - interval '5 days', 'pageview', 1, 1, 'cli.example', '/')", (site[0],))
+                     "VALUES (%s, now() - interval '20 days', 'pageview', 1, 1, 'cli.example', '/')", (site[0],))
     first = run_beacon(environment, "analytics", "refresh", "--site", "cli.example")
     assert 0 == first.returncode, first.stderr
     assert "cli.example: " in first.stdout and " 0 day(s)" not in first.stdout
+    # More than a week of days: the visits' indexes are read back into PostgreSQL's buffers.
+    assert "warmed the visits' indexes: sessions_site_start " in first.stdout
     again = run_beacon(environment, "analytics", "refresh")
     assert "cli.example: 0 day(s) rolled up" in again.stdout
     rebuilt = run_beacon(environment, "analytics", "refresh", "--site", "cli.example", "--rebuild")
