@@ -223,7 +223,8 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
     """Roll up every site's (or one site's) final days now, as the worker does; ``--rebuild`` starts over. After
-    more than a week of days, the visits' indexes are read back into PostgreSQL's buffers (``rollups.warm``)."""
+    more than a week of days, the rollup tables are vacuumed (``rollups.vacuum``) and the visits' indexes read
+    back into PostgreSQL's buffers (``rollups.warm``)."""
     from rich.progress import (  # noqa: PLC0415 - per command
         BarColumn,
         MofNCompleteColumn,
@@ -266,6 +267,9 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{domain}: {days} day(s) rolled up; final days until {until}")
                 rolled += days
         if rolled > rollups.WARM_AFTER_DAYS:
+            print("vacuuming the rollup tables (index-only scans of the new days)")
+            with engine.connect() as conn:
+                rollups.vacuum(conn.execution_options(isolation_level="AUTOCOMMIT"))
             with engine.begin() as conn:
                 warmed = rollups.warm(conn)
             if warmed is None:

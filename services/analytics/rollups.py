@@ -416,6 +416,16 @@ WARM_AFTER_DAYS = CHUNK_DAYS
 :data:`WARMED`; the routine run rolls up a day or two and leaves the cache alone."""
 
 
+def vacuum(conn: Connection) -> None:
+    """``VACUUM (ANALYZE)`` the rollup tables, on a connection in autocommit (VACUUM runs outside transactions).
+
+    A rollup query reads them with index-only scans, which skip the table only for pages VACUUM has marked
+    all-visible; after a roll-up of many days the new pages are unmarked (autovacuum comes after 10,000 rows,
+    migration 0020, but throttled: minutes at 10 M events) and their statistics old.
+    """
+    conn.execute(text("VACUUM (ANALYZE) rollup_spans, rollup_days"))
+
+
 def warm(conn: Connection) -> dict[str, int] | None:
     """Read the visits table's indexes (:data:`WARMED`) into PostgreSQL's shared buffers with ``pg_prewarm``.
 

@@ -99,11 +99,18 @@ def test_analytics_refresh(environment: dict[str, str], settings: Settings, db: 
         assert site is not None
         conn.execute("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
                      "VALUES (%s, now() - interval '20 days', 'pageview', 1, 1, 'cli.example', '/')", (site[0],))
+        started = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
     first = run_beacon(environment, "analytics", "refresh", "--site", "cli.example")
     assert 0 == first.returncode, first.stderr
     assert "cli.example: " in first.stdout and " 0 day(s)" not in first.stdout
-    # More than a week of days: the visits' indexes are read back into PostgreSQL's buffers.
+    # More than a week of days: the rollups are vacuumed, the visits' indexes read back into the buffers.
     assert "warmed the visits' indexes: sessions_site_start " in first.stdout
+    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
+        vacuumed = conn.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname IN "
+                                "('rollup_spans', 'rollup_days') AND last_vacuum >= %s", (started,)).fetchone()
+        options = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'rollup_spans'").fetchone()
+    assert vacuumed is not None and 2 == vacuumed[0]
+    assert options is not None and "autovacuum_vacuum_insert_threshold=10000" in options[0]  # migration 0020
     again = run_beacon(environment, "analytics", "refresh")
     assert "cli.example: 0 day(s) rolled up" in again.stdout
     rebuilt = run_beacon(environment, "analytics", "refresh", "--site", "cli.example", "--rebuild")
