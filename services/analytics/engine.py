@@ -368,16 +368,17 @@ def _condition_sql(cond: Condition, sql: _Sql) -> str:
     else:
         expr = f"{column} ~ ANY({sql.bind(list(cond.clauses))})"
     if cond.dimension.startswith(PROPS_PREFIX) and cond.operator == "is" and NO_PROP not in values:
-        # Only an event with properties has this one: the condition the partial index of the events with
-        # properties answers (migration 0017), so a property filter does not read every event of the range.
-        expr = f"(e.props <> '{{}}'::jsonb AND {expr})"
         if not folded:
-            # And it holds the property with one of the values, the question the GIN index of the properties
-            # answers (migration 0019): only the matching events are read, not every event with properties.
-            # Exact because ingest stores every property value as a JSON string (services.ingest.logic).
+            # The event holds the property with one of the values as a JSON string: the question the GIN index
+            # of the properties answers (migration 0019), so only the matching events are read. The same rows
+            # as the comparison of the value's text, as ingest stores every property value as a JSON string
+            # (services.ingest.logic); it replaces that comparison, whose estimate multiplied with this one's
+            # made PostgreSQL expect one row and give up parallel workers.
             key = cond.dimension.removeprefix(PROPS_PREFIX)
-            wanted = sql.bind([json.dumps({key: value}) for value in values])
-            expr = f"(e.props @> ANY(CAST({wanted} AS jsonb[])) AND {expr})"
+            expr = f"e.props @> ANY(CAST({sql.bind([json.dumps({key: value}) for value in values])} AS jsonb[]))"
+        # Only an event with properties has this one: the condition the partial indexes of the events with
+        # properties answer (migrations 0017 and 0019), so a property filter does not read every event.
+        expr = f"(e.props <> '{{}}'::jsonb AND {expr})"
     return f"NOT ({expr})" if cond.operator.endswith("_not") else expr
 
 
