@@ -431,7 +431,9 @@ def warm(conn: Connection) -> dict[str, int] | None:
 
     A roll-up of many days writes rollups of many times the visits table's size (about 1,700 bytes per event),
     which pushes the visits' indexes out of PostgreSQL's buffers and the OS page cache: at 10 M events the first
-    entry pages query after it took 748 ms against 255 warm. Returns the 8 kB blocks read per index; an index
+    entry pages query after it took 748 ms against 255 warm. From empty caches, warming them (764 MB, 2.4 s)
+    took the pages of two visit filters over 30 days from 1,710 to 529 ms (docs/benchmarks.md). Returns the
+    8 kB blocks read per index; an index
     that would fill more than half of ``shared_buffers`` together with those before it is skipped (0). None
     when the ``pg_prewarm`` extension is not in the database (the ``beacon_postgresql`` role and the
     development stack create it; it needs a superuser).
