@@ -242,7 +242,7 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
             sites = [(int(row[0]), str(row[1])) for row in conn.execute(
                 text("SELECT id, domain FROM sites WHERE CAST(:domain AS text) IS NULL OR domain = :domain "
                      "ORDER BY domain"), {"domain": args.site})]
-        if args.site and not sites:
+        if args.site is not None and not sites:
             raise CliError(f"--site: no site {args.site!r}")
         rolled = 0
         # A bar on a terminal; plain lines in logs and pipes.

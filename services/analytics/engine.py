@@ -318,6 +318,13 @@ def _goal_events(goals: Iterable[GoalDef], sql: _Sql) -> str:
     return f"({' OR '.join(parts)})" if parts else "FALSE"
 
 
+def lowered(bound: str) -> str:
+    """SQL of the bound text array ``bound`` with each element folded by PostgreSQL's ``lower``, to compare with
+    ``lower(column)``: Python's ``str.lower`` folds some letters differently (``İ`` becomes two characters, one in
+    PostgreSQL), so a case-insensitive filter folds both sides in PostgreSQL."""
+    return f"ARRAY(SELECT lower(v) FROM unnest(CAST({bound} AS text[])) AS v)"
+
+
 def _named_goals(cond: Condition, goals: Sequence[GoalDef]) -> list[GoalDef] | None:
     """The goals an ``event:goal`` filter keeps, as its SQL would select them; None when Python's case folding
     could differ from PostgreSQL's (non-ASCII text with a case-insensitive filter)."""
@@ -336,12 +343,11 @@ def _goal_condition(cond: Condition, sql: _Sql) -> str:
     """An ``event:goal`` filter: the event completes a goal whose display name is / contains a clause."""
     if sql.goals is not None and not sql.goal_joined and (named_goals := _named_goals(cond, sql.goals)) is not None:
         return _goal_events(named_goals, sql)
-    values = [v.lower() for v in cond.clauses] if not cond.case_sensitive else list(cond.clauses)
-    name = "lower(g.display_name)" if not cond.case_sensitive else "g.display_name"
-    if cond.operator == "is":
-        named = f"{name} = ANY({sql.bind(values)})"
-    else:
-        named = f"{name} LIKE ANY({sql.bind([f'%{_like_escape(v)}%' for v in values])})"
+    folded = not cond.case_sensitive
+    name = "lower(g.display_name)" if folded else "g.display_name"
+    clauses = list(cond.clauses) if cond.operator == "is" else [f"%{_like_escape(v)}%" for v in cond.clauses]
+    wanted = lowered(sql.bind(clauses)) if folded else sql.bind(clauses)
+    named = f"{name} {'=' if cond.operator == 'is' else 'LIKE'} ANY({wanted})"
     if sql.goal_joined:
         return named
     return f"EXISTS (SELECT 1 FROM goals g WHERE g.site_id = :site AND {named} AND {GOAL_MATCH})"
@@ -354,20 +360,23 @@ def _condition_sql(cond: Condition, sql: _Sql) -> str:
     values = _clause_values(cond.dimension, cond.clauses)
     folded = not cond.case_sensitive
     target = f"lower({column})" if folded else column
-    if folded:
-        values = [v.lower() for v in values]
+
+    def wanted(texts: list[str]) -> str:
+        return lowered(sql.bind(texts)) if folded else sql.bind(texts)
+
     if cond.operator in ("is", "is_not"):
         if cond.dimension in PAGE_DIMENSIONS and any("*" in v for v in values):
             # Plausible's page wildcards: /blog* matches every page under /blog.
             patterns = [_like_escape(v).replace("*", "%") for v in values]
-            expr = f"{target} LIKE ANY({sql.bind(patterns)})"
+            expr = f"{target} LIKE ANY({wanted(patterns)})"
         else:
-            expr = f"{target} = ANY({sql.bind(values)})"
+            expr = f"{target} = ANY({wanted(values)})"
     elif cond.operator in ("contains", "contains_not"):
-        expr = f"{target} LIKE ANY({sql.bind([f'%{_like_escape(v)}%' for v in values])})"
+        expr = f"{target} LIKE ANY({wanted([f'%{_like_escape(v)}%' for v in values])})"
     else:
         expr = f"{column} ~ ANY({sql.bind(list(cond.clauses))})"
-    if cond.dimension.startswith(PROPS_PREFIX) and cond.operator == "is" and NO_PROP not in values:
+    none_wanted = any((v.lower() if folded else v) == NO_PROP for v in values)
+    if cond.dimension.startswith(PROPS_PREFIX) and cond.operator == "is" and not none_wanted:
         if not folded:
             # The event holds the property with one of the values as a JSON string: the question the GIN index
             # of the properties answers (migration 0019), so only the matching events are read. The same rows

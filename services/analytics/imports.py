@@ -53,6 +53,7 @@ from services.analytics.engine import (
     _default_order,
     _like_escape,
     country_name_sql,
+    lowered,
 )
 from services.analytics.query import TIME_DIMENSIONS, Condition, Filter, Query, time_bucket
 
@@ -245,16 +246,19 @@ def _condition(cond: Condition, binds: _Binds) -> str:
         column = country_name_sql(column, binds.bind(COUNTRY_NAMES_JSON))
     empty = EMPTY_LABELS.get(cond.dimension)
     values = ["" if empty is not None and v == empty else v for v in cond.clauses]
-    target = column
-    if not cond.case_sensitive:
-        target, values = f"lower({column})", [v.lower() for v in values]
+    folded = not cond.case_sensitive
+    target = f"lower({column})" if folded else column
+
+    def wanted(texts: list[str]) -> str:  # folded by PostgreSQL, as the column is (engine.lowered)
+        return lowered(binds.bind(texts)) if folded else binds.bind(texts)
+
     if cond.operator in ("is", "is_not"):
         if cond.dimension in PAGE_DIMENSIONS and any("*" in v for v in values):
-            expr = f"{target} LIKE ANY({binds.bind([_like_escape(v).replace('*', '%') for v in values])})"
+            expr = f"{target} LIKE ANY({wanted([_like_escape(v).replace('*', '%') for v in values])})"
         else:
-            expr = f"{target} = ANY({binds.bind(values)})"
+            expr = f"{target} = ANY({wanted(values)})"
     elif cond.operator in ("contains", "contains_not"):
-        expr = f"{target} LIKE ANY({binds.bind([f'%{_like_escape(v)}%' for v in values])})"
+        expr = f"{target} LIKE ANY({wanted([f'%{_like_escape(v)}%' for v in values])})"
     else:
         expr = f"{column} ~ ANY({binds.bind(list(cond.clauses))})"
     return f"NOT ({expr})" if cond.operator.endswith("_not") else expr

@@ -117,3 +117,5 @@ def test_analytics_refresh(environment: dict[str, str], settings: Settings, db: 
     assert first.stdout == rebuilt.stdout
     unknown = run_beacon(environment, "analytics", "refresh", "--site", "nope.example")
     assert (1, "beacon: error: --site: no site 'nope.example'\n") == (unknown.returncode, unknown.stderr)
+    empty = run_beacon(environment, "analytics", "refresh", "--site", "")
+    assert (1, "beacon: error: --site: no site ''\n") == (empty.returncode, empty.stderr)
