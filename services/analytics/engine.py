@@ -318,11 +318,11 @@ def _goal_events(goals: Iterable[GoalDef], sql: _Sql) -> str:
     return f"({' OR '.join(parts)})" if parts else "FALSE"
 
 
-def lowered(bound: str) -> str:
-    """SQL of the bound text array ``bound`` with each element folded by PostgreSQL's ``lower``, to compare with
-    ``lower(column)``: Python's ``str.lower`` folds some letters differently (``İ`` becomes two characters, one in
-    PostgreSQL), so a case-insensitive filter folds both sides in PostgreSQL."""
-    return f"ARRAY(SELECT lower(v) FROM unnest(CAST({bound} AS text[])) AS v)"
+def clause_array(bound: str, folded: bool) -> str:
+    """SQL of a filter's bound text array ``bound``; ``folded`` (a case-insensitive filter): each element folded
+    by PostgreSQL's ``lower``, as the column compared is (``lower(column)``). Python's ``str.lower`` folds some
+    letters differently (``İ`` becomes two characters, one in PostgreSQL), so both sides fold in PostgreSQL."""
+    return f"ARRAY(SELECT lower(v) FROM unnest(CAST({bound} AS text[])) AS v)" if folded else bound
 
 
 def _named_goals(cond: Condition, goals: Sequence[GoalDef]) -> list[GoalDef] | None:
@@ -346,8 +346,7 @@ def _goal_condition(cond: Condition, sql: _Sql) -> str:
     folded = not cond.case_sensitive
     name = "lower(g.display_name)" if folded else "g.display_name"
     clauses = list(cond.clauses) if cond.operator == "is" else [f"%{_like_escape(v)}%" for v in cond.clauses]
-    wanted = lowered(sql.bind(clauses)) if folded else sql.bind(clauses)
-    named = f"{name} {'=' if cond.operator == 'is' else 'LIKE'} ANY({wanted})"
+    named = f"{name} {'=' if cond.operator == 'is' else 'LIKE'} ANY({clause_array(sql.bind(clauses), folded)})"
     if sql.goal_joined:
         return named
     return f"EXISTS (SELECT 1 FROM goals g WHERE g.site_id = :site AND {named} AND {GOAL_MATCH})"
@@ -362,7 +361,7 @@ def _condition_sql(cond: Condition, sql: _Sql) -> str:
     target = f"lower({column})" if folded else column
 
     def wanted(texts: list[str]) -> str:
-        return lowered(sql.bind(texts)) if folded else sql.bind(texts)
+        return clause_array(sql.bind(texts), folded)
 
     if cond.operator in ("is", "is_not"):
         if cond.dimension in PAGE_DIMENSIONS and any("*" in v for v in values):

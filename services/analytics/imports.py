@@ -52,8 +52,8 @@ from services.analytics.engine import (
     Result,
     _default_order,
     _like_escape,
+    clause_array,
     country_name_sql,
-    lowered,
 )
 from services.analytics.query import TIME_DIMENSIONS, Condition, Filter, Query, time_bucket
 
@@ -249,8 +249,8 @@ def _condition(cond: Condition, binds: _Binds) -> str:
     folded = not cond.case_sensitive
     target = f"lower({column})" if folded else column
 
-    def wanted(texts: list[str]) -> str:  # folded by PostgreSQL, as the column is (engine.lowered)
-        return lowered(binds.bind(texts)) if folded else binds.bind(texts)
+    def wanted(texts: list[str]) -> str:
+        return clause_array(binds.bind(texts), folded)
 
     if cond.operator in ("is", "is_not"):
         if cond.dimension in PAGE_DIMENSIONS and any("*" in v for v in values):

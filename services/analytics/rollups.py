@@ -421,8 +421,7 @@ def vacuum(conn: Connection) -> None:
 
     A rollup query reads them with index-only scans, which skip the table only for pages VACUUM has marked
     all-visible; after a roll-up of many days the new pages are unmarked (autovacuum comes after 10,000 rows,
-    migration 0020, but throttled: minutes at 10 M events) and their statistics old.
-    """
+    migration 0020, but throttled by its cost delay) and their statistics old."""
     conn.execute(text("VACUUM (ANALYZE) rollup_spans, rollup_days"))
 
 

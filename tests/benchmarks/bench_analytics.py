@@ -129,12 +129,12 @@ def loaded(settings: Settings) -> int:
             with db.begin() as conn:
                 if not rollups.refresh(conn, site_id, datetime.now(UTC)).days:
                     break
-    db.dispose()
     print(f"rolled up every site in {time.perf_counter() - started:.1f} s ({ROLLUP_JOBS} at a time)")
-    with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
-        # What autovacuum does after the inserts in time: statistics, and the visibility map that lets the
-        # rollups' index-only scans skip the heap.
-        conn.execute("VACUUM (ANALYZE) rollup_spans, rollup_days")
+    # What `beacon analytics refresh` does after a long roll-up: statistics, and the visibility map that lets
+    # the rollups' index-only scans skip the heap.
+    with db.connect() as conn:
+        rollups.vacuum(conn.execution_options(isolation_level="AUTOCOMMIT"))
+    db.dispose()
     return ids[0]
 
 
