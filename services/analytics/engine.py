@@ -13,6 +13,8 @@ Definitions follow Plausible's documentation:
   ``views_per_visit``: pageviews per visit. With ``event:page`` as a dimension these session metrics are
   those of the visits that entered on the page, as in Plausible.
 - ``percentage``: a group's visitors as a share of all visitors matching the filters.
+- ``event:page`` as a dimension counts pageviews only, except under a top-level goal or event-name filter, where
+  it groups every event the filters keep by its page, as Plausible does (see :func:`pages_count_all`).
 - Goals (the site's ``goals``): an event completes a custom-event goal when its name is the goal's event name,
   and a page goal when it is a pageview of a path matching the goal's path (``*`` matches any characters).
   ``event:goal`` groups the events that complete each goal, by the goal's display name (an event completing
@@ -448,11 +450,29 @@ def _top_level_without(query: Query, *dimensions: str) -> list[Filter]:
     return [item for item in query.filters if not dropped(item)]
 
 
-def _dimension_conditions(dimensions: Sequence[str], exprs: Sequence[str]) -> list[str]:
-    """Which events a group counts: pageviews for pages; visits with a value where empty ones are left out."""
+EVENT_CHOOSING = (GOAL, "event:name")
+"""Dimensions whose filters choose which events count (see :func:`pages_count_all`)."""
+
+
+def pages_count_all(query: Query) -> bool:
+    """Whether ``event:page`` groups count every event the filters keep rather than pageviews only: when a
+    top-level ``event:goal`` or ``event:name`` filter keeps events (``is``, ``contains``, ``matches``).
+
+    Plausible groups the events its filters keep by their pathname, so under a custom-event goal its pages
+    report lists the pages where the goal's events happened, with their conversions (its dashboard test
+    "calculates conversion_rate when filtering for goal": a Signup on ``/`` gives ``/`` 1 visitor, CR 33.3).
+    Without such a filter Beacon's pages count pageviews only, as its page rollups do.
+    """
+    return any(isinstance(item, Condition) and item.dimension in EVENT_CHOOSING
+               and not item.operator.endswith("_not") for item in query.filters)
+
+
+def _dimension_conditions(dimensions: Sequence[str], exprs: Sequence[str], all_events: bool = False) -> list[str]:
+    """Which events a group counts: pageviews for pages (every event with ``all_events``, see
+    :func:`pages_count_all`); visits with a value where empty ones are left out."""
     where = []
-    if "event:page" in dimensions:
-        where.append("e.name = 'pageview'")  # the pages report counts page views, as Plausible's does
+    if "event:page" in dimensions and not all_events:
+        where.append("e.name = 'pageview'")  # the pages report counts page views
     for dimension, expr in zip(dimensions, exprs, strict=True):
         if dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None:
             where.append(f"{expr} <> ''")  # Plausible leaves visits without the value out of such groups
@@ -486,7 +506,7 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
         session_dims.append("e.v_entry_page" if dimension == "event:page" else expr)
 
     where = [_filter_sql(item, sql) for item in query.filters]
-    where += _dimension_conditions(query.dimensions, dims)
+    where += _dimension_conditions(query.dimensions, dims, pages_count_all(query))
     if sql.goal_joined and goals is not None:
         # Only events completing some goal can join one: a condition the name and page indexes answer.
         where.append(_goal_events(goals, sql))
@@ -618,8 +638,9 @@ def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_
                                          "nullif((SELECT visitors FROM cr_total), 0), 1), 0)")
     if "group_conversion_rate" in query.metrics:
         groups = [i for i, d in enumerate(query.dimensions) if d != GOAL]
+        # The divisor counts the events the numerator's groups count (a page's every event under a goal).
         group_where = totals_where + _dimension_conditions([query.dimensions[i] for i in groups],
-                                                           [dims[i] for i in groups])
+                                                           [dims[i] for i in groups], pages_count_all(query))
         ctes.append(
             f"gcr AS (SELECT {''.join(f'{dims[i]} AS g{i}, ' for i in groups)}count(DISTINCT e.visitor_id) AS visitors "
             f"FROM {source} WHERE {' AND '.join(group_where) or 'TRUE'}"

@@ -116,6 +116,30 @@ def test_conversion_rate_with_a_goal_and_a_behavioral_filter(settings: Settings,
     assert [(1, 100.0)] == rows
 
 
+@pytest.mark.parametrize(("filters", "expected"), [
+    # A's Signup happened on /pricing; the page's visitors with any event there: A alone, so 100 %.
+    pytest.param([["is", "event:goal", ["Signup"]]], [("/pricing", 1, 1, 100.0)], id="custom-event-goal"),
+    # The page goal keeps pageviews of /pricing.
+    pytest.param([["is", "event:goal", ["Pricing"]]], [("/pricing", 1, 1, 100.0)], id="page-goal"),
+    # A's non-interactive click on /blog/b; B's pageview of /blog/a does not count.
+    pytest.param([["contains", "event:name", ["Outbound"]]], [("/blog/b", 1, 1, 100.0)], id="event-name"),
+    # A negated name filter keeps the pages' pageviews, as without filters: C's /docs is the next local day.
+    pytest.param([["is_not", "event:name", ["Signup"]]],
+                 [("/", 2, 2, None), ("/blog/a", 1, 1, None), ("/blog/b", 1, 1, None), ("/pricing", 1, 1, None)],
+                 id="negated-name"),
+])
+def test_pages_of_the_events_a_goal_keeps(settings: Settings, serve: Callable[[str], int], goals: None,
+                                          filters: list[Any], expected: list[tuple[Any, ...]]) -> None:
+    """By ``event:page`` under a goal (or event name) filter: the pages where the kept events happened, with
+    their visitors and events; the group conversion rate's divisor is the page's visitors with any event there
+    (Plausible's pages test "calculates conversion_rate when filtering for goal")."""
+    goal = any(f[1] == "event:goal" for f in filters)
+    metrics = ["visitors", "events", *(["group_conversion_rate"] if goal else [])]
+    rows = results(query(settings, serve, metrics=metrics, dimensions=["event:page"], filters=filters,
+                         order_by=[["visitors", "desc"], ["event:page", "asc"]]))
+    assert [row if goal else row[:3] for row in expected] == rows
+
+
 @pytest.mark.parametrize(("body", "message"), [
     pytest.param({"filters": [["has_done", ["has_not_done", ["is", "event:name", ["Signup"]]]]]},
                  "Invalid filters. Behavioral filters (has_done, has_not_done) cannot be nested.", id="nested"),

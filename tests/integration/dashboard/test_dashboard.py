@@ -173,3 +173,7 @@ def test_goal_filter(servers: Servers, world: World, site: int) -> None:
     # Under a goal filter the pages report shows conversions and the conversion rate among each page's visitors.
     assert [{"value": "/pricing", "visitors": 1, "conversion_rate": 100.0}] == pages["rows"]
     assert {"visitors": "Conversions", "conversion_rate": "CR"} == pages["labels"]
+    # A custom-event goal's conversions are listed under the page its events happened on, as Plausible's are.
+    pages = owner_get(servers, world, "/sites/dash.example/stats/breakdown", period="today", dimension="page",
+                      f="goal==Signup").json()
+    assert [{"value": "/pricing", "visitors": 1, "conversion_rate": 100.0}] == pages["rows"]
