@@ -586,6 +586,34 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
     return finish(query, sql, ctes, metric_sql, " ".join(joins), extra), sql.params
 
 
+SCROLL_DEPTH_METRICS = ("scroll_depth", "__scroll_depth_total", "__scroll_depth_visits")
+"""``scroll_depth`` and the components imports merge it by: what :func:`build_scroll_depth` answers."""
+
+
+def build_scroll_depth(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
+    """The statement answering ``query`` whose metrics are among :data:`SCROLL_DEPTH_METRICS`, from the engagement
+    events alone: a row per group that has some (:func:`build` also reads every event of the range for its
+    groups, which then have no depth or one of these). The same values as :func:`build` gives those groups.
+
+    For a planner that answers a query's other metrics elsewhere (the pages panel's visitors and pageviews from
+    the rollups) and adds the depths of the groups it got."""
+    assert set(query.metrics) <= set(SCROLL_DEPTH_METRICS), query.metrics
+    sql = _Sql({"site": site_id, "start": query.date_range.start, "end": query.date_range.end})
+    tz = sql.bind(query.date_range.timezone)
+    bucket = time_bucket(query)
+    dims = [_BUCKET_SQL[bucket or "day"].format(tz=tz) if d.startswith("time") else _dimension_expr(d, sql)
+            for d in query.dimensions]
+    visit_columns = {VISIT_COLUMNS[d][0] for d in (*query.dimensions, *query.filtered_dimensions())
+                     if d in VISIT_COLUMNS}
+    ctes = [_engagements_cte(query, sql, visit_columns)]
+    joins: list[str] = []
+    metric_sql: dict[str, str] = {}
+    _scroll_depth(query, sql, dims, (ctes, joins, metric_sql))
+    d_cols = [f"d{i}" for i in range(len(dims))]
+    ctes.append(f"agg AS (SELECT {', '.join(d_cols) or '1 AS one'} FROM sd)")
+    return finish(query, sql, ctes, metric_sql, " ".join(joins)), sql.params
+
+
 def _page_and_revenue_metrics(query: Query, sql: _Sql, dims: list[str], source: str, in_time: list[str],
                               visit_columns: set[str], into: tuple[list[str], list[str], dict[str, str]]
                               ) -> dict[str, str]:

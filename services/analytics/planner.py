@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.metrics import ANALYTICS_QUERY_SECONDS
 from services.analytics import engine, imports, rollups, visits
 from services.analytics.engine import GOAL, VISIT_COLUMNS, Result
-from services.analytics.query import PROPS_PREFIX, SESSION_METRICS, Condition, Query
+from services.analytics.query import PROPS_PREFIX, SESSION_METRICS, Condition, Filter, Query
 
 
 class Source(enum.StrEnum):
@@ -86,16 +86,70 @@ def divisor_apart(query: Query) -> tuple[Query, Query] | None:
     visitors of the same query without its top-level goal and property filters and without dimensions: a
     query the rollups or the visits table usually answer, where the engine counted it from every event of
     the range."""
-    if "conversion_rate" not in query.metrics:
-        return None
-    order = [name for name, _ in query.order_by] or (
-        [query.metrics[0]] if query.dimensions and query.time_dimension is None else [])
-    if "conversion_rate" in order:
+    if "conversion_rate" not in query.metrics or "conversion_rate" in _ordering(query):
         return None  # two rates rounding alike would order their rows by the rounded value
-    metrics = tuple(m for m in query.metrics if m != "conversion_rate")
+    return _apart(query, "conversion_rate", tuple(engine._top_level_without(query, GOAL, PROPS_PREFIX)))
+
+
+def percentage_apart(query: Query) -> tuple[Query, Query] | None:
+    """``(query without percentage but with visitors, its divisor's query)`` when a filtered ``percentage`` by one
+    visit attribute can be computed from two answers the rollups serve: the dashboard's sources, countries,
+    devices and browsers panels under a filter. None otherwise (no filter: the rollups hold the percentage
+    themselves; other dimensions; the rate orders the rows; the rollups cannot answer the groups).
+
+    The divisor of ``percentage`` is, by its definition (see :mod:`services.analytics.engine`), the visitors
+    matching the filters, among those with a value where a dimension leaves empty values out (the country,
+    pages, UTM tags): the same query without dimensions, plus ``is_not ''`` on such a dimension unless a
+    filter already keeps one non-empty value of it. The rollups' own percentage divides by every visitor, so
+    without this a filtered panel read every event or visit of the range (1.7-4 s over 12 months of 10 M
+    events, docs/benchmarks.md)."""
+    if "percentage" not in query.metrics or not query.filters or len(query.dimensions) != 1:
+        return None
+    dimension = query.dimensions[0]
+    if dimension not in VISIT_COLUMNS or "percentage" in _ordering(query):
+        return None
+    inner, divisor = _apart(query, "percentage", query.filters)
+    if not rollups.applicable(inner):
+        return None
+    if VISIT_COLUMNS[dimension][1] is None and not any(
+            isinstance(f, Condition) and f.dimension == dimension and f.operator == "is" and "" not in f.clauses
+            for f in query.filters):
+        divisor = dataclasses.replace(divisor, filters=(*divisor.filters, Condition("is_not", dimension, ("",))))
+    return inner, divisor
+
+
+def scroll_depth_apart(query: Query) -> tuple[Query, Query] | None:
+    """``(query without scroll depth, its scroll depth's query)`` when the pages panel's other metrics (visitors,
+    pageviews) are rolled up: the scroll depth of the pages it lists is then read from the engagement events
+    alone (:func:`engine.build_scroll_depth`), where the whole query read every event of the range joined with
+    its visit (3-4 s over 12 months of 10 M events, the dashboard's pages panel without any filter). None
+    otherwise, or when the depth orders the rows.
+
+    The same answer: a page's scroll depth is computed from the engagement events on that page only (see
+    :mod:`services.analytics.engine`), whatever else the query asks."""
+    depth = tuple(m for m in query.metrics if m in engine.SCROLL_DEPTH_METRICS)
+    rest = tuple(m for m in query.metrics if m not in engine.SCROLL_DEPTH_METRICS)
+    if not depth or not rest or query.dimensions != ("event:page",) or set(depth) & set(_ordering(query)):
+        return None
+    inner = dataclasses.replace(query, metrics=rest)
+    if not rollups.applicable(inner):
+        return None
+    return inner, dataclasses.replace(query, metrics=depth, order_by=(), time_labels=False, total_rows=False,
+                                      offset=0)
+
+
+def _ordering(query: Query) -> list[str]:
+    """The names the rows are ordered by: ``order_by``'s, else the first metric's when grouped by other than time."""
+    return [name for name, _ in query.order_by] or (
+        [query.metrics[0]] if query.dimensions and query.time_dimension is None else [])
+
+
+def _apart(query: Query, metric: str, filters: tuple[Filter, ...]) -> tuple[Query, Query]:
+    """``query`` without ``metric`` (with visitors, which the rate divides), and the visitors of ``filters``
+    over the same range without dimensions: the two answers a rate of visitors is computed from."""
+    metrics = tuple(m for m in query.metrics if m != metric)
     inner = dataclasses.replace(query, metrics=metrics if "visitors" in metrics else (*metrics, "visitors"))
-    kept = tuple(engine._top_level_without(query, GOAL, PROPS_PREFIX))
-    divisor = dataclasses.replace(query, metrics=("visitors",), dimensions=(), filters=kept, order_by=(),
+    divisor = dataclasses.replace(query, metrics=("visitors",), dimensions=(), filters=filters, order_by=(),
                                   time_labels=False, total_rows=False, offset=0)
     return inner, divisor
 
@@ -136,17 +190,11 @@ def served_as(query: Query, goals: tuple[engine.GoalDef, ...] | None) -> Query:
 
 async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     """The answer to ``query`` from Beacon's own events, from the source :func:`decide` picks."""
-    if (split := divisor_apart(query)) is not None:
-        inner, divisor = split
-        result = await native(session, inner, site_id)
-        total = int((await native(session, divisor, site_id)).rows[0]["metrics"][0] or 0)
-        at, visitors = query.metrics.index("conversion_rate"), inner.metrics.index("visitors")
-        for row in result.rows:
-            values = list(row["metrics"])
-            rate = _rate(int(values[visitors]), total)
-            values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
-            row["metrics"] = [*values[:at], rate, *values[at:]]
-        return result
+    for metric, apart in (("conversion_rate", divisor_apart), ("percentage", percentage_apart)):
+        if (split := apart(query)) is not None:
+            return await _rate_apart(session, query, site_id, metric, *split)
+    if (split := scroll_depth_apart(query)) is not None:
+        return await _scroll_depth_apart(session, query, site_id, *split)
     # The site's goals, read once: a goal filter may be read as its event's name, and the join reads them.
     goals = await engine.load_goals(session, site_id) if GOAL in {
         *query.dimensions, *query.filtered_dimensions()} else None
@@ -162,3 +210,41 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
             return await visits.run(session, query, site_id)
         return await engine.run(session, query, site_id, "table", goals)
 
+
+async def _rate_apart(session: AsyncSession, query: Query, site_id: int, metric: str, inner: Query,
+                      divisor: Query) -> Result:
+    """The answer to ``query`` whose rate ``metric`` is computed from the answers to ``inner`` and ``divisor``
+    (see :func:`divisor_apart`, :func:`percentage_apart`), each served from its own cheapest source."""
+    result = await native(session, inner, site_id)
+    total = int((await native(session, divisor, site_id)).rows[0]["metrics"][0] or 0)
+    at, visitors = query.metrics.index(metric), inner.metrics.index("visitors")
+    for row in result.rows:
+        values = list(row["metrics"])
+        rate = _rate(int(values[visitors]), total)
+        values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
+        row["metrics"] = [*values[:at], rate, *values[at:]]
+    return result
+
+
+async def _scroll_depth_apart(session: AsyncSession, query: Query, site_id: int, inner: Query,
+                              depth: Query) -> Result:
+    """The answer to ``query`` from the answer to ``inner`` and the scroll depths of its pages (see
+    :func:`scroll_depth_apart`): a page without engagement events has none (and no components)."""
+    result = await native(session, inner, site_id)
+    pages = tuple(str(row["dimensions"][0]) for row in result.rows)
+    found: dict[str, dict[str, object]] = {}
+    if pages:
+        # Only the listed pages' engagement events: the same groups, each from its own events.
+        listed = dataclasses.replace(depth, filters=(*depth.filters, Condition("is", "event:page", pages)),
+                                     limit=len(pages))
+        with ANALYTICS_QUERY_SECONDS.labels(Source.EVENTS.value).time():
+            statement, params = engine.build_scroll_depth(listed, site_id)
+            answered = await engine.execute(session, listed, statement, params)
+        found = {str(row["dimensions"][0]): dict(zip(depth.metrics, row["metrics"], strict=True))
+                 for row in answered.rows}
+    empty = {m: engine._metric_value(m, None if m == "scroll_depth" else 0) for m in depth.metrics}
+    for row in result.rows:
+        values = {**dict(zip(inner.metrics, row["metrics"], strict=True)),
+                  **found.get(str(row["dimensions"][0]), empty)}
+        row["metrics"] = [values[m] for m in query.metrics]
+    return result

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings
-from services.analytics import engine, planner
+from services.analytics import engine, planner, rollups
 from services.analytics.query import parse_query
 
 SITE = "engage.example"
@@ -269,6 +269,39 @@ async def test_every_planner_path_gives_the_raw_answer(settings: Settings, engag
     finally:
         await db_engine.dispose()
     assert raw.rows and (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
+
+
+@pytest.mark.parametrize("filters", [
+    pytest.param([], id="none"),
+    pytest.param([["is", "visit:source", ["Google"]]], id="source"),
+    pytest.param([["is", "event:page", ["/post"]]], id="page"),
+])
+async def test_pages_panel_depth_beside_rolled_up_pages(settings: Settings, engaged: int,
+                                                        filters: list[Any]) -> None:
+    """The dashboard's pages panel (visitors, pageviews, scroll depth by page) once the days are rolled up: the
+    pages from the rollups, their depths from the engagement events alone, equal to the raw engine's rows."""
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        while rollups.refresh(conn, engaged, now).days:
+            pass
+    db_engine.dispose()
+    query_ = parse_query({"site_id": SITE, "date_range": ["2026-02-28", "2026-03-03"], "filters": filters,
+                          "metrics": ["visitors", "pageviews", "scroll_depth"], "dimensions": ["event:page"]},
+                         timezone="UTC", now=now)
+    split = planner.scroll_depth_apart(query_)
+    assert split is not None
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, engaged, "UTC")
+            assert planner.Source.ROLLUPS == planner.decide(split[0], state).source
+            raw = await engine.run(session, query_, engaged)
+            served = await planner.answer(session, query_, engaged)
+    finally:
+        await db.dispose()
+    assert any(row["metrics"][2] is not None for row in raw.rows), raw.rows  # depths to compare
+    assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
 
 
 def test_imports_meta_without_imports(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
