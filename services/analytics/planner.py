@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.metrics import ANALYTICS_QUERY_SECONDS
 from services.analytics import engine, imports, rollups, visits
 from services.analytics.engine import GOAL, VISIT_COLUMNS, Result
+from services.analytics.imports import EVERYTHING
 from services.analytics.query import PROPS_PREFIX, SESSION_METRICS, Condition, Filter, Query
 
 
@@ -138,6 +139,24 @@ def scroll_depth_apart(query: Query) -> tuple[Query, Query] | None:
                                       offset=0)
 
 
+def group_divisor_apart(query: Query) -> tuple[Query, Query] | None:
+    """``(query without group_conversion_rate but with visitors, its divisors' query)`` when grouped by one visit
+    attribute: the dashboard's sources, countries, devices, browsers and entry pages panels under a goal filter.
+    None otherwise, or when the rate orders the rows.
+
+    The divisor of ``group_conversion_rate`` is, by its definition (see :mod:`services.analytics.engine`), each
+    group's visitors in the same query without its top-level goal and property filters: the same groups of a
+    query without them, which the rollups hold (a goal filter alone: the unfiltered report). Served together,
+    the engine counted those divisors from every event of the range joined with its visit (13 s for the
+    sources of a goal over 12 months of 10 M events)."""
+    if ("group_conversion_rate" not in query.metrics or len(query.dimensions) != 1
+            or query.dimensions[0] not in VISIT_COLUMNS or "group_conversion_rate" in _ordering(query)):
+        return None
+    inner, divisor = _apart(query, "group_conversion_rate",
+                            tuple(engine._top_level_without(query, GOAL, PROPS_PREFIX)))
+    return inner, dataclasses.replace(divisor, dimensions=query.dimensions, limit=EVERYTHING)
+
+
 def _ordering(query: Query) -> list[str]:
     """The names the rows are ordered by: ``order_by``'s, else the first metric's when grouped by other than time."""
     return [name for name, _ in query.order_by] or (
@@ -193,6 +212,8 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     for metric, apart in (("conversion_rate", divisor_apart), ("percentage", percentage_apart)):
         if (split := apart(query)) is not None:
             return await _rate_apart(session, query, site_id, metric, *split)
+    if (split := group_divisor_apart(query)) is not None:
+        return await _group_rate_apart(session, query, site_id, *split)
     if (split := scroll_depth_apart(query)) is not None:
         return await _scroll_depth_apart(session, query, site_id, *split)
     # The site's goals, read once: a goal filter may be read as its event's name, and the join reads them.
@@ -247,4 +268,20 @@ async def _scroll_depth_apart(session: AsyncSession, query: Query, site_id: int,
         values = {**dict(zip(inner.metrics, row["metrics"], strict=True)),
                   **found.get(str(row["dimensions"][0]), empty)}
         row["metrics"] = [values[m] for m in query.metrics]
+    return result
+
+
+async def _group_rate_apart(session: AsyncSession, query: Query, site_id: int, inner: Query,
+                            divisor: Query) -> Result:
+    """The answer to ``query`` whose ``group_conversion_rate`` is each row's visitors over its group's visitors
+    in the answer to ``divisor`` (see :func:`group_divisor_apart`)."""
+    result = await native(session, inner, site_id)
+    totals = {tuple(row["dimensions"]): int(row["metrics"][0] or 0)
+              for row in (await native(session, divisor, site_id)).rows}
+    at, visitors = query.metrics.index("group_conversion_rate"), inner.metrics.index("visitors")
+    for row in result.rows:
+        values = list(row["metrics"])
+        rate = _rate(int(values[visitors]), totals.get(tuple(row["dimensions"]), 0))
+        values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
+        row["metrics"] = [*values[:at], rate, *values[at:]]
     return result

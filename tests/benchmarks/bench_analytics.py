@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.redis import Keys
 from app.core.settings import Settings
+from app.domain.dashboard.services import BREAKDOWN_METRICS, DEFAULT_METRICS, TOP_METRICS
 from services.analytics import engine, planner, rollups
 from services.analytics.cache import cached
 from services.analytics.query import parse_query
@@ -52,15 +53,17 @@ SITE = "bench.example"
 TZ = "Europe/Berlin"
 
 DASHBOARD = {
-    "aggregate": {"metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]},
+    # The dashboard's own queries (app.domain.dashboard.services): its top stats without a goal or page filter
+    # (under a page filter it adds time on page and scroll depth, under a goal filter it shows conversions and
+    # the conversion rate: this matrix keeps the same six tiles for every filter), and each report's metrics.
+    "aggregate": {"metrics": list(TOP_METRICS)},
     "timeseries": {"metrics": ["visitors", "pageviews"], "dimensions": ["time"]},
-    "pages": {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"], "pagination": {"limit": 10}},
-    "entry pages": {"metrics": ["visits", "bounce_rate"], "dimensions": ["visit:entry_page"],
+    "pages": {"metrics": list(BREAKDOWN_METRICS["page"]), "dimensions": ["event:page"], "pagination": {"limit": 10}},
+    "entry pages": {"metrics": list(BREAKDOWN_METRICS["entry_page"]), "dimensions": ["visit:entry_page"],
                     "pagination": {"limit": 10}},
-    "sources": {"metrics": ["visitors", "bounce_rate"], "dimensions": ["visit:source"], "pagination": {"limit": 10}},
-    "countries": {"metrics": ["visitors"], "dimensions": ["visit:country"], "pagination": {"limit": 10}},
-    "devices": {"metrics": ["visitors"], "dimensions": ["visit:device"], "pagination": {"limit": 10}},
-    "browsers": {"metrics": ["visitors"], "dimensions": ["visit:browser"], "pagination": {"limit": 10}},
+    **{name: {"metrics": list(DEFAULT_METRICS), "dimensions": [dimension], "pagination": {"limit": 10}}
+       for name, dimension in (("sources", "visit:source"), ("countries", "visit:country"),
+                               ("devices", "visit:device"), ("browsers", "visit:browser"))},
 }
 
 
@@ -80,11 +83,14 @@ PANELS = [p for p in os.environ.get("BEACON_BENCH_PANELS", ",".join(DASHBOARD)).
 
 def panel_query(name: str, filter_name: str, range_name: str) -> dict[str, Any]:
     """A dashboard panel's Stats API query under a filter; with a goal filter the aggregate shows the
-    conversion rate, as Plausible's dashboard does."""
+    conversion rate and each report the goal's conversions and their rate among the row's visitors, as the
+    dashboard asks them (``services.breakdown``)."""
     body: dict[str, Any] = {"site_id": SITE, "date_range": range_name, **DASHBOARD[name],
                             "filters": FILTERS[filter_name]}
     if filter_name == "goal" and name == "aggregate":
         body["metrics"] = [*body["metrics"], "conversion_rate"]
+    elif filter_name == "goal" and name != "timeseries":
+        body["metrics"] = ["visitors", "group_conversion_rate"]
     return body
 
 

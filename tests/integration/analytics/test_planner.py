@@ -198,3 +198,34 @@ async def test_filtered_percentages_are_rollups_equal_to_raw(settings: Settings,
         await db.dispose()
     # Two filters are rolled up grouped by one of the two only; the rest of the matrix is split.
     assert split == 3 * (4 * 4 + 2), split
+
+
+@pytest.mark.timeout(900)
+async def test_goal_filtered_reports_are_rolled_up_equal_to_raw(settings: Settings,
+                                                                with_goals: tuple[int, datetime]) -> None:
+    """The dashboard's reports under a goal filter (visitors and group conversion rate by a visit attribute):
+    the conversions from the rollups where a custom-event goal is rolled up, each group's divisor from the
+    report without the goal, and the rows equal to the raw engine's."""
+    site_id, now = with_goals
+    db = make_async_engine(settings.database)
+    sessions = sessionmaker_for(db)
+    try:
+        async with sessions() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+            for kept in ([["is", "event:goal", ["Signup"]]], [["is", "event:goal", ["Visit /pricing"]]],
+                         [["is", "event:goal", ["Signup"]], ["is", "visit:country", ["DE"]]]):
+                for dimension in ("visit:source", "visit:country", "visit:device", "visit:entry_page"):
+                    for date_range in ("7d", "30d", "month"):
+                        body = {"site_id": "rollup.example", "metrics": ["visitors", "group_conversion_rate"],
+                                "dimensions": [dimension], "filters": kept, "date_range": date_range}
+                        query = parse_query(body, timezone=TZ, now=now)
+                        apart = planner.group_divisor_apart(query)
+                        assert apart is not None, body
+                        if len(kept) == 1:
+                            assert planner.Source.ROLLUPS == planner.decide(apart[1], state).source, body
+                        raw = await engine.run(session, query, site_id)
+                        served = await planner.answer(session, query, site_id)
+                        assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), body
+                        assert raw.rows and all(0 < row["metrics"][1] <= 100 for row in raw.rows), body
+    finally:
+        await db.dispose()
