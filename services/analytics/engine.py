@@ -669,6 +669,11 @@ def _conversion_rates(query: Query, sql: _Sql, dims: list[str], source: str, in_
         # The divisor counts the events the numerator's groups count (a page's every event under a goal).
         group_where = totals_where + _dimension_conditions([query.dimensions[i] for i in groups],
                                                            [dims[i] for i in groups], pages_count_all(query))
+        if len(groups) == 1 and (query.dimensions[groups[0]] in (*EVENT_COLUMNS, *VISIT_COLUMNS)
+                                 or query.dimensions[groups[0]].startswith("time")):
+            # Only the numerator's groups are joined: by one dimension never null, read only theirs (a goal's
+            # pages through the page index, not every event of the range; the array is computed once).
+            group_where.append(f"{dims[groups[0]]} = ANY(ARRAY(SELECT d{groups[0]} FROM agg))")
         ctes.append(
             f"gcr AS (SELECT {''.join(f'{dims[i]} AS g{i}, ' for i in groups)}count(DISTINCT e.visitor_id) AS visitors "
             f"FROM {source} WHERE {' AND '.join(group_where) or 'TRUE'}"

@@ -108,6 +108,14 @@ Custom events are a few percent of the events, so their pairs are small."""
 NAME_PAIRS = tuple(f"event:name|{d}" for d in NAME_PAIRED)
 STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS)
 """Every dimension the rollups store."""
+DAYS_LEFT_OUT = frozenset({*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED),
+                           *(f"{d}|visit:entry_page" for d in ENTRY_PAIRED), *NAME_PAIRS})
+"""Pairs stored without their pageviews and events per day (migration 0021): a page, source, country or goal
+filter grouped by another dimension, whose dashboard reports show visitors, visits and rates. Their day counts
+were 9 of the 13.5 M day rows at 10 M events (docs/benchmarks.md); a query asking them for pageviews or events
+is left to the other sources (:func:`applicable`)."""
+DAYS_STORED = tuple(d for d in STORED if d not in DAYS_LEFT_OUT)
+"""The dimensions whose pageviews and events per day the rollups store."""
 EVENT_METRICS = frozenset({"visitors", "pageviews", "events", "percentage"})
 VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
 CHUNK_DAYS = 7
@@ -507,16 +515,19 @@ def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> d
     conn.execute(text("SET LOCAL statement_timeout = '15min'"))
     for setting in QUERY_SETTINGS:
         conn.execute(text(setting))
-    conn.execute(text("DELETE FROM rollup_spans WHERE site_id = :site AND first_day BETWEEN :from_day AND :to_day"),
-                 params)
-    conn.execute(text("DELETE FROM rollup_days WHERE site_id = :site AND day BETWEEN :from_day AND :to_day"),
-                 params)
+    # By dimension, and for spans by their last day (never before their first): the key's ranges, so a day's
+    # re-roll reads the newest rows of each dimension, not every row of the site.
+    stored = {"dimensions": [name for name, _, _ in _with_totals(STORED)]}
+    conn.execute(text("DELETE FROM rollup_spans WHERE site_id = :site AND dimension = ANY(:dimensions) "
+                      "AND last_day >= :from_day AND first_day BETWEEN :from_day AND :to_day"), params | stored)
+    conn.execute(text("DELETE FROM rollup_days WHERE site_id = :site AND dimension = ANY(:dimensions) "
+                      "AND day BETWEEN :from_day AND :to_day"), params | stored)
     conn.execute(text(
         f"WITH {scan_ctes()}, "
         f"spans AS (INSERT INTO rollup_spans (site_id, kind, dimension, value, first_day, last_day, n, bounces, "
         f"duration, pageviews) SELECT :site, * FROM ({spans_sql(STORED)}) s) "
         f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
-        f"SELECT :site, * FROM ({days_sql(STORED)}) d"
+        f"SELECT :site, * FROM ({days_sql(DAYS_STORED)}) d"
     ), params)
     return params
 
@@ -695,6 +706,8 @@ def applicable(query: Query) -> bool:
         return False
     if not set(query.metrics) <= (VISIT_METRICS if _visit_spans(read.dimension) else EVENT_METRICS):
         return False
+    if read.dimension in DAYS_LEFT_OUT and {"pageviews", "events"} & set(query.metrics):
+        return False
     dr = query.date_range
     # Whole local days only ("today so far" and rolling 24 hours go to the raw engine).
     return dr.start == _midnight(dr.first_day, dr.timezone) and dr.end == _midnight(
@@ -807,8 +820,9 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
                      else scan_ctes(None, kept_events)).strip())
         tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
                      f"duration, pageviews FROM ({spans_sql(needed, with_visits, percentage, with_visits)}) t"
-        tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
-                    f"FROM ({days_sql(needed, with_visits)}) t"
+        if dimension in DAYS_STORED:
+            tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
+                        f"FROM ({days_sql(needed, with_visits)}) t"
     # The values as text on both sides of a UNION ALL: PostgreSQL pushes a condition on a column down into the
     # branches (so into the values' index) only when the branches' types are the union's.
     ctes += [
