@@ -101,7 +101,8 @@ def percentage_apart(query: Query) -> tuple[Query, Query] | None:
     The divisor of ``percentage`` is, by its definition (see :mod:`services.analytics.engine`), the visitors
     matching the filters, among those with a value where a dimension leaves empty values out (the country,
     pages, UTM tags): the same query without dimensions, plus ``is_not ''`` on such a dimension unless a
-    filter already keeps one non-empty value of it. The rollups' own percentage divides by every visitor, so
+    filter already keeps one non-empty value of it (for the country under one source, page or event name the
+    rollups hold that too: ``rollups.PAIR_TOTALS``). The rollups' own percentage divides by every visitor, so
     without this a filtered panel read every event or visit of the range (1.7-4 s over 12 months of 10 M
     events, docs/benchmarks.md)."""
     if "percentage" not in query.metrics or not query.filters or len(query.dimensions) != 1:

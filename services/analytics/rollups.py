@@ -116,6 +116,13 @@ were 9 of the 13.5 M day rows at 10 M events (docs/benchmarks.md); a query askin
 is left to the other sources (:func:`applicable`)."""
 DAYS_STORED = tuple(d for d in STORED if d not in DAYS_LEFT_OUT)
 """The dimensions whose pageviews and events per day the rollups store."""
+PAIR_TOTALS = frozenset(f"{pair}#any" for pair in (*PAIRS, *PAGE_PAIRS, *NAME_PAIRS)
+                        if pair.endswith("|visit:country"))
+"""Visitor spans of the pairs grouped by country counted per value of their first part, over the events with
+a country (``visit:source|visit:country#any``: per source, the visitors with a country; migration 0021): the
+divisor of the countries report's percentage under a source, page or event name filter, which counts the
+filtered visitors with a country (see ``planner.percentage_apart``). Summing the pair's countries would count a
+visitor seen in two countries twice."""
 EVENT_METRICS = frozenset({"visitors", "pageviews", "events", "percentage"})
 VISIT_METRICS = EVENT_METRICS | {"visits", "bounce_rate", "visit_duration", "views_per_visit"}
 CHUNK_DAYS = 7
@@ -186,9 +193,13 @@ def _visit_spans(dimension: str) -> str | None:
 
 def _with_totals(dimensions: tuple[str, ...], totals: bool = True) -> list[tuple[str, str, str]]:
     """(stored name, value expression, condition) for each dimension and, with ``totals``, its percentage
-    total."""
+    total; a pair's total (:data:`PAIR_TOTALS`) is its first part's value over the pair's events."""
     parts = []
     for dimension in dimensions:
+        if dimension in PAIR_TOTALS:
+            pair = dimension.removesuffix("#any")
+            parts.append((dimension, _value(pair.split("|")[0]), _condition(pair)))
+            continue
         parts.append((dimension, _value(dimension), _condition(dimension)))
         if totals and _has_total(dimension):
             parts.append((_any(dimension), "''", _condition(dimension)))
@@ -517,7 +528,7 @@ def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> d
         conn.execute(text(setting))
     # By dimension, and for spans by their last day (never before their first): the key's ranges, so a day's
     # re-roll reads the newest rows of each dimension, not every row of the site.
-    stored = {"dimensions": [name for name, _, _ in _with_totals(STORED)]}
+    stored = {"dimensions": [name for name, _, _ in _with_totals((*STORED, *PAIR_TOTALS))]}
     conn.execute(text("DELETE FROM rollup_spans WHERE site_id = :site AND dimension = ANY(:dimensions) "
                       "AND last_day >= :from_day AND first_day BETWEEN :from_day AND :to_day"), params | stored)
     conn.execute(text("DELETE FROM rollup_days WHERE site_id = :site AND dimension = ANY(:dimensions) "
@@ -525,7 +536,7 @@ def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> d
     conn.execute(text(
         f"WITH {scan_ctes()}, "
         f"spans AS (INSERT INTO rollup_spans (site_id, kind, dimension, value, first_day, last_day, n, bounces, "
-        f"duration, pageviews) SELECT :site, * FROM ({spans_sql(STORED)}) s) "
+        f"duration, pageviews) SELECT :site, * FROM ({spans_sql((*STORED, *PAIR_TOTALS))}) s) "
         f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
         f"SELECT :site, * FROM ({days_sql(DAYS_STORED)}) d"
     ), params)
@@ -684,7 +695,7 @@ class Read:
 
 def reads(query: Query) -> Read | None:
     """The rows that answer ``query`` if the rollups hold it (see :func:`only_value`, :func:`paired`,
-    :func:`page_paired`); None when its filters or dimensions are not rolled up."""
+    :func:`page_paired`, :func:`pair_total`); None when its filters or dimensions are not rolled up."""
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if not query.filters:
         return None if len(others) > 1 else Read(others[0] if others else "")
@@ -692,13 +703,33 @@ def reads(query: Query) -> Read | None:
         return Read(only[0], only[1])
     if (pair := paired(query)) is not None:
         return Read(pair[0], pair[2], pair[1])
-    return page_paired(query) or both_paired(query)
+    return page_paired(query) or both_paired(query) or pair_total(query)
+
+
+def pair_total(query: Query) -> Read | None:
+    """The total of a pair grouped by country (:data:`PAIR_TOTALS`) that answers ``query`` when it has no
+    dimension but time and two filters: one value of the pair's first part (``visit:source is Google``, a page,
+    a custom event's name) and a country (``visit:country is_not ''``): the visitors with that value and a
+    country, the divisor of a filtered countries report's percentage.
+
+    Exact for the reasons :func:`only_value` is: the total's spans are those of (visitor, value) over the days
+    of the visitor's events with that value and a country."""
+    if len(query.filters) != 2 or any(d not in TIME_DIMENSIONS for d in query.dimensions):
+        return None
+    country = Condition("is_not", "visit:country", ("",))
+    rest = [f for f in query.filters if f != country]
+    if len(rest) != 1 or (kept := _kept_value(rest[0])) is None:
+        return None
+    first = PAGE_EVENTS if kept[0] == "event:page" else kept[0]
+    name = f"{first}|visit:country#any"
+    return Read(name, kept[1]) if name in PAIR_TOTALS and not (first == "event:name" and kept[1] == "pageview") \
+        else None
 
 
 def applicable(query: Query) -> bool:
     """Whether the rollups can answer ``query`` (the engine over raw events answers everything else)."""
     read = reads(query)
-    if read is None or read.dimension not in STORED:
+    if read is None or (read.dimension not in STORED and read.dimension not in PAIR_TOTALS):
         return False
     if query.filters and "percentage" in query.metrics:
         return False  # the rollups' percentage divides by all visitors, not the filtered ones
@@ -736,9 +767,11 @@ def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
     query keeps one (none with a percentage, which filters leave to other sources)."""
     if read.value is None:
         return "", ""
-    parts = _pair(read.dimension) or (read.dimension,)
+    parts = _pair(read.dimension.removesuffix("#any")) or (read.dimension,)
     if read.part:
         filtered = [(parts[read.part - 1], read.value)]
+    elif read.dimension in PAIR_TOTALS:
+        filtered = [(parts[0], read.value)]
     elif len(parts) == 2:
         length, _, rest = read.value.partition(":")
         filtered = [(parts[0], rest[:int(length)]), (parts[1], rest[int(length):])]
@@ -809,12 +842,12 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     if boundary <= dr.last_day:
         sql.params |= window(boundary, dr.last_day, dr.timezone)
         # Visit attributes cost a window over every visit: compute only those the query needs.
-        parts = [d for d in _pair(dimension) or (dimension,) if d in VISIT_COLUMNS]
+        parts = [d for d in _pair(dimension.removesuffix("#any")) or (dimension,) if d in VISIT_COLUMNS]
         with_visits = bool(parts) or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
         columns = [VISIT_COLUMNS[d][0] for d in parts]
         # The visits table, not a window over the events: the tail's visits come from an index scan.
         # Visit dimensions (and the site's total) from the visits alone; pages need their events.
-        events = any(_visit_spans(d) != "visit" for d in needed)
+        events = any(_visit_spans(d.removesuffix("#any")) != "visit" for d in needed)
         kept_events, kept_visits = _tail_kept(read, sql)
         ctes.append((table_scan_ctes(columns, events, kept_events, kept_visits) if with_visits
                      else scan_ctes(None, kept_events)).strip())

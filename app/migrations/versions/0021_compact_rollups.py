@@ -1,5 +1,5 @@
 """Smaller rollups: one index of the spans where two held the same rows, and no day counts for the pairs
-whose queries never ask for them.
+whose queries never ask for them; the country pairs' totals.
 
 At 10 M events the rollups took 17 of the database's 23 GB, and the cluster no longer fitted this kind of host's
 memory: the first run of a dashboard query read from disk what the previous queries had pushed out of the page
@@ -15,6 +15,10 @@ cache (docs/benchmarks.md).
   (``event:name|...``): a page, source, country or goal filter grouped by another dimension, whose dashboard
   reports show visitors, visits and rates (``services.analytics.rollups.DAYS_LEFT_OUT``). Such a query asking
   for pageviews or events is answered from the visits table and the events, exactly, more slowly.
+- The pairs grouped by country gain a total per value of their first part (``rollups.PAIR_TOTALS``): the
+  visitors of one source, page or custom event that have a country, the divisor of the countries report's
+  percentage under such a filter, which was read from every visit or event of the range (3 s over 12 months
+  of 10 M events).
 
 Rollups built before are dropped, as 0017 and 0018 did: the rollup job builds them again from the first event
 (``beacon analytics refresh`` does it at once); until then the queries are answered from the visits table and
