@@ -210,11 +210,10 @@ def served_as(query: Query, goals: tuple[engine.GoalDef, ...] | None) -> Query:
 
 async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
     """The answer to ``query`` from Beacon's own events, from the source :func:`decide` picks."""
-    for metric, apart in (("conversion_rate", divisor_apart), ("percentage", percentage_apart)):
+    for metric, apart in (("conversion_rate", divisor_apart), ("percentage", percentage_apart),
+                          ("group_conversion_rate", group_divisor_apart)):
         if (split := apart(query)) is not None:
             return await _rate_apart(session, query, site_id, metric, *split)
-    if (split := group_divisor_apart(query)) is not None:
-        return await _group_rate_apart(session, query, site_id, *split)
     if (split := scroll_depth_apart(query)) is not None:
         return await _scroll_depth_apart(session, query, site_id, *split)
     # The site's goals, read once: a goal filter may be read as its event's name, and the join reads them.
@@ -235,14 +234,18 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
 
 async def _rate_apart(session: AsyncSession, query: Query, site_id: int, metric: str, inner: Query,
                       divisor: Query) -> Result:
-    """The answer to ``query`` whose rate ``metric`` is computed from the answers to ``inner`` and ``divisor``
-    (see :func:`divisor_apart`, :func:`percentage_apart`), each served from its own cheapest source."""
+    """The answer to ``query`` whose rate ``metric`` is each row's visitors over the visitors the answer to
+    ``divisor`` gives it (its one row, or the row of its group when the divisor is grouped: see
+    :func:`divisor_apart`, :func:`percentage_apart`, :func:`group_divisor_apart`), each query served from its
+    own cheapest source."""
     result = await native(session, inner, site_id)
-    total = int((await native(session, divisor, site_id)).rows[0]["metrics"][0] or 0)
+    totals = {tuple(row["dimensions"]): int(row["metrics"][0] or 0)
+              for row in (await native(session, divisor, site_id)).rows}
+    grouped = [query.dimensions.index(d) for d in divisor.dimensions]
     at, visitors = query.metrics.index(metric), inner.metrics.index("visitors")
     for row in result.rows:
         values = list(row["metrics"])
-        rate = _rate(int(values[visitors]), total)
+        rate = _rate(int(values[visitors]), totals.get(tuple(row["dimensions"][i] for i in grouped), 0))
         values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
         row["metrics"] = [*values[:at], rate, *values[at:]]
     return result
@@ -269,20 +272,4 @@ async def _scroll_depth_apart(session: AsyncSession, query: Query, site_id: int,
         values = {**dict(zip(inner.metrics, row["metrics"], strict=True)),
                   **found.get(str(row["dimensions"][0]), empty)}
         row["metrics"] = [values[m] for m in query.metrics]
-    return result
-
-
-async def _group_rate_apart(session: AsyncSession, query: Query, site_id: int, inner: Query,
-                            divisor: Query) -> Result:
-    """The answer to ``query`` whose ``group_conversion_rate`` is each row's visitors over its group's visitors
-    in the answer to ``divisor`` (see :func:`group_divisor_apart`)."""
-    result = await native(session, inner, site_id)
-    totals = {tuple(row["dimensions"]): int(row["metrics"][0] or 0)
-              for row in (await native(session, divisor, site_id)).rows}
-    at, visitors = query.metrics.index("group_conversion_rate"), inner.metrics.index("visitors")
-    for row in result.rows:
-        values = list(row["metrics"])
-        rate = _rate(int(values[visitors]), totals.get(tuple(row["dimensions"]), 0))
-        values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
-        row["metrics"] = [*values[:at], rate, *values[at:]]
     return result
