@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from sqlalchemy import text
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.settings import Settings
 from services.analytics import engine, planner, rollups
-from services.analytics.query import Condition, QueryError, parse_query
+from services.analytics.query import Condition, Query, QueryError, parse_query
 from tests.support.analytics import DAYS, TZ
 
 FILTERS: list[list[Any]] = [
@@ -165,6 +166,30 @@ async def test_one_value_filters_are_rollups_equal_to_raw(settings: Settings, ge
         await db.dispose()
 
 
+async def _rates_equal_raw(settings: Settings, site_id: int, now: datetime, metric: str,
+                           filters: dict[str, list[Any]], dimensions: tuple[str, ...],
+                           check: Callable[[str, Query, rollups.State | None], None]) -> None:
+    """Visitors and ``metric`` of each filter set by each dimension over 7 days, 30 days and this month:
+    ``check(name, query, state)``, then the served rows equal the raw engine's and every rate is in (0, 100]."""
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+            for name, kept in filters.items():
+                for dimension in dimensions:
+                    for date_range in ("7d", "30d", "month"):
+                        body = {"site_id": "rollup.example", "metrics": ["visitors", metric],
+                                "dimensions": [dimension], "filters": kept, "date_range": date_range}
+                        query = parse_query(body, timezone=TZ, now=now)
+                        check(name, query, state)
+                        raw = await engine.run(session, query, site_id)
+                        served = await planner.answer(session, query, site_id)
+                        assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), (name, body)
+                        assert raw.rows and all(0 < row["metrics"][1] <= 100 for row in raw.rows), body
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.timeout(900)
 async def test_filtered_percentages_are_rollups_equal_to_raw(settings: Settings,
                                                              generated: tuple[int, datetime]) -> None:
@@ -172,35 +197,24 @@ async def test_filtered_percentages_are_rollups_equal_to_raw(settings: Settings,
     the groups from the rollups, the divisor (the filtered visitors, with a country where grouped by country)
     served apart, and the rows equal to the raw engine's."""
     site_id, now = generated
-    db = make_async_engine(settings.database)
-    sessions = sessionmaker_for(db)
+    split: list[str] = []
+
+    def check(name: str, query: Query, state: rollups.State | None) -> None:
+        if (apart := planner.percentage_apart(query)) is None:
+            return
+        split.append(name)
+        if query.dimensions == ("visit:country",) and name not in ("country", "two"):
+            # The visitors with a country: the pair's total (rollups.PAIR_TOTALS).
+            assert apart[1].filters[-1] == Condition("is_not", "visit:country", ("",)), query
+            assert planner.Source.ROLLUPS == planner.decide(apart[1], state).source, query
+
     filters = {"country": [["is", "visit:country", ["DE"]]], "source": [["is", "visit:source", ["Google"]]],
                "page": [["is", "event:page", ["/"]]], "name": [["is", "event:name", ["Signup"]]],
                "two": [["is", "visit:country", ["DE"]], ["is", "visit:source", ["Google"]]]}
-    split = 0
-    try:
-        async with sessions() as session:
-            state = await rollups.rolled_until(session, site_id, TZ)
-            for name, kept in filters.items():
-                for dimension in ("visit:source", "visit:country", "visit:device", "visit:browser"):
-                    for date_range in ("7d", "30d", "month"):
-                        body = {"site_id": "rollup.example", "metrics": ["visitors", "percentage"],
-                                "dimensions": [dimension], "filters": kept, "date_range": date_range}
-                        query = parse_query(body, timezone=TZ, now=now)
-                        apart = planner.percentage_apart(query)
-                        split += apart is not None
-                        if apart is not None and dimension == "visit:country" and name not in ("country", "two"):
-                            # The visitors with a country: the pair's total (rollups.PAIR_TOTALS).
-                            assert apart[1].filters[-1] == Condition("is_not", "visit:country", ("",)), body
-                            assert planner.Source.ROLLUPS == planner.decide(apart[1], state).source, body
-                        raw = await engine.run(session, query, site_id)
-                        served = await planner.answer(session, query, site_id)
-                        assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), (name, body)
-                        assert raw.rows and all(0 < row["metrics"][1] <= 100 for row in raw.rows), body
-    finally:
-        await db.dispose()
+    await _rates_equal_raw(settings, site_id, now, "percentage", filters,
+                           ("visit:source", "visit:country", "visit:device", "visit:browser"), check)
     # Two filters are rolled up grouped by one of the two only; the rest of the matrix is split.
-    assert split == 3 * (4 * 4 + 2), split
+    assert len(split) == 3 * (4 * 4 + 2), split
 
 
 @pytest.mark.timeout(900)
@@ -210,25 +224,15 @@ async def test_goal_filtered_reports_are_rolled_up_equal_to_raw(settings: Settin
     the conversions from the rollups where a custom-event goal is rolled up, each group's divisor from the
     report without the goal, and the rows equal to the raw engine's."""
     site_id, now = with_goals
-    db = make_async_engine(settings.database)
-    sessions = sessionmaker_for(db)
-    try:
-        async with sessions() as session:
-            state = await rollups.rolled_until(session, site_id, TZ)
-            for kept in ([["is", "event:goal", ["Signup"]]], [["is", "event:goal", ["Visit /pricing"]]],
-                         [["is", "event:goal", ["Signup"]], ["is", "visit:country", ["DE"]]]):
-                for dimension in ("visit:source", "visit:country", "visit:device", "visit:entry_page"):
-                    for date_range in ("7d", "30d", "month"):
-                        body = {"site_id": "rollup.example", "metrics": ["visitors", "group_conversion_rate"],
-                                "dimensions": [dimension], "filters": kept, "date_range": date_range}
-                        query = parse_query(body, timezone=TZ, now=now)
-                        apart = planner.group_divisor_apart(query)
-                        assert apart is not None, body
-                        if len(kept) == 1:
-                            assert planner.Source.ROLLUPS == planner.decide(apart[1], state).source, body
-                        raw = await engine.run(session, query, site_id)
-                        served = await planner.answer(session, query, site_id)
-                        assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), body
-                        assert raw.rows and all(0 < row["metrics"][1] <= 100 for row in raw.rows), body
-    finally:
-        await db.dispose()
+
+    def check(name: str, query: Query, state: rollups.State | None) -> None:
+        apart = planner.group_divisor_apart(query)
+        assert apart is not None, query
+        if name != "goal and country":
+            assert planner.Source.ROLLUPS == planner.decide(apart[1], state).source, query
+
+    filters = {"custom-event goal": [["is", "event:goal", ["Signup"]]],
+               "page goal": [["is", "event:goal", ["Visit /pricing"]]],
+               "goal and country": [["is", "event:goal", ["Signup"]], ["is", "visit:country", ["DE"]]]}
+    await _rates_equal_raw(settings, site_id, now, "group_conversion_rate", filters,
+                           ("visit:source", "visit:country", "visit:device", "visit:entry_page"), check)
