@@ -13,8 +13,9 @@ Definitions follow Plausible's documentation:
   ``views_per_visit``: pageviews per visit. With ``event:page`` as a dimension these session metrics are
   those of the visits that entered on the page, as in Plausible.
 - ``percentage``: a group's visitors as a share of all visitors matching the filters.
-- ``event:page`` as a dimension counts pageviews only, except under a top-level goal or event-name filter, where
-  it groups every event the filters keep by its page, as Plausible does (see :func:`pages_count_all`).
+- ``event:page`` as a dimension counts pageviews only, except under a top-level goal or event-name filter that
+  keeps events (``is``, ``contains``, ``matches``), where it groups every event the filters keep by its page, as
+  Plausible does (see :func:`pages_count_all`).
 - Goals (the site's ``goals``): an event completes a custom-event goal when its name is the goal's event name,
   and a page goal when it is a pageview of a path matching the goal's path (``*`` matches any characters).
   ``event:goal`` groups the events that complete each goal, by the goal's display name (an event completing

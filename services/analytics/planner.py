@@ -12,6 +12,11 @@ join       the rest (event filters or dimensions with visit filters, dimensions 
            conversion rates, time on page): the range's events joined with their visits' rows
 =========  ==================================================================================================
 
+A rate of visitors whose divisor is another query (``conversion_rate``, a filtered report's ``percentage``,
+a goal-filtered report's ``group_conversion_rate``: :func:`divisor_apart`, :func:`percentage_apart`,
+:func:`group_divisor_apart`) and the pages report's scroll depth (:func:`scroll_depth_apart`) are served apart,
+each part from its own cheapest source.
+
 The raw engine (``engine.run`` with ``visits="window"``) computes visits from the events with window functions;
 it is kept as the reference the other paths are measured and tested against, not served.
 """
@@ -102,9 +107,9 @@ def percentage_apart(query: Query) -> tuple[Query, Query] | None:
     matching the filters, among those with a value where a dimension leaves empty values out (the country,
     pages, UTM tags): the same query without dimensions, plus ``is_not ''`` on such a dimension unless a
     filter already keeps one non-empty value of it (for the country under one source, page or event name the
-    rollups hold that too: ``rollups.PAIR_TOTALS``). The rollups' own percentage divides by every visitor, so
-    without this a filtered panel read every event or visit of the range (1.7-4 s over 12 months of 10 M
-    events, docs/benchmarks.md)."""
+    rollups hold that too: ``rollups.PAIR_TOTALS``). The rollups' own percentage divides by the unfiltered
+    visitors, so without this a filtered panel read every event or visit of the range (1.7-4 s over 12 months
+    of 10 M events, docs/benchmarks.md)."""
     if "percentage" not in query.metrics or not query.filters or len(query.dimensions) != 1:
         return None
     dimension = query.dimensions[0]
@@ -259,9 +264,10 @@ async def _scroll_depth_apart(session: AsyncSession, query: Query, site_id: int,
     pages = tuple(str(row["dimensions"][0]) for row in result.rows)
     found: dict[str, dict[str, object]] = {}
     if pages:
-        # Only the listed pages' engagement events: the same groups, each from its own events.
+        # Only the listed pages' engagement events: the same groups, each from its own events. Unlimited: a
+        # path holding '*' is a pattern to a page filter and may bring more pages than those listed.
         listed = dataclasses.replace(depth, filters=(*depth.filters, Condition("is", "event:page", pages)),
-                                     limit=len(pages))
+                                     limit=EVERYTHING)
         with ANALYTICS_QUERY_SECONDS.labels(Source.EVENTS.value).time():
             statement, params = engine.build_scroll_depth(listed, site_id)
             answered = await engine.execute(session, listed, statement, params)

@@ -11,7 +11,8 @@ day). A visitor is counted in a period exactly when its span intersects the peri
     visitors(value, period) = sum of n over spans with first_day <= period.last and last_day >= period.first
 
 is exact, and so are visits, bounce rate, visit duration and views per visit. Pageviews and events are
-additive and stored per day.
+additive and stored per day (but for the pairs in :data:`DAYS_LEFT_OUT`, and for :data:`PAIR_TOTALS`, which
+count visitors only).
 
 Days are rolled up once they are final (two days ago in the site's time zone) by a worker job. Queries read
 spans that began before the boundary from the rollup tables, and compute the spans of the days since then
@@ -737,8 +738,9 @@ def applicable(query: Query) -> bool:
         return False
     if not set(query.metrics) <= (VISIT_METRICS if _visit_spans(read.dimension) else EVENT_METRICS):
         return False
-    if read.dimension in DAYS_LEFT_OUT and {"pageviews", "events"} & set(query.metrics):
-        return False
+    if (read.dimension in DAYS_LEFT_OUT or read.dimension in PAIR_TOTALS) and {"pageviews", "events"} & set(
+            query.metrics):
+        return False  # no day counts stored
     dr = query.date_range
     # Whole local days only ("today so far" and rolling 24 hours go to the raw engine).
     return dr.start == _midnight(dr.first_day, dr.timezone) and dr.end == _midnight(

@@ -48,7 +48,7 @@ def upgrade() -> None:
         "ALTER TABLE rollup_spans DROP CONSTRAINT rollup_spans_pkey, ADD CONSTRAINT rollup_spans_pkey "
         "PRIMARY KEY (site_id, dimension, last_day, first_day, kind, value) "
         "INCLUDE (n, bounces, duration, pageviews)")
-    execute_with_short_locks("DROP INDEX rollup_spans_last_day")
+    execute_with_short_locks("DROP INDEX IF EXISTS rollup_spans_last_day")
 
 
 def downgrade() -> None:

@@ -304,6 +304,38 @@ async def test_pages_panel_depth_beside_rolled_up_pages(settings: Settings, enga
     assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
 
 
+async def test_pages_depth_apart_with_a_star_in_a_path(settings: Settings, engaged: int) -> None:
+    """A listed page whose path holds '*' is a pattern to a page filter: the depths of the listed pages are
+    still all found (``/b`` is listed second, ``/abc`` matches ``/a*`` but is not listed)."""
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        for session, path, depth in ((61, "/a*", 50), (62, "/a*", 50), (63, "/a*", 50), (64, "/b", 10),
+                                     (65, "/b", 10), (66, "/abc", 90)):
+            values = {"site": engaged, "ts": _at(3, 12, 0), "session": session, "host": SITE, "path": path}
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
+                "VALUES (:site, :ts, 'pageview', :session, :session, :host, :path)"), values)
+            conn.execute(text(
+                "INSERT INTO engagements (site_id, timestamp, visitor_id, session_id, hostname, pathname, "
+                "scroll_depth, engagement_time) VALUES (:site, :ts, :session, :session, :host, :path, :depth, 1000)"),
+                values | {"depth": depth})
+    db_engine.dispose()
+    query_ = parse_query({"site_id": SITE, "date_range": ["2026-03-03", "2026-03-03"], "pagination": {"limit": 2},
+                          "metrics": ["visitors", "pageviews", "scroll_depth"], "dimensions": ["event:page"]},
+                         timezone="UTC", now=datetime(2026, 3, 10, tzinfo=UTC))
+    assert planner.scroll_depth_apart(query_) is not None
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            raw = await engine.run(session, query_, engaged)
+            served = await planner.answer(session, query_, engaged)
+    finally:
+        await db.dispose()
+    assert [["/a*"], ["/b"]] == [row["dimensions"] for row in raw.rows]
+    assert [50, 10] == [row["metrics"][2] for row in raw.rows]
+    assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
+
+
 def test_imports_meta_without_imports(settings: Settings, serve: Callable[[str], int], engaged: int) -> None:
     """Plausible's meta for include.imports on a site without imported data; no such keys when not asked."""
     asked = query(settings, serve, metrics=["visitors"], date_range="all", include={"imports": True})
