@@ -14,7 +14,8 @@ from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings
 from services.analytics import engine, planner, rollups
-from services.analytics.query import parse_query
+from services.analytics.engine import Result
+from services.analytics.query import Query, parse_query
 
 SITE = "engage.example"
 # Pageviews (visits with their source): (session, day, (hour, minute), path, source).
@@ -76,6 +77,16 @@ def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx
 def results(response: httpx.Response) -> list[tuple[Any, ...]]:
     assert 200 == response.status_code, response.text
     return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
+
+
+async def raw_and_served(settings: Settings, site: int, query_: Query) -> tuple[Result, Result]:
+    """The raw engine's answer to ``query_`` and the planner's."""
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            return await engine.run(session, query_, site), await planner.answer(session, query_, site)
+    finally:
+        await db.dispose()
 
 
 def test_engagements_are_not_events_or_pageviews(settings: Settings, serve: Callable[[str], int],
@@ -261,13 +272,7 @@ async def test_every_planner_path_gives_the_raw_answer(settings: Settings, engag
                                                        body: dict[str, Any]) -> None:
     query_ = parse_query({"site_id": SITE, "date_range": ["2026-02-28", "2026-03-03"], **body}, timezone="UTC",
                          now=datetime(2026, 3, 10, tzinfo=UTC))
-    db_engine = make_async_engine(settings.database)
-    try:
-        async with sessionmaker_for(db_engine)() as session:
-            raw = await engine.run(session, query_, engaged)
-            served = await planner.answer(session, query_, engaged)
-    finally:
-        await db_engine.dispose()
+    raw, served = await raw_and_served(settings, engaged, query_)
     assert raw.rows and (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
 
 
@@ -295,11 +300,10 @@ async def test_pages_panel_depth_beside_rolled_up_pages(settings: Settings, enga
     try:
         async with sessionmaker_for(db)() as session:
             state = await rollups.rolled_until(session, engaged, "UTC")
-            assert planner.Source.ROLLUPS == planner.decide(split[0], state).source
-            raw = await engine.run(session, query_, engaged)
-            served = await planner.answer(session, query_, engaged)
     finally:
         await db.dispose()
+    assert planner.Source.ROLLUPS == planner.decide(split[0], state).source
+    raw, served = await raw_and_served(settings, engaged, query_)
     assert any(row["metrics"][2] is not None for row in raw.rows), raw.rows  # depths to compare
     assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
 
@@ -324,13 +328,7 @@ async def test_pages_depth_apart_with_a_star_in_a_path(settings: Settings, engag
                           "metrics": ["visitors", "pageviews", "scroll_depth"], "dimensions": ["event:page"]},
                          timezone="UTC", now=datetime(2026, 3, 10, tzinfo=UTC))
     assert planner.scroll_depth_apart(query_) is not None
-    db = make_async_engine(settings.database)
-    try:
-        async with sessionmaker_for(db)() as session:
-            raw = await engine.run(session, query_, engaged)
-            served = await planner.answer(session, query_, engaged)
-    finally:
-        await db.dispose()
+    raw, served = await raw_and_served(settings, engaged, query_)
     assert [["/a*"], ["/b"]] == [row["dimensions"] for row in raw.rows]
     assert [50, 10] == [row["metrics"][2] for row in raw.rows]
     assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
