@@ -451,6 +451,11 @@ def _top_level_without(query: Query, *dimensions: str) -> list[Filter]:
     return [item for item in query.filters if not dropped(item)]
 
 
+def visit_columns_read(query: Query) -> set[str]:
+    """The visit columns (:data:`VISIT_COLUMNS`) the query's dimensions and filters read."""
+    return {VISIT_COLUMNS[d][0] for d in (*query.dimensions, *query.filtered_dimensions()) if d in VISIT_COLUMNS}
+
+
 EVENT_CHOOSING = (GOAL, "event:name")
 """Dimensions whose filters choose which events count (see :func:`pages_count_all`)."""
 
@@ -516,8 +521,7 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
     sd_cols = [f"sd{i}" for i in range(len(dims))]
     needs_sessions = bool({"bounce_rate", "visit_duration", "views_per_visit"} & set(query.metrics))
     # Visit attributes are the expensive part: compute them only when a visit attribute or metric is asked for.
-    visit_columns = {VISIT_COLUMNS[d][0] for d in (*query.dimensions, *query.filtered_dimensions())
-                     if d in VISIT_COLUMNS}
+    visit_columns = visit_columns_read(query)
     if needs_sessions:
         visit_columns |= {*SESSION_COLUMNS, *(["entry_page"] if "event:page" in query.dimensions else [])}
     needs_visits = bool(visit_columns)
@@ -604,9 +608,7 @@ def build_scroll_depth(query: Query, site_id: int) -> tuple[str, dict[str, Any]]
     bucket = time_bucket(query)
     dims = [_BUCKET_SQL[bucket or "day"].format(tz=tz) if d.startswith("time") else _dimension_expr(d, sql)
             for d in query.dimensions]
-    visit_columns = {VISIT_COLUMNS[d][0] for d in (*query.dimensions, *query.filtered_dimensions())
-                     if d in VISIT_COLUMNS}
-    ctes = [_engagements_cte(query, sql, visit_columns)]
+    ctes = [_engagements_cte(query, sql, visit_columns_read(query))]
     joins: list[str] = []
     metric_sql: dict[str, str] = {}
     _scroll_depth(query, sql, dims, (ctes, joins, metric_sql))

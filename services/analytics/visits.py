@@ -36,6 +36,7 @@ from services.analytics.engine import (
     _Sql,
     execute,
     finish,
+    visit_columns_read,
 )
 from services.analytics.query import TIME_DIMENSIONS, Query, time_bucket
 
@@ -58,8 +59,7 @@ def build(query: Query, site_id: int) -> tuple[str, dict[str, Any]]:
     bucket = _BUCKET_SQL[time_bucket(query) or "day"].format(tz=tz) if query.time_dimension else ""
     dims = [bucket if d in TIME_DIMENSIONS else _dimension_expr(d, sql) for d in query.dimensions]
 
-    columns = {VISIT_COLUMNS[d][0] for d in (*query.dimensions, *query.filtered_dimensions()) if d in VISIT_COLUMNS}
-    columns |= set(SESSION_COLUMNS)
+    columns = visit_columns_read(query) | set(SESSION_COLUMNS)
     select = ", ".join(f"{TABLE_EXPRESSIONS[n]} AS v_{n}" for n in sorted(columns))
     filters = " AND ".join(_filter_sql(item, sql) for item in query.filters) or "TRUE"
     # In one bucket: all of the visit's events are in the same bucket (and in the range).
