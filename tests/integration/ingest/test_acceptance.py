@@ -49,6 +49,8 @@ async def test_unusable_revenue_leaves_the_event_without_revenue(client: httpx.A
 
 @pytest.mark.parametrize(("fields", "expected"), [
     pytest.param({"url": "/app/login"}, ("pageview", "(none)", "/app/login"), id="url-without-host"),
+    # Not a URL at all: Plausible's URI parser reads the whole text as a path, and stores it under (none) too.
+    pytest.param({"url": "nota url"}, ("pageview", "(none)", "nota url"), id="not-a-url"),
     pytest.param({"url": "ftp://example.com/file"}, ("pageview", "example.com", "/file"), id="other-scheme"),
     pytest.param({"name": 404}, ("404", "example.com", "/"), id="numeric-name"),
     pytest.param({"url": "https://www.example.com/", "domain": "www.example.com"}, ("pageview", "example.com", "/"),
