@@ -11,9 +11,12 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from app.core.db import make_engine
+from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings
+from services.analytics import engine, planner
+from services.analytics.engine import Result
+from services.analytics.query import Query
 
 # The generated dataset of the planner and rollup tests: DAYS days of visits in the time zone TZ.
 TZ = "America/New_York"
@@ -67,3 +70,13 @@ def results(response: httpx.Response) -> list[tuple[Any, ...]]:
     """A 200 answer's rows as ``(*dimensions, *metrics)`` tuples."""
     assert 200 == response.status_code, response.text
     return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
+
+
+async def raw_and_served(settings: Settings, site: int, query: Query) -> tuple[Result, Result]:
+    """The raw engine's answer to ``query`` (visits from windows over the events) and the planner's."""
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            return await engine.run(session, query, site), await planner.answer(session, query, site)
+    finally:
+        await db.dispose()

@@ -13,9 +13,9 @@ from sqlalchemy import text
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.internal import INTERNAL_TOKEN_HEADER
 from app.core.settings import Settings
-from services.analytics import engine, planner, rollups
-from services.analytics.engine import Result
-from services.analytics.query import Query, parse_query
+from services.analytics import planner, rollups
+from services.analytics.query import parse_query
+from tests.support.analytics import raw_and_served
 
 SITE = "engage.example"
 # Pageviews (visits with their source): (session, day, (hour, minute), path, source).
@@ -77,16 +77,6 @@ def query(settings: Settings, serve: Callable[[str], int], **body: Any) -> httpx
 def results(response: httpx.Response) -> list[tuple[Any, ...]]:
     assert 200 == response.status_code, response.text
     return [(*row["dimensions"], *row["metrics"]) for row in response.json()["results"]]
-
-
-async def raw_and_served(settings: Settings, site: int, query_: Query) -> tuple[Result, Result]:
-    """The raw engine's answer to ``query_`` and the planner's."""
-    db = make_async_engine(settings.database)
-    try:
-        async with sessionmaker_for(db)() as session:
-            return await engine.run(session, query_, site), await planner.answer(session, query_, site)
-    finally:
-        await db.dispose()
 
 
 def test_engagements_are_not_events_or_pageviews(settings: Settings, serve: Callable[[str], int],

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 import redis
 
-from app.core.db import make_async_engine, sessionmaker_for
 from app.core.settings import Settings
-from services.analytics import engine, planner
 from services.analytics.engine import Result
 from services.analytics.query import parse_query
+from tests.support.analytics import raw_and_served
 from tests.support.ingest import UA, ingest_client, sql
 
 SITE = "host.example"
@@ -51,16 +50,12 @@ async def stored(settings: Settings, db: None, redis_client: redis.Redis) -> tup
     return site, last + timedelta(seconds=1)
 
 
-async def raw_and_served(settings: Settings, site: int, now: datetime, body: dict[str, Any]) -> tuple[Result, Result]:
+async def day_raw_and_served(settings: Settings, site: int, now: datetime, body: dict[str, Any]
+                             ) -> tuple[Result, Result]:
     """The raw engine's answer to the query ``body`` over the day of ``now`` and the planner's."""
     day = now.astimezone(UTC).date().isoformat()
     query = parse_query({"site_id": SITE, "date_range": [day, day], **body}, timezone="UTC", now=now)
-    db = make_async_engine(settings.database)
-    try:
-        async with sessionmaker_for(db)() as session:
-            return await engine.run(session, query, site), await planner.answer(session, query, site)
-    finally:
-        await db.dispose()
+    return await raw_and_served(settings, site, query)
 
 
 @pytest.mark.parametrize("body", [
@@ -82,7 +77,7 @@ async def raw_and_served(settings: Settings, site: int, now: datetime, body: dic
 async def test_served_answer_is_the_raw_answer(settings: Settings, stored: tuple[int, datetime],
                                                body: dict[str, Any]) -> None:
     """Each report of the day, from the source the planner picks, is the raw engine's."""
-    raw, served = await raw_and_served(settings, *stored, body)
+    raw, served = await day_raw_and_served(settings, *stored, body)
     assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
 
 
@@ -97,7 +92,7 @@ async def test_top_stats_agree_with_the_hostname_and_goal_reports(settings: Sett
         "goals": {"metrics": ["visitors", "conversion_rate"], "dimensions": ["event:goal"]},
         "goal-top": {"metrics": ["visitors", "conversion_rate"], "filters": [["is", "event:goal", ["Signup"]]]},
     }.items():
-        _, served = await raw_and_served(settings, *stored, body)
+        _, served = await day_raw_and_served(settings, *stored, body)
         reports[name] = [(*row["dimensions"], *row["metrics"]) for row in served.rows]
     assert {"top": [(5, 5, 6)], "hostnames": [(SITE, 4), ("(none)", 1)], "goals": [("Signup", 2, 40.0)],
             "goal-top": [(2, 40.0)]} == reports
