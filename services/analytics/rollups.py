@@ -857,7 +857,7 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
                      else scan_ctes(None, kept_events)).strip())
         # Only what the metrics read: visit spans for visits and their rates, day counts for pageviews and
         # events (the dashboard's reports ask visitors and percentage: the month's sources at 10 M events took
-        # 280 ms, 154 without them, docs/benchmarks.md). A value with visits or day counts in the tail has
+        # 291 ms, 154 without them, docs/benchmarks.md). A value with visits or day counts in the tail has
         # visitors there too, so no row is lost.
         visit_spans = bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
         tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
