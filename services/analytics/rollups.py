@@ -850,7 +850,8 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         events = any(_visit_spans(d.removesuffix("#any")) != "visit" for d in needed)
         # The site's totals too: its visitors from a day's visits, not from the three times as many events
         # (the unfiltered time series of a month: 85,236 events read and hashed per visitor, 230 of 290 ms).
-        with_visits = bool(parts) or not events or bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
+        visit_spans = bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
+        with_visits = bool(parts) or not events or visit_spans
         columns = [VISIT_COLUMNS[d][0] for d in parts]
         kept_events, kept_visits = _tail_kept(read, sql)
         ctes.append((table_scan_ctes(columns, events, kept_events, kept_visits) if with_visits
@@ -859,7 +860,6 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         # events (the dashboard's reports ask visitors and percentage: the month's sources at 10 M events took
         # 291 ms, 154 without them, docs/benchmarks.md). A value with visits or day counts in the tail has
         # visitors there too, so no row is lost.
-        visit_spans = bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
         tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
                      f"duration, pageviews FROM ({spans_sql(needed, visit_spans, percentage, with_visits)}) t"
         if dimension in DAYS_STORED and set(query.metrics) & {"pageviews", "events"}:
