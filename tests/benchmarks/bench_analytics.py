@@ -11,6 +11,9 @@ pair of answers is checked to be equal. Then bytes on disk per event and the tim
 ranges (default ``day,7d,30d,month,12mo``), ``BEACON_BENCH_PANELS`` the panels (default: all eight).
 ``BEACON_BENCH_ROLLUP=0`` only loads the data set (into ``BEACON_BENCH_DIR``); ``BEACON_BENCH_ROLLUP_JOBS=N``
 rolls it up N week-long chunks at a time the first time (the rollup job rolls one at a time).
+``BEACON_BENCH_NOW`` (an ISO 8601 instant, e.g. ``2026-11-30T22:30:00+00:00``) sets the clock the run reads:
+a data set kept in ``BEACON_BENCH_DIR`` ends on the day it was generated, so measuring it again a day later
+needs the clock of that day (otherwise "today" and "this month" hold no data and the roll-up moves on).
 """
 
 from __future__ import annotations
@@ -51,6 +54,17 @@ ROLL_UP = os.environ.get("BEACON_BENCH_ROLLUP", "1") != "0"
 ROLLUP_JOBS = int(os.environ.get("BEACON_BENCH_ROLLUP_JOBS", "1"))
 SITE = "bench.example"
 TZ = "Europe/Berlin"
+_PINNED = os.environ.get("BEACON_BENCH_NOW")
+
+
+def bench_now() -> datetime:
+    """The run's clock: ``BEACON_BENCH_NOW`` if set (an aware ISO 8601 instant), otherwise the real time."""
+    if not _PINNED:
+        return datetime.now(UTC)
+    pinned = datetime.fromisoformat(_PINNED)
+    if pinned.tzinfo is None:
+        raise pytest.UsageError(f"BEACON_BENCH_NOW={_PINNED!r} has no UTC offset (e.g. 2026-11-30T22:30:00+00:00)")
+    return pinned.astimezone(UTC)
 
 DASHBOARD = {
     # The dashboard's own queries (app.domain.dashboard.services): its top stats without a goal or page filter
@@ -113,7 +127,7 @@ def loaded(settings: Settings) -> int:
                                  (d, TZ)).fetchone() for d in domains]
             ids = [int(row[0]) for row in rows if row is not None]
     if not kept or len(kept) != len(domains):
-        today = datetime.now(UTC).date()
+        today = bench_now().date()
         big = generate(settings.database.libpq_url, ids[0], SITE, events=EVENTS, days=365, end=today, tz=TZ)
         for n, site_id in enumerate(ids[1:], start=2):
             generate(settings.database.libpq_url, site_id, f"small-{n}.example", events=EVENTS // 200, days=365,
@@ -133,7 +147,7 @@ def loaded(settings: Settings) -> int:
             _roll_up_in_parallel(db, site_id)
         while True:
             with db.begin() as conn:
-                if not rollups.refresh(conn, site_id, datetime.now(UTC)).days:
+                if not rollups.refresh(conn, site_id, bench_now()).days:
                     break
     print(f"rolled up every site in {time.perf_counter() - started:.1f} s ({ROLLUP_JOBS} at a time)")
     # What `beacon analytics refresh` does after a long roll-up: statistics, and the visibility map that lets
@@ -155,7 +169,7 @@ def _roll_up_in_parallel(db: Any, site_id: int) -> None:
     if oldest is None:
         return
     first = oldest.astimezone(ZoneInfo(TZ)).date()
-    target = datetime.now(ZoneInfo(TZ)).date() - timedelta(days=rollups.FINAL_AFTER_DAYS)
+    target = bench_now().astimezone(ZoneInfo(TZ)).date() - timedelta(days=rollups.FINAL_AFTER_DAYS)
     chunks = [(day, min(target, day + timedelta(days=rollups.CHUNK_DAYS - 1)))
               for day in (first + timedelta(days=n) for n in range(0, (target - first).days + 1, rollups.CHUNK_DAYS))]
 
@@ -184,8 +198,8 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
     sessions = sessionmaker_for(db)
     client = aioredis.Redis.from_url(settings.redis.url)
     keys = Keys(settings.redis.key_prefix)
-    now = datetime.now(UTC)
-    print(f"\nserved runs {RUNS}, raw runs {RAW_RUNS}, raw statements cut at {RAW_LIMIT_S or 'no limit'} s, "
+    now = bench_now()
+    print(f"\nclock {now.isoformat()}{' (BEACON_BENCH_NOW)' if _PINNED else ''}, served runs {RUNS}, raw runs {RAW_RUNS}, raw statements cut at {RAW_LIMIT_S or 'no limit'} s, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'query':<12}{'filter':>9}{'range':>6} {'served p50':>11}{'p95':>9} {'raw p50':>10}{'p95':>9} "
           f"{'raw/served':>11} {'cached p50':>11}{'p95':>8} {'equal':>6} source")
@@ -265,7 +279,7 @@ async def _storage_and_rollup(settings: Settings, site_id: int) -> None:
         print(f"{'total':<14}{total / 2**20:>10.1f} MiB {total / events[0]:>8.1f} bytes per event "
               f"({events[0]:,} events)")
     db = make_engine(settings.database)
-    day = datetime.now(UTC).date() - timedelta(days=10)
+    day = bench_now().date() - timedelta(days=10)
     with db.begin() as conn:
         started = time.perf_counter()
         rollups._roll(conn, site_id, day, day, TZ)
