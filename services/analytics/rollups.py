@@ -45,6 +45,7 @@ sources of :mod:`services.analytics.planner`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -763,12 +764,10 @@ def _kept(column: str, read: Read, sql: _Sql) -> str:
     return kept
 
 
-def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
-    """Conditions on the tail's events and visits that keep only what ``read``'s filtered value(s) count: the
-    page's events, the visits with the value. Without them the tail computes every value's spans and the
-    query keeps one (none with a percentage, which filters leave to other sources)."""
+def _tail_filtered(read: Read) -> list[tuple[str, str]]:
+    """``(dimension, value)`` of each value ``read`` keeps (none without a value), a page as ``event:page``."""
     if read.value is None:
-        return "", ""
+        return []
     parts = _pair(read.dimension.removesuffix("#any")) or (read.dimension,)
     if read.part:
         filtered = [(parts[read.part - 1], read.value)]
@@ -779,9 +778,16 @@ def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
         filtered = [(parts[0], rest[:int(length)]), (parts[1], rest[int(length):])]
     else:
         filtered = [(parts[0], read.value)]
+    return sorted(("event:page" if d == PAGE_EVENTS else d, v) for d, v in filtered)
+
+
+def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
+    """Conditions on the tail's events and visits that keep only what ``read``'s filtered value(s) count: the
+    page's events, the visits with the value. Without them the tail computes every value's spans and the
+    query keeps one (a filtered percentage's divisor keeps the same ones, see :func:`percentage_read`)."""
     events = visits = ""
-    for dimension, value in filtered:
-        if dimension in ("event:page", PAGE_EVENTS):
+    for dimension, value in _tail_filtered(read):
+        if dimension == "event:page":
             events += f" AND e.pathname = {sql.bind(value)}"
         elif dimension == "event:name":
             events += f" AND e.name = {sql.bind(value)}"
@@ -812,12 +818,80 @@ def _buckets(query: Query) -> list[tuple[date, date, date]]:
     return result
 
 
-def build(query: Query, site_id: int, rolled_until: date, provisional_day: date | None = None
-          ) -> tuple[str, dict[str, Any]]:
+def percentage_read(query: Query, divisor: Query) -> Read | None:
+    """The stored rows of ``divisor``'s visitors when the rollups answer ``query`` (a filtered report with
+    ``percentage``, see ``planner.percentage_apart``) with its percentage in one statement: ``query`` without the
+    percentage and ``divisor`` are both rolled up, and the divisor keeps the same events and visits in the days
+    since the rollups end as ``query`` (one value of the same filter), so both read one computation of those days.
+    None otherwise."""
+    inner = dataclasses.replace(query, metrics=tuple(m for m in query.metrics if m != "percentage"))
+    if not applicable(inner) or not applicable(divisor) or divisor.dimensions:
+        return None
+    read, total = reads(inner), reads(divisor)
+    if read is None or total is None or read.value is None or total.value is None or total.part or total.group:
+        return None
+    return total if _tail_filtered(read) == _tail_filtered(total) else None
+
+
+def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percentage: bool, shared: bool
+          ) -> tuple[list[str], str, str]:
+    """``(CTEs, spans, day counts)`` of the days since the rollups end (from :window params in ``sql``): the
+    spans of ``needed`` dimensions (their totals too with ``percentage``) and ``read``'s day counts when the
+    query asks pageviews or events, each as a ``UNION ALL`` branch to the stored rows. ``shared``: the spans
+    are also the divisor's (:func:`_divisor_spans`), so they are computed once into the CTE ``tail``."""
+    dimension = read.dimension
+    # Visit attributes cost a window over every visit: compute only those the query needs.
+    parts = [d for d in _pair(dimension.removesuffix("#any")) or (dimension,) if d in VISIT_COLUMNS]
+    # The visits table, not a window over the events: the tail's visits come from an index scan.
+    # Visit dimensions (and the site's total) from the visits alone; pages need their events.
+    events = any(_visit_spans(d.removesuffix("#any")) != "visit" for d in needed)
+    # The site's totals too: its visitors from a day's visits, not from the three times as many events
+    # (the unfiltered time series of a month: 85,236 events read and hashed per visitor, 230 of 290 ms).
+    visit_spans = bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
+    with_visits = bool(parts) or not events or visit_spans
+    columns = [VISIT_COLUMNS[d][0] for d in parts]
+    kept_events, kept_visits = _tail_kept(read, sql)
+    ctes = [(table_scan_ctes(columns, events, kept_events, kept_visits) if with_visits
+             else scan_ctes(None, kept_events)).strip()]
+    # Only what the metrics read: visit spans for visits and their rates, day counts for pageviews and
+    # events (the dashboard's reports ask visitors and percentage: the month's sources at 10 M events took
+    # 291 ms, 154 without them, docs/benchmarks.md). A value with visits or day counts in the tail has
+    # visitors there too, so no row is lost.
+    spans = "SELECT kind, dimension, CAST(value AS text) AS value, first_day, last_day, n, bounces, " \
+            f"duration, pageviews FROM ({spans_sql(needed, visit_spans, percentage, with_visits)}) t"
+    if shared:
+        ctes.append(f"tail AS MATERIALIZED ({spans})")
+        spans = "SELECT * FROM tail WHERE dimension = :dim"
+    days = ""
+    if dimension in DAYS_STORED and set(query.metrics) & {"pageviews", "events"}:
+        days = " UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
+               f"FROM ({days_sql((dimension,) if shared else needed, with_visits)}) t"
+    return ctes, f" UNION ALL {spans}", days
+
+
+def _divisor_spans(divisor: Read, sql: _Sql, with_tail: bool) -> str:
+    """The CTE ``total_spans``: the visitor spans of ``divisor``'s value (its first and last day, n), stored (read
+    through the values' index) and, ``with_tail``, from the CTE ``tail`` (see :func:`_tail`)."""
+    sql.params["total_only"] = divisor.value
+    tail = (" UNION ALL SELECT n, first_day, last_day FROM tail WHERE kind = 'u' AND dimension = :total_dim "
+            "AND value = :total_only") if with_tail else ""
+    return ("total_spans AS (SELECT n, first_day, last_day FROM rollup_spans WHERE site_id = :site "
+            "AND dimension = :total_dim AND value COLLATE \"C\" = :total_only AND kind = 'u' "
+            f"AND first_day < :boundary AND first_day <= :range_last AND last_day >= :range_first{tail})")
+
+
+def build(query: Query, site_id: int, rolled_until: date, provisional_day: date | None = None,
+          divisor: Read | None = None) -> tuple[str, dict[str, Any]]:
+    """The statement answering ``query`` from the rollups (and the days since they end), with its parameters;
+    ``divisor``: with a filtered ``percentage``, the rows of its divisor's visitors (see :func:`percentage_read`).
+    """
     read = reads(query)
     assert read is not None, "rollups.build needs a query rollups.applicable accepts"
     dimension = read.dimension
-    total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
+    if divisor is not None:
+        total = divisor.dimension
+    else:
+        total = _any(dimension) if any(name == _any(dimension) for name, _, _ in _with_totals((dimension,))) else ""
     dr = query.date_range
     # The provisional day's spans may end later, which no bucket of a query ending on it sees.
     rolled = State(rolled_until, provisional_day).rolled_for(query)
@@ -838,39 +912,29 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
                    "ends": [b[2] for b in buckets]}
     # The tail computes the dimension's spans, and the percentage's total only when it is asked for.
     percentage = "percentage" in query.metrics
-    needed = tuple(dict.fromkeys([dimension, *([""] if percentage and not total else [])]))
+    needed: tuple[str, ...]
+    if divisor is not None:
+        needed, percentage = tuple(dict.fromkeys((dimension, total))), False  # the divisor's rows: the total
+    else:
+        needed = tuple(dict.fromkeys([dimension, *([""] if percentage and not total else [])]))
     ctes: list[str] = []
     tail_spans = tail_days = ""
     if boundary <= dr.last_day:
         sql.params |= window(boundary, dr.last_day, dr.timezone)
-        # Visit attributes cost a window over every visit: compute only those the query needs.
-        parts = [d for d in _pair(dimension.removesuffix("#any")) or (dimension,) if d in VISIT_COLUMNS]
-        # The visits table, not a window over the events: the tail's visits come from an index scan.
-        # Visit dimensions (and the site's total) from the visits alone; pages need their events.
-        events = any(_visit_spans(d.removesuffix("#any")) != "visit" for d in needed)
-        # The site's totals too: its visitors from a day's visits, not from the three times as many events
-        # (the unfiltered time series of a month: 85,236 events read and hashed per visitor, 230 of 290 ms).
-        visit_spans = bool(set(query.metrics) & (VISIT_METRICS - EVENT_METRICS))
-        with_visits = bool(parts) or not events or visit_spans
-        columns = [VISIT_COLUMNS[d][0] for d in parts]
-        kept_events, kept_visits = _tail_kept(read, sql)
-        ctes.append((table_scan_ctes(columns, events, kept_events, kept_visits) if with_visits
-                     else scan_ctes(None, kept_events)).strip())
-        # Only what the metrics read: visit spans for visits and their rates, day counts for pageviews and
-        # events (the dashboard's reports ask visitors and percentage: the month's sources at 10 M events took
-        # 291 ms, 154 without them, docs/benchmarks.md). A value with visits or day counts in the tail has
-        # visitors there too, so no row is lost.
-        tail_spans = f" UNION ALL SELECT kind, dimension, CAST(value AS text), first_day, last_day, n, bounces, " \
-                     f"duration, pageviews FROM ({spans_sql(needed, visit_spans, percentage, with_visits)}) t"
-        if dimension in DAYS_STORED and set(query.metrics) & {"pageviews", "events"}:
-            tail_days = f" UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
-                        f"FROM ({days_sql(needed, with_visits)}) t"
+        ctes, tail_spans, tail_days = _tail(query, read, needed, sql, percentage, divisor is not None)
     # The values as text on both sides of a UNION ALL: PostgreSQL pushes a condition on a column down into the
     # branches (so into the values' index) only when the branches' types are the union's.
+    stored_dims = "dimension IN (:dim, :total_dim)"
+    percentage_total = ("SELECT sum(n) FROM all_spans WHERE kind = 'u' AND dimension = :total_dim "
+                        "AND first_day <= :range_last AND last_day >= :range_first")
+    if divisor is not None:
+        stored_dims = "dimension = :dim"
+        ctes.append(_divisor_spans(divisor, sql, with_tail=boundary <= dr.last_day))
+        percentage_total = "SELECT sum(n) FROM total_spans WHERE first_day <= :range_last AND last_day >= :range_first"
     ctes += [
         "all_spans AS (SELECT kind, dimension, CAST(value AS text) AS value, first_day, last_day, n, bounces, "
         "duration, pageviews "
-        "FROM rollup_spans WHERE site_id = :site AND dimension IN (:dim, :total_dim) AND first_day < :boundary "
+        f"FROM rollup_spans WHERE site_id = :site AND {stored_dims} AND first_day < :boundary "
         f"AND first_day <= :range_last AND last_day >= :range_first{tail_spans})",
         "all_days AS (SELECT dimension, CAST(value AS text) AS value, day, pageviews, events FROM rollup_days "
         "WHERE site_id = :site "
@@ -900,8 +964,7 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         "bounce_rate": "coalesce(round(100.0 * agg.bounces / nullif(agg.visits, 0)), 0)",
         "visit_duration": "coalesce(round(agg.duration / nullif(agg.visits, 0)), 0)",
         "views_per_visit": "coalesce(round(agg.visit_pageviews::numeric / nullif(agg.visits, 0), 2), 0)",
-        "percentage": "round(100.0 * agg.visitors / nullif((SELECT sum(n) FROM all_spans WHERE kind = 'u' "
-                      "AND dimension = :total_dim AND first_day <= :range_last AND last_day >= :range_first), 0), 1)",
+        "percentage": f"round(100.0 * agg.visitors / nullif(({percentage_total}), 0), 1)",
     }
     return finish(query, sql, ctes, metric_sql), sql.params
 
@@ -941,8 +1004,10 @@ async def rolled_until(session: AsyncSession, site_id: int, tz: str) -> State | 
     return State(row[1], row[2])
 
 
-async def run(session: AsyncSession, query: Query, site_id: int, state: State) -> Result:
-    statement, params = build(query, site_id, state.rolled_until, state.provisional_day)
+async def run(session: AsyncSession, query: Query, site_id: int, state: State, divisor: Read | None = None
+              ) -> Result:
+    """The answer to ``query`` from the rollups (see :func:`build`)."""
+    statement, params = build(query, site_id, state.rolled_until, state.provisional_day, divisor)
     await prepare(session)
     rows = (await session.execute(text(statement), params)).all()
     return rows_to_result(query, rows)

@@ -194,8 +194,8 @@ async def _rates_equal_raw(settings: Settings, site_id: int, now: datetime, metr
 async def test_filtered_percentages_are_rollups_equal_to_raw(settings: Settings,
                                                              generated: tuple[int, datetime]) -> None:
     """The dashboard's sources, countries, devices and browsers panels under a filter (visitors and percentage):
-    the groups from the rollups, the divisor (the filtered visitors, with a country where grouped by country)
-    served apart, and the rows equal to the raw engine's."""
+    the groups and the divisor (the filtered visitors, with a country where grouped by country) from the rollups
+    in one statement, and the rows equal to the raw engine's."""
     site_id, now = generated
     split: list[str] = []
 
@@ -203,6 +203,8 @@ async def test_filtered_percentages_are_rollups_equal_to_raw(settings: Settings,
         if (apart := planner.percentage_apart(query)) is None:
             return
         split.append(name)
+        # One statement: the divisor keeps the events and visits the groups keep (planner._percentage_rolled_up).
+        assert rollups.percentage_read(query, apart[1]) is not None, query
         if query.dimensions == ("visit:country",) and name not in ("country", "two"):
             # The visitors with a country: the pair's total (rollups.PAIR_TOTALS).
             assert apart[1].filters[-1] == Condition("is_not", "visit:country", ("",)), query
