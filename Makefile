@@ -76,7 +76,7 @@ lint: venv
 	promtool test rules tests/prometheus/beacon-alerts.test.yml
 
 test: system-deps venv assets lint
-	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	CI=$${CI:-} $(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
