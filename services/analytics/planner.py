@@ -15,7 +15,8 @@ join       the rest (event filters or dimensions with visit filters, dimensions 
 A rate of visitors whose divisor is another query (``conversion_rate``, a filtered report's ``percentage``,
 a goal-filtered report's ``group_conversion_rate``: :func:`divisor_apart`, :func:`percentage_apart`,
 :func:`group_divisor_apart`) and the pages report's scroll depth (:func:`scroll_depth_apart`) are served apart,
-each part from its own cheapest source.
+each part from its own cheapest source; a filtered percentage whose two parts the rollups hold, in one
+statement (:func:`_percentage_rolled_up`).
 
 The raw engine (``engine.run`` with ``visits="window"``) computes visits from the events with window functions;
 it is kept as the reference the other paths are measured and tested against, not served.
@@ -109,7 +110,8 @@ def percentage_apart(query: Query) -> tuple[Query, Query] | None:
     filter already keeps one non-empty value of it (for the country under one source, page or event name the
     rollups hold that too: ``rollups.PAIR_TOTALS``). The rollups' own percentage divides by the unfiltered
     visitors, so without this a filtered panel read every event or visit of the range (1.7-4 s over 12 months
-    of 10 M events, docs/benchmarks.md)."""
+    of 10 M events, docs/benchmarks.md). Where the rollups hold both parts, :func:`native` asks them in one
+    statement (:func:`_percentage_rolled_up`)."""
     if "percentage" not in query.metrics or not query.filters or len(query.dimensions) != 1:
         return None
     dimension = query.dimensions[0]
