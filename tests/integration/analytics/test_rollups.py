@@ -215,3 +215,23 @@ async def test_warm_reads_the_visits_indexes_back(settings: Settings, postgres: 
             postgres.psql("CREATE EXTENSION pg_prewarm", database=database)
     finally:
         db_engine.dispose()
+
+
+def test_vacuum_outlives_the_statement_timeout(settings: Settings, generated: tuple[int, datetime]) -> None:
+    """``rollups.vacuum`` (after ``beacon analytics refresh`` rolls up many days) runs without the connection's
+    statement timeout, which a large site's VACUUM exceeds, and leaves the connection's own timeout as it was."""
+    db = make_engine(settings.database)
+    try:
+        with db.connect() as raw:
+            conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+            default = conn.execute(text("SHOW statement_timeout")).scalar_one()
+            before = conn.execute(text("SELECT max(last_vacuum) FROM pg_stat_user_tables "
+                                       "WHERE relname = 'rollup_spans'")).scalar()
+            conn.execute(text("SET statement_timeout = '1ms'"))  # shorter than any VACUUM (ANALYZE)
+            rollups.vacuum(conn)
+            assert default == conn.execute(text("SHOW statement_timeout")).scalar_one()
+            after = conn.execute(text("SELECT max(last_vacuum) FROM pg_stat_user_tables "
+                                      "WHERE relname = 'rollup_spans'")).scalar()
+            assert after is not None and (before is None or after > before)
+    finally:
+        db.dispose()
