@@ -46,6 +46,7 @@ sources of :mod:`services.analytics.planner`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -56,6 +57,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.engine import (
+    NO_PROP,
     QUERY_SETTINGS,
     SESSION_COLUMNS,
     TABLE_EXPRESSIONS,
@@ -69,7 +71,7 @@ from services.analytics.engine import (
     rows_to_result,
     visit_events_select,
 )
-from services.analytics.query import TIME_DIMENSIONS, Condition, Query, time_bucket
+from services.analytics.query import PROPS_PREFIX, TIME_DIMENSIONS, Condition, Query, time_bucket
 
 EVENT_DIMENSIONS = ("event:page", "event:name")
 VISIT_DIMENSIONS = (
@@ -108,7 +110,19 @@ goal-filtered sources, countries, devices, browsers and entry pages panels, whic
 joined with its visit before (migration 0018: 0.6-0.8 s over 12 months of 10 M events, 3.2 s from a cold cache).
 Custom events are a few percent of the events, so their pairs are small."""
 NAME_PAIRS = tuple(f"event:name|{d}" for d in NAME_PAIRED)
-STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS)
+PROPS = "event:props"
+"""Custom properties (``event:props:<key>``): the spans and day counts of every (key, value) an event holds, its
+value stored as ``<length of the key>:<key><value>`` (the pairs' encoding). One value's rows answer a filter
+``event:props:<key> is <value>`` by time or by nothing, the dashboard's top stats and graph under a property
+filter, which read the GIN index of the properties and every matching event's visit before: 400 ms warm and
+4-17 s from a cold cache over 12 months of 10 M events, once past the 30 s statement timeout (migration 0022,
+docs/benchmarks.md). Visits are stored as a page's are (see :func:`_visit_spans`). Only events with properties
+are read, a few percent of them."""
+PROPS_VALUE_BYTES = 2000
+"""The longest stored :data:`PROPS` value, in bytes of UTF-8: ingest keeps keys of up to 300 characters and values
+of up to 2,000, and PostgreSQL refuses an index row over 2,704 bytes (the rollups' keys hold the value). Longer
+ones are not rolled up, and a filter on one is answered from the events (:func:`_kept_value`)."""
+STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS, PROPS)
 """Every dimension the rollups store."""
 DAYS_LEFT_OUT = frozenset({*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED),
                            *(f"{d}|visit:entry_page" for d in ENTRY_PAIRED), *NAME_PAIRS})
@@ -163,6 +177,8 @@ def _value(dimension: str) -> str:
         return "e.pathname"
     if dimension == "event:name":
         return "e.name"
+    if dimension == PROPS:
+        return "(char_length(e.prop_key) || ':' || e.prop_key || e.prop_value)"
     column, empty = VISIT_COLUMNS[dimension]
     return f"e.v_{column}" if empty is None else f"coalesce(nullif(e.v_{column}, ''), '{empty}')"
 
@@ -174,6 +190,8 @@ def _condition(dimension: str) -> str:
         return " AND ".join([*custom, *(_condition(d) for d in pair)])
     if dimension == "event:page":
         return "e.name = 'pageview'"
+    if dimension == PROPS:
+        return f"octet_length({_value(PROPS)}) <= {PROPS_VALUE_BYTES}"
     if dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None:
         return f"e.v_{VISIT_COLUMNS[dimension][0]} <> ''"
     return "TRUE"
@@ -188,7 +206,7 @@ def _visit_spans(dimension: str) -> str | None:
     if dimension.endswith("#any"):
         return None
     parts = _pair(dimension) or (dimension,)
-    if parts[0] in (PAGE_EVENTS, "event:name"):
+    if parts[0] in (PAGE_EVENTS, "event:name", PROPS):
         return "page"
     return "visit" if all(p == "" or p in VISIT_COLUMNS for p in parts) else None
 
@@ -214,6 +232,16 @@ def _has_total(dimension: str) -> bool:
     return dimension == "event:page" or (dimension in VISIT_COLUMNS and VISIT_COLUMNS[dimension][1] is None)
 
 
+def _events_of(dimension: str) -> str:
+    """The relation a dimension's spans and day counts read the scan's events (with their visit's columns) from:
+    ``vev``, and for :data:`PROPS` one row per property of each event with properties (``prop_key``,
+    ``prop_value``: the JSON string's text, as ingest stores every value)."""
+    if dimension != PROPS:
+        return "vev"
+    return ("(SELECT x.*, p.key AS prop_key, p.value AS prop_value FROM vev x "
+            "CROSS JOIN LATERAL jsonb_each_text(x.props) p WHERE x.props <> '{}'::jsonb)")
+
+
 SPAN_DAYS = "\n            min(day) OVER w AS v_first_day, max(day) OVER w AS v_last_day"
 EVENT_SOURCES = {
     "entry_hostname": {"hostname"}, "exit_hostname": {"hostname"}, "source": {"referrer_source"},
@@ -225,14 +253,15 @@ EVENT_SOURCES = {
 """Event columns each visit attribute is computed from (besides time, name, page and interactivity)."""
 
 
-def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS), kept: str = "") -> str:
+def scan_ctes(columns: Iterable[str] | None = tuple(VISIT_EXPRESSIONS), kept: str = "", props: bool = False) -> str:
     """Events of the scan window with their local day and their visit's attributes ``columns`` (``vev``), and
     one row per visit (``sv``); with ``columns=None`` (no visit attribute or metric needed) just the events;
-    ``kept``: a further condition on the events (``e``), with ``columns=None`` only."""
+    ``kept``: a further condition on the events (``e``), with ``columns=None`` only; ``props``: the events'
+    properties too (:data:`PROPS`)."""
     wanted = None if columns is None else {*columns, *SESSION_COLUMNS}
     # Only the columns the statement reads: sorting whole event rows for the visit window cost more than
     # computing the window.
-    needed = set(SCAN_COLUMNS)
+    needed = {*SCAN_COLUMNS, *(["props"] if props else [])}
     for name in wanted or ():
         needed |= EVENT_SOURCES.get(name, set())
     if wanted is None:
@@ -256,7 +285,8 @@ def _events_cte(name: str, columns: Iterable[str], kept: str = "") -> str:
     )"""
 
 
-def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: str = "", kept_visits: str = "") -> str:
+def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: str = "", kept_visits: str = "",
+                    props: bool = False) -> str:
     """The scan's visits (``sv``) with their ``columns`` read from the visits table (``sessions``) instead of
     computed by a window over every event of the scan (:func:`scan_ctes`), each visit's pageviews and events
     per local day (``vd``), and with ``events`` the scan's events with their visit's columns (``vev``): what
@@ -269,7 +299,7 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
     local day counts its totals on it; the few crossing midnight count their events per day, found through the
     ``(site_id, session_id)`` index (as :mod:`services.analytics.visits` splits them). ``kept_events`` and
     ``kept_visits``: further conditions on the events (``e``) and the visits (``s``), when the query reads one
-    value's spans only."""
+    value's spans only; ``props``: the events' properties too (:data:`PROPS`)."""
     wanted = {*columns, *SESSION_COLUMNS}
     names = [name for name in VISIT_EXPRESSIONS if name in wanted]
     visit = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
@@ -294,7 +324,7 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
     )""",
     ]
     if events:
-        ctes.append(_events_cte("ev", SCAN_COLUMNS, kept_events))
+        ctes.append(_events_cte("ev", (*SCAN_COLUMNS, *(["props"] if props else [])), kept_events))
         # Kept visits have a value other than the default an event without its visit gets: the others' events
         # count for nothing, so they are not carried (a third of the tail's time for a page under a source).
         join = "JOIN" if kept_visits else "LEFT JOIN"
@@ -318,7 +348,7 @@ def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True, totals: boo
         if visitors_from_visits and _visit_spans(name.removesuffix("#any")) == "visit":
             days, source = "min(e.v_first_day) AS first_day, max(e.v_last_day) AS last_day", "sv"
         else:
-            days, source = "min(e.day) AS first_day, max(e.day) AS last_day", "vev"
+            days, source = "min(e.day) AS first_day, max(e.day) AS last_day", _events_of(name)
         selects.append(
             f"SELECT 'u' AS kind, '{name}' AS dimension, value, first_day, last_day, count(*) AS n, "
             "0 AS bounces, 0::numeric AS duration, 0 AS pageviews FROM ("
@@ -334,7 +364,7 @@ def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True, totals: boo
                 f"SELECT e.session_id, {value} AS value, min(e.day) AS first_day, max(e.day) AS last_day, "
                 "bool_and(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce, "
                 "max(extract(epoch FROM e.v_ended_at - e.v_started_at)) AS duration, max(e.v_pageviews) AS pageviews "
-                f"FROM vev e WHERE {condition} GROUP BY 1, 2) p "
+                f"FROM {_events_of(name)} e WHERE {condition} GROUP BY 1, 2) p "
                 "WHERE first_day BETWEEN :from_day AND :to_day GROUP BY value, first_day, last_day"
             )
         elif kind == "visit":
@@ -360,7 +390,7 @@ def days_sql(dimensions: tuple[str, ...], visit_days: bool = False) -> str:
                            f"WHERE e.day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 2, 3")
         else:
             selects.append(f"SELECT '{name}' AS dimension, {value} AS value, e.day, count(*) FILTER "
-                           f"(WHERE e.name = 'pageview') AS pageviews, count(*) AS events FROM vev e "
+                           f"(WHERE e.name = 'pageview') AS pageviews, count(*) AS events FROM {_events_of(name)} e "
                            f"WHERE e.day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 2, 3")
     return " UNION ALL ".join(selects)
 
@@ -541,7 +571,7 @@ def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> d
     conn.execute(text("DELETE FROM rollup_days WHERE site_id = :site AND dimension = ANY(:dimensions) "
                       "AND day BETWEEN :from_day AND :to_day"), params | stored)
     conn.execute(text(
-        f"WITH {scan_ctes()}, "
+        f"WITH {scan_ctes(props=True)}, "
         f"spans AS (INSERT INTO rollup_spans (site_id, kind, dimension, value, first_day, last_day, n, bounces, "
         f"duration, pageviews) SELECT :site, * FROM ({spans_sql((*STORED, *PAIR_TOTALS))}) s) "
         f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
@@ -583,6 +613,11 @@ def _kept_value(cond: object) -> tuple[str, str] | None:
     if cond.operator != "is" or len(cond.clauses) != 1 or not cond.case_sensitive:
         return None
     dimension, value = cond.dimension, cond.clauses[0]
+    if dimension.startswith(PROPS_PREFIX):
+        # (none): the events without the property, which no span holds.
+        key = dimension.removeprefix(PROPS_PREFIX)
+        stored = f"{len(key)}:{key}{value}"
+        return None if value == NO_PROP or not key or len(stored.encode()) > PROPS_VALUE_BYTES else (PROPS, stored)
     if dimension not in (*VISIT_DIMENSIONS, *EVENT_DIMENSIONS) or value == "" or "*" in value:
         return None
     if dimension in VISIT_COLUMNS and value == VISIT_COLUMNS[dimension][1]:
@@ -796,6 +831,10 @@ def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
             events += f" AND e.pathname = {sql.bind(value)}"
         elif dimension == "event:name":
             events += f" AND e.name = {sql.bind(value)}"
+        elif dimension == PROPS:
+            length, _, rest = value.partition(":")
+            key = rest[:int(length)]
+            events += f" AND e.props @> CAST({sql.bind(json.dumps({key: rest[int(length):]}))} AS jsonb)"
         elif dimension in VISIT_COLUMNS and value != VISIT_COLUMNS[dimension][1]:
             visits += f" AND {TABLE_EXPRESSIONS[VISIT_COLUMNS[dimension][0]]} = {sql.bind(value)}"
     return events, visits
@@ -856,8 +895,9 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
     with_visits = bool(parts) or not events or visit_spans
     columns = [VISIT_COLUMNS[d][0] for d in parts]
     kept_events, kept_visits = _tail_kept(read, sql)
-    ctes = [(table_scan_ctes(columns, events, kept_events, kept_visits) if with_visits
-             else scan_ctes(None, kept_events)).strip()]
+    props = PROPS in needed
+    ctes = [(table_scan_ctes(columns, events, kept_events, kept_visits, props) if with_visits
+             else scan_ctes(None, kept_events, props)).strip()]
     # Only what the metrics read: visit spans for visits and their rates, day counts for pageviews and
     # events (the dashboard's reports ask visitors and percentage: the month's sources at 10 M events took
     # 291 ms, 154 without them, docs/benchmarks.md). A value with visits or day counts in the tail has
