@@ -38,9 +38,9 @@ of them (or the entry page with source and country, :data:`ENTRY_PAIRED`) is the
 value (see :func:`paired`), and two such filters the pair's rows of both values (see :func:`both_paired`); pages are
 rolled up with a few visit
 dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
-:func:`page_paired`). Goals, conversion
-rates, time on page and other filtered queries are not rolled up: :func:`applicable` leaves them to the other
-sources of :mod:`services.analytics.planner`.
+:func:`page_paired`); one value of a custom property by time is that value's rows of :data:`PROPS`. Goals (but
+one custom event's, read as its name), conversion rates, time on page and other filtered queries are not rolled
+up: :func:`applicable` leaves them to the other sources of :mod:`services.analytics.planner`.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def _events_cte(name: str, columns: Iterable[str], kept: str = "") -> str:
 
 
 def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: str = "", kept_visits: str = "",
-                    props: bool = False) -> str:
+                    props: bool = False, visits_of_events: bool = False) -> str:
     """The scan's visits (``sv``) with their ``columns`` read from the visits table (``sessions``) instead of
     computed by a window over every event of the scan (:func:`scan_ctes`), each visit's pageviews and events
     per local day (``vd``), and with ``events`` the scan's events with their visit's columns (``vev``): what
@@ -299,13 +299,18 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
     local day counts its totals on it; the few crossing midnight count their events per day, found through the
     ``(site_id, session_id)`` index (as :mod:`services.analytics.visits` splits them). ``kept_events`` and
     ``kept_visits``: further conditions on the events (``e``) and the visits (``s``), when the query reads one
-    value's spans only; ``props``: the events' properties too (:data:`PROPS`)."""
+    value's spans only; ``props``: the events' properties too (:data:`PROPS`); ``visits_of_events``: only the
+    visits of the kept events (when nothing but the events' spans read the visits)."""
     wanted = {*columns, *SESSION_COLUMNS}
     names = [name for name in VISIT_EXPRESSIONS if name in wanted]
     visit = "".join(f", {TABLE_EXPRESSIONS[n]} AS v_{n}" for n in names)
     days = (", (s.started_at AT TIME ZONE :tz)::date AS v_first_day, "
             "(s.ended_at AT TIME ZONE :tz)::date AS v_last_day")
+    ev = _events_cte("ev", (*SCAN_COLUMNS, *(["props"] if props else [])), kept_events)
+    if visits_of_events:
+        kept_visits += " AND s.session_id IN (SELECT session_id FROM ev)"
     ctes = [
+        *([ev] if events and visits_of_events else []),
         f"""sv AS MATERIALIZED (
         SELECT s.session_id, s.visitor_id, s.events AS v_events{visit}{days} FROM sessions s
         WHERE s.site_id = :site AND s.started_at < :scan_end AND s.ended_at >= :scan_start
@@ -324,7 +329,8 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
     )""",
     ]
     if events:
-        ctes.append(_events_cte("ev", (*SCAN_COLUMNS, *(["props"] if props else [])), kept_events))
+        if not visits_of_events:
+            ctes.append(ev)
         # Kept visits have a value other than the default an event without its visit gets: the others' events
         # count for nothing, so they are not carried (a third of the tail's time for a page under a source).
         join = "JOIN" if kept_visits else "LEFT JOIN"
@@ -834,7 +840,9 @@ def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
         elif dimension == PROPS:
             length, _, rest = value.partition(":")
             key = rest[:int(length)]
-            events += f" AND e.props @> CAST({sql.bind(json.dumps({key: rest[int(length):]}))} AS jsonb)"
+            # With the partial GIN index's own condition, so that it can find the few events (migration 0019).
+            events += (" AND e.props <> '{}'::jsonb AND e.props @> "
+                       f"CAST({sql.bind(json.dumps({key: rest[int(length):]}))} AS jsonb)")
         elif dimension in VISIT_COLUMNS and value != VISIT_COLUMNS[dimension][1]:
             visits += f" AND {TABLE_EXPRESSIONS[VISIT_COLUMNS[dimension][0]]} = {sql.bind(value)}"
     return events, visits
@@ -869,7 +877,7 @@ def percentage_read(query: Query, divisor: Query) -> Read | None:
     since the rollups end as ``query`` (one value of the same filter), so both read one computation of those days.
     None otherwise."""
     inner = dataclasses.replace(query, metrics=tuple(m for m in query.metrics if m != "percentage"))
-    if not applicable(inner) or not applicable(divisor) or divisor.dimensions:
+    if not applicable(inner) or not applicable(divisor) or divisor.dimensions or divisor.date_range != query.date_range:
         return None
     read, total = reads(inner), reads(divisor)
     if read is None or total is None or read.value is None or total.value is None or total.part or total.group:
@@ -884,8 +892,9 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
     query asks pageviews or events, each as a ``UNION ALL`` branch to the stored rows. ``shared``: the spans
     are also the divisor's (:func:`_divisor_spans`), so they are computed once into the CTE ``tail``."""
     dimension = read.dimension
-    # Visit attributes cost a window over every visit: compute only those the query needs.
-    parts = [d for d in _pair(dimension.removesuffix("#any")) or (dimension,) if d in VISIT_COLUMNS]
+    # Visit attributes cost a window over every visit: compute only those the spans need.
+    parts = list(dict.fromkeys(d for name in needed for d in _pair(name.removesuffix("#any")) or (name,)
+                               if d in VISIT_COLUMNS))
     # The visits table, not a window over the events: the tail's visits come from an index scan.
     # Visit dimensions (and the site's total) from the visits alone; pages need their events.
     events = any(_visit_spans(d.removesuffix("#any")) != "visit" for d in needed)
@@ -896,7 +905,11 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
     columns = [VISIT_COLUMNS[d][0] for d in parts]
     kept_events, kept_visits = _tail_kept(read, sql)
     props = PROPS in needed
-    ctes = [(table_scan_ctes(columns, events, kept_events, kept_visits, props) if with_visits
+    # A filter keeping a few events (a custom event's name, a property): the visits of those events only, found
+    # among the day's visits, when no visit dimension reads the others. Not for a page, whose events are in a
+    # third of the visits: the same or slower (docs/benchmarks.md, run 15).
+    few = kept_events and all(_visit_spans(d) == "page" and not d.startswith(PAGE_EVENTS) for d in needed)
+    ctes = [(table_scan_ctes(columns, events, kept_events, kept_visits, props, bool(few)) if with_visits
              else scan_ctes(None, kept_events, props)).strip()]
     # Only what the metrics read: visit spans for visits and their rates, day counts for pageviews and
     # events (the dashboard's reports ask visitors and percentage: the month's sources at 10 M events took

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -218,6 +219,36 @@ async def test_filtered_percentages_are_rollups_equal_to_raw(settings: Settings,
                            ("visit:source", "visit:country", "visit:device", "visit:browser"), check)
     # Two filters are rolled up grouped by one of the two only; the rest of the matrix is split.
     assert len(split) == 3 * (4 * 4 + 2), split
+
+
+async def test_one_statement_percentage_only_for_divisors_it_can_read(settings: Settings,
+                                                                      generated: tuple[int, datetime]) -> None:
+    """``rollups.percentage_read`` refuses a divisor over another range; a divisor reading another visit attribute
+    than the report's (the visitors of a source with a country, for the sources report under that source) gets
+    that attribute in the days since the rollups end too, and the one statement answers what the two do."""
+    site_id, now = generated
+    body = {"site_id": "rollup.example", "metrics": ["visitors", "percentage"], "dimensions": ["visit:source"],
+            "filters": [["is", "visit:source", ["Google"]]], "date_range": "month"}
+    query = parse_query(body, timezone=TZ, now=now)
+    elsewhen = parse_query({**body, "metrics": ["visitors"], "dimensions": [], "date_range": "7d"},
+                           timezone=TZ, now=now)
+    assert rollups.percentage_read(query, elsewhen) is None
+    visitors = parse_query({**body, "metrics": ["visitors"], "dimensions": []}, timezone=TZ, now=now)
+    divisor = dataclasses.replace(visitors, filters=(*visitors.filters, Condition("is_not", "visit:country", ("",))))
+    total = rollups.percentage_read(query, divisor)
+    assert total is not None and total.dimension == "visit:source|visit:country#any"
+    apart = planner.percentage_apart(query)
+    assert apart is not None
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+            assert state is not None and state.rolled_for(query) < query.date_range.last_day  # today is read
+            one = await rollups.run(session, query, site_id, state, total)
+            two = await planner._rate_apart(session, query, site_id, "percentage", apart[0], divisor)
+            assert one.rows and (one.rows, one.total_rows) == (two.rows, two.total_rows)
+    finally:
+        await db.dispose()
 
 
 @pytest.mark.timeout(900)

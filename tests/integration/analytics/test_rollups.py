@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -235,3 +235,42 @@ def test_vacuum_outlives_the_statement_timeout(settings: Settings, generated: tu
             assert after is not None and (before is None or after > before)
     finally:
         db.dispose()
+
+
+async def test_longest_page_pairs_roll_up(settings: Settings, db: None) -> None:
+    """A visit entering on a page path of the longest length ingest keeps (1,000 bytes) and viewing another: its
+    page pair with the entry page stores both paths, 2,005 characters, which failed the day's roll-up (and every
+    refresh of the site after it) before migration 0022 made the stored values text. Rolled up, the rollups answer
+    the raw engine's answer."""
+    now = datetime.combine(datetime.now(UTC).astimezone(ZoneInfo(TZ)).date(), time(12), ZoneInfo(TZ))
+    entry, page = "/" + "e" * 999, "/" + "p" * 999
+    db_engine = make_engine(settings.database)
+    with db_engine.begin() as conn:
+        site_id = conn.execute(text("INSERT INTO sites (domain, timezone) VALUES ('long.example', :tz) RETURNING id"),
+                               {"tz": TZ}).scalar_one()
+        for n, path in enumerate((entry, page)):
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, country) "
+                "VALUES (:s, :ts, 'pageview', 5, 5, 'long.example', :path, 'DE')"),
+                {"s": site_id, "ts": now - timedelta(days=5, minutes=-n), "path": path})
+        while rollups.refresh(conn, site_id, now).days:
+            pass
+        longest = conn.execute(text("SELECT max(char_length(value)) FROM rollup_spans WHERE site_id = :s"),
+                               {"s": site_id}).scalar_one()
+    db_engine.dispose()
+    assert 2005 == longest
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+            assert state is not None
+            body = {"site_id": "long.example", "metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"],
+                    "filters": [["is", "event:page", [page]]], "date_range": "7d"}
+            query = parse_query(body, timezone=TZ, now=now)
+            assert rollups.applicable(query)
+            raw = await engine.run(session, query, site_id)
+            rolled = await rollups.run(session, query, site_id, state)
+            assert [{"dimensions": [entry], "metrics": [1, 1]}] == raw.rows
+            assert (raw.rows, raw.total_rows) == (rolled.rows, rolled.total_rows)
+    finally:
+        await db.dispose()
