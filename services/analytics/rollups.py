@@ -307,10 +307,11 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
     days = (", (s.started_at AT TIME ZONE :tz)::date AS v_first_day, "
             "(s.ended_at AT TIME ZONE :tz)::date AS v_last_day")
     ev = _events_cte("ev", (*SCAN_COLUMNS, *(["props"] if props else [])), kept_events)
+    visits_of_events = visits_of_events and events  # without the events, there are none to keep visits of
     if visits_of_events:
         kept_visits += " AND s.session_id IN (SELECT session_id FROM ev)"
     ctes = [
-        *([ev] if events and visits_of_events else []),
+        *([ev] if visits_of_events else []),
         f"""sv AS MATERIALIZED (
         SELECT s.session_id, s.visitor_id, s.events AS v_events{visit}{days} FROM sessions s
         WHERE s.site_id = :site AND s.started_at < :scan_end AND s.ended_at >= :scan_start
