@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import text
 
 from app.core.db import make_engine
 from app.core.settings import Settings
+from app.devstack import Postgres
 from services.analytics import rollups
+from tests.support import snapshot
 from tests.support.analytics import DAYS, TZ, load_dataset
 from tests.support.datagen import generate
 
+_GENERATED: dict[date, tuple[snapshot.Snapshot, tuple[int, datetime]]] = {}
+"""The generated traffic of the day the tests run on, taken once per test process (:mod:`tests.support.snapshot`)."""
+
 
 @pytest.fixture
-def generated(settings: Settings, db: None) -> tuple[int, datetime]:
+def generated(settings: Settings, postgres: Postgres, db: None) -> tuple[int, datetime]:
     """Forty days of traffic up to today, rolled up to two days ago and yesterday provisionally (at noon, when
-    yesterday's visits have ended)."""
+    yesterday's visits have ended). Generated once per test process and day, then copied back for each test."""
     now = datetime.combine(datetime.now(UTC).astimezone(ZoneInfo(TZ)).date(), time(12), ZoneInfo(TZ))
+    superuser = make_conninfo(settings.database.libpq_url, user="postgres", password=postgres.superuser_password)
+    if (taken := _GENERATED.get(now.date())) is not None:
+        snapshot.restore(superuser, taken[0])
+        return taken[1]
     with psycopg.connect(settings.database.libpq_url, autocommit=True) as conn:
         row = conn.execute("INSERT INTO sites (domain, timezone) VALUES ('rollup.example', %s) RETURNING id",
                            (TZ,)).fetchone()
@@ -40,6 +50,7 @@ def generated(settings: Settings, db: None) -> tuple[int, datetime]:
     assert chunks >= 6  # forty days take six chunks of seven, then yesterday
     assert state is not None
     assert (now.date() - timedelta(days=2), now.date() - timedelta(days=1)) == tuple(state)
+    _GENERATED[now.date()] = (snapshot.take(superuser), (site_id, now))
     return site_id, now
 
 
