@@ -75,8 +75,18 @@ lint: venv
 	promtool check rules ansible/roles/beacon_monitoring/files/beacon-alerts.yml
 	promtool test rules tests/prometheus/beacon-alerts.test.yml
 
+# The unit and integration tests on TEST_WORKERS processes, each starting its own PostgreSQL and Redis (a file's
+# tests stay together, in order); then the whole-stack tests one at a time, as they time restarts and recoveries
+# in seconds and the deploy test boots a systemd host. Both parts run even when the first fails; exit status 5
+# (PYTEST_ARGS=-k... selected nothing in a part) is no failure.
+TEST_WORKERS ?= 2
 test: system-deps venv assets lint
-	CI=$${CI:-} $(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
+	@status=0; \
+	CI=$${CI:-} $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 tests/unit tests/integration \
+	  $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || status=$$s; }; \
+	CI=$${CI:-} $(BIN)/python -m pytest --durations=20 tests/e2e tests/deploy $(PYTEST_ARGS) \
+	  || { s=$$?; [ $$s -eq 5 ] || status=$$s; }; \
+	exit $$status
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
