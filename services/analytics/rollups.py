@@ -480,16 +480,10 @@ def vacuum(conn: Connection) -> None:
     A rollup query reads them with index-only scans, which skip the table only for pages VACUUM has marked
     all-visible; after a roll-up of many days the new pages are unmarked (autovacuum comes after 10,000 rows,
     migration 0020, but throttled by its cost delay) and their statistics old. Without the connection's statement
-    timeout: at 10 M events the VACUUM after a re-rolled day took over the 30 s default (docs/benchmarks.md).
-
-    With ``INDEX_CLEANUP ON``: a roll-up replacing days deletes their rows, and when those sit on under 2 % of the
-    table's pages VACUUM by default leaves the indexes alone and with them the dead rows' line pointers, so it
-    cannot mark those pages all-visible. They are the newest days' pages, which the queries of recent ranges read:
-    at 10 M events 1,721 pages stayed unmarked after a re-rolled day and the month's entry pages under a page filter
-    fetched 13,979 rows from the heap (269 ms, 233 after; the index pass took 11 s, docs/benchmarks.md, run 17)."""
+    timeout: at 10 M events the VACUUM after a re-rolled day took over the 30 s default (docs/benchmarks.md)."""
     conn.execute(text("SET statement_timeout = 0"))
     try:
-        conn.execute(text("VACUUM (ANALYZE, INDEX_CLEANUP ON) rollup_spans, rollup_days"))
+        conn.execute(text("VACUUM (ANALYZE) rollup_spans, rollup_days"))
     finally:
         conn.execute(text("RESET statement_timeout"))
 

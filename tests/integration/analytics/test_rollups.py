@@ -311,29 +311,6 @@ def test_vacuum_outlives_the_statement_timeout(settings: Settings, generated: tu
         db.dispose()
 
 
-def test_vacuum_marks_every_page_after_a_few_deletions(settings: Settings, generated: tuple[int, datetime]) -> None:
-    """A few rollup rows replaced (a re-rolled day's, on far under 2 % of the pages): ``rollups.vacuum`` still
-    cleans the indexes, so every page of the rollup tables ends all-visible and index-only scans skip the heap.
-    VACUUM's default leaves the dead rows' pages unmarked in that case."""
-    site_id, _ = generated
-    db = make_engine(settings.database)
-    try:
-        with db.connect() as raw:
-            conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-            rollups.vacuum(conn)
-            for table in ("rollup_spans", "rollup_days"):
-                conn.execute(text(f"WITH gone AS (DELETE FROM {table} WHERE ctid = (SELECT min(ctid) FROM {table} "
-                                  "WHERE site_id = :s) RETURNING *) INSERT INTO " f"{table} SELECT * FROM gone"),
-                             {"s": site_id})
-            rollups.vacuum(conn)
-            pages = conn.execute(text("SELECT relname, relpages, relallvisible FROM pg_class "
-                                      "WHERE relname IN ('rollup_spans', 'rollup_days') ORDER BY relname")).all()
-    finally:
-        db.dispose()
-    assert all(row[1] > 50 for row in pages), pages  # one page of dead rows is under 2 %
-    assert [(row[0], row[1]) for row in pages] == [(row[0], row[2]) for row in pages]
-
-
 async def test_longest_page_pairs_roll_up(settings: Settings, db: None) -> None:
     """A visit entering on a page path of the longest length ingest keeps (1,000 bytes) and viewing another: its
     page pair with the entry page stores both paths, 2,005 characters, which failed the day's roll-up (and every
