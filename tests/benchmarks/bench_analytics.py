@@ -304,10 +304,10 @@ async def _storage_and_rollup(settings: Settings, site_id: int) -> None:
         rollups._roll(conn, site_id, day, day, TZ)
         print(f"rolled up one day ({day}) of {SITE} again in {(time.perf_counter() - started) * 1000:.0f} ms, "
               f"load average {os.getloadavg()[0]:.1f}")
-    # The day's new rows sit on pages the visibility map does not mark all-visible until VACUUM: a live server's
-    # autovacuum gets to them within minutes (migration 0020), a kept data set's next run would start without it
-    # and read them from the heap (123,601 heap fetches for this month's entry pages under a page filter, 140 of
-    # its 263 ms; docs/benchmarks.md, run 17).
+    # The day's new rows sit on pages the visibility map does not mark all-visible until VACUUM, which a live
+    # server's autovacuum runs within minutes (migration 0020). A kept data set's next run started without it:
+    # its first queries read those rows from the heap (123,601 for the month's entry pages under a page filter)
+    # while autovacuum, coming a minute in, read gigabytes of index beside them (docs/benchmarks.md, run 17).
     with db.connect() as conn:
         started = time.perf_counter()
         rollups.vacuum(conn.execution_options(isolation_level="AUTOCOMMIT"))
