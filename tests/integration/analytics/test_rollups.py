@@ -205,8 +205,7 @@ async def test_tail_counts_visitors_of_the_day_before_once(settings: Settings,
                         from_today += rolled == state.provisional_day
     finally:
         await db.dispose()
-    assert (compared, from_yesterday >= 5, from_today >= 5) == (compared, True, True)
-    assert compared >= 14
+    assert compared >= 14 and from_yesterday >= 5 and from_today >= 5, (compared, from_yesterday, from_today)
 
 
 async def test_refresh_is_idempotent_and_follows_time_zone_changes(settings: Settings,
