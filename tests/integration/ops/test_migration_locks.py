@@ -7,11 +7,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
+from app.core.db import make_engine
+from app.core.settings import Settings
 from app.devstack import Postgres, Redis
-from app.migrate import alembic_config
+from app.migrate import _build_concurrently, alembic_config
 from tests.support.migrations import schema_at
 
 INDEXES = ("events_site_page", "events_site_custom", "sessions_site_start", "events_site_props",
@@ -77,3 +81,30 @@ def test_event_indexes_build_while_events_are_written(postgres: Postgres, redis_
     assert dict.fromkeys(INDEXES, True) == valid
     assert "INCLUDE (ended_at" in definition
     assert 3 == stored
+
+
+def test_concurrent_builds_outlast_the_statement_timeout(settings: Settings) -> None:
+    """An index a migration builds concurrently (``app.migrate._build_concurrently``) is not cancelled by the
+    connection's statement timeout, which a large site's build exceeds (the rollups' pair index, 0023), and the
+    connection keeps its own timeout after. A plain concurrent build under the same timeout is cancelled."""
+    engine = make_engine(settings.database)
+    try:
+        with engine.connect() as raw:
+            conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text("DROP TABLE IF EXISTS build_probe"))
+            conn.execute(text("CREATE TABLE build_probe AS SELECT g AS id, md5(g::text) AS word "
+                              "FROM generate_series(1, 400000) g"))
+            try:
+                conn.execute(text("SET statement_timeout = '100ms'"))
+                with pytest.raises(OperationalError, match="statement timeout"):
+                    conn.execute(text("CREATE INDEX CONCURRENTLY build_probe_plain ON build_probe (word, id)"))
+                _build_concurrently(conn, "build_probe_word", "ON build_probe (word, id)")
+                assert "100ms" == conn.execute(text("SHOW statement_timeout")).scalar_one()
+                assert conn.execute(text(
+                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                    "WHERE c.relname = 'build_probe_word'")).scalar_one()
+            finally:
+                conn.execute(text("RESET statement_timeout"))
+                conn.execute(text("DROP TABLE build_probe"))
+    finally:
+        engine.dispose()
