@@ -3,6 +3,7 @@ filters and the goal dimension from the events' own name and page, the conversio
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime, timedelta
 from itertools import permutations
 from typing import Any
@@ -287,3 +288,35 @@ def test_goal_filter_reads_names_and_pages() -> None:
     assert ["Signup"] in params.values() and ["/blog%"] in params.values()
     statement, _ = engine.build(query, 1, "table")
     assert "FROM goals" in statement
+
+
+async def test_one_first_part_of_a_pair_reads_the_pairs_index(settings: Settings,
+                                                               generated: tuple[int, datetime]) -> None:
+    """A pair read by its first part (the entry pages of one page, the pages of one country, the sources of one
+    custom event's name) states the pairs' index's condition (``rollups.PAIR_ROWS``, migration 0023), and
+    PostgreSQL reads the value's rows through it, in a generic plan too (bind parameters not known when
+    planning, as for a statement psycopg prepared). The migration indexes the first part as
+    ``rollups._part`` writes it."""
+    migration = importlib.import_module("app.migrations.versions.0023_rollup_pair_index")
+    assert (migration.FIRST_PART, migration.PAIR_ROWS) == (rollups._part("value", 1), rollups.PAIR_ROWS)
+    site_id, now = generated
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+            assert state is not None
+            reads = ((["is", "event:page", ["/"]], "visit:entry_page", ["visitors", "visits"]),
+                     (["is", "visit:country", ["DE"]], "event:page", ["visitors", "pageviews"]),
+                     (["is", "event:name", ["Signup"]], "visit:source", ["visitors"]))
+            for filtered, grouped, metrics in reads:
+                query = parse_query({"site_id": "rollup.example", "metrics": metrics,
+                                     "dimensions": [grouped], "filters": [filtered], "date_range": "30d"},
+                                    timezone=TZ, now=now)
+                read = rollups.reads(query)
+                assert read is not None and read.part == 1 and rollups.applicable(query), filtered
+                statement, params = rollups.build(query, site_id, state.rolled_until, state.provisional_day)
+                await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+                plan = "\n".join((await session.execute(text(f"EXPLAIN {statement}"), params)).scalars())
+                assert "rollup_spans_first" in plan, (filtered, plan)
+    finally:
+        await db.dispose()
