@@ -1081,7 +1081,13 @@ condition on one at 0.5 % of its rows (311 of the 59,858 pageviews of the curren
 events) and sorts them to group them, where hashing is cheaper. Measured with ``EXPLAIN ANALYZE`` on that month:
 the pages report 428 to 273-306 ms, the entry pages of a goal 282 to 230, pages under a source 515 to 455, the
 other reports alike (docs/benchmarks.md, run 16). Sorts the statement cannot do without (its order, a window)
-still run."""
+still run.
+
+Off too for a statement reading one first part of a pair (``Read.part == 1``) through ``rollup_spans_first``
+(:data:`PAIR_ROWS`): PostgreSQL keeps no statistics for the expression of a partial index and estimated the
+237,332 spans of ``/`` with the entry pages over 12 months at 17 rows, which it sorted to group. ``EXPLAIN
+ANALYZE`` over 12 months at 10 M events: entry pages under a page 288 to 178 ms, under a source 347 to 209, pages
+under a country 391 to 205 (docs/benchmarks.md, run 20)."""
 
 
 async def run(session: AsyncSession, query: Query, site_id: int, state: State, divisor: Read | None = None
@@ -1089,11 +1095,12 @@ async def run(session: AsyncSession, query: Query, site_id: int, state: State, d
     """The answer to ``query`` from the rollups (see :func:`build`)."""
     statement, params = build(query, site_id, state.rolled_until, state.provisional_day, divisor)
     await prepare(session)
-    tail = "scan_start" in params
-    if tail:
+    read = reads(query)
+    hashed = "scan_start" in params or (read is not None and read.part == 1)
+    if hashed:
         await session.execute(text(f"SET LOCAL {TAIL_SETTING} = off"))
     rows = (await session.execute(text(statement), params)).all()
-    if tail:
+    if hashed:
         await session.execute(text(f"SET LOCAL {TAIL_SETTING} TO DEFAULT"))
     return rows_to_result(query, rows)
 

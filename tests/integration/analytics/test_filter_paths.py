@@ -295,8 +295,8 @@ async def test_one_first_part_of_a_pair_reads_the_pairs_index(settings: Settings
     """A pair read by its first part (the entry pages of one page, the pages of one country, the sources of one
     custom event's name) states the pairs' index's condition (``rollups.PAIR_ROWS``, migration 0023), and
     PostgreSQL reads the value's rows through it, in a generic plan too (bind parameters not known when
-    planning, as for a statement psycopg prepared). The migration indexes the first part as
-    ``rollups._part`` writes it."""
+    planning, as for a statement psycopg prepared), and answers as the raw engine does, with sorting off for
+    that statement alone. The migration indexes the first part as ``rollups._part`` writes it."""
     migration = importlib.import_module("app.migrations.versions.0023_rollup_pair_index")
     assert (migration.FIRST_PART, migration.PAIR_ROWS) == (rollups._part("value", 1), rollups.PAIR_ROWS)
     site_id, now = generated
@@ -318,5 +318,10 @@ async def test_one_first_part_of_a_pair_reads_the_pairs_index(settings: Settings
                 await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
                 plan = "\n".join((await session.execute(text(f"EXPLAIN {statement}"), params)).scalars())
                 assert "rollup_spans_first" in plan, (filtered, plan)
+                # Answered with sorting off for the statement alone (rollups.TAIL_SETTING), as the raw engine does.
+                served = await rollups.run(session, query, site_id, state)
+                raw = await engine.run(session, query, site_id)
+                assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), filtered
+                assert "on" == (await session.execute(text(f"SHOW {rollups.TAIL_SETTING}"))).scalar_one()
     finally:
         await db.dispose()
