@@ -990,15 +990,14 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         ctes, tail_spans, tail_days = _tail(query, read, needed, sql, percentage, divisor is not None)
     # The values as text on both sides of a UNION ALL: PostgreSQL pushes a condition on a column down into the
     # branches (so into the values' index) only when the branches' types are the union's.
-    stored_dims = "dimension IN (:dim, :total_dim)"
-    if read.part == 1:
-        # One first part of a pair: its rows through the pairs' index. A filtered read has no percentage here, so
-        # it needs no total's rows.
-        stored_dims = f"dimension = :dim AND {PAIR_ROWS}"
+    # One first part of a pair: its rows through the pairs' index. A filtered read has no percentage here, so it
+    # needs no total's rows.
+    pair_rows = f" AND {PAIR_ROWS}" if read.part == 1 else ""
+    stored_dims = f"dimension = :dim{pair_rows}" if pair_rows else "dimension IN (:dim, :total_dim)"
     percentage_total = ("SELECT sum(n) FROM all_spans WHERE kind = 'u' AND dimension = :total_dim "
                         "AND first_day <= :range_last AND last_day >= :range_first")
     if divisor is not None:
-        stored_dims = "dimension = :dim" + (f" AND {PAIR_ROWS}" if read.part == 1 else "")
+        stored_dims = f"dimension = :dim{pair_rows}"
         ctes.append(_divisor_spans(divisor, sql, with_tail=boundary <= dr.last_day))
         percentage_total = "SELECT sum(n) FROM total_spans WHERE first_day <= :range_last AND last_day >= :range_first"
     ctes += [
