@@ -246,7 +246,9 @@ class Visit(Base):
     the transaction that stores them; analytics reads visit attributes and session metrics from here."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("sessions_site_start", "site_id", "started_at"),)
+    __table_args__ = (Index("sessions_site_start", "site_id", "started_at"),
+                      Index("sessions_site_country", "site_id", "country", "started_at"),
+                      Index("sessions_site_source", "site_id", "referrer_source", "started_at"))
 
     site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.settings import Settings
 from services.analytics import engine, planner, rollups
+from services.analytics import visits as visits_table
 from services.analytics.query import parse_query
 from tests.support.analytics import TZ
 
@@ -323,5 +324,57 @@ async def test_one_first_part_of_a_pair_reads_the_pairs_index(settings: Settings
                 raw = await engine.run(session, query, site_id)
                 assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), filtered
                 assert "on" == (await session.execute(text(f"SHOW {rollups.TAIL_SETTING}"))).scalar_one()
+    finally:
+        await db.dispose()
+
+
+async def test_few_visits_are_looked_up_visit_by_visit(settings: Settings, generated: tuple[int, datetime]) -> None:
+    """A join-path query whose visit filters keep few of the range's visits (``engine.LOOKUP_SHARE``, by
+    PostgreSQL's estimates) finds their events through the ``(site_id, session_id)`` index, visit by visit,
+    not by hashing every event of the range; with hashing and merging back on after the statement, and the raw
+    engine's answer. A filter keeping most visits, no visit filter and time on page are left to PostgreSQL.
+    The visits' country and source are plain columns, which migration 0024's indexes find."""
+    site_id, now = generated
+    two = [["is", "visit:country", ["DE"]], ["is", "visit:source", ["Google"]]]
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            await session.execute(text("ANALYZE sessions"))
+
+            def query(filters: list[Any], metrics: tuple[str, ...] = ("visitors", "pageviews")) -> Any:
+                return parse_query({"site_id": "rollup.example", "metrics": list(metrics), "filters": filters,
+                                    "dimensions": ["event:page"], "date_range": "30d"}, timezone=TZ, now=now)
+
+            few = query(two)
+            assert planner.decide(few, None).source is planner.Source.JOIN
+            assert await engine.few_visits(session, few, site_id)
+            for filters in ([], [["is_not", "visit:country", ["DE"]]], [["is", "event:page", ["/"]]]):
+                assert not await engine.few_visits(session, query(filters), site_id), filters
+            assert not await engine.few_visits(session, query(two, ("visitors", "time_on_page")), site_id)
+
+            statement, params = engine.build(few, site_id, "table")
+            for setting in engine.LOOKUP_SETTINGS:
+                await session.execute(text(f"SET LOCAL {setting} = off"))
+            plan = "\n".join((await session.execute(text(f"EXPLAIN {statement}"), params)).scalars())
+            assert "Hash Join" not in plan and "Merge Join" not in plan, plan
+            assert "site_id_session_id_idx" in plan, plan
+            for setting in engine.LOOKUP_SETTINGS:
+                await session.execute(text(f"SET LOCAL {setting} TO DEFAULT"))
+
+            served = await engine.run(session, few, site_id, "table")
+            raw = await engine.run(session, few, site_id)
+            assert served.rows and (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
+            for setting in engine.LOOKUP_SETTINGS:
+                assert "on" == (await session.execute(text(f"SHOW {setting}"))).scalar_one()
+
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            for filtered, index in (("visit:country", "sessions_site_country"),
+                                    ("visit:source", "sessions_site_source")):
+                visits = parse_query({"site_id": "rollup.example", "metrics": ["visitors"],
+                                      "dimensions": ["visit:device"], "date_range": "30d",
+                                      "filters": [["is", filtered, [VALUES[filtered]]]]}, timezone=TZ, now=now)
+                statement, params = visits_table.build(visits, site_id)
+                plan = "\n".join((await session.execute(text(f"EXPLAIN {statement}"), params)).scalars())
+                assert index in plan, (filtered, plan)
     finally:
         await db.dispose()
