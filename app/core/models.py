@@ -247,8 +247,7 @@ class Visit(Base):
 
     __tablename__ = "sessions"
     __table_args__ = (Index("sessions_site_start", "site_id", "started_at"),
-                      Index("sessions_site_country", "site_id", "country", "started_at"),
-                      Index("sessions_site_source", "site_id", "referrer_source", "started_at"))
+                      Index("sessions_site_country", "site_id", "country", "started_at"))
 
     site_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     session_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
