@@ -476,7 +476,7 @@ def refresh(conn: Connection, site_id: int, now: datetime, visit_timeout: timede
 WARMED = ("sessions_site_start", "sessions_pkey", "sessions_site_country")
 """What the queries after a roll-up read first: the visits' start index (a range's visits, index-only), the
 visits by session (the events joined with their visits), then the visits by country (a country's visits under
-a second visit filter, migration 0024), in that order of need."""
+a second visit filter, migration 0025), in that order of need."""
 WARM_AFTER_DAYS = CHUNK_DAYS
 """A roll-up of more days than this (a rebuild, a catch-up after a migration emptied the rollups) warms
 :data:`WARMED`; the routine run rolls up a day or two and leaves the cache alone."""

@@ -333,7 +333,7 @@ async def test_few_visits_are_looked_up_visit_by_visit(settings: Settings, gener
     PostgreSQL's estimates) finds their events through the ``(site_id, session_id)`` index, visit by visit,
     not by hashing every event of the range; with hashing and merging back on after the statement, and the raw
     engine's answer. A filter keeping most visits, no visit filter and time on page are left to PostgreSQL.
-    The visits' country is the plain column, which migration 0024's index holds with what the visits table's
+    The visits' country is the plain column, which migration 0025's index holds with what the visits table's
     queries read."""
     site_id, now = generated
     two = [["is", "visit:country", ["DE"]], ["is", "visit:source", ["Google"]]]
@@ -368,7 +368,7 @@ async def test_few_visits_are_looked_up_visit_by_visit(settings: Settings, gener
             for setting in engine.LOOKUP_SETTINGS:
                 assert "on" == (await session.execute(text(f"SHOW {setting}"))).scalar_one()
 
-            # The visits of a country and a source, from the country's index alone (covering, migration 0024).
+            # The visits of a country and a source, from the country's index alone (covering, migration 0025).
             await session.execute(text("SET LOCAL enable_seqscan = off"))
             visits = parse_query({"site_id": "rollup.example", "metrics": ["visitors", "bounce_rate"],
                                   "dimensions": ["visit:device"], "date_range": "30d", "filters": two},
