@@ -903,11 +903,12 @@ async def run(session: AsyncSession, query: Query, site_id: int,
         return await execute(session, query, statement, params)
     for setting in LOOKUP_SETTINGS:
         await session.execute(text(f"SET LOCAL {setting} = off"))
-    try:
-        return await execute(session, query, statement, params)
-    finally:
-        for setting in LOOKUP_SETTINGS:
-            await session.execute(text(f"SET LOCAL {setting} TO DEFAULT"))
+    # Not in a ``finally``: a failed statement (a statement timeout) aborts the transaction, which takes the
+    # settings with it, and a SET there would replace its error with "current transaction is aborted".
+    result = await execute(session, query, statement, params)
+    for setting in LOOKUP_SETTINGS:
+        await session.execute(text(f"SET LOCAL {setting} TO DEFAULT"))
+    return result
 
 
 LOOKUP_SHARE = 0.15

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
 from app.core.settings import Settings
@@ -382,5 +383,32 @@ async def test_few_visits_are_looked_up_visit_by_visit(settings: Settings, gener
             start, country = [(await session.execute(columns, {"index": index})).scalar_one()
                               for index in ("sessions_site_start", "sessions_site_country")]
             assert start == country and "entry_page" in country, (start, country)
+    finally:
+        await db.dispose()
+
+
+async def test_a_failed_lookup_raises_its_own_error(settings: Settings, generated: tuple[int, datetime],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A looked-up statement (``engine.LOOKUP_SHARE``) cut by the statement timeout raises PostgreSQL's
+    statement timeout, which the API answers as such, not "current transaction is aborted" from putting the
+    join settings back in a transaction that has already failed."""
+    site_id, now = generated
+
+    async def cut(session: Any, query: Any, statement: str, params: dict[str, Any]) -> Any:
+        await session.execute(text("SET LOCAL statement_timeout = 50"))
+        await session.execute(text("SELECT pg_sleep(1)"))
+
+    monkeypatch.setattr(engine, "execute", cut)
+    few = parse_query({"site_id": "rollup.example", "metrics": ["visitors"], "dimensions": ["event:page"],
+                       "date_range": "30d", "filters": [["is", "visit:country", ["DE"]],
+                                                        ["is", "visit:source", ["Google"]]]},
+                      timezone=TZ, now=now)
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            await session.execute(text("ANALYZE sessions"))
+            assert await engine.few_visits(session, few, site_id)
+            with pytest.raises(DBAPIError, match="statement timeout"):
+                await engine.run(session, few, site_id, "table")
     finally:
         await db.dispose()
