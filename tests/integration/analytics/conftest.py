@@ -24,13 +24,15 @@ _GENERATED: dict[date, tuple[snapshot.Snapshot, tuple[int, datetime]]] = {}
 
 @pytest.fixture
 def generated(settings: Settings, postgres: Postgres, db: None) -> tuple[int, datetime]:
-    """Forty days of traffic up to today (yesterday on the 1st of a month), rolled up to two days before it and
-    the day before it provisionally (at noon, when that day's visits have ended). Generated once per test process
-    and day, then copied back for each test."""
+    """Forty days of traffic up to today (the last day of the month before on the 1st and 2nd of a month), rolled
+    up to two days before it and the day before it provisionally (at noon, when that day's visits have ended).
+    Generated once per test process and day, then copied back for each test."""
     today = datetime.now(UTC).astimezone(ZoneInfo(TZ)).date()
-    # On the 1st the current month is today alone, which no rollup holds (it is answered from today's events):
-    # the tests asking the rollups for the month then run on the day before, the last of a month.
-    day = today - timedelta(days=1) if today.day == 1 else today
+    # On the 1st the current month is today alone, which no rollup holds (it is answered from today's events). On
+    # the 2nd the month by day has a bucket beginning today, after the provisional day, which a span of that day
+    # may still reach (rollups.State.rolled_for), so the rollups answer none of it. The tests asking the rollups
+    # for the month then run on the last day of the month before.
+    day = today - timedelta(days=today.day) if today.day <= 2 else today
     now = datetime.combine(day, time(12), ZoneInfo(TZ))
     superuser = make_conninfo(settings.database.libpq_url, user="postgres", password=postgres.superuser_password)
     if (taken := _GENERATED.get(now.date())) is not None:
