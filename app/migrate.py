@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,14 +123,52 @@ def _build_concurrently(bind: Connection, name: str, on: str) -> None:
         "WHERE c.relname = :name AND c.relnamespace = 'public'::regnamespace"), {"name": name}).scalar()
     if valid is True:
         return
-    previous = bind.execute(text("SHOW statement_timeout")).scalar_one()
-    bind.execute(text("SET statement_timeout = 0"))
-    try:
+    with _without_statement_timeout(bind):
         if valid is False:
             bind.execute(text(f"DROP INDEX CONCURRENTLY {name}"))
         bind.execute(text(f"CREATE INDEX CONCURRENTLY {name} {on}"))
+
+
+@contextmanager
+def _without_statement_timeout(bind: Connection) -> Iterator[None]:
+    """No ``statement_timeout`` on ``bind`` (outside a transaction) meanwhile; the connection's own after."""
+    previous = bind.execute(text("SHOW statement_timeout")).scalar_one()
+    bind.execute(text("SET statement_timeout = 0"))
+    try:
+        yield
     finally:
         bind.execute(text("SELECT set_config('statement_timeout', :previous, false)"), {"previous": previous})
+
+
+def vacuum_analyze(table: str) -> None:
+    """In a migration script, as its last step: commit, then ``VACUUM (ANALYZE) table`` without the statement
+    timeout. A table filled by the migration has no page marked all-visible until a VACUUM, so every index-only
+    scan of it would read the table too until autovacuum came (the rollups, see 0020)."""
+    from alembic import op  # noqa: PLC0415 - only inside a running migration
+
+    with op.get_context().autocommit_block():
+        bind = op.get_bind()
+        with _without_statement_timeout(bind):
+            bind.execute(text(f"VACUUM (ANALYZE) {table}"))
+
+
+def execute_in_transaction_with_short_locks(*statements: str) -> None:
+    """In a migration script, inside its transaction: run ``statements`` in a savepoint under a 1 s
+    ``lock_timeout``; when a lock is not granted in time, roll back to the savepoint and try again (for 10
+    minutes). For DDL whose lock readers or writers would queue behind while it waits (``DROP TABLE``, ``LOCK
+    TABLE ... ACCESS EXCLUSIVE``, a foreign key's lock on the table it references) after steps of the same
+    transaction that must not be redone. The locks taken are held to the transaction's end."""
+    from alembic import op  # noqa: PLC0415 - only inside a running migration
+
+    bind = op.get_bind()
+    previous = bind.execute(text("SHOW lock_timeout")).scalar_one()
+    bind.execute(text("SET LOCAL lock_timeout = '1s'"))
+    for attempt in Retrying(retry=retry_if_exception(_lock_timed_out), stop=stop_after_delay(600),
+                            wait=wait_fixed(0.5), reraise=True):
+        with attempt, bind.begin_nested():
+            for statement in statements:
+                bind.execute(text(statement))
+    bind.execute(text("SELECT set_config('lock_timeout', :previous, true)"), {"previous": previous})
 
 
 def _lock_timed_out(error: BaseException) -> bool:

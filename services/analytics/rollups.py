@@ -5,10 +5,11 @@ Distinct counts are the hard part: visitors are not additive across days. Beacon
 the daily salt, so one id has events on at most two or three consecutive local days. The rollups therefore
 store *spans*: for every (visitor, dimension value) pair the first and last local day it had events, and for
 every visit the first and last local day of its events with the visit's totals; what is stored is only the
-number of pairs (or visits, with their bounces, duration and pageviews summed) per (value, first day, last
-day). A visitor is counted in a period exactly when its span intersects the period, so
+number of pairs (``visitors``) and of visits (``visits``, with their bounces, duration and pageviews summed)
+per (value, first day, last day), in one row (migration 0026). A visitor is counted in a period exactly when its
+span intersects the period, so
 
-    visitors(value, period) = sum of n over spans with first_day <= period.last and last_day >= period.first
+    visitors(value, period) = sum of visitors over rows with first_day <= period.last and last_day >= period.first
 
 is exact, and so are visits, bounce rate, visit duration and views per visit. Pageviews and events are
 additive and stored per day (but for the pairs in :data:`DAYS_LEFT_OUT`, and for :data:`PAIR_TOTALS`, which
@@ -205,11 +206,11 @@ def _condition(dimension: str) -> str:
 
 
 def _visit_spans(dimension: str) -> str | None:
-    """How a dimension's visits are stored (kind 'v' spans), None when they are not: ``"visit"`` for visit
-    dimensions and their pairs (a visit's value holds for the whole visit, so its span is the visit's days),
-    ``"page"`` for :data:`PAGE_EVENTS` and its pairs, and for ``event:name`` (one span per visit and page or
-    event name, the days of the visit's events on the page or of that name: the days a page filter, or a
-    filter on the name or on a goal completed by it, counts the visit in)."""
+    """How a dimension's visits are stored (the rows' ``visits`` and their totals), None when they are not:
+    ``"visit"`` for visit dimensions and their pairs (a visit's value holds for the whole visit, so its span is
+    the visit's days), ``"page"`` for :data:`PAGE_EVENTS` and its pairs, and for ``event:name`` (one span per
+    visit and page or event name, the days of the visit's events on the page or of that name: the days a page
+    filter, or a filter on the name or on a goal completed by it, counts the visit in)."""
     if dimension.endswith("#any"):
         return None
     parts = _pair(dimension) or (dimension,)
@@ -351,8 +352,10 @@ def table_scan_ctes(columns: Iterable[str], events: bool = True, kept_events: st
 
 def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True, totals: bool = True,
               visitors_from_visits: bool = False) -> str:
-    """Spans that begin between :from_day and :to_day, for each dimension (kind, dimension, value, ...), and
-    with ``totals`` the percentage totals.
+    """Spans that begin between :from_day and :to_day, for each dimension, and with ``totals`` the percentage
+    totals: rows ``(dimension, value, first_day, last_day, visitors, visits, bounces, duration, pageviews)``, the
+    visitor spans with ``visits`` 0 and the visit spans with ``visitors`` 0 (a stored row sums both, see
+    :func:`_roll`).
 
     ``visitors_from_visits``: the visitor spans of visit dimensions from the visits (``sv``: a visitor's days
     with a value are the days of its visits with it, from the first visit's first day to the last's last day),
@@ -364,7 +367,7 @@ def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True, totals: boo
         else:
             days, source = "min(e.day) AS first_day, max(e.day) AS last_day", _events_of(name)
         selects.append(
-            f"SELECT 'u' AS kind, '{name}' AS dimension, value, first_day, last_day, count(*) AS n, "
+            f"SELECT '{name}' AS dimension, value, first_day, last_day, count(*) AS visitors, 0 AS visits, "
             "0 AS bounces, 0::numeric AS duration, 0 AS pageviews FROM ("
             f"SELECT e.visitor_id, {value} AS value, {days} "
             f"FROM {source} e WHERE {condition} GROUP BY 1, 2) p "
@@ -373,7 +376,7 @@ def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True, totals: boo
         kind = _visit_spans(name) if with_visits else None
         if kind == "page":
             selects.append(
-                f"SELECT 'v', '{name}', value, first_day, last_day, count(*), count(*) FILTER (WHERE bounce), "
+                f"SELECT '{name}', value, first_day, last_day, 0, count(*), count(*) FILTER (WHERE bounce), "
                 "sum(duration), sum(pageviews) FROM ("
                 f"SELECT e.session_id, {value} AS value, min(e.day) AS first_day, max(e.day) AS last_day, "
                 "bool_and(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce, "
@@ -383,10 +386,10 @@ def spans_sql(dimensions: tuple[str, ...], with_visits: bool = True, totals: boo
             )
         elif kind == "visit":
             selects.append(
-                f"SELECT 'v', '{name}', {value}, e.v_first_day, e.v_last_day, count(*), "
+                f"SELECT '{name}', {value}, e.v_first_day, e.v_last_day, 0, count(*), "
                 "count(*) FILTER (WHERE e.v_pageviews <= 1 AND e.v_interactive_events = 0), "
                 "sum(extract(epoch FROM e.v_ended_at - e.v_started_at)), sum(e.v_pageviews) "
-                f"FROM sv e WHERE e.v_first_day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 3, 4, 5"
+                f"FROM sv e WHERE e.v_first_day BETWEEN :from_day AND :to_day AND {condition} GROUP BY 2, 3, 4"
             )
     return " UNION ALL ".join(selects)
 
@@ -587,8 +590,10 @@ def _roll(conn: Connection, site_id: int, first: date, last: date, tz: str) -> d
                       "AND day BETWEEN :from_day AND :to_day"), params | stored)
     conn.execute(text(
         f"WITH {scan_ctes(props=True)}, "
-        f"spans AS (INSERT INTO rollup_spans (site_id, kind, dimension, value, first_day, last_day, n, bounces, "
-        f"duration, pageviews) SELECT :site, * FROM ({spans_sql((*STORED, *PAIR_TOTALS))}) s) "
+        f"spans AS (INSERT INTO rollup_spans (site_id, dimension, value, first_day, last_day, visitors, visits, "
+        "bounces, duration, pageviews) SELECT :site, dimension, value, first_day, last_day, sum(visitors), "
+        "sum(visits), sum(bounces), sum(duration), sum(pageviews) "
+        f"FROM ({spans_sql((*STORED, *PAIR_TOTALS))}) s GROUP BY dimension, value, first_day, last_day) "
         f"INSERT INTO rollup_days (site_id, dimension, value, day, pageviews, events) "
         f"SELECT :site, * FROM ({days_sql(DAYS_STORED)}) d"
     ), params)
@@ -924,7 +929,7 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
     # events (the dashboard's reports ask visitors and percentage: the month's sources at 10 M events took
     # 291 ms, 154 without them, docs/benchmarks.md). A value with visits or day counts in the tail has
     # visitors there too, so no row is lost.
-    spans = "SELECT kind, dimension, CAST(value AS text) AS value, first_day, last_day, n, bounces, " \
+    spans = "SELECT dimension, CAST(value AS text) AS value, first_day, last_day, visitors, visits, bounces, " \
             f"duration, pageviews FROM ({spans_sql(needed, visit_spans, percentage, with_visits)}) t"
     if shared:
         ctes.append(f"tail AS MATERIALIZED ({spans})")
@@ -937,13 +942,13 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
 
 
 def _divisor_spans(divisor: Read, sql: _Sql, with_tail: bool) -> str:
-    """The CTE ``total_spans``: the visitor spans of ``divisor``'s value (its first and last day, n), stored (read
-    through the values' index) and, ``with_tail``, from the CTE ``tail`` (see :func:`_tail`)."""
+    """The CTE ``total_spans``: the visitor spans of ``divisor``'s value (its first and last day, visitors),
+    stored (read through the values' index) and, ``with_tail``, from the CTE ``tail`` (see :func:`_tail`)."""
     sql.params["total_only"] = divisor.value
-    tail = (" UNION ALL SELECT n, first_day, last_day FROM tail WHERE kind = 'u' AND dimension = :total_dim "
+    tail = (" UNION ALL SELECT visitors, first_day, last_day FROM tail WHERE dimension = :total_dim "
             "AND value = :total_only") if with_tail else ""
-    return ("total_spans AS (SELECT n, first_day, last_day FROM rollup_spans WHERE site_id = :site "
-            "AND dimension = :total_dim AND value COLLATE \"C\" = :total_only AND kind = 'u' "
+    return ("total_spans AS (SELECT visitors, first_day, last_day FROM rollup_spans WHERE site_id = :site "
+            "AND dimension = :total_dim AND value COLLATE \"C\" = :total_only "
             f"AND first_day < :boundary AND first_day <= :range_last AND last_day >= :range_first{tail})")
 
 
@@ -995,15 +1000,16 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     # needs no total's rows.
     pair_rows = f" AND {PAIR_ROWS}" if read.part == 1 else ""
     stored_dims = f"dimension = :dim{pair_rows}" if pair_rows else "dimension IN (:dim, :total_dim)"
-    percentage_total = ("SELECT sum(n) FROM all_spans WHERE kind = 'u' AND dimension = :total_dim "
+    percentage_total = ("SELECT sum(visitors) FROM all_spans WHERE dimension = :total_dim "
                         "AND first_day <= :range_last AND last_day >= :range_first")
     if divisor is not None:
         stored_dims = f"dimension = :dim{pair_rows}"
         ctes.append(_divisor_spans(divisor, sql, with_tail=boundary <= dr.last_day))
-        percentage_total = "SELECT sum(n) FROM total_spans WHERE first_day <= :range_last AND last_day >= :range_first"
+        percentage_total = ("SELECT sum(visitors) FROM total_spans WHERE first_day <= :range_last "
+                            "AND last_day >= :range_first")
     ctes += [
-        "all_spans AS (SELECT kind, dimension, CAST(value AS text) AS value, first_day, last_day, n, bounces, "
-        "duration, pageviews "
+        "all_spans AS (SELECT dimension, CAST(value AS text) AS value, first_day, last_day, visitors, visits, "
+        "bounces, duration, pageviews "
         f"FROM rollup_spans WHERE site_id = :site AND {stored_dims} AND first_day < :boundary "
         f"AND first_day <= :range_last AND last_day >= :range_first{tail_spans})",
         "all_days AS (SELECT dimension, CAST(value AS text) AS value, day, pageviews, events FROM rollup_days "
@@ -1011,10 +1017,8 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         f"AND dimension = :dim AND day < :boundary AND day BETWEEN :range_first AND :range_last{tail_days})",
         "buckets AS (SELECT * FROM unnest(CAST(:labels AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
         "AS b(label, start_day, end_day))",
-        f"s AS (SELECT b.label, {sp_value} AS value, sum(sp.n) FILTER (WHERE sp.kind = 'u') AS visitors, "
-        "sum(sp.n) FILTER (WHERE sp.kind = 'v') AS visits, sum(sp.bounces) FILTER (WHERE sp.kind = 'v') AS bounces, "
-        "sum(sp.duration) FILTER (WHERE sp.kind = 'v') AS duration, "
-        "sum(sp.pageviews) FILTER (WHERE sp.kind = 'v') AS visit_pageviews "
+        f"s AS (SELECT b.label, {sp_value} AS value, sum(sp.visitors) AS visitors, sum(sp.visits) AS visits, "
+        "sum(sp.bounces) AS bounces, sum(sp.duration) AS duration, sum(sp.pageviews) AS visit_pageviews "
         "FROM buckets b JOIN all_spans sp ON sp.dimension = :dim AND sp.first_day <= b.end_day "
         f"AND sp.last_day >= b.start_day{only_sp} GROUP BY 1, 2)",
         f"d AS (SELECT b.label, {dd_value} AS value, sum(dd.pageviews) AS pageviews, sum(dd.events) AS events "

@@ -82,7 +82,7 @@ def test_refresh_rollups_job_rolls_up_final_days(settings: Settings, db: None) -
     with engine.connect() as conn:
         until = conn.execute(text("SELECT rolled_until = (now() AT TIME ZONE 'UTC')::date - 2 FROM rollup_state "
                                   "WHERE site_id = :s"), {"s": site_id}).scalar()
-        visitors = conn.execute(text("SELECT sum(n) FROM rollup_spans WHERE site_id = :s AND kind = 'u' "
+        visitors = conn.execute(text("SELECT sum(visitors) FROM rollup_spans WHERE site_id = :s "
                                      "AND dimension = ''"), {"s": site_id}).scalar()
     engine.dispose()
     assert (True, 1) == (until, visitors)
