@@ -140,16 +140,20 @@ def _without_statement_timeout(bind: Connection) -> Iterator[None]:
         bind.execute(text("SELECT set_config('statement_timeout', :previous, false)"), {"previous": previous})
 
 
-def vacuum_analyze(table: str) -> None:
-    """In a migration script, as its last step: commit, then ``VACUUM (ANALYZE) table`` without the statement
-    timeout. A table filled by the migration has no page marked all-visible until a VACUUM, so every index-only
-    scan of it would read the table too until autovacuum came (the rollups, see 0020)."""
+def execute_after_commit(*statements: str) -> None:
+    """In a migration script, as its last step: commit, then run ``statements`` outside a transaction and without
+    the statement timeout. For maintenance a transaction cannot hold or that should not hold the migration's
+    locks: ``VACUUM`` of a table the migration filled (it has no page marked all-visible until then, so every
+    index-only scan of it would read the table too until autovacuum came; the rollups, see 0020), ``ALTER TABLE
+    ... VALIDATE CONSTRAINT`` of a foreign key added ``NOT VALID`` (a scan that locks neither table against
+    reads or writes)."""
     from alembic import op  # noqa: PLC0415 - only inside a running migration
 
     with op.get_context().autocommit_block():
         bind = op.get_bind()
         with _without_statement_timeout(bind):
-            bind.execute(text(f"VACUUM (ANALYZE) {table}"))
+            for statement in statements:
+                bind.execute(text(statement))
 
 
 def execute_in_transaction_with_short_locks(*statements: str) -> None:

@@ -10,13 +10,14 @@ its two other indexes are written anew, packed (docs/benchmarks.md, run 22: size
 
 How it runs, so that dashboards keep answering:
 
-1. ``rollup_spans`` is locked in EXCLUSIVE mode: queries go on reading it, a roll-up waits (the worker's statement
-   timeout may cancel it; the job is retried, and a day left over is rolled up by the next run).
+1. ``rollup_spans`` is locked in EXCLUSIVE mode: queries go on reading it, a roll-up waits (the previous
+   release's then fails on the new columns and rolls back whole; the next run rolls its days up).
 2. The new table is filled from the old, grouped by its key, and indexed (no statement timeout: minutes at
    10 M events, see docs/operations.md).
 3. The old table is dropped and the new one renamed in its place under a 1 s lock timeout, retried: a query
    waits at most that long for the swap.
-4. After the commit the new table is vacuumed, so that index-only scans read no table pages.
+4. After the commit the new table's foreign key to ``sites`` is checked and the table vacuumed, so that
+   index-only scans read no table pages.
 
 The downgrade splits every row back into its ``'u'`` and ``'v'`` rows the same way.
 
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy import text
 
-from app.migrate import execute_in_transaction_with_short_locks, vacuum_analyze
+from app.migrate import execute_after_commit, execute_in_transaction_with_short_locks
 
 revision: str = "0026"
 down_revision: str | None = "0025"
@@ -45,9 +46,9 @@ AUTOVACUUM = ("autovacuum_vacuum_insert_threshold = 10000, autovacuum_vacuum_ins
               "autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_scale_factor = 0, "
               "autovacuum_analyze_scale_factor = 0.02")
 """0020's storage parameters."""
-KEY = ("site_id bigint NOT NULL CONSTRAINT rollup_spans_site_id_fkey REFERENCES sites(id) ON DELETE CASCADE, "
-       "dimension varchar(64) NOT NULL, value text NOT NULL, first_day date NOT NULL, "
-       "last_day date NOT NULL")
+KEY = "site_id bigint NOT NULL, dimension varchar(64) NOT NULL, value text NOT NULL, first_day date NOT NULL, " \
+      "last_day date NOT NULL"
+FOREIGN_KEY = "rollup_spans_site_id_fkey"
 VISITS = "bounces bigint NOT NULL DEFAULT 0, duration numeric NOT NULL DEFAULT 0, pageviews bigint NOT NULL DEFAULT 0"
 
 ONE_ROW = f"{KEY}, visitors bigint NOT NULL DEFAULT 0, visits bigint NOT NULL DEFAULT 0, {VISITS}"
@@ -71,7 +72,12 @@ def _rebuild(columns: str, fill: str, key: str, counts: str) -> None:
     """``rollup_spans`` written anew as ``columns`` from ``fill`` (a SELECT of the old table in the new column
     order), its primary key ``(site_id, dimension, last_day, first_day, <key>)`` including ``counts``, its value
     index and its first-part index (including the first day, ``key`` but the value, ``counts`` and the value),
-    then swapped in."""
+    then swapped in.
+
+    The new table gets its foreign key to ``sites`` at the swap, unchecked (validated after the commit): a foreign
+    key takes a lock on ``sites`` that blocks its writes (a site added or edited) until the transaction ends, so
+    taken with the new table it would hold them for the whole fill. Dropping the old table takes ``sites`` in
+    ACCESS EXCLUSIVE mode, a moment before the commit, under the swap's short lock timeout."""
     op.execute("SET LOCAL statement_timeout = 0")
     op.execute("SET LOCAL work_mem = '256MB'")
     execute_in_transaction_with_short_locks("LOCK TABLE rollup_spans IN EXCLUSIVE MODE",
@@ -90,6 +96,8 @@ def _rebuild(columns: str, fill: str, key: str, counts: str) -> None:
         "ALTER TABLE rollup_spans RENAME CONSTRAINT rollup_spans_next_pkey TO rollup_spans_pkey",
         "ALTER INDEX rollup_spans_next_value RENAME TO rollup_spans_value",
         "ALTER INDEX rollup_spans_next_first RENAME TO rollup_spans_first",
+        f"ALTER TABLE rollup_spans ADD CONSTRAINT {FOREIGN_KEY} FOREIGN KEY (site_id) REFERENCES sites(id) "
+        "ON DELETE CASCADE NOT VALID",
     )
 
 
@@ -99,14 +107,18 @@ def _has_column(name: str) -> bool:
         "AND NOT attisdropped"), {"name": name}).scalar_one())
 
 
+AFTER = (f"ALTER TABLE rollup_spans VALIDATE CONSTRAINT {FOREIGN_KEY}", "VACUUM (ANALYZE) rollup_spans")
+"""After the commit: the foreign key checked, the table vacuumed (see :func:`app.migrate.execute_after_commit`)."""
+
+
 def upgrade() -> None:
-    # Already rebuilt when an earlier run committed it and then failed in its vacuum: only the vacuum is left.
+    # Already rebuilt when an earlier run committed it and then failed after: only what follows the commit is left.
     if not _has_column("visitors"):
         _rebuild(ONE_ROW, MERGE, "value", ONE_ROW_COUNTS)
-    vacuum_analyze("rollup_spans")
+    execute_after_commit(*AFTER)
 
 
 def downgrade() -> None:
     if not _has_column("kind"):
         _rebuild(TWO_ROWS, SPLIT, "kind, value", TWO_ROWS_COUNTS)
-    vacuum_analyze("rollup_spans")
+    execute_after_commit(*AFTER)

@@ -59,8 +59,8 @@ def _plan(conn: Connection, site: int, sql: str) -> str:
 def test_spans_merge_into_one_row_and_split_back(postgres: Postgres, redis_server: Redis, tmp_path: Path) -> None:
     """At 0025 with both kinds stored: the upgrade leaves one row per key with the visitors of its 'u' row and the
     visits (and their bounces, duration, pageviews) of its 'v' row, 0 for a kind it lacks; the three indexes
-    under their names, the pairs' index read for one first part, 0020's storage parameters, the rows deleted
-    with their site. The downgrade gives back the 0025 rows exactly, and upgrading again converges."""
+    under their names, the pairs' index read for one first part, the foreign key to ``sites`` checked, 0020's
+    storage parameters, the rows deleted with their site. The downgrade gives back the 0025 rows exactly, and upgrading again converges."""
     with schema_at(postgres, redis_server, tmp_path, "beacon_mig0026", "0025") as (_, conn, config):
         site = int(conn.execute(text("INSERT INTO sites (domain) VALUES ('r.example') RETURNING id")).scalar_one())
         conn.execute(text(
@@ -87,6 +87,8 @@ def test_spans_merge_into_one_row_and_split_back(postgres: Postgres, redis_serve
                 "AND dimension = 'event:page+custom|visit:entry_page' AND strpos(dimension, '|') > 0 "
                 "AND right(dimension, 4) <> '#any' AND substr(value, strpos(value, ':') + 1, "
                 "nullif(split_part(value, ':', 1), '')::int) = '/b' AND last_day >= '2026-11-01'"))
+            assert conn.execute(text("SELECT convalidated FROM pg_constraint "
+                                     "WHERE conname = 'rollup_spans_site_id_fkey'")).scalar_one() is True
             options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'rollup_spans'")).scalar()
             assert "autovacuum_vacuum_insert_threshold=10000" in options
             conn.rollback()
