@@ -60,7 +60,8 @@ def test_spans_merge_into_one_row_and_split_back(postgres: Postgres, redis_serve
     """At 0025 with both kinds stored: the upgrade leaves one row per key with the visitors of its 'u' row and the
     visits (and their bounces, duration, pageviews) of its 'v' row, 0 for a kind it lacks; the three indexes
     under their names, the pairs' index read for one first part, the foreign key to ``sites`` checked, 0020's
-    storage parameters, the rows deleted with their site. The downgrade gives back the 0025 rows exactly, and upgrading again converges."""
+    storage parameters, the rows deleted with their site. The downgrade gives back the 0025 rows exactly, and
+    upgrading again converges."""
     with schema_at(postgres, redis_server, tmp_path, "beacon_mig0026", "0025") as (_, conn, config):
         site = int(conn.execute(text("INSERT INTO sites (domain) VALUES ('r.example') RETURNING id")).scalar_one())
         conn.execute(text(
