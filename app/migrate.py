@@ -167,8 +167,7 @@ def execute_in_transaction_with_short_locks(*statements: str) -> None:
     bind = op.get_bind()
     previous = bind.execute(text("SHOW lock_timeout")).scalar_one()
     bind.execute(text("SET LOCAL lock_timeout = '1s'"))
-    for attempt in Retrying(retry=retry_if_exception(_lock_timed_out), stop=stop_after_delay(600),
-                            wait=wait_fixed(0.5), reraise=True):
+    for attempt in _lock_retries():
         with attempt, bind.begin_nested():
             for statement in statements:
                 bind.execute(text(statement))
@@ -179,12 +178,18 @@ def _lock_timed_out(error: BaseException) -> bool:
     return isinstance(error, OperationalError) and isinstance(error.orig, LockNotAvailable)
 
 
+def _lock_retries() -> Retrying:
+    """Attempts at a statement run under a short ``lock_timeout``: again after 0.5 s while the lock is not
+    granted, for 10 minutes; any other error at once."""
+    return Retrying(retry=retry_if_exception(_lock_timed_out), stop=stop_after_delay(600), wait=wait_fixed(0.5),
+                    reraise=True)
+
+
 def _with_short_locks(bind: Connection, statement: str) -> None:
     """Run DDL that needs a lock writers would queue behind: give up after 1 s and try again (for 10 minutes)."""
     bind.execute(text("SET lock_timeout = '1s'"))
     try:
-        for attempt in Retrying(retry=retry_if_exception(_lock_timed_out), stop=stop_after_delay(600),
-                                wait=wait_fixed(0.5), reraise=True):
+        for attempt in _lock_retries():
             with attempt:
                 bind.execute(text(statement))
     finally:
