@@ -25,8 +25,9 @@ from app.devstack import Circus, free_port
 RELOAD = CODE_DIR / "systemd" / "beacon-reload.py"
 
 # Binds host:port with SO_REUSEPORT after a start-up delay, answers "ok" to every connection, and on SIGTERM
-# finishes the connection it holds, stops listening and exits (the graceful stop of a real server: a SIGTERM
-# between accept and answer used to drop that connection unanswered).
+# finishes the connection it holds and those the kernel has already queued to it, then stops listening and exits
+# (the graceful stop of a real server: a SIGTERM between accept and answer used to drop that connection
+# unanswered, and closing a listener resets the connections still in its queue).
 SERVER = textwrap.dedent("""\
     import signal, socket, sys, time
     time.sleep(1.0)
@@ -37,14 +38,24 @@ SERVER = textwrap.dedent("""\
     listener.settimeout(0.1)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    while not stopping:
-        try:
-            connection, _ = listener.accept()
-        except TimeoutError:
-            continue
+
+    def answer(connection):
         connection.settimeout(None)
         connection.sendall(b"ok")
         connection.close()
+
+    while not stopping:
+        try:
+            answer(listener.accept()[0])
+        except TimeoutError:
+            continue
+    listener.setblocking(False)
+    while True:
+        try:
+            answer(listener.accept()[0])
+        except BlockingIOError:
+            break
+    listener.close()
 """)
 
 CONFIG = textwrap.dedent("""\
