@@ -87,6 +87,19 @@ function todayIn(timezone) {
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+// The days a period covers ("23 Nov – 29 Nov 2026"), beside the picker: "Last 7 days" ends yesterday and "Last
+// 12 months" last month, as on Plausible's dashboard, which a reader cannot guess from the name.
+function rangeLabel(from, to) {
+  const day = (iso) => {
+    const [year, month, date] = iso.split("-").map(Number);
+    return { text: `${date} ${MONTHS[month - 1]}`, year };
+  };
+  const first = day(from);
+  const last = day(to);
+  if (from === to) return `${last.text} ${last.year}`;
+  return `${first.text}${first.year === last.year ? "" : ` ${first.year}`} – ${last.text} ${last.year}`;
+}
+
 function tickLabel(label, interval) {
   if (!label) return "";
   if (interval === "hour") return label.slice(11, 16);
@@ -312,6 +325,7 @@ class Dashboard {
         change.title = `Previous period: ${formatMetric(name, metric.previous)}`;
       }
     }
+    $("#period-dates").textContent = data.state.from ? rangeLabel(data.state.from, data.state.to) : "";
     this.renderFilters(data.state.filters);
     this.renderImports(data.imports || {});
     const interval = $("#interval");

@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -254,6 +254,15 @@ def test_goal_filter_shows_conversions(running: Stack, visitors: Visitors, owner
     assert [] == problems.all()
 
 
+def _range_label(first: date, last: date) -> str:
+    """The dates the dashboard shows beside its period picker: "23 Nov \N{EN DASH} 29 Nov 2026"."""
+    def day(d: date) -> str:
+        return f"{d.day} {d:%b}"
+    if first == last:
+        return f"{day(last)} {last.year}"
+    return f"{day(first)}{'' if first.year == last.year else f' {first.year}'} \N{EN DASH} {day(last)} {last.year}"
+
+
 def test_date_range_comparison_and_keyboard_tabs(running: Stack, visitors: Visitors, owner: Any) -> None:
     """Presets and a custom range change the chart and the URL; comparison adds the previous period. With no
     period in the URL, the picker names the one served: today, for a site added today."""
@@ -262,11 +271,16 @@ def test_date_range_comparison_and_keyboard_tabs(running: Stack, visitors: Visit
     wait_idle(page)
     assert "today" == page.input_value("#period")
     assert "24" == page.get_attribute("#chart", "data-points")
+    today = datetime.now(UTC).date()
+    assert _range_label(today, today) == page.text_content("#period-dates")
+    # "Last 7 days" ends yesterday, as on Plausible's dashboard: the dates beside the picker say so.
+    page.select_option("#period", "7d")
+    page.wait_for_function("() => document.getElementById('chart').dataset.points === '7'")
+    assert _range_label(today - timedelta(days=7), today - timedelta(days=1)) == page.text_content("#period-dates")
     page.select_option("#period", "today")
     page.wait_for_function("() => document.getElementById('chart').dataset.points === '24'")
     assert "period=today" in page.url
 
-    today = datetime.now(UTC).date()
     page.select_option("#period", "custom")
     page.fill("#from", (today - timedelta(days=2)).isoformat())
     page.fill("#to", today.isoformat())
