@@ -610,6 +610,7 @@ def run_dev(var: Path, admin_email: str, demo_site: str, ports: DevPorts) -> int
                 f"  Dashboard:  {base_url}/sites/{demo_site}   (self-signed certificate)\n"
                 f"  Sign in:    {admin_email} / {keys['ADMIN_PASSWORD']}\n"
                 f"  Health:     {base_url}/api/health\n"
+                f"  HTTP:       http://localhost:{ports.http}/ redirects to HTTPS\n"
                 f"  Processes:  CIRCUSCTL_ENDPOINT={circus.endpoint} {sys.prefix}/bin/circusctl status\n"
                 f"  Logs:       {var / 'log'}/\n"
                 f"  Data:       {postgres.directory}{f' -> {postgres.home}' if postgres.directory.is_symlink() else ''}"
