@@ -500,6 +500,13 @@ class Dashboard {
     const params = this.params();
     const period = params.get("period") || this.defaultPeriod;
     $("#period").value = period;
+    // The dates beside the picker are the served answer's: gone as soon as the URL asks for another range, so a
+    // refused or failed load does not leave the previous range's dates there.
+    const range = [period, params.get("from"), params.get("to")].join(",");
+    if (range !== this.range) {
+      $("#period-dates").textContent = "";
+      this.range = range;
+    }
     const custom = period === "custom";
     $("#custom-range").hidden = !custom;
     for (const id of ["from", "to"]) {
@@ -547,6 +554,7 @@ class Dashboard {
     form.addEventListener("submit", (event) => { event.preventDefault(); this.applyForm(); });
     $("#period").addEventListener("change", () => {
       if ($("#period").value === "custom") {
+        $("#period-dates").textContent = "";
         $("#custom-range").hidden = false;
         for (const id of ["from", "to"]) $(`#${id}`).disabled = false;
         if (!$("#from").value || !$("#to").value) { $("#from").focus(); return; }

@@ -286,6 +286,7 @@ def test_date_range_comparison_and_keyboard_tabs(running: Stack, visitors: Visit
     page.fill("#to", today.isoformat())
     page.wait_for_function("() => document.getElementById('chart').dataset.points === '3'")
     assert f"from={(today - timedelta(days=2)).isoformat()}" in page.url and "period=custom" in page.url
+    assert _range_label(today - timedelta(days=2), today) == page.text_content("#period-dates")
 
     page.check("#compare")
     page.wait_for_function("() => document.getElementById('chart').ariaLabel.includes('previous period')")
