@@ -361,8 +361,11 @@ def _parse_filter(raw: object, depth: int = 0) -> Filter:
 _KEYS = {"site_id", "metrics", "date_range", "dimensions", "filters", "order_by", "include", "pagination", "date"}
 
 
-def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date | None = None) -> Query:
-    """Validate a v2 query body against Plausible's rules; raise QueryError naming what is wrong."""
+def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date | None = None,
+                public: bool = False) -> Query:
+    """Validate a v2 query body against Plausible's rules; raise QueryError naming what is wrong. ``public``: the
+    body came through the public Stats API, which also applies the rules Plausible's dashboard is not held to
+    (:func:`_check_public`)."""
     if not isinstance(raw, dict):
         raise type_mismatch("#", "Object", raw)
     # The JSON-schema validator's sentences (ExJsonSchema's), as Plausible answers them.
@@ -415,7 +418,21 @@ def parse_query(raw: object, *, timezone: str, now: datetime, stats_start: date 
         limit=limit, offset=offset, raw_date_range=raw["date_range"], imports=include.get("imports", False),
     )
     _check_combinations(query, kinds)
+    if public:
+        _check_public(query)
     return query
+
+
+def _check_public(query: Query) -> None:
+    """Plausible's Stats API rules that its own dashboard does not meet (its dashboard charts views per visit by
+    day): ``views_per_visit`` neither under an ``event:page`` filter (a behavioural filter's does not count) nor
+    with dimensions (``QueryBuilder.validate_metric``), in its words."""
+    if "views_per_visit" not in query.metrics:
+        return
+    if "event:page" in query.filtered_dimensions(behavioral=False):
+        raise QueryError("Metric `views_per_visit` cannot be queried with a filter on `event:page`.")
+    if query.dimensions:
+        raise QueryError("Metric `views_per_visit` cannot be queried with `dimensions`.")
 
 
 def _parse_top_filter(index: int, raw: object) -> Filter:

@@ -124,14 +124,15 @@ async def site_received(resources: ResourcesDep, site_id: FromPath[int]) -> Even
 
 @post("/query", guards=[internal_token_guard], status_code=200)
 async def stats_query(request: Request[Any, Any, Any], resources: ResourcesDep,
-                      data: Annotated[dict[str, Any], Body()]) -> Any:
-    """Plausible's Stats API v2 query (the api has authenticated the caller for ``site_id``)."""
+                      data: Annotated[dict[str, Any], Body()], public: FromQuery[bool] = False) -> Any:
+    """Plausible's Stats API v2 query (the api has authenticated the caller for ``site_id``); ``public``: asked
+    through the public Stats API, which holds it to the rules Plausible's dashboard is not held to."""
     now = datetime.now(UTC)
 
     async def answer() -> Any:
         async with budgeted(resources) as session:
             site_id, tz, stats_start = await logic.site_for_query(session, str(data.get("site_id", "")))
-            query = parse_query(data, timezone=tz, now=now, stats_start=stats_start)
+            query = parse_query(data, timezone=tz, now=now, stats_start=stats_start, public=public)
             if "event:goal" in query.filtered_dimensions():
                 check_goals_exist(query, await logic.goal_names(session, site_id))
 

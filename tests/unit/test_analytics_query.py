@@ -187,6 +187,40 @@ def test_invalid_queries_say_what_is_wrong(body: Any, message: str) -> None:
     assert message in error.value.detail
 
 
+VPV_PAGE = "Metric `views_per_visit` cannot be queried with a filter on `event:page`."
+VPV_DIMENSIONS = "Metric `views_per_visit` cannot be queried with `dimensions`."
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    pytest.param(q(metrics=["views_per_visit"], filters=[["is", "event:page", ["/"]]]), VPV_PAGE, id="page-filter"),
+    pytest.param(q(metrics=["visitors", "views_per_visit"],
+                   filters=[["or", [["is", "visit:country", ["DE"]], ["contains", "event:page", ["blog"]]]]]),
+                 VPV_PAGE, id="page-filter-nested"),
+    pytest.param(q(metrics=["views_per_visit"], dimensions=["time:day"]), VPV_DIMENSIONS, id="time-dimension"),
+    pytest.param(q(metrics=["views_per_visit"], dimensions=["visit:source"]), VPV_DIMENSIONS, id="visit-dimension"),
+    pytest.param(q(metrics=["views_per_visit"], dimensions=["event:page"], filters=[["is", "event:page", ["/"]]]),
+                 VPV_PAGE, id="page-filter-first"),
+])
+def test_the_public_api_refuses_views_per_visit_as_plausible_does(body: Any, message: str) -> None:
+    """Through the public Stats API, Plausible's rules on ``views_per_visit``; the dashboard (not ``public``)
+    still graphs it by day and by filter, as Plausible's dashboard does."""
+    with pytest.raises(QueryError) as error:
+        parse_query(body, timezone="UTC", now=NOW, public=True)
+    assert message == error.value.detail
+    assert parse_query(body, timezone="UTC", now=NOW).metrics == tuple(body["metrics"])
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(q(metrics=["views_per_visit"]), id="alone"),
+    pytest.param(q(metrics=["views_per_visit"], filters=[["is", "visit:country", ["DE"]]]), id="visit-filter"),
+    # A page filter inside a behavioural filter does not count (Plausible's behavioral_filters: :ignore).
+    pytest.param(q(metrics=["views_per_visit"], filters=[["has_done", ["is", "event:page", ["/"]]]]),
+                 id="page-filter-in-has-done"),
+])
+def test_the_public_api_answers_views_per_visit_otherwise(body: Any) -> None:
+    assert ("views_per_visit",) == parse_query(body, timezone="UTC", now=NOW, public=True).metrics
+
+
 @pytest.mark.parametrize(("date_range", "bucket", "count"), [
     pytest.param("day", "hour", 13, id="day-hours-so-far"),
     pytest.param("30d", "day", 30, id="30d-days"),

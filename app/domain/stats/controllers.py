@@ -65,7 +65,7 @@ class StatsApiController(Controller):
     async def query(self, resources: Res, principal: Principal, data: JSONBody[dict[str, Any]]) -> Any:
         """Metrics over a date range, optionally by dimensions, filtered, ordered and paginated."""
         body = {**data, "site_id": await _site_param(resources, principal, data.get("site_id"))}
-        return await resources.services.json("analytics", "POST", "/query", json=body)
+        return await resources.services.json("analytics", "POST", "/query", json=body, params={"public": "true"})
 
     async def _v1(self, request: Request[Any, Any, Any], resources: Resources, principal: ApiPrincipal,
                   endpoint: str) -> Any:
