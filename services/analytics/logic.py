@@ -70,7 +70,18 @@ async def daily_pageviews(
 
 
 async def site_for_query(session: AsyncSession, domain: str) -> tuple[int, str, date]:
-    """Id, time zone and first stats day of the site with ``domain``."""
+    """Id, time zone and first stats day of the site with ``domain``: the first day of ``all`` (Plausible's
+    ``stats_start_date``), the earliest of the local days of the site's creation and of its first event and the
+    first day of its earliest completed import (imported history begins before the site did)."""
+    site_id, tz, native = await _site_and_native_start(session, domain)
+    imported = (await session.execute(text(
+        "SELECT min(start_date) FROM site_imports WHERE site_id = :site AND status = 'completed'"),
+        {"site": site_id})).scalar()
+    return site_id, tz, min(native, imported) if isinstance(imported, date) else native
+
+
+async def _site_and_native_start(session: AsyncSession, domain: str) -> tuple[int, str, date]:
+    """Id, time zone and the local day of the earlier of the site's creation and its first event."""
     row = (await session.execute(
         text("SELECT id, timezone, created_at FROM sites WHERE domain = :domain"), {"domain": domain}
     )).first()
@@ -100,11 +111,12 @@ async def first_day(session: AsyncSession, site_id: int, tz: str) -> date | None
 
 
 async def site_for_export(session: AsyncSession, site_id: int) -> tuple[str, str, date]:
-    """Domain, time zone and first stats day of the site ``site_id``; NotFound without it."""
+    """Domain, time zone and first day of the site ``site_id``'s own stats (imported ones are not exported);
+    NotFound without it."""
     domain = (await session.execute(text("SELECT domain FROM sites WHERE id = :id"), {"id": site_id})).scalar()
     if domain is None:
         raise NotFound(f"no site with id {site_id}")
-    _, tz, start = await site_for_query(session, str(domain))
+    _, tz, start = await _site_and_native_start(session, str(domain))
     return str(domain), tz, start
 
 

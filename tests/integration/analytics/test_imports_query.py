@@ -146,6 +146,24 @@ def test_aggregate_merges_the_completed_import(settings: Settings, serve: Callab
     assert {"imports": True} == response.json()["query"]["include"]
 
 
+def test_all_time_begins_with_the_earliest_completed_import(settings: Settings, serve: Callable[[str], int],
+                                                            dataset: None) -> None:
+    """Plausible's ``stats_start_date``: "all" begins on the earliest of the first event's day and the first day of
+    the earliest completed import, here for a site added (03-10) after the history it imported (03-01..03-09);
+    a failed import beginning earlier does not count."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE sites SET created_at = '2026-03-10 12:00+00' WHERE domain = 'imports.example'"))
+        conn.execute(text("UPDATE site_imports SET start_date = '2026-02-01' WHERE status = 'failed'"))
+    engine.dispose()
+    response = query(settings, serve, metrics=["visitors"], date_range="all", include={"imports": True})
+    assert [(17,)] == results(response)
+    assert response.json()["query"]["date_range"][0].startswith("2026-03-01"), response.json()["query"]
+    native = query(settings, serve, metrics=["visitors"], date_range="all")
+    assert [(2,)] == results(native)
+    assert native.json()["query"]["date_range"][0].startswith("2026-03-01")
+
+
 def test_without_include_imports_only_native_and_no_meta(settings: Settings, serve: Callable[[str], int],
                                                           dataset: None) -> None:
     """Imports are left out unless asked for, and then the meta says nothing about them."""
