@@ -10,10 +10,15 @@ from tests.support.integrations import Receiver, Site, Stack, body
 from tests.support.polling import wait_until
 
 
-def convert(stack: Stack, site: Site, name: str, count: int) -> None:
-    for n in range(count):
-        stack.sql("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) "
-                  "VALUES (:s, now(), :name, :v, :v, :d, '/signup')", s=site.id, name=name, v=1000 + n, d=site.domain)
+def convert(stack: Stack, site: Site, *conversions: tuple[str, int]) -> None:
+    """``count`` events named ``name`` for each pair (visitors 1000, 1001, ...) in one statement: the webhook job
+    sees all of them or none, never a part (a job run between two inserts delivers the first alone)."""
+    selects = " UNION ALL ".join(f"SELECT :s, now(), :name{i}, 1000 + n, 1000 + n, :d, '/signup' "
+                                 f"FROM generate_series(0, :count{i} - 1) n" for i in range(len(conversions)))
+    params = {f"{key}{i}": value for i, (name, count) in enumerate(conversions)
+              for key, value in (("name", name), ("count", count))}
+    stack.sql("INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname) " + selects,
+              s=site.id, d=site.domain, **params)
 
 
 def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, receiver: Receiver) -> None:
@@ -25,8 +30,7 @@ def test_conversions_are_coalesced_into_one_delivery(stack: Stack, site: Site, r
               "(:s, 'Purchase', 'Purchase')", s=site.id)
     # The site's cursor starts when the first job sees its endpoint: convert after that.
     wait_until(lambda: stack.sql("SELECT 1 FROM webhook_site_cursors WHERE site_id = :s", s=site.id), 30, "cursor")
-    convert(stack, site, "Signup", 3)
-    convert(stack, site, "Purchase", 1)
+    convert(stack, site, ("Signup", 3), ("Purchase", 1))
     goals = wait_until(lambda: [r for r in receiver.on("/goals") if body(r)["type"] == "goal.completed"], 30,
                        "goal.completed")
     verified = Webhook(webhook["secret"]).verify(goals[0].body, goals[0].headers)
