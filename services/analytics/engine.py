@@ -11,7 +11,8 @@ Definitions follow Plausible's documentation:
 - ``bounce_rate``: the share of visits with at most one pageview and no interactive custom event;
   ``visit_duration``: the average of (last event - first event) in seconds, bounces counting 0;
   ``views_per_visit``: pageviews per visit. With ``event:page`` as a dimension these session metrics are
-  those of the visits that entered on the page, as in Plausible.
+  those of the visits that entered on the page, as in Plausible; under a top-level ``event:page`` filter,
+  ``bounce_rate`` counts only the visits whose entry page the filter keeps (:func:`bounce_entry_filter`).
 - ``percentage``: a group's visitors as a share of all visitors matching the filters.
 - ``event:page`` as a dimension counts pageviews only, except under a top-level goal or event-name filter that
   keeps events (``is``, ``contains``, ``matches``), where it groups every event the filters keep by its page, as
@@ -48,6 +49,7 @@ Definitions follow Plausible's documentation:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -473,6 +475,23 @@ def pages_count_all(query: Query) -> bool:
                and not item.operator.endswith("_not") for item in query.filters)
 
 
+def bounce_entry_filter(query: Query) -> Condition | None:
+    """The condition on the entry page that a visit needs to count in ``bounce_rate``: the query's first top-level
+    ``event:page`` filter applied to ``visit:entry_page`` (same operator, clauses and case), unless ``event:page``
+    is a dimension (its rows' bounce rates are already those of the visits entering on the row's page, which the
+    filter keeps); None when every visit counts.
+
+    Plausible's bounce_rate (``SQL.Expression.session_metric(:bounce_rate)``): "if page is passed to query, we only
+    count bounce rate where users entered at page", so the bounce rate of a page is that of the visits landing on
+    it, while the other metrics count every visit that saw it. A group without such a visit has bounce rate 0.
+    """
+    if "event:page" in query.dimensions:
+        return None
+    page = next((item for item in query.filters if isinstance(item, Condition) and item.dimension == "event:page"),
+                None)
+    return None if page is None else dataclasses.replace(page, dimension="visit:entry_page")
+
+
 def _dimension_conditions(dimensions: Sequence[str], exprs: Sequence[str], all_events: bool = False) -> list[str]:
     """Which events a group counts: pageviews for pages (every event with ``all_events``, see
     :func:`pages_count_all`); visits with a value where empty ones are left out."""
@@ -520,10 +539,11 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
     d_cols = [f"d{i}" for i in range(len(dims))]
     sd_cols = [f"sd{i}" for i in range(len(dims))]
     needs_sessions = bool({"bounce_rate", "visit_duration", "views_per_visit"} & set(query.metrics))
+    entry = bounce_entry_filter(query) if needs_sessions else None
     # Visit attributes are the expensive part: compute them only when a visit attribute or metric is asked for.
     visit_columns = visit_columns_read(query)
     if needs_sessions:
-        visit_columns |= {*SESSION_COLUMNS, *(["entry_page"] if "event:page" in query.dimensions else [])}
+        visit_columns |= {*SESSION_COLUMNS, *(["entry_page"] if "event:page" in query.dimensions or entry else [])}
     needs_visits = bool(visit_columns)
     # The window's visit events reach a day beyond the range either side; the visits table's join reads the
     # range's events only, so repeating the range there would only halve PostgreSQL's row estimates again and
@@ -537,7 +557,8 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
         columns += ["e.revenue_amount", "e.revenue_currency"]
     if needs_sessions:
         columns += [f"{expr} AS {col}" for expr, col in zip(session_dims, sd_cols, strict=True)]
-        columns += ["(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce",
+        columns += [f"{_condition_sql(entry, sql) if entry is not None else 'TRUE'} AS entered",
+                    "(e.v_pageviews <= 1 AND e.v_interactive_events = 0) AS bounce",
                     "extract(epoch FROM e.v_ended_at - e.v_started_at) AS duration", "e.v_pageviews AS visit_pageviews"]
     group = f"GROUP BY {', '.join(d_cols)}" if d_cols else ""
     session_group = f"GROUP BY {', '.join(sd_cols)}" if sd_cols else ""
@@ -563,14 +584,18 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
     if needs_sessions:
         ctes.append(
             f"per_visit AS (SELECT {', '.join([*sd_cols, ''])}session_id, bool_or(bounce) AS bounce, "
+            "bool_or(entered) AS entered, "
             f"max(duration) AS duration, max(visit_pageviews) AS pageviews FROM matched "
             f"GROUP BY {', '.join([*sd_cols, 'session_id'])})"
         )
         ctes.append(
             f"sess AS (SELECT {', '.join([*sd_cols, ''])}"
-            "round(100 * avg(bounce::int)) AS bounce_rate, round(avg(duration)) AS visit_duration, "
-            f"round(avg(pageviews), 2) AS views_per_visit, sum(bounce::int) AS bounces, sum(duration) AS duration, "
-            f"count(*) AS n, sum(pageviews) AS visit_pageviews FROM per_visit {session_group})"
+            # Bounces only of the visits entering where a page filter keeps (see bounce_entry_filter).
+            "round(100 * avg(bounce::int) FILTER (WHERE entered)) AS bounce_rate, "
+            "round(avg(duration)) AS visit_duration, round(avg(pageviews), 2) AS views_per_visit, "
+            "sum(bounce::int) FILTER (WHERE entered) AS bounces, count(*) FILTER (WHERE entered) AS bounce_n, "
+            "sum(duration) AS duration, count(*) AS n, sum(pageviews) AS visit_pageviews "
+            f"FROM per_visit {session_group})"
         )
         on = " AND ".join(_same(f"sess.{sd}", f"agg.{d}", dimension)
                           for sd, d, dimension in zip(sd_cols, d_cols, query.dimensions, strict=True))
@@ -583,6 +608,7 @@ def build(query: Query, site_id: int, visits: Literal["window", "table"] = "wind
         # The components of the session metrics, for merging imported stats (services.analytics.imports).
         "__bounces": "coalesce(sess.bounces, 0)", "__duration": "coalesce(sess.duration, 0)",
         "__session_visits": "coalesce(sess.n, 0)", "__visit_pageviews": "coalesce(sess.visit_pageviews, 0)",
+        "__bounce_visits": "coalesce(sess.bounce_n, 0)",
     }
 
     sql.goal_joined = False  # the divisors and the time on page read events without the goal join

@@ -114,8 +114,10 @@ NO_IMPORTED_SCROLL_DEPTH = {"code": "no_imported_scroll_depth",
                             "warning": "No imports with scroll depth data were found"}
 """Plausible's ``metric_warnings.scroll_depth`` when imports are included and none in range has scroll depth."""
 UNSUPPORTED_METRICS = frozenset({"conversion_rate", "group_conversion_rate"})
-HIDDEN = ("__bounces", "__duration", "__session_visits", "__visit_pageviews")
-"""Native components of the session metrics (see :func:`engine.build`), never shown."""
+HIDDEN = ("__bounces", "__duration", "__session_visits", "__visit_pageviews", "__bounce_visits")
+"""Native components of the session metrics (see :func:`engine.build`), never shown: ``__bounce_visits`` are the
+visits the bounce rate divides by (under a page filter those entering where it keeps, see
+:func:`engine.bounce_entry_filter`), ``__session_visits`` those the visit duration and views per visit divide by."""
 EVERYTHING = 2**31 - 1
 
 
@@ -209,7 +211,8 @@ def _components(table: str) -> dict[str, str]:
     visits = {"imported_entry_pages": "entrances", "imported_exit_pages": "exits"}.get(table, "visits")
     if table == "imported_custom_events":
         return {"visitors": "sum(visitors)", "visits": "0", "pageviews": "0", "events": "sum(events)",
-                "bounces": "0", "duration": "0", "session_visits": "0", "visit_pageviews": "0", "vpv_visits": "0",
+                "bounces": "0", "duration": "0", "session_visits": "0", "bounce_visits": "0", "visit_pageviews": "0",
+                "vpv_visits": "0",
                 "scroll_total": "0", "scroll_visits": "0", "top_total": "0", "top_visits": "0"}
     pages = table == "imported_pages"
     return {
@@ -218,6 +221,9 @@ def _components(table: str) -> dict[str, str]:
         "bounces": "0" if pages else "sum(bounces)",
         "duration": "0" if pages else "sum(visit_duration)",
         "session_visits": "0" if pages else f"sum({visits})",
+        # Pages carry no bounces: under a page filter only the native visits entering there count (Plausible's
+        # imported bounce_rate on imported_pages is 0 bounces over 0 visits).
+        "bounce_visits": "0" if pages else f"sum({visits})",
         "visit_pageviews": "sum(pageviews)", "vpv_visits": f"sum({visits})",
         # Scroll depth is a page's: only imported_pages has it (Plausible's select_imported_metrics).
         "scroll_total": "sum(total_scroll_depth)" if pages else "0",
@@ -389,9 +395,10 @@ def _value(metric: str, mine: dict[str, Any], theirs: dict[str, float], total: f
         # Percent per visit with a depth; Python's round of a float is half to even, as ClickHouse's.
         depth_visits = both("__scroll_depth_visits", "scroll_visits")
         return round(both("__scroll_depth_total", "scroll_total") / depth_visits) if depth_visits else None
-    visits = both("__session_visits", "session_visits")
     if metric == "bounce_rate":
-        return int(_round(100 * both("__bounces", "bounces") / visits)) if visits else 0
+        entered = both("__bounce_visits", "bounce_visits")
+        return int(_round(100 * both("__bounces", "bounces") / entered)) if entered else 0
+    visits = both("__session_visits", "session_visits")
     if metric == "visit_duration":
         return int(_round(both("__duration", "duration") / visits)) if visits else 0
     # views_per_visit

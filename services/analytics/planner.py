@@ -14,7 +14,8 @@ join       the rest (event filters or dimensions with visit filters, dimensions 
 
 A rate of visitors whose divisor is another query (``conversion_rate``, a filtered report's ``percentage``,
 a goal-filtered report's ``group_conversion_rate``: :func:`divisor_apart`, :func:`percentage_apart`,
-:func:`group_divisor_apart`) and the pages report's scroll depth (:func:`scroll_depth_apart`) are served apart,
+:func:`group_divisor_apart`), the pages report's scroll depth (:func:`scroll_depth_apart`) and the bounce rate
+under a page filter (:func:`bounce_apart`) are served apart,
 each part from its own cheapest source; a filtered percentage whose two parts the rollups hold, in one
 statement (:func:`_percentage_rolled_up`).
 
@@ -165,6 +166,27 @@ def group_divisor_apart(query: Query) -> tuple[Query, Query] | None:
     return inner, dataclasses.replace(divisor, dimensions=query.dimensions, limit=EVERYTHING)
 
 
+def bounce_apart(query: Query) -> tuple[Query, Query] | None:
+    """``(query without bounce_rate, its bounce rate's query)`` when ``bounce_rate`` under a page filter can be
+    read apart from the rollups: the same query with the page filter applied to the entry page too, whose every
+    visit counts (``event:page is /`` and ``visit:entry_page is /``, ``rollups.bounce_read``). None otherwise
+    (the join computes the whole query in one statement), or when the rate orders the rows.
+
+    The same answer: the bounce rate under a page filter is, by its definition (Plausible's, see
+    ``engine.bounce_entry_filter``), that of the filtered visits whose entry page the filter keeps, which are
+    the visits of the query with that filter on the entry page; a group without such a visit has 0."""
+    entry = engine.bounce_entry_filter(query)
+    if ("bounce_rate" not in query.metrics or entry is None or entry in query.filters
+            or "bounce_rate" in _ordering(query) or any(m.startswith("__") for m in query.metrics)):
+        return None
+    entered = dataclasses.replace(query, metrics=("bounce_rate",), filters=(*query.filters, entry), order_by=(),
+                                  time_labels=False, total_rows=False, offset=0, limit=EVERYTHING)
+    if not rollups.applicable(entered):
+        return None
+    metrics = tuple(m for m in query.metrics if m != "bounce_rate")
+    return dataclasses.replace(query, metrics=metrics or ("visitors",)), entered
+
+
 def _ordering(query: Query) -> list[str]:
     """The names the rows are ordered by: ``order_by``'s, else the first metric's when grouped by other than time."""
     return [name for name, _ in query.order_by] or (
@@ -225,6 +247,8 @@ async def native(session: AsyncSession, query: Query, site_id: int) -> Result:
             return await _rate_apart(session, query, site_id, metric, *split)
     if (split := scroll_depth_apart(query)) is not None:
         return await _scroll_depth_apart(session, query, site_id, *split)
+    if (split := bounce_apart(query)) is not None:
+        return await _bounce_apart(session, query, site_id, *split)
     # The site's goals, read once: a goal filter may be read as its event's name, and the join reads them.
     goals = await engine.load_goals(session, site_id) if GOAL in {
         *query.dimensions, *query.filtered_dimensions()} else None
@@ -274,6 +298,19 @@ async def _rate_apart(session: AsyncSession, query: Query, site_id: int, metric:
         rate = _rate(int(values[visitors]), totals.get(tuple(row["dimensions"][i] for i in grouped), 0))
         values = values[:len(query.metrics) - 1] if len(inner.metrics) == len(query.metrics) else values
         row["metrics"] = [*values[:at], rate, *values[at:]]
+    return result
+
+
+async def _bounce_apart(session: AsyncSession, query: Query, site_id: int, inner: Query, entered: Query) -> Result:
+    """The answer to ``query`` from the answer to ``inner`` and the bounce rates of ``entered``'s groups (see
+    :func:`bounce_apart`): a group without a visit entering on the filtered page has bounce rate 0."""
+    result = await native(session, inner, site_id)
+    rates = {tuple(row["dimensions"]): row["metrics"][0] for row in (await native(session, entered, site_id)).rows}
+    none = engine._metric_value("bounce_rate", None)
+    for row in result.rows:
+        values = dict(zip(inner.metrics, row["metrics"], strict=True))
+        values["bounce_rate"] = rates.get(tuple(row["dimensions"]), none)
+        row["metrics"] = [values[m] for m in query.metrics]
     return result
 
 

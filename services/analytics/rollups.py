@@ -41,7 +41,10 @@ rolled up with a few visit
 dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
 :func:`page_paired`); one value of a custom property by time is that value's rows of :data:`PROPS`. Goals (but
 one custom event's, read as its name), conversion rates, time on page and other filtered queries are not rolled
-up: :func:`applicable` leaves them to the other sources of :mod:`services.analytics.planner`.
+up: :func:`applicable` leaves them to the other sources of :mod:`services.analytics.planner`. Nor is the bounce
+rate under a page filter (Plausible's: of the visits entering on the page), but by nothing or time with the page as
+the entry page too, the rows of :data:`PAGE_ENTRY` with the page in both parts (:func:`bounce_read`), which the
+planner reads apart.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from services.analytics.engine import (
     VISIT_SPAN,
     Result,
     _Sql,
+    bounce_entry_filter,
     finish,
     prepare,
     rows_to_result,
@@ -104,6 +108,9 @@ as (visitor, page) pairs, 0.4 to 0.9 per event each (docs/benchmarks.md). The fi
 filter reads its rows through the values' index (migration 0016)."""
 PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED))
 PAGE_ROLLED = (PAGE_EVENTS, *PAGE_PAIRS)
+PAGE_ENTRY = f"{PAGE_EVENTS}|visit:entry_page"
+"""The visits with events on a page by their entry page: with the page as the entry page too, the visits a page
+filter's ``bounce_rate`` counts (see :func:`bounce_read`)."""
 NAME_PAIRED = ("visit:source", "visit:country", "visit:entry_page", "visit:device", "visit:browser")
 """Visit dimensions rolled up in pairs with the names of custom events (``event:name|<dimension>``, pageviews left
 out, see :func:`page_paired`): a goal completed by a custom event (read as its name) grouped by one of them, the
@@ -681,13 +688,21 @@ def both_paired(query: Query) -> Read | None:
     if None in kept:
         return None
     values = dict(k for k in kept if k is not None)
-    if len(values) != 2 or (name := _pair_of(*values)) is None:
+    if len(values) != 2:
+        return None
+    parts: tuple[str, ...]
+    if set(values) == {"event:page", "visit:entry_page"} and "event:page" not in query.dimensions:
+        # A page and an entry page: the page filter keeps every event on the page, as PAGE_EVENTS' pair counts.
+        name, parts = PAGE_ENTRY, ("event:page", "visit:entry_page")
+    elif (pair := _pair_of(*values)) is not None:
+        name, parts = pair, tuple(pair.split("|"))
+    else:
         return None
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if len(others) > 1 or (others and others[0] not in values):
         return None
-    first, second = (values[d] for d in name.split("|"))
-    group = name.split("|").index(others[0]) + 1 if others else 0
+    first, second = (values[d] for d in parts)
+    group = parts.index(others[0]) + 1 if others else 0
     return Read(name, f"{len(first)}:{first}{second}", 0, group)
 
 
@@ -795,6 +810,8 @@ def applicable(query: Query) -> bool:
         return False
     if query.filters and "percentage" in query.metrics:
         return False  # the rollups' percentage divides by all visitors, not the filtered ones
+    if "bounce_rate" in query.metrics and bounce_entry_filter(query) is not None and not bounce_read(read):
+        return False  # under a page filter, the bounces of the visits entering on the page only
     if time_bucket(query) == "hour":
         return False
     if not set(query.metrics) <= (VISIT_METRICS if _visit_spans(read.dimension) else EVENT_METRICS):
@@ -806,6 +823,16 @@ def applicable(query: Query) -> bool:
     # Whole local days only ("today so far" and rolling 24 hours go to the raw engine).
     return dr.start == _midnight(dr.first_day, dr.timezone) and dr.end == _midnight(
         dr.last_day + timedelta(days=1), dr.timezone)
+
+
+def bounce_read(read: Read) -> bool:
+    """Whether ``read``'s visits all entered on the page their page filter keeps: the rows of :data:`PAGE_ENTRY`
+    with the same page in both parts (``event:page is /`` and ``visit:entry_page is /``), so that its bounce rate
+    is Plausible's under that page filter (see ``engine.bounce_entry_filter``)."""
+    if read.dimension != PAGE_ENTRY or read.part or read.value is None:
+        return False
+    length, _, rest = read.value.partition(":")
+    return rest[:int(length)] == rest[int(length):]
 
 
 def _kept(column: str, read: Read, sql: _Sql) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.analytics.planner import Source, decide
+from services.analytics.planner import Source, bounce_apart, decide
 from services.analytics.query import parse_query
 from services.analytics.rollups import State
 
@@ -67,7 +67,17 @@ def q(**fields: Any) -> dict[str, Any]:
     pytest.param(q(dimensions=["visit:source"], filters=[PAGE]), None, Source.JOIN, id="sources-page-not-rolled"),
     pytest.param(q(metrics=["visitors", "pageviews"], dimensions=["event:page"], filters=[PAGE]), ROLLED,
                  Source.ROLLUPS, id="pages-page"),
-    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[PAGE]), ROLLED, Source.ROLLUPS, id="bounce-page"),
+    # Under a page filter, the bounces of the visits entering on the page: whole, the join; apart, the rollups
+    # (test_bounce_rate_under_a_page_filter_read_apart).
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[PAGE]), ROLLED, Source.JOIN, id="bounce-page"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[PAGE, ["is", "visit:entry_page", ["/"]]]),
+                 ROLLED, Source.ROLLUPS, id="bounce-page-entered"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[PAGE, ["is", "visit:entry_page", ["/a"]]]),
+                 ROLLED, Source.JOIN, id="bounce-page-entered-elsewhere"),
+    pytest.param(q(metrics=["visitors", "visits"], filters=[PAGE, ["is", "visit:entry_page", ["/a"]]]),
+                 ROLLED, Source.ROLLUPS, id="page-and-entry-page"),
+    pytest.param(q(metrics=["visitors", "bounce_rate"], dimensions=["visit:source"], filters=[PAGE]), ROLLED,
+                 Source.JOIN, id="bounce-page-by-source"),
     pytest.param(q(metrics=["visitors", "bounce_rate"], filters=[PAGE]), None, Source.JOIN,
                  id="bounce-page-not-rolled"),
     pytest.param(q(metrics=["visitors"], filters=[PAGE]), ROLLED, Source.ROLLUPS, id="visitors-page"),
@@ -111,3 +121,34 @@ def test_provisional_day_not_read_when_a_week_begins_the_day_after_next() -> Non
     for dimensions, rolled in ((["time:week"], date(2026, 5, 8)), (["time:month"], date(2026, 5, 9))):
         body = q(dimensions=dimensions, date_range=["2026-05-04", "2026-05-11"])
         assert rolled == state.rolled_for(parse_query(body, timezone="UTC", now=now)), dimensions
+
+
+@pytest.mark.parametrize("filters", [[PAGE], [COUNTRY, PAGE]], ids=["page", "page-and-country"])
+def test_bounce_rate_under_a_page_filter_read_apart(filters: list[Any]) -> None:
+    """The bounce rate under one page (Plausible's: of the visits entering on it) is the same query with the page as
+    the entry page too, which the rollups hold for one page alone; the other metrics keep the filters as they are.
+    With another filter besides, no rollup holds the three: the join answers the query in one statement."""
+    query = parse_query(q(metrics=["visitors", "bounce_rate", "visit_duration"], filters=filters), timezone="UTC",
+                        now=NOW)
+    split = bounce_apart(query)
+    if len(filters) == 2:
+        assert split is None
+        return
+    assert split is not None
+    inner, entered = split
+    assert inner.metrics == ("visitors", "visit_duration") and inner.filters == query.filters
+    assert entered.metrics == ("bounce_rate",)
+    assert [(f.operator, f.dimension, f.clauses) for f in entered.filters] == [  # type: ignore[union-attr]
+        ("is", "event:page", ("/",)), ("is", "visit:entry_page", ("/",))]
+    assert decide(entered, ROLLED).source is Source.ROLLUPS
+    assert bounce_apart(entered) is None  # already entered on the page
+
+
+def test_bounce_rate_by_page_or_ordering_not_read_apart() -> None:
+    """By page, the rows' bounce rates are already those of the visits entering on each page; ordered by the rate,
+    the two answers could not be merged before the limit."""
+    by_page = parse_query(q(metrics=["visitors", "bounce_rate"], dimensions=["event:page"], filters=[PAGE]),
+                          timezone="UTC", now=NOW)
+    ordered = parse_query(q(metrics=["visitors", "bounce_rate"], dimensions=["time:day"], filters=[PAGE],
+                            order_by=[["bounce_rate", "desc"]]), timezone="UTC", now=NOW)
+    assert bounce_apart(by_page) is None and bounce_apart(ordered) is None

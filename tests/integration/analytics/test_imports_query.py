@@ -201,6 +201,33 @@ def test_time_series_by_day_and_by_week(settings: Settings, serve: Callable[[str
     assert [("2026-03-02", 15, 35), ("2026-03-09", 2, 3)] == results(weekly)
 
 
+def test_page_filter_bounce_rate_counts_the_visits_entering_there(settings: Settings, serve: Callable[[str], int],
+                                                                  dataset: None) -> None:
+    """Plausible's bounce rate under a page filter is that of the visits entering on the page: visitor 2 entered on
+    /blog and bounced (one pageview; its outbound click is not interactive) and clicked out from /pricing, where
+    visitor 1 did not enter either, so /pricing has no bounce rate (0) where every visit that saw it would give 50 %.
+    The imported pages carry no bounces and count no visit for it (Plausible's imported_pages: 0 bounces of 0)."""
+    engine = make_engine(settings.database)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, interactive, "
+            "props) SELECT id, '2026-03-10 10:01+00', 'Outbound Link: Click', 2, 2, 'imports.example', '/pricing', "
+            "false, '{}' FROM sites WHERE domain = 'imports.example'"))
+    engine.dispose()
+    for include in ({}, {"include": {"imports": True}}):
+        pricing = query(settings, serve, metrics=["visitors", "visits", "bounce_rate"],
+                        filters=[["is", "event:page", ["/pricing"]]], **include)
+        blog = query(settings, serve, metrics=["visitors", "visits", "bounce_rate"],
+                     filters=[["is", "event:page", ["/blog"]]], **include)
+        assert ([(2, 2, 0)], [(1, 1, 100)]) == (results(pricing), results(blog)), include
+    # The imported pages' visitors and visits count; their visits do not divide the bounce rate of / (visitor 1
+    # entered there and did not bounce).
+    home = query(settings, serve, metrics=["visitors", "visits", "bounce_rate"], filters=[["is", "event:page", ["/"]]],
+                 include={"imports": True})
+    assert [(9, 10, 0)] == results(home)
+    assert {"imports_included": True} == imports_meta(home)
+
+
 def test_filter_answered_from_the_sources_table(settings: Settings, serve: Callable[[str], int],
                                                 dataset: None) -> None:
     """visit:source is Google: 1 native + 11 imported visitors; the direct label filters empty sources."""

@@ -253,7 +253,7 @@ async def test_late_events_rebuild_their_days(settings: Settings, generated: tup
             for body in ({"metrics": ["visitors", "visits", "pageviews", "bounce_rate"], "date_range": "30d"},
                          {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"], "date_range": "7d"},
                          {"metrics": ["visitors"], "dimensions": ["visit:country", "time:day"], "date_range": "30d"},
-                         {"metrics": ["visitors", "visits", "bounce_rate"], "dimensions": ["visit:country"],
+                         {"metrics": ["visitors", "visits", "visit_duration"], "dimensions": ["visit:country"],
                           "filters": [["is", "event:page", ["/late"]]], "date_range": "30d"},
                          {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
                           "filters": [["is", "visit:country", ["EE"]]], "date_range": "30d"}):
