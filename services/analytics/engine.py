@@ -825,6 +825,12 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
     # next event is seen whatever its page; pages are picked afterwards.
     dropped = ("event:page",) if "event:page" not in query.dimensions else ("event:page", PROPS_PREFIX)
     where = [_filter_sql(item, sql) for item in _top_level_without(query, *dropped)] + in_time + legacy_where
+    if pages := [_filter_sql(item, sql) for item in query.filters
+                 if isinstance(item, Condition) and item.dimension == "event:page"]:
+        # Only a visit with an event on a page the filters keep (in the range, before the cutoff) has a transition
+        # from such a page: the others' events are not read (found through the page index, migration 0015).
+        where.append(f"e.session_id IN (SELECT e.session_id FROM events e WHERE e.site_id = :site "
+                     f"AND e.timestamp >= :start AND e.timestamp < :end AND {' AND '.join([*pages, *legacy_where])})")
     ctes += [
         "top_events AS (SELECT e.session_id, e.pathname, e.timestamp, lead(e.pathname) OVER s AS next_pathname, "
         f"lead(e.timestamp) OVER s AS next_timestamp FROM {source} WHERE {' AND '.join(where) or 'TRUE'} "
@@ -843,8 +849,6 @@ def _time_on_page(query: Query, sql: _Sql, dims: list[str], source: str, in_time
         metric_sql["__time_on_page_total"] = "coalesce(top_pages.duration, 0) + coalesce(top_new.duration, 0)"
         metric_sql["__time_on_page_visits"] = "coalesce(top_pages.transitions, 0) + coalesce(top_new.visits, 0)"
     else:
-        pages = [_filter_sql(item, sql) for item in query.filters
-                 if isinstance(item, Condition) and item.dimension == "event:page"]
         ctes.append("top_old AS (SELECT sum(e.duration) AS duration, sum(e.transitions) AS transitions "
                     f"FROM top_pages e WHERE {' AND '.join(pages) or 'TRUE'})")
         metric_sql["time_on_page"] = (

@@ -3,6 +3,7 @@ filters and the goal dimension from the events' own name and page, the conversio
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from datetime import datetime, timedelta
 from itertools import permutations
@@ -202,6 +203,33 @@ async def test_page_filter_bounce_rate_is_entry_pages(settings: Settings, genera
     rolled = [{**panel, "filters": [["is", "event:page", [page]]], "date_range": date_range}
               for panel in panels[:2] for page in ("/", "/checkout") for date_range in ("30d", "month", custom)]
     assert await _compare(settings, site_id, now, rolled, planner.Source.ROLLUPS) == len(rolled)
+
+
+async def test_legacy_time_on_page_under_a_page_filter_is_its_pages(settings: Settings,
+                                                                   generated: tuple[int, datetime]) -> None:
+    """Legacy time on page under a page filter (the generated site has no engagement events) is that of the pages
+    the filter keeps, each as the pages report computes it without a filter, reading every visit: their seconds
+    and transitions summed. The filtered query reads only the visits with an event on such a page."""
+    site_id, now = generated
+    parts = ("time_on_page", "__time_on_page_total", "__time_on_page_visits")
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            for date_range in ("30d", "7d"):
+                by_page = parse_query({"site_id": "rollup.example", "metrics": ["time_on_page"],
+                                       "dimensions": ["event:page"], "date_range": date_range}, timezone=TZ, now=now)
+                rows = (await engine.run(session, dataclasses.replace(by_page, metrics=parts), site_id)).rows
+                pages = {row["dimensions"][0]: [float(v) for v in row["metrics"][1:]] for row in rows}
+                for kept in (["/"], ["/pricing", "/checkout"], ["/blog/blo-0008"]):
+                    filtered = dataclasses.replace(parse_query(
+                        {"site_id": "rollup.example", "metrics": ["time_on_page"], "date_range": date_range,
+                         "filters": [["is", "event:page", kept]]}, timezone=TZ, now=now), metrics=parts)
+                    (row,) = (await engine.run(session, filtered, site_id)).rows
+                    expected = [sum(pages.get(page, [0.0, 0.0])[i] for page in kept) for i in range(2)]
+                    assert expected == [float(v) for v in row["metrics"][1:]], (date_range, kept)
+                    assert expected[1] > 0 or kept == ["/checkout"], (date_range, kept)
+    finally:
+        await db.dispose()
 
 
 async def test_pairs_are_built_and_forgotten(settings: Settings, generated: tuple[int, datetime]) -> None:
