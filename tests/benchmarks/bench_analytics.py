@@ -222,7 +222,9 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
                 for name in PANELS:
                     body = panel_query(name, filter_name, range_name)
                     query = parse_query(body, timezone=TZ, now=now)
-                    source = planner.decide(planner.served_as(query, goals), state).source
+                    # A page filter's bounce rate is read apart (planner.bounce_apart): the sources of both parts.
+                    parts = planner.bounce_apart(query) or (planner.served_as(query, goals),)
+                    source = "+".join(dict.fromkeys(planner.decide(part, state).source for part in parts))
                     cut = False
                     equal = "yes"
                     served: list[float] = []
