@@ -149,7 +149,7 @@ async def test_page_pairs_are_rollups_equal_to_raw(settings: Settings, generated
     metrics = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"]
     bodies = [
         # Grouped by a visit dimension, the bounce rate of the visits entering on the page is not rolled up (it
-        # would take the page, the entry page and the dimension): test_page_filter_bounce_rate_is_entry_pages'.
+        # would take the page, the entry page and the dimension): see test_page_filter_bounce_rate_is_entry_pages.
         {"metrics": [m for m in metrics if not grouped or m != "bounce_rate"], "dimensions": [*time, *grouped],
          "filters": [["is", "event:page", [page]]], "date_range": date_range}
         for page in ("/", "/checkout", "/blog/blo-0008")
