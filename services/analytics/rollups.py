@@ -39,7 +39,8 @@ of them (or the entry page with source and country, :data:`ENTRY_PAIRED`) is the
 value (see :func:`paired`), and two such filters the pair's rows of both values (see :func:`both_paired`); pages are
 rolled up with a few visit
 dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
-:func:`page_paired`); one value of a custom property by time is that value's rows of :data:`PROPS`. Goals (but
+:func:`page_paired`); one value of a custom property by time is that value's rows of :data:`PROPS`, and by a few
+visit dimensions the rows of its pair with them (:data:`PROPS_PAIRS`). Goals (but
 one custom event's, read as its name), conversion rates, time on page and other filtered queries are not rolled
 up: :func:`applicable` leaves them to the other sources of :mod:`services.analytics.planner`. Nor is the bounce
 rate under a page filter (Plausible's: of the visits entering on the page), but by nothing or time with the page as
@@ -130,17 +131,28 @@ PROPS_VALUE_BYTES = 2000
 """The longest stored :data:`PROPS` value, in bytes of UTF-8: ingest keeps keys of up to 300 characters and values
 of up to 2,000, and PostgreSQL refuses an index row over 2,704 bytes (the rollups' keys hold the value). Longer
 ones are not rolled up, and a filter on one is answered from the events (:func:`_kept_value`)."""
-STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS, PROPS)
+PROPS_PAIRED = NAME_PAIRED
+"""Visit dimensions rolled up in pairs with custom properties (``event:props|<dimension>``, see
+:func:`page_paired`): the sources, countries, devices, browsers and entry pages panels under a property filter,
+which read every event with the value joined with its visit before (migration 0027: the entry pages of a value
+over 30 days of 10 M events 275 ms warm, 884 ms from a cold cache, 5.0 s over 12 months; docs/benchmarks.md, run
+23). Events with properties are a few percent of the events, so their pairs are small."""
+PROPS_PAIRS = tuple(f"{PROPS}|{d}" for d in PROPS_PAIRED)
+PROPS_PAIR_BYTES = 1000
+"""The longest :data:`PROPS` value (``<length of the key>:<key><value>``, bytes of UTF-8) stored in a pair: with a
+page of up to 1,000 bytes beside it, a pair's value stays within an index row's 2,704 bytes. A filter on a longer
+one grouped by a visit dimension is answered from the events (:func:`page_paired`)."""
+STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS, PROPS, *PROPS_PAIRS)
 """Every dimension the rollups store."""
 DAYS_LEFT_OUT = frozenset({*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED),
-                           *(f"{d}|visit:entry_page" for d in ENTRY_PAIRED), *NAME_PAIRS})
+                           *(f"{d}|visit:entry_page" for d in ENTRY_PAIRED), *NAME_PAIRS, *PROPS_PAIRS})
 """Pairs stored without their pageviews and events per day (migration 0021): a page, source, country or goal
 filter grouped by another dimension, whose dashboard reports show visitors, visits and rates. Their day counts
 were 9 of the 13.5 M day rows at 10 M events (docs/benchmarks.md); a query asking them for pageviews or events
 is left to the other sources (:func:`applicable`)."""
 DAYS_STORED = tuple(d for d in STORED if d not in DAYS_LEFT_OUT)
 """The dimensions whose pageviews and events per day the rollups store."""
-PAIR_TOTALS = frozenset(f"{pair}#any" for pair in (*PAIRS, *PAGE_PAIRS, *NAME_PAIRS)
+PAIR_TOTALS = frozenset(f"{pair}#any" for pair in (*PAIRS, *PAGE_PAIRS, *NAME_PAIRS, *PROPS_PAIRS)
                         if pair.endswith("|visit:country"))
 """Visitor spans of the pairs grouped by country counted per value of their first part, over the events with
 a country (``visit:source|visit:country#any``: per source, the visitors with a country; migration 0021): the
@@ -202,7 +214,9 @@ def _condition(dimension: str) -> str:
     """Which events a dimension's spans count, as the engine's filters do for the same query."""
     if (pair := _pair(dimension)) is not None:
         custom = ["e.name <> 'pageview'"] if pair[0] == "event:name" else []
-        return " AND ".join([*custom, *(_condition(d) for d in pair)])
+        # A property beside another value: short enough for both to fit an index row (PROPS_PAIR_BYTES).
+        props = [f"octet_length({_value(PROPS)}) <= {PROPS_PAIR_BYTES}"] if pair[0] == PROPS else []
+        return " AND ".join([*custom, *props, *(_condition(d) for d in pair if d != PROPS)])
     if dimension == "event:page":
         return "e.name = 'pageview'"
     if dimension == PROPS:
@@ -251,7 +265,7 @@ def _events_of(dimension: str) -> str:
     """The relation a dimension's spans and day counts read the scan's events (with their visit's columns) from:
     ``vev``, and for :data:`PROPS` one row per property of each event with properties (``prop_key``,
     ``prop_value``: the JSON string's text, as ingest stores every value)."""
-    if dimension != PROPS:
+    if dimension != PROPS and not dimension.startswith(f"{PROPS}|"):
         return "vev"
     return ("(SELECT x.*, p.key AS prop_key, p.value AS prop_value FROM vev x "
             "CROSS JOIN LATERAL jsonb_each_text(x.props) p WHERE x.props <> '{}'::jsonb)")
@@ -734,13 +748,16 @@ def page_paired(query: Query) -> Read | None:
     one page and it is grouped by time or by one of :data:`PAGE_PAIRED` (``event:page is /`` by source), or its
     one filter keeps one value of :data:`PAGES_PAIRED` and it is grouped by page (``visit:country is DE`` by page),
     or its one filter keeps one custom event's name and it is grouped by one of :data:`NAME_PAIRED` (``event:name
-    is Signup`` by source; a pageview's name is not stored in pairs).
+    is Signup`` by source; a pageview's name is not stored in pairs), or its one filter keeps one value of a custom
+    property (of at most :data:`PROPS_PAIR_BYTES`) and it is grouped by one of :data:`PROPS_PAIRED`
+    (``event:props:plan is pro`` by entry page).
 
     Exact for the reasons :func:`only_value` is: the spans of a page filter are those of (visitor, page of any
     event, value) and, for visits, of (visit, page) over the days of the visit's events on the page, the days a
     filter on the page counts the visit in; grouped by page, the spans count pageviews only, as the engine's
-    pages do. A name's pairs likewise: (visitor, name, value) over the days of its events of that name, and
-    (visit, name) over the days the visit has them.
+    pages do. A name's and a property's pairs likewise: (visitor, name or property value, value) over the days of
+    its events with that name or property value, and (visit, name or property value) over the days the visit has
+    them.
     """
     if (one := _one_value(query)) is None:
         return None
@@ -754,6 +771,9 @@ def page_paired(query: Query) -> Read | None:
         return Read(f"{dimension}|event:page", value, 1)
     if dimension == "event:name" and value != "pageview" and len(others) == 1 and others[0] in NAME_PAIRED:
         return Read(f"event:name|{others[0]}", value, 1)
+    if dimension == PROPS and len(value.encode()) <= PROPS_PAIR_BYTES and len(others) == 1 \
+            and others[0] in PROPS_PAIRED:
+        return Read(f"{PROPS}|{others[0]}", value, 1)
     return None
 
 
@@ -945,7 +965,7 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
     with_visits = bool(parts) or not events or visit_spans
     columns = [VISIT_COLUMNS[d][0] for d in parts]
     kept_events, kept_visits = _tail_kept(read, sql)
-    props = PROPS in needed
+    props = any((_pair(d) or (d,))[0] == PROPS for d in needed)
     # A filter keeping a few events (a custom event's name, a property): the visits of those events only, found
     # among the day's visits, when no visit dimension reads the others. Not for a page, whose events are in a
     # third of the visits: the same or slower (docs/benchmarks.md, run 15).

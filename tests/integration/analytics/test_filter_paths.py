@@ -245,7 +245,8 @@ async def test_pairs_are_built_and_forgotten(settings: Settings, generated: tupl
             stored = {row[0] for row in conn.execute(text(
                 "SELECT DISTINCT dimension FROM rollup_spans WHERE site_id = :s AND dimension LIKE '%|%'"),
                 {"s": site_id})}
-            assert stored == {*rollups.PAIRS, *rollups.PAGE_PAIRS, *rollups.NAME_PAIRS, *rollups.PAIR_TOTALS}
+            assert stored == {*rollups.PAIRS, *rollups.PAGE_PAIRS, *rollups.NAME_PAIRS, *rollups.PROPS_PAIRS,
+                              *rollups.PAIR_TOTALS}
             days = {row[0] for row in conn.execute(text(
                 "SELECT DISTINCT dimension FROM rollup_days WHERE site_id = :s AND dimension LIKE '%|%'"),
                 {"s": site_id})}

@@ -73,7 +73,7 @@ def test_spans_merge_into_one_row_and_split_back(postgres: Postgres, redis_serve
         conn.commit()
         before = (_indexes(conn), _columns(conn))
         for _ in range(2):
-            command.upgrade(config, "head")
+            command.upgrade(config, "0026")
             conn.commit()
             assert _rows(conn, "dimension, value, first_day, last_day, visitors, visits, bounces, duration, "
                                "pageviews") == ONE_ROW
@@ -98,7 +98,7 @@ def test_spans_merge_into_one_row_and_split_back(postgres: Postgres, redis_serve
             assert _rows(conn, "dimension, value, first_day, last_day, kind, n, bounces, duration, pageviews") == \
                 sorted((dim, v, f, la, k, n, b, float(d), p) for k, dim, v, f, la, n, b, d, p in TWO_ROWS)
             assert (_indexes(conn), _columns(conn)) == before
-        command.upgrade(config, "head")
+        command.upgrade(config, "0026")
         conn.execute(text("DELETE FROM sites WHERE id = :site"), {"site": site})
         assert conn.execute(text("SELECT count(*) FROM rollup_spans")).scalar_one() == 0
         conn.rollback()

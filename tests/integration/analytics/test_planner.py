@@ -282,13 +282,20 @@ async def test_goal_filtered_reports_are_rolled_up_equal_to_raw(settings: Settin
 async def test_property_filters_are_rollups_equal_to_raw(settings: Settings, generated: tuple[int, datetime]) -> None:
     """A filter on one value of a custom property by time or by nothing (the dashboard's top stats and graph under
     it): served from the rollups of every property (``rollups.PROPS``), equal to the raw engine's, today's events
-    included; with awkward keys and values too (a colon, digits like the stored encoding, multi-byte text). A value
-    too long for the rollups' keys, ``(none)``, several values, a case-insensitive match or a grouping by the
-    property are answered elsewhere, as exactly."""
+    included; with awkward keys and values too (a colon, digits like the stored encoding, multi-byte text). Grouped
+    by a visit dimension paired with properties (``rollups.PROPS_PAIRS``: the dashboard's sources, countries,
+    devices, browsers and entry pages panels, with their percentage), from the pairs, a value beside a page of
+    1,000 bytes included. A value too long for the rollups' keys, one too long for a pair's grouped by a visit
+    dimension, ``(none)``, several values, a case-insensitive match or a grouping by the property are answered
+    elsewhere, as exactly."""
     site_id, now = generated
     today = now.astimezone(ZoneInfo(TZ)).date()
     too_long = "é" * 1500  # 3,000 bytes of UTF-8: over rollups.PROPS_VALUE_BYTES
-    awkward = {"plan": "pro", "note": "a:b", "3:ab": "c", "ключ": "значение", "long": too_long}
+    too_long_paired = "é" * 600  # 1,200 bytes: rolled up alone, not in pairs (rollups.PROPS_PAIR_BYTES)
+    edge = "b" * (rollups.PROPS_PAIR_BYTES - len("4:edge"))  # the longest value a pair holds
+    long_path = "/" + "p" * 999  # the longest path ingest stores, 1,000 bytes
+    awkward = {"plan": "pro", "note": "a:b", "3:ab": "c", "ключ": "значение", "long": too_long,
+               "mid": too_long_paired}
     db_engine = make_engine(settings.database)
     with db_engine.begin() as conn:
         for n, day in enumerate((today - timedelta(days=12), today - timedelta(days=1), today)):
@@ -299,6 +306,12 @@ async def test_property_filters_are_rollups_equal_to_raw(settings: Settings, gen
                 "(:s, :ts2, 'Custom', :v, :v, 'rollup.example', '/p', CAST(:props AS jsonb))"),
                 {"s": site_id, "ts": at, "ts2": at + timedelta(minutes=2), "v": 88_000 + n,
                  "props": json.dumps(awkward)})
+            # A visit entering on the longest path with the longest paired value: its pair's value fits an index row.
+            conn.execute(text(
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, props) "
+                "VALUES (:s, :ts, 'pageview', :v, :v, 'rollup.example', :path, CAST(:props AS jsonb))"),
+                {"s": site_id, "ts": at + timedelta(minutes=5), "v": 88_100 + n, "path": long_path,
+                 "props": json.dumps({"edge": edge})})
         while rollups.refresh(conn, site_id, now).days:  # the late days rolled up again
             pass
     db_engine.dispose()
@@ -319,11 +332,44 @@ async def test_property_filters_are_rollups_equal_to_raw(settings: Settings, gen
                                 "filters": [["is", f"event:props:{key}", [value]]], "date_range": date_range})
                             checked += 1
             assert 5 * 2 * 3 * 4 == checked
+            visit_metrics = ["visitors", "visits", "bounce_rate", "visit_duration", "views_per_visit"]
+            for key, value in (("plan", "pro"), ("note", "a:b"), ("ключ", "значение"), ("edge", edge)):
+                # The events added above have no country: the countries of their values are none.
+                for grouped in [d for d in rollups.PROPS_PAIRED if key == "plan" or d != "visit:country"]:
+                    for date_range in ("7d", "month", custom):
+                        await _rolled_up_equal_raw(session, site_id, state, now, {
+                            "site_id": "rollup.example", "metrics": visit_metrics, "dimensions": [grouped],
+                            "filters": [["is", f"event:props:{key}", [value]]], "date_range": date_range})
+                        checked += 1
+                        if grouped == "visit:entry_page":
+                            continue  # the dashboard's entry pages panel shows visitors and visits, no percentage
+                        # The dashboard's panel: its percentage divides by the value's visitors (with a country for
+                        # the countries), both from the rollups in one statement.
+                        query = parse_query({
+                            "site_id": "rollup.example", "metrics": ["visitors", "percentage"], "dimensions": [grouped],
+                            "filters": [["is", f"event:props:{key}", [value]]], "date_range": date_range},
+                            timezone=TZ, now=now)
+                        split = planner.percentage_apart(query)
+                        assert split is not None and rollups.percentage_read(query, split[1]) is not None, query
+                        raw = await engine.run(session, query, site_id)
+                        served = await planner.answer(session, query, site_id)
+                        assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows), query
+                        assert raw.rows, query
+            assert 5 * 2 * 3 * 4 + (4 * len(rollups.PROPS_PAIRED) - 3) * 3 == checked
+            edge_entry = parse_query({"site_id": "rollup.example", "metrics": ["visitors"], "date_range": "7d",
+                                      "dimensions": ["visit:entry_page"],
+                                      "filters": [["is", "event:props:edge", [edge]]]}, timezone=TZ, now=now)
+            assert [[long_path]] == [r["dimensions"] for r in (await planner.answer(session, edge_entry, site_id)).rows]
+            mid = {"site_id": "rollup.example", "metrics": ["visitors", "visits"], "date_range": "30d",
+                   "filters": [["is", "event:props:mid", [too_long_paired]]]}
+            assert planner.Source.ROLLUPS == planner.decide(parse_query(mid, timezone=TZ, now=now), state).source
             for filters, dimensions in (([["is", "event:props:long", [too_long]]], []),
                                         ([["is", "event:props:plan", ["(none)"]]], []),
                                         ([["is", "event:props:plan", ["pro", "free"]]], []),
                                         ([["is", "event:props:plan", ["PRO"], {"case_sensitive": False}]], []),
-                                        ([["is", "event:props:plan", ["pro"]]], ["event:props:plan"])):
+                                        ([["is", "event:props:plan", ["pro"]]], ["event:props:plan"]),
+                                        ([["is", "event:props:mid", [too_long_paired]]], ["visit:source"]),
+                                        ([["is", "event:props:plan", ["pro"]]], ["visit:os"])):
                 body = {"site_id": "rollup.example", "metrics": ["visitors", "visits"], "date_range": "30d",
                         "filters": filters, "dimensions": dimensions}
                 query = parse_query(body, timezone=TZ, now=now)
