@@ -138,10 +138,17 @@ which read every event with the value joined with its visit before (migration 00
 over 30 days of 10 M events 275 ms warm, 884 ms from a cold cache, 5.0 s over 12 months; docs/benchmarks.md, run
 23). Events with properties are a few percent of the events, so their pairs are small."""
 PROPS_PAIRS = tuple(f"{PROPS}|{d}" for d in PROPS_PAIRED)
-PROPS_PAIR_BYTES = 1000
-"""The longest :data:`PROPS` value (``<length of the key>:<key><value>``, bytes of UTF-8) stored in a pair: with a
-page of up to 1,000 bytes beside it, a pair's value stays within an index row's 2,704 bytes. A filter on a longer
-one grouped by a visit dimension is answered from the events (:func:`page_paired`)."""
+PAIR_FIRST_BYTES = 750
+"""The longest first part (bytes of UTF-8) of a pair with the entry page stored: ``rollup_spans_first`` (migration
+0023) holds a pair's first part as its key and the whole value besides, so a first part of P bytes beside an entry
+page of up to 1,000 takes 2P + 1,000 bytes and more of a 2,704-byte index row. Values that do not compress (random
+text) of 800 bytes beside such a page already fail the row (PostgreSQL: "index row size 2712 exceeds btree version
+4 maximum 2704"), and with it the day's roll-up and every refresh after. A page longer than this is not paired
+with the entry page (:data:`PAGE_ENTRY`), and a property value (``<length of the key>:<key><value>``) longer than
+this not paired at all (:data:`PROPS_PAIR_BYTES`): a filter on one grouped by such a dimension is answered from
+the events (:func:`page_paired`, :func:`both_paired`)."""
+PROPS_PAIR_BYTES = PAIR_FIRST_BYTES
+"""The longest :data:`PROPS` value stored in a pair (see :data:`PAIR_FIRST_BYTES`)."""
 STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS, PROPS, *PROPS_PAIRS)
 """Every dimension the rollups store."""
 DAYS_LEFT_OUT = frozenset({*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED),
@@ -160,7 +167,8 @@ divisor of the countries report's percentage under a source, page or event name 
 filtered visitors with a country (see ``planner.percentage_apart``). Summing the pair's countries would count a
 visitor seen in two countries twice."""
 PAIR_ROWS = "strpos(dimension, '|') > 0 AND right(dimension, 4) <> '#any'"
-"""The rows of the pairs whose value holds both parts (:data:`PAIRS`, :data:`PAGE_PAIRS`, :data:`NAME_PAIRS`; not
+"""The rows of the pairs whose value holds both parts (:data:`PAIRS`, :data:`PAGE_PAIRS`, :data:`NAME_PAIRS`,
+:data:`PROPS_PAIRS`; not
 :data:`PAIR_TOTALS`): the condition of ``rollup_spans_first`` (migration 0023), which indexes them by their first
 part and last day. A statement reading one first part's rows states it, so that the planner may use the index
 whatever the dimension's bind parameter (a generic plan does not know it). At 10 M events the month's entry pages
@@ -214,9 +222,11 @@ def _condition(dimension: str) -> str:
     """Which events a dimension's spans count, as the engine's filters do for the same query."""
     if (pair := _pair(dimension)) is not None:
         custom = ["e.name <> 'pageview'"] if pair[0] == "event:name" else []
-        # A property beside another value: short enough for both to fit an index row (PROPS_PAIR_BYTES).
-        props = [f"octet_length({_value(PROPS)}) <= {PROPS_PAIR_BYTES}"] if pair[0] == PROPS else []
-        return " AND ".join([*custom, *props, *(_condition(d) for d in pair if d != PROPS)])
+        # A first part short enough for the pair's rows to fit an index row (PAIR_FIRST_BYTES).
+        short = [f"octet_length({_value(PROPS)}) <= {PROPS_PAIR_BYTES}"] if pair[0] == PROPS else []
+        if dimension == PAGE_ENTRY:
+            short = [f"octet_length(e.pathname) <= {PAIR_FIRST_BYTES}"]
+        return " AND ".join([*custom, *short, *(_condition(d) for d in pair if d != PROPS)])
     if dimension == "event:page":
         return "e.name = 'pageview'"
     if dimension == PROPS:
@@ -263,7 +273,7 @@ def _has_total(dimension: str) -> bool:
 
 def _events_of(dimension: str) -> str:
     """The relation a dimension's spans and day counts read the scan's events (with their visit's columns) from:
-    ``vev``, and for :data:`PROPS` one row per property of each event with properties (``prop_key``,
+    ``vev``, and for :data:`PROPS` and its pairs one row per property of each event with properties (``prop_key``,
     ``prop_value``: the JSON string's text, as ingest stores every value)."""
     if dimension != PROPS and not dimension.startswith(f"{PROPS}|"):
         return "vev"
@@ -707,6 +717,8 @@ def both_paired(query: Query) -> Read | None:
     parts: tuple[str, ...]
     if set(values) == {"event:page", "visit:entry_page"} and "event:page" not in query.dimensions:
         # A page and an entry page: the page filter keeps every event on the page, as PAGE_EVENTS' pair counts.
+        if len(values["event:page"].encode()) > PAIR_FIRST_BYTES:
+            return None  # not paired with the entry page
         name, parts = PAGE_ENTRY, ("event:page", "visit:entry_page")
     elif (pair := _pair_of(*values)) is not None:
         name, parts = pair, tuple(pair.split("|"))
@@ -765,7 +777,8 @@ def page_paired(query: Query) -> Read | None:
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if dimension == "event:page" and not others:
         return Read(PAGE_EVENTS, value)
-    if dimension == "event:page" and len(others) == 1 and others[0] in PAGE_PAIRED:
+    if dimension == "event:page" and len(others) == 1 and others[0] in PAGE_PAIRED and not (
+            others[0] == "visit:entry_page" and len(value.encode()) > PAIR_FIRST_BYTES):
         return Read(f"{PAGE_EVENTS}|{others[0]}", value, 1)
     if dimension in PAGES_PAIRED and others == ["event:page"]:
         return Read(f"{dimension}|event:page", value, 1)
@@ -818,6 +831,8 @@ def pair_total(query: Query) -> Read | None:
     if len(rest) != 1 or (kept := _kept_value(rest[0])) is None:
         return None
     first = PAGE_EVENTS if kept[0] == "event:page" else kept[0]
+    if first == PROPS and len(kept[1].encode()) > PROPS_PAIR_BYTES:
+        return None  # not paired
     name = f"{first}|visit:country#any"
     return Read(name, kept[1]) if name in PAIR_TOTALS and not (first == "event:name" and kept[1] == "pageview") \
         else None

@@ -7,6 +7,9 @@ total ``event:props|visit:country#any``. A filter ``event:props:<key> is <value>
 event with the value joined with its visit before: the entry pages of a value over 30 days of 10 M events took
 275 ms warm and 884 ms from a cold cache, over 12 months 5.0 s (docs/benchmarks.md, run 23).
 
+Pages over 750 bytes are no longer paired with the entry page (``rollups.PAIR_FIRST_BYTES``): such a pair's row
+could exceed an index row's 2,704 bytes and fail its day's roll-up, and every refresh after it.
+
 Rollups built before lack the new pairs, so they are dropped, as 0017, 0018 and 0022 did: the rollup job builds
 them again from the first event (``beacon analytics refresh`` does it at once); until then the queries are
 answered from the visits table and the events, exactly, more slowly.
