@@ -107,7 +107,14 @@ PAGES_PAIRED = ("visit:source", "visit:country")
 page. Both lists are what the 1 M-event benchmark showed slow, not more: a page's pairs have about as many rows
 as (visitor, page) pairs, 0.4 to 0.9 per event each (docs/benchmarks.md). The filtered value comes first, so a
 filter reads its rows through the values' index (migration 0016)."""
-PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED))
+PAGES_TWO_PAIRED = ("visit:source|visit:country",)
+"""Pairs of visit dimensions (:data:`PAIRS`) rolled up with pages too (``<pair>|event:page``, a pair's value as the
+first part): a source and a country together grouped by page, the pages panel under the dashboard's two usual
+filters, which read the year's pageviews of the visits with both values joined with their visit before (migration
+0028: over 12 months of 10 M events 1.0 s warm, 6.7 s from a cold cache; docs/benchmarks.md, run 25). As many
+rows as (visitor, page) pairs with a country, as a country's pairs with pages."""
+PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED),
+              *(f"{p}|event:page" for p in PAGES_TWO_PAIRED))
 PAGE_ROLLED = (PAGE_EVENTS, *PAGE_PAIRS)
 PAGE_ENTRY = f"{PAGE_EVENTS}|visit:entry_page"
 """The visits with events on a page by their entry page: with the page as the entry page too, the visits a page
@@ -145,10 +152,8 @@ page of up to 1,000 takes 2P + 1,000 bytes and more of a 2,704-byte index row. V
 text) of 800 bytes beside such a page already fail the row (PostgreSQL: "index row size 2712 exceeds btree version
 4 maximum 2704"), and with it the day's roll-up and every refresh after. A page longer than this is not paired
 with the entry page (:data:`PAGE_ENTRY`), and a property value (``<length of the key>:<key><value>``) longer than
-this not paired at all (:data:`PROPS_PAIR_BYTES`): a filter on one grouped by such a dimension is answered from
-the events (:func:`page_paired`, :func:`both_paired`)."""
-PROPS_PAIR_BYTES = PAIR_FIRST_BYTES
-"""The longest :data:`PROPS` value stored in a pair (see :data:`PAIR_FIRST_BYTES`)."""
+this not paired at all (:func:`fits_pair`): a filter on one grouped by such a dimension is answered from the events
+(:func:`page_paired`, :func:`both_paired`, :func:`pair_total`)."""
 STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS, PROPS, *PROPS_PAIRS)
 """Every dimension the rollups store."""
 DAYS_LEFT_OUT = frozenset({*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED),
@@ -189,8 +194,27 @@ def _any(dimension: str) -> str:
 
 
 def _pair(dimension: str) -> tuple[str, str] | None:
-    first, bar, second = dimension.partition("|")
+    """A pair's two parts; the first of ``<pair>|event:page`` (:data:`PAGES_TWO_PAIRED`) is itself a pair."""
+    first, bar, second = dimension.rpartition("|")
     return (first, second) if bar else None
+
+
+def _flat(dimension: str) -> tuple[str, ...]:
+    """The dimensions a stored one is made of: a pair's (its first part's too when that is a pair), else itself."""
+    return tuple(dimension.removesuffix("#any").split("|"))
+
+
+def fits_pair(first: str, value: str, second: str) -> bool:
+    """Whether ``value`` of ``first`` (:data:`PAGE_EVENTS` or ``event:page`` for a page, :data:`PROPS` in its
+    stored form) is stored in its pair with ``second``: a property value or a page beside the entry page only up to
+    :data:`PAIR_FIRST_BYTES` (:func:`_condition` leaves the longer ones out of the roll-up)."""
+    return not _first_bounded(first, second) or len(value.encode()) <= PAIR_FIRST_BYTES
+
+
+def _first_bounded(first: str, second: str) -> bool:
+    """Whether a pair stores first parts of at most :data:`PAIR_FIRST_BYTES` only: a property's pairs, and a page's
+    with the entry page (:data:`PAGE_ENTRY`)."""
+    return first == PROPS or (first in (PAGE_EVENTS, "event:page") and second == "visit:entry_page")
 
 
 def _part(value: str, part: int) -> str:
@@ -223,9 +247,7 @@ def _condition(dimension: str) -> str:
     if (pair := _pair(dimension)) is not None:
         custom = ["e.name <> 'pageview'"] if pair[0] == "event:name" else []
         # A first part short enough for the pair's rows to fit an index row (PAIR_FIRST_BYTES).
-        short = [f"octet_length({_value(PROPS)}) <= {PROPS_PAIR_BYTES}"] if pair[0] == PROPS else []
-        if dimension == PAGE_ENTRY:
-            short = [f"octet_length(e.pathname) <= {PAIR_FIRST_BYTES}"]
+        short = [f"octet_length({_value(pair[0])}) <= {PAIR_FIRST_BYTES}"] if _first_bounded(*pair) else []
         return " AND ".join([*custom, *short, *(_condition(d) for d in pair if d != PROPS)])
     if dimension == "event:page":
         return "e.name = 'pageview'"
@@ -717,7 +739,7 @@ def both_paired(query: Query) -> Read | None:
     parts: tuple[str, ...]
     if set(values) == {"event:page", "visit:entry_page"} and "event:page" not in query.dimensions:
         # A page and an entry page: the page filter keeps every event on the page, as PAGE_EVENTS' pair counts.
-        if len(values["event:page"].encode()) > PAIR_FIRST_BYTES:
+        if not fits_pair(PAGE_EVENTS, values["event:page"], "visit:entry_page"):
             return None  # not paired with the entry page
         name, parts = PAGE_ENTRY, ("event:page", "visit:entry_page")
     elif (pair := _pair_of(*values)) is not None:
@@ -761,7 +783,7 @@ def page_paired(query: Query) -> Read | None:
     one filter keeps one value of :data:`PAGES_PAIRED` and it is grouped by page (``visit:country is DE`` by page),
     or its one filter keeps one custom event's name and it is grouped by one of :data:`NAME_PAIRED` (``event:name
     is Signup`` by source; a pageview's name is not stored in pairs), or its one filter keeps one value of a custom
-    property (of at most :data:`PROPS_PAIR_BYTES`) and it is grouped by one of :data:`PROPS_PAIRED`
+    property (of at most :data:`PAIR_FIRST_BYTES`) and it is grouped by one of :data:`PROPS_PAIRED`
     (``event:props:plan is pro`` by entry page).
 
     Exact for the reasons :func:`only_value` is: the spans of a page filter are those of (visitor, page of any
@@ -777,15 +799,15 @@ def page_paired(query: Query) -> Read | None:
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if dimension == "event:page" and not others:
         return Read(PAGE_EVENTS, value)
-    if dimension == "event:page" and len(others) == 1 and others[0] in PAGE_PAIRED and not (
-            others[0] == "visit:entry_page" and len(value.encode()) > PAIR_FIRST_BYTES):
+    if dimension == "event:page" and len(others) == 1 and others[0] in PAGE_PAIRED \
+            and fits_pair(PAGE_EVENTS, value, others[0]):
         return Read(f"{PAGE_EVENTS}|{others[0]}", value, 1)
     if dimension in PAGES_PAIRED and others == ["event:page"]:
         return Read(f"{dimension}|event:page", value, 1)
     if dimension == "event:name" and value != "pageview" and len(others) == 1 and others[0] in NAME_PAIRED:
         return Read(f"event:name|{others[0]}", value, 1)
-    if dimension == PROPS and len(value.encode()) <= PROPS_PAIR_BYTES and len(others) == 1 \
-            and others[0] in PROPS_PAIRED:
+    if dimension == PROPS and len(others) == 1 and others[0] in PROPS_PAIRED \
+            and fits_pair(PROPS, value, others[0]):
         return Read(f"{PROPS}|{others[0]}", value, 1)
     return None
 
@@ -805,7 +827,8 @@ class Read:
 
 def reads(query: Query) -> Read | None:
     """The rows that answer ``query`` if the rollups hold it (see :func:`only_value`, :func:`paired`,
-    :func:`page_paired`, :func:`pair_total`); None when its filters or dimensions are not rolled up."""
+    :func:`page_paired`, :func:`both_paired`, :func:`pages_of_two`, :func:`pair_total`); None when its filters or
+    dimensions are not rolled up."""
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if not query.filters:
         return None if len(others) > 1 else Read(others[0] if others else "")
@@ -813,7 +836,25 @@ def reads(query: Query) -> Read | None:
         return Read(only[0], only[1])
     if (pair := paired(query)) is not None:
         return Read(pair[0], pair[2], pair[1])
-    return page_paired(query) or both_paired(query) or pair_total(query)
+    return page_paired(query) or both_paired(query) or pages_of_two(query) or pair_total(query)
+
+
+def pages_of_two(query: Query) -> Read | None:
+    """The rows of a pair's pages (:data:`PAGES_TWO_PAIRED`) that answer ``query`` when its two filters keep one
+    value each of the pair's two visit dimensions (``visit:country is DE`` and ``visit:source is Google``) and it
+    is grouped by page (and time): the rows whose first part is the pair of values, grouped by page.
+
+    Exact for the reasons :func:`page_paired` is: the spans are those of (visitor, pair of values, page) over the
+    days of the visitor's pageviews on the page in visits with both values, and the day counts those pageviews.
+    """
+    if len(query.filters) != 2 or [d for d in query.dimensions if d not in TIME_DIMENSIONS] != ["event:page"]:
+        return None
+    kept = [_kept_value(cond) for cond in query.filters]
+    values = dict(k for k in kept if k is not None)
+    if len(values) != 2 or (pair := _pair_of(*values)) not in PAGES_TWO_PAIRED:
+        return None
+    first, second = (values[d] for d in pair.split("|"))
+    return Read(f"{pair}|event:page", f"{len(first)}:{first}{second}", 1)
 
 
 def pair_total(query: Query) -> Read | None:
@@ -831,7 +872,7 @@ def pair_total(query: Query) -> Read | None:
     if len(rest) != 1 or (kept := _kept_value(rest[0])) is None:
         return None
     first = PAGE_EVENTS if kept[0] == "event:page" else kept[0]
-    if first == PROPS and len(kept[1].encode()) > PROPS_PAIR_BYTES:
+    if not fits_pair(first, kept[1], "visit:country"):
         return None  # not paired
     name = f"{first}|visit:country#any"
     return Read(name, kept[1]) if name in PAIR_TOTALS and not (first == "event:name" and kept[1] == "pageview") \
@@ -892,15 +933,20 @@ def _tail_filtered(read: Read) -> list[tuple[str, str]]:
         return []
     parts = _pair(read.dimension.removesuffix("#any")) or (read.dimension,)
     if read.part:
-        filtered = [(parts[read.part - 1], read.value)]
+        filtered = _split(parts[read.part - 1], read.value)
     elif read.dimension in PAIR_TOTALS:
         filtered = [(parts[0], read.value)]
-    elif len(parts) == 2:
-        length, _, rest = read.value.partition(":")
-        filtered = [(parts[0], rest[:int(length)]), (parts[1], rest[int(length):])]
     else:
-        filtered = [(parts[0], read.value)]
+        filtered = _split(read.dimension, read.value)
     return sorted(("event:page" if d == PAGE_EVENTS else d, v) for d, v in filtered)
+
+
+def _split(dimension: str, value: str) -> list[tuple[str, str]]:
+    """``(dimension, value)`` of each part of a stored ``value`` of ``dimension`` (a pair's, nested ones too)."""
+    if (pair := _pair(dimension)) is None:
+        return [(dimension, value)]
+    length, _, rest = value.partition(":")
+    return [*_split(pair[0], rest[:int(length)]), *_split(pair[1], rest[int(length):])]
 
 
 def _tail_kept(read: Read, sql: _Sql) -> tuple[str, str]:
@@ -969,8 +1015,7 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
     are also the divisor's (:func:`_divisor_spans`), so they are computed once into the CTE ``tail``."""
     dimension = read.dimension
     # Visit attributes cost a window over every visit: compute only those the spans need.
-    parts = list(dict.fromkeys(d for name in needed for d in _pair(name.removesuffix("#any")) or (name,)
-                               if d in VISIT_COLUMNS))
+    parts = list(dict.fromkeys(d for name in needed for d in _flat(name) if d in VISIT_COLUMNS))
     # The visits table, not a window over the events: the tail's visits come from an index scan.
     # Visit dimensions (and the site's total) from the visits alone; pages need their events.
     events = any(_visit_spans(d.removesuffix("#any")) != "visit" for d in needed)
@@ -980,7 +1025,7 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
     with_visits = bool(parts) or not events or visit_spans
     columns = [VISIT_COLUMNS[d][0] for d in parts]
     kept_events, kept_visits = _tail_kept(read, sql)
-    props = any((_pair(d) or (d,))[0] == PROPS for d in needed)
+    props = any(_flat(d)[0] == PROPS for d in needed)
     # A filter keeping a few events (a custom event's name, a property): the visits of those events only, found
     # among the day's visits, when no visit dimension reads the others. Not for a page, whose events are in a
     # third of the visits: the same or slower (docs/benchmarks.md, run 15).

@@ -128,6 +128,35 @@ async def test_two_paired_filters_are_rollups_equal_to_raw(settings: Settings,
 
 
 @pytest.mark.timeout(900)
+async def test_pages_of_a_source_and_a_country_are_rollups_equal_to_raw(settings: Settings,
+                                                                      generated: tuple[int, datetime]) -> None:
+    """A source and a country together (both filter orders; a pair of values no visit has) grouped by page, by
+    itself and by time: the rows of ``rollups.PAGES_TWO_PAIRED``'s pages, equal to the raw engine over ranges
+    ending yesterday, today and in the past; the dashboard's pages panel (ten rows, with the scroll depth read
+    apart) too. Two other visit dimensions by page are left to the join, and equal as well."""
+    site_id, now = generated
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    custom = [(today - timedelta(days=25)).isoformat(), (today - timedelta(days=3)).isoformat()]
+    two = [["is", "visit:country", ["DE"]], ["is", "visit:source", ["Google"]]]
+    bodies = [
+        {"metrics": ["visitors", "pageviews", "events"], "dimensions": [*time, "event:page"], "filters": filters,
+         "date_range": date_range}
+        for filters in (two, two[::-1], [["is", "visit:country", ["DE"]], ["is", "visit:source", ["Nowhere"]]])
+        for time in ([], ["time:day"])
+        for date_range in (("30d", custom, "month", "12mo") if not time else ("7d",))
+    ]
+    assert rollups.reads(parse_query({"site_id": "rollup.example", **bodies[0]}, timezone=TZ, now=now)) == \
+        rollups.Read("visit:source|visit:country|event:page", "6:GoogleDE", 1)
+    assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) == len(bodies) * 2 // 3
+    panel = {"metrics": ["visitors", "pageviews", "scroll_depth"], "dimensions": ["event:page"],
+             "pagination": {"limit": 10}, "filters": two}
+    others = {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
+              "filters": [["is", "visit:country", ["DE"]], ["is", "visit:device", ["Mobile"]]]}
+    assert await _compare(settings, site_id, now, [{**panel, "date_range": r} for r in ("30d", "month")]) == 2
+    assert await _compare(settings, site_id, now, [{**others, "date_range": "30d"}], planner.Source.JOIN) == 1
+
+
+@pytest.mark.timeout(900)
 async def test_one_page_by_page_is_rollups_equal_to_raw(settings: Settings, generated: tuple[int, datetime]) -> None:
     """``event:page is X`` grouped by page (and time): the pages rollup restricted to the page, equal to the raw
     engine (which counts the page's pageviews only, as the rollup does)."""

@@ -291,9 +291,9 @@ async def test_property_filters_are_rollups_equal_to_raw(settings: Settings, gen
     site_id, now = generated
     today = now.astimezone(ZoneInfo(TZ)).date()
     too_long = "é" * 1500  # 3,000 bytes of UTF-8: over rollups.PROPS_VALUE_BYTES
-    too_long_paired = "é" * 600  # 1,200 bytes: rolled up alone, not in pairs (rollups.PROPS_PAIR_BYTES)
+    too_long_paired = "é" * 600  # 1,200 bytes: rolled up alone, not in pairs (rollups.PAIR_FIRST_BYTES)
     # The longest value a pair holds beside the longest path ingest stores (1,000 bytes), neither compressible.
-    edge = random.Random(8).randbytes(rollups.PROPS_PAIR_BYTES).hex()[:rollups.PROPS_PAIR_BYTES - len("4:edge")]
+    edge = random.Random(8).randbytes(rollups.PAIR_FIRST_BYTES).hex()[:rollups.PAIR_FIRST_BYTES - len("4:edge")]
     long_path = "/" + random.Random(9).randbytes(500).hex()[:999]
     awkward = {"plan": "pro", "note": "a:b", "3:ab": "c", "ключ": "значение", "long": too_long,
                "mid": too_long_paired}
