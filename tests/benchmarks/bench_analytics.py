@@ -4,8 +4,10 @@ Run: ``make bench PYTEST_ARGS=tests/benchmarks/bench_analytics.py``; ``BEACON_BE
 size (default 1,000,000 events over 365 days on one site, plus three small sites). Prints p50/p95 per
 query for the answer Beacon serves uncached (the planner's source: rollups, the visits table, events, or
 events joined with visits), the same answer computed by the raw engine (visits from window functions over
-the events: the baseline), their ratio, the answer from the Redis cache, and which source served it. Each
-pair of answers is checked to be equal. Then bytes on disk per event and the time to roll up one day.
+the events: the baseline), their ratio, the answer from the Redis cache, and which sources served it (every
+statement's path, as the analytics service's histogram counts them: a rate or scroll depth read apart shows both
+parts, e.g. ``2 rollups``). Each pair of answers is checked to be equal. Then bytes on disk per event and the
+time to roll up one day.
 
 ``BEACON_BENCH_FILTERS`` picks filter sets by name (default: all of FILTERS), ``BEACON_BENCH_RANGES`` the
 ranges (default ``day,7d,30d,month,12mo``), ``BEACON_BENCH_PANELS`` the panels (default: all eight).
@@ -36,6 +38,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.core.db import make_async_engine, make_engine, sessionmaker_for
+from app.core.metrics import ANALYTICS_QUERY_SECONDS
 from app.core.redis import Keys
 from app.core.settings import Settings
 from app.domain.dashboard.services import BREAKDOWN_METRICS, DEFAULT_METRICS, TOP_METRICS
@@ -113,6 +116,20 @@ def panel_query(name: str, filter_name: str, range_name: str) -> dict[str, Any]:
     elif filter_name == "goal" and name != "timeseries":
         body["metrics"] = ["visitors", "group_conversion_rate"]
     return body
+
+
+def answered_by() -> dict[str, float]:
+    """Statements answered so far per planner path (``rollups``, ``visits``, ``events``, ``join``): the counts of
+    the analytics service's ``beacon_analytics_query_duration_seconds`` histogram in this process."""
+    return {sample.labels["path"]: sample.value for metric in ANALYTICS_QUERY_SECONDS.collect()
+            for sample in metric.samples if sample.name.endswith("_count")}
+
+
+def paths_since(before: dict[str, float]) -> str:
+    """The paths of the statements answered since ``before`` (:func:`answered_by`), e.g. ``rollups+events`` for the
+    pages panel with its scroll depth read apart, ``2 rollups`` for a rate whose two parts the rollups serve."""
+    counts = {path: int(n - before.get(path, 0)) for path, n in answered_by().items()}
+    return "+".join(path if n == 1 else f"{n} {path}" for path, n in counts.items() if n) or "none"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -215,16 +232,13 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
           f"{'raw/served':>11} {'cached p50':>11}{'p95':>8} {'equal':>6} source")
     try:
         async with sessions() as session:
-            state = await rollups.rolled_until(session, loaded, TZ)
             goals = await engine.load_goals(session, loaded)
         for range_name in RANGES:
             for filter_name in FILTER_NAMES:
                 for name in PANELS:
                     body = panel_query(name, filter_name, range_name)
                     query = parse_query(body, timezone=TZ, now=now)
-                    # A page filter's bounce rate is read apart (planner.bounce_apart): the sources of both parts.
-                    parts = planner.bounce_apart(query) or (planner.served_as(query, goals),)
-                    source = "+".join(dict.fromkeys(planner.decide(part, state).source for part in parts))
+                    source = ""
                     cut = False
                     equal = "yes"
                     served: list[float] = []
@@ -232,6 +246,7 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
                     warm: list[float] = []
                     for run in range(max(RUNS, RAW_RUNS)):
                         if run < RUNS:
+                            before = answered_by()
                             started = time.perf_counter()
                             try:
                                 async with sessions() as session:
@@ -243,6 +258,8 @@ async def test_dashboard_queries(settings: Settings, loaded: int) -> None:
                                 answer, equal = None, "TIMEOUT"
                                 timeouts.append(f"{name} / {filter_name} / {range_name} (run {run + 1})")
                             served.append((time.perf_counter() - started) * 1000)
+                            if run == 0:
+                                source = paths_since(before)
                         if run < RAW_RUNS:
                             started = time.perf_counter()
                             try:
