@@ -111,8 +111,9 @@ PAGES_TWO_PAIRED = ("visit:source|visit:country",)
 """Pairs of visit dimensions (:data:`PAIRS`) rolled up with pages too (``<pair>|event:page``, a pair's value as the
 first part): a source and a country together grouped by page, the pages panel under the dashboard's two usual
 filters, which read the year's pageviews of the visits with both values joined with their visit before (migration
-0028: over 12 months of 10 M events 1.0 s warm, 6.7 s from a cold cache; docs/benchmarks.md, run 25). As many
-rows as (visitor, page) pairs with a country, as a country's pairs with pages."""
+0028: over 12 months of 10 M events 0.6-1.0 s warm, 4.4-6.7 s from a cold cache, after 145 ms and 169 ms;
+docs/benchmarks.md, runs 25 and 26). They cost 0.34 spans and as many day rows per event, about 400 bytes with
+their indexes (a fifth of the database): other pairs of filters by page are left to the join."""
 PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED),
               *(f"{p}|event:page" for p in PAGES_TWO_PAIRED))
 PAGE_ROLLED = (PAGE_EVENTS, *PAGE_PAIRS)
