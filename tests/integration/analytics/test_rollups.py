@@ -316,24 +316,33 @@ async def test_longest_page_pairs_roll_up(settings: Settings, db: None) -> None:
     entry page (1,754 characters; 2,005 failed the day's roll-up before migration 0022 made the stored values text),
     and not the 1,000-byte one, whose row in the pairs' index would exceed PostgreSQL's 2,704 bytes unless it
     compresses (``rollups.PAIR_FIRST_BYTES``). The first is answered from the rollups, the second elsewhere, both
-    as the raw engine answers."""
+    as the raw engine answers. The visit's source is the longest ingest keeps (120 characters, here of four bytes
+    each and random, so that nothing compresses): the pages of that source and the country store it in the first
+    part beside each page (``rollups.PAGES_TWO_PAIRED``), and are answered from the rollups too."""
     now = datetime.combine(datetime.now(UTC).astimezone(ZoneInfo(TZ)).date(), time(12), ZoneInfo(TZ))
     entry, paired, unpaired = "/" + "e" * 999, "/" + "p" * 749, "/" + "q" * 999
+    rng = random.Random(12)
+    source = "".join(chr(rng.randrange(0x20000, 0x2A6DF)) for _ in range(120))
     db_engine = make_engine(settings.database)
     with db_engine.begin() as conn:
         site_id = conn.execute(text("INSERT INTO sites (domain, timezone) VALUES ('long.example', :tz) RETURNING id"),
                                {"tz": TZ}).scalar_one()
         for n, path in enumerate((entry, paired, unpaired)):
             conn.execute(text(
-                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, country) "
-                "VALUES (:s, :ts, 'pageview', 5, 5, 'long.example', :path, 'DE')"),
-                {"s": site_id, "ts": now - timedelta(days=5, minutes=-n), "path": path})
+                "INSERT INTO events (site_id, timestamp, name, visitor_id, session_id, hostname, pathname, country, "
+                "referrer_source) VALUES (:s, :ts, 'pageview', 5, 5, 'long.example', :path, 'DE', :source)"),
+                {"s": site_id, "ts": now - timedelta(days=5, minutes=-n), "path": path, "source": source})
         while rollups.refresh(conn, site_id, now).days:
             pass
         longest = conn.execute(text("SELECT max(char_length(value)) FROM rollup_spans WHERE site_id = :s "
                                     "AND dimension = :d"), {"s": site_id, "d": rollups.PAGE_ENTRY}).scalar_one()
+        widest = conn.execute(text("SELECT max(octet_length(value)) FROM rollup_spans WHERE site_id = :s "
+                                   "AND dimension = :d"), {"s": site_id,
+                                                           "d": f"{rollups.PAGES_TWO_PAIRED[0]}|event:page"}
+                              ).scalar_one()
     db_engine.dispose()
     assert len("750:") + 750 + 1000 == longest
+    assert len("126:120:") + 480 + len("DE") + 1000 == widest  # 1,490 bytes
     db = make_async_engine(settings.database)
     try:
         async with sessionmaker_for(db)() as session:
@@ -349,5 +358,14 @@ async def test_longest_page_pairs_roll_up(settings: Settings, db: None) -> None:
                 served = await planner.answer(session, query, site_id)
                 assert [{"dimensions": [entry], "metrics": [1, 1]}] == raw.rows
                 assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
+            body = {"site_id": "long.example", "metrics": ["visitors", "pageviews"], "dimensions": ["event:page"],
+                    "filters": [["is", "visit:source", [source]], ["is", "visit:country", ["DE"]]], "date_range": "7d"}
+            query = parse_query(body, timezone=TZ, now=now)
+            assert rollups.applicable(query)
+            raw = await engine.run(session, query, site_id)
+            assert {page: [1, 1] for page in (entry, paired, unpaired)} == {
+                row["dimensions"][0]: row["metrics"] for row in raw.rows}
+            served = await planner.answer(session, query, site_id)
+            assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
     finally:
         await db.dispose()
