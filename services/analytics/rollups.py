@@ -280,12 +280,25 @@ def _with_totals(dimensions: tuple[str, ...], totals: bool = True) -> list[tuple
     for dimension in dimensions:
         if dimension in PAIR_TOTALS:
             pair = dimension.removesuffix("#any")
-            parts.append((dimension, _value(pair.split("|")[0]), _condition(pair)))
+            parts.append((dimension, _value(pair.split("|")[0]), _condition(pair) + _unlabelled(dimension)))
             continue
-        parts.append((dimension, _value(dimension), _condition(dimension)))
+        parts.append((dimension, _value(dimension), _condition(dimension) + _unlabelled(dimension)))
         if totals and _has_total(dimension):
             parts.append((_any(dimension), "''", _condition(dimension)))
     return parts
+
+
+def _unlabelled(dimension: str) -> str:
+    """A further condition leaving out the events of visits without a value (stored under the empty value's label,
+    ``Direct / None``) from a stored dimension whose first part is only ever a filter's value: the pages of one
+    source (``visit:source|event:page``) or of one source and country (:data:`PAGES_TWO_PAIRED`), and the visitors
+    with a country per source (:data:`PAIR_TOTALS`). A filter keeping the label is not read from the rollups
+    (:func:`_kept_value`), so those rows would never be read: 38 % of the generated visits are direct."""
+    if not (dimension.endswith("|event:page") or dimension in PAIR_TOTALS) or (pair := _pair(
+            dimension.removesuffix("#any"))) is None:
+        return ""
+    return "".join(f" AND e.v_{VISIT_COLUMNS[d][0]} <> ''" for d in _flat(pair[0])
+                   if d in VISIT_COLUMNS and VISIT_COLUMNS[d][1] is not None)
 
 
 def _has_total(dimension: str) -> bool:
