@@ -36,8 +36,8 @@ A query filtered to one value of a rolled-up dimension (``visit:country is DE``)
 dimension only, is that dimension's rollup restricted to the value (see :func:`only_value`); the visit
 dimensions with few values (:data:`PAIRED`) are also rolled up in pairs, so that such a filter grouped by another
 of them (or the entry page with source and country, :data:`ENTRY_PAIRED`) is the pair's rollup restricted to the
-value (see :func:`paired`), and two such filters the pair's rows of both values (see :func:`both_paired`); pages are
-rolled up with a few visit
+value (see :func:`paired`), and two such filters the pair's rows of both values (see :func:`both_paired`), or with
+a source and a country, grouped by page, that pair's pages (:func:`pages_of_two`); pages are rolled up with a few visit
 dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
 :func:`page_paired`); one value of a custom property by time is that value's rows of :data:`PROPS`, and by a few
 visit dimensions the rows of its pair with them (:data:`PROPS_PAIRS`). Goals (but
@@ -112,8 +112,9 @@ PAGES_TWO_PAIRED = ("visit:source|visit:country",)
 first part): a source and a country together grouped by page, the pages panel under the dashboard's two usual
 filters, which read the year's pageviews of the visits with both values joined with their visit before (migration
 0028: over 12 months of 10 M events 0.6-1.0 s warm, 4.4-6.7 s from a cold cache, after 145 ms and 169 ms;
-docs/benchmarks.md, runs 25 and 26). They cost 0.34 spans and as many day rows per event, about 400 bytes with
-their indexes (a fifth of the database): other pairs of filters by page are left to the join."""
+docs/benchmarks.md, runs 25 and 26). They cost 0.24 spans and as many day rows per event, direct visits left out
+(:func:`_unlabelled`; the database went from 1,798 to 2,061 bytes per event, run 27): other pairs of filters by page
+are left to the join."""
 PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED),
               *(f"{p}|event:page" for p in PAGES_TWO_PAIRED))
 PAGE_ROLLED = (PAGE_EVENTS, *PAGE_PAIRS)
