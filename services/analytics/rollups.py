@@ -216,7 +216,7 @@ def fits_pair(first: str, value: str, second: str) -> bool:
 def _first_bounded(first: str, second: str) -> bool:
     """Whether a pair stores first parts of at most :data:`PAIR_FIRST_BYTES` only: a property's pairs, and a page's
     with the entry page (:data:`PAGE_ENTRY`)."""
-    return first == PROPS or (first in (PAGE_EVENTS, "event:page") and second == "visit:entry_page")
+    return first == PROPS or (first == PAGE_EVENTS and second == "visit:entry_page")
 
 
 def _part(value: str, part: int) -> str:
@@ -295,10 +295,9 @@ def _unlabelled(dimension: str) -> str:
     source (``visit:source|event:page``) or of one source and country (:data:`PAGES_TWO_PAIRED`), and the visitors
     with a country per source (:data:`PAIR_TOTALS`). A filter keeping the label is not read from the rollups
     (:func:`_kept_value`), so those rows would never be read: 38 % of the generated visits are direct."""
-    if not (dimension.endswith("|event:page") or dimension in PAIR_TOTALS) or (pair := _pair(
-            dimension.removesuffix("#any"))) is None:
+    if not (dimension.endswith("|event:page") or dimension in PAIR_TOTALS):
         return ""
-    return "".join(f" AND e.v_{VISIT_COLUMNS[d][0]} <> ''" for d in _flat(pair[0])
+    return "".join(f" AND e.v_{VISIT_COLUMNS[d][0]} <> ''" for d in _flat(dimension)[:-1]
                    if d in VISIT_COLUMNS and VISIT_COLUMNS[d][1] is not None)
 
 
@@ -735,6 +734,16 @@ def _pair_of(first: str, second: str) -> str | None:
     return next((p for p in PAIRS if set(p.split("|")) == {first, second} and first != second), None)
 
 
+def _two_kept(query: Query) -> dict[str, str] | None:
+    """``{dimension: value}`` when the query's two filters each keep one value of a different rolled-up dimension
+    (see :func:`_kept_value`), else None."""
+    if len(query.filters) != 2:
+        return None
+    kept = [_kept_value(cond) for cond in query.filters]
+    values = dict(k for k in kept if k is not None)
+    return values if len(values) == 2 else None
+
+
 def both_paired(query: Query) -> Read | None:
     """The pair's rows that answer ``query`` when its two filters keep one value each of two dimensions rolled up
     as a pair (:data:`PAIRS`: ``visit:country is DE`` and ``visit:source is Google``) and it is grouped by time
@@ -743,13 +752,7 @@ def both_paired(query: Query) -> Read | None:
     Exact for the reasons :func:`paired` is: a pair's spans are those of (visitor, first value, second value),
     so the visitors (and visits) with a visit of both values are the spans of the pair of values.
     """
-    if len(query.filters) != 2:
-        return None
-    kept = [_kept_value(cond) for cond in query.filters]
-    if None in kept:
-        return None
-    values = dict(k for k in kept if k is not None)
-    if len(values) != 2:
+    if (values := _two_kept(query)) is None:
         return None
     parts: tuple[str, ...]
     if set(values) == {"event:page", "visit:entry_page"} and "event:page" not in query.dimensions:
@@ -862,11 +865,8 @@ def pages_of_two(query: Query) -> Read | None:
     Exact for the reasons :func:`page_paired` is: the spans are those of (visitor, pair of values, page) over the
     days of the visitor's pageviews on the page in visits with both values, and the day counts those pageviews.
     """
-    if len(query.filters) != 2 or [d for d in query.dimensions if d not in TIME_DIMENSIONS] != ["event:page"]:
-        return None
-    kept = [_kept_value(cond) for cond in query.filters]
-    values = dict(k for k in kept if k is not None)
-    if len(values) != 2 or (pair := _pair_of(*values)) not in PAGES_TWO_PAIRED:
+    if [d for d in query.dimensions if d not in TIME_DIMENSIONS] != ["event:page"] \
+            or (values := _two_kept(query)) is None or (pair := _pair_of(*values)) not in PAGES_TWO_PAIRED:
         return None
     first, second = (values[d] for d in pair.split("|"))
     return Read(f"{pair}|event:page", f"{len(first)}:{first}{second}", 1)
