@@ -37,7 +37,8 @@ dimension only, is that dimension's rollup restricted to the value (see :func:`o
 dimensions with few values (:data:`PAIRED`) are also rolled up in pairs, so that such a filter grouped by another
 of them (or the entry page with source and country, :data:`ENTRY_PAIRED`) is the pair's rollup restricted to the
 value (see :func:`paired`), and two such filters the pair's rows of both values (see :func:`both_paired`), or with
-a source and a country, grouped by page, that pair's pages (:func:`pages_of_two`); pages are rolled up with a few visit
+a source and a country, grouped by page, entry page, device or browser, that pair's rows with the third
+(:func:`two_paired_by`); pages are rolled up with a few visit
 dimensions both ways, so that one page by source or one country by page reads the pair's rows of the value (see
 :func:`page_paired`); one value of a custom property by time is that value's rows of :data:`PROPS`, and by a few
 visit dimensions the rows of its pair with them (:data:`PROPS_PAIRS`). Goals (but
@@ -115,6 +116,13 @@ filters, which read the year's pageviews of the visits with both values joined w
 docs/benchmarks.md, runs 25 and 26). They cost 0.24 spans and as many day rows per event, direct visits left out
 (:func:`_unlabelled`; the database went from 1,798 to 2,061 bytes per event, run 27): other pairs of filters by page
 are left to the join."""
+VISITS_TWO_PAIRED = ("visit:entry_page", "visit:device", "visit:browser")
+"""Visit dimensions rolled up with the pairs of :data:`PAGES_TWO_PAIRED` too (``<pair>|<dimension>``, visitor and
+visit spans, no day counts): the entry pages, devices and browsers panels under a source and a country together,
+which read the visits with both values from the visits by country before (migration 0029: the entry pages of 12
+months at 10 M events 285-400 ms warm, 1.8-2.7 s from a cold cache; docs/benchmarks.md, runs 26 and 28). Direct
+visits are left out as from the pages (:func:`_unlabelled`)."""
+TWO_VISIT_PAIRS = tuple(f"{p}|{d}" for p in PAGES_TWO_PAIRED for d in VISITS_TWO_PAIRED)
 PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED),
               *(f"{p}|event:page" for p in PAGES_TWO_PAIRED))
 PAGE_ROLLED = (PAGE_EVENTS, *PAGE_PAIRS)
@@ -156,10 +164,11 @@ text) of 800 bytes beside such a page already fail the row (PostgreSQL: "index r
 with the entry page (:data:`PAGE_ENTRY`), and a property value (``<length of the key>:<key><value>``) longer than
 this not paired at all (:func:`fits_pair`): a filter on one grouped by such a dimension is answered from the events
 (:func:`page_paired`, :func:`both_paired`, :func:`pair_total`)."""
-STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS, PROPS, *PROPS_PAIRS)
+STORED = (*ROLLED, *PAIRS, *PAGE_ROLLED, *NAME_PAIRS, PROPS, *PROPS_PAIRS, *TWO_VISIT_PAIRS)
 """Every dimension the rollups store."""
 DAYS_LEFT_OUT = frozenset({*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED),
-                           *(f"{d}|visit:entry_page" for d in ENTRY_PAIRED), *NAME_PAIRS, *PROPS_PAIRS})
+                           *(f"{d}|visit:entry_page" for d in ENTRY_PAIRED), *NAME_PAIRS, *PROPS_PAIRS,
+                           *TWO_VISIT_PAIRS})
 """Pairs stored without their pageviews and events per day (migration 0021): a page, source, country or goal
 filter grouped by another dimension, whose dashboard reports show visitors, visits and rates. Their day counts
 were 9 of the 13.5 M day rows at 10 M events (docs/benchmarks.md); a query asking them for pageviews or events
@@ -268,7 +277,7 @@ def _visit_spans(dimension: str) -> str | None:
     filter, or a filter on the name or on a goal completed by it, counts the visit in)."""
     if dimension.endswith("#any"):
         return None
-    parts = _pair(dimension) or (dimension,)
+    parts = _flat(dimension)
     if parts[0] in (PAGE_EVENTS, "event:name", PROPS):
         return "page"
     return "visit" if all(p == "" or p in VISIT_COLUMNS for p in parts) else None
@@ -292,10 +301,11 @@ def _with_totals(dimensions: tuple[str, ...], totals: bool = True) -> list[tuple
 def _unlabelled(dimension: str) -> str:
     """A further condition leaving out the events of visits without a value (stored under the empty value's label,
     ``Direct / None``) from a stored dimension whose first part is only ever a filter's value: the pages of one
-    source (``visit:source|event:page``) or of one source and country (:data:`PAGES_TWO_PAIRED`), and the visitors
-    with a country per source (:data:`PAIR_TOTALS`). A filter keeping the label is not read from the rollups
-    (:func:`_kept_value`), so those rows would never be read: 38 % of the generated visits are direct."""
-    if not (dimension.endswith("|event:page") or dimension in PAIR_TOTALS):
+    source (``visit:source|event:page``), the pages, entry pages, devices and browsers of one source and country
+    (:data:`PAGES_TWO_PAIRED`, :data:`TWO_VISIT_PAIRS`), and the visitors with a country per source
+    (:data:`PAIR_TOTALS`). A filter keeping the label is not read from the rollups (:func:`_kept_value`), so those
+    rows would never be read: 38 % of the generated visits are direct."""
+    if not (dimension.endswith("|event:page") or dimension in PAIR_TOTALS or len(_flat(dimension)) == 3):
         return ""
     return "".join(f" AND e.v_{VISIT_COLUMNS[d][0]} <> ''" for d in _flat(dimension)[:-1]
                    if d in VISIT_COLUMNS and VISIT_COLUMNS[d][1] is not None)
@@ -845,7 +855,7 @@ class Read:
 
 def reads(query: Query) -> Read | None:
     """The rows that answer ``query`` if the rollups hold it (see :func:`only_value`, :func:`paired`,
-    :func:`page_paired`, :func:`both_paired`, :func:`pages_of_two`, :func:`pair_total`); None when its filters or
+    :func:`page_paired`, :func:`both_paired`, :func:`two_paired_by`, :func:`pair_total`); None when its filters or
     dimensions are not rolled up."""
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if not query.filters:
@@ -854,22 +864,26 @@ def reads(query: Query) -> Read | None:
         return Read(only[0], only[1])
     if (pair := paired(query)) is not None:
         return Read(pair[0], pair[2], pair[1])
-    return page_paired(query) or both_paired(query) or pages_of_two(query) or pair_total(query)
+    return page_paired(query) or both_paired(query) or two_paired_by(query) or pair_total(query)
 
 
-def pages_of_two(query: Query) -> Read | None:
-    """The rows of a pair's pages (:data:`PAGES_TWO_PAIRED`) that answer ``query`` when its two filters keep one
-    value each of the pair's two visit dimensions (``visit:country is DE`` and ``visit:source is Google``) and it
-    is grouped by page (and time): the rows whose first part is the pair of values, grouped by page.
+def two_paired_by(query: Query) -> Read | None:
+    """The rows of a pair's pages (:data:`PAGES_TWO_PAIRED`) or of its visit dimensions (:data:`TWO_VISIT_PAIRS`)
+    that answer ``query`` when its two filters keep one value each of the pair's two visit dimensions
+    (``visit:country is DE`` and ``visit:source is Google``) and it is grouped by page, entry page, device or browser
+    (and time): the rows whose first part is the pair of values, grouped by the third.
 
-    Exact for the reasons :func:`page_paired` is: the spans are those of (visitor, pair of values, page) over the
-    days of the visitor's pageviews on the page in visits with both values, and the day counts those pageviews.
+    Exact for the reasons :func:`page_paired` and :func:`paired` are: the spans are those of (visitor, pair of
+    values, page) over the days of the visitor's pageviews on the page in visits with both values, and the day
+    counts those pageviews; or of (visitor, pair of values, visit value) and (visit, pair of values, visit value)
+    over the days of the visits with all three.
     """
-    if [d for d in query.dimensions if d not in TIME_DIMENSIONS] != ["event:page"] \
-            or (values := _two_kept(query)) is None or (pair := _pair_of(*values)) not in PAGES_TWO_PAIRED:
+    others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    if len(others) != 1 or (values := _two_kept(query)) is None or (pair := _pair_of(*values)) not in PAGES_TWO_PAIRED \
+            or (name := f"{pair}|{others[0]}") not in (*PAGE_PAIRS, *TWO_VISIT_PAIRS):
         return None
     first, second = (values[d] for d in pair.split("|"))
-    return Read(f"{pair}|event:page", f"{len(first)}:{first}{second}", 1)
+    return Read(name, f"{len(first)}:{first}{second}", 1)
 
 
 def pair_total(query: Query) -> Read | None:

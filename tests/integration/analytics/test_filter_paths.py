@@ -157,6 +157,55 @@ async def test_pages_of_a_source_and_a_country_are_rollups_equal_to_raw(settings
 
 
 @pytest.mark.timeout(900)
+async def test_visits_of_a_source_and_a_country_are_rollups_equal_to_raw(settings: Settings,
+                                                                       generated: tuple[int, datetime]) -> None:
+    """A source and a country together (both filter orders; a pair of values no visit has) grouped by entry page,
+    device or browser, by itself and by time, with visit metrics: the rows of ``rollups.TWO_VISIT_PAIRS``, equal to
+    the raw engine over ranges ending yesterday, today and in the past; the dashboard's panels (the percentage read
+    with its divisor, ``visit:source|visit:country``, in one statement) too. Pageviews, which these rows do not
+    count, and another pair of visit filters are answered elsewhere, and equal as well."""
+    site_id, now = generated
+    today = now.astimezone(ZoneInfo(TZ)).date()
+    custom = [(today - timedelta(days=25)).isoformat(), (today - timedelta(days=3)).isoformat()]
+    two = [["is", "visit:country", ["DE"]], ["is", "visit:source", ["Google"]]]
+    metrics = ["visitors", "visits", "bounce_rate", "visit_duration", "views_per_visit"]
+    bodies = [
+        {"metrics": metrics, "dimensions": [*time, grouped], "filters": filters, "date_range": date_range}
+        for grouped in rollups.VISITS_TWO_PAIRED
+        for filters in (two, two[::-1], [["is", "visit:country", ["DE"]], ["is", "visit:source", ["Nowhere"]]])
+        for time in ([], ["time:day"])
+        for date_range in (("30d", custom, "month", "12mo") if not time else ("7d",))
+    ]
+    assert rollups.reads(parse_query({"site_id": "rollup.example", **bodies[0]}, timezone=TZ, now=now)) == \
+        rollups.Read("visit:source|visit:country|visit:entry_page", "6:GoogleDE", 1)
+    assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) == len(bodies) * 2 // 3
+    panels = [{"metrics": ["visitors", "percentage"] if grouped != "visit:entry_page" else ["visitors", "visits"],
+               "dimensions": [grouped], "pagination": {"limit": 10}, "filters": two, "date_range": date_range}
+              for grouped in rollups.VISITS_TWO_PAIRED for date_range in ("30d", "month")]
+    state = await _state(settings, site_id)
+    for panel in panels:
+        query = parse_query({"site_id": "rollup.example", **panel}, timezone=TZ, now=now)
+        split = planner.percentage_apart(query)
+        assert split is None or rollups.percentage_read(query, split[1]) is not None, panel  # one statement
+        assert planner.decide(split[0] if split else query, state).source is planner.Source.ROLLUPS, panel
+    assert await _compare(settings, site_id, now, panels) == len(panels)
+    elsewhere = [{"metrics": ["visitors", "pageviews"], "dimensions": ["visit:device"], "filters": two,
+                  "date_range": "30d"},
+                 {"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"], "date_range": "30d",
+                  "filters": [["is", "visit:country", ["DE"]], ["is", "visit:device", ["Mobile"]]]}]
+    assert await _compare(settings, site_id, now, elsewhere, planner.Source.VISITS) == 2
+
+
+async def _state(settings: Settings, site_id: int) -> rollups.State | None:
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            return await rollups.rolled_until(session, site_id, TZ)
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.timeout(900)
 async def test_one_page_by_page_is_rollups_equal_to_raw(settings: Settings, generated: tuple[int, datetime]) -> None:
     """``event:page is X`` grouped by page (and time): the pages rollup restricted to the page, equal to the raw
     engine (which counts the page's pageviews only, as the rollup does)."""
@@ -275,7 +324,7 @@ async def test_pairs_are_built_and_forgotten(settings: Settings, generated: tupl
                 "SELECT DISTINCT dimension FROM rollup_spans WHERE site_id = :s AND dimension LIKE '%|%'"),
                 {"s": site_id})}
             assert stored == {*rollups.PAIRS, *rollups.PAGE_PAIRS, *rollups.NAME_PAIRS, *rollups.PROPS_PAIRS,
-                              *rollups.PAIR_TOTALS}
+                              *rollups.TWO_VISIT_PAIRS, *rollups.PAIR_TOTALS}
             days = {row[0] for row in conn.execute(text(
                 "SELECT DISTINCT dimension FROM rollup_days WHERE site_id = :s AND dimension LIKE '%|%'"),
                 {"s": site_id})}
@@ -548,7 +597,8 @@ async def test_pages_of_sources_holding_separators_are_rollups_equal_to_raw(sett
         unread = conn.execute(text(
             "SELECT count(*) FROM rollup_spans WHERE site_id = :s AND dimension = ANY(:names) AND value LIKE :direct"),
             {"s": site_id, "names": ["visit:source|event:page", "visit:source|visit:country|event:page",
-                                     "visit:source|visit:country#any"], "direct": "%Direct / None%"}).scalar_one()
+                                     *rollups.TWO_VISIT_PAIRS, "visit:source|visit:country#any"],
+             "direct": "%Direct / None%"}).scalar_one()
         grouped = conn.execute(text(
             "SELECT count(*) FROM rollup_spans WHERE site_id = :s AND dimension = 'visit:source|visit:country' "
             "AND value LIKE :direct"), {"s": site_id, "direct": "%Direct / None%"}).scalar_one()
@@ -564,10 +614,17 @@ async def test_pages_of_sources_holding_separators_are_rollups_equal_to_raw(sett
     ]
     # The month of the 1st is today alone, and that of the 2nd by day has a bucket after the provisional day (see
     # the generated fixture): neither is rolled up.
+    bodies += [
+        {"metrics": ["visitors", "visits", "bounce_rate"], "dimensions": [*time, grouped], "date_range": date_range,
+         "filters": [["is", "visit:source", [source]], ["is", "visit:country", ["DE"]]]}
+        for source in SOURCES if source for grouped in ("visit:entry_page", "visit:device")
+        for time in ([], ["time:day"]) for date_range in ("7d", past, to_today, "month")
+    ]
     bodies = [b for b in bodies if b["date_range"] != "month" or today.day > 2]
     assert await _compare(settings, site_id, now, bodies, planner.Source.ROLLUPS) == len(bodies)
-    direct = [{"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"], "date_range": date_range,
+    direct = [{"metrics": ["visitors", "pageviews"], "dimensions": [grouped], "date_range": date_range,
                "filters": [["is", "visit:source", ["Direct / None"]], *country]}
+              for grouped in ("event:page", "visit:entry_page")
               for country in ([], [["is", "visit:country", ["DE"]]]) for date_range in ("7d", to_today)]
     assert await _compare(settings, site_id, now, direct) == len(direct)
     by_source = {"metrics": ["visitors", "percentage"], "dimensions": ["visit:country"], "date_range": "7d",

@@ -318,7 +318,8 @@ async def test_longest_page_pairs_roll_up(settings: Settings, db: None) -> None:
     compresses (``rollups.PAIR_FIRST_BYTES``). The first is answered from the rollups, the second elsewhere, both
     as the raw engine answers. The visit's source is the longest ingest keeps (120 characters, here of four bytes
     each and random, so that nothing compresses): the pages of that source and the country store it in the first
-    part beside each page (``rollups.PAGES_TWO_PAIRED``), and are answered from the rollups too."""
+    part beside each page (``rollups.PAGES_TWO_PAIRED``) and the entry page (``rollups.TWO_VISIT_PAIRS``), and are
+    answered from the rollups too."""
     now = datetime.combine(datetime.now(UTC).astimezone(ZoneInfo(TZ)).date(), time(12), ZoneInfo(TZ))
     entry, paired, unpaired = "/" + "e" * 999, "/" + "p" * 749, "/" + "q" * 999
     rng = random.Random(12)
@@ -336,13 +337,13 @@ async def test_longest_page_pairs_roll_up(settings: Settings, db: None) -> None:
             pass
         longest = conn.execute(text("SELECT max(char_length(value)) FROM rollup_spans WHERE site_id = :s "
                                     "AND dimension = :d"), {"s": site_id, "d": rollups.PAGE_ENTRY}).scalar_one()
-        widest = conn.execute(text("SELECT max(octet_length(value)) FROM rollup_spans WHERE site_id = :s "
-                                   "AND dimension = :d"), {"s": site_id,
-                                                           "d": f"{rollups.PAGES_TWO_PAIRED[0]}|event:page"}
-                              ).scalar_one()
+        widest = dict(conn.execute(text(
+            "SELECT dimension, max(octet_length(value)) FROM rollup_spans WHERE site_id = :s AND dimension = ANY(:d) "
+            "GROUP BY 1"), {"s": site_id, "d": [f"{rollups.PAGES_TWO_PAIRED[0]}|{third}"
+                                                for third in ("event:page", "visit:entry_page")]}).all())
     db_engine.dispose()
     assert len("750:") + 750 + 1000 == longest
-    assert len("126:120:") + 480 + len("DE") + 1000 == widest  # 1,490 bytes
+    assert {len("126:120:") + 480 + len("DE") + 1000} == set(widest.values()) and len(widest) == 2  # 1,490 bytes
     db = make_async_engine(settings.database)
     try:
         async with sessionmaker_for(db)() as session:
