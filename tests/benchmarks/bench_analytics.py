@@ -12,7 +12,9 @@ time to roll up one day.
 ``BEACON_BENCH_FILTERS`` picks filter sets by name (default: all of FILTERS), ``BEACON_BENCH_RANGES`` the
 ranges (default ``day,7d,30d,month,12mo``), ``BEACON_BENCH_PANELS`` the panels (default: all eight).
 ``BEACON_BENCH_ROLLUP=0`` only loads the data set (into ``BEACON_BENCH_DIR``); ``BEACON_BENCH_ROLLUP_JOBS=N``
-rolls it up N week-long chunks at a time the first time (the rollup job rolls one at a time).
+rolls it up N week-long chunks at a time the first time (the rollup job rolls one at a time). After rolling up
+more than a chunk's days the run vacuums the rollups and warms the visits' indexes as ``beacon analytics refresh``
+and the rollup job do (``rollups.warm``); ``BEACON_BENCH_WARM=0`` skips the warming (runs before 28 did not warm).
 ``BEACON_BENCH_NOW`` (an ISO 8601 instant, e.g. ``2026-11-30T22:30:00+00:00``) sets the clock the run reads:
 a data set kept in ``BEACON_BENCH_DIR`` ends on the day it was generated, so measuring it again a day later
 needs the clock of that day (otherwise "today" and "this month" hold no data and the roll-up moves on).
@@ -59,6 +61,7 @@ RAW_LIMIT_S = int(os.environ.get("BEACON_BENCH_RAW_LIMIT_S", "0"))
 ROLL_UP = os.environ.get("BEACON_BENCH_ROLLUP", "1") != "0"
 # Chunks rolled up at a time when the data set is first rolled up (the rollup job rolls one at a time).
 ROLLUP_JOBS = int(os.environ.get("BEACON_BENCH_ROLLUP_JOBS", "1"))
+WARM = os.environ.get("BEACON_BENCH_WARM", "1") != "0"
 BASELINE = os.environ.get("BEACON_BENCH_BASELINE", "raw")
 if BASELINE not in ("raw", "join"):
     raise pytest.UsageError(f"BEACON_BENCH_BASELINE={BASELINE!r}: raw or join")
@@ -166,32 +169,43 @@ def loaded(settings: Settings) -> int:
         pytest.skip("BEACON_BENCH_ROLLUP=0: loaded only")
     started = time.perf_counter()
     db = make_engine(settings.database)
+    rolled = 0
     for site_id in ids:
         if ROLLUP_JOBS > 1:
-            _roll_up_in_parallel(db, site_id)
+            rolled += _roll_up_in_parallel(db, site_id)
         while True:
             with db.begin() as conn:
-                if not rollups.refresh(conn, site_id, bench_now()).days:
+                if not (days := rollups.refresh(conn, site_id, bench_now()).days):
                     break
-    print(f"rolled up every site in {time.perf_counter() - started:.1f} s ({ROLLUP_JOBS} at a time)")
+                rolled += days
+    print(f"rolled up {rolled} days of every site in {time.perf_counter() - started:.1f} s ({ROLLUP_JOBS} at a time)")
     # What `beacon analytics refresh` does after a long roll-up: statistics, and the visibility map that lets
     # the rollups' index-only scans skip the heap.
     with db.connect() as conn:
         rollups.vacuum(conn.execution_options(isolation_level="AUTOCOMMIT"))
+    # ... and, after more than a chunk's days, the visits' indexes read back into PostgreSQL's buffers, which the
+    # roll-up pushed out (rollups.warm), as the CLI and the rollup job do; BEACON_BENCH_WARM=0 leaves them cold.
+    if rolled > rollups.WARM_AFTER_DAYS and WARM:
+        began = time.perf_counter()
+        with db.begin() as conn:
+            warmed = rollups.warm(conn)
+        print(f"warmed the visits' indexes in {time.perf_counter() - began:.1f} s: " + (", ".join(
+            f"{index} {blocks * 8192 / 2**20:.0f} MB" for index, blocks in warmed.items()) if warmed is not None
+            else "no pg_prewarm extension"))
     db.dispose()
     return ids[0]
 
 
-def _roll_up_in_parallel(db: Any, site_id: int) -> None:
+def _roll_up_in_parallel(db: Any, site_id: int) -> int:
     """The site's final days not rolled up yet, as the rollup job's refreshes roll them (a chunk of
     ``rollups.CHUNK_DAYS`` per transaction), ``ROLLUP_JOBS`` chunks at a time; then the site's state says so,
     and the refreshes after it go on from there (the provisional day, nothing else)."""
     with db.begin() as conn:
         if conn.execute(text("SELECT 1 FROM rollup_state WHERE site_id = :s"), {"s": site_id}).first():
-            return
+            return 0
         oldest = conn.execute(text("SELECT min(timestamp) FROM events WHERE site_id = :s"), {"s": site_id}).scalar()
     if oldest is None:
-        return
+        return 0
     first = oldest.astimezone(ZoneInfo(TZ)).date()
     target = bench_now().astimezone(ZoneInfo(TZ)).date() - timedelta(days=rollups.FINAL_AFTER_DAYS)
     chunks = [(day, min(target, day + timedelta(days=rollups.CHUNK_DAYS - 1)))
@@ -212,6 +226,7 @@ def _roll_up_in_parallel(db: Any, site_id: int) -> None:
                      {"s": site_id, "tz": TZ, "day": target})
     print(f"site {site_id}: {len(chunks)} chunks of {rollups.CHUNK_DAYS} days, {sum(seconds):.0f} s of statements, "
           f"slowest chunk {max(seconds):.1f} s")
+    return (target - first).days + 1
 
 
 @pytest.mark.timeout(14400)
