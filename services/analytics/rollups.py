@@ -120,8 +120,9 @@ VISITS_TWO_PAIRED = ("visit:entry_page", "visit:device", "visit:browser")
 """Visit dimensions rolled up with the pairs of :data:`PAGES_TWO_PAIRED` too (``<pair>|<dimension>``, visitor and
 visit spans, no day counts): the entry pages, devices and browsers panels under a source and a country together,
 which read the visits with both values from the visits by country before (migration 0029: the entry pages of 12
-months at 10 M events 285-400 ms warm, 1.8-2.7 s from a cold cache; docs/benchmarks.md, runs 26 and 28). Direct
-visits are left out as from the pages (:func:`_unlabelled`)."""
+months at 10 M events 285-400 ms warm, 1.8-2.7 s from a cold cache, after 50-60 ms and 164 ms; docs/benchmarks.md,
+runs 26-28). They cost 0.17 spans per event, most of them the entry pages' (the database went from 2,061 to 2,197
+bytes per event, run 28). Direct visits are left out as from the pages (:func:`_unlabelled`)."""
 TWO_VISIT_PAIRS = tuple(f"{p}|{d}" for p in PAGES_TWO_PAIRED for d in VISITS_TWO_PAIRED)
 PAGE_PAIRS = (*(f"{PAGE_EVENTS}|{d}" for d in PAGE_PAIRED), *(f"{d}|event:page" for d in PAGES_PAIRED),
               *(f"{p}|event:page" for p in PAGES_TWO_PAIRED))

@@ -1,4 +1,5 @@
-"""The dashboard of a site with a year of generated traffic, filtered by country or page over 12 months, in Chromium.
+"""The dashboard of a site with a year of generated traffic, filtered by country, page or both country and source over
+12 months, in Chromium.
 
 Opt-in (it generates and rolls up ``BEACON_E2E_BIG_EVENTS`` events, a million in about five minutes on a shared
 2-core machine): ``BEACON_E2E_BIG_EVENTS=1000000 .venv/bin/python -m pytest tests/e2e/test_dashboard_big.py -s``.
@@ -62,6 +63,8 @@ def big_site(running: Stack) -> Iterator[str]:
     # home page's visits (the generated site has no engagement events) and no scroll depth. Its goals may have no
     # conversion on that page: the panel must settle, without an error, rows or not.
     pytest.param("page /", "f=page%3D%3D%2F", tuple(p for p in PANELS if p != "goals"), id="page"),
+    # The dashboard's two usual filters together: every visit panel from the pair's rollups (migrations 0028, 0029).
+    pytest.param("country DE and source Google", "f=country%3D%3DDE&f=source%3D%3DGoogle", PANELS, id="two"),
 ])
 def test_filter_over_twelve_months_fills_every_panel(running: Stack, big_site: str, playwright: Any, name: str,
                                                      query: str, panels: tuple[str, ...]) -> None:
