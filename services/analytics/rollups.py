@@ -1136,6 +1136,7 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     # One first part of a pair: its rows through the pairs' index. A filtered read has no percentage here, so it
     # needs no total's rows.
     pair_rows = f" AND {PAIR_ROWS}" if read.part == 1 else ""
+    day_counts = bool({"pageviews", "events"} & set(query.metrics))
     stored_dims = f"dimension = :dim{pair_rows}" if pair_rows else "dimension IN (:dim, :total_dim)"
     percentage_total = ("SELECT sum(visitors) FROM all_spans WHERE dimension = :total_dim "
                         "AND first_day <= :range_last AND last_day >= :range_first")
@@ -1149,8 +1150,11 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         "bounces, duration, pageviews "
         f"FROM rollup_spans WHERE site_id = :site AND {stored_dims} AND first_day < :boundary "
         f"AND first_day <= :range_last AND last_day >= :range_first{tail_spans})",
+        # Day counts only for pageviews and events: every value with a day count in a bucket has a visitor span
+        # there too, so no row is lost without them (the visit reports' 12 months read 190,353 day rows for nothing
+        # at 10 M events, a third of the statement's pages; docs/benchmarks.md, run 29).
         "all_days AS (SELECT dimension, CAST(value AS text) AS value, day, pageviews, events FROM rollup_days "
-        "WHERE site_id = :site "
+        f"WHERE site_id = :site{'' if day_counts else ' AND FALSE'} "
         f"AND dimension = :dim AND day < :boundary AND day BETWEEN :range_first AND :range_last{tail_days})",
         "buckets AS (SELECT * FROM unnest(CAST(:labels AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
         "AS b(label, start_day, end_day))",
