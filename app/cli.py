@@ -263,8 +263,9 @@ def cmd_analytics_refresh(settings: Settings, args: argparse.Namespace) -> int:
                     days += result.days
                     progress.update(task, completed=min(days, total))
                 progress.update(task, total=days, completed=days)
-                until = result.rolled_until.isoformat() if result and result.rolled_until else "nothing to roll up"
-                print(f"{domain}: {days} day(s) rolled up; final days until {until}")
+                until = (f"final days rolled up through {result.rolled_until.isoformat()}"
+                         if result and result.rolled_until else "no final day with events yet")
+                print(f"{domain}: {days} day(s) rolled up now; {until}")
                 rolled += days
         if rolled > rollups.WARM_AFTER_DAYS:
             print("vacuuming the rollup tables (index-only scans of the new days)")

@@ -104,6 +104,18 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     return getattr(request.app, "template_engine", None) is not None and "json" not in accept
 
 
+_BODY_MESSAGES = {
+    # Litestar's words for a body it could not read, as a client would put them.
+    "'data'": "the request body is empty: send a JSON object",
+    "Input data was truncated": "JSON is malformed: the body ends before the JSON does",
+}
+
+
+def _body_message(exc: HTTPException) -> str:
+    """``exc``'s detail, in a client's words when it is Litestar's for a body it could not read."""
+    return _BODY_MESSAGES.get(exc.detail, exc.detail) if exc.status_code == 400 else exc.detail
+
+
 def _describe_validation(exc: ValidationException) -> str:
     extra = exc.extra if isinstance(exc.extra, list) else []
     parts = []
@@ -111,6 +123,9 @@ def _describe_validation(exc: ValidationException) -> str:
         if isinstance(item, dict):
             key = item.get("key")
             message = item.get("message", "invalid")
+            if (clear := _BODY_MESSAGES.get(str(message))) is not None and key in (None, "data"):
+                parts.append(clear)
+                continue
             parts.append(f"{key}: {message}" if key else str(message))
     return "; ".join(parts) or exc.detail
 
@@ -143,7 +158,7 @@ def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Respons
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if exc.status_code == HTTP_500_INTERNAL_SERVER_ERROR:
         return internal_error_handler(request, exc)
-    detail = _describe_validation(exc) if isinstance(exc, ValidationException) else exc.detail
+    detail = _describe_validation(exc) if isinstance(exc, ValidationException) else _body_message(exc)
     title = "Bad request" if exc.status_code == 400 else exc.detail
     return _render(request, exc.status_code, title, detail, dict(exc.headers or {}))
 
@@ -176,7 +191,7 @@ def plausible_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
     if isinstance(exc, DataError):
         return Response({"error": _data_error_detail(exc)}, status_code=400)
     if isinstance(exc, HTTPException):
-        return Response({"error": exc.detail}, status_code=exc.status_code, headers=dict(exc.headers or {}))
+        return Response({"error": _body_message(exc)}, status_code=exc.status_code, headers=dict(exc.headers or {}))
     return internal_error_handler(request, exc)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import get
-from litestar.params import FromQuery
+from litestar import get, post
+from litestar.params import FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
@@ -26,7 +26,11 @@ def _app(settings: Settings) -> Any:
     async def problem_route(value: FromQuery[int]) -> int:
         return await plausible_route.fn(value)
 
-    return create_service_app("api", settings, [plausible_route, problem_route], health_route=False,
+    @post("/api/v1/query")
+    async def body_route(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+        return data
+
+    return create_service_app("api", settings, [plausible_route, problem_route, body_route], health_route=False,
                               plausible_prefixes=("/api/v1/",), on_shutdown=[engine.dispose])
 
 
@@ -53,3 +57,16 @@ async def test_guard_answers_in_each_apis_shape(settings: Settings) -> None:
                                                                                  plausible.json())
     assert (400, "query string: NUL characters are not allowed") == (problem.status_code, problem.json()["detail"])
     assert (404, ["error"]) == (missing.status_code, list(missing.json()))
+
+
+async def test_unreadable_bodies_say_what_is_wrong(settings: Settings) -> None:
+    """An empty body and JSON cut short are 400s that say so, not Litestar's internal words ("data: 'data'",
+    "Input data was truncated")."""
+    async with AsyncTestClient(app=_app(settings)) as client:
+        answers = [await client.post("/api/v1/query", content=body, headers={"content-type": "application/json"})
+                   for body in (b"", b'{"metrics": ["visitors"', b'{"metrics": x}', b'{"metrics": []}')]
+    assert [(a.status_code, a.json()) for a in answers[:2]] == [
+        (400, {"error": "the request body is empty: send a JSON object"}),
+        (400, {"error": "JSON is malformed: the body ends before the JSON does"})]
+    assert (400, True) == (answers[2].status_code, answers[2].json()["error"].startswith("JSON is malformed"))
+    assert (201, {"metrics": []}) == (answers[3].status_code, answers[3].json())

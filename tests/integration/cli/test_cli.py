@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import psycopg
 import pytest
 
 from app.core.settings import Settings
 from app.devstack import free_port
+from services.analytics import rollups
 from tests.support.beacon import run_beacon
 
 
@@ -112,7 +115,8 @@ def test_analytics_refresh(environment: dict[str, str], settings: Settings, db: 
     assert vacuumed is not None and 2 == vacuumed[0]
     assert options is not None and "autovacuum_vacuum_insert_threshold=10000" in options[0]  # migration 0020
     again = run_beacon(environment, "analytics", "refresh")
-    assert "cli.example: 0 day(s) rolled up" in again.stdout
+    final = (datetime.now(UTC).date() - timedelta(days=rollups.FINAL_AFTER_DAYS)).isoformat()
+    assert f"cli.example: 0 day(s) rolled up now; final days rolled up through {final}\n" in again.stdout
     rebuilt = run_beacon(environment, "analytics", "refresh", "--site", "cli.example", "--rebuild")
     assert first.stdout == rebuilt.stdout
     unknown = run_beacon(environment, "analytics", "refresh", "--site", "nope.example")
