@@ -881,7 +881,7 @@ def two_paired_by(query: Query) -> Read | None:
     """
     others = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     if len(others) != 1 or (values := _two_kept(query)) is None or (pair := _pair_of(*values)) not in PAGES_TWO_PAIRED \
-            or (name := f"{pair}|{others[0]}") not in (*PAGE_PAIRS, *TWO_VISIT_PAIRS):
+            or (name := f"{pair}|{others[0]}") not in STORED:
         return None
     first, second = (values[d] for d in pair.split("|"))
     return Read(name, f"{len(first)}:{first}{second}", 1)
@@ -922,13 +922,17 @@ def applicable(query: Query) -> bool:
         return False
     if not set(query.metrics) <= (VISIT_METRICS if _visit_spans(read.dimension) else EVENT_METRICS):
         return False
-    if (read.dimension in DAYS_LEFT_OUT or read.dimension in PAIR_TOTALS) and {"pageviews", "events"} & set(
-            query.metrics):
+    if (read.dimension in DAYS_LEFT_OUT or read.dimension in PAIR_TOTALS) and _asks_day_counts(query):
         return False  # no day counts stored
     dr = query.date_range
     # Whole local days only ("today so far" and rolling 24 hours go to the raw engine).
     return dr.start == _midnight(dr.first_day, dr.timezone) and dr.end == _midnight(
         dr.last_day + timedelta(days=1), dr.timezone)
+
+
+def _asks_day_counts(query: Query) -> bool:
+    """Whether ``query`` asks pageviews or events, which only the day counts hold (the spans give the rest)."""
+    return bool({"pageviews", "events"} & set(query.metrics))
 
 
 def bounce_read(read: Read) -> bool:
@@ -1072,7 +1076,7 @@ def _tail(query: Query, read: Read, needed: tuple[str, ...], sql: _Sql, percenta
         ctes.append(f"tail AS MATERIALIZED ({spans})")
         spans = "SELECT * FROM tail WHERE dimension = :dim"
     days = ""
-    if dimension in DAYS_STORED and set(query.metrics) & {"pageviews", "events"}:
+    if dimension in DAYS_STORED and _asks_day_counts(query):
         days = " UNION ALL SELECT dimension, CAST(value AS text), day, pageviews, events " \
                f"FROM ({days_sql((dimension,) if shared else needed, with_visits)}) t"
     return ctes, f" UNION ALL {spans}", days
@@ -1136,7 +1140,6 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
     # One first part of a pair: its rows through the pairs' index. A filtered read has no percentage here, so it
     # needs no total's rows.
     pair_rows = f" AND {PAIR_ROWS}" if read.part == 1 else ""
-    day_counts = bool({"pageviews", "events"} & set(query.metrics))
     stored_dims = f"dimension = :dim{pair_rows}" if pair_rows else "dimension IN (:dim, :total_dim)"
     percentage_total = ("SELECT sum(visitors) FROM all_spans WHERE dimension = :total_dim "
                         "AND first_day <= :range_last AND last_day >= :range_first")
@@ -1154,7 +1157,7 @@ def build(query: Query, site_id: int, rolled_until: date, provisional_day: date 
         # there too, so no row is lost without them (the visit reports' 12 months read 190,353 day rows for nothing
         # at 10 M events, a third of the statement's pages; docs/benchmarks.md, run 29).
         "all_days AS (SELECT dimension, CAST(value AS text) AS value, day, pageviews, events FROM rollup_days "
-        f"WHERE site_id = :site{'' if day_counts else ' AND FALSE'} "
+        f"WHERE site_id = :site{'' if _asks_day_counts(query) else ' AND FALSE'} "
         f"AND dimension = :dim AND day < :boundary AND day BETWEEN :range_first AND :range_last{tail_days})",
         "buckets AS (SELECT * FROM unnest(CAST(:labels AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
         "AS b(label, start_day, end_day))",

@@ -182,7 +182,12 @@ async def test_visits_of_a_source_and_a_country_are_rollups_equal_to_raw(setting
     panels = [{"metrics": ["visitors", "percentage"] if grouped != "visit:entry_page" else ["visitors", "visits"],
                "dimensions": [grouped], "pagination": {"limit": 10}, "filters": two, "date_range": date_range}
               for grouped in rollups.VISITS_TWO_PAIRED for date_range in ("30d", "month")]
-    state = await _state(settings, site_id)
+    db = make_async_engine(settings.database)
+    try:
+        async with sessionmaker_for(db)() as session:
+            state = await rollups.rolled_until(session, site_id, TZ)
+    finally:
+        await db.dispose()
     for panel in panels:
         query = parse_query({"site_id": "rollup.example", **panel}, timezone=TZ, now=now)
         split = planner.percentage_apart(query)
@@ -194,15 +199,6 @@ async def test_visits_of_a_source_and_a_country_are_rollups_equal_to_raw(setting
                  {"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"], "date_range": "30d",
                   "filters": [["is", "visit:country", ["DE"]], ["is", "visit:device", ["Mobile"]]]}]
     assert await _compare(settings, site_id, now, elsewhere, planner.Source.VISITS) == 2
-
-
-async def _state(settings: Settings, site_id: int) -> rollups.State | None:
-    db = make_async_engine(settings.database)
-    try:
-        async with sessionmaker_for(db)() as session:
-            return await rollups.rolled_until(session, site_id, TZ)
-    finally:
-        await db.dispose()
 
 
 @pytest.mark.timeout(900)
