@@ -353,7 +353,7 @@ class Dashboard {
   renderRows(list, data) {
     const [main, ...others] = data.metrics;
     if (!data.rows.length) {
-      list.replaceChildren(el("p", { class: "dash-muted", text: "No data for this range." }));
+      list.replaceChildren(el("p", { class: "dash-muted", text: data.empty || "No data for this range." }));
       return;
     }
     const max = Math.max(...data.rows.map((row) => row[main])) || 1;

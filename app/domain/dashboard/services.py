@@ -16,11 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+from sqlalchemy import exists, select
 
 from app.core.contracts import PropertyKeys, StatsAnswer, StatsQuery
 from app.core.errors import ClientError
 from app.core.inputs import check_date
-from app.core.models import Annotation, Site
+from app.core.models import Annotation, Goal, Site
 from app.core.periods import default_interval, month_start
 from app.core.resources import Resources
 from app.core.tokens import WS_TOKEN_PURPOSE, sign_token
@@ -431,7 +432,8 @@ async def breakdown(resources: Resources, site: Site, state: State, name: str, d
     Under a goal filter a report other than goals and events shows the goal's conversions and conversion rate
     per value, as Plausible's dashboard does (its ``breakdown_metrics``: columns "Conversions" and "CR"; custom
     properties keep their events); the rate's divisor is the value's visitors (Stats API v2
-    ``group_conversion_rate``). ``labels`` names the columns whose label differs from the metric's usual one.
+    ``group_conversion_rate``). ``labels`` names the columns whose label differs from the metric's usual one;
+    ``empty``, when present, what an empty report shows instead of the default (a site without goals).
     """
     stats = Stats(resources, site, state.imports)
     labels: dict[str, str] = {}
@@ -447,6 +449,12 @@ async def breakdown(resources: Resources, site: Site, state: State, name: str, d
     rows = [{"value": row.dimensions[0], **dict(zip(metrics, row.metrics, strict=True))} for row in answer.results]
     result: dict[str, Any] = {"dimension": name, "metrics": list(metrics), "labels": labels, "rows": rows,
                               "imports": dict(stats.imports_meta)}
+    if name == "goal" and not rows:
+        # An empty goals report of a site without goals says so, as Plausible's dashboard does, rather than
+        # "no data for this range".
+        async with resources.sessions() as session:
+            if not (await session.execute(select(exists().where(Goal.site_id == site.id)))).scalar():
+                result["empty"] = "No goals set up yet."
     if name == "event":
         # Conversion rate as Plausible defines it for goals (converted visitors / all visitors), computed
         # here because the engine's conversion_rate is a metric of goals only.

@@ -91,6 +91,18 @@ def test_breakdown(servers: Servers, world: World, site: int, dimension: str, ex
     assert expected == sorted(response.json()["rows"], key=lambda row: (-row["visitors"], row["value"]))
 
 
+def test_goals_report_of_a_site_without_goals_says_so(servers: Servers, world: World, site: int) -> None:
+    """An empty goals report says why when the site has no goals (Plausible's dashboard offers to set them up);
+    with goals, an empty range says nothing more than any other empty report."""
+    before = owner_get(servers, world, "/sites/dash.example/stats/breakdown", period="custom", dimension="goal",
+                       **{"from": "2026-01-01", "to": "2026-01-02"}).json()
+    assert ([], None) == (before["rows"], before.get("empty"))
+    world.sql("DELETE FROM goals WHERE site_id = :s", s=site)
+    for period in ("today", "7d"):
+        body = owner_get(servers, world, "/sites/dash.example/stats/breakdown", period=period, dimension="goal").json()
+        assert ([], "No goals set up yet.") == (body["rows"], body["empty"])
+
+
 def test_property_keys(servers: Servers, world: World, site: int) -> None:
     """The custom property keys seen in the range."""
     assert {"keys": ["plan"]} == owner_get(servers, world, "/sites/dash.example/stats/properties").json()
