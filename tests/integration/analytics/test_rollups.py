@@ -370,3 +370,44 @@ async def test_longest_page_pairs_roll_up(settings: Settings, db: None) -> None:
             assert (raw.rows, raw.total_rows) == (served.rows, served.total_rows)
     finally:
         await db.dispose()
+
+
+LOCAL_DAY_WINDOWS = [
+    # (time zone, first day, last day, searched): a day's tail and a week's roll-up, away from a switch of the UTC
+    # offset (searched among the midnights) and across one (converted).
+    ("Europe/Berlin", date(2026, 11, 30), date(2026, 11, 30), True),
+    ("Europe/Berlin", date(2026, 3, 29), date(2026, 3, 29), False),
+    ("Europe/Berlin", date(2026, 10, 19), date(2026, 10, 25), False),
+    ("America/Santiago", date(2026, 4, 4), date(2026, 4, 5), False),  # 24:00 becomes 23:00
+    ("America/Santiago", date(2026, 9, 6), date(2026, 9, 12), False),  # midnight does not exist
+    ("America/Havana", date(2026, 11, 1), date(2026, 11, 1), False),
+    ("Australia/Lord_Howe", date(2026, 4, 1), date(2026, 4, 7), False),  # half an hour
+    ("Asia/Kolkata", date(2026, 6, 1), date(2026, 6, 7), True),
+    ("Pacific/Kiritimati", date(2026, 12, 31), date(2026, 12, 31), True),
+    ("UTC", date(2026, 2, 28), date(2026, 3, 1), True),
+]
+
+
+def test_local_day_is_the_time_zones_day(settings: Settings, db: None) -> None:
+    """The local day the scans compute (``rollups.local_day``: a search among the window's midnights where the UTC
+    offset holds, the time zone conversion where it changes) is PostgreSQL's ``AT TIME ZONE`` day for every
+    instant a scan can read (its window, and a visit's span before and after), each midnight and the moment before
+    it too; the search serves every window without a switch."""
+    db_engine = make_engine(settings.database)
+    try:
+        with db_engine.connect() as conn:
+            for tz, first, last, searched in LOCAL_DAY_WINDOWS:
+                params = rollups.window(first, last, tz)
+                assert searched == (params["midnights"] is not None), (tz, first, last)
+                bounds = params["midnights"] or []
+                instants = conn.execute(text(
+                    "SELECT t FROM generate_series(CAST(:scan_start AS timestamptz) - interval '1 day', "
+                    "CAST(:scan_end AS timestamptz) + interval '1 day', interval '7 minutes') t "
+                    "UNION ALL SELECT unnest(CAST(:edges AS timestamptz[]))"),
+                    {**params, "edges": [*bounds, *(b - timedelta(microseconds=1) for b in bounds)]}).scalars().all()
+                wrong = conn.execute(text(
+                    f"SELECT count(*) FILTER (WHERE {rollups.local_day('t')} <> (t AT TIME ZONE :tz)::date), count(*) "
+                    "FROM unnest(CAST(:instants AS timestamptz[])) t"), {**params, "instants": instants}).one()
+                assert (0, len(instants)) == tuple(wrong), (tz, first, last)
+    finally:
+        db_engine.dispose()
