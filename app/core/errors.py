@@ -10,8 +10,9 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DataError
@@ -163,6 +164,24 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     return _render(request, exc.status_code, title, detail, dict(exc.headers or {}))
 
 
+def unreadable_body(exc: Exception) -> str | None:
+    """The client's words for a request body Litestar could not decode, or None when ``exc`` is not that.
+
+    Litestar raises ``SerializationException`` for both a body it cannot decode and a response it cannot encode;
+    only the first (a msgspec ``DecodeError`` beneath) is the client's. Handlers never meet it (Litestar turns it
+    into a 400 while it reads their arguments), but Sentry's Litestar integration reads the body before the
+    handler does and lets it through: with Sentry on, malformed JSON was a 500."""
+    if isinstance(exc, SerializationException) and isinstance(exc.__cause__, msgspec.DecodeError):
+        return _BODY_MESSAGES.get(exc.detail, exc.detail)
+    return None
+
+
+def serialization_error_handler(request: Request[Any, Any, Any], exc: SerializationException) -> Response[Any]:
+    if (detail := unreadable_body(exc)) is not None:
+        return _render(request, 400, "Bad request", detail)
+    return internal_error_handler(request, exc)
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return _render(request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error",
@@ -206,6 +225,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
     DataError: data_error_handler,
+    SerializationException: serialization_error_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,
     Exception: internal_error_handler,
 }

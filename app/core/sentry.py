@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from app.core.errors import unreadable_body
 from app.core.logging import current_request_id
 from app.core.settings import Settings
 
@@ -23,7 +24,12 @@ _HTTP_PROCESSES = frozenset({"api", "ingest", "analytics", "integrations", "comp
 
 
 def _tag_request_id(event: Any, hint: Any) -> Any:
-    """``before_send``: tag the event with the current request id (see :mod:`app.core.request_id`)."""
+    """``before_send``: tag the event with the current request id (see :mod:`app.core.request_id`); drop it when
+    it is a request body the client sent unreadable (answered 400, see :func:`app.core.errors.unreadable_body`),
+    which the Litestar integration reports as it passes."""
+    exc_info = (hint or {}).get("exc_info")
+    if exc_info and isinstance(exc_info[1], Exception) and unreadable_body(exc_info[1]) is not None:
+        return None
     request_id = current_request_id()
     if request_id is not None:
         tags = event.setdefault("tags", {})

@@ -124,6 +124,24 @@ async def test_error_in_an_http_process_reaches_sentry_with_its_request_id(
     assert "cookies" not in event.get("request", {})  # send_default_pii is off
 
 
+async def test_unreadable_json_is_a_400_with_sentry_on(sentry_settings: Settings, receiver: Receiver) -> None:
+    """Sentry's Litestar integration reads a request's body before its handler: JSON that does not decode is the
+    client's error there too (Plausible's shape under the Stats API, a problem elsewhere), not a 500 sent to
+    Sentry."""
+    assert init_sentry("api", sentry_settings)
+    async with AsyncTestClient(app=create_api(sentry_settings)) as client:
+        for path, body, detail in (
+                ("/api/v2/query", b'{"metrics": ["visitors"', "JSON is malformed: the body ends before the JSON does"),
+                ("/api/v2/query", b'{"metrics": x}', "JSON is malformed: invalid character (byte 12)"),
+                ("/api/v1/sites", b"{", "JSON is malformed: the body ends before the JSON does")):
+            request_id = f"sentry-json-{len(body)}-{path.count('/')}"
+            answer = await client.post(path, content=body, headers={
+                "content-type": "application/json", "Authorization": "Bearer nothing", "X-Request-ID": request_id})
+            assert (400, {"error": detail}) == (answer.status_code, answer.json()), path
+    sentry_sdk.flush(2)
+    assert not [event for event in receiver.events if "sentry-json" in str(dict(_tags(event)).get("request_id"))]
+
+
 async def test_error_in_realtime_reaches_sentry_with_its_request_id(
         sentry_settings: Settings, receiver: Receiver) -> None:
     """An exception while the realtime process answers a request: a 500 and an event with the request id."""
