@@ -207,6 +207,11 @@ def test_filter_by_row_chip_url_and_back(running: Stack, visitors: Visitors, own
     page.goto(f"{running.base_url}/sites/{SITE}")
     wait_idle(page)
     unfiltered = metric(page, "visitors")
+    # Hovered, a row keeps its text's colour and no background of its own, so its text stays readable on its bar.
+    style = "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+    resting = row(page, "pages", "/dash/pricing").evaluate(style)
+    row(page, "pages", "/dash/pricing").hover()
+    assert resting == row(page, "pages", "/dash/pricing").evaluate(style)
     row(page, "pages", "/dash/pricing").click()
     page.locator("#filters .dash-chip", has_text="/dash/pricing").wait_for()
     assert "f=page%3D%3D%2Fdash%2Fpricing" in page.url
