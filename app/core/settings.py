@@ -172,8 +172,9 @@ class AccountSettings:
     password_reset_window: int = setting("BEACON_PASSWORD_RESET_WINDOW", 3600, minimum=1)
     """Seconds over which reset requests are counted."""
     api_key_hourly_limit: int = setting("BEACON_API_KEY_HOURLY_LIMIT", 600, minimum=0)
-    """Requests one API key may make per clock hour (Stats and Sites APIs; 0: no limit). 600 is Plausible's
-    documented default ("API keys have a rate limit of 600 requests per hour by default")."""
+    """Requests one API key may make in an hour counted from its first request of the window (Stats and Sites
+    APIs; 0: no limit). 600 is Plausible's documented default ("API keys have a rate limit of 600 requests per
+    hour by default")."""
     session_max_age: int = setting("BEACON_SESSION_MAX_AGE", 14 * 24 * 3600, minimum=60)
     """Seconds a browser session lasts after its last request (sliding)."""
     session_lifetime: int = setting("BEACON_SESSION_LIFETIME", 30 * 24 * 3600, minimum=60)
