@@ -126,7 +126,7 @@ async def test_error_in_an_http_process_reaches_sentry_with_its_request_id(
 
 async def test_unreadable_json_is_a_400_with_sentry_on(sentry_settings: Settings, receiver: Receiver) -> None:
     """Sentry's Litestar integration reads a request's body before its handler: JSON that does not decode is the
-    client's error there too (Plausible's shape under the Stats API, a problem elsewhere), not a 500 sent to
+    client's error there too (a 400 in Plausible's shape under the Stats and Sites APIs), not a 500 sent to
     Sentry."""
     assert init_sentry("api", sentry_settings)
     async with AsyncTestClient(app=create_api(sentry_settings)) as client:
