@@ -16,15 +16,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import exists, select
 
 from app.core.contracts import PropertyKeys, StatsAnswer, StatsQuery
 from app.core.errors import ClientError
 from app.core.inputs import check_date
-from app.core.models import Annotation, Goal, Site
+from app.core.models import Annotation, Site
 from app.core.periods import default_interval, month_start
 from app.core.resources import Resources
 from app.core.tokens import WS_TOKEN_PURPOSE, sign_token
+from app.domain.sites.services import list_goals
 from app.realtime.publish import site_channel
 
 WS_TOKEN_TTL = 12 * 3600
@@ -453,7 +453,7 @@ async def breakdown(resources: Resources, site: Site, state: State, name: str, d
         # An empty goals report of a site without goals says so, as Plausible's dashboard does, rather than
         # "no data for this range".
         async with resources.sessions() as session:
-            if not (await session.execute(select(exists().where(Goal.site_id == site.id)))).scalar():
+            if not await list_goals(session, site.id):
                 result["empty"] = "No goals set up yet."
     if name == "event":
         # Conversion rate as Plausible defines it for goals (converted visitors / all visitors), computed
